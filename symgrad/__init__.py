@@ -1,0 +1,22 @@
+"""symgrad: a symbolic differentiation and code-generation compiler for neural networks.
+
+Define a network (or a micrograd-style scalar graph) with formulas; SymPy
+derives and simplifies every gradient; the same expressions are printed as a
+step-by-step derivation and compiled into Numba training kernels.
+
+Data flow, one package per stage::
+
+    definition -> graph -> derive -> simplify -> prove -> render / codegen -> runtime
+"""
+
+from symgrad.definition.formulas import (  # noqa: F401
+    Abs, Max, Min, Piecewise, cosh, erf, exp, log, pi, relu, sigmoid, sinh, softplus,
+    sqrt, tanh, var,
+)
+from symgrad.render.document import Derivation  # noqa: F401
+
+# --- scalar engine (issue: foundation) ---
+# --- networks (issue: symbolic networks) ---
+# --- training (issue: numba kernels) ---
+
+__version__ = "0.1.0"

@@ -1,0 +1,116 @@
+"""The derived backward pass of a network, as plain data.
+
+This is the contract between the stages: `derive.network` fills a
+`NetworkPlan`; `prove` checks its identities; `render` prints it; `codegen`
+and `runtime.reference` evaluate exactly these expressions. Nothing
+downstream differentiates again, and nothing here is written by hand: every
+expression comes out of SymPy.
+
+Canonical symbols (see `symgrad.definition.formulas`): ``z`` pre-activation,
+``a`` hidden activation output, ``p`` prediction of the output layer, ``y``
+target, and ``lse`` the per-row log-sum-exp of the logits (softmax only).
+
+Shapes: a batch ``X`` is (n, in_dim); a Dense layer computes
+``Z = A_prev @ W + b`` with ``W`` (in_dim, out_dim) and ``b`` (out_dim,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import sympy as sp
+
+LSE = sp.Symbol("lse", real=True)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A claimed equality ``raw == simplified``, to be proven by `symgrad.prove`.
+
+    ``raw`` is what the chain rule produced; ``simplified`` is the form the
+    kernel uses. ``substitutions`` map saved-value symbols to their definition
+    (e.g. ``a -> tanh(z)``) so both sides can be compared in the same
+    variables. ``domain`` gives sampling ranges for the numeric check, and
+    ``assumptions`` states side conditions (e.g. one-hot targets sum to 1).
+    """
+
+    name: str
+    raw: sp.Expr
+    simplified: sp.Expr
+    substitutions: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    domain: dict[sp.Symbol, tuple[float, float]] = field(default_factory=dict)
+    assumptions: str = ""
+
+
+@dataclass(frozen=True)
+class ActivationPlan:
+    """An elementwise activation a = f(z) and its derived derivative."""
+
+    name: str
+    latex_name: str
+    forward: sp.Expr          # f(z), in z, parameters substituted (as the user wrote it)
+    stable_forward: sp.Expr   # numerically safe form of f(z) used for evaluation
+    derivative_raw: sp.Expr   # sympy.diff(f(z), z), as SymPy returned it
+    derivative: sp.Expr       # simplified; in a where the engine found a form, else in z
+    saved: tuple[str, ...]    # forward values the derivative reads: subset of ("z", "a")
+    identity: Identity        # derivative_raw == derivative (with a -> f(z))
+
+
+@dataclass(frozen=True)
+class DensePlan:
+    """A Dense layer followed (for hidden layers) by an elementwise activation."""
+
+    index: int
+    name: str                 # "dense0", "dense1", ...
+    in_dim: int
+    out_dim: int
+    bias: bool
+    activation: ActivationPlan | None  # None for the last Dense (its activation is in OutputPlan)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return (f"{self.name}.W", f"{self.name}.b") if self.bias else (f"{self.name}.W",)
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """The output activation fused with the loss: Steps A, B, C of the printout.
+
+    The loss of a batch is ``scale * sum(loss_from_logits)`` with
+    ``scale = 1/n`` (``reduction == "rows"``: softmax cross-entropy) or
+    ``1/(n*k)`` (``reduction == "elements"``: every elementwise loss).
+    """
+
+    activation_name: str
+    activation_latex: str
+    kind: Literal["elementwise", "softmax"]
+    prediction: sp.Expr       # p as a function of z (softmax: exp(z - lse))
+    loss_name: str
+    loss_latex: str
+    loss_formula: sp.Expr     # l(p, y) as written
+    loss_from_logits: sp.Expr  # l(f(z), y) in a stable form, in z, y (and lse)
+    stable_note: str          # which stable form is used and why (printed)
+    step_a: sp.Expr           # dl/dp, simplified, in p, y
+    step_b: sp.Expr           # dp/dz, simplified (in p where possible)
+    delta_raw: sp.Expr        # step_a * step_b before cancellation
+    delta: sp.Expr            # dl/dz, simplified: e.g. p - y
+    delta_uses: tuple[str, ...]  # subset of ("p", "y", "z")
+    reduction: Literal["rows", "elements"]
+    identities: tuple[Identity, ...]
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """Everything derived about a network + loss; consumed by render, codegen, runtime."""
+
+    layers: tuple[DensePlan, ...]
+    output: OutputPlan
+    input_dim: int
+    output_dim: int
+    gradients: dict[str, sp.Expr]   # parameter name -> backward formula (matrix form)
+    identities: tuple[Identity, ...]  # every identity to prove (activations, fusion)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(name for layer in self.layers for name in layer.param_names)

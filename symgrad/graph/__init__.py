@@ -1,0 +1,1 @@
+"""Stage: graph — node structures and iterative topological order."""

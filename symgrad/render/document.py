@@ -1,0 +1,222 @@
+"""The `Derivation` document: sections of prose + math, printable as LaTeX,
+Markdown or plain text.
+
+Both the scalar engine and the network compiler fill a `Derivation`; this
+module only knows how to lay it out. Prose may contain inline math between
+``$...$``; everything outside the dollars is escaped for LaTeX.
+
+>>> d = Derivation("Example")
+>>> s = d.section("Chain rule")
+>>> s.add(text="Start from $L$ itself:", math=r"\\frac{\\partial L}{\\partial L} = 1",
+...       plain="dL/dL = 1")
+>>> print(d.text())
+Example
+=======
+<BLANKLINE>
+Chain rule
+----------
+Start from L itself:
+    dL/dL = 1
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_INLINE_MATH = re.compile(r"(\$[^$]+\$)")
+
+
+def escape_latex_prose(text: str) -> str:
+    """Escape LaTeX specials in prose, leaving ``$...$`` math untouched.
+
+    >>> escape_latex_prose("p_1 & $p_1$ 50%")
+    'p\\\\_1 \\\\& $p_1$ 50\\\\%'
+    """
+    parts = _INLINE_MATH.split(text)
+    out = []
+    for part in parts:
+        if part.startswith("$") and part.endswith("$") and len(part) > 1:
+            out.append(part)
+        else:
+            out.append("".join(_LATEX_SPECIALS.get(ch, ch) for ch in part))
+    return "".join(out)
+
+
+def _aligned(math: str) -> str:
+    # Multi-line equations use & alignment; wrap them so both LaTeX and MathJax accept them.
+    if "&" in math or r"\\" in math:
+        return r"\begin{aligned}" + math + r"\end{aligned}"
+    return math
+
+
+def _strip_inline_math(text: str) -> str:
+    return _INLINE_MATH.sub(lambda m: m.group(1)[1:-1], text)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a derivation: a sentence, a displayed equation, or both.
+
+    ``math`` is LaTeX (no delimiters); ``plain`` is the same statement for the
+    plain-text rendering (falls back to ``math`` when empty).
+    """
+
+    text: str = ""
+    math: str = ""
+    plain: str = ""
+
+
+@dataclass
+class Section:
+    """A titled group of steps (one node, one layer, one stage)."""
+
+    title: str
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, text: str = "", math: str = "", plain: str = "") -> Step:
+        """Append a step and return it."""
+        step = Step(text=text, math=math, plain=plain)
+        self.steps.append(step)
+        return step
+
+
+class Derivation:
+    """A printable, step-by-step derivation.
+
+    Renderings: `latex` (a body fragment), `markdown`, `text`, `to_tex` (a
+    standalone document that compiles with pdflatex) and `_repr_latex_` for
+    Jupyter.
+    """
+
+    def __init__(self, title: str, intro: str = "") -> None:
+        self.title = title
+        self.intro = intro
+        self.sections: list[Section] = []
+
+    def section(self, title: str) -> Section:
+        """Start a new section and return it."""
+        sec = Section(title)
+        self.sections.append(sec)
+        return sec
+
+    def __iter__(self) -> Iterator[Section]:
+        return iter(self.sections)
+
+    def __len__(self) -> int:
+        return len(self.sections)
+
+    # -- renderings ---------------------------------------------------------
+    def latex(self) -> str:
+        """The derivation as a LaTeX body fragment (needs amsmath)."""
+        lines = [rf"\section*{{{escape_latex_prose(self.title)}}}"]
+        if self.intro:
+            lines += [escape_latex_prose(self.intro), ""]
+        for sec in self.sections:
+            lines.append(rf"\subsection*{{{escape_latex_prose(sec.title)}}}")
+            for step in sec.steps:
+                if step.text:
+                    lines += [escape_latex_prose(step.text), ""]
+                if step.math:
+                    lines += [r"\begin{equation*}", _aligned(step.math), r"\end{equation*}"]
+            lines.append("")
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        """The derivation as Markdown with ``$$`` display math."""
+        lines = [f"# {self.title}", ""]
+        if self.intro:
+            lines += [self.intro, ""]
+        for sec in self.sections:
+            lines += [f"## {sec.title}", ""]
+            for step in sec.steps:
+                if step.text:
+                    lines += [step.text, ""]
+                if step.math:
+                    lines += ["$$", _aligned(step.math), "$$", ""]
+        return "\n".join(lines)
+
+    def text(self) -> str:
+        """The derivation as plain text (for terminals and logs)."""
+        lines = [self.title, "=" * len(self.title), ""]
+        if self.intro:
+            lines += [_strip_inline_math(self.intro), ""]
+        for sec in self.sections:
+            lines += [sec.title, "-" * len(sec.title)]
+            for step in sec.steps:
+                if step.text:
+                    lines.append(_strip_inline_math(step.text))
+                shown = step.plain or step.math
+                if shown:
+                    lines += ["    " + row for row in shown.splitlines()]
+            lines.append("")
+        return "\n".join(lines)
+
+    def _repr_latex_(self) -> str:
+        # Jupyter renders MathJax; it understands the same body as Markdown.
+        return self.markdown()
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def to_tex(self, path: str | Path, compile_pdf: bool = False) -> Path:
+        """Write a standalone LaTeX document; optionally run pdflatex on it.
+
+        Returns the path of the ``.tex`` file (or of the PDF when compiled).
+        Raises `RuntimeError` naming the log when pdflatex fails.
+        """
+        path = Path(path)
+        doc = "\n".join([
+            r"\documentclass[11pt]{article}",
+            r"\usepackage[utf8]{inputenc}",
+            r"\usepackage[T1]{fontenc}",
+            r"\usepackage{amsmath,amssymb}",
+            r"\usepackage[margin=2cm]{geometry}",
+            r"\allowdisplaybreaks",
+            r"\begin{document}",
+            self.latex(),
+            r"\end{document}",
+            "",
+        ])
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(doc, encoding="utf-8")
+        tmp.replace(path)
+        if compile_pdf:
+            return compile_tex(path)
+        return path
+
+
+def compile_tex(tex_path: str | Path) -> Path:
+    """Run pdflatex on a .tex file and return the PDF path.
+
+    Raises `RuntimeError` if pdflatex is missing or reports an error.
+    """
+    tex_path = Path(tex_path)
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        raise RuntimeError("pdflatex is not installed; install texlive to compile LaTeX")
+    proc = subprocess.run(
+        [exe, "-interaction=nonstopmode", "-halt-on-error", tex_path.name],
+        cwd=tex_path.parent, capture_output=True, text=True, timeout=120,
+    )
+    pdf = tex_path.with_suffix(".pdf")
+    if proc.returncode != 0 or not pdf.exists():
+        tail = "\n".join(proc.stdout.splitlines()[-25:])
+        raise RuntimeError(f"pdflatex failed on {tex_path}:\n{tail}")
+    return pdf
