@@ -7,7 +7,7 @@ module only knows how to lay it out. Prose may contain inline math between
 
 >>> d = Derivation("Example")
 >>> s = d.section("Chain rule")
->>> s.add(text="Start from $L$ itself:", math=r"\\frac{\\partial L}{\\partial L} = 1",
+>>> _ = s.add(text="Start from $L$ itself:", math=r"\\frac{\\partial L}{\\partial L} = 1",
 ...       plain="dL/dL = 1")
 >>> print(d.text())
 Example
