@@ -1,0 +1,104 @@
+"""SymPy printers that show the canonical scalar symbols as layer matrices.
+
+The derive stage writes every elementwise formula in the canonical symbols
+``z``, ``a``, ``p``, ``y`` (see `symgrad.definition.formulas`). When the
+printout talks about layer 2, ``z`` must read ``Z_2`` and ``a`` must read
+``A_1``; these printers do that renaming at print time so the expressions
+themselves stay untouched (one source of truth). They also print the
+Heaviside step as the Iverson bracket ``[x > 0]`` (the ReLU mask) when its
+value at 0 is 0 or 1, which is what the kernel computes.
+
+>>> import sympy as sp
+>>> z, a = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
+>>> names = {z: ("Z_{1}", "Z1"), a: ("A_{1}", "A1")}
+>>> layer_latex(1 - a**2, names)
+'1 - A_{1}^{2}'
+>>> layer_str(sp.Heaviside(z, 0), names)
+'(Z1 > 0)'
+>>> layer_latex(sp.Heaviside(z, 1), names)
+'\\\\left[Z_{1} \\\\geq 0\\\\right]'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+# One entry per renamed symbol: (LaTeX, plain text). Kept as pairs so the
+# LaTeX and text renderings can never disagree about which symbol is which.
+SymbolNames = Mapping[sp.Symbol, tuple[str, str]]
+
+
+def _iverson_relation(expr: sp.Heaviside) -> str | None:
+    """'>' or '>=' when H(x, h0) is exactly an Iverson bracket, else None."""
+    h0 = expr.args[1] if len(expr.args) > 1 else None
+    if h0 == 0:
+        return ">"
+    if h0 == 1:
+        return ">="
+    return None
+
+
+class LayerLatexPrinter(LatexPrinter):
+    """LaTeX printer that renames symbols (``z -> Z_{2}``) and prints masks.
+
+    ``names`` maps a SymPy symbol to its (LaTeX, text) display names; other
+    symbols print as SymPy prints them.
+    """
+
+    printmethod = "_symgrad_layer_latex"
+
+    def __init__(self, names: SymbolNames | None = None, settings: dict | None = None) -> None:
+        super().__init__(settings or {})
+        self._names = dict(names or {})
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        if expr in self._names:
+            return self._names[expr][0]
+        return super()._print_Symbol(expr, style)
+
+    def _print_Heaviside(self, expr: sp.Heaviside, exp: str | None = None) -> str:
+        rel = _iverson_relation(expr)
+        if rel is None:
+            return super()._print_Heaviside(expr, exp)
+        op = ">" if rel == ">" else r"\geq"
+        tex = rf"\left[{self._print(expr.args[0])} {op} 0\right]"
+        return rf"\left({tex}\right)^{{{exp}}}" if exp else tex
+
+
+class LayerStrPrinter(StrPrinter):
+    """Plain-text twin of `LayerLatexPrinter`: ``Z1``, ``A1``, ``(Z1 > 0)``.
+
+    Its output reads as NumPy code for the usual formulas (``1 - A1**2``,
+    ``dA1 * (Z1 > 0)``), which is how the summary shows the backward pass.
+    """
+
+    printmethod = "_symgrad_layer_str"
+
+    def __init__(self, names: SymbolNames | None = None, settings: dict | None = None) -> None:
+        super().__init__(settings or {})
+        self._names = dict(names or {})
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        if expr in self._names:
+            return self._names[expr][1]
+        return super()._print_Symbol(expr)
+
+    def _print_Heaviside(self, expr: sp.Heaviside) -> str:
+        rel = _iverson_relation(expr)
+        if rel is None:
+            return super()._print_Heaviside(expr)
+        return f"({self._print(expr.args[0])} {rel} 0)"
+
+
+def layer_latex(expr: sp.Basic, names: SymbolNames | None = None) -> str:
+    """LaTeX of ``expr`` with symbols renamed by ``names`` (see module doc)."""
+    return LayerLatexPrinter(names).doprint(sp.sympify(expr))
+
+
+def layer_str(expr: sp.Basic, names: SymbolNames | None = None) -> str:
+    """Plain text of ``expr`` with symbols renamed by ``names``."""
+    return LayerStrPrinter(names).doprint(sp.sympify(expr))

@@ -1,0 +1,52 @@
+"""Make prose that comes from elsewhere (notes, names) safe for pdflatex.
+
+Our own sentences are ASCII; but a stable-form note, an identity name or an
+assumption written by another stage may contain Unicode math (sigma, times,
+partial, minus). pdflatex with ``inputenc`` rejects most of those, so each
+known character becomes inline math and anything else is transliterated.
+
+>>> latex_safe_prose("softplus(z) − y·z, no overflow in σ")
+'softplus(z) - y$\\\\cdot$z, no overflow in $\\\\sigma$'
+>>> latex_safe_prose("naïve")
+'naive'
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Unicode that shows up in mathematical prose -> LaTeX (inline math unless
+# a plain ASCII stand-in reads as well).
+_UNICODE_TO_LATEX = {
+    "\u2212": "-", "\u2013": "--", "\u2014": "---", "\u2018": "`", "\u2019": "'",
+    "\u201c": "``", "\u201d": "''", "\u2026": "...", "\u00a0": " ",
+    "\u00b7": r"$\cdot$", "\u00d7": r"$\times$", "\u2299": r"$\odot$",
+    "\u2202": r"$\partial$", "\u2211": r"$\sum$", "\u221e": r"$\infty$",
+    "\u2264": r"$\leq$", "\u2265": r"$\geq$", "\u2260": r"$\neq$", "\u2248": r"$\approx$",
+    "\u2192": r"$\to$", "\u2190": r"$\leftarrow$", "\u2208": r"$\in$",
+    "\u00b1": r"$\pm$", "\u221a": r"$\sqrt{}$", "\u00b2": r"$^2$", "\u00b3": r"$^3$",
+    "\u1d40": r"$^T$", "\u2081": r"$_1$", "\u2082": r"$_2$",
+}
+_GREEK = {
+    "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon",
+    "η": "eta", "θ": "theta", "λ": "lambda", "μ": "mu", "π": "pi", "ρ": "rho",
+    "σ": "sigma", "τ": "tau", "φ": "phi", "ψ": "psi", "ω": "omega",
+    "Δ": "Delta", "Σ": "Sigma", "Φ": "Phi", "Ω": "Omega",
+}
+
+
+def latex_safe_prose(text: str) -> str:
+    """Replace non-ASCII characters by LaTeX (inline math) or ASCII."""
+    out = []
+    for ch in text:
+        if ord(ch) < 128:
+            out.append(ch)
+        elif ch in _UNICODE_TO_LATEX:
+            out.append(_UNICODE_TO_LATEX[ch])
+        elif ch in _GREEK:
+            out.append(rf"$\{_GREEK[ch]}$")
+        else:
+            # Accented letters keep their base letter; anything else is named.
+            ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+            out.append(ascii_form or f"<{unicodedata.name(ch, f'U+{ord(ch):04X}')}>")
+    return "".join(out)
