@@ -1,0 +1,222 @@
+"""Activation layers as formulas: one registry entry per activation.
+
+An activation is *only* its forward formula in a single variable (plus named
+numeric parameters such as ``alpha``). Its derivative is derived by SymPy in
+`symgrad.derive.elementwise`; nothing here knows any derivative. The built-ins
+below are defined with the same public `activation` factory a user calls:
+
+>>> x = sp.Symbol("x", real=True)
+>>> Cube = activation("cube", x**3)
+>>> Cube().forward
+z**3
+>>> LeakyReLU(0.2).params
+{'alpha': 0.2}
+
+Validation happens at definition time: exactly one free variable, SymPy can
+differentiate the formula, and every function in the formula and in its
+derivative is in `symgrad.definition.supported.SUPPORTED_FUNCTIONS`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import sympy as sp
+
+from symgrad.definition.convention import differentiate
+from symgrad.definition.errors import DefinitionError, NotElementwiseError
+from symgrad.definition.formulas import Z, sigmoid
+from symgrad.definition.supported import check_supported
+
+Kind = Literal["elementwise", "softmax"]
+
+
+def exact_number(value: float) -> sp.Expr:
+    """A parameter value as an exact SymPy number (0.01 -> 1/100) so proofs stay exact."""
+    return sp.Rational(repr(float(value))) if math.isfinite(value) else sp.Float(value)
+
+
+def _check_formula(formula: object, what: str) -> sp.Expr:
+    try:
+        expr = sp.sympify(formula, strict=True)
+    except (sp.SympifyError, TypeError) as exc:
+        raise DefinitionError(f"{what}: formula {formula!r} is not a SymPy expression") from exc
+    if not isinstance(expr, sp.Expr):
+        raise DefinitionError(f"{what}: formula {formula!r} is not a SymPy expression")
+    return expr
+
+
+def split_variables(expr: sp.Expr, param_names: set[str], what: str) -> list[sp.Symbol]:
+    """Free symbols of ``expr`` that are not parameters, sorted by name."""
+    free = [s for s in expr.free_symbols if s.name not in param_names]
+    return sorted(free, key=lambda s: s.name)
+
+
+@dataclass(frozen=True)
+class ActivationEntry:
+    """One activation: name, formula in ``variable``, LaTeX name, parameters, kind.
+
+    ``kind == "softmax"`` means p_i = f(z_i) / sum_j f(z_j) over the row; it is only
+    valid as the output layer with the cross-entropy loss.
+    """
+
+    name: str
+    formula: sp.Expr
+    variable: sp.Symbol
+    latex: str
+    defaults: tuple[tuple[str, float], ...] = ()
+    kind: Kind = "elementwise"
+    stable: sp.Expr | None = None
+
+    def param_symbols(self) -> dict[str, sp.Symbol]:
+        names = {n for n, _ in self.defaults}
+        syms = self.formula.free_symbols | (self.stable.free_symbols if self.stable is not None
+                                            else set())
+        return {s.name: s for s in syms if s.name in names}
+
+    def _bind(self, expr: sp.Expr, params: dict[str, float]) -> sp.Expr:
+        subs = {sym: exact_number(params[name]) for name, sym in self.param_symbols().items()}
+        subs[self.variable] = Z
+        return expr.xreplace(subs)
+
+    def forward(self, params: dict[str, float]) -> sp.Expr:
+        """f(z) in the canonical symbol ``z`` with parameter values substituted."""
+        return self._bind(self.formula, params)
+
+    def stable_forward(self, params: dict[str, float]) -> sp.Expr | None:
+        """The user-supplied numerically safe form of f(z), if any."""
+        return None if self.stable is None else self._bind(self.stable, params)
+
+
+class ActivationLayer:
+    """Base class of every activation layer; subclasses carry an `ActivationEntry`."""
+
+    entry: ActivationEntry
+
+    def __init__(self, *args: float, **params: float) -> None:
+        names = [n for n, _ in self.entry.defaults]
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes parameters {names}, got {args}")
+        given = dict(zip(names, args, strict=False))
+        for key, value in params.items():
+            if key not in names:
+                raise TypeError(f"{type(self).__name__} has no parameter {key!r} "
+                                f"(parameters: {names})")
+            if key in given:
+                raise TypeError(f"{type(self).__name__}: parameter {key!r} given twice")
+            given[key] = value
+        values = dict(self.entry.defaults)
+        for key, value in given.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"{type(self).__name__}: parameter {key}={value!r} must be a "
+                                 "finite real number")
+            values[key] = float(value)
+        self.params: dict[str, float] = values
+
+    @property
+    def forward(self) -> sp.Expr:
+        """f(z) with this layer's parameters."""
+        return self.entry.forward(self.params)
+
+    @property
+    def key(self) -> tuple:
+        """Cache key: identical (entry, parameters) derive once."""
+        return (self.entry.name, self.entry.formula, tuple(sorted(self.params.items())))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{type(self).__name__}({inner})"
+
+
+REGISTRY: dict[str, type[ActivationLayer]] = {}
+
+
+def _class_name(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", name)
+                   if part) or "Activation"
+
+
+def activation(name: str, formula: sp.Expr, latex: str | None = None, *,
+               stable: sp.Expr | None = None, kind: Kind = "elementwise",
+               **params: float) -> type[ActivationLayer]:
+    """Define (and register) an activation from its formula; returns a layer class.
+
+    ``params`` name the numeric parameters used in ``formula`` with their
+    default values (``activation("leaky", Max(alpha*x, x), alpha=0.01)``).
+    ``stable`` is an optional numerically safe but equal forward form; it is
+    proven equal to ``formula`` by `symgrad.check`.
+    """
+    what = f"activation {name!r}"
+    if not isinstance(name, str) or not name:
+        raise DefinitionError(f"activation name must be a non-empty string, got {name!r}")
+    if kind not in ("elementwise", "softmax"):
+        raise DefinitionError(f"{what}: kind must be 'elementwise' or 'softmax', got {kind!r}")
+    expr = _check_formula(formula, what)
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise DefinitionError(f"{what}: parameter {key}={value!r} must be a finite number")
+    variables = split_variables(expr, set(params), what)
+    if len(variables) != 1:
+        found = ", ".join(v.name for v in variables) or "none"
+        raise NotElementwiseError(
+            f"{what}: an activation must be elementwise, i.e. a formula in exactly one "
+            f"variable (parameters: {sorted(params) or 'none'}); {expr} has free variables: "
+            f"{found}")
+    var = variables[0]
+    if kind == "softmax" and expr != sp.exp(var):
+        # The normalised output p_i = exp(z_i) / sum_j exp(z_j) is what makes the
+        # log-sum-exp stable form exact; other numerators have no such form.
+        raise DefinitionError(f"{what}: a softmax-kind activation must be exp({var}), got {expr}")
+    stable_expr = None
+    if stable is not None:
+        stable_expr = _check_formula(stable, f"{what} (stable form)")
+        extra = split_variables(stable_expr, set(params), what)
+        if extra and extra != [var]:
+            raise NotElementwiseError(f"{what}: stable form {stable_expr} must use the same "
+                                      f"variable {var} as the formula")
+        check_supported(stable_expr, f"{what} (stable form)")
+    check_supported(expr, what)
+    entry = ActivationEntry(name, expr, var, latex or rf"\operatorname{{{name}}}",
+                            tuple((k, float(v)) for k, v in params.items()), kind, stable_expr)
+    bound = entry.forward(dict(entry.defaults))
+    derivative = differentiate(bound, Z, what)
+    check_supported(derivative, f"{what} (derivative {derivative})")
+    cls = type(_class_name(name), (ActivationLayer,), {
+        "entry": entry,
+        "__doc__": f"Activation layer {name}: a = {sp.sstr(expr)} (registry entry).",
+        "__module__": __name__,
+    })
+    REGISTRY[name] = cls
+    return cls
+
+
+# --- built-ins: written exactly as a user would write them -----------------------------
+_x = sp.Symbol("x", real=True)
+_alpha = sp.Symbol("alpha", real=True)
+
+Identity = activation("identity", _x, r"\operatorname{id}")
+Tanh = activation("tanh", sp.tanh(_x), r"\tanh")
+Sigmoid = activation("sigmoid", sigmoid(_x), r"\sigma",
+                     stable=(1 + sp.tanh(_x / 2)) / 2)   # no exp overflow for x << 0
+ReLU = activation("relu", sp.Max(0, _x), r"\operatorname{ReLU}")
+LeakyReLU = activation("leaky_relu", sp.Piecewise((_x, _x > 0), (_alpha * _x, True)),
+                       r"\operatorname{LeakyReLU}", alpha=0.01)
+ELU = activation("elu", sp.Piecewise((_x, _x > 0), (_alpha * (sp.exp(_x) - 1), True)),
+                 r"\operatorname{ELU}", alpha=1.0)
+Softplus = activation("softplus", sp.log(1 + sp.exp(_x)), r"\operatorname{softplus}",
+                      stable=sp.Max(_x, 0) + sp.log(1 + sp.exp(-sp.Abs(_x))))
+GELU = activation("gelu", _x * (1 + sp.erf(_x / sp.sqrt(2))) / 2, r"\operatorname{GELU}")
+Swish = activation("swish", _x * sigmoid(_x), r"\operatorname{swish}")
+SiLU = activation("silu", _x * sigmoid(_x), r"\operatorname{SiLU}")
+Softmax = activation("softmax", sp.exp(_x), r"\operatorname{softmax}", kind="softmax")
+
+__all__ = [
+    "ActivationEntry", "ActivationLayer", "REGISTRY", "activation", "exact_number",
+    "Identity", "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "ELU", "Softplus", "GELU", "Swish",
+    "SiLU", "Softmax",
+]

@@ -1,0 +1,225 @@
+"""Re-express a derivative f'(z) in terms of the saved forward output a = f(z).
+
+The engine *searches*; nothing is keyed by activation name. Candidates:
+
+1. direct substitution: every occurrence of f(z) in f'(z) becomes a
+   (tanh: 1 - tanh(z)^2 -> 1 - a^2);
+2. inversion: when z occurs once in f, peel f's outer operations to get
+   z = f^-1(a) (bounded, structural: no open-ended ``solve``), substitute and
+   simplify (sigmoid -> a(1 - a), softplus -> 1 - exp(-a));
+3. branch by branch for Piecewise/Heaviside derivatives: each branch value is
+   rewritten with the inverse of the forward branch active there, and each
+   condition ``z > c`` becomes ``a > f(c)`` (ELU -> 1 if a > 0 else a + alpha,
+   ReLU -> [a > 0]).
+
+A candidate is accepted only if it is free of z, uses whitelisted functions,
+passes a numeric check at random points and kinks, and
+``candidate(f(z)) - f'(z)`` is shown to be 0 symbolically
+(`symgrad.simplify.zero`). Otherwise the derivative stays in z (Swish, GELU).
+
+>>> z, a = sp.symbols("z a", real=True)
+>>> in_saved_output(sp.tanh(z), 1 - sp.tanh(z)**2, z, a).expr
+1 - a**2
+>>> in_saved_output(1/(1 + sp.exp(-z)), sp.exp(-z)/(1 + sp.exp(-z))**2, z, a).expr
+a*(1 - a)
+>>> r = in_saved_output(z/(1 + sp.exp(-z)), sp.diff(z/(1 + sp.exp(-z)), z), z, a)
+>>> r.uses, r.method
+(('z',), 'no form in the output found; kept in z')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+from sympy.core.relational import Relational
+
+from symgrad.definition.supported import unsupported_nodes
+from symgrad.simplify.zero import breakpoints, zero_method
+
+MAX_OPS = 120
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """The chosen form of a derivative and how it was found."""
+
+    expr: sp.Expr
+    uses: tuple[str, ...]   # subset of ("z", "a"), by the names of the given symbols
+    method: str
+
+
+def tidy(expr: sp.Expr, max_ops: int = MAX_OPS) -> sp.Expr:
+    """A short equivalent form: the fewest operations among cancel/factor/simplify.
+
+    A leading minus sign is pushed into a binomial factor so a*(a - 1)*(-1)
+    reads a*(1 - a).
+    """
+    if isinstance(expr, sp.Piecewise):
+        return sp.Piecewise(*[(tidy(e, max_ops), c) for e, c in expr.args])
+    forms = [expr]
+    if sp.count_ops(expr) <= max_ops:
+        forms = [sp.factor(expr), sp.cancel(expr), expr, sp.simplify(expr)]
+    # Ties go to the earliest form: factored products read like the lecture notes.
+    return min((_flip_sign(f) for f in forms), key=lambda e: sp.count_ops(e))
+
+
+def _flip_sign(expr: sp.Expr) -> sp.Expr:
+    if isinstance(expr, sp.Mul) and expr.args[0] == -1:
+        rest = expr.args[1:]
+        adds = [f for f in rest if isinstance(f, sp.Add)]
+        if adds:
+            return sp.Mul(*[f for f in rest if f is not adds[0]], -adds[0])
+    return expr
+
+
+def invert(f: sp.Expr, z: sp.Symbol, a: sp.Expr, depth: int = 12) -> sp.Expr | None:
+    """z as a function of a from a = f(z), peeling one outer operation at a time.
+
+    Only works when z occurs once in f; returns None otherwise (no open-ended solve).
+    """
+    for _ in range(depth):
+        if f == z:
+            return a
+        if f.count(z) != 1:
+            return None
+        if isinstance(f, sp.Add):
+            inner = [t for t in f.args if t.has(z)][0]
+            a, f = a - (f - inner), inner
+        elif isinstance(f, sp.Mul):
+            inner = [t for t in f.args if t.has(z)][0]
+            a, f = a / (f / inner), inner
+        elif isinstance(f, sp.Pow) and not f.exp.has(z):
+            a, f = a ** (1 / f.exp), f.base
+        elif isinstance(f, sp.exp):
+            a, f = sp.log(a), f.args[0]
+        elif isinstance(f, sp.log):
+            a, f = sp.exp(a), f.args[0]
+        elif isinstance(f, sp.tanh):
+            a, f = sp.atanh(a), f.args[0]
+        elif isinstance(f, sp.sinh):
+            a, f = sp.asinh(a), f.args[0]
+        elif isinstance(f, sp.atan):
+            a, f = sp.tan(a), f.args[0]
+        else:
+            return None
+    return None
+
+
+def _lambda(expr: sp.Expr, var: sp.Symbol):
+    fn = sp.lambdify([var], expr, modules=[{"Heaviside": np.heaviside}, "numpy"])
+    return lambda x: np.broadcast_to(np.asarray(fn(x), dtype=float), np.shape(x))
+
+
+def _sample_points(f: sp.Expr, z: sp.Symbol, seed: int = 0) -> np.ndarray:
+    pts = list(np.random.default_rng(seed).uniform(-4, 4, 64))
+    for c in breakpoints(f, z) or []:
+        if c.is_number:
+            c = float(c)
+            pts += [c, c - 1e-3, c + 1e-3]
+    return np.array(pts + [0.0, 0.5, -0.5])
+
+
+def _verified(candidate: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> bool:
+    if candidate.has(z) or candidate.has(sp.nan, sp.zoo) or unsupported_nodes(candidate):
+        return False
+    pts = _sample_points(f, z)
+    with np.errstate(all="ignore"):
+        lhs = _lambda(candidate, a)(_lambda(f, z)(pts))
+        rhs = _lambda(d, z)(pts)
+    if not np.allclose(lhs, rhs, rtol=1e-8, atol=1e-10, equal_nan=False):
+        return False
+    return zero_method(candidate.subs(a, f) - d) is not None
+
+
+def _branches(d: sp.Expr) -> list[tuple[sp.Expr, sp.Basic]] | None:
+    """Derivative as (value, condition) branches; Heaviside(g, 0) -> [g > 0]."""
+    if isinstance(d, sp.Piecewise):
+        return list(d.args)
+    hs = d.atoms(sp.Heaviside)
+    if len(hs) == 1:
+        h = hs.pop()
+        if h.args[1:] == (0,):
+            return [(d.xreplace({h: sp.Integer(1)}), h.args[0] > 0),
+                    (d.xreplace({h: sp.Integer(0)}), sp.true)]
+    return None
+
+
+def _map_condition(cond: sp.Basic, f: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> sp.Basic | None:
+    """z > c  ->  a > f(c), if f is increasing around c (flipped if decreasing)."""
+    if cond in (sp.true, sp.false):
+        return cond
+    if isinstance(cond, (sp.And, sp.Or)):
+        parts = [_map_condition(c, f, z, a) for c in cond.args]
+        return None if any(p is None for p in parts) else type(cond)(*parts)
+    if not isinstance(cond, Relational):
+        return None
+    sol = sp.solve_linear(cond.lhs - cond.rhs, symbols=[z])
+    if not sol or sol[0] != z or sol[1].free_symbols:
+        return None
+    c = sol[1]
+    fc = f.subs(z, c)
+    slope = np.sign(float(f.subs(z, c + sp.Rational(1, 1000)) - f.subs(z, c - sp.Rational(1, 1000))))
+    if slope == 0 or not fc.is_number:
+        return None
+    # Rewrite "lhs op rhs" as "z op' c" by its truth table at c +/- 1, then map.
+    above = bool(cond.subs(z, c + 1))
+    at = bool(cond.subs(z, c))
+    if above == bool(cond.subs(z, c - 1)):
+        return None
+    if slope < 0:
+        above = not above
+    if above:
+        return a >= fc if at else a > fc
+    return a <= fc if at else a < fc
+
+
+def _branchwise(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> sp.Expr | None:
+    branches = _branches(d)
+    if branches is None:
+        return None
+    fpw = sp.piecewise_fold(f.rewrite(sp.Piecewise))
+    f_branches = list(fpw.args) if isinstance(fpw, sp.Piecewise) else [(fpw, sp.true)]
+    out = []
+    for value, cond in branches:
+        new_cond = _map_condition(cond, f, z, a)
+        if new_cond is None:
+            return None
+        if value.has(z):
+            # The forward branch active where this derivative branch is: find it by
+            # sampling the region; the verification below proves the choice.
+            zs = [sp.Integer(k) / 4 for k in range(-16, 17)]
+            inside = [pt for pt in zs if bool(cond.subs(z, pt))]
+            active = None
+            for fv, fc in f_branches:
+                if inside and all(bool(fc.subs(z, pt)) for pt in inside[:3]):
+                    active = fv
+                    break
+            inv = invert(active, z, a) if active is not None else None
+            if inv is None:
+                return None
+            value = tidy(value.subs(z, inv))
+        out.append((value, new_cond))
+    return sp.Piecewise(*out)
+
+
+def in_saved_output(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> Rewrite:
+    """Search for f'(z) (``d``) written in a = f(z); fall back to z. See module doc."""
+    if not d.has(z):
+        return Rewrite(d, (), "constant")
+    candidates: list[tuple[str, sp.Expr]] = []
+    direct = d.subs(f, a)
+    if not direct.has(z):
+        candidates.append(("substitute f(z) = a", tidy(direct)))
+    inv = invert(f, z, a)
+    if inv is not None:
+        candidates.append(("substitute z = f^-1(a)", tidy(d.subs(z, inv))))
+    if d.has(sp.Piecewise, sp.Heaviside):
+        pw = _branchwise(f, d, z, a)
+        if pw is not None:
+            candidates.append(("branch by branch in a", pw))
+    for method, cand in candidates:
+        if _verified(cand, f, d, z, a):
+            return Rewrite(cand, ("a",) if cand.has(a) else (), method)
+    return Rewrite(tidy(d), ("z",), "no form in the output found; kept in z")
