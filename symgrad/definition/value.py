@@ -1,0 +1,294 @@
+"""`Value`: a micrograd-compatible scalar whose local derivatives SymPy derives.
+
+Each op node records the registry op it came from (`symgrad.definition.scalar_ops`)
+and its operands; `backward` evaluates the derivatives SymPy derived from the
+op's formula (cached once per op as fast numeric functions), walking an
+iteratively computed topological order, so deep graphs do not recurse.
+
+>>> a = Value(2.0, label="a"); b = Value(-3.0, label="b")
+>>> L = (a * b + 10) * -2
+>>> L.backward()
+>>> a.grad, b.grad
+(6.0, -4.0)
+>>> L.backward(); a.grad          # gradients are reset, not accumulated across calls
+6.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Real
+
+from symgrad.definition.scalar_ops import SCALAR_OPS, ScalarOp
+from symgrad.graph.topo import topological_order
+
+
+class ScalarDomainError(ValueError):
+    """An op applied outside its domain (log of a non-positive value, x/0, ...)."""
+
+
+class MalformedGraphError(TypeError):
+    """A graph reached by `backward` holds something that is not a well-formed `Value`."""
+
+
+def _describe(node: Value) -> str:
+    # How error messages name a node: its label, else its op and value.
+    if node.label:
+        return repr(node.label)
+    if node.op is None:
+        return f"<unlabelled {'constant' if node._const else 'leaf'} {node.data!r}>"
+    return f"<unlabelled {node.op} node {node.data!r}>"
+
+
+def _check_data(data: object, label: object) -> float:
+    if isinstance(data, bool) or not isinstance(data, Real):
+        raise TypeError(
+            f"Value {label!r}: data must be a real number, got {data!r} ({type(data).__name__})"
+        )
+    value = float(data)
+    if not math.isfinite(value):
+        raise ValueError(f"Value {label!r}: data must be finite, got {value!r}")
+    return value
+
+
+class Value:
+    """A scalar node: ``data``, ``grad``, ``label``; ``op``/``operands``/``params`` for op nodes.
+
+    Python numbers on either side of ``+ - * /`` are wrapped as constant
+    leaves. ``**`` takes a number exponent (a registry parameter, not a node).
+    """
+
+    __slots__ = ("data", "grad", "label", "op", "operands", "params", "_const")
+
+    def __init__(self, data: float, label: str = "") -> None:
+        if not isinstance(label, str):
+            raise TypeError(f"Value label must be a str, got {label!r} for data {data!r}")
+        self.data = _check_data(data, label)
+        self.grad = 0.0
+        self.label = label
+        self.op: str | None = None
+        self.operands: tuple[Value, ...] = ()
+        self.params: tuple[float, ...] = ()
+        self._const = False
+
+    # -- micrograd compatibility --------------------------------------------
+    @property
+    def _prev(self) -> set[Value]:
+        return set(self.operands)
+
+    @property
+    def _op(self) -> str:
+        if self.op is None:
+            return ""
+        return SCALAR_OPS[self.op].short(self.params)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for inputs and constants (nodes without an op)."""
+        return self.op is None
+
+    @property
+    def is_constant(self) -> bool:
+        """True for leaves created from a plain Python number in an expression."""
+        return self._const
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return f"Value(data={self.data!r}, grad={self.grad!r}{label})"
+
+    # -- building the graph -----------------------------------------------
+    def _wrap(self, other: object, opname: str) -> Value:
+        if isinstance(other, Value):
+            return other
+        if isinstance(other, bool) or not isinstance(other, Real):
+            raise TypeError(
+                f"cannot apply {opname!r} to Value {_describe(self)} (data {self.data!r}) "
+                f"and {other!r} ({type(other).__name__}); use a Value or a real number"
+            )
+        const = Value(_check_data(other, f"constant in {opname} with {self.label or self.data}"))
+        const._const = True
+        return const
+
+    def __add__(self, other: object) -> Value:
+        return apply("add", self, self._wrap(other, "add"))
+
+    def __radd__(self, other: object) -> Value:
+        return apply("add", self._wrap(other, "add"), self)
+
+    def __sub__(self, other: object) -> Value:
+        return apply("sub", self, self._wrap(other, "sub"))
+
+    def __rsub__(self, other: object) -> Value:
+        return apply("sub", self._wrap(other, "sub"), self)
+
+    def __mul__(self, other: object) -> Value:
+        return apply("mul", self, self._wrap(other, "mul"))
+
+    def __rmul__(self, other: object) -> Value:
+        return apply("mul", self._wrap(other, "mul"), self)
+
+    def __truediv__(self, other: object) -> Value:
+        return apply("div", self, self._wrap(other, "div"))
+
+    def __rtruediv__(self, other: object) -> Value:
+        return apply("div", self._wrap(other, "div"), self)
+
+    def __neg__(self) -> Value:
+        return apply("neg", self)
+
+    def __pow__(self, exponent: object) -> Value:
+        if isinstance(exponent, bool) or not isinstance(exponent, Real):
+            raise TypeError(
+                f"Value {_describe(self)} (data {self.data!r}) ** {exponent!r}: "
+                "the exponent must be a real number (int or float)"
+            )
+        return apply("pow", self, k=float(exponent))
+
+    def __rpow__(self, base: object) -> Value:
+        raise TypeError(
+            f"{base!r} ** Value {_describe(self)}: only number exponents are supported; "
+            "write (value * log(base)).exp() instead"
+        )
+
+    def tanh(self) -> Value:
+        """tanh of this node."""
+        return apply("tanh", self)
+
+    def exp(self) -> Value:
+        """e to the power of this node."""
+        return apply("exp", self)
+
+    def log(self) -> Value:
+        """Natural log of this node (ValueError at construction unless data > 0)."""
+        return apply("log", self)
+
+    def relu(self) -> Value:
+        """max(0, this node)."""
+        return apply("relu", self)
+
+    def sigmoid(self) -> Value:
+        """1 / (1 + e^-x) of this node."""
+        return apply("sigmoid", self)
+
+    # -- reverse mode -----------------------------------------------------
+    def backward(self) -> None:
+        """Set ``.grad`` of every node in this node's graph to d(self)/d(node).
+
+        All grads are reset first, so calling it twice gives the same result.
+        Raises `MalformedGraphError` (a TypeError) naming the node and the bad
+        operand if the graph was tampered with (e.g. a non-Value operand).
+        """
+        for node, grad in gradients(self):
+            node.grad = grad
+
+
+def apply(opname: str, *operands: Value, **params: float) -> Value:
+    """Apply a registered op to Values: the generic constructor behind every operator.
+
+    >>> apply("mul", Value(3.0), Value(4.0)).data
+    12.0
+    """
+    op = SCALAR_OPS[opname]  # UnknownOpError lists the registered ops
+    if len(operands) != op.arity:
+        raise TypeError(f"op {opname!r} takes {op.arity} operand(s), got {len(operands)}")
+    for i, x in enumerate(operands):
+        if not isinstance(x, Value):
+            raise TypeError(f"operand {i} of op {opname!r} must be a Value, got {x!r}")
+    if set(params) != set(op.params):
+        raise TypeError(f"op {opname!r} takes parameters {list(op.params)}, got {sorted(params)}")
+    pvals = tuple(float(params[p]) for p in op.params)
+    for p, v in zip(op.params, pvals, strict=True):
+        if not math.isfinite(v):
+            raise ValueError(f"op {opname!r}: parameter {p} must be finite, got {v!r}")
+    data = tuple(x.data for x in operands)
+    expr = op.format([_name_for_message(x) for x in operands], pvals, latex=False)
+    if not op.check_domain(data, pvals):
+        raise ScalarDomainError(
+            f"{expr}: operand value(s) {_values(operands)} outside the domain of {opname} "
+            f"({op.domain})"
+        )
+    try:
+        out = float(op.forward(data, pvals))
+    except (OverflowError, ZeroDivisionError, ValueError) as exc:
+        raise ScalarDomainError(
+            f"{expr} with {_values(operands)} cannot be evaluated: {exc}"
+        ) from None
+    if not math.isfinite(out):
+        raise ScalarDomainError(f"{expr} with {_values(operands)} gives non-finite {out!r}")
+    node = Value.__new__(Value)
+    node.data, node.grad, node.label = out, 0.0, ""
+    node.op, node.operands, node.params, node._const = opname, operands, pvals, False
+    return node
+
+
+def _name_for_message(x: Value) -> str:
+    return x.label or repr(x.data)
+
+
+def _values(operands: Iterable[Value]) -> str:
+    return ", ".join(f"{_name_for_message(x)} = {x.data!r}" for x in operands)
+
+
+def _checked_children(node: object) -> tuple[Value, ...]:
+    # The children function of the backward walk validates as it goes, so a
+    # tampered graph fails with the node's name before any grad is written.
+    if type(node) is not Value and not isinstance(node, Value):
+        raise MalformedGraphError(f"graph node {node!r} is a {type(node).__name__}, not a Value")
+    data = node.data
+    if type(data) is not float or not math.isfinite(data):
+        raise MalformedGraphError(f"node {_describe(node)} has data {data!r}; need a finite float")
+    if node.op is None:
+        return ()
+    op = SCALAR_OPS._ops.get(node.op) or SCALAR_OPS[node.op]  # fast path, else UnknownOpError
+    if len(node.operands) != op.arity:
+        raise MalformedGraphError(
+            f"node {_describe(node)} (op {node.op}) has {len(node.operands)} operands, "
+            f"expected {op.arity}"
+        )
+    for i, child in enumerate(node.operands):
+        if type(child) is not Value and not isinstance(child, Value):
+            raise MalformedGraphError(
+                f"node {_describe(node)} (op {node.op}, data {node.data!r}): operand {i} is "
+                f"{child!r} ({type(child).__name__}), not a Value"
+            )
+    return node.operands
+
+
+def graph_order(root: Value) -> list[Value]:
+    """All nodes of ``root``'s graph, operands before the nodes that use them (validated)."""
+    if not isinstance(root, Value):
+        raise MalformedGraphError(f"backward/derivation needs a Value root, got {root!r}")
+    return topological_order(root, _checked_children)
+
+
+def gradients(root: Value) -> list[tuple[Value, float]]:
+    """d(root)/d(node) for every node of the graph, without touching ``.grad``.
+
+    Uses the numeric local derivatives `symgrad.derive.scalar` derived with
+    SymPy (imported lazily: the derive stage comes after this one).
+    """
+    from symgrad.derive.scalar import numeric_local_derivatives
+
+    order = graph_order(root)
+    grads = {id(n): 0.0 for n in order}
+    grads[id(root)] = 1.0
+    fns: dict[str, tuple] = {}
+    for node in reversed(order):
+        if node.op is None:
+            continue
+        local = fns.get(node.op)
+        if local is None:
+            local = fns[node.op] = numeric_local_derivatives(SCALAR_OPS[node.op])
+        upstream = grads[id(node)]
+        args = (*(c.data for c in node.operands), *node.params, node.data)
+        for child, fn in zip(node.operands, local, strict=True):
+            grads[id(child)] += upstream * fn(*args)
+    return [(n, grads[id(n)]) for n in order]
+
+
+def op_of(node: Value) -> ScalarOp:
+    """The registry entry of an op node."""
+    if node.op is None:
+        raise ValueError(f"node {_describe(node)} is a leaf and has no op")
+    return SCALAR_OPS[node.op]
