@@ -5,8 +5,9 @@ The derive stage writes every elementwise formula in the canonical symbols
 printout talks about layer 2, ``z`` must read ``Z_2`` and ``a`` must read
 ``A_1``; these printers do that renaming at print time so the expressions
 themselves stay untouched (one source of truth). They also print the
-Heaviside step as the Iverson bracket ``[x > 0]`` (the ReLU mask) when its
-value at 0 is 0 or 1, which is what the kernel computes.
+Heaviside step and a 0/1 ``Piecewise`` as the Iverson bracket ``[x > 0]`` (the
+ReLU mask) when its value at 0 is pinned to 0 or 1, which is what the kernel
+computes; in plain text other ``Piecewise`` read as NumPy ``where``.
 
 >>> import sympy as sp
 >>> z, a = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
@@ -15,6 +16,8 @@ value at 0 is 0 or 1, which is what the kernel computes.
 '1 - A_{1}^{2}'
 >>> layer_str(sp.Heaviside(z, 0), names)
 '(Z1 > 0)'
+>>> layer_str(sp.Piecewise((1, a > 0), (a + 1, True)), names)
+'where(A1 > 0, 1, A1 + 1)'
 >>> layer_latex(sp.Heaviside(z, 1), names)
 '\\\\left[Z_{1} \\\\geq 0\\\\right]'
 """
@@ -42,14 +45,29 @@ def _iverson_relation(expr: sp.Heaviside) -> str | None:
     return None
 
 
+def indicator_condition(expr: sp.Basic) -> sp.Basic | None:
+    """The condition c when ``expr`` is the 0/1 Piecewise ``1 if c else 0``, else None.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> indicator_condition(sp.Piecewise((1, x > 0), (0, True)))
+    x > 0
+    >>> indicator_condition(sp.Piecewise((0, x > 0), (1, True)))
+    x <= 0
+    """
+    if not isinstance(expr, sp.Piecewise) or len(expr.args) != 2:
+        return None
+    (v1, c1), (v2, c2) = expr.args
+    if c2 != sp.true or {v1, v2} != {sp.S.Zero, sp.S.One}:
+        return None
+    return c1 if v1 == 1 else sp.Not(c1)
+
+
 class LayerLatexPrinter(LatexPrinter):
     """LaTeX printer that renames symbols (``z -> Z_{2}``) and prints masks.
 
     ``names`` maps a SymPy symbol to its (LaTeX, text) display names; other
     symbols print as SymPy prints them.
     """
-
-    printmethod = "_symgrad_layer_latex"
 
     def __init__(self, names: SymbolNames | None = None, settings: dict | None = None) -> None:
         super().__init__(settings or {})
@@ -68,6 +86,12 @@ class LayerLatexPrinter(LatexPrinter):
         tex = rf"\left[{self._print(expr.args[0])} {op} 0\right]"
         return rf"\left({tex}\right)^{{{exp}}}" if exp else tex
 
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        cond = indicator_condition(expr)
+        if cond is None:
+            return super()._print_Piecewise(expr)
+        return rf"\left[{self._print(cond)}\right]"
+
 
 class LayerStrPrinter(StrPrinter):
     """Plain-text twin of `LayerLatexPrinter`: ``Z1``, ``A1``, ``(Z1 > 0)``.
@@ -75,8 +99,6 @@ class LayerStrPrinter(StrPrinter):
     Its output reads as NumPy code for the usual formulas (``1 - A1**2``,
     ``dA1 * (Z1 > 0)``), which is how the summary shows the backward pass.
     """
-
-    printmethod = "_symgrad_layer_str"
 
     def __init__(self, names: SymbolNames | None = None, settings: dict | None = None) -> None:
         super().__init__(settings or {})
@@ -92,6 +114,17 @@ class LayerStrPrinter(StrPrinter):
         if rel is None:
             return super()._print_Heaviside(expr)
         return f"({self._print(expr.args[0])} {rel} 0)"
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # NumPy reading: a 0/1 Piecewise is a mask, others nest np.where.
+        cond = indicator_condition(expr)
+        if cond is not None:
+            return f"({self._print(cond)})"
+        *pieces, (last, last_cond) = expr.args
+        out = self._print(last) if last_cond == sp.true else self._print_Basic(expr)
+        for value, c in reversed(pieces):
+            out = f"where({self._print(c)}, {self._print(value)}, {out})"
+        return out
 
 
 def layer_latex(expr: sp.Basic, names: SymbolNames | None = None) -> str:

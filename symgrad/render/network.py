@@ -15,11 +15,17 @@ the stated matrix rules, with shapes computed from the Dense dimensions.
 from __future__ import annotations
 
 import sympy as sp
+from sympy.core.relational import Relational
 
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.derive.plan import LSE, ActivationPlan, DensePlan, Identity, NetworkPlan
 from symgrad.render.document import Derivation, Section
-from symgrad.render.latex_printer import SymbolNames, layer_latex, layer_str
+from symgrad.render.latex_printer import (
+    SymbolNames,
+    indicator_condition,
+    layer_latex,
+    layer_str,
+)
 from symgrad.render.prose import latex_safe_prose
 
 N = sp.Symbol("n", positive=True, integer=True)  # batch size, for the loss scale
@@ -284,8 +290,7 @@ def _activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) 
     plain = f"f'({z_txt}) = {raw_txt}" + (f" = {new_txt}" if new_txt != raw_txt else "")
     sec.add(text=text, math=math, plain=plain)
     sec.add(text=_saved_sentence(act, j))
-    for hv in sorted(act.derivative.atoms(sp.Heaviside), key=sp.default_sort_key):
-        _mask_step(sec, hv, names)
+    _kink_steps(sec, act.derivative, names)
     sec.add(text="The error passes through the activation as an elementwise product:",
             math=f"{dz_tex} = " + _odot_tex(da_tex, act.derivative, new_tex),
             plain=f"{dz_txt} = " + _odot_txt(da_txt, act.derivative, new_txt))
@@ -305,17 +310,44 @@ def _saved_sentence(act: ActivationPlan, j: int) -> str:
             f"(saved: {', '.join(act.saved)}).")
 
 
-def _mask_step(sec: Section, hv: sp.Heaviside, names: SymbolNames) -> None:
-    """Explain a step function in f': the mask, and its value where f' does not exist."""
-    x_tex, x_txt = layer_latex(hv.args[0], names), layer_str(hv.args[0], names)
-    h0 = hv.args[1] if len(hv.args) > 1 else sp.S.Half
-    sec.add(text=("The step is a mask: it lets the error through where the input is positive and "
-                  "blocks it where it is negative. At 0 the derivative does not exist; the "
-                  "subgradient below is used, the same in this printout and in the numbers:"),
-            math=(rf"{layer_latex(hv, names)} = \begin{{cases}} 1 & {x_tex} > 0 \\ "
-                  rf"{sp.latex(h0)} & {x_tex} = 0 \\ 0 & {x_tex} < 0 \end{{cases}}"),
-            plain=(f"{layer_str(hv, names)} = 1 where {x_txt} > 0, {sp.sstr(h0)} where "
-                   f"{x_txt} == 0, 0 where {x_txt} < 0"))
+def _kinks(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]]:
+    """(step term, variable, point, value used) wherever a step in ``expr`` jumps.
+
+    Found from the expression itself: Heaviside terms, and Piecewise terms
+    whose branches disagree where a condition ``x > c`` switches.
+    """
+    found = []
+    for hv in sorted(expr.atoms(sp.Heaviside), key=sp.default_sort_key):
+        h0 = hv.args[1] if len(hv.args) > 1 else sp.S.Half
+        found.append((hv, hv.args[0], sp.S.Zero, h0))
+    for pw in sorted(expr.atoms(sp.Piecewise), key=sp.default_sort_key):
+        for _, cond in pw.args:
+            if not isinstance(cond, Relational):
+                continue
+            x, c = (cond.lhs, cond.rhs) if cond.rhs.is_number else (cond.rhs, cond.lhs)
+            if not (x.is_Symbol and c.is_number):
+                continue
+            values = {sp.nsimplify(e.subs(x, c)) for e, _ in pw.args}
+            if len(values) > 1:
+                found.append((pw, x, c, pw.subs(x, c)))
+    return found
+
+
+def _kink_steps(sec: Section, expr: sp.Expr, names: SymbolNames) -> None:
+    """Explain each step in f': a mask, and the value used where f' does not exist."""
+    for term, x, c, used in _kinks(expr):
+        t_tex, t_txt = layer_latex(term, names), layer_str(term, names)
+        x_tex, x_txt = layer_latex(x, names), layer_str(x, names)
+        mask = isinstance(term, sp.Heaviside) or indicator_condition(term) is not None
+        text = ("This step is a mask: 1 lets the error through, 0 blocks it. " if mask else
+                "This term has branches. ")
+        text += (f"It switches at ${x_tex} = {sp.latex(c)}$. At the kink of $f$ the derivative "
+                 "does not exist; symgrad uses the branch whose condition holds, the same in "
+                 "this printout and in the numbers:")
+        sec.add(text=text,
+                math=rf"\left.{t_tex}\right|_{{{x_tex} = {sp.latex(c)}}} = "
+                     f"{layer_latex(used, names)}",
+                plain=f"at {x_txt} = {sp.sstr(c)}: {t_txt} = {layer_str(used, names)}")
 
 
 def _odot_tex(da: str, deriv: sp.Expr, deriv_tex: str) -> str:
