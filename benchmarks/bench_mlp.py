@@ -1,0 +1,237 @@
+"""Benchmark one epoch of MLP training: symgrad vs NumPy, PyTorch, JAX and the matmul floor.
+
+Every framework trains the same network (ReLU hidden layers, softmax +
+cross-entropy) from the same initial weights on the same synthetic data, with
+the same minibatch order (no shuffling) and plain SGD. Each framework runs in
+its own subprocess (see worker.py); before the timed epochs, the weights after
+one epoch are compared with the hand-written NumPy reference, and the table
+shows the largest difference: timings of different computations would be
+worthless.
+
+Run it with OpenBLAS left to pick its own kernels::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_mlp.py
+    python benchmarks/bench_mlp.py --sizes tiny,small --dtypes float64 --repeats 5 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from mlp_setup import DTYPES, SIZES, flops_per_epoch  # noqa: E402
+
+FRAMEWORKS = ("numpy", "symgrad", "torch", "jax")
+# Largest acceptable |w - w_numpy| after one epoch; far above rounding, far below a real bug.
+TOLERANCE = {"float64": 1e-9, "float32": 1e-3}
+
+
+def run_worker(framework: str, size: str, dtypes: str, repeats: int, out: Path,
+               timeout: float) -> dict:
+    """Run worker.py for one framework and one size; return its JSON report."""
+    cmd = [sys.executable, str(HERE / "worker.py"), framework, "--sizes", size,
+           "--dtypes", dtypes, "--repeats", str(repeats), "--out", str(out)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"framework": framework, "missing": f"timed out after {timeout:.0f} s",
+                "results": []}
+    path = out / f"{framework}.json"
+    if proc.returncode != 0 or not path.exists():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"framework": framework, "results": [],
+                "missing": f"worker exited {proc.returncode}: {' | '.join(tail)}"}
+    return json.loads(path.read_text())
+
+
+def max_weight_diff(out: Path, framework: str, size: str, dtype: str) -> float | None:
+    """Largest absolute difference of any weight or bias vs the NumPy reference."""
+    ref, other = out / f"numpy_{size}_{dtype}.npz", out / f"{framework}_{size}_{dtype}.npz"
+    if not (ref.exists() and other.exists()):
+        return None
+    with np.load(ref) as a, np.load(other) as b:
+        if sorted(a.files) != sorted(b.files):
+            return float("inf")
+        return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64))))
+                   for k in a.files)
+
+
+def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats: int,
+            workdir: Path, timeout: float, log=print) -> dict:
+    """Run every framework for every size; gather timings, sanity diffs and notes."""
+    rows: dict[tuple[str, str], dict] = {}
+    notes: dict[str, str] = {}
+    versions: dict[str, str | None] = {}
+    for size in sizes:
+        # All frameworks of one size run back to back, so drift on a shared machine
+        # hits them alike; each gets a fresh interpreter.
+        out = workdir / size
+        for fw in frameworks:
+            t0 = time.perf_counter()
+            rep = run_worker(fw, size, ",".join(dtypes), repeats, out, timeout)
+            log(f"  {size:<6} {fw:<8} {time.perf_counter() - t0:6.1f} s"
+                + (f"  ({rep['missing']})" if "missing" in rep else ""))
+            if "missing" in rep:
+                notes[fw] = rep["missing"]
+            versions[fw] = rep.get("version")
+            for res in rep["results"]:
+                row = rows.setdefault((res["size"], res["dtype"]), {})
+                row[fw] = res
+                if "error" in res:
+                    notes[f"{fw} {res['size']} {res['dtype']}"] = res["error"]
+        for dtype in dtypes:
+            row = rows.setdefault((size, dtype), {})
+            for fw in frameworks:
+                if fw != "numpy" and fw in row and "error" not in row[fw]:
+                    row[fw]["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, size, dtype)
+    results = []
+    for size in sizes:
+        for dtype in dtypes:
+            entry = {"size": size, "arch": SIZES[size].arch, "n": SIZES[size].n,
+                     "batch": SIZES[size].batch, "dtype": dtype,
+                     "gflop_per_epoch": flops_per_epoch(SIZES[size]) / 1e9,
+                     "frameworks": rows.get((size, dtype), {})}
+            results.append(entry)
+    return {"results": results, "notes": notes, "versions": versions,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "python": platform.python_version(),
+                        "loadavg_at_end": os.getloadavg(),
+                        "openblas_env": {k: os.environ[k] for k in os.environ
+                                         if k.startswith("OPENBLAS")}}}
+
+
+def _ms(res: dict | None, key: str = "median_ms") -> float | None:
+    if not res or "error" in res or res.get(key) is None:
+        return None
+    return float(res[key])
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if x == 0 or abs(x) >= 10 ** (digits - 1):
+        return f"{x:.0f}"
+    return f"{x:.{max(digits - 1 - int(np.floor(np.log10(abs(x)))), 0)}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+
+def _diff(res: dict | None, dtype: str) -> str:
+    if not res or "error" in res:
+        return "n/a"
+    d = res.get("max_weight_diff_vs_numpy")
+    if d is None:
+        return "n/a"
+    flag = "" if d <= TOLERANCE[dtype] else " MISMATCH"
+    return f"{d:.0e}{flag}"
+
+
+def markdown(report: dict) -> str:
+    """The main table (required columns + sanity column) and a details table."""
+    lines = [
+        "| size | dtype | symgrad ms | numpy ms | torch ms | jax ms | floor ms | "
+        "symgrad GFLOP/s | torch/symgrad | jax/symgrad | symgrad/floor | "
+        "max abs ΔW vs numpy (sg / torch / jax) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for e in report["results"]:
+        f = e["frameworks"]
+        npy, sg, th, jx = (_ms(f.get(k)) for k in FRAMEWORKS)
+        floor = _ms(f.get("numpy"), "floor_ms")
+        gflops = None if sg is None else e["gflop_per_epoch"] / (sg / 1e3)
+        diffs = " / ".join(_diff(f.get(k), e["dtype"]) for k in ("symgrad", "torch", "jax"))
+        lines.append(
+            f"| {e['size']} ({e['arch']}, n={e['n']}, b={e['batch']}) | {e['dtype']} | "
+            f"{_fmt(sg)} | {_fmt(npy)} | {_fmt(th)} | {_fmt(jx)} | {_fmt(floor)} | "
+            f"{_fmt(gflops)} | {_ratio(th, sg)} | {_ratio(jx, sg)} | {_ratio(sg, floor)} | "
+            f"{diffs} |")
+    lines += ["", "Details: GFLOP/s (matmul FLOPs / epoch time), one-off cost of the first epoch "
+              "beyond a warm one (compile/trace), mean batch loss of epoch 1.", "",
+              "| size | dtype | framework | ms/epoch (median) | min ms | GFLOP/s | "
+              "compile ms | loss epoch 1 |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for e in report["results"]:
+        for fw in FRAMEWORKS:
+            res = e["frameworks"].get(fw)
+            med = _ms(res)
+            if med is None:
+                continue
+            lines.append(
+                f"| {e['size']} | {e['dtype']} | {fw} | {_fmt(med)} | {_fmt(min(res['times_ms']))} "
+                f"| {_fmt(e['gflop_per_epoch'] / (med / 1e3))} | {_fmt(res['compile_ms'])} | "
+                f"{res['loss_epoch1']:.6f} |")
+    if report["notes"]:
+        lines += ["", "Notes:"] + [f"- {k}: {v}" for k, v in sorted(report["notes"].items())]
+    return "\n".join(lines)
+
+
+def _csv(value: str, allowed, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise SystemExit(f"--{what}: unknown {bad or value!r}; choose from {','.join(allowed)}")
+    return items
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="tiny,small,medium", help="comma list of tiny,small,medium")
+    ap.add_argument("--dtypes", default="float64,float32", help="comma list of float64,float32")
+    ap.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                    help="comma list (numpy is always run: it is the reference and the floor)")
+    ap.add_argument("--repeats", type=int, default=11, help="timed epochs per cell (median)")
+    ap.add_argument("--json", type=Path, help="also write the full results here")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per worker process")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be >= 1, got {args.repeats}")
+    sizes = _csv(args.sizes, list(SIZES), "sizes")
+    dtypes = _csv(args.dtypes, DTYPES, "dtypes")
+    frameworks = _csv(args.frameworks, FRAMEWORKS, "frameworks")
+    frameworks = ["numpy"] + [f for f in frameworks if f != "numpy"]
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if var in os.environ:
+            print(f"warning: {var}={os.environ[var]} is set; run under "
+                  "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` for comparable numbers",
+                  file=sys.stderr)
+    load_start = os.getloadavg()[0]
+    print(f"# bench_mlp: sizes={','.join(sizes)} dtypes={','.join(dtypes)} "
+          f"repeats={args.repeats} cpus={os.cpu_count()}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="bench_mlp_") as tmp:
+        report = collect(sizes, dtypes, frameworks, args.repeats, Path(tmp), args.timeout,
+                         log=lambda s: print(s, file=sys.stderr, flush=True))
+    report["config"] = {"sizes": sizes, "dtypes": dtypes, "repeats": args.repeats}
+    report["machine"]["loadavg_at_start"] = load_start
+    busy = max(load_start, report["machine"]["loadavg_at_end"][0])
+    if busy > 0.5 * (os.cpu_count() or 1):
+        # Other processes on the cores make threaded BLAS spin and wait: say so in the output.
+        report["notes"]["machine"] = (f"1-min load average reached {busy:.1f} on "
+                                      f"{os.cpu_count()} cpus: timings are noisy")
+    print(markdown(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    mismatched = [f"{e['size']} {e['dtype']} {fw}" for e in report["results"]
+                  for fw, res in e["frameworks"].items()
+                  if (res.get("max_weight_diff_vs_numpy") or 0) > TOLERANCE[e["dtype"]]]
+    if mismatched:
+        print(f"error: weights differ from the NumPy reference: {', '.join(mismatched)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

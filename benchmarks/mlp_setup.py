@@ -1,0 +1,158 @@
+"""The benchmark problem every framework trains: sizes, data, initial weights, FLOP count.
+
+Everything here is deterministic (fixed seeds) so that each framework, in its own
+process, rebuilds bit-identical inputs and the results can be compared weight by
+weight. Only NumPy is imported: this module is shared by every runner.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+SEED = 20261123
+LEARNING_RATE = 0.05
+
+
+@dataclass(frozen=True)
+class Size:
+    """One benchmark configuration: layer widths, number of samples, batch size."""
+
+    name: str
+    dims: tuple[int, ...]   # (in, hidden..., classes); ReLU hidden, softmax + cross-entropy
+    n: int
+    batch: int
+
+    @property
+    def n_batches(self) -> int:
+        return self.n // self.batch
+
+    @property
+    def arch(self) -> str:
+        return "-".join(str(d) for d in self.dims)
+
+
+SIZES: dict[str, Size] = {
+    "tiny": Size("tiny", (2, 16, 16, 2), 1024, 16),
+    "small": Size("small", (64, 128, 64, 10), 2048, 32),
+    "medium": Size("medium", (784, 256, 128, 10), 8192, 128),
+}
+DTYPES = ("float64", "float32")
+
+
+@dataclass
+class Problem:
+    """Data and initial parameters of one (size, dtype) run, as NumPy arrays.
+
+    ``params`` is ``[(W0, b0), (W1, b1), ...]`` with ``W`` shaped (in, out), the
+    layout of ``Z = A @ W + b``; frameworks that store (out, in) transpose a copy.
+    """
+
+    size: Size
+    dtype: np.dtype
+    X: np.ndarray          # (n, in) C-contiguous
+    labels: np.ndarray     # (n,) int64 class indices
+    onehot: np.ndarray     # (n, classes) in dtype
+    params: list[tuple[np.ndarray, np.ndarray]]
+    lr: float = LEARNING_RATE
+
+    def batches(self) -> list[tuple[int, int]]:
+        """(start, stop) of each minibatch, in order: no shuffling anywhere."""
+        b = self.size.batch
+        return [(i * b, (i + 1) * b) for i in range(self.size.n_batches)]
+
+    def copy_params(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(W.copy(), b.copy()) for W, b in self.params]
+
+
+def make_problem(size: Size | str, dtype: str) -> Problem:
+    """Build the synthetic classification problem for ``size`` in ``dtype``.
+
+    Labels come from a random linear teacher so that training has a signal; the
+    data are drawn in float64 and cast, so float32 and float64 see the same task.
+
+    >>> p = make_problem("tiny", "float32")
+    >>> p.X.shape, p.X.dtype, p.params[0][0].shape, int(p.labels.max()) <= 1
+    ((1024, 2), dtype('float32'), (2, 16), True)
+    """
+    if isinstance(size, str):
+        if size not in SIZES:
+            raise ValueError(f"unknown size {size!r}; choose from {sorted(SIZES)}")
+        size = SIZES[size]
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose from {DTYPES}")
+    if size.n % size.batch:
+        raise ValueError(f"size {size.name}: n={size.n} is not a multiple of batch={size.batch}")
+    rng = np.random.default_rng(SEED + sum(size.dims))
+    d_in, k = size.dims[0], size.dims[-1]
+    X64 = rng.standard_normal((size.n, d_in))
+    teacher = rng.standard_normal((d_in, k))
+    labels = np.argmax(X64 @ teacher + 0.5 * rng.standard_normal((size.n, k)), axis=1)
+    params = []
+    for fan_in, fan_out in zip(size.dims[:-1], size.dims[1:], strict=True):
+        # He-normal weights for ReLU; small non-zero biases so bias gradients are exercised.
+        W = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
+        b = 0.01 * rng.standard_normal(fan_out)
+        params.append((W.astype(dtype), b.astype(dtype)))
+    onehot = np.zeros((size.n, k), dtype=dtype)
+    onehot[np.arange(size.n), labels] = 1
+    return Problem(size, np.dtype(dtype), np.ascontiguousarray(X64.astype(dtype)),
+                   labels.astype(np.int64), onehot, params)
+
+
+def matmul_shapes(size: Size) -> list[tuple[int, int, int]]:
+    """(m, k, n) of every matrix product in one minibatch step.
+
+    Forward: one product per layer. Backward: dW = A^T dZ per layer and
+    dA = dZ W^T for every layer but the first (nobody needs dX).
+
+    >>> matmul_shapes(SIZES["tiny"])[:3]
+    [(16, 2, 16), (16, 16, 16), (16, 16, 2)]
+    >>> len(matmul_shapes(SIZES["tiny"]))
+    8
+    """
+    m, dims = size.batch, size.dims
+    fwd = [(m, dims[i], dims[i + 1]) for i in range(len(dims) - 1)]
+    bwd = []
+    for i in reversed(range(len(dims) - 1)):
+        bwd.append((dims[i], m, dims[i + 1]))          # dW_i = A_{i-1}^T (in, m) @ dZ_i (m, out)
+        if i > 0:
+            bwd.append((m, dims[i + 1], dims[i]))      # dA_{i-1} = dZ_i (m, out) @ W_i^T (out, in)
+    return fwd + bwd
+
+
+def flops_per_epoch(size: Size) -> int:
+    """Matrix-product FLOPs of one epoch, counting 2*m*k*n per product.
+
+    tiny, per batch of 16: forward and dW 16*(2*16 + 16*16 + 16*2) multiply-adds each,
+    dA 16*(16*16 + 16*2); times 2 FLOPs and 64 batches:
+
+    >>> flops_per_epoch(SIZES["tiny"]) == 2 * 64 * 16 * (2 * 320 + 288)
+    True
+    """
+    return size.n_batches * sum(2 * m * k * n for m, k, n in matmul_shapes(size))
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
+    """Run ``fn`` ``repeats`` times; return the median and all wall times in ms."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times), times
+
+
+def full_loss(problem: Problem, params: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mean softmax cross-entropy over the whole data set, in float64 (a shared judge)."""
+    A = problem.X.astype(np.float64)
+    for i, (W, b) in enumerate(params):
+        Z = A @ W.astype(np.float64) + b.astype(np.float64)
+        A = np.maximum(Z, 0.0) if i < len(params) - 1 else Z
+    Z = A - A.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(Z).sum(axis=1))
+    return float(np.mean(lse - Z[np.arange(len(Z)), problem.labels]))

@@ -1,0 +1,87 @@
+"""Hand-written NumPy back-propagation (as seed 001 writes it) and the matmul floor.
+
+The NumPy trainer is the reference every other framework is compared to: its
+weights after one epoch are the yardstick of the sanity column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mlp_setup import Problem, matmul_shapes, median_ms
+
+
+class NumpyTrainer:
+    """Plain NumPy forward/backward with the textbook formulas, SGD in place."""
+
+    name = "numpy"
+
+    def __init__(self, problem: Problem) -> None:
+        self.p = problem
+        self.params = problem.copy_params()
+        # Batch views are taken once; slicing rows of a C-contiguous array is free.
+        self.batches = [(problem.X[a:b], problem.onehot[a:b]) for a, b in problem.batches()]
+
+    def epoch(self) -> float:
+        lr, params, last = self.p.lr, self.params, len(self.params) - 1
+        total = 0.0
+        for X, Y in self.batches:
+            m = X.shape[0]
+            acts, zs = [X], []
+            A = X
+            for i, (W, b) in enumerate(params):
+                Z = np.dot(A, W) + b
+                zs.append(Z)
+                A = np.maximum(Z, 0) if i < last else Z
+                acts.append(A)
+            # Softmax + cross-entropy from the logits (log-sum-exp), then dZ = (p - y) / m.
+            Zs = A - A.max(axis=1, keepdims=True)
+            E = np.exp(Zs)
+            S = E.sum(axis=1, keepdims=True)
+            total += float(np.sum(np.log(S) - np.sum(Zs * Y, axis=1, keepdims=True))) / m
+            dZ = (E / S - Y) / m
+            for i in range(last, -1, -1):
+                W, b = params[i]
+                dW = np.dot(acts[i].T, dZ)
+                db = dZ.sum(axis=0)
+                if i > 0:
+                    dA = np.dot(dZ, W.T)
+                    dZ = dA * (zs[i - 1] > 0)
+                W -= lr * dW
+                b -= lr * db
+        return total / len(self.batches)
+
+    def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(W.copy(), b.copy()) for W, b in self.params]
+
+
+def matmul_floor_ms(problem: Problem, repeats: int) -> float:
+    """Median time of just one epoch's matrix products: np.dot into preallocated outputs.
+
+    Same shapes and dtype as the training step, operands transposed exactly where
+    the backward pass transposes them (A^T dZ, dZ W^T), so BLAS sees the same
+    layouts. Nothing else is computed: no trainer can be much faster than this.
+    """
+    rng = np.random.default_rng(0)
+    dt, m, dims = problem.dtype, problem.size.batch, problem.size.dims
+
+    def rand(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(dt)
+
+    ops = []
+    for i in range(len(dims) - 1):                       # forward: A (m, in) @ W (in, out)
+        ops.append((rand(m, dims[i]), rand(dims[i], dims[i + 1])))
+    for i in reversed(range(len(dims) - 1)):
+        ops.append((rand(m, dims[i]).T, rand(m, dims[i + 1])))           # dW = A^T @ dZ
+        if i > 0:
+            ops.append((rand(m, dims[i + 1]), rand(dims[i], dims[i + 1]).T))  # dA = dZ @ W^T
+    assert [(a.shape[0], a.shape[1], b.shape[1]) for a, b in ops] == matmul_shapes(problem.size)
+    ops = [(a, b, np.empty((a.shape[0], b.shape[1]), dtype=dt)) for a, b in ops]
+    n_batches = problem.size.n_batches
+
+    def epoch() -> None:
+        for _ in range(n_batches):
+            for a, b, out in ops:
+                np.dot(a, b, out=out)
+
+    epoch()  # warm-up: BLAS thread pool, page faults
+    return median_ms(epoch, repeats)[0]

@@ -1,0 +1,56 @@
+"""symgrad: the JIT-compiled whole-epoch trainer, driven through its public API only.
+
+``sg.compile(net, loss="cross_entropy", optimizer=sg.SGD(lr), dtype)`` builds the
+model; the benchmark's initial weights are copied into ``model.params`` in place;
+each timed epoch is one ``model.fit(X, y, epochs=1, batch_size, shuffle=False)``
+call, so the Python cost of ``fit`` itself is part of the measurement.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mlp_setup import Problem
+
+import symgrad as sg
+
+VERSION = sg.__version__
+
+
+def build_net(dims: tuple[int, ...]):
+    """Dense/ReLU stack ending in Dense + Softmax, the architecture of every size."""
+    layers = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        layers.append(sg.Dense(a, b))
+        layers.append(sg.ReLU() if i < len(dims) - 2 else sg.Softmax())
+    return sg.Sequential(*layers)
+
+
+class SymgradTrainer:
+    """One ``fit`` call per epoch on the compiled model."""
+
+    name = "symgrad"
+
+    def __init__(self, problem: Problem) -> None:
+        self.p = problem
+        self.model = sg.compile(build_net(problem.size.dims), loss="cross_entropy",
+                                optimizer=sg.SGD(lr=problem.lr), dtype=problem.dtype.name)
+        params = self.model.params
+        names = list(params)
+        expected = [f"dense{i}.{k}" for i in range(len(problem.params)) for k in ("W", "b")]
+        if names != expected:
+            raise RuntimeError(f"symgrad parameter names {names} != expected {expected}")
+        for i, (W, b) in enumerate(problem.params):
+            for key, value in ((f"dense{i}.W", W), (f"dense{i}.b", b)):
+                if params[key].shape != value.shape:
+                    raise RuntimeError(f"{key}: symgrad shape {params[key].shape} != {value.shape}")
+                params[key][...] = value  # in place: the compiled model keeps its buffers
+
+    def epoch(self) -> float:
+        hist = self.model.fit(self.p.X, self.p.labels, epochs=1, batch_size=self.p.size.batch,
+                              shuffle=False, verbose=0)
+        return float(hist.history["loss"][-1])
+
+    def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        params = self.model.params
+        return [(np.array(params[f"dense{i}.W"]), np.array(params[f"dense{i}.b"]))
+                for i in range(len(self.p.params))]
