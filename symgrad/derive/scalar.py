@@ -89,7 +89,9 @@ def _simplify_bounded(expr: sp.Expr) -> sp.Expr:
     return _shortest(expr, sp.powsimp(sp.simplify(expr)))
 
 
-def in_terms_of_output(deriv: sp.Expr, formula: sp.Expr, x: sp.Symbol) -> sp.Expr | None:
+def in_terms_of_output(
+    deriv: sp.Expr, formula: sp.Expr, x: sp.Symbol, out: sp.Symbol = OUT
+) -> sp.Expr | None:
     """Rewrite ``deriv`` (in ``x``) in the output ``o = formula`` alone, if shorter.
 
     First substitute ``o`` for the formula itself; else solve ``o = formula``
@@ -106,7 +108,7 @@ def in_terms_of_output(deriv: sp.Expr, formula: sp.Expr, x: sp.Symbol) -> sp.Exp
     if x not in deriv.free_symbols or sp.count_ops(formula) > _MAX_OPS_TO_SIMPLIFY:
         return None
     candidates = []
-    direct = deriv.subs(formula, OUT)
+    direct = deriv.subs(formula, out)
     if x not in direct.free_symbols:
         candidates.append(direct)
     else:
@@ -118,7 +120,7 @@ def in_terms_of_output(deriv: sp.Expr, formula: sp.Expr, x: sp.Symbol) -> sp.Exp
             if g.has(x):
                 continue
             try:
-                sols = sp.solve(sp.Eq(OUT, g), t)
+                sols = sp.solve(sp.Eq(out, g), t)
             except (NotImplementedError, ValueError, TypeError):
                 continue
             if len(sols) != 1:
