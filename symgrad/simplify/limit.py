@@ -10,7 +10,7 @@ says so and shows what SymPy's ``limit`` (or, failing that, ``diff``) gives.
 
 >>> a, b = sp.symbols("a b", real=True)
 >>> [s.text for s in limit_steps(a * b, a)][1:]
-['((a + h)*b - (a*b))/h', '(a*b + b*h - a*b)/h', '(b*h)/h', 'b', 'b']
+['((b*(a + h)) - (a*b))/h', '(a*b + b*h - a*b)/h', '(b*h)/h', 'b', 'b']
 """
 
 from __future__ import annotations
