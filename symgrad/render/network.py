@@ -58,7 +58,7 @@ def _layer_names(j: int, last: bool) -> SymbolNames:
     """Symbol renaming for formulas of layer j (activation, or output when last)."""
     names: dict[sp.Symbol, tuple[str, str]] = {Z: _mat("Z", j), A: _mat("A", j)}
     if last:
-        names[LSE] = (rf"\operatorname{{lse}}(Z_{{{j}}})", f"lse(Z{j})")
+        names[LSE] = (rf"\operatorname{{lse}}({_m('Z', j)})", f"lse(Z{j})")
     return names
 
 
@@ -172,7 +172,7 @@ def _output_section(doc: Derivation, plan: NetworkPlan) -> None:
     if out.kind == "softmax":
         b_text += (" for softmax every $p_c$ of a row depends on every logit of the row through "
                    "lse, the log-sum-exp of the row; the derived form is:")
-    lse_tex = (rf"\operatorname{{lse}}(Z_{{{L}}})_i &= \log \sum_{{m}} e^{{(Z_{{{L}}})_{{im}}}} \\ "
+    lse_tex = (rf"\operatorname{{lse}}({z_tex})_i &= \log \sum_{{m}} e^{{({z_tex})_{{im}}}} \\ "
                if out.kind == "softmax" else "")
     lse_txt = f"lse(Z{L})_i = log(sum_m exp(Z{L}[i, m]))\n" if out.kind == "softmax" else ""
     sec.add(text=b_text,
@@ -190,7 +190,10 @@ def _output_section(doc: Derivation, plan: NetworkPlan) -> None:
         rows_txt.append(f"      = {layer_str(out.delta_raw, names)}")
     rows_tex.append(rf"&= {layer_latex(out.delta, names)}")
     rows_txt.append(f"      = {layer_str(out.delta, names)}")
-    cancels = sp.count_ops(out.delta) < sp.count_ops(out.delta_raw)
+    # Compare with the product as written: SymPy may already have merged equal factors in
+    # delta_raw, which would hide the cancellation the reader should see.
+    product = sp.Mul(out.step_a, out.step_b, evaluate=False)
+    cancels = sp.count_ops(out.delta) < sp.count_ops(product)
     c_text = ("Step C: multiply A and B. "
               + ("The common factors cancel, and what is left is the error the backward pass "
                  "starts from:" if cancels else
