@@ -84,7 +84,9 @@ def _wrap(tex: str, txt: str, expr: sp.Expr) -> tuple[str, str]:
 
 
 def _identity_step(sec: Section, ident: Identity, names: SymbolNames) -> None:
-    """Print an identity the prove stage checks: raw == simplified."""
+    """Print an identity the prove stage checks: raw == simplified (skipped if trivial)."""
+    if ident.raw == ident.simplified:
+        return
     text = (f"Identity '{latex_safe_prose(ident.name)}' (proven by sg.check: symbolically, "
             "and numerically at random points):")
     if ident.assumptions:
@@ -193,11 +195,15 @@ def _output_section(doc: Derivation, plan: NetworkPlan) -> None:
     # Compare with the product as written: SymPy may already have merged equal factors in
     # delta_raw, which would hide the cancellation the reader should see.
     product = sp.Mul(out.step_a, out.step_b, evaluate=False)
-    cancels = sp.count_ops(out.delta) < sp.count_ops(product)
-    c_text = ("Step C: multiply A and B. "
-              + ("The common factors cancel, and what is left is the error the backward pass "
-                 "starts from:" if cancels else
-                 "Nothing cancels here; the product is used as derived:"))
+    trivial = out.step_a == 1 or out.step_b == 1
+    cancels = not trivial and sp.count_ops(out.delta) < sp.count_ops(product)
+    if trivial:
+        c_text = "Step C: multiply A and B; one factor is 1, so the other is the error:"
+    elif cancels:
+        c_text = ("Step C: multiply A and B. The common factors cancel, and what is left is "
+                  "the error the backward pass starts from:")
+    else:
+        c_text = "Step C: multiply A and B. Nothing cancels here; the product is used as derived:"
     sec.add(text=c_text, math=r" \\ ".join(rows_tex), plain="\n".join(rows_txt))
     if out.kind == "softmax":
         sec.add(text=("This needs $y$ to be one-hot: the $y_c$ of every row sum to 1. The sum over "
@@ -206,7 +212,7 @@ def _output_section(doc: Derivation, plan: NetworkPlan) -> None:
     for ident in out.identities:
         _identity_step(sec, ident, names)
     sec.add(text=("Stable forward form: " + latex_safe_prose(out.stable_note)
-                  + " The loss is evaluated from the logits as:"),
+                  + " In formulas, from the logits:"),
             math=rf"l = {layer_latex(out.loss_from_logits, names)}",
             plain=f"l = {layer_str(out.loss_from_logits, names)}")
 
