@@ -98,6 +98,8 @@ class OutputPlan:
     delta_uses: tuple[str, ...]  # subset of ("p", "y", "z")
     reduction: Literal["rows", "elements"]
     identities: tuple[Identity, ...]
+    # Numerically safe form of ``prediction`` for evaluation (None: use ``prediction``).
+    stable_prediction: sp.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,10 @@ class NetworkPlan:
     output_dim: int
     gradients: dict[str, sp.Expr]   # parameter name -> backward formula (matrix form)
     identities: tuple[Identity, ...]  # every identity to prove (activations, fusion)
+    # The backward pass in evaluation order as (lhs, rhs) matrix equations, e.g.
+    # (dZ2, (P - Y)/(n k)), (dW2, A1.T*dZ2), (dA1, dZ2*W2.T), (dZ1, dA1 o D1) where
+    # D_j is f'_j applied elementwise (layers[j-1].activation.derivative).
+    backward: tuple[tuple[sp.Expr, sp.Expr], ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:

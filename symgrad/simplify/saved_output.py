@@ -35,7 +35,10 @@ import numpy as np
 import sympy as sp
 from sympy.core.relational import Relational
 
+from symgrad.definition.formulas import A, Z
 from symgrad.definition.supported import unsupported_nodes
+from symgrad.derive.plan import ActivationPlan, Identity
+from symgrad.simplify.stable import stabilise
 from symgrad.simplify.zero import breakpoints, zero_method
 
 MAX_OPS = 120
@@ -62,16 +65,36 @@ def tidy(expr: sp.Expr, max_ops: int = MAX_OPS) -> sp.Expr:
     if sp.count_ops(expr) <= max_ops:
         forms = [sp.factor(expr), sp.cancel(expr), expr, sp.simplify(expr)]
     # Ties go to the earliest form: factored products read like the lecture notes.
-    return min((_flip_sign(f) for f in forms), key=lambda e: sp.count_ops(e))
+    return min((flip_sign(f) for f in forms), key=lambda e: sp.count_ops(e))
 
 
-def _flip_sign(expr: sp.Expr) -> sp.Expr:
-    if isinstance(expr, sp.Mul) and expr.args[0] == -1:
-        rest = expr.args[1:]
-        adds = [f for f in rest if isinstance(f, sp.Add)]
-        if adds:
-            return sp.Mul(*[f for f in rest if f is not adds[0]], -adds[0])
-    return expr
+def flip_sign(expr: sp.Expr) -> sp.Expr:
+    """Write factors as (p - y) and (1 - p) rather than (-p + y) and -(p - 1)."""
+    if not isinstance(expr, sp.Mul):
+        return expr
+    coeff, factors = expr.as_coeff_mul()
+    sign, out = (1 if coeff >= 0 else -1), []
+    flippable = []
+    for f in factors:
+        base, e = f.as_base_exp()
+        odd = e.is_integer and e % 2 == 1 if e.is_Integer else False
+        if isinstance(base, sp.Add) and odd and sp.sstr(base).startswith("-"):
+            out.append((-base) ** e)
+            sign = -sign
+        else:
+            if isinstance(base, sp.Add) and odd:
+                flippable.append(len(out))
+            out.append(f)
+    if sign < 0 and flippable:
+        i = flippable[-1]
+        base, e = out[i].as_base_exp()
+        out[i] = (-base) ** e
+        sign = 1
+    coeff = sign * abs(coeff)
+    if coeff != 1 and any(isinstance(f, sp.Add) for f in out):
+        # Keep 2*(p - y) factored: an evaluated Mul would distribute the number.
+        return sp.Mul(coeff, sp.Mul(*out), evaluate=False)
+    return sp.Mul(coeff, *out)
 
 
 def invert(f: sp.Expr, z: sp.Symbol, a: sp.Expr, depth: int = 12) -> sp.Expr | None:
@@ -160,7 +183,8 @@ def _map_condition(cond: sp.Basic, f: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> sp
         return None
     c = sol[1]
     fc = f.subs(z, c)
-    slope = np.sign(float(f.subs(z, c + sp.Rational(1, 1000)) - f.subs(z, c - sp.Rational(1, 1000))))
+    eps = sp.Rational(1, 1000)
+    slope = np.sign(float(f.subs(z, c + eps) - f.subs(z, c - eps)))
     if slope == 0 or not fc.is_number:
         return None
     # Rewrite "lhs op rhs" as "z op' c" by its truth table at c +/- 1, then map.
@@ -222,4 +246,33 @@ def in_saved_output(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> Rewri
     for method, cand in candidates:
         if _verified(cand, f, d, z, a):
             return Rewrite(cand, ("a",) if cand.has(a) else (), method)
-    return Rewrite(tidy(d), ("z",), "no form in the output found; kept in z")
+    # Kept exactly as SymPy derived it: "simplified" forms of such derivatives
+    # (e.g. cosh(z/2)**-2) are no shorter and overflow sooner.
+    return Rewrite(d, ("z",), "no form in the output found; kept in z")
+
+
+def _stable_forward(raw) -> tuple[sp.Expr, str]:
+    if raw.stable_given is not None:
+        return raw.stable_given, "stable form given with the activation"
+    stable, used = stabilise(raw.forward)
+    return stable, " ".join(rule.note for rule in used)
+
+
+def activation_plan(raw, out_symbol: sp.Symbol = A) -> tuple[ActivationPlan, tuple[Identity, ...]]:
+    """The `ActivationPlan` of a raw activation derivative, plus its stable-form identity.
+
+    ``out_symbol`` is the saved output the derivative may read (``a`` hidden, ``p`` output).
+    """
+    found = in_saved_output(raw.forward, raw.derivative_raw, Z, out_symbol)
+    uses = tuple(("a" if s == out_symbol.name else s) for s in found.uses)
+    domain = {Z: (-4.0, 4.0)}
+    ident = Identity(f"{raw.name}: derivative in saved values ({found.method})",
+                     raw.derivative_raw, found.expr, {out_symbol: raw.forward}, domain)
+    stable, _ = _stable_forward(raw)
+    extra: tuple[Identity, ...] = ()
+    if stable != raw.forward:
+        extra = (Identity(f"{raw.name}: stable forward form", raw.forward, stable, {},
+                          {Z: (-30.0, 30.0)}),)
+    plan = ActivationPlan(raw.name, raw.latex, raw.forward, stable, raw.derivative_raw,
+                          found.expr, uses, ident)
+    return plan, extra

@@ -1,0 +1,39 @@
+"""Differentiate one elementwise activation: f(z) -> f'(z), straight from SymPy.
+
+The raw derivative is all this stage produces; `symgrad.simplify.saved_output`
+then searches for a form in the saved output a = f(z).
+
+>>> from symgrad.definition.activations import Tanh
+>>> derive_elementwise(Tanh()).derivative_raw
+1 - tanh(z)**2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from symgrad.definition.activations import ActivationLayer
+from symgrad.definition.convention import differentiate
+from symgrad.definition.formulas import Z
+
+
+@dataclass(frozen=True)
+class RawActivation:
+    """An activation's forward formula in z and SymPy's derivative of it."""
+
+    name: str
+    latex: str
+    forward: sp.Expr
+    stable_given: sp.Expr | None   # the entry's own stable forward form, if any
+    derivative_raw: sp.Expr
+    kind: str
+
+
+def derive_elementwise(layer: ActivationLayer) -> RawActivation:
+    """f'(z) = sympy.diff(f(z), z) with the kink convention of `symgrad.definition.convention`."""
+    entry = layer.entry
+    forward = layer.forward
+    return RawActivation(entry.name, entry.latex, forward, entry.stable_forward(layer.params),
+                         differentiate(forward, Z, f"activation {entry.name!r}"), entry.kind)

@@ -1,0 +1,177 @@
+"""Fuse the output activation with the loss: Steps A, B, C of seed 001.
+
+Step A  dl/dp, differentiated from the loss formula and simplified (in p, y);
+Step B  dp/dz, differentiated from the activation and rewritten in p where the
+        saved-output search finds a form (`symgrad.simplify.saved_output`);
+Step C  their product, cancelled with bounded tools (cancel/factor).
+
+Nothing is keyed by name: sigmoid + BCE gives p - y, identity + MSE 2(p - y)
+because the algebra says so. Softmax outputs are derived on an explicit
+symbolic vector of K = 2..4 logits with the one-hot assumption sum(y) = 1,
+then read off per element.
+
+The forward loss is taken from the logits in a stable form
+(`symgrad.simplify.stable`): BCE on a sigmoid turns into a softplus, softmax
+cross-entropy into log-sum-exp. Each claim is recorded as an `Identity`.
+
+>>> from symgrad.definition.activations import Sigmoid
+>>> from symgrad.definition.losses import BCE
+>>> out = fuse_output(Sigmoid(), BCE)
+>>> out.step_b, out.delta
+(p*(1 - p), p - y)
+>>> out.loss_from_logits
+-y*z + log(1 + exp(-Abs(z))) + Max(0, z)
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symgrad.definition.activations import ActivationLayer
+from symgrad.definition.convention import differentiate
+from symgrad.definition.errors import PairingError
+from symgrad.definition.formulas import P, Y, Z
+from symgrad.definition.losses import LossEntry
+from symgrad.derive.elementwise import derive_elementwise
+from symgrad.derive.plan import LSE, Identity, OutputPlan
+from symgrad.simplify.saved_output import flip_sign, in_saved_output, tidy
+from symgrad.simplify.stable import expand_logs, stabilise
+
+SOFTMAX_SIZES = (2, 3, 4)   # explicit vector lengths the softmax fusion is proven on
+SOFTMAX_SHOWN = 3           # the size whose Jacobian is kept for the printout
+
+LSE_NOTE = (r"The loss is computed from the logits: $\log p_i = z_i - \operatorname{lse}(z)$ with "
+            r"$\operatorname{lse}(z) = m + \log\sum_j e^{z_j - m}$, $m = \max_j z_j$. Every "
+            r"exponent is $\le 0$, so nothing overflows, and $\log 0$ never occurs.")
+PLAIN_NOTE = "No exp/log composition needs stabilising; the loss is evaluated as written."
+
+
+def check_pairing(layer: ActivationLayer, loss: LossEntry) -> None:
+    """Softmax outputs need a softmax loss (cross-entropy) and vice versa."""
+    softmax = layer.entry.kind == "softmax"
+    if softmax and not loss.requires_softmax:
+        raise PairingError(f"output activation {layer!r} (softmax) must be paired with the "
+                           f"cross-entropy loss, got loss {loss.name!r}")
+    if loss.requires_softmax and not softmax:
+        raise PairingError(f"loss {loss.name!r} needs a Softmax output layer (class "
+                           f"probabilities that sum to 1), got output activation {layer!r}")
+
+
+def _y_domain(loss: LossEntry) -> tuple[float, float]:
+    # Targets of log-based losses are probabilities; others are any real value.
+    return (0.0, 1.0) if loss.formula.has(sp.log) else (-2.0, 2.0)
+
+
+def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
+    raw = derive_elementwise(layer)
+    f, l_py = raw.forward, loss.bound()
+    step_a_raw = differentiate(l_py, P, f"loss {loss.name!r}")
+    step_a = tidy(step_a_raw)
+    step_b = in_saved_output(f, raw.derivative_raw, Z, P).expr
+    delta_raw = sp.Mul(step_a, step_b, evaluate=False)
+    delta = tidy(step_a * step_b)
+    uses = tuple(s for s in ("p", "y", "z") if delta.has(sp.Symbol(s, real=True)))
+    domain = {Z: (-4.0, 4.0), Y: _y_domain(loss)}
+    chain = differentiate(l_py.subs(P, f), Z, f"loss {loss.name!r} after {raw.name}")
+    naive = l_py.subs(P, f)
+    stable, used = stabilise(naive)
+    identities = [
+        Identity(f"{loss.name}: dl/dp simplified", step_a_raw, step_a, {}, {P: (0.05, 0.95),
+                                                                            Y: domain[Y]}),
+        Identity(f"{raw.name} + {loss.name}: dl/dz = Step A * Step B", chain, delta, {P: f},
+                 domain),
+    ]
+    if stable != naive:
+        identities.append(Identity(f"{raw.name} + {loss.name}: stable loss from logits", naive,
+                                   stable, {}, {Z: (-30.0, 30.0), Y: domain[Y]}))
+    stable_p = raw.stable_given if raw.stable_given is not None else stabilise(f)[0]
+    if stable_p != f:
+        identities.append(Identity(f"{raw.name}: stable forward form", f, stable_p, {},
+                                   {Z: (-30.0, 30.0)}))
+    note = " ".join(rule.note for rule in used) or PLAIN_NOTE
+    return OutputPlan(raw.name, raw.latex, "elementwise", f, loss.name, loss.latex, l_py,
+                      stable, note, step_a, step_b, delta_raw, delta, uses, loss.reduction,
+                      tuple(identities), stable_p)
+
+
+def sum_to_one(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> sp.Expr:
+    """Use sum(syms) = 1: the full sum -> 1 and each sum of all-but-one -> 1 - the missing one."""
+    expr = expr.subs(sp.Add(*syms), 1)
+    if len(syms) < 3:
+        return expr   # partial sums would be single symbols: nothing readable to gain
+    for i, s in enumerate(syms):
+        expr = expr.subs(sp.Add(*syms[:i], *syms[i + 1:]), 1 - s)
+    return expr
+
+
+def _softmax_vector(f_entry: sp.Expr, l_py: sp.Expr, k: int):
+    """Explicit K-vector: logits, targets, p_i, loss, chain-rule pieces in p."""
+    z = sp.symbols(f"z1:{k + 1}", real=True)
+    y = sp.symbols(f"y1:{k + 1}", real=True)
+    p = sp.symbols(f"p1:{k + 1}", positive=True)
+    num = [f_entry.subs(Z, zi) for zi in z]
+    total = sp.Add(*num)
+    probs = [ni / total for ni in num]
+    # dp_i/dz_j from SymPy, then read in the saved p: exp(z_m) = p_m * S with
+    # S = sum_j exp(z_j), i.e. z_m -> log(p_m S), and sum_m p_m = 1.
+    s = sp.Dummy("S", positive=True)
+    back = {zi: sp.log(pi * s) for zi, pi in zip(z, p, strict=True)}
+
+    def in_p(expr: sp.Expr) -> sp.Expr:
+        e = sp.factor(expr.subs(back)).subs(sp.Add(*p), 1)
+        return flip_sign(sum_to_one(sp.factor(sp.cancel(e)), p))
+
+    # Only column 0 feeds dl/dz_1; the full Jacobian is kept for the printed size.
+    cols = k if k == SOFTMAX_SHOWN else 1
+    jac = sp.ImmutableMatrix(k, cols, lambda i, j: in_p(differentiate(probs[i], z[j])))
+    step_a = [differentiate(l_py, P).xreplace({P: p[i], Y: y[i]}) for i in range(k)]
+    return z, y, p, probs, jac, step_a
+
+
+def _softmax(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
+    raw = derive_elementwise(layer)
+    l_py = loss.bound()
+    identities = []
+    shown = None
+    for k in SOFTMAX_SIZES:
+        z, y, p, probs, jac, step_a = _softmax_vector(raw.forward, l_py, k)
+        chain_sum = sp.Add(*[sp.Mul(step_a[j], jac[j, 0], evaluate=False) for j in range(k)])
+        chain_1 = sp.cancel(chain_sum)
+        onehot = {y[-1]: 1 - sp.Add(*y[:-1])}
+        last = {y[-1]: 1 - sp.Add(*y[:-1]), p[-1]: 1 - sp.Add(*p[:-1])}
+        fused = sp.expand(sp.cancel(chain_1.subs(last)))
+        per_element = fused.xreplace({p[0]: P, y[0]: Y})
+        if per_element.free_symbols - {P, Y}:
+            raise PairingError(f"{raw.name} + {loss.name}: dl/dz_i depends on other classes "
+                               f"({fused}); no per-element form")
+        loss_vec = sp.Add(*[l_py.xreplace({P: probs[i], Y: y[i]}) for i in range(k)])
+        direct = differentiate(loss_vec, z[0]).subs(onehot)
+        identities.append(Identity(
+            f"{raw.name} + {loss.name}: dl/dz_1 = p_1 - y_1 (K={k})", direct,
+            per_element.xreplace({P: p[0], Y: y[0]}), {p[0]: probs[0]},
+            {**{zi: (-4.0, 4.0) for zi in z}, **{yi: (0.0, 1.0) for yi in y[:-1]}},
+            "one-hot targets: sum_j y_j = 1"))
+        if k == SOFTMAX_SHOWN:
+            shown = (jac, chain_sum, per_element)
+    jac, chain_1, delta = shown
+    prediction = sp.exp(Z - LSE)   # exp(z_i)/sum_j exp(z_j), written with the row's lse
+    from_logits = tidy(expand_logs(l_py.subs(P, prediction)))
+    k = SOFTMAX_SHOWN
+    p = sp.symbols(f"p1:{k + 1}", positive=True)
+    y = sp.symbols(f"y1:{k + 1}", real=True)
+    identities.append(Identity(
+        f"{raw.name} + {loss.name}: loss from logits via log-sum-exp",
+        l_py.subs(P, prediction), from_logits, {}, {Z: (-30.0, 30.0), LSE: (-30.0, 30.0),
+                                                    Y: (0.0, 1.0)}))
+    step_a = tidy(differentiate(l_py, P))
+    delta_raw = chain_1.xreplace({p[0]: P, y[0]: Y})
+    uses = tuple(s for s in ("p", "y", "z") if delta.has(sp.Symbol(s, real=True)))
+    return OutputPlan(raw.name, raw.latex, "softmax", prediction, loss.name, loss.latex, l_py,
+                      from_logits, LSE_NOTE, step_a, jac, delta_raw, tidy(delta), uses,
+                      loss.reduction, tuple(identities))
+
+
+def fuse_output(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
+    """Steps A, B, C and the stable loss for an output activation + loss pair."""
+    check_pairing(layer, loss)
+    return _softmax(layer, loss) if layer.entry.kind == "softmax" else _elementwise(layer, loss)

@@ -1,0 +1,72 @@
+"""Numerically stable rewrites, as data: each rule is a pattern, a replacement and a why.
+
+Rules are generic SymPy rewrites (no activation or loss names): they apply to
+whatever composition l(f(z), y) or f(z) contains the pattern. Every use is
+recorded in the plan as an `Identity` (naive form == stable form) and proven.
+
+>>> z, y = sp.symbols("z y", real=True)
+>>> naive = -(y*sp.log(1/(1 + sp.exp(-z))) + (1 - y)*sp.log(1 - 1/(1 + sp.exp(-z))))
+>>> stable, notes = stabilise(naive)
+>>> stable
+-y*z + log(1 + exp(-Abs(z))) + Max(0, z)
+>>> [n.name for n in notes]
+['softplus']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy as sp
+
+_u = sp.Wild("u")
+
+
+@dataclass(frozen=True)
+class StableRule:
+    """Replace ``pattern`` (with wildcard u) by ``replacement(u)``; ``note`` says why."""
+
+    name: str
+    pattern: sp.Expr
+    replacement: Callable[[sp.Expr], sp.Expr]
+    note: str
+
+
+RULES: tuple[StableRule, ...] = (
+    StableRule(
+        "softplus", sp.log(1 + sp.exp(_u)),
+        lambda u: sp.Max(u, 0) + sp.log(1 + sp.exp(-sp.Abs(u))),
+        r"$\log(1+e^{u})$ is evaluated as $\max(u,0)+\log(1+e^{-|u|})$: the exponent is "
+        r"never positive, so $e^{u}$ cannot overflow for large logits and no $\log 0$ "
+        "appears for very negative ones.",
+    ),
+    StableRule(
+        "logistic", 1 / (1 + sp.exp(_u)),
+        lambda u: (1 - sp.tanh(u / 2)) / 2,
+        r"$1/(1+e^{u})$ is evaluated as $(1-\tanh(u/2))/2$, which never overflows.",
+    ),
+)
+
+
+def expand_logs(expr: sp.Expr) -> sp.Expr:
+    """log of a product/quotient/exp -> sum of logs (valid: every argument is positive
+    wherever the naive loss is finite); log(exp(u)) -> u."""
+    expr = expr.replace(lambda e: isinstance(e, sp.log),
+                        lambda e: sp.log(sp.together(e.args[0])))
+    return sp.expand(sp.expand_log(expr, force=True))
+
+
+def stabilise(expr: sp.Expr, rules: tuple[StableRule, ...] = RULES
+              ) -> tuple[sp.Expr, tuple[StableRule, ...]]:
+    """``expr`` with log expansion and every applicable rule; returns (stable, rules used)."""
+    out = expand_logs(expr) if expr.has(sp.log) else expr
+    used = []
+    for rule in rules:
+        new = out.replace(rule.pattern, lambda u, rule=rule: rule.replacement(u))
+        if new != out:
+            used.append(rule)
+            out = new
+    if used:
+        out = sp.expand(out)
+    return out, tuple(used)
