@@ -1,0 +1,589 @@
+"""Generate one Numba module per (network plan, dtype, optimizer).
+
+The module holds the whole training step as a few ``@njit`` functions and a
+small NumPy-level API (``train_epoch``, ``predict``, ``evaluate``,
+``loss_and_grads``, ``load_weights``) so it can also be exported as a
+standalone file importing only numpy and numba. Its structure:
+
+* ``_mm``/``_mm_tn``/``_mm_nt``: out = A@B, A.T@B, A@B.T. Big products call
+  BLAS through ``np.dot(..., out)``; ``A.T`` of a C array is typed F-ordered,
+  so Numba passes a transpose flag to GEMM instead of copying. Tiny products
+  run plain loops, because there a BLAS call costs more than the arithmetic.
+* ``_forward``: per Dense layer one GEMM, then ONE fused loop adding the bias
+  and applying the activation printed from the plan's SymPy formula.
+* ``_output``: the fused output activation + loss: prediction, stable loss
+  from logits, and the derived delta (e.g. ``p - y``), all in one loop.
+* ``_backward``: dW = A_prev.T @ dZ, db = column sums, dA = dZ @ W.T (never
+  for the first layer), and one fused loop multiplying by the derived
+  activation derivative.
+* ``_update``: the optimizer's written rule, one loop per parameter.
+* ``_epoch``: the whole epoch (shuffle, gather, forward, backward, update,
+  loss and accuracy sums) in one njit call; workspaces allocated once.
+
+Every expression inside a loop comes from the plan through
+`symgrad.codegen.printer`; nothing here knows an activation or loss by name.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symgrad.codegen.printer import print_expr
+from symgrad.definition.formulas import A, P, Y, Z
+from symgrad.derive.plan import LSE, NetworkPlan
+
+__all__ = ["generate_module_source", "KernelLayout", "is_classification"]
+
+# m*n*k below which a product runs as plain loops (no BLAS call overhead).
+SMALL_GEMM = 32 * 32 * 32
+# Rows per chunk in predict/evaluate: bounds workspace memory for big X.
+PREDICT_CHUNK = 1024
+
+# error_model="numpy": float division by zero yields inf/nan (as NumPy)
+# instead of raising, which also drops the zero-check branches that stop
+# LLVM from vectorising the fused loops. No fastmath: it would break isnan
+# and make results depend on reassociation.
+_JIT = 'cache=True, nogil=True, error_model="numpy"'
+
+
+def is_classification(plan: NetworkPlan) -> bool:
+    """True if accuracy is meaningful: softmax output or a logistic (0..1) output with BCE."""
+    if plan.output.kind == "softmax":
+        return True
+    return plan.output.loss_name.lower() in {"bce", "binary_cross_entropy", "cross_entropy"}
+
+
+class KernelLayout:
+    """Names of arrays in the generated code, derived from the plan."""
+
+    def __init__(self, plan: NetworkPlan) -> None:
+        self.plan = plan
+        self.layers = plan.layers
+        self.last = len(plan.layers) - 1
+        self.params: list[str] = []   # kernel variable names, aligned with plan.param_names
+        for layer in plan.layers:
+            self.params.append(f"W{layer.index}")
+            if layer.bias:
+                self.params.append(f"b{layer.index}")
+
+    def saves_z(self, index: int) -> bool:
+        act = self.layers[index].activation
+        return act is not None and "z" in act.saved
+
+    def input_of(self, index: int) -> str:
+        return "X" if index == 0 else f"A{index - 1}"
+
+    def work_arrays(self) -> list[tuple[str, int]]:
+        """(name, columns) of per-batch workspaces: activations, saved z, deltas."""
+        out = []
+        for layer in self.layers[:-1]:
+            out.append((f"A{layer.index}", layer.out_dim))
+            if self.saves_z(layer.index):
+                out.append((f"Z{layer.index}", layer.out_dim))
+        out.append(("ZL", self.layers[-1].out_dim))
+        for layer in self.layers:
+            out.append((f"D{layer.index}", layer.out_dim))
+        return out
+
+    def forward_arrays(self) -> list[str]:
+        names = []
+        for layer in self.layers[:-1]:
+            names.append(f"A{layer.index}")
+            if self.saves_z(layer.index):
+                names.append(f"Z{layer.index}")
+        return names + ["ZL"]
+
+
+class _Src:
+    """Tiny indented line buffer."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def __call__(self, *lines: str) -> None:
+        for line in lines:
+            self.lines.append(("    " * self.depth + line) if line else "")
+
+    def indent(self) -> _Src:
+        self.depth += 1
+        return self
+
+    def dedent(self) -> None:
+        self.depth -= 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _gemm_helpers(s: _Src, dtype_cast: str) -> None:
+    """out = alpha * op(A) @ op(B) + beta * out, three layouts, BLAS or loops.
+
+    BLAS is reached through Numba's own ``numba_xxgemm`` entry (the one its
+    ``np.dot`` uses) so alpha and beta are available: with beta = 1 a GEMM
+    can add straight into the weights (fused SGD step, no gradient buffer).
+    C-ordered row-major arrays are handed to column-major GEMM as their
+    transposes, so no operand is ever copied.
+    """
+    zero = f"{dtype_cast}(0.0)"
+    blas = [
+        "    ab[0] = alpha",
+        "    ab[1] = beta",
+        "    lda = A.strides[0] // A.itemsize",
+        "    ldb = B.strides[0] // B.itemsize",
+        "    ldo = out.strides[0] // out.itemsize",
+    ]
+    loops_beta = [
+        "    for i in range(out.shape[0]):",
+        "        for j in range(out.shape[1]):",
+        f"            out[i, j] = {zero} if beta == {zero} else beta * out[i, j]",
+    ]
+    s(f"@njit({_JIT})", "def _mm(A, B, out, alpha, beta, ab):",
+      '    """out = alpha * A @ B + beta * out (A: m x k, B: k x n)."""',
+      "    m, kk = A.shape",
+      "    n = B.shape[1]",
+      "    if m * kk * n >= SMALL_GEMM:", *["    " + x for x in blas],
+      "        _xxgemm(BLAS_KIND, NN, NN, n, m, kk, ab[0:].ctypes, B.ctypes, ldb,"
+      " A.ctypes, lda, ab[1:].ctypes, out.ctypes, ldo)",
+      "        return", *loops_beta,
+      "    for i in range(m):",
+      "        for q in range(kk):",
+      "            aiq = alpha * A[i, q]",
+      "            for j in range(n):",
+      "                out[i, j] += aiq * B[q, j]",
+      "", "",
+      f"@njit({_JIT})", "def _mm_tn(A, B, out, alpha, beta, ab):",
+      '    """out = alpha * A.T @ B + beta * out (A: m x k, B: m x n)."""',
+      "    m, kk = A.shape",
+      "    n = B.shape[1]",
+      "    if m * kk * n >= SMALL_GEMM:", *["    " + x for x in blas],
+      "        _xxgemm(BLAS_KIND, NN, TT, n, kk, m, ab[0:].ctypes, B.ctypes, ldb,"
+      " A.ctypes, lda, ab[1:].ctypes, out.ctypes, ldo)",
+      "        return", *loops_beta,
+      "    for i in range(m):",
+      "        for q in range(kk):",
+      "            aiq = alpha * A[i, q]",
+      "            for j in range(n):",
+      "                out[q, j] += aiq * B[i, j]",
+      "", "",
+      f"@njit({_JIT})", "def _mm_nt(A, B, out, alpha, beta, ab):",
+      '    """out = alpha * A @ B.T + beta * out (A: m x k, B: n x k)."""',
+      "    m, kk = A.shape",
+      "    n = B.shape[0]",
+      "    if m * kk * n >= SMALL_GEMM:", *["    " + x for x in blas],
+      "        _xxgemm(BLAS_KIND, TT, NN, n, m, kk, ab[0:].ctypes, B.ctypes, ldb,"
+      " A.ctypes, lda, ab[1:].ctypes, out.ctypes, ldo)",
+      "        return",
+      "    for i in range(m):",
+      "        for j in range(n):",
+      f"            acc = {zero}",
+      "            for q in range(kk):",
+      "                acc += A[i, q] * B[j, q]",
+      f"            out[i, j] = alpha * acc + (beta * out[i, j] if beta != {zero} else {zero})",
+      "", "")
+
+
+def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
+    args = ", ".join(["X"] + lay.params + lay.forward_arrays() + ["ab"])
+    s(f"@njit({_JIT})", f"def _forward({args}):",
+      '    """Forward pass of one batch into preallocated buffers; logits end in ZL."""')
+    s.indent()
+    s("m = X.shape[0]")
+    for layer in lay.layers:
+        i = layer.index
+        out = "ZL" if i == lay.last else f"A{i}"
+        s(f"# {layer.name}: Z = {lay.input_of(i)} @ W{i}" + (f" + b{i}" if layer.bias else "")
+          + ("" if layer.activation is None else f"; A{i} = {layer.activation.name}(Z)"))
+        s(f"_mm({lay.input_of(i)}, W{i}, {out}, 1.0, 0.0, ab)")
+        if layer.activation is None and not layer.bias:
+            continue
+        # Bias and activation fused into the one pass that follows the GEMM.
+        s("for i in range(m):")
+        s(f"    for j in range({layer.out_dim}):")
+        s(f"        z = {out}[i, j]" + (f" + b{i}[j]" if layer.bias else ""))
+        if layer.activation is None:
+            s(f"        {out}[i, j] = z")
+            continue
+        if lay.saves_z(i):
+            s(f"        Z{i}[i, j] = z")
+        s(f"        {out}[i, j] = {print_expr(layer.activation.stable_forward, {Z: 'z'}, dtype)}")
+    s.dedent()
+    s("", "")
+
+
+def _output_fn(s: _Src, lay: KernelLayout, dtype: str, cast: str) -> None:
+    out = lay.plan.output
+    k = lay.plan.output_dim
+    symbols = {Z: "z", Y: "y", P: "p", LSE: "lse"}
+    pred = print_expr(out.prediction, symbols, dtype)
+    loss = print_expr(out.loss_from_logits, symbols, dtype)
+    delta = print_expr(out.delta, symbols, dtype)
+    classify = is_classification(lay.plan)
+    per = "rows" if out.reduction == "rows" else "elements"
+    s(f"@njit({_JIT})", "def _output(ZL, Yb, D, P, want_delta):")
+    s(f'    """{out.activation_name} + {out.loss_name} fused: returns (loss sum over {per},'
+      ' correct count); fills P (and D = scale * dL/dz)."""')
+    s.indent()
+    s("m = ZL.shape[0]", "loss = 0.0", "correct = 0")
+    scale = "1.0 / m" if out.reduction == "rows" else f"1.0 / (m * {k})"
+    s(f"scale = {cast}({scale})")
+    s("for i in range(m):")
+    s.indent()
+    if out.kind == "softmax":
+        s("zmax = ZL[i, 0]", f"for j in range(1, {k}):", "    zmax = max(zmax, ZL[i, j])",
+          f"acc = {cast}(0.0)", f"for j in range({k}):", "    acc += math.exp(ZL[i, j] - zmax)",
+          "lse = zmax + math.log(acc)")
+    if classify and k > 1:  # one decision per row: argmax of logits vs argmax of target
+        s("best_z = 0", "best_y = 0")
+    s(f"for j in range({k}):")
+    s.indent()
+    s("z = ZL[i, j]", "y = Yb[i, j]", f"p = {pred}", "P[i, j] = p", f"loss += {loss}",
+      "if want_delta:", f"    D[i, j] = scale * ({delta})")
+    if classify and k > 1:
+        s("if ZL[i, j] > ZL[i, best_z]:", "    best_z = j",
+          "if Yb[i, j] > Yb[i, best_y]:", "    best_y = j")
+    elif classify:
+        s("if (p > 0.5) == (y > 0.5):", "    correct += 1")
+    s.dedent()
+    if classify and k > 1:
+        s("if best_z == best_y:", "    correct += 1")
+    s.dedent()
+    s("return loss, correct")
+    s.dedent()
+    s("", "")
+
+
+def _backward_fn(s: _Src, lay: KernelLayout, dtype: str, optimizer=None, cast: str = "") -> None:
+    """Emit ``_backward`` (gradients into buffers) or, with an optimizer whose
+    step is a GEMM epilogue (plain SGD), ``_backward_step``: each dW product is
+    accumulated straight into W with alpha = -lr and beta = 1 - lr*wd."""
+    fused = optimizer is not None
+    deltas = [f"D{layer.index}" for layer in lay.layers]
+    if fused:
+        grads = [f"g{p}" for p in lay.params if p.startswith("b")]
+        args = ["X"] + lay.params + lay.forward_arrays() + deltas + grads + ["H", "t", "ab"]
+        name, doc = "_backward_step", "Backward pass fused with the SGD step"
+    else:
+        grads = [f"g{p}" for p in lay.params]
+        args = ["X"] + lay.params + lay.forward_arrays() + deltas + grads + ["ab"]
+        name, doc = "_backward", "Backward pass of one batch into gradient buffers"
+    s(f"@njit({_JIT})", f"def {name}({', '.join(args)}):",
+      f'    """{doc}; D{lay.last} holds dL/dZ of the output layer."""')
+    s.indent()
+    s("m = X.shape[0]")
+    if fused:
+        s("t[0] += 1", *optimizer.prologue(cast))
+        alpha, beta = optimizer.fused_gemm(cast)
+        s(f"alpha = {alpha}", f"beta = {beta}")
+    for layer in reversed(lay.layers):
+        i = layer.index
+        src = lay.input_of(i)
+        s(f"# {layer.name}: dW = {src}.T @ dZ; db = sum over rows of dZ"
+          + ("" if i == 0 else f"; dA{i - 1} = dZ @ W{i}.T"))
+        if i > 0:
+            # dA before the (possibly fused) update: it must see the old W.
+            s(f"_mm_nt(D{i}, W{i}, D{i - 1}, 1.0, 0.0, ab)")
+        if fused:
+            s(f"_mm_tn({src}, D{i}, W{i}, alpha, beta, ab)  # W = beta*W + alpha*dW")
+        else:
+            s(f"_mm_tn({src}, D{i}, gW{i}, 1.0, 0.0, ab)")
+        if layer.bias:
+            s(f"gb{i}[:] = 0.0", "for i in range(m):",
+              f"    for j in range({layer.out_dim}):", f"        gb{i}[j] += D{i}[i, j]")
+            if fused:
+                s(f"for k in range(b{i}.size):", f"    w = b{i}[k]", f"    g = gb{i}[k]",
+                  *["    " + line for line in optimizer.update()], f"    b{i}[k] = w")
+        if i == 0:
+            continue  # no gradient flows into X: that GEMM is skipped entirely
+        prev = lay.layers[i - 1]
+        act = prev.activation
+        symbols = {A: f"A{i - 1}[i, j]", Z: f"Z{i - 1}[i, j]"}
+        deriv = print_expr(act.derivative, symbols, dtype)
+        s(f"# {act.name}'(z), as derived: {act.derivative}")
+        s("for i in range(m):", f"    for j in range({prev.out_dim}):",
+          f"        D{i - 1}[i, j] *= {deriv}")
+    s.dedent()
+    s("", "")
+
+
+def _update_fn(s: _Src, lay: KernelLayout, optimizer, cast: str) -> None:
+    states = [f"s_{st}_{p}" for p in lay.params for st in optimizer.state_names]
+    args = ", ".join(lay.params + [f"g{p}" for p in lay.params] + states + ["H", "t"])
+    s(f"@njit({_JIT})", f"def _update({args}):",
+      f'    """{type(optimizer).__name__} step on every parameter (written rule, fused loops)."""')
+    s.indent()
+    s("t[0] += 1")
+    s(*optimizer.prologue(cast))
+    for p in lay.params:
+        s(f"w_ = {p}.reshape({p}.size)", f"g_ = g{p}.reshape({p}.size)")
+        for st in optimizer.state_names:
+            s(f"s_{st} = s_{st}_{p}.reshape({p}.size)")
+        s(f"for k in range({p}.size):", "    w = w_[k]", "    g = g_[k]")
+        s(*["    " + line for line in optimizer.update()])
+        s("    w_[k] = w")
+    s.dedent()
+    s("", "")
+
+
+def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
+    plan = lay.plan
+    states = [f"s_{st}_{p}" for p in lay.params for st in optimizer.state_names]
+    args = ", ".join(["X", "Y", "order", "seed", "batch_size"] + lay.params + states + ["H", "t"])
+    s(f"@njit({_JIT})", f"def _epoch({args}):")
+    s('    """One whole epoch: shuffle, gather, forward, backward, update; returns'
+      ' (loss sum over samples, correct count)."""')
+    s.indent()
+    s("n = X.shape[0]", "bs = min(batch_size, n)")
+    s("# Batch order: a given permutation, else a seeded shuffle, else in order",
+      "# (in order, batches are row slices of X: no gather copy at all).",
+      "gather = True", "if order.size == n:", "    perm = order",
+      "elif seed >= 0:", "    np.random.seed(seed)", "    perm = np.random.permutation(n)",
+      "else:", "    perm = order", "    gather = False")
+    s("# Workspaces: allocated once per epoch, row-sliced to each batch (views, no copies).")
+    s(f"Xb = np.empty((bs if gather else 0, {plan.input_dim}), dtype=DTYPE)",
+      f"Yb = np.empty((bs if gather else 0, {plan.output_dim}), dtype=DTYPE)",
+      f"P = np.empty((bs, {plan.output_dim}), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
+    for name, cols in lay.work_arrays():
+        s(f"{name}_ = np.empty((bs, {cols}), dtype=DTYPE)")
+    grads = [f"g{p}" for p in lay.params if not fused or p.startswith("b")]
+    for g in grads:
+        s(f"{g} = np.empty_like({g[1:]})")
+    s("loss_sum = 0.0", "correct = 0")
+    s("for start in range(0, n, bs):")
+    s.indent()
+    s("stop = min(start + bs, n)", "m = stop - start")
+    s("if gather:", "    for r in range(m):", "        src = perm[start + r]",
+      f"        for c in range({plan.input_dim}):", "            Xb[r, c] = X[src, c]",
+      f"        for c in range({plan.output_dim}):", "            Yb[r, c] = Y[src, c]",
+      "    xb = Xb[:m]", "    yb = Yb[:m]",
+      "else:", "    xb = X[start:stop]", "    yb = Y[start:stop]")
+    views = {name: f"{name}_[:m]" for name, _ in lay.work_arrays()}
+    fwd_arrays = [views[n] for n in lay.forward_arrays()]
+    s("_forward(" + ", ".join(["xb"] + lay.params + fwd_arrays + ["ab"]) + ")")
+    s(f"batch_loss, batch_correct = _output({views['ZL']}, yb, {views[f'D{lay.last}']}, "
+      "P[:m], True)")
+    per = "" if plan.output.reduction == "rows" else f" / {plan.output_dim}"
+    s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
+    deltas = [views[f"D{layer.index}"] for layer in lay.layers]
+    if fused:
+        s("_backward_step(" + ", ".join(["xb"] + lay.params + fwd_arrays + deltas + grads
+                                        + ["H", "t", "ab"]) + ")")
+    else:
+        s("_backward(" + ", ".join(["xb"] + lay.params + fwd_arrays + deltas + grads + ["ab"])
+          + ")")
+        s("_update(" + ", ".join(lay.params + grads + states + ["H", "t"]) + ")")
+    s.dedent()
+    s("return loss_sum, correct")
+    s.dedent()
+    s("", "")
+
+
+def _predict_fns(s: _Src, lay: KernelLayout) -> None:
+    plan = lay.plan
+    args = ", ".join(["X", "Y", "want_loss"] + lay.params)
+    s(f"@njit({_JIT})", f"def _predict({args}):",
+      '    """Predictions for all rows (chunked); with want_loss also (loss sum, correct)."""')
+    s.indent()
+    s("n = X.shape[0]", "bs = min(PREDICT_CHUNK, max(n, 1))",
+      f"out = np.empty((n, {plan.output_dim}), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
+    for name in lay.forward_arrays():
+        cols = dict(lay.work_arrays())[name]
+        s(f"{name}_ = np.empty((bs, {cols}), dtype=DTYPE)")
+    s(f"D_ = np.empty((1, {plan.output_dim}), dtype=DTYPE)")
+    s("loss_sum = 0.0", "correct = 0")
+    s("for start in range(0, n, bs):")
+    s.indent()
+    s("stop = min(start + bs, n)", "m = stop - start")
+    fwd = ", ".join(["X[start:stop]"] + lay.params + [f"{n}_[:m]" for n in lay.forward_arrays()]
+                    + ["ab"])
+    s(f"_forward({fwd})")
+    s("yb = Y[start:stop] if want_loss else out[start:stop]")
+    s("batch_loss, batch_correct = _output(ZL_[:m], yb, D_, out[start:stop], False)")
+    per = "" if plan.output.reduction == "rows" else f" / {plan.output_dim}"
+    s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
+    s.dedent()
+    s("return out, loss_sum, correct")
+    s.dedent()
+    s("", "")
+
+
+def _grads_fn(s: _Src, lay: KernelLayout) -> None:
+    args = ", ".join(["X", "Y"] + lay.params)
+    s(f"@njit({_JIT})", f"def _loss_and_grads({args}):",
+      '    """Mean loss and gradients of one batch (the whole of X): used to test the kernels."""')
+    s.indent()
+    s("m = X.shape[0]", f"P = np.empty((m, {lay.plan.output_dim}), dtype=DTYPE)",
+      "ab = np.empty(2, dtype=DTYPE)")
+    for name, cols in lay.work_arrays():
+        s(f"{name} = np.empty((m, {cols}), dtype=DTYPE)")
+    grads = [f"g{p}" for p in lay.params]
+    for p in lay.params:
+        s(f"g{p} = np.empty_like({p})")
+    s("_forward(" + ", ".join(["X"] + lay.params + lay.forward_arrays() + ["ab"]) + ")")
+    s(f"loss, _ = _output(ZL, Y, D{lay.last}, P, True)")
+    deltas = [f"D{layer.index}" for layer in lay.layers]
+    s("_backward(" + ", ".join(["X"] + lay.params + lay.forward_arrays() + deltas + grads
+                               + ["ab"]) + ")")
+    scale = "m" if lay.plan.output.reduction == "rows" else f"(m * {lay.plan.output_dim})"
+    s(f"return loss / {scale}, ({', '.join(grads)},)")
+    s.dedent()
+    s("", "")
+
+
+_API = '''
+# ---------------------------------------------------------------------------
+# NumPy-level API (also the API of an exported standalone module).
+# ---------------------------------------------------------------------------
+WEIGHTS = {}
+STATE = {}
+
+
+def _as_data(X, Y=None):
+    X = np.ascontiguousarray(X, dtype=DTYPE)
+    if X.ndim != 2 or X.shape[1] != INPUT_DIM:
+        raise ValueError(f"X must have shape (n, {INPUT_DIM}), got {X.shape}")
+    if Y is None:
+        return X, None
+    Y = np.ascontiguousarray(Y, dtype=DTYPE).reshape(X.shape[0], -1)
+    if Y.shape[1] != OUTPUT_DIM:
+        raise ValueError(f"targets must have {OUTPUT_DIM} columns (one-hot), got {Y.shape}")
+    return X, Y
+
+
+def init_state(params):
+    """Zeroed optimizer state for ``params`` (plus the step counter ``t``)."""
+    state = {f"{s}:{name}": np.zeros_like(params[name]) for name in PARAM_NAMES
+             for s in STATE_NAMES}
+    state["t"] = np.zeros(1, dtype=np.int64)
+    return state
+
+
+def load_weights(path_or_dict):
+    """Load weights (an .npz path or a dict) into this module's WEIGHTS; resets STATE."""
+    src = path_or_dict
+    if isinstance(src, str):
+        src = np.load(src, allow_pickle=False)
+    for name, shape in zip(PARAM_NAMES, PARAM_SHAPES):
+        arr = np.ascontiguousarray(src[name], dtype=DTYPE)
+        if arr.shape != shape:
+            raise ValueError(f"parameter {name}: expected shape {shape}, got {arr.shape}")
+        WEIGHTS[name] = arr.copy()
+    STATE.clear()
+    STATE.update(init_state(WEIGHTS))
+    return WEIGHTS
+
+
+def train_epoch(X, Y, batch_size=32, hyper=HYPER_DEFAULT, order=None, seed=-1,
+                params=None, state=None):
+    """Train one epoch in place; returns (mean loss, accuracy or nan)."""
+    params = WEIGHTS if params is None else params
+    state = STATE if state is None else state
+    if not state:
+        state.update(init_state(params))
+    X, Y = _as_data(X, Y)
+    order = np.empty(0, np.int64) if order is None else np.ascontiguousarray(order, np.int64)
+    args = [params[name] for name in PARAM_NAMES]
+    args += [state[f"{s}:{name}"] for name in PARAM_NAMES for s in STATE_NAMES]
+    loss, correct = _epoch(X, Y, order, int(seed), int(batch_size), *args,
+                           np.asarray(hyper, np.float64), state["t"])
+    n = X.shape[0]
+    return loss / n, (correct / n if CLASSIFICATION else float("nan"))
+
+
+def predict(X, params=None):
+    """Output-layer predictions (probabilities for sigmoid/softmax outputs)."""
+    params = WEIGHTS if params is None else params
+    X, _ = _as_data(X)
+    dummy = np.empty((0, OUTPUT_DIM), dtype=DTYPE)
+    out, _, _ = _predict(X, dummy, False, *[params[name] for name in PARAM_NAMES])
+    return out
+
+
+def evaluate(X, Y, params=None):
+    """(mean loss, accuracy or nan) without updating anything."""
+    params = WEIGHTS if params is None else params
+    X, Y = _as_data(X, Y)
+    _, loss, correct = _predict(X, Y, True, *[params[name] for name in PARAM_NAMES])
+    n = X.shape[0]
+    return loss / n, (correct / n if CLASSIFICATION else float("nan"))
+
+
+def loss_and_grads(X, Y, params=None):
+    """Mean loss of X as one batch and the gradients, keyed like PARAM_NAMES."""
+    params = WEIGHTS if params is None else params
+    X, Y = _as_data(X, Y)
+    loss, grads = _loss_and_grads(X, Y, *[params[name] for name in PARAM_NAMES])
+    return loss, dict(zip(PARAM_NAMES, grads))
+'''
+
+
+def _describe(plan: NetworkPlan) -> str:
+    parts = [str(plan.input_dim)]
+    for layer in plan.layers:
+        act = layer.activation.name if layer.activation else plan.output.activation_name
+        parts.append(f"{layer.out_dim}({act})")
+    return "-".join(parts) + f", loss {plan.output.loss_name}"
+
+
+def generate_module_source(plan: NetworkPlan, dtype: str, optimizer) -> str:
+    """The complete Python source of the kernel module for ``plan``.
+
+    ``dtype`` is "float64" or "float32"; ``optimizer`` an
+    `symgrad.runtime.optimizers.Optimizer`. The source imports only math,
+    numpy and numba.
+    """
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    lay = KernelLayout(plan)
+    cast = "f32" if dtype == "float32" else "f64"
+    classify = is_classification(plan)
+    k = plan.output_dim
+    shapes = []
+    for layer in plan.layers:
+        shapes.append((layer.in_dim, layer.out_dim))
+        if layer.bias:
+            shapes.append((layer.out_dim,))
+    s = _Src()
+    s(f'"""symgrad kernels: {_describe(plan)}; {dtype}; {optimizer!r}.',
+      "",
+      "Generated from the derived SymPy expressions of the network plan. Standalone:",
+      'imports only math, numpy and numba."""', "",
+      "import math", "", "import numpy as np", "from numba import njit, types",
+      "from numba.np.linalg import ensure_blas", "",
+      "f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}",
+      "",
+      "# GEMM through Numba's own BLAS entry point (the one np.dot uses; it loads",
+      "# SciPy's BLAS), called directly so alpha/beta are available.",
+      "ensure_blas()",
+      f"BLAS_KIND = ord({'s' if dtype == 'float32' else 'd'!r})",
+      "NN, TT = ord('N'), ord('T')",
+      f"_P = types.CPointer(types.{dtype})",
+      "_xxgemm = types.ExternalFunction('numba_xxgemm', types.intc(",
+      "    types.char, types.char, types.char, types.intp, types.intp, types.intp,",
+      "    _P, _P, types.intp, _P, types.intp, _P, _P, types.intp))",
+      "",
+      f"INPUT_DIM = {plan.input_dim}", f"OUTPUT_DIM = {k}",
+      f"PARAM_NAMES = {tuple(plan.param_names)!r}", f"PARAM_SHAPES = {tuple(shapes)!r}",
+      f"STATE_NAMES = {tuple(optimizer.state_names)!r}",
+      f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
+      f"HYPER_DEFAULT = {tuple(optimizer.hyper().values())!r}",
+      f"CLASSIFICATION = {classify}",
+      f"SMALL_GEMM = {SMALL_GEMM}", f"PREDICT_CHUNK = {PREDICT_CHUNK}", "", "")
+    _gemm_helpers(s, cast)
+    _forward_fn(s, lay, dtype)
+    _output_fn(s, lay, dtype, cast)
+    _backward_fn(s, lay, dtype)
+    fused = getattr(optimizer, "fused_gemm", lambda cast: None)(cast) is not None
+    if fused:
+        _backward_fn(s, lay, dtype, optimizer, cast)
+    else:
+        _update_fn(s, lay, optimizer, cast)
+    _epoch_fn(s, lay, optimizer, fused)
+    _predict_fns(s, lay)
+    _grads_fn(s, lay)
+    return s.text() + _API
+
+
+def expression_symbols() -> tuple[sp.Symbol, ...]:
+    """The canonical symbols a kernel loop binds (z, a, p, y, lse)."""
+    return (Z, A, P, Y, LSE)

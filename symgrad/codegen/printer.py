@@ -1,0 +1,234 @@
+"""Print derived SymPy expressions as Numba-compatible scalar Python.
+
+The kernels in `symgrad.codegen.kernels` evaluate every elementwise chain in
+a fused loop over array elements. Inside that loop each canonical symbol
+(``z``, ``a``, ``p``, ``y``, ``lse``) is a local scalar; this printer turns
+one plan expression into one Python expression over those locals.
+
+Two rules keep the generated loops fast and honest:
+
+* A node without a printing rule raises `UnsupportedExpressionError`; there
+  is no slow fallback (object mode, ``sympy.lambdify``) to hide behind.
+* In float32 every literal is wrapped as ``f32(...)``: Numba types a bare
+  ``2`` as int64 and ``0.5`` as float64, and either would promote the whole
+  loop body to float64.
+
+>>> from symgrad.definition.formulas import Z
+>>> print_expr(2 * Z + 1, {Z: "z"}, "float64")
+'2.0*z + 1.0'
+>>> print_expr(Z**2, {Z: "z"}, "float32")
+'z*z'
+>>> print_expr(sp.Heaviside(Z, 0), {Z: "z"}, "float64")
+'(1.0 if z > 0.0 else 0.0)'
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+from sympy.printing.pycode import PythonCodePrinter
+
+__all__ = ["UnsupportedExpressionError", "NumbaScalarPrinter", "print_expr", "check_printable"]
+
+
+class UnsupportedExpressionError(TypeError):
+    """An expression contains a node the kernel printer has no rule for."""
+
+
+# Functions with a rule below. Anything else found in an expression is an
+# error raised before any source is generated.
+_MATH_FUNCS: dict[type, str] = {
+    sp.exp: "math.exp",
+    sp.log: "math.log",
+    sp.tanh: "math.tanh",
+    sp.sinh: "math.sinh",
+    sp.cosh: "math.cosh",
+    sp.sin: "math.sin",
+    sp.cos: "math.cos",
+    sp.atan: "math.atan",
+    sp.erf: "math.erf",
+    sp.erfc: "math.erfc",
+    log1p: "math.log1p",
+    expm1: "math.expm1",
+}
+_STRUCTURAL = (
+    sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Number, sp.NumberSymbol,
+    sp.Piecewise, sp.Heaviside, sp.sign, sp.Abs, sp.Max, sp.Min,
+    sp.core.relational.Relational, sp.logic.boolalg.BooleanTrue,
+    sp.logic.boolalg.BooleanFalse, sp.And, sp.Or, sp.Not,
+)
+_SMALL_INT_POWER = 4  # z**k for |k| <= 4 is printed as repeated products
+
+
+def check_printable(expr: sp.Basic, where: str = "expression") -> None:
+    """Raise `UnsupportedExpressionError` if any node of ``expr`` lacks a printing rule.
+
+    >>> from symgrad.definition.formulas import Z
+    >>> check_printable(sp.exp(Z) + sp.Abs(Z))
+    >>> check_printable(sp.gamma(Z), "activation 'g'")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    symgrad.codegen.printer.UnsupportedExpressionError: activation 'g': no Numba ... gamma(z))
+    """
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, _STRUCTURAL) or type(node) in _MATH_FUNCS:
+            continue
+        if isinstance(node, sp.functions.elementary.piecewise.ExprCondPair):
+            continue
+        raise UnsupportedExpressionError(
+            f"{where}: no Numba printing rule for {type(node).__name__} (in {expr})"
+        )
+
+
+class NumbaScalarPrinter(PythonCodePrinter):
+    """PythonCodePrinter for scalar Numba code with typed literals and mapped symbols.
+
+    ``symbols`` maps each SymPy symbol to the local variable name used in the
+    loop. ``dtype`` is "float64" or "float32"; in float32 every literal is
+    emitted as ``f32(<value>)`` (the kernel module binds ``f32 = np.float32``).
+    """
+
+    printmethod = "_numbacode"
+
+    def __init__(self, symbols: dict[sp.Symbol, str], dtype: str = "float64") -> None:
+        if dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+        super().__init__({"fully_qualified_modules": True, "strict": True})
+        self._symbols = dict(symbols)
+        self._f32 = dtype == "float32"
+
+    # -- literals -------------------------------------------------------
+    def _lit(self, value: float) -> str:
+        text = repr(float(value))
+        return f"f32({text})" if self._f32 else text
+
+    def _print_Integer(self, expr: sp.Integer) -> str:
+        return self._lit(int(expr))
+
+    _print_Zero = _print_One = _print_NegativeOne = _print_Integer
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        return self._lit(float(expr))
+
+    _print_Half = _print_Rational
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        return self._lit(float(expr))
+
+    def _print_NumberSymbol(self, expr: sp.NumberSymbol) -> str:
+        return self._lit(float(expr.evalf(20)))
+
+    _print_Exp1 = _print_Pi = _print_NumberSymbol
+
+    def _print_BooleanTrue(self, expr: sp.Basic) -> str:
+        return "True"
+
+    def _print_BooleanFalse(self, expr: sp.Basic) -> str:
+        return "False"
+
+    def parenthesize(self, item: sp.Basic, level: int, strict: bool = False) -> str:
+        # A non-negative literal prints as one token (``f32(0.5)``/``0.5``): no
+        # parentheses needed, which keeps the kernel source readable.
+        if isinstance(item, sp.Number) and item >= 0:
+            return self._print(item)
+        return super().parenthesize(item, level, strict)
+
+    # -- symbols and functions -----------------------------------------
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        try:
+            return self._symbols[expr]
+        except KeyError:
+            known = ", ".join(sorted(str(s) for s in self._symbols))
+            raise UnsupportedExpressionError(
+                f"symbol {expr} is not available in this loop (available: {known})"
+            ) from None
+
+    def _print_Function(self, expr: sp.Function) -> str:
+        name = _MATH_FUNCS.get(type(expr))
+        if name is None:
+            raise UnsupportedExpressionError(
+                f"no Numba printing rule for {type(expr).__name__} (in {expr})"
+            )
+        return f"{name}({', '.join(self._print(arg) for arg in expr.args)})"
+
+    # Route the functions PythonCodePrinter knows through our table so the
+    # whitelist is the single source of what may appear in a kernel.
+    _print_exp = _print_log = _print_tanh = _print_sinh = _print_cosh = _print_Function
+    _print_sin = _print_cos = _print_atan = _print_erf = _print_erfc = _print_Function
+    _print_log1p = _print_expm1 = _print_Function
+
+    def _print_Abs(self, expr: sp.Abs) -> str:
+        return f"abs({self._print(expr.args[0])})"
+
+    def _minmax(self, expr: sp.Basic, fn: str) -> str:
+        args = [self._print(arg) for arg in expr.args]
+        out = args[0]
+        for arg in args[1:]:  # nest: Numba's builtin max/min take two scalars cleanly
+            out = f"{fn}({out}, {arg})"
+        return out
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return self._minmax(expr, "max")
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        return self._minmax(expr, "min")
+
+    def _print_Heaviside(self, expr: sp.Heaviside) -> str:
+        x = self._print(expr.args[0])
+        h0 = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
+        one, zero = self._lit(1), self._lit(0)
+        if h0 == 0:
+            return f"({one} if {x} > {zero} else {zero})"
+        if h0 == 1:
+            return f"({one} if {x} >= {zero} else {zero})"
+        mid = self._print(h0)
+        return f"({one} if {x} > {zero} else ({mid} if {x} == {zero} else {zero}))"
+
+    def _print_sign(self, expr: sp.sign) -> str:
+        x = self._print(expr.args[0])
+        one, zero = self._lit(1), self._lit(0)
+        return f"({one} if {x} > {zero} else (-{one} if {x} < {zero} else {zero}))"
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        if expr.args[-1].cond != sp.true:
+            raise UnsupportedExpressionError(
+                f"Piecewise without a default branch cannot be compiled: {expr}"
+            )
+        out = self._print(expr.args[-1].expr)
+        for branch, cond in reversed(expr.args[:-1]):
+            out = f"({self._print(branch)} if {self._print(cond)} else {out})"
+        return out
+
+    def _print_Relational(self, expr: sp.core.relational.Relational) -> str:
+        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        base, exp = expr.args
+        b = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Pow"])
+        if exp.is_Integer and 0 < abs(int(exp)) <= _SMALL_INT_POWER:
+            # Repeated products: exact, fast, and no int exponent to promote float32.
+            prod = "*".join([b] * abs(int(exp)))
+            return prod if exp > 0 else f"{self._lit(1)}/({prod})"
+        if exp == sp.Rational(1, 2):
+            return f"math.sqrt({self._print(base)})"
+        if exp == -sp.Rational(1, 2):
+            return f"{self._lit(1)}/math.sqrt({self._print(base)})"
+        e = self.parenthesize(exp, sp.printing.precedence.PRECEDENCE["Pow"])
+        return f"{b}**{e}"
+
+    def _print_not_supported(self, expr: sp.Basic) -> str:
+        raise UnsupportedExpressionError(
+            f"no Numba printing rule for {type(expr).__name__}: {expr}")
+
+    emptyPrinter = _print_not_supported
+
+
+def print_expr(expr: sp.Basic, symbols: dict[sp.Symbol, str], dtype: str = "float64") -> str:
+    """Print one scalar expression for a Numba loop body.
+
+    >>> from symgrad.definition.formulas import Z
+    >>> print_expr(sp.exp(-Z) / 2, {Z: "z"}, "float32")
+    'f32(0.5)*math.exp(-z)'
+    """
+    check_printable(expr)
+    return NumbaScalarPrinter(symbols, dtype).doprint(sp.sympify(expr))
