@@ -37,6 +37,7 @@ class LimitStep:
     latex: str
     text: str
     expr: sp.Basic | None = None
+    relation: str = "="  # "=" continues the chain; "->" is the limit h -> 0; "" stands alone
 
 
 def _terms(expr: sp.Expr) -> list[sp.Expr]:
@@ -83,10 +84,10 @@ def limit_steps(
     fname = text(output) if output is not None else "f"
     lname = latex(output) if output is not None else "f"
     steps = [LimitStep(
-        "definition",
-        rf"\lim_{{{latex(h)} \to 0}} \frac{{{lname}({latex(x)} + {latex(h)}) - "
-        rf"{lname}({latex(x)})}}{{{latex(h)}}}",
-        f"lim_{h}->0 ({fname}({x} + {h}) - {fname}({x}))/{h}",
+        "difference quotient",
+        rf"\frac{{{lname}({latex(x)} + {latex(h)}) - {lname}({latex(x)})}}{{{latex(h)}}}",
+        f"({fname}({text(x)} + {h}) - {fname}({text(x)}))/{h}",
+        relation="",
     )]
     f = formula
     exp_form = formula.rewrite(sp.exp)
@@ -94,8 +95,8 @@ def limit_steps(
             formula.has(sp.log) or not exp_form.has(sp.log)):
         # tanh & co. only cancel once written with exponentials, as in the notes.
         f = exp_form
-        steps.append(LimitStep("exponential form", rf"{latex(formula)} = {latex(f)}",
-                               f"{text(formula)} = {text(f)}", f))
+        steps.insert(0, LimitStep("exponential form", rf"{latex(formula)} = {latex(f)}",
+                                  f"{text(formula)} = {text(f)}", f, relation=""))
     if sp.count_ops(f) > _MAX_OPS:
         return steps + _fallback(formula, x, h, derivative, output, latex, text)
 
@@ -154,7 +155,8 @@ def limit_steps(
         ))
         result = (slope * h / denom).subs(h, 0)
     result = sp.factor(result)
-    steps.append(LimitStep(f"let {h} -> 0", latex(result), text(result), result))
+    steps.append(LimitStep(f"limit as {h} goes to 0", latex(result), text(result), result,
+                           relation="->"))
     return steps + _closing(result, formula, x, derivative, output, latex, text)
 
 
