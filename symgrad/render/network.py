@@ -104,7 +104,8 @@ def _dense_section(doc: Derivation, plan: NetworkPlan, layer: DensePlan) -> None
     sec.add(text=(f"In matrix form the sum over the batch index $i$ is a product with a "
                   f"transpose. The transpose appears so that the shapes match: ${mtex('W', j)}$ "
                   f"is (in x out) = ({h} x {k}), ${a_tex}$ is (n x {h}) and ${dz_tex}$ is "
-                  f"(n x {k}); only ${a_tex}^T$ times ${dz_tex}$ pairs up the $n$ rows and gives ({h} x {k})."),
+                  f"(n x {k}); only ${a_tex}^T$ times ${dz_tex}$ pairs up the $n$ rows and "
+                  f"gives ({h} x {k})."),
             math=(rf"d{mtex('W', j)} = {a_tex}^{{T}} \cdot {dz_tex} \qquad {s1} \cdot {s2} "
                   rf"\to {h} \times {k}"),
             plain=f"dW{j} = {a_txt}.T @ {dz_txt}    {s1t} . {s2t} -> {h} x {k}")
