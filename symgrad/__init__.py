@@ -16,6 +16,11 @@ from symgrad.definition.formulas import (  # noqa: F401
 from symgrad.render.document import Derivation  # noqa: F401
 
 # --- scalar engine (issue: foundation) ---
+from symgrad.definition.scalar_ops import SCALAR_OPS, register_scalar_op  # noqa: F401, E402
+from symgrad.definition.value import Value  # noqa: F401, E402
+from symgrad.derive.scalar import grad, symbolic  # noqa: F401, E402
+from symgrad.render.draw import draw  # noqa: F401, E402
+from symgrad.render.scalar import derivation  # noqa: F401, E402
 # --- networks (issue: symbolic networks) ---
 # --- training (issue: numba kernels) ---
 
