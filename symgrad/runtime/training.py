@@ -1,0 +1,201 @@
+"""The training loop: validate once, then one compiled whole-epoch kernel call per epoch.
+
+Python runs once per epoch (never per batch): it picks the batch order,
+calls the generated ``_epoch`` kernel, checks the loss is finite, evaluates
+the validation data and records the `History`. A loss that turns NaN or inf
+stops training with `TrainingDivergedError` naming the epoch, after putting
+back the weights (and optimizer state) from the end of the last good epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from symgrad.codegen.cache import load_source
+from symgrad.codegen.kernels import generate_module_source, is_classification
+from symgrad.derive.plan import NetworkPlan
+from symgrad.runtime.data import check_batch_size, check_order, labels_from_output, prepare_xy
+from symgrad.runtime.history import History
+from symgrad.runtime.optimizers import Optimizer, get_optimizer
+from symgrad.runtime.targets import as_dtype, prepare_inputs
+
+__all__ = ["Trainer", "TrainingDivergedError", "trainer_for"]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or inf during `fit`; the last finite weights were restored."""
+
+    def __init__(self, message: str, epoch: int, history: History) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.history = history
+
+
+class Trainer:
+    """Generated kernels for one (plan, dtype, optimizer) plus the optimizer state."""
+
+    def __init__(self, plan: NetworkPlan, dtype: str | np.dtype, optimizer: Optimizer | str | None
+                 ) -> None:
+        self.plan = plan
+        self.dtype = as_dtype(dtype)
+        self.optimizer = get_optimizer(optimizer)
+        self.source = generate_module_source(plan, self.dtype.name, self.optimizer)
+        self._module = None
+        self.state: dict[str, np.ndarray] | None = None
+        self._state_owner: tuple[int, ...] = ()
+
+    @property
+    def module(self):
+        """The imported kernel module (written to the cache and compiled on first use)."""
+        if self._module is None:
+            self._module = load_source(self.source, stem="kernels")
+        return self._module
+
+    # -- parameters ------------------------------------------------------
+    def prepare_params(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Make every parameter a C-contiguous array of the kernel dtype, in place in ``params``.
+
+        The kernels update these arrays in place, so the dict keeps the
+        trained values. Raises naming the parameter on a missing name or a
+        wrong shape.
+        """
+        shapes = dict(zip(self.module.PARAM_NAMES, self.module.PARAM_SHAPES, strict=False))
+        for name, shape in shapes.items():
+            if name not in params:
+                raise KeyError(f"parameter {name} is missing (model has {list(shapes)})")
+            arr = np.asarray(params[name])
+            if arr.shape != shape:
+                raise ValueError(f"parameter {name} has shape {arr.shape}, expected {shape}")
+            if arr.dtype != self.dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
+                params[name] = np.ascontiguousarray(arr, dtype=self.dtype).copy()
+        owner = tuple(id(params[name]) for name in shapes)
+        if self.state is None or owner != self._state_owner:
+            # New parameter arrays (set_params, assignment, dtype change): fresh optimizer state.
+            self.state = self.module.init_state(params)
+            self._state_owner = owner
+        return params
+
+    def reset_state(self) -> None:
+        self.state = None
+
+    # -- passes ----------------------------------------------------------
+    def predict_proba(self, params: dict[str, np.ndarray], X: object) -> np.ndarray:
+        Xa = prepare_inputs(X, self.plan.input_dim, self.dtype)
+        return self.module.predict(Xa, params=self.prepare_params(params))
+
+    def evaluate(self, params: dict[str, np.ndarray], X: object, y: object) -> dict[str, float]:
+        Xa, Ya = prepare_xy(self.plan, X, y, self.dtype, "evaluate")
+        loss, acc = self.module.evaluate(Xa, Ya, params=self.prepare_params(params))
+        out = {"loss": float(loss)}
+        if is_classification(self.plan):
+            out["accuracy"] = float(acc)
+        return out
+
+    def loss_and_grads(self, params: dict[str, np.ndarray], X: object, y: object
+                       ) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean loss and gradients of (X, y) as one batch, by the compiled kernels."""
+        Xa, Ya = prepare_xy(self.plan, X, y, self.dtype)
+        return self.module.loss_and_grads(Xa, Ya, params=self.prepare_params(params))
+
+    # -- training --------------------------------------------------------
+    def fit(self, params: dict[str, np.ndarray], X: object, y: object, *, epochs: int = 1,
+            batch_size: int = 32, shuffle: bool = True, seed: int | None = None,
+            validation_data: tuple[object, object] | None = None, verbose: int = 0,
+            order: object = None) -> History:
+        """Train ``params`` in place; see `symgrad.model.Model.fit`."""
+        # Every check happens here, before the first kernel call.
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+        Xa, Ya = prepare_xy(self.plan, X, y, self.dtype, "fit")
+        n = Xa.shape[0]
+        bs = check_batch_size(batch_size, n)
+        orders = check_order(order, n, int(epochs))
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val)")
+            Xv, Yv = prepare_xy(self.plan, *validation_data, self.dtype, "validation_data")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        params = self.prepare_params(params)
+        mod = self.module
+        hyper = self.optimizer.hyper_array()
+        classify = is_classification(self.plan)
+        history = History()
+        empty = np.empty(0, dtype=np.int64)
+        for epoch in range(int(epochs)):
+            saved = ({k: v.copy() for k, v in params.items()},
+                     {k: v.copy() for k, v in self.state.items()})
+            start = time.perf_counter()
+            if orders is not None:
+                ep_order, ep_seed = orders[min(epoch, orders.shape[0] - 1)], -1
+            else:
+                ep_order = empty
+                ep_seed = (int(seed) * 1_000_003 + epoch) % (2**31 - 1) if shuffle else -1
+            loss, acc = mod.train_epoch(Xa, Ya, bs, hyper, ep_order, ep_seed, params, self.state)
+            elapsed = time.perf_counter() - start
+            if not np.isfinite(loss) or not all(np.isfinite(v).all() for v in params.values()):
+                for name, value in saved[0].items():
+                    params[name][...] = value
+                for name, value in saved[1].items():
+                    self.state[name][...] = value
+                raise TrainingDivergedError(
+                    f"training diverged in epoch {epoch + 1}/{epochs}: the loss became {loss} "
+                    f"(try a smaller learning rate, now {self.optimizer!r}); the weights from the "
+                    f"end of epoch {epoch} were restored", epoch + 1, history)
+            metrics = {"loss": loss}
+            if classify:
+                metrics["accuracy"] = acc
+            if validation_data is not None:
+                v_loss, v_acc = mod.evaluate(Xv, Yv, params=params)
+                metrics["val_loss"] = v_loss
+                if classify:
+                    metrics["val_accuracy"] = v_acc
+            history.append(**metrics)
+            if verbose:
+                text = " - ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                print(f"epoch {epoch + 1}/{epochs} - {text} - {elapsed * 1e3:.1f} ms", flush=True)
+        return history
+
+
+def trainer_for(model) -> Trainer:
+    """The model's trainer for its current plan, dtype and optimizer (built once, reused)."""
+    opt = get_optimizer(model.optimizer)
+    if model.optimizer is None:
+        model.optimizer = opt
+    key = (id(model.plan), np.dtype(model.dtype).name, opt.key, id(opt))
+    cached = getattr(model, "_trainer", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    trainer = Trainer(model.plan, model.dtype, opt)
+    model._trainer = (key, trainer)
+    return trainer
+
+
+def predict_labels(model, X: object) -> np.ndarray:
+    """Class labels for classification models, raw predictions otherwise."""
+    trainer = trainer_for(model)
+    P = trainer.predict_proba(model.params, X)
+    return labels_from_output(model.plan, P) if is_classification(model.plan) else P
+
+
+def set_params(model, values: Mapping[str, np.ndarray]) -> None:
+    """Replace the model's parameters by copies of ``values`` (names and shapes must match)."""
+    names = list(model.plan.param_names)
+    missing = [n for n in names if n not in values]
+    extra = sorted(set(values) - set(names))
+    if missing or extra:
+        raise KeyError(f"set_params: missing {missing}, unexpected {extra}")
+    new = {}
+    for name in names:
+        arr = np.asarray(values[name])
+        if arr.shape != model.params[name].shape:
+            raise ValueError(f"set_params: parameter {name} has shape {arr.shape}, "
+                             f"the model expects {model.params[name].shape}")
+        new[name] = np.ascontiguousarray(arr, dtype=model.dtype).copy()
+    model.params.clear()
+    model.params.update(new)
