@@ -23,5 +23,9 @@ from symgrad.render.draw import draw  # noqa: F401, E402
 from symgrad.render.scalar import derivation  # noqa: F401, E402
 # --- networks (issue: symbolic networks) ---
 # --- training (issue: numba kernels) ---
+from symgrad.runtime.history import History  # noqa: F401,E402
+from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer  # noqa: F401,E402
+from symgrad.runtime.training import TrainingDivergedError  # noqa: F401,E402
+from symgrad.runtime.weights_io import WeightsFileError  # noqa: F401,E402
 
 __version__ = "0.1.0"
