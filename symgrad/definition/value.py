@@ -202,8 +202,8 @@ def apply(opname: str, *operands: Value, **params: float) -> Value:
         if not math.isfinite(v):
             raise ValueError(f"op {opname!r}: parameter {p} must be finite, got {v!r}")
     data = tuple(x.data for x in operands)
-    expr = op.format([_name_for_message(x) for x in operands], pvals, latex=False)
     if not op.check_domain(data, pvals):
+        expr = op.format([_name_for_message(x) for x in operands], pvals, latex=False)
         raise ScalarDomainError(
             f"{expr}: operand value(s) {_values(operands)} outside the domain of {opname} "
             f"({op.domain})"
@@ -211,10 +211,12 @@ def apply(opname: str, *operands: Value, **params: float) -> Value:
     try:
         out = float(op.forward(data, pvals))
     except (OverflowError, ZeroDivisionError, ValueError) as exc:
+        expr = op.format([_name_for_message(x) for x in operands], pvals, latex=False)
         raise ScalarDomainError(
             f"{expr} with {_values(operands)} cannot be evaluated: {exc}"
         ) from None
     if not math.isfinite(out):
+        expr = op.format([_name_for_message(x) for x in operands], pvals, latex=False)
         raise ScalarDomainError(f"{expr} with {_values(operands)} gives non-finite {out!r}")
     node = Value.__new__(Value)
     node.data, node.grad, node.label = out, 0.0, ""
