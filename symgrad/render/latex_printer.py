@@ -18,6 +18,8 @@ computes; in plain text other ``Piecewise`` read as NumPy ``where``.
 '(Z1 > 0)'
 >>> layer_str(sp.Piecewise((1, a > 0), (a + 1, True)), names)
 'where(A1 > 0, 1, A1 + 1)'
+>>> layer_str(sp.Matrix([[a, 1], [0, z]]), names)
+'[[A1, 1], [0, Z1]]'
 >>> layer_latex(sp.Heaviside(z, 1), names)
 '\\\\left[Z_{1} \\\\geq 0\\\\right]'
 """
@@ -114,6 +116,12 @@ class LayerStrPrinter(StrPrinter):
         if rel is None:
             return super()._print_Heaviside(expr)
         return f"({self._print(expr.args[0])} {rel} 0)"
+
+    def _print_MatrixBase(self, expr: sp.MatrixBase) -> str:
+        # One line, so a Jacobian stays one line of the text rendering.
+        rows = ", ".join("[" + ", ".join(self._print(e) for e in expr.row(i)) + "]"
+                         for i in range(expr.rows))
+        return f"[{rows}]"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         # NumPy reading: a 0/1 Piecewise is a mask, others nest np.where.

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import sympy as sp
 
+from symgrad.definition.formulas import P, Y
 from symgrad.derive.plan import Identity, NetworkPlan
 from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import SymbolNames, layer_latex, layer_str
 from symgrad.render.network_names import layer_names, mat
 from symgrad.render.prose import latex_safe_prose
+
+IDENTITY_OPS_SHOWN = 60   # longer raw sides are summarised: a page of exp() helps nobody
 
 
 def identity_step(sec: Section, ident: Identity, names: SymbolNames) -> None:
@@ -21,78 +24,130 @@ def identity_step(sec: Section, ident: Identity, names: SymbolNames) -> None:
     if ident.raw == ident.simplified:
         return
     text = (f"Identity '{latex_safe_prose(ident.name)}' (proven by sg.check: symbolically, "
-            "and numerically at random points):")
-    if ident.assumptions:
-        text += f" assuming {latex_safe_prose(ident.assumptions)}."
-    sec.add(text=text,
-            math=f"{layer_latex(ident.raw, names)} = {layer_latex(ident.simplified, names)}",
-            plain=f"{layer_str(ident.raw, names)} == {layer_str(ident.simplified, names)}")
+            "and numerically at random points)")
+    text += f", assuming {latex_safe_prose(ident.assumptions)}:" if ident.assumptions else ":"
+    new_tex, new_txt = layer_latex(ident.simplified, names), layer_str(ident.simplified, names)
+    ops = sp.count_ops(ident.raw)
+    if ops > IDENTITY_OPS_SHOWN:
+        sec.add(text=text + f" the raw chain-rule side has {ops} operations, it reduces to",
+                math=new_tex, plain=new_txt)
+        return
+    sec.add(text=text, math=f"{layer_latex(ident.raw, names)} = {new_tex}",
+            plain=f"{layer_str(ident.raw, names)} == {new_txt}")
+
+
+def _dd(num: str, den: str) -> str:
+    return rf"\frac{{\partial {num}}}{{\partial {den}}}"
+
 
 def output_section(doc: Derivation, plan: NetworkPlan) -> None:
+    """Steps A, B, C for the output activation fused with the loss, then the stable form."""
     out = plan.output
     L = len(plan.layers)
     names = layer_names(L, last=True)
     z_tex, _ = mat("Z", L)
     sec = doc.section(f"Output layer: Steps A, B, C ({latex_safe_prose(out.activation_name)} "
                       f"+ {latex_safe_prose(out.loss_name)})")
-
-    def dd(num: str, den: str) -> str:
-        return rf"\frac{{\partial {num}}}{{\partial {den}}}"
-
     sec.add(text=f"We want the error at the output logits, $dl/d{z_tex}$ per element. "
                  "The chain rule splits it in two:",
-            math=(rf"{dd('l', z_tex)} = \underbrace{{{dd('l', 'p')}}}_{{\text{{Step A}}}}"
-                  rf" \cdot \underbrace{{{dd('p', z_tex)}}}_{{\text{{Step B}}}}"),
+            math=(rf"{_dd('l', z_tex)} = \underbrace{{{_dd('l', 'p')}}}_{{\text{{Step A}}}}"
+                  rf" \cdot \underbrace{{{_dd('p', z_tex)}}}_{{\text{{Step B}}}}"),
             plain=f"dl/dZ{L} = dl/dp (Step A) * dp/dZ{L} (Step B)")
     sec.add(text=(f"Step A: the loss '{latex_safe_prose(out.loss_name)}' as written, and its "
                   "derivative in $p$ as SymPy derived it:"),
             math=rf"l(p, y) &= {layer_latex(out.loss_formula, names)} \\ "
-                 rf"{dd('l', 'p')} &= {layer_latex(out.step_a, names)}",
+                 rf"{_dd('l', 'p')} &= {layer_latex(out.step_a, names)}",
             plain=f"l(p, y) = {layer_str(out.loss_formula, names)}\n"
                   f"dl/dp = {layer_str(out.step_a, names)}")
-    b_text = (f"Step B: the output activation '{latex_safe_prose(out.activation_name)}', "
-              "differentiated and written in terms of its own output $p$:")
-    if out.kind == "softmax":
-        b_text += (" for softmax every $p_c$ of a row depends on every logit of the row through "
-                   "lse, the log-sum-exp of the row; the derived form is:")
-    lse_tex = (rf"\operatorname{{lse}}({z_tex})_i &= \log \sum_{{m}} e^{{({z_tex})_{{im}}}} \\ "
-               if out.kind == "softmax" else "")
-    lse_txt = f"lse(Z{L})_i = log(sum_m exp(Z{L}[i, m]))\n" if out.kind == "softmax" else ""
-    sec.add(text=b_text,
-            math=lse_tex + rf"p &= {layer_latex(out.prediction, names)} \\ "
-                 rf"{dd('p', z_tex)} &= {layer_latex(out.step_b, names)}",
-            plain=lse_txt + f"p = {layer_str(out.prediction, names)}\n"
-                  f"dp/dZ{L} = {layer_str(out.step_b, names)}")
-
-    a_tex, a_txt = layer_latex(out.step_a, names), layer_str(out.step_a, names)
-    b_tex, b_txt = layer_latex(out.step_b, names), layer_str(out.step_b, names)
-    rows_tex = [rf"{dd('l', z_tex)} &= \left({a_tex}\right) \cdot \left({b_tex}\right)"]
-    rows_txt = [f"dl/dZ{L} = ({a_txt}) * ({b_txt})"]
-    if sp.sympify(out.delta_raw) != sp.sympify(out.step_a * out.step_b):
-        rows_tex.append(rf"&= {layer_latex(out.delta_raw, names)}")
-        rows_txt.append(f"      = {layer_str(out.delta_raw, names)}")
-    rows_tex.append(rf"&= {layer_latex(out.delta, names)}")
-    rows_txt.append(f"      = {layer_str(out.delta, names)}")
-    # Compare with the product as written: SymPy may already have merged equal factors in
-    # delta_raw, which would hide the cancellation the reader should see.
-    product = sp.Mul(out.step_a, out.step_b, evaluate=False)
-    trivial = out.step_a == 1 or out.step_b == 1
-    cancels = not trivial and sp.count_ops(out.delta) < sp.count_ops(product)
-    if trivial:
-        c_text = "Step C: multiply A and B; one factor is 1, so the other is the error:"
-    elif cancels:
-        c_text = ("Step C: multiply A and B. The common factors cancel, and what is left is "
-                  "the error the backward pass starts from:")
+    _step_b(sec, plan, names)
+    if isinstance(out.step_b, sp.MatrixBase):
+        _step_c_vector(sec, plan, names)
     else:
-        c_text = "Step C: multiply A and B. Nothing cancels here; the product is used as derived:"
-    sec.add(text=c_text, math=r" \\ ".join(rows_tex), plain="\n".join(rows_txt))
-    if out.kind == "softmax":
-        sec.add(text=("This needs $y$ to be one-hot: the $y_c$ of every row sum to 1. The sum over "
-                      "the row that Step B brings in is multiplied by $\\sum_c y_c$, and only "
-                      "because that sum is 1 does it collapse to the line above."))
+        _step_c_elementwise(sec, plan, names)
     for ident in out.identities:
         identity_step(sec, ident, names)
     sec.add(text=("Stable forward form: " + latex_safe_prose(out.stable_note)
                   + " In formulas, from the logits:"),
             math=rf"l = {layer_latex(out.loss_from_logits, names)}",
             plain=f"l = {layer_str(out.loss_from_logits, names)}")
+
+
+def _step_b(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
+    out, L = plan.output, len(plan.layers)
+    z_tex = mat("Z", L)[0]
+    rows_tex = [rf"p &= {layer_latex(out.prediction, names)}"]
+    rows_txt = [f"p = {layer_str(out.prediction, names)}"]
+    text = (f"Step B: the output activation '{latex_safe_prose(out.activation_name)}', "
+            "differentiated and written in terms of its own output $p$")
+    if out.kind == "softmax":
+        rows_tex.insert(0, rf"\operatorname{{lse}}({z_tex})_i &= \log \sum_{{m}} "
+                           rf"e^{{({z_tex})_{{im}}}}")
+        rows_txt.insert(0, f"lse(Z{L})_i = log(sum_m exp(Z{L}[i, m]))")
+        text += (". Every $p_c$ of a row depends on every logit of the row through lse, the "
+                 "log-sum-exp of the row")
+    stable = getattr(out, "stable_prediction", None)   # optional field of the contract
+    if stable is not None and stable != out.prediction:
+        rows_tex.append(rf"&= {layer_latex(stable, names)} \quad \text{{(evaluated so)}}")
+        rows_txt.append(f"  = {layer_str(stable, names)}    (evaluated so)")
+    if isinstance(out.step_b, sp.MatrixBase):
+        k = out.step_b.shape[0]
+        text += (f"; SymPy derives the Jacobian on an explicit row of K = {k} logits "
+                 "($p_c$, $z_m$ for classes $c$, $m$)")
+        rows_tex.append(rf"\left({_dd('p_c', 'z_m')}\right)_{{c,m}} &= "
+                        f"{layer_latex(out.step_b, names)}")
+        rows_txt.append(f"dp_c/dz_m = {layer_str(out.step_b, names)}")
+    else:
+        rows_tex.append(rf"{_dd('p', z_tex)} &= {layer_latex(out.step_b, names)}")
+        rows_txt.append(f"dp/dZ{L} = {layer_str(out.step_b, names)}")
+    sec.add(text=text + ":", math=r" \\ ".join(rows_tex), plain="\n".join(rows_txt))
+
+
+def _step_c_elementwise(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
+    out, L = plan.output, len(plan.layers)
+    z_tex = mat("Z", L)[0]
+    a_tex, a_txt = layer_latex(out.step_a, names), layer_str(out.step_a, names)
+    b_tex, b_txt = layer_latex(out.step_b, names), layer_str(out.step_b, names)
+    rows_tex = [rf"{_dd('l', z_tex)} &= \left({a_tex}\right) \cdot \left({b_tex}\right)"]
+    rows_txt = [f"dl/dZ{L} = ({a_txt}) * ({b_txt})"]
+    # The plan keeps the product unevaluated; print it again only if it is something else.
+    product = sp.Mul(out.step_a, out.step_b, evaluate=False)
+    if out.delta_raw not in (product, out.step_a * out.step_b, out.delta):
+        rows_tex.append(rf"&= {layer_latex(out.delta_raw, names)}")
+        rows_txt.append(f"      = {layer_str(out.delta_raw, names)}")
+    rows_tex.append(rf"&= {layer_latex(out.delta, names)}")
+    rows_txt.append(f"      = {layer_str(out.delta, names)}")
+    # Judge the cancellation against the product as written: SymPy merges equal factors
+    # as soon as it evaluates a product, which would hide what cancelled.
+    trivial = out.step_a == 1 or out.step_b == 1
+    if trivial:
+        text = "Step C: multiply A and B; one factor is 1, so the other is the error:"
+    elif sp.count_ops(out.delta) < sp.count_ops(product):
+        text = ("Step C: multiply A and B. The common factors cancel, and what is left is "
+                "the error the backward pass starts from:")
+    else:
+        text = "Step C: multiply A and B. Nothing cancels here; the product is used as derived:"
+    sec.add(text=text, math=r" \\ ".join(rows_tex), plain="\n".join(rows_txt))
+
+
+def _step_c_vector(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
+    """Step C when Step B is a Jacobian: the chain rule sums over the classes of the row."""
+    out, L = plan.output, len(plan.layers)
+    k = out.step_b.shape[0]
+    first = {**names, P: ("p_{1}", "p1"), Y: ("y_{1}", "y1")}
+    each = {**names, P: ("p_c", "p_c"), Y: ("y_c", "y_c")}
+    sec.add(text=("Step C: for the first logit of a row (the others follow by symmetry) the "
+                  "chain rule sums over the classes; SymPy cancels the sum, written with "
+                  "$p = p_1$ and $y = y_1$:"),
+            math=(rf"{_dd('l', 'z_1')} &= \sum_{{c=1}}^{{{k}}} "
+                  rf"\left({layer_latex(out.step_a, each)}\right) {_dd('p_c', 'z_1')} \\ "
+                  rf"&= {layer_latex(out.delta_raw, first)} \\ "
+                  rf"&= {layer_latex(out.delta, first)}"),
+            plain=(f"dl/dz1 = sum_c ({layer_str(out.step_a, each)}) * dp_c/dz1\n"
+                   f"       = {layer_str(out.delta_raw, first)}\n"
+                   f"       = {layer_str(out.delta, first)}"))
+    sec.add(text=("This needs $y$ to be one-hot: the $y_c$ of every row sum to 1. The terms of "
+                  "the other classes add up to $p_1$ times their targets' sum, and only because "
+                  "all targets sum to 1 does it collapse. Per element, for every class of "
+                  "every row:"),
+            math=rf"{_dd('l', mat('Z', L)[0])} = {layer_latex(out.delta, names)}",
+            plain=f"dl/dZ{L} = {layer_str(out.delta, names)}")
