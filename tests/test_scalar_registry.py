@@ -76,6 +76,15 @@ def test_each_local_derivative_is_sympys_diff_and_its_identity_holds(op):
                 assert lhs == pytest.approx(rhs, rel=1e-9, abs=1e-12), (ident.name, xs)
 
 
+@pytest.mark.parametrize("op", OPS, ids=[op.name for op in OPS])
+def test_identities_pass_the_prove_stage(op):
+    from symgrad.prove.identity import prove_identity
+
+    for ld in local_derivatives(op):
+        proof = prove_identity(ld.identity)
+        assert proof.max_error < 1e-8, proof
+
+
 def test_output_forms_emerge_for_tanh_sigmoid_exp_and_not_for_log():
     # Found by substitution / solving o = f(x), never looked up by name.
     used = {name: local_derivatives(SCALAR_OPS[name])[0].in_output

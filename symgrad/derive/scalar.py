@@ -151,6 +151,9 @@ def local_derivatives(op: ScalarOp) -> tuple[LocalDerivative, ...]:
             raw=raw,
             simplified=used,
             substitutions={OUT: op.formula} if in_output is not None else {},
+            # Ops with a domain condition (log, div, real pow) hold for positive
+            # operands, so the numeric proof samples those there.
+            domain={} if op.domain is None else {s: (0.1, 3.0) for s in op.operands},
             assumptions=str(op.domain) if op.domain is not None else "",
         )
         out.append(LocalDerivative(op.name, i, raw, simplified, in_output, identity))
