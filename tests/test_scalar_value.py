@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 import symgrad as sg
-from symgrad.definition.value import MalformedGraphError, ScalarDomainError
+from symgrad.definition.value import MalformedGraphError, ScalarDomainError, apply
 from symgrad.graph.topo import CycleError, topological_order
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -169,7 +169,11 @@ def test_log_of_a_non_positive_value_fails_at_construction_naming_node_and_value
 
 
 def test_bad_operands_are_type_errors_naming_the_node():
+    with pytest.raises(TypeError, match="label must be a str"):
+        sg.Value(1.0, label=7)
     a = sg.Value(1.0, label="a")
+    with pytest.raises(TypeError, match="'mul' takes 2 operand"):
+        apply("mul", a)
     with pytest.raises(TypeError, match=r"'a'.*'x'"):
         a + "x"
     with pytest.raises(TypeError, match="exponent must be a real number"):
