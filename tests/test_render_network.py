@@ -184,6 +184,9 @@ def test_summary_lists_the_backward_pass_in_order(plans, docs):
              "db1 = dZ1.sum(axis=0)"]
     positions = [summary.index(line) for line in lines]
     assert positions == sorted(positions)
+    # One printed line per equation of the plan's matrix-form backward pass, in its order.
+    code = [row.strip() for row in summary.splitlines() if row.startswith("    ")]
+    assert [row.split(" = ")[0] for row in code] == [lhs.name for lhs, _ in plan.backward]
     assert "Saved from the forward pass: X (input of layer 1" in summary
 
 

@@ -35,6 +35,8 @@ from sympy.printing.str import StrPrinter
 # One entry per renamed symbol: (LaTeX, plain text). Kept as pairs so the
 # LaTeX and text renderings can never disagree about which symbol is which.
 SymbolNames = Mapping[sp.Symbol, tuple[str, str]]
+# Matrix symbols of the matrix-form backward pass, by name: (LaTeX, plain text).
+MatrixNames = Mapping[str, tuple[str, str]]
 
 
 def _iverson_relation(expr: sp.Heaviside) -> str | None:
@@ -71,14 +73,24 @@ class LayerLatexPrinter(LatexPrinter):
     symbols print as SymPy prints them.
     """
 
-    def __init__(self, names: SymbolNames | None = None, settings: dict | None = None) -> None:
+    def __init__(self, names: SymbolNames | None = None, settings: dict | None = None,
+                 matrices: MatrixNames | None = None) -> None:
         super().__init__(settings or {})
         self._names = dict(names or {})
+        self._matrices = dict(matrices or {})
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr in self._names:
             return self._names[expr][0]
         return super()._print_Symbol(expr, style)
+
+    def _print_MatrixSymbol(self, expr: sp.MatrixSymbol, style: str = "plain") -> str:
+        if expr.name in self._matrices:
+            return self._matrices[expr.name][0]
+        return super()._print_MatrixSymbol(expr)
+
+    def _print_HadamardProduct(self, expr: sp.HadamardProduct) -> str:
+        return r" \odot ".join(self._print(arg) for arg in expr.args)
 
     def _print_Heaviside(self, expr: sp.Heaviside, exp: str | None = None) -> str:
         rel = _iverson_relation(expr)
@@ -102,14 +114,45 @@ class LayerStrPrinter(StrPrinter):
     ``dA1 * (Z1 > 0)``), which is how the summary shows the backward pass.
     """
 
-    def __init__(self, names: SymbolNames | None = None, settings: dict | None = None) -> None:
+    def __init__(self, names: SymbolNames | None = None, settings: dict | None = None,
+                 matrices: MatrixNames | None = None, row_sums: frozenset[str] = frozenset()
+                 ) -> None:
         super().__init__(settings or {})
         self._names = dict(names or {})
+        self._matrices = dict(matrices or {})
+        self._row_sums = row_sums
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         if expr in self._names:
             return self._names[expr][1]
         return super()._print_Symbol(expr)
+
+    def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
+        if expr.name in self._matrices:
+            return self._matrices[expr.name][1]
+        return super()._print_MatrixSymbol(expr)
+
+    def _print_MatMul(self, expr: sp.MatMul) -> str:
+        # NumPy reading: `@` between matrices, a row of ones on the left is a column sum,
+        # and a scalar 1/d becomes a division.
+        factors = list(expr.args)
+        scalar = sp.Mul(*[f for f in factors if not getattr(f, "is_Matrix", False)])
+        mats = [f for f in factors if getattr(f, "is_Matrix", False)]
+        if mats and isinstance(mats[0], sp.MatrixSymbol) and mats[0].name in self._row_sums:
+            body = f"{self._print(sp.MatMul(*mats[1:]))}.sum(axis=0)"
+        else:
+            body = " @ ".join(self.parenthesize(m, 100) for m in mats)
+        if scalar == 1:
+            return body
+        num, den = sp.fraction(scalar)
+        if num == 1:
+            den_txt = self._print(den)
+            den_txt = f"({den_txt})" if not (den.is_Symbol or den.is_Integer) else den_txt
+            return f"{body}/{den_txt}"
+        return f"{self.parenthesize(scalar, 100)} * {body}"
+
+    def _print_HadamardProduct(self, expr: sp.HadamardProduct) -> str:
+        return " * ".join(self.parenthesize(arg, 100) for arg in expr.args)
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         rel = _iverson_relation(expr)
@@ -143,3 +186,24 @@ def layer_latex(expr: sp.Basic, names: SymbolNames | None = None) -> str:
 def layer_str(expr: sp.Basic, names: SymbolNames | None = None) -> str:
     """Plain text of ``expr`` with symbols renamed by ``names``."""
     return LayerStrPrinter(names).doprint(sp.sympify(expr))
+
+
+def matrix_latex(expr: sp.Basic, names: SymbolNames | None = None,
+                 matrices: MatrixNames | None = None) -> str:
+    """LaTeX of a matrix equation side, matrix symbols shown by ``matrices``."""
+    return LayerLatexPrinter(names, matrices=matrices).doprint(expr)
+
+
+def matrix_str(expr: sp.Basic, names: SymbolNames | None = None,
+               matrices: MatrixNames | None = None, row_sums: frozenset[str] = frozenset()
+               ) -> str:
+    """NumPy-style text of a matrix equation side (``A1.T @ dZ2``, ``dZ2.sum(axis=0)``).
+
+    ``row_sums`` names the row-of-ones symbols: ``ones @ M`` prints as a column sum.
+
+    >>> n = sp.Symbol("n", positive=True, integer=True)
+    >>> ones, dz = sp.MatrixSymbol("1_n", 1, n), sp.MatrixSymbol("dZ2", n, 3)
+    >>> matrix_str(ones * dz, row_sums=frozenset({"1_n"}))
+    'dZ2.sum(axis=0)'
+    """
+    return LayerStrPrinter(names, matrices=matrices, row_sums=row_sums).doprint(expr)

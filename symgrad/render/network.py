@@ -14,12 +14,15 @@ the stated matrix rules, with shapes computed from the Dense dimensions.
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
+from symgrad.derive.network import matrix_backward
 from symgrad.derive.plan import DensePlan, NetworkPlan
 from symgrad.render.document import Derivation
-from symgrad.render.latex_printer import layer_latex, layer_str
-from symgrad.render.network_activation import activation_section, odot_tex, odot_txt
+from symgrad.render.latex_printer import layer_latex, layer_str, matrix_latex, matrix_str
+from symgrad.render.network_activation import activation_section
 from symgrad.render.network_names import (
     N,
     dmat,
@@ -27,6 +30,7 @@ from symgrad.render.network_names import (
     mat,
     matrix_names,
     mtex,
+    parenthesize,
     shape,
 )
 from symgrad.render.network_output import output_section
@@ -82,6 +86,7 @@ def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
                   "its $Z_j$:"),
             math=r" \leftarrow ".join(chain_tex), plain=" <- ".join(chain_txt))
 
+
 def _dense_section(doc: Derivation, plan: NetworkPlan, layer: DensePlan) -> None:
     j = layer.index + 1
     h, k = layer.in_dim, layer.out_dim
@@ -130,38 +135,59 @@ def _dense_section(doc: Derivation, plan: NetworkPlan, layer: DensePlan) -> None
         sec.add(text=("$dX = dZ_1 W_1^T$ is not needed: $X$ is data, not a parameter, so the "
                       "backward pass stops here and the kernel skips that product."))
 
+
 def _summary_section(doc: Derivation, plan: NetworkPlan) -> None:
+    """The plan's matrix-form backward equations, in order, as LaTeX and as NumPy lines."""
     L = len(plan.layers)
-    out = plan.output
-    scale = 1 / N if out.reduction == "rows" else 1 / (N * plan.output_dim)
-    start = scale * out.delta
-    mnames = matrix_names(L)
-    tex = [rf"{mtex('dZ', L)} &= {layer_latex(start, mnames)}"]
-    txt = [f"dZ{L} = {layer_str(start, mnames)}"]
-    for layer in reversed(plan.layers):
-        j = layer.index + 1
-        a_tex, a_txt = mat("A", j - 1)
-        tex.append(rf"d{mtex('W', j)} &= {a_tex}^{{T}} {mtex('dZ', j)}")
-        txt.append(f"dW{j} = {a_txt}.T @ dZ{j}")
-        if layer.bias:
-            tex.append(rf"d{mtex('b', j)} &= \textstyle\sum_{{\text{{rows}}}} {mtex('dZ', j)}")
-            txt.append(f"db{j} = dZ{j}.sum(axis=0)")
-        if j == 1:
-            break
-        prev = plan.layers[layer.index - 1]
-        tex.append(rf"{mtex('dA', j - 1)} &= {mtex('dZ', j)} {mtex('W', j)}^{{T}}")
-        txt.append(f"dA{j - 1} = dZ{j} @ W{j}.T")
-        deriv = prev.activation.derivative if prev.activation else sp.S.One
-        names = layer_names(j - 1, last=False)
-        tex.append(rf"{mtex('dZ', j - 1)} &= " + odot_tex(mtex("dA", j - 1), deriv,
-                                                       layer_latex(deriv, names)))
-        txt.append(f"dZ{j - 1} = " + odot_txt(f"dA{j - 1}", deriv, layer_str(deriv, names)))
+    eqs = plan.backward or matrix_backward(
+        [(layer.in_dim, layer.out_dim, layer.bias) for layer in plan.layers],
+        plan.output.reduction)[1]
+    matrices, row_sums = _matrix_display(plan, eqs)
+    tex = [f"{matrix_latex(lhs, matrices=matrices)} &= {matrix_latex(rhs, matrices=matrices)}"
+           for lhs, rhs in eqs]
+    txt = [f"{matrix_str(lhs, matrices=matrices)} = "
+           f"{matrix_str(rhs, matrices=matrices, row_sums=row_sums)}" for lhs, rhs in eqs]
+    scale = 1 / N if plan.output.reduction == "rows" else 1 / (N * plan.output_dim)
     sec = doc.section("Summary: the backward pass as code")
-    sec.add(text=(f"With $dZ_j = dL/dZ_j$ and the loss scale {sp.sstr(scale)} of the batch "
-                  "mean, the backward pass is these lines, in this order (the plain-text "
-                  "version is NumPy):"),
+    sec.add(text=(f"With $dZ_j = dL/dZ_j$, the loss scale {sp.sstr(scale)} of the batch mean "
+                  f"times the output error of Step C on the matrices of layer {L}, and the "
+                  "elementwise product (* in NumPy), the backward pass is these lines, in this "
+                  "order (the plain-text version is NumPy):"),
             math=r" \\ ".join(tex), plain="\n".join(txt))
     sec.add(text="Saved from the forward pass: " + ", ".join(_saved_values(plan)) + ".")
+
+
+def _matrix_display(plan: NetworkPlan, eqs) -> tuple[dict[str, tuple[str, str]], frozenset]:
+    """How each matrix symbol of the backward equations is shown.
+
+    ``Delta`` is the output error (the plan's delta on the matrices P, Y, Z_L),
+    ``D<j>`` the derivative of layer j's activation, a (1 x n) symbol the row of
+    ones; any other name ``dZ2`` reads ``dZ_2``.
+    """
+    L = len(plan.layers)
+    shown: dict[str, tuple[str, str]] = {}
+    row_sums = set()
+    symbols = set().union(*[lhs.atoms(sp.MatrixSymbol) | rhs.atoms(sp.MatrixSymbol)
+                            for lhs, rhs in eqs])
+    for sym in symbols:
+        name, digits = sym.name, re.fullmatch(r"([A-Za-z]+)(\d+)", sym.name)
+        if name == "Delta":
+            delta = plan.output.delta
+            shown[name] = parenthesize(layer_latex(delta, matrix_names(L)),
+                                       layer_str(delta, matrix_names(L)), delta)
+        elif digits and digits.group(1) == "D":
+            j = int(digits.group(2))
+            act = plan.layers[j - 1].activation
+            deriv = act.derivative if act is not None else sp.S.One
+            shown[name] = parenthesize(layer_latex(deriv, layer_names(j, last=False)),
+                                       layer_str(deriv, layer_names(j, last=False)), deriv)
+        elif sym.shape[0] == 1 and not sym.shape[1].is_number:
+            shown[name] = (r"\mathbf{1}_n^{T}", name)
+            row_sums.add(name)
+        elif digits:
+            shown[name] = mat(digits.group(1), int(digits.group(2)))
+    return shown, frozenset(row_sums)
+
 
 def _saved_values(plan: NetworkPlan) -> list[str]:
     """Forward values the backward pass reads, from the plan's `saved` fields."""
@@ -182,12 +208,14 @@ def _saved_values(plan: NetworkPlan) -> list[str]:
         saved.append(f"${mtex('Z', L)}$ (read by the output error)")
     return saved
 
+
 def _architecture(plan: NetworkPlan) -> str:
     parts = []
     for layer in plan.layers:
         parts.append(f"Dense({layer.in_dim}, {layer.out_dim})")
         parts.append(layer.activation.name if layer.activation else plan.output.activation_name)
     return " -> ".join(parts)
+
 
 def network_derivation(plan: NetworkPlan, title: str | None = None) -> Derivation:
     """The backward pass of ``plan`` derived step by step, as seed 001 does by hand.
@@ -214,6 +242,7 @@ def network_derivation(plan: NetworkPlan, title: str | None = None) -> Derivatio
                 activation_section(doc, prev, prev.activation)
     _summary_section(doc, plan)
     return doc
+
 
 def _check_plan(plan: NetworkPlan) -> None:
     if not plan.layers:

@@ -29,9 +29,14 @@ def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -
     dz_tex, dz_txt = dmat("Z", j)
     f = function_tex(act.latex_name, act.name)
     sec = doc.section(f"Activation of layer {j}: A_{j} = {act.name}(Z_{j})")
+    formula_tex, formula_txt = layer_latex(act.forward, canon), layer_str(act.forward, canon)
+    # A built-in SymPy function (tanh) is its own formula: do not print tanh(z) = tanh(z).
+    same = formula_txt == f"{act.name}(z)"
     sec.add(text=f"Forward, elementwise, with the formula of '{latex_safe_prose(act.name)}':",
-            math=rf"{a_tex} = f({z_tex}), \qquad f(z) = {f}(z) = {layer_latex(act.forward, canon)}",
-            plain=f"{a_txt} = f({z_txt}),   f(z) = {act.name}(z) = {layer_str(act.forward, canon)}")
+            math=(rf"{a_tex} = f({z_tex}), \qquad f(z) = {f}(z)"
+                  + ("" if same else f" = {formula_tex}")),
+            plain=(f"{a_txt} = f({z_txt}),   f(z) = {act.name}(z)"
+                   + ("" if same else f" = {formula_txt}")))
     if act.stable_forward != act.forward:
         sec.add(text="It is evaluated in the numerically stable form",
                 math=f"f(z) = {layer_latex(act.stable_forward, canon)}",
@@ -59,6 +64,7 @@ def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -
             math=f"{dz_tex} = " + odot_tex(da_tex, act.derivative, new_tex),
             plain=f"{dz_txt} = " + odot_txt(da_txt, act.derivative, new_txt))
 
+
 def _saved_sentence(act: ActivationPlan, j: int) -> str:
     free = act.derivative.free_symbols
     if A in free and Z not in free:
@@ -71,6 +77,7 @@ def _saved_sentence(act: ActivationPlan, j: int) -> str:
         return "The derivative is constant, so no forward value is needed for it."
     return (f"The derivative reads both ${mtex('A', j)}$ and ${mtex('Z', j)}$ "
             f"(saved: {', '.join(act.saved)}).")
+
 
 def _kinks(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]]:
     """(step term, variable, point, value used) wherever a step in ``expr`` jumps.
@@ -94,6 +101,7 @@ def _kinks(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]]:
                 found.append((pw, x, c, pw.subs(x, c)))
     return found
 
+
 def _kink_steps(sec: Section, expr: sp.Expr, names: SymbolNames) -> None:
     """Explain each step in f': a mask, and the value used where f' does not exist."""
     for term, x, c, used in _kinks(expr):
@@ -110,11 +118,13 @@ def _kink_steps(sec: Section, expr: sp.Expr, names: SymbolNames) -> None:
                      f"{layer_latex(used, names)}",
                 plain=f"at {x_txt} = {sp.sstr(c)}: {t_txt} = {layer_str(used, names)}")
 
+
 def odot_tex(da: str, deriv: sp.Expr, deriv_tex: str) -> str:
     """``dA (.) f'`` in LaTeX; just ``dA`` when f' is 1 (identity activation)."""
     if deriv == 1:
         return da
     return rf"{da} \odot {parenthesize(deriv_tex, '', deriv)[0]}"
+
 
 def odot_txt(da: str, deriv: sp.Expr, deriv_txt: str) -> str:
     if deriv == 1:

@@ -4,8 +4,8 @@ Layers are numbered from 1 as in the lecture notes (``dense0`` is layer 1);
 ``A_0`` is the input ``X``. The canonical scalar symbols of a formula are
 renamed per layer at print time (``z -> Z_2``), see `layer_names`.
 
->>> mat("Z", 2), mat("A", 0), shape("n", 3)
-(('Z_2', 'Z2'), ('X', 'X'), ('(n \\times 3)', '(n x 3)'))
+>>> mat("Z", 2), mat("A", 0), shape("n", 3)[1]
+(('Z_2', 'Z2'), ('X', 'X'), '(n x 3)')
 """
 
 from __future__ import annotations
@@ -26,16 +26,20 @@ def mat(letter: str, j: int) -> tuple[str, str]:
     sub = str(j) if j < 10 else f"{{{j}}}"
     return f"{letter}_{sub}", f"{letter}{j}"
 
+
 def mtex(letter: str, j: int) -> str:
     """LaTeX name only (for inline math in prose)."""
     return mat(letter, j)[0]
+
 
 def dmat(letter: str, j: int) -> tuple[str, str]:
     tex, txt = mat(letter, j)
     return f"d{tex}", f"d{txt}"
 
+
 def shape(rows: object, cols: object) -> tuple[str, str]:
     return rf"({rows} \times {cols})", f"({rows} x {cols})"
+
 
 def layer_names(j: int, last: bool) -> SymbolNames:
     """Symbol renaming for formulas of layer j (activation, or output when last)."""
@@ -44,17 +48,20 @@ def layer_names(j: int, last: bool) -> SymbolNames:
         names[LSE] = (rf"\operatorname{{lse}}({mtex('Z', j)})", f"lse(Z{j})")
     return names
 
+
 def matrix_names(last: int) -> SymbolNames:
     """Names for the output formulas in the matrix summary: P, Y, Z_L."""
     names = dict(layer_names(last, last=True))
     names.update({P: ("P", "P"), Y: ("Y", "Y")})
     return names
 
+
 def function_tex(latex_name: str, name: str) -> str:
     # The registry's LaTeX name may be a macro (\tanh) or a bare word.
     if latex_name.startswith("\\"):
         return latex_name
     return rf"\operatorname{{{latex_name or name}}}"
+
 
 def parenthesize(tex: str, txt: str, expr: sp.Expr) -> tuple[str, str]:
     """Parenthesise a factor that is a sum, for products like dA (.) f'."""

@@ -16,20 +16,19 @@ from symgrad.render.latex_printer import SymbolNames, layer_latex, layer_str
 from symgrad.render.network_names import layer_names, mat
 from symgrad.render.prose import latex_safe_prose
 
-IDENTITY_OPS_SHOWN = 60   # longer raw sides are summarised: a page of exp() helps nobody
+IDENTITY_OPS_SHOWN = 24   # longer raw sides are summarised: a page of exp() helps nobody
 
 
 def identity_step(sec: Section, ident: Identity, names: SymbolNames) -> None:
     """Print an identity the prove stage checks: raw == simplified (skipped if trivial)."""
     if ident.raw == ident.simplified:
         return
-    text = (f"Identity '{latex_safe_prose(ident.name)}' (proven by sg.check: symbolically, "
-            "and numerically at random points)")
+    text = f"'{latex_safe_prose(ident.name)}'"
     text += f", assuming {latex_safe_prose(ident.assumptions)}:" if ident.assumptions else ":"
     new_tex, new_txt = layer_latex(ident.simplified, names), layer_str(ident.simplified, names)
     ops = sp.count_ops(ident.raw)
     if ops > IDENTITY_OPS_SHOWN:
-        sec.add(text=text + f" the raw chain-rule side has {ops} operations, it reduces to",
+        sec.add(text=text + f" the raw chain-rule side ({ops} operations) reduces to",
                 math=new_tex, plain=new_txt)
         return
     sec.add(text=text, math=f"{layer_latex(ident.raw, names)} = {new_tex}",
@@ -64,6 +63,9 @@ def output_section(doc: Derivation, plan: NetworkPlan) -> None:
         _step_c_vector(sec, plan, names)
     else:
         _step_c_elementwise(sec, plan, names)
+    if any(ident.raw != ident.simplified for ident in out.identities):
+        sec.add(text=("The identities behind these steps, each proven by sg.check symbolically "
+                      "and numerically at random points:"))
     for ident in out.identities:
         identity_step(sec, ident, names)
     sec.add(text=("Stable forward form: " + latex_safe_prose(out.stable_note)
