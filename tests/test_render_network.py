@@ -50,7 +50,11 @@ def docs(plans):
 
 def names(j: int) -> dict:
     """The printout's naming for layer j: z -> Z_j, a -> A_j (what a reader sees)."""
-    return {Z: (f"Z_{j}", f"Z{j}"), A: (f"A_{j}", f"A{j}")}
+    return {Z: (f"Z_{sub(j)}", f"Z{j}"), A: (f"A_{sub(j)}", f"A{j}")}
+
+
+def sub(j: int) -> str:
+    return str(j) if j < 10 else f"{{{j}}}"
 
 
 def hidden(plan: NetworkPlan):
@@ -216,3 +220,66 @@ def test_bad_input_is_rejected_before_work(plans):
         network_derivation(bad)
     with pytest.raises(ValueError, match="no Dense layers"):
         network_derivation(dataclasses.replace(plan, layers=()))
+
+
+# -- every registry entry, printed the same way (nothing is keyed by name) ---------------
+@pytest.fixture(scope="module")
+def every_activation():
+    """One network with every elementwise activation of the registry as a hidden layer."""
+    from symgrad.definition.activations import REGISTRY
+
+    acts = [cls() for _, cls in sorted(REGISTRY.items()) if cls.entry.kind == "elementwise"]
+    layers: list = [Dense(2, 3)]
+    for act in acts:
+        layers += [act, Dense(3, 3)]
+    plan = derive_network(Sequential(*layers), "mse")
+    return plan, network_derivation(plan)
+
+
+def test_every_registry_activation_is_printed_from_its_plan(every_activation):
+    plan, doc = every_activation
+    text = doc.text()
+    acts = hidden(plan)
+    assert {"relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu"} <= {a.name for _, a in acts}
+    for j, act in acts:
+        section = text[text.index(f"Activation of layer {j}: "):]
+        section = section[:section.index("\n\n")]
+        raw, new = layer_str(act.derivative_raw, names(j)), layer_str(act.derivative, names(j))
+        assert f"f'(z) = {layer_str(act.derivative_raw)}" in section
+        assert f"f'(Z{j}) = {raw}" in section and new in section
+        free = act.derivative.free_symbols
+        if free == {A}:
+            assert f"reads only A_{sub(j)}" in section
+        elif free == {Z}:
+            assert f"Z_{sub(j)} is saved" in section
+        # A kink is explained exactly where the derivative jumps (ReLU, LeakyReLU), not for
+        # ELU(alpha=1), whose branches meet.
+        jumps = act.name in ("relu", "leaky_relu")
+        assert ("It switches at" in section) == jumps, act.name
+    assert doc.latex().isascii()
+
+
+def test_every_registry_activation_compiles_with_pdflatex(every_activation, tmp_path):
+    if shutil.which("pdflatex") is None:
+        if os.environ.get("SYMGRAD_REQUIRE_PDFLATEX") == "1":
+            pytest.fail("pdflatex is not on PATH but SYMGRAD_REQUIRE_PDFLATEX=1")
+        pytest.skip("pdflatex is not on PATH (set SYMGRAD_REQUIRE_PDFLATEX=1 to fail instead)")
+    pdf = every_activation[1].to_tex(tmp_path / "all.tex", compile_pdf=True)
+    assert pdf.read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("loss_name", ["mse", "mae", "bce", "huber", "cross_entropy"])
+def test_every_registry_loss_shows_steps_a_b_c(loss_name):
+    from symgrad.definition.losses import LOSSES
+
+    entry = LOSSES[loss_name]
+    out_layer = Softmax() if entry.requires_softmax else Sigmoid()
+    plan = derive_network(Sequential(Dense(2, 3), Tanh(), Dense(3, 3), out_layer), entry)
+    doc = network_derivation(plan)
+    text, last = doc.text(), {**names(2), LSE: (r"\operatorname{lse}(Z_2)", "lse(Z2)")}
+    out = plan.output
+    assert f"l(p, y) = {layer_str(out.loss_formula, last)}" in text
+    assert f"dl/dp = {layer_str(out.step_a, last)}" in text
+    assert f"= {layer_str(out.delta, last)}" in text
+    assert f"l = {layer_str(out.loss_from_logits, last)}" in text
+    assert doc.latex().isascii()

@@ -19,9 +19,15 @@ from symgrad.render.prose import latex_safe_prose
 IDENTITY_OPS_SHOWN = 24   # longer raw sides are summarised: a page of exp() helps nobody
 
 
+def _shown(ident: Identity) -> bool:
+    # The plan may keep a product unevaluated (Mul(x, 1)); that is no identity worth a line.
+    raw = sp.Mul(*ident.raw.args) if isinstance(ident.raw, sp.Mul) else ident.raw
+    return raw != ident.simplified
+
+
 def identity_step(sec: Section, ident: Identity, names: SymbolNames) -> None:
     """Print an identity the prove stage checks: raw == simplified (skipped if trivial)."""
-    if ident.raw == ident.simplified:
+    if not _shown(ident):
         return
     text = f"'{latex_safe_prose(ident.name)}'"
     text += f", assuming {latex_safe_prose(ident.assumptions)}:" if ident.assumptions else ":"
@@ -63,7 +69,7 @@ def output_section(doc: Derivation, plan: NetworkPlan) -> None:
         _step_c_vector(sec, plan, names)
     else:
         _step_c_elementwise(sec, plan, names)
-    if any(ident.raw != ident.simplified for ident in out.identities):
+    if any(_shown(ident) for ident in out.identities):
         sec.add(text=("The identities behind these steps, each proven by sg.check symbolically "
                       "and numerically at random points:"))
     for ident in out.identities:
