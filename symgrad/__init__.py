@@ -22,6 +22,29 @@ from symgrad.derive.scalar import grad, symbolic  # noqa: F401, E402
 from symgrad.render.draw import draw  # noqa: F401, E402
 from symgrad.render.scalar import derivation  # noqa: F401, E402
 # --- networks (issue: symbolic networks) ---
+# isort: split
+from symgrad.definition.activations import (  # noqa: F401, E402
+    ELU,
+    GELU,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Swish,
+    Tanh,
+    activation,
+)
+from symgrad.definition.errors import DefinitionError  # noqa: F401, E402
+from symgrad.definition.layers import Dense, Sequential  # noqa: F401, E402
+from symgrad.definition.losses import loss  # noqa: F401, E402
+from symgrad.model import Model, compile  # noqa: F401, E402
+from symgrad.prove.check import ProofReport, check  # noqa: F401, E402
+from symgrad.prove.identity import ProofError  # noqa: F401, E402
+
+# isort: split
 # --- training (issue: numba kernels) ---
 from symgrad.runtime.history import History  # noqa: F401,E402
 from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer  # noqa: F401,E402

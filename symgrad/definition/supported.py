@@ -17,6 +17,7 @@ it.
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
@@ -35,6 +36,12 @@ STRUCTURAL: tuple[type, ...] = (
     sp.functions.elementary.piecewise.ExprCondPair, Relational, BooleanAtom,
     sp.And, sp.Or, sp.Not, sp.Tuple,
 )
+
+
+# How every whitelisted function evaluates on NumPy arrays (used by sympy.lambdify in the
+# reference evaluator and the proofs). SciPy supplies erf/erfc; Heaviside(x, h0) keeps
+# the value at 0 that the expression carries (symgrad pins it to 0, see convention.py).
+LAMBDIFY_MODULES: list = [{"Heaviside": lambda x, h0=0.0: np.heaviside(x, h0)}, "numpy", "scipy"]
 
 
 def unsupported_nodes(expr: sp.Basic) -> list[sp.Basic]:

@@ -67,7 +67,8 @@ def matrix_backward(dims: list[tuple[int, int, bool]], reduction: str
             eqs.append((dA, dZ * W.T))
             dZ = sp.MatrixSymbol(f"dZ{j - 1}", N, h)
             eqs.append((dZ, sp.HadamardProduct(dA, sp.MatrixSymbol(f"D{j - 1}", N, h))))
-    return grads, tuple(eqs)
+    order = [f"dense{j}.{w}" for j in range(L) for w in ("W", "b")]
+    return {name: grads[name] for name in order if name in grads}, tuple(eqs)
 
 
 def _activation(layer: ActivationLayer) -> tuple[ActivationPlan, tuple[Identity, ...]]:

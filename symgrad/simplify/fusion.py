@@ -25,6 +25,7 @@ cross-entropy into log-sum-exp. Each claim is recorded as an `Identity`.
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from symgrad.definition.activations import ActivationLayer
@@ -32,6 +33,7 @@ from symgrad.definition.convention import differentiate
 from symgrad.definition.errors import PairingError
 from symgrad.definition.formulas import P, Y, Z
 from symgrad.definition.losses import LossEntry
+from symgrad.definition.supported import LAMBDIFY_MODULES
 from symgrad.derive.elementwise import derive_elementwise
 from symgrad.derive.plan import LSE, Identity, OutputPlan
 from symgrad.simplify.saved_output import flip_sign, in_saved_output, tidy
@@ -62,6 +64,25 @@ def _y_domain(loss: LossEntry) -> tuple[float, float]:
     return (0.0, 1.0) if loss.formula.has(sp.log) else (-2.0, 2.0)
 
 
+def _check_finite(act: str, loss: str, f: sp.Expr, stable_loss: sp.Expr,
+                  y_dom: tuple[float, float]) -> tuple[float, float]:
+    """Refuse pairs whose loss is undefined on the activation's outputs (relu + bce);
+    returns the range of p = f(z) over z in [-4, 4] (the numeric proof domain)."""
+    zs = np.linspace(-4.0, 4.0, 33)
+    with np.errstate(all="ignore"):
+        ps = np.broadcast_to(sp.lambdify([Z], f, modules=LAMBDIFY_MODULES)(zs), zs.shape)
+        for yv in y_dom:
+            vals = np.broadcast_to(
+                sp.lambdify([Z, Y], stable_loss, modules=LAMBDIFY_MODULES)(zs, yv), zs.shape)
+            bad = np.flatnonzero(~np.isfinite(vals))
+            if bad.size:
+                i = bad[0]
+                raise PairingError(f"loss {loss!r} is not defined on the outputs of {act!r}: "
+                                   f"at z = {zs[i]:g}, p = {ps[i]:g}, y = {yv:g} it gives "
+                                   f"{vals[i]}; pick an output activation whose range fits")
+    return float(ps.min()), float(ps.max())
+
+
 def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     raw = derive_elementwise(layer)
     f, l_py = raw.forward, loss.bound()
@@ -71,23 +92,25 @@ def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     delta_raw = sp.Mul(step_a, step_b, evaluate=False)
     delta = tidy(step_a * step_b)
     uses = tuple(s for s in ("p", "y", "z") if delta.has(sp.Symbol(s, real=True)))
-    domain = {Z: (-4.0, 4.0), Y: _y_domain(loss)}
-    chain = differentiate(l_py.subs(P, f), Z, f"loss {loss.name!r} after {raw.name}")
+    y_dom = _y_domain(loss)
     naive = l_py.subs(P, f)
     stable, used = stabilise(naive)
+    p_dom = _check_finite(raw.name, loss.name, f, stable, y_dom)
+    domain = {P: p_dom, Y: y_dom}
     identities = [
-        Identity(f"{loss.name}: dl/dp simplified", step_a_raw, step_a, {}, {P: (0.05, 0.95),
-                                                                            Y: domain[Y]}),
-        Identity(f"{raw.name} + {loss.name}: dl/dz = Step A * Step B", chain, delta, {P: f},
-                 domain),
+        Identity(f"{raw.name}: Step B, dp/dz in p", raw.derivative_raw, step_b, {P: f},
+                 {Z: (-4.0, 4.0)}),
+        Identity(f"{loss.name}: Step A, dl/dp simplified", step_a_raw, step_a, {}, domain),
+        Identity(f"{raw.name} + {loss.name}: Step C, Step A * Step B = delta", delta_raw, delta,
+                 {}, domain),
     ]
     if stable != naive:
         identities.append(Identity(f"{raw.name} + {loss.name}: stable loss from logits", naive,
-                                   stable, {}, {Z: (-30.0, 30.0), Y: domain[Y]}))
+                                   stable, {}, {Z: (-10.0, 10.0), Y: y_dom}))
     stable_p = raw.stable_given if raw.stable_given is not None else stabilise(f)[0]
     if stable_p != f:
         identities.append(Identity(f"{raw.name}: stable forward form", f, stable_p, {},
-                                   {Z: (-30.0, 30.0)}))
+                                   {Z: (-10.0, 10.0)}))
     note = " ".join(rule.note for rule in used) or PLAIN_NOTE
     return OutputPlan(raw.name, raw.latex, "elementwise", f, loss.name, loss.latex, l_py,
                       stable, note, step_a, step_b, delta_raw, delta, uses, loss.reduction,

@@ -36,7 +36,7 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from symgrad.definition.formulas import A, Z
-from symgrad.definition.supported import unsupported_nodes
+from symgrad.definition.supported import LAMBDIFY_MODULES, unsupported_nodes
 from symgrad.derive.plan import ActivationPlan, Identity
 from symgrad.simplify.stable import stabilise
 from symgrad.simplify.zero import breakpoints, zero_method
@@ -131,7 +131,7 @@ def invert(f: sp.Expr, z: sp.Symbol, a: sp.Expr, depth: int = 12) -> sp.Expr | N
 
 
 def _lambda(expr: sp.Expr, var: sp.Symbol):
-    fn = sp.lambdify([var], expr, modules=[{"Heaviside": np.heaviside}, "numpy"])
+    fn = sp.lambdify([var], expr, modules=LAMBDIFY_MODULES)
     return lambda x: np.broadcast_to(np.asarray(fn(x), dtype=float), np.shape(x))
 
 
@@ -272,7 +272,7 @@ def activation_plan(raw, out_symbol: sp.Symbol = A) -> tuple[ActivationPlan, tup
     extra: tuple[Identity, ...] = ()
     if stable != raw.forward:
         extra = (Identity(f"{raw.name}: stable forward form", raw.forward, stable, {},
-                          {Z: (-30.0, 30.0)}),)
+                          {Z: (-10.0, 10.0)}),)
     plan = ActivationPlan(raw.name, raw.latex, raw.forward, stable, raw.derivative_raw,
                           found.expr, uses, ident)
     return plan, extra

@@ -12,7 +12,7 @@ positive symbol, so SymPy decides the conditions) and at every breakpoint.
 
 >>> z = sp.Symbol("z", real=True)
 >>> zero_method(sp.tanh(z)**2 - 1 + 1/sp.cosh(z)**2)
-'simplify'
+'rewrite(exp)'
 >>> zero_method(sp.Heaviside(sp.Max(0, z), 0) - sp.Heaviside(z, 0))
 'branchwise'
 >>> zero_method(z - 1) is None
@@ -35,7 +35,12 @@ def _expand_logs(expr: sp.Expr) -> sp.Expr:
 
 
 def smooth_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
-    """Method name if ``expr`` (no kinks expected) reduces to 0 with bounded effort."""
+    """Method name if ``expr`` (no kinks expected) reduces to 0 with bounded effort.
+
+    Cheap rational tools first: hyperbolic functions are rewritten in exp and
+    logs expanded, after which ``cancel`` treats each exp/log as a generator.
+    Full ``simplify`` only runs below an operation-count bound.
+    """
     if expr == 0:
         return "trivial"
     if sp.cancel(expr) == 0:
@@ -43,14 +48,13 @@ def smooth_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     logs = _expand_logs(expr)
     if sp.expand(logs) == 0 or sp.cancel(logs) == 0:
         return "expand_log"
-    if sp.count_ops(expr) <= max_ops:
+    if logs.has(sp.tanh, sp.cosh, sp.sinh):
+        in_exp = _expand_logs(logs.rewrite(sp.exp))
+        if sp.cancel(sp.powsimp(sp.expand(in_exp))) == 0:
+            return "rewrite(exp)"
+    if 0 < sp.count_ops(expr) <= max_ops // 3:
         if sp.simplify(expr) == 0:
             return "simplify"
-        if sp.count_ops(logs) <= max_ops and sp.simplify(logs) == 0:
-            return "simplify"
-        rewritten = logs.rewrite(sp.exp)
-        if sp.count_ops(rewritten) <= max_ops and sp.simplify(rewritten) == 0:
-            return "simplify(exp)"
     return None
 
 
@@ -147,8 +151,70 @@ def zero_method(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     if expr == 0:
         return "trivial"
     if expr.has(*KINKED):
+        if sp.cancel(expr) == 0:   # kinked parts cancel as opaque factors
+            return "cancel"
         quick = sp.piecewise_fold(expr)
         if quick == 0 or (not quick.has(*KINKED) and smooth_zero(quick, max_ops)):
             return "piecewise_fold"
         return branchwise_zero(expr, max_ops)
     return smooth_zero(expr, max_ops)
+
+
+def congruent(a: sp.Basic, b: sp.Basic, max_ops: int = MAX_OPS) -> str | None:
+    """How ``a == b`` is shown part by part, or None.
+
+    Same head (Piecewise, Abs, a relation, ...) with equal parts; |u| = |v| from
+    u = +-v; ``zero_method(a - b)`` for the rest. Sound because equal arguments
+    give equal results; it proves stable rewrites *inside* an Abs or a Piecewise
+    condition, where splitting into regions cannot decide conditions on several
+    variables.
+
+    >>> y, z = sp.symbols("y z", real=True)
+    >>> congruent(sp.Abs(y - sp.log(sp.exp(z) + 1)),
+    ...           sp.Abs(sp.Max(z, 0) + sp.log(1 + sp.exp(-sp.Abs(z))) - y))
+    'congruence'
+    """
+    if a == b:
+        return "trivial"
+    atomic = (sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Number)
+    if type(a) is type(b) and a.args and len(a.args) == len(b.args) \
+            and not isinstance(a, atomic):
+        if isinstance(a, sp.Abs):
+            u, v = a.args[0], b.args[0]
+            for level in (0, max_ops):   # cheap tools on both signs before simplify
+                if zero_method(u - v, level) is not None or zero_method(u + v, level):
+                    return "congruence"
+        elif all(congruent(x, y, max_ops) for x, y in zip(a.args, b.args, strict=True)):
+            return "congruence"
+    if not (isinstance(a, sp.Expr) and isinstance(b, sp.Expr)):
+        return None
+    method = zero_method(a - b, max_ops)
+    if method is None and (a.has(*KINKED) or b.has(*KINKED)):
+        method = _abstract_kinks(a, b, max_ops)
+    return method
+
+
+def _outer_kinks(expr: sp.Basic) -> list[sp.Basic]:
+    if isinstance(expr, KINKED):
+        return [expr]
+    return [k for arg in expr.args for k in _outer_kinks(arg)]
+
+
+def _abstract_kinks(a: sp.Expr, b: sp.Expr, max_ops: int) -> str | None:
+    """Pair up congruent kinked parts of a and b, name each pair by one fresh symbol, and
+    show the smooth remainders equal."""
+    subs_a, subs_b = {}, {}
+    pool = list(dict.fromkeys(_outer_kinks(b)))
+    for ka in dict.fromkeys(_outer_kinks(a)):
+        for kb in pool:
+            if congruent(ka, kb, max_ops):
+                d = sp.Dummy("k", real=True)
+                subs_a[ka], subs_b[kb] = d, d
+                pool.remove(kb)
+                break
+        else:
+            return None
+    if not subs_a:
+        return None
+    rest = a.xreplace(subs_a) - b.xreplace(subs_b)
+    return "congruence" if zero_method(rest, max_ops) is not None else None

@@ -1,0 +1,204 @@
+"""`symgrad.compile`: derive, simplify and prove a network once; the `Model` it returns.
+
+>>> import symgrad as sg
+>>> net = sg.Sequential(sg.Dense(2, 4), sg.Tanh(), sg.Dense(4, 1), sg.Sigmoid())
+>>> model = sg.compile(net, loss="bce")
+>>> list(model.params)
+['dense0.W', 'dense0.b', 'dense1.W', 'dense1.b']
+>>> model.plan.output.delta
+p - y
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from functools import cached_property
+
+import numpy as np
+import sympy as sp
+
+from symgrad.definition.errors import DefinitionError
+from symgrad.definition.layers import Dense, Sequential
+from symgrad.definition.losses import LossEntry, resolve_loss
+from symgrad.derive.network import derive_network
+from symgrad.derive.plan import NetworkPlan
+from symgrad.runtime.reference import ReferenceEvaluator
+from symgrad.runtime.targets import as_dtype, prepare_inputs, prepare_targets
+
+
+def init_params(net: Sequential, seed: int = 0, init: str | None = None,
+                dtype: str | np.dtype = "float64") -> OrderedDict[str, np.ndarray]:
+    """Seeded initial parameters: W by each Dense's init (or ``init`` for all), b = 0."""
+    rng = np.random.default_rng(seed)
+    dt = as_dtype(dtype)
+    params: OrderedDict[str, np.ndarray] = OrderedDict()
+    dense = [layer for layer in net if isinstance(layer, Dense)]
+    for i, layer in enumerate(dense):
+        how = init or layer.init
+        fan_in, fan_out = layer.in_dim, layer.out_dim
+        if how == "he":
+            W = rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
+        elif how == "xavier":
+            W = rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), (fan_in, fan_out))
+        elif how == "uniform":
+            bound = 1.0 / np.sqrt(fan_in)
+            W = rng.uniform(-bound, bound, (fan_in, fan_out))
+        else:
+            raise DefinitionError(f"dense{i}: init must be 'he', 'xavier' or 'uniform', "
+                                  f"got {how!r}")
+        params[f"dense{i}.W"] = np.ascontiguousarray(W, dtype=dt)
+        if layer.bias:
+            params[f"dense{i}.b"] = np.zeros(fan_out, dtype=dt)
+    return params
+
+
+class Model:
+    """A compiled network: its plan, parameters and the NumPy reference passes."""
+
+    def __init__(self, net: Sequential, plan: NetworkPlan, loss: LossEntry,
+                 params: OrderedDict[str, np.ndarray], dtype: np.dtype, seed: int,
+                 optimizer: object = None) -> None:
+        self.net, self.plan, self.loss_entry = net, plan, loss
+        self.params, self.dtype, self.seed, self.optimizer = params, dtype, seed, optimizer
+        self.reference = ReferenceEvaluator(plan)
+
+    def __repr__(self) -> str:
+        return f"Model({self.net!r}, loss={self.loss_entry.name!r}, dtype={self.dtype.name})"
+
+    @property
+    def gradients(self) -> dict[str, sp.Expr]:
+        """Parameter name -> derived backward formula (matrix form)."""
+        return self.plan.gradients
+
+    @cached_property
+    def derivation(self):
+        """The step-by-step derivation document (built on first access)."""
+        from symgrad.render.network import network_derivation  # render is a later stage
+
+        return network_derivation(self.plan)
+
+    def _params(self, params: Mapping[str, np.ndarray] | None) -> Mapping[str, np.ndarray]:
+        if params is None:
+            return self.params
+        missing = [n for n in self.plan.param_names if n not in params]
+        if missing:
+            raise KeyError(f"params lack {missing}")
+        return params
+
+    def _xy(self, X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+        Xa = prepare_inputs(X, self.plan.input_dim, self.dtype)
+        Ya = prepare_targets(y, self.plan.output_dim, self.plan.output.reduction, Xa.shape[0],
+                             self.dtype)
+        return Xa, Ya
+
+    def forward(self, X: object, params: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Predictions P of shape (n, output_dim) by the NumPy reference."""
+        Xa = prepare_inputs(X, self.plan.input_dim, self.dtype)
+        return self.reference.forward(self._params(params), Xa)["P"]
+
+    def loss(self, X: object, y: object, params: Mapping[str, np.ndarray] | None = None
+             ) -> float:
+        """Mean loss of (X, y), from the logits in the plan's stable form."""
+        Xa, Ya = self._xy(X, y)
+        return self.reference.loss(self._params(params), Xa, Ya)
+
+    def backward(self, X: object, y: object, params: Mapping[str, np.ndarray] | None = None
+                 ) -> tuple[float, dict[str, np.ndarray]]:
+        """(loss, gradients keyed like ``params``) by the derived backward pass."""
+        Xa, Ya = self._xy(X, y)
+        return self.reference.backward(self._params(params), Xa, Ya)
+
+    def check(self, **kwargs):
+        """Prove every identity of the plan and check gradients numerically (see sg.check)."""
+        from symgrad.prove.check import check
+
+        return check(self, **kwargs)
+
+    # --- training methods (runtime) ---
+    def fit(self, X: object, y: object, epochs: int = 1, batch_size: int = 32,
+            shuffle: bool = True, seed: int | None = None, validation_data=None,
+            verbose: int = 0, order: object = None):
+        """Train in place with the compiled whole-epoch kernel; returns a `History`.
+
+        ``order``: a fixed batch order (a permutation of the rows, or one per epoch).
+        """
+        from symgrad.runtime.training import trainer_for
+
+        return trainer_for(self).fit(self.params, X, y, epochs=epochs, batch_size=batch_size,
+                                     shuffle=shuffle, seed=seed, verbose=verbose,
+                                     validation_data=validation_data, order=order)
+
+    def predict_proba(self, X: object) -> np.ndarray:
+        """Output-layer predictions (probabilities for sigmoid/softmax) by the kernels."""
+        from symgrad.runtime.training import trainer_for
+
+        return trainer_for(self).predict_proba(self.params, X)
+
+    def predict(self, X: object) -> np.ndarray:
+        """Class labels for classification losses, raw outputs otherwise."""
+        from symgrad.runtime.training import predict_labels
+
+        return predict_labels(self, X)
+
+    def evaluate(self, X: object, y: object) -> dict[str, float]:
+        """{"loss": ..., "accuracy": ...} (accuracy for classification losses)."""
+        from symgrad.runtime.training import trainer_for
+
+        return trainer_for(self).evaluate(self.params, X, y)
+
+    def compiled_backward(self, X: object, y: object) -> tuple[float, dict[str, np.ndarray]]:
+        """(loss, gradients) of (X, y) as one batch by the compiled kernels (cf. `backward`)."""
+        from symgrad.runtime.training import trainer_for
+
+        return trainer_for(self).loss_and_grads(self.params, X, y)
+
+    @property
+    def source(self) -> str:
+        """The generated kernel module source (readable Python)."""
+        from symgrad.runtime.training import trainer_for
+
+        return trainer_for(self).source
+
+    def export(self, path: str) -> str:
+        """Write a standalone trainer module (numpy + numba only); see its usage note."""
+        from symgrad.codegen.export import export_source
+
+        return export_source(self.source, path)
+
+    def set_params(self, values: Mapping[str, np.ndarray]) -> None:
+        """Replace the parameters by copies of ``values`` (same names and shapes)."""
+        from symgrad.runtime.training import set_params
+
+        set_params(self, values)
+
+    def save(self, path: str) -> None:
+        """Save the parameters to an .npz file atomically."""
+        from symgrad.runtime.weights_io import save_weights
+
+        save_weights(path, self.params)
+
+    def load(self, path: str) -> None:
+        """Load parameters saved by `save`; refuses pickles, wrong names and shapes."""
+        from symgrad.runtime.weights_io import load_weights
+
+        shapes = {name: arr.shape for name, arr in self.params.items()}
+        self.set_params(load_weights(path, shapes, self.dtype))
+
+
+def compile(net: Sequential, loss: str | LossEntry = "mse", optimizer: object = None,
+            dtype: str = "float64", seed: int = 0, init: str | None = None) -> Model:
+    """Derive, simplify and record the proofs of ``net`` + ``loss``; returns a `Model`.
+
+    ``loss`` is a registry name ("mse", "mae", "bce", "cross_entropy", "huber") or a
+    loss entry from `symgrad.loss`. Bad input raises before any symbolic work.
+    """
+    if not isinstance(net, Sequential):
+        raise TypeError(f"compile expects a symgrad Sequential, got {type(net).__name__}")
+    entry = resolve_loss(loss)
+    dt = as_dtype(dtype)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    params = init_params(net, int(seed), init, dt)
+    plan = derive_network(net, entry)
+    return Model(net, plan, entry, params, dt, int(seed), optimizer)

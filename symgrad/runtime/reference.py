@@ -1,0 +1,116 @@
+"""The NumPy reference evaluator of a `NetworkPlan`: the oracle for the kernels.
+
+Plain NumPy, no Numba. It evaluates exactly the plan's SymPy expressions,
+each turned into a NumPy function by ``sympy.lambdify`` once per plan:
+
+- forward: Z_j = A_{j-1} W_j + b_j, A_j = f_j(Z_j) with the activation's
+  stable form, saving Z_j and A_j (the plan says which the backward reads);
+- loss from the logits in the plan's stable form (softmax: the row's
+  log-sum-exp, lse = m + log sum exp(z - m));
+- backward: dZ_L = scale * delta(P, Y[, Z]); dW = A^T dZ; db = sum_rows dZ;
+  dA = dZ W^T; dZ = dA * f'(a or z).
+
+Heaviside and Piecewise print as ``numpy.select`` with the conditions as
+written, so the kink convention (derivative of the branch whose condition
+holds: ReLU'(0) = 0) is the same here as in the printout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import sympy as sp
+
+from symgrad.definition.formulas import A, P, Y, Z
+from symgrad.definition.supported import LAMBDIFY_MODULES
+from symgrad.derive.plan import LSE, NetworkPlan
+
+
+def vectorise(expr: sp.Expr, args: list[sp.Symbol]) -> Callable[..., np.ndarray]:
+    """``lambdify`` with results broadcast to the first argument's shape and dtype."""
+    fn = sp.lambdify(args, expr, modules=LAMBDIFY_MODULES)
+
+    def call(*values: np.ndarray) -> np.ndarray:
+        first = values[0]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # np.select evaluates every branch; overflow in an unselected one is harmless.
+            out = fn(*values)
+        return np.broadcast_to(np.asarray(out, dtype=first.dtype), first.shape)
+
+    return call
+
+
+def logsumexp_rows(z: np.ndarray) -> np.ndarray:
+    """Per-row log-sum-exp with the max subtracted first (no overflow), shape (n, 1)."""
+    m = z.max(axis=1, keepdims=True)
+    return m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+
+
+class ReferenceEvaluator:
+    """Forward, loss and backward of one plan, with its expressions compiled once."""
+
+    def __init__(self, plan: NetworkPlan) -> None:
+        self.plan = plan
+        self._act: list[tuple[Callable, Callable] | None] = []
+        cache: dict[int, tuple[Callable, Callable]] = {}
+        for layer in plan.layers:
+            act = layer.activation
+            if act is None:
+                self._act.append(None)
+                continue
+            if id(act) not in cache:
+                cache[id(act)] = (vectorise(act.stable_forward, [Z]),
+                                  vectorise(act.derivative, [Z, A]))
+            self._act.append(cache[id(act)])
+        out = plan.output
+        self.softmax = out.kind == "softmax"
+        pred = out.stable_prediction if out.stable_prediction is not None else out.prediction
+        self._pred = vectorise(pred, [Z, LSE])
+        self._loss = vectorise(out.loss_from_logits, [Z, Y, LSE])
+        self._delta = vectorise(out.delta, [Z, P, Y])
+
+    def forward(self, params: Mapping[str, np.ndarray], X: np.ndarray) -> dict[str, list]:
+        """Z_j and A_j of every layer (A_0 = X), the logits' lse (softmax) and P."""
+        zs, acts = [], [X]
+        for layer, fns in zip(self.plan.layers, self._act, strict=True):
+            z = acts[-1] @ params[f"{layer.name}.W"]
+            if layer.bias:
+                z = z + params[f"{layer.name}.b"]
+            zs.append(z)
+            if fns is not None:
+                acts.append(fns[0](z))
+        z = zs[-1]
+        lse = logsumexp_rows(z) if self.softmax else np.zeros_like(z)
+        lse = np.broadcast_to(lse, z.shape)
+        return {"Z": zs, "A": acts, "lse": lse, "P": self._pred(z, lse)}
+
+    def scale(self, n: int) -> float:
+        k = self.plan.output_dim
+        return 1.0 / n if self.plan.output.reduction == "rows" else 1.0 / (n * k)
+
+    def loss(self, params: Mapping[str, np.ndarray], X: np.ndarray, Yt: np.ndarray,
+             cache: dict | None = None) -> float:
+        """Mean loss of the batch, computed from the logits in the stable form."""
+        cache = cache or self.forward(params, X)
+        elems = self._loss(cache["Z"][-1], Yt, cache["lse"])
+        return float(elems.sum(dtype=np.float64) * self.scale(X.shape[0]))
+
+    def backward(self, params: Mapping[str, np.ndarray], X: np.ndarray, Yt: np.ndarray
+                 ) -> tuple[float, dict[str, np.ndarray]]:
+        """(loss, gradients keyed like params) by the plan's backward equations."""
+        cache = self.forward(params, X)
+        loss = self.loss(params, X, Yt, cache)
+        zs, acts = cache["Z"], cache["A"]
+        dz = (self._delta(zs[-1], cache["P"], Yt) * self.scale(X.shape[0])).astype(X.dtype)
+        grads: dict[str, np.ndarray] = {}
+        for j in range(len(self.plan.layers) - 1, -1, -1):
+            layer = self.plan.layers[j]
+            grads[f"{layer.name}.W"] = acts[j].T @ dz
+            if layer.bias:
+                grads[f"{layer.name}.b"] = dz.sum(axis=0)
+            if j > 0:
+                da = dz @ params[f"{layer.name}.W"].T
+                derivative = self._act[j - 1][1]
+                dz = da * derivative(zs[j - 1], acts[j])
+        return loss, {name: grads[name] for name in self.plan.param_names}
