@@ -132,7 +132,7 @@ def test_every_dense_layer_shows_shapes_and_why_the_transpose(plans, docs, name)
         j, h, k = layer.index + 1, layer.in_dim, layer.out_dim
         prev_txt, prev_tex = ("X", "X") if j == 1 else (f"A{j - 1}", f"A_{j - 1}")
         assert f"dW{j} = {prev_txt}.T @ dZ{j}    ({h} x n) . (n x {k}) -> {h} x {k}" in text
-        assert (rf"dW_{j} = {prev_tex}^{{T}} \cdot dZ_{j} \qquad ({h} \times n) \cdot "
+        assert (rf"dW_{j} = {prev_tex}^{{T}} dZ_{j} \qquad ({h} \times n) \cdot "
                 rf"(n \times {k}) \to {h} \times {k}") in latex
         assert f"db{j} = dZ{j}.sum(axis=0)    (1 x n) . (n x {k}) -> 1 x {k}" in text
         if j > 1:
@@ -283,3 +283,12 @@ def test_every_registry_loss_shows_steps_a_b_c(loss_name):
     assert f"= {layer_str(out.delta, last)}" in text
     assert f"l = {layer_str(out.loss_from_logits, last)}" in text
     assert doc.latex().isascii()
+
+
+def test_matrix_lines_are_read_from_the_plan_not_retyped(plans):
+    # Change one equation of the plan's backward pass: the printout must follow it.
+    plan = plans["seed001"]
+    eqs = tuple((lhs, 3 * rhs) if lhs.name == "dW2" else (lhs, rhs) for lhs, rhs in plan.backward)
+    text = network_derivation(dataclasses.replace(plan, backward=eqs)).text()
+    assert "dW2 = 3 * A1.T @ dZ2    (3 x n) . (n x 1) -> 3 x 1" in text
+    assert "    dW2 = 3 * A1.T @ dZ2\n" in text

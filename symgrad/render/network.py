@@ -14,23 +14,19 @@ the stated matrix rules, with shapes computed from the Dense dimensions.
 
 from __future__ import annotations
 
-import re
-
 import sympy as sp
 
-from symgrad.derive.network import matrix_backward
 from symgrad.derive.plan import DensePlan, NetworkPlan
 from symgrad.render.document import Derivation
-from symgrad.render.latex_printer import layer_latex, layer_str, matrix_latex, matrix_str
+from symgrad.render.latex_printer import layer_latex, layer_str
 from symgrad.render.network_activation import activation_section
+from symgrad.render.network_backward import BackwardEquations, summary_section
 from symgrad.render.network_names import (
     N,
     dmat,
     layer_names,
     mat,
-    matrix_names,
     mtex,
-    parenthesize,
     shape,
 )
 from symgrad.render.network_output import output_section
@@ -87,7 +83,8 @@ def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
             math=r" \leftarrow ".join(chain_tex), plain=" <- ".join(chain_txt))
 
 
-def _dense_section(doc: Derivation, plan: NetworkPlan, layer: DensePlan) -> None:
+def _dense_section(doc: Derivation, layer: DensePlan, eqs: BackwardEquations) -> None:
+    """dW, db, dA of one Dense layer: the plan's equations with the shape of every factor."""
     j = layer.index + 1
     h, k = layer.in_dim, layer.out_dim
     a_tex, a_txt = mat("A", j - 1)
@@ -111,102 +108,26 @@ def _dense_section(doc: Derivation, plan: NetworkPlan, layer: DensePlan) -> None
                   f"is (in x out) = ({h} x {k}), ${a_tex}$ is (n x {h}) and ${dz_tex}$ is "
                   f"(n x {k}); only ${a_tex}^T$ times ${dz_tex}$ pairs up the $n$ rows and "
                   f"gives ({h} x {k})."),
-            math=(rf"d{mtex('W', j)} = {a_tex}^{{T}} \cdot {dz_tex} \qquad {s1} \cdot {s2} "
-                  rf"\to {h} \times {k}"),
-            plain=f"dW{j} = {a_txt}.T @ {dz_txt}    {s1t} . {s2t} -> {h} x {k}")
+            math=rf"{eqs.line(f'dW{j}')[0]} \qquad {s1} \cdot {s2} \to {h} \times {k}",
+            plain=f"{eqs.line(f'dW{j}')[1]}    {s1t} . {s2t} -> {h} x {k}")
     if layer.bias:
         sec.add(text=(f"The bias ${mtex('b', j)}$ is added to every row, so its gradient sums "
                       f"${dz_tex}$ over the rows (a product with a row of ones):"),
-                math=(rf"d{mtex('b', j)} = \sum_{{i=1}}^{{n}} ({dz_tex})_{{i,:}} = "
-                      rf"\mathbf{{1}}_n^{{T}} {dz_tex} \qquad {shape(1, 'n')[0]} \cdot {s2} "
+                math=(rf"{eqs.line(f'db{j}')[0]} \qquad {shape(1, 'n')[0]} \cdot {s2} "
                       rf"\to 1 \times {k}"),
-                plain=f"db{j} = {dz_txt}.sum(axis=0)    (1 x n) . {s2t} -> 1 x {k}")
+                plain=f"{eqs.line(f'db{j}')[1]}    (1 x n) . {s2t} -> 1 x {k}")
     else:
         sec.add(text=f"Layer {j} has no bias, so there is no ${mtex('db', j)}$.")
     if j > 1:
-        da_tex, da_txt = dmat("A", j - 1)
         sec.add(text=(f"The error flows back to ${a_tex}$ through the same weights. Now "
                       f"${mtex('W', j)}^T$ ({k} x {h}) appears, so that (n x {k}) times "
                       f"({k} x {h}) has the shape (n x {h}) of ${a_tex}$:"),
-                math=(rf"{da_tex} = {dz_tex} \cdot {mtex('W', j)}^{{T}} \qquad {s2} \cdot "
+                math=(rf"{eqs.line(f'dA{j - 1}')[0]} \qquad {s2} \cdot "
                       rf"{shape(k, h)[0]} \to n \times {h}"),
-                plain=f"{da_txt} = {dz_txt} @ W{j}.T    {s2t} . {shape(k, h)[1]} -> n x {h}")
+                plain=f"{eqs.line(f'dA{j - 1}')[1]}    {s2t} . {shape(k, h)[1]} -> n x {h}")
     else:
         sec.add(text=("$dX = dZ_1 W_1^T$ is not needed: $X$ is data, not a parameter, so the "
                       "backward pass stops here and the kernel skips that product."))
-
-
-def _summary_section(doc: Derivation, plan: NetworkPlan) -> None:
-    """The plan's matrix-form backward equations, in order, as LaTeX and as NumPy lines."""
-    L = len(plan.layers)
-    eqs = plan.backward or matrix_backward(
-        [(layer.in_dim, layer.out_dim, layer.bias) for layer in plan.layers],
-        plan.output.reduction)[1]
-    matrices, row_sums = _matrix_display(plan, eqs)
-    tex = [f"{matrix_latex(lhs, matrices=matrices)} &= {matrix_latex(rhs, matrices=matrices)}"
-           for lhs, rhs in eqs]
-    txt = [f"{matrix_str(lhs, matrices=matrices)} = "
-           f"{matrix_str(rhs, matrices=matrices, row_sums=row_sums)}" for lhs, rhs in eqs]
-    scale = 1 / N if plan.output.reduction == "rows" else 1 / (N * plan.output_dim)
-    sec = doc.section("Summary: the backward pass as code")
-    sec.add(text=(f"With $dZ_j = dL/dZ_j$, the loss scale {sp.sstr(scale)} of the batch mean "
-                  f"times the output error of Step C on the matrices of layer {L}, and the "
-                  "elementwise product (* in NumPy), the backward pass is these lines, in this "
-                  "order (the plain-text version is NumPy):"),
-            math=r" \\ ".join(tex), plain="\n".join(txt))
-    sec.add(text="Saved from the forward pass: " + ", ".join(_saved_values(plan)) + ".")
-
-
-def _matrix_display(plan: NetworkPlan, eqs) -> tuple[dict[str, tuple[str, str]], frozenset]:
-    """How each matrix symbol of the backward equations is shown.
-
-    ``Delta`` is the output error (the plan's delta on the matrices P, Y, Z_L),
-    ``D<j>`` the derivative of layer j's activation, a (1 x n) symbol the row of
-    ones; any other name ``dZ2`` reads ``dZ_2``.
-    """
-    L = len(plan.layers)
-    shown: dict[str, tuple[str, str]] = {}
-    row_sums = set()
-    symbols = set().union(*[lhs.atoms(sp.MatrixSymbol) | rhs.atoms(sp.MatrixSymbol)
-                            for lhs, rhs in eqs])
-    for sym in symbols:
-        name, digits = sym.name, re.fullmatch(r"([A-Za-z]+)(\d+)", sym.name)
-        if name == "Delta":
-            delta = plan.output.delta
-            shown[name] = parenthesize(layer_latex(delta, matrix_names(L)),
-                                       layer_str(delta, matrix_names(L)), delta)
-        elif digits and digits.group(1) == "D":
-            j = int(digits.group(2))
-            act = plan.layers[j - 1].activation
-            deriv = act.derivative if act is not None else sp.S.One
-            shown[name] = parenthesize(layer_latex(deriv, layer_names(j, last=False)),
-                                       layer_str(deriv, layer_names(j, last=False)), deriv)
-        elif sym.shape[0] == 1 and not sym.shape[1].is_number:
-            shown[name] = (r"\mathbf{1}_n^{T}", name)
-            row_sums.add(name)
-        elif digits:
-            shown[name] = mat(digits.group(1), int(digits.group(2)))
-    return shown, frozenset(row_sums)
-
-
-def _saved_values(plan: NetworkPlan) -> list[str]:
-    """Forward values the backward pass reads, from the plan's `saved` fields."""
-    L = len(plan.layers)
-    saved = ["$X$ (input of layer 1, for $dW_1$)"]
-    for layer in plan.layers[:-1]:
-        j = layer.index + 1
-        act = layer.activation
-        reads = act.saved if act is not None else ()
-        if "z" in reads:
-            saved.append(f"${mtex('Z', j)}$ (read by $f'$ of layer {j})")
-        why = f"input of layer {j + 1}" + (f", read by $f'$ of layer {j}" if "a" in reads else "")
-        saved.append(f"${mtex('A', j)}$ ({why})")
-    uses = plan.output.delta_uses
-    if "p" in uses:
-        saved.append("$P$ (read by the output error)")
-    if "z" in uses:
-        saved.append(f"${mtex('Z', L)}$ (read by the output error)")
-    return saved
 
 
 def _architecture(plan: NetworkPlan) -> str:
@@ -232,15 +153,16 @@ def network_derivation(plan: NetworkPlan, title: str | None = None) -> Derivatio
                "and the kernel evaluates; none is typed by hand. Layers are numbered from 1 as "
                "in the lecture notes."),
     )
+    eqs = BackwardEquations(plan)
     _forward_section(doc, plan)
     output_section(doc, plan)
     for layer in reversed(plan.layers):
-        _dense_section(doc, plan, layer)
+        _dense_section(doc, layer, eqs)
         if layer.index > 0:
             prev = plan.layers[layer.index - 1]
             if prev.activation is not None:
                 activation_section(doc, prev, prev.activation)
-    _summary_section(doc, plan)
+    summary_section(doc, plan, eqs)
     return doc
 
 

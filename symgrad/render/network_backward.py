@@ -1,0 +1,116 @@
+"""The matrix-form backward pass of the network printout, read from the plan.
+
+`BackwardEquations` holds the plan's equations ``(lhs, rhs)`` (``dW2 = A1.T*dZ2``
+...) and how each matrix symbol is shown; the Dense sections print single
+lines from it and `summary_section` prints all of them in order, as LaTeX and
+as NumPy code lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+
+from symgrad.derive.network import matrix_backward
+from symgrad.derive.plan import NetworkPlan
+from symgrad.render.document import Derivation
+from symgrad.render.latex_printer import layer_latex, layer_str, matrix_latex, matrix_str
+from symgrad.render.network_names import N, layer_names, mat, matrix_names, mtex, parenthesize
+
+
+class BackwardEquations:
+    """The plan's backward equations by left-hand side name, with their display names.
+
+    Plans without the optional ``backward`` field get the derive stage's own
+    matrix rules (`symgrad.derive.network.matrix_backward`) for the same dims.
+    """
+
+    def __init__(self, plan: NetworkPlan) -> None:
+        dims = [(layer.in_dim, layer.out_dim, layer.bias) for layer in plan.layers]
+        rules = matrix_backward(dims, plan.output.reduction)[1]
+        self.equations = tuple(plan.backward or rules)
+        self._by_name = {lhs.name: (lhs, rhs) for lhs, rhs in rules}
+        self._by_name.update({lhs.name: (lhs, rhs) for lhs, rhs in self.equations})
+        self.matrices, self.row_sums = _matrix_display(plan, self._by_name.values())
+
+    def line(self, name: str) -> tuple[str, str]:
+        """(LaTeX, NumPy text) of the equation whose left side is ``name`` (e.g. "dW2")."""
+        return self.render(*self._by_name[name])
+
+    def render(self, lhs: sp.Expr, rhs: sp.Expr) -> tuple[str, str]:
+        tex = f"{matrix_latex(lhs, matrices=self.matrices)} = " \
+              f"{matrix_latex(rhs, matrices=self.matrices)}"
+        txt = f"{matrix_str(lhs, matrices=self.matrices)} = " \
+              f"{matrix_str(rhs, matrices=self.matrices, row_sums=self.row_sums)}"
+        return tex, txt
+
+
+def summary_section(doc: Derivation, plan: NetworkPlan, eqs: BackwardEquations) -> None:
+    """The plan's matrix-form backward equations, in order, as LaTeX and as NumPy lines."""
+    L = len(plan.layers)
+    lines = [eqs.render(lhs, rhs) for lhs, rhs in eqs.equations]
+    tex = [t.replace(" = ", " &= ", 1) for t, _ in lines]
+    txt = [t for _, t in lines]
+    scale = 1 / N if plan.output.reduction == "rows" else 1 / (N * plan.output_dim)
+    sec = doc.section("Summary: the backward pass as code")
+    sec.add(text=(f"With $dZ_j = dL/dZ_j$, the loss scale {sp.sstr(scale)} of the batch mean "
+                  f"times the output error of Step C on the matrices of layer {L}, and the "
+                  "elementwise product (* in NumPy), the backward pass is these lines, in this "
+                  "order (the plain-text version is NumPy):"),
+            math=r" \\ ".join(tex), plain="\n".join(txt))
+    sec.add(text="Saved from the forward pass: " + ", ".join(_saved_values(plan)) + ".")
+
+
+def _matrix_display(plan: NetworkPlan, eqs) -> tuple[dict[str, tuple[str, str]], frozenset]:
+    """How each matrix symbol of the backward equations is shown.
+
+    ``Delta`` is the output error (the plan's delta on the matrices P, Y, Z_L),
+    ``D<j>`` the derivative of layer j's activation, a (1 x n) symbol the row of
+    ones; any other name ``dZ2`` reads ``dZ_2``.
+    """
+    L = len(plan.layers)
+    shown: dict[str, tuple[str, str]] = {}
+    row_sums = set()
+    symbols = set().union(*[lhs.atoms(sp.MatrixSymbol) | rhs.atoms(sp.MatrixSymbol)
+                            for lhs, rhs in eqs])
+    for sym in symbols:
+        name, digits = sym.name, re.fullmatch(r"([A-Za-z]+)(\d+)", sym.name)
+        if name == "Delta":
+            delta = plan.output.delta
+            shown[name] = parenthesize(layer_latex(delta, matrix_names(L)),
+                                       layer_str(delta, matrix_names(L)), delta)
+        elif digits and digits.group(1) == "D":
+            j = int(digits.group(2))
+            act = plan.layers[j - 1].activation
+            deriv = act.derivative if act is not None else sp.S.One
+            shown[name] = parenthesize(layer_latex(deriv, layer_names(j, last=False)),
+                                       layer_str(deriv, layer_names(j, last=False)), deriv)
+        elif sym.shape[0] == 1 and not sym.shape[1].is_number:
+            shown[name] = (r"\mathbf{1}_n^{T}", name)
+            row_sums.add(name)
+        elif digits:
+            shown[name] = mat(digits.group(1), int(digits.group(2)))
+    return shown, frozenset(row_sums)
+
+
+def _saved_values(plan: NetworkPlan) -> list[str]:
+    """Forward values the backward pass reads, from the plan's `saved` fields."""
+    L = len(plan.layers)
+    saved = ["$X$ (input of layer 1, for $dW_1$)"]
+    for layer in plan.layers[:-1]:
+        j = layer.index + 1
+        act = layer.activation
+        reads = act.saved if act is not None else ()
+        if "z" in reads:
+            saved.append(f"${mtex('Z', j)}$ (read by $f'$ of layer {j})")
+        why = f"input of layer {j + 1}" + (f", read by $f'$ of layer {j}" if "a" in reads else "")
+        saved.append(f"${mtex('A', j)}$ ({why})")
+    uses = plan.output.delta_uses
+    if "p" in uses:
+        saved.append("$P$ (read by the output error)")
+    if "z" in uses:
+        saved.append(f"${mtex('Z', L)}$ (read by the output error)")
+    return saved
+
+
