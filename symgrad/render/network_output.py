@@ -20,8 +20,10 @@ IDENTITY_OPS_SHOWN = 24   # longer raw sides are summarised: a page of exp() hel
 
 
 def _shown(ident: Identity) -> bool:
-    # The plan may keep a product unevaluated (Mul(x, 1)); that is no identity worth a line.
-    raw = sp.Mul(*ident.raw.args) if isinstance(ident.raw, sp.Mul) else ident.raw
+    # The plan may keep a product with 1 unevaluated (x*1); that is no identity worth a line.
+    raw = ident.raw
+    if isinstance(raw, sp.Mul) and sp.S.One in raw.args:
+        raw = sp.Mul(*[f for f in raw.args if f != 1])
     return raw != ident.simplified
 
 
