@@ -189,7 +189,8 @@ def congruent(a: sp.Basic, b: sp.Basic, max_ops: int = MAX_OPS) -> str | None:
     if not (isinstance(a, sp.Expr) and isinstance(b, sp.Expr)):
         return None
     method = zero_method(a - b, max_ops)
-    if method is None and (a.has(*KINKED) or b.has(*KINKED)):
+    if method is None and (a.has(*KINKED) or b.has(*KINKED)) \
+            and not isinstance(a, KINKED) and not isinstance(b, KINKED):
         method = _abstract_kinks(a, b, max_ops)
     return method
 

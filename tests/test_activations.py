@@ -1,0 +1,150 @@
+"""Every activation registry entry: derivative vs finite differences, proofs, forms, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.definition.activations import REGISTRY
+from symgrad.definition.errors import (
+    DefinitionError,
+    NotElementwiseError,
+    UnsupportedFunctionError,
+)
+from symgrad.definition.formulas import A, Z
+from symgrad.definition.supported import LAMBDIFY_MODULES
+from symgrad.derive.elementwise import derive_elementwise
+from symgrad.prove.identity import prove_identity
+from symgrad.simplify.saved_output import activation_plan
+
+ELEMENTWISE = sorted(n for n, cls in REGISTRY.items() if cls.entry.kind == "elementwise")
+
+
+def _plan(cls, **params):
+    return activation_plan(derive_elementwise(cls(**params)))
+
+
+def _fn(expr, *syms):
+    f = sp.lambdify(list(syms), expr, modules=LAMBDIFY_MODULES)
+    return lambda *x: np.broadcast_to(np.asarray(f(*x), dtype=float), np.shape(x[0]))
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_derivative_matches_finite_differences(name):
+    plan, _ = _plan(REGISTRY[name])
+    # Stay away from kinks (all built-in kinks are at 0): central differences need smoothness.
+    z = np.concatenate([np.linspace(-3, -0.05, 20), np.linspace(0.05, 3, 20)])
+    f = _fn(plan.forward, Z)
+    eps = 1e-6
+    fd = (f(z + eps) - f(z - eps)) / (2 * eps)
+    derived = _fn(plan.derivative, Z, A)(z, f(z))
+    np.testing.assert_allclose(derived, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_identities_proven(name):
+    plan, extra = _plan(REGISTRY[name])
+    for ident in (plan.identity, *extra):
+        proof = prove_identity(ident)
+        assert proof.max_error < 1e-8
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_stable_forward_is_finite_at_extremes(name):
+    plan, _ = _plan(REGISTRY[name])
+    z = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
+    with np.errstate(all="ignore"):   # np.select evaluates unselected branches too
+        values = _fn(plan.stable_forward, Z)(z)
+    assert np.all(np.isfinite(values)), (name, values)
+
+
+# What the search must find, by construction of the engine (not by lookup).
+EXPECTED_IN_OUTPUT = {
+    "identity": lambda a: sp.Integer(1),
+    "tanh": lambda a: 1 - a**2,
+    "sigmoid": lambda a: a * (1 - a),
+    "softplus": lambda a: 1 - sp.exp(-a),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_IN_OUTPUT))
+def test_saved_output_forms_emerge(name):
+    plan, _ = _plan(REGISTRY[name])
+    assert sp.simplify(plan.derivative - EXPECTED_IN_OUTPUT[name](A)) == 0
+    assert not plan.derivative.has(Z)
+    assert plan.saved in ((), ("a",))
+
+
+def test_relu_is_a_mask_on_the_saved_output_with_zero_at_the_kink():
+    plan, _ = _plan(sg.ReLU)
+    assert plan.saved == ("a",)
+    d = _fn(plan.derivative, Z, A)
+    a = np.array([-0.0, 0.0, 1e-12, 3.0])
+    np.testing.assert_array_equal(d(a, a), [0.0, 0.0, 1.0, 1.0])
+    assert plan.derivative_raw == sp.Heaviside(Z, 0)   # convention carried by the expression
+
+
+def test_elu_branches_in_saved_output():
+    plan, _ = _plan(sg.ELU, alpha=0.5)
+    assert plan.saved == ("a",)
+    d = _fn(plan.derivative, Z, A)
+    np.testing.assert_allclose(d(np.array([0.0]), np.array([-0.3])), [0.2])   # a + alpha
+    np.testing.assert_allclose(d(np.array([0.0]), np.array([2.0])), [1.0])
+
+
+@pytest.mark.parametrize("name", ["swish", "silu", "gelu"])
+def test_no_output_form_falls_back_to_z(name):
+    plan, _ = _plan(REGISTRY[name])
+    assert plan.saved == ("z",)
+    assert plan.derivative.has(Z) and not plan.derivative.has(A)
+
+
+def test_parameterised_activation_takes_parameters_at_construction():
+    assert sg.LeakyReLU(0.2).params == {"alpha": 0.2}
+    assert sg.LeakyReLU(alpha=0.3).forward.subs(Z, -1) == sp.Rational(-3, 10)
+    with pytest.raises(TypeError, match="no parameter 'beta'"):
+        sg.LeakyReLU(beta=1.0)
+    with pytest.raises(ValueError, match="finite"):
+        sg.ELU(alpha=float("nan"))
+
+
+def test_custom_activation_like_a_builtin():
+    x = sg.var("x")
+    Swish2 = sg.activation("swish2_test", x * sg.sigmoid(x), latex=r"\mathrm{sw}")
+    layer = Swish2()
+    assert layer.forward == Z * sg.sigmoid(Z)
+    assert isinstance(layer, sg.definition.activations.ActivationLayer)
+    plan, _ = activation_plan(derive_elementwise(layer))
+    assert plan.saved == ("z",)
+
+
+def test_not_elementwise_is_rejected_at_definition():
+    x, w = sg.var("x"), sg.var("w")
+    with pytest.raises(NotElementwiseError, match="w, x"):
+        sg.activation("bad2", x * w)
+    with pytest.raises(NotElementwiseError, match="none"):
+        sg.activation("const", sp.Integer(3))
+
+
+def test_untranslatable_function_is_rejected_at_definition():
+    x = sg.var("x")
+    with pytest.raises(UnsupportedFunctionError, match="zeta"):
+        sg.activation("zeta_act", sp.zeta(x))
+    f = sp.Function("f")
+    with pytest.raises(UnsupportedFunctionError, match="f"):
+        sg.activation("undefined_fn", f(x))
+
+
+def test_derivative_leaving_unsupported_functions_is_rejected():
+    x = sg.var("x")
+    # Heaviside itself is fine in a formula, but its derivative is a DiracDelta.
+    with pytest.raises(DefinitionError, match="DiracDelta|derivative"):
+        sg.activation("step", sp.Heaviside(x, 0))
+
+
+def test_softmax_kind_must_be_exp():
+    x = sg.var("x")
+    with pytest.raises(DefinitionError, match="softmax"):
+        sg.activation("bad_softmax", x**2, kind="softmax")

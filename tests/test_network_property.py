@@ -1,0 +1,43 @@
+"""Hypothesis: random architectures, activations and losses; gradients vs finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import symgrad as sg
+from symgrad.definition.activations import REGISTRY
+from symgrad.prove.check import check_gradients
+
+HIDDEN = sorted(n for n, cls in REGISTRY.items() if cls.entry.kind == "elementwise")
+# (output activation, loss) pairs whose loss is defined on the activation's range.
+HEADS = [("identity", "mse"), ("identity", "mae"), ("identity", "huber"), ("sigmoid", "bce"),
+         ("sigmoid", "mse"), ("tanh", "mse"), ("softmax", "cross_entropy")]
+
+
+@st.composite
+def networks(draw):
+    depth = draw(st.integers(1, 4))
+    widths = [draw(st.integers(1, 8)) for _ in range(depth)]
+    head, loss = draw(st.sampled_from(HEADS))
+    out_dim = draw(st.integers(2, 4)) if head == "softmax" else draw(st.integers(1, 3))
+    layers = []
+    dims = widths + [out_dim]
+    for i in range(depth):
+        layers.append(sg.Dense(dims[i], dims[i + 1]))
+        if i < depth - 1:
+            layers.append(REGISTRY[draw(st.sampled_from(HIDDEN))]())
+    layers.append(REGISTRY[head]())
+    return sg.Sequential(*layers), loss, draw(st.integers(0, 2**16))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks())
+def test_reference_gradients_match_finite_differences(case):
+    net, loss, seed = case
+    model = sg.compile(net, loss=loss, seed=seed)
+    entries = check_gradients(model, seed=seed, attempts=3)
+    assert max(e.max_error for e in entries) < 1e-5
+    X = np.random.default_rng(seed).normal(size=(3, model.plan.input_dim))
+    assert np.all(np.isfinite(model.forward(X)))

@@ -1,0 +1,97 @@
+"""Proofs: identities (symbolic + numeric), matrix rules, sg.check, and that they can fail."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.derive.plan import Identity
+from symgrad.prove.check import check_gradients
+from symgrad.prove.identity import prove_identity, prove_numeric, prove_symbolic
+from symgrad.prove.linalg import prove_dense_rules
+from symgrad.runtime.reference import ReferenceEvaluator
+from symgrad.simplify.zero import congruent, zero_method
+
+z, a, y = sp.symbols("z a y", real=True)
+
+
+def test_wrong_identity_fails_both_ways():
+    bad = Identity("tanh' wrong", 1 - sp.tanh(z) ** 2, 1 - a, {a: sp.tanh(z)})
+    with pytest.raises(sg.ProofError, match="tanh' wrong"):
+        prove_symbolic(bad)
+    with pytest.raises(sg.ProofError, match="fails numerically"):
+        prove_numeric(bad)
+
+
+def test_kink_convention_is_checked_at_the_kink():
+    # Equal everywhere except at z = 0 (Heaviside(0) = 1/2 vs 0): only the kink sample catches it.
+    bad = Identity("relu kink", sp.Heaviside(z, sp.Rational(1, 2)), sp.Heaviside(z, 0))
+    with pytest.raises(sg.ProofError):
+        prove_identity(bad)
+
+
+def test_branchwise_proof_of_piecewise_rewrite():
+    f = sp.Piecewise((z, z > 0), (sp.exp(z) - 1, True))
+    cand = sp.Piecewise((1, a > 0), (a + 1, True))
+    assert zero_method(cand.subs(a, f) - sp.diff(f, z)) == "branchwise"
+    wrong = sp.Piecewise((1, a > 0), (a + 2, True))
+    assert zero_method(wrong.subs(a, f) - sp.diff(f, z)) is None
+
+
+def test_congruence_inside_abs_and_conditions():
+    lhs = sp.Piecewise((y, sp.Abs(y - sp.log(1 + sp.exp(z))) <= 1), (0, True))
+    rhs = sp.Piecewise((y, sp.Abs(sp.Max(z, 0) + sp.log(1 + sp.exp(-sp.Abs(z))) - y) <= 1),
+                       (0, True))
+    assert congruent(lhs, rhs) == "congruence"
+    assert congruent(lhs, rhs.subs(y, 2 * y)) is None
+
+
+def test_matrix_rules_on_several_shapes():
+    proofs = prove_dense_rules()
+    assert len(proofs) == 9
+    assert {p.name.split(" (")[0] for p in proofs} == {
+        "dW = A^T dZ", "db = sum_rows dZ", "dA_prev = dZ W^T"}
+
+
+def test_check_reports_every_kind():
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.ReLU(), sg.Dense(3, 1), sg.Sigmoid()),
+                       loss="bce")
+    report = sg.check(model)
+    kinds = {e.kind for e in report}
+    assert kinds == {"identity", "matrix rule", "finite differences"}
+    assert len(report.names("identity")) == len(model.plan.identities)
+    assert report.names("finite differences") == [f"d loss / d {n}"
+                                                  for n in model.plan.param_names]
+    assert all(e.max_error < 1e-6 for e in report)
+    assert "matrix rule" in str(report)
+
+
+def test_check_catches_a_wrong_delta():
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.Tanh(), sg.Dense(3, 1), sg.Sigmoid()),
+                       loss="bce")
+    p, yy = sp.Symbol("p", real=True), sp.Symbol("y", real=True)
+    wrong_out = dataclasses.replace(model.plan.output, delta=2 * (p - yy))
+    model.plan = dataclasses.replace(model.plan, output=wrong_out)
+    model.reference = ReferenceEvaluator(model.plan)
+    with pytest.raises(sg.ProofError, match="finite differences"):
+        check_gradients(model)
+
+
+def test_check_catches_a_wrong_activation_identity():
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.Tanh(), sg.Dense(3, 1)), loss="mse")
+    ident = model.plan.identities[0]
+    broken = dataclasses.replace(ident, simplified=1 - a ** 3)
+    model.plan = dataclasses.replace(model.plan, identities=(broken,))
+    with pytest.raises(sg.ProofError, match=ident.name.split(":")[0]):
+        sg.check(model)
+
+
+def test_float32_model_proves_with_float32_tolerance():
+    model = sg.compile(sg.Sequential(sg.Dense(2, 2), sg.Softplus(), sg.Dense(2, 1)),
+                       loss="mse", dtype="float32")
+    report = model.check()
+    assert all(np.isfinite(e.max_error) for e in report)
