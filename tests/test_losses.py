@@ -104,6 +104,12 @@ def test_custom_logcosh_end_to_end():
     assert model.plan.output.delta == sp.tanh(P - Y)
     report = sg.check(model)
     assert any("logcosh_test" in name for name in report.names("identity"))
+    # cosh overflows past 710; the stable rewrite keeps the loss and gradient finite.
+    params = {k: v.copy() for k, v in model.params.items()}
+    params["dense1.b"][:] = 1000.0
+    loss, grads = model.backward(np.zeros((2, 3)), np.array([0.0, -5.0]), params)
+    assert np.isfinite(loss) and loss > 900
+    assert all(np.all(np.isfinite(g)) for g in grads.values())
 
 
 def test_loss_definition_errors():

@@ -29,6 +29,15 @@ def test_seed_001_network_plan():
     assert (plan.input_dim, plan.output_dim) == (2, 1)
 
 
+def test_seed_001_network_printed_and_checked():
+    model = sg.compile(seed001(), loss="bce")
+    text = model.derivation.text()
+    assert "p - y" in text
+    assert "Step A" in text and "Step B" in text and "Step C" in text
+    report = sg.check(model)
+    assert any("Step C" in name for name in report.names("identity"))
+
+
 def test_gradients_are_matrix_rules_with_consistent_shapes():
     plan = derive_network(sg.Sequential(sg.Dense(3, 5), sg.Tanh(), sg.Dense(5, 2)), "mse")
     n = sp.Symbol("n", integer=True, positive=True)

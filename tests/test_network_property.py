@@ -25,7 +25,7 @@ def networks(draw):
     layers = []
     dims = widths + [out_dim]
     for i in range(depth):
-        layers.append(sg.Dense(dims[i], dims[i + 1]))
+        layers.append(sg.Dense(dims[i], dims[i + 1], bias=draw(st.booleans())))
         if i < depth - 1:
             layers.append(REGISTRY[draw(st.sampled_from(HIDDEN))]())
     layers.append(REGISTRY[head]())

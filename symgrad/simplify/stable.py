@@ -42,6 +42,12 @@ RULES: tuple[StableRule, ...] = (
         "appears for very negative ones.",
     ),
     StableRule(
+        "logcosh", sp.log(sp.cosh(_u)),
+        lambda u: sp.Abs(u) + sp.log(1 + sp.exp(-2 * sp.Abs(u))) - sp.log(2),
+        r"$\log\cosh u$ is evaluated as $|u| + \log(1+e^{-2|u|}) - \log 2$: $\cosh u$ "
+        r"itself overflows for $|u| > 710$.",
+    ),
+    StableRule(
         "logistic", 1 / (1 + sp.exp(_u)),
         lambda u: (1 - sp.tanh(u / 2)) / 2,
         r"$1/(1+e^{u})$ is evaluated as $(1-\tanh(u/2))/2$, which never overflows.",
