@@ -17,12 +17,13 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.derive.plan import DensePlan, NetworkPlan
-from symgrad.render.document import Derivation
+from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import layer_latex, layer_str
 from symgrad.render.network_activation import activation_section
 from symgrad.render.network_backward import BackwardEquations, summary_section
 from symgrad.render.network_names import (
     N,
+    add_rows,
     dmat,
     layer_names,
     mat,
@@ -41,7 +42,7 @@ def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
                   "$A_0 = X$; activations act elementwise. Layer 1 holds the parameters "
                   f"dense0.W and dense0.b, and so on ({', '.join(plan.param_names)})."))
     tex_rows, txt_rows = [rf"X &\in \mathbb{{R}}^{{n \times {plan.input_dim}}}"], [
-        f"X: (n x {plan.input_dim})"]
+        f"X: (n x {plan.input_dim})"]   # parallel lists: LaTeX rows and their text twins
     for layer in plan.layers:
         j = layer.index + 1
         z_tex, z_txt = mat("Z", j)
@@ -59,7 +60,7 @@ def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
         elif layer.index == L - 1:
             tex_rows.append(rf"P &= {layer_latex(plan.output.prediction, names)} \quad {s_tex}")
             txt_rows.append(f"P = {layer_str(plan.output.prediction, names)}    {s_txt}")
-    sec.add(math=r" \\ ".join(tex_rows), plain="\n".join(txt_rows))
+    add_rows(sec, list(zip(tex_rows, txt_rows, strict=True)))
 
     out = plan.output
     k = plan.output_dim
@@ -78,12 +79,34 @@ def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
     for j in range(L, 0, -1):
         chain_tex += [mat("Z", j)[0]] + ([mat("A", j - 1)[0]] if j > 1 else [rf"{mtex('W', j)}"])
         chain_txt += [mat("Z", j)[1]] + ([mat("A", j - 1)[1]] if j > 1 else [f"W{j}"])
+    if len(chain_tex) > 12:   # keep a deep net's journey on one line of the page
+        chain_tex = chain_tex[:6] + [r"\cdots"] + chain_tex[-4:]
     sec.add(text=("The backward journey runs the other way; each $W_j$ and $b_j$ branches off "
                   "its $Z_j$:"),
             math=r" \leftarrow ".join(chain_tex), plain=" <- ".join(chain_txt))
 
 
-def _dense_section(doc: Derivation, layer: DensePlan, eqs: BackwardEquations) -> None:
+def _chain_step(sec: Section, j: int, L: int) -> None:
+    """The whole chain from the loss down to W_j, one factor per gate (as seed 001 shows)."""
+    def dd(num: str, den: str, m_num: int, m_den: int, label: str) -> tuple[str, str, str]:
+        tex = rf"\frac{{\partial {mtex(num, m_num)}}}{{\partial {mtex(den, m_den)}}}"
+        return tex, f"d{mat(num, m_num)[1]}/d{mat(den, m_den)[1]}", label
+
+    parts = [(rf"\frac{{\partial L}}{{\partial {mtex('Z', L)}}}", f"dL/dZ{L}", "output error")]
+    for m in range(L, j, -1):
+        parts.append(dd("Z", "A", m, m - 1, f"back through $W_{{{m}}}$"))
+        parts.append(dd("A", "Z", m - 1, m - 1, f"activation {m - 1}"))
+    parts.append(dd("Z", "W", j, j, "input"))
+    if len(parts) > 6:   # deep nets: keep both ends, elide the gates in between
+        parts = parts[:3] + [(r"\cdots", "...", "")] + parts[-3:]
+    tex = r" \cdot ".join(rf"\underbrace{{{t}}}_{{\text{{{label}}}}}" if label else t
+                          for t, _, label in parts)
+    sec.add(text=f"The whole chain from the loss to ${mtex('W', j)}$, one factor per gate:",
+            math=rf"\frac{{\partial L}}{{\partial {mtex('W', j)}}} = {tex}",
+            plain=f"dL/dW{j} = " + " * ".join(t for _, t, _ in parts))
+
+
+def _dense_section(doc: Derivation, layer: DensePlan, L: int, eqs: BackwardEquations) -> None:
     """dW, db, dA of one Dense layer: the plan's equations with the shape of every factor."""
     j = layer.index + 1
     h, k = layer.in_dim, layer.out_dim
@@ -91,6 +114,7 @@ def _dense_section(doc: Derivation, layer: DensePlan, eqs: BackwardEquations) ->
     dz_tex, dz_txt = dmat("Z", j)
     sec = doc.section(f"Layer {j} ({layer.name}: Dense {h} -> {k}): gradients of W_{j}"
                       + (f" and b_{j}" if layer.bias else ""))
+    _chain_step(sec, j, L)
     sec.add(text=(f"The error arriving from above is ${dz_tex} = dL/d{mtex('Z', j)}$, "
                   f"shape (n x {k}). Per element, each weight is multiplied by one input, so "
                   "its derivative is that input, and the rows of the batch add up:"),
@@ -157,7 +181,7 @@ def network_derivation(plan: NetworkPlan, title: str | None = None) -> Derivatio
     _forward_section(doc, plan)
     output_section(doc, plan)
     for layer in reversed(plan.layers):
-        _dense_section(doc, layer, eqs)
+        _dense_section(doc, layer, len(plan.layers), eqs)
         if layer.index > 0:
             prev = plan.layers[layer.index - 1]
             if prev.activation is not None:

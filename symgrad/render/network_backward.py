@@ -16,7 +16,15 @@ from symgrad.derive.network import matrix_backward
 from symgrad.derive.plan import NetworkPlan
 from symgrad.render.document import Derivation
 from symgrad.render.latex_printer import layer_latex, layer_str, matrix_latex, matrix_str
-from symgrad.render.network_names import N, layer_names, mat, matrix_names, mtex, parenthesize
+from symgrad.render.network_names import (
+    N,
+    add_rows,
+    layer_names,
+    mat,
+    matrix_names,
+    mtex,
+    parenthesize,
+)
 
 
 class BackwardEquations:
@@ -50,15 +58,14 @@ def summary_section(doc: Derivation, plan: NetworkPlan, eqs: BackwardEquations) 
     """The plan's matrix-form backward equations, in order, as LaTeX and as NumPy lines."""
     L = len(plan.layers)
     lines = [eqs.render(lhs, rhs) for lhs, rhs in eqs.equations]
-    tex = [t.replace(" = ", " &= ", 1) for t, _ in lines]
-    txt = [t for _, t in lines]
+    rows = [(tex.replace(" = ", " &= ", 1), txt) for tex, txt in lines]
     scale = 1 / N if plan.output.reduction == "rows" else 1 / (N * plan.output_dim)
     sec = doc.section("Summary: the backward pass as code")
-    sec.add(text=(f"With $dZ_j = dL/dZ_j$, the loss scale {sp.sstr(scale)} of the batch mean "
-                  f"times the output error of Step C on the matrices of layer {L}, and the "
-                  "elementwise product (* in NumPy), the backward pass is these lines, in this "
-                  "order (the plain-text version is NumPy):"),
-            math=r" \\ ".join(tex), plain="\n".join(txt))
+    add_rows(sec, rows, text=(
+        f"With $dZ_j = dL/dZ_j$, the loss scale {sp.sstr(scale)} of the batch mean times the "
+        f"output error of Step C on the matrices of layer {L}, and the elementwise product "
+        "(* in NumPy), the backward pass is these lines, in this order (the plain-text "
+        "version is NumPy):"))
     sec.add(text="Saved from the forward pass: " + ", ".join(_saved_values(plan)) + ".")
 
 

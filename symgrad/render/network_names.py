@@ -1,4 +1,4 @@
-"""How the network printout names things: layer matrices, shapes, symbol renaming.
+"""How the network printout names and lays out things: layer matrices, shapes, rows.
 
 Layers are numbered from 1 as in the lecture notes (``dense0`` is layer 1);
 ``A_0`` is the input ``X``. The canonical scalar symbols of a formula are
@@ -14,6 +14,7 @@ import sympy as sp
 
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.derive.plan import LSE
+from symgrad.render.document import Section
 from symgrad.render.latex_printer import SymbolNames
 
 N = sp.Symbol("n", positive=True, integer=True)  # batch size, for the loss scale
@@ -68,3 +69,14 @@ def parenthesize(tex: str, txt: str, expr: sp.Expr) -> tuple[str, str]:
     if isinstance(expr, sp.Add):
         return rf"\left({tex}\right)", f"({txt})"
     return tex, txt
+
+
+ROWS_PER_DISPLAY = 8   # a display cannot break across pages; deep nets get several
+
+
+def add_rows(sec: Section, rows: list[tuple[str, str]], text: str = "") -> None:
+    """Add aligned rows (LaTeX with one ``&``, text) as displays of a page-friendly height."""
+    for start in range(0, len(rows), ROWS_PER_DISPLAY):
+        chunk = rows[start:start + ROWS_PER_DISPLAY]
+        sec.add(text=text if start == 0 else "", math=r" \\ ".join(t for t, _ in chunk),
+                plain="\n".join(t for _, t in chunk))
