@@ -283,6 +283,11 @@ def test_every_registry_activation_compiles_with_pdflatex(every_activation, tmp_
         pytest.skip("pdflatex is not on PATH (set SYMGRAD_REQUIRE_PDFLATEX=1 to fail instead)")
     pdf = every_activation[1].to_tex(tmp_path / "all.tex", compile_pdf=True)
     assert pdf.read_bytes().startswith(b"%PDF")
+    # An 11-layer net still fits the page: no display taller than a page or far too wide.
+    log = (tmp_path / "all.log").read_text(errors="replace")
+    assert "Overfull \\vbox" not in log
+    widths = [float(w) for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide", log)]
+    assert max(widths, default=0.0) < 20.0, widths
 
 
 @pytest.mark.parametrize("loss_name", ["mse", "mae", "bce", "huber", "cross_entropy"])
