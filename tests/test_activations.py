@@ -148,3 +148,21 @@ def test_softmax_kind_must_be_exp():
     x = sg.var("x")
     with pytest.raises(DefinitionError, match="softmax"):
         sg.activation("bad_softmax", x**2, kind="softmax")
+
+
+def test_sympy_leaving_a_derivative_is_a_clear_error():
+    from symgrad.definition.convention import differentiate
+    from symgrad.definition.errors import NotDifferentiableError
+
+    x = sg.var("x")
+    with pytest.raises(NotDifferentiableError, match="floor"):
+        differentiate(sp.floor(x), x, "activation 'floor'")
+
+
+def test_registry_entries_are_layer_classes_with_formulas_only():
+    for name, cls in REGISTRY.items():
+        entry = cls.entry
+        assert entry.name == name
+        assert isinstance(entry.formula, sp.Expr)
+        # no derivative is stored anywhere in a registry entry
+        assert not any("deriv" in f for f in vars(entry))

@@ -37,6 +37,7 @@ from sympy.core.relational import Relational
 
 from symgrad.definition.formulas import A, Z
 from symgrad.definition.supported import LAMBDIFY_MODULES, unsupported_nodes
+from symgrad.derive.elementwise import RawActivation
 from symgrad.derive.plan import ActivationPlan, Identity
 from symgrad.simplify.stable import stabilise
 from symgrad.simplify.zero import breakpoints, zero_method
@@ -251,14 +252,15 @@ def in_saved_output(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> Rewri
     return Rewrite(d, ("z",), "no form in the output found; kept in z")
 
 
-def _stable_forward(raw) -> tuple[sp.Expr, str]:
+def _stable_forward(raw: RawActivation) -> tuple[sp.Expr, str]:
     if raw.stable_given is not None:
         return raw.stable_given, "stable form given with the activation"
     stable, used = stabilise(raw.forward)
     return stable, " ".join(rule.note for rule in used)
 
 
-def activation_plan(raw, out_symbol: sp.Symbol = A) -> tuple[ActivationPlan, tuple[Identity, ...]]:
+def activation_plan(raw: RawActivation, out_symbol: sp.Symbol = A
+                    ) -> tuple[ActivationPlan, tuple[Identity, ...]]:
     """The `ActivationPlan` of a raw activation derivative, plus its stable-form identity.
 
     ``out_symbol`` is the saved output the derivative may read (``a`` hidden, ``p`` output).
