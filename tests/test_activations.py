@@ -166,3 +166,13 @@ def test_registry_entries_are_layer_classes_with_formulas_only():
         assert isinstance(entry.formula, sp.Expr)
         # no derivative is stored anywhere in a registry entry
         assert not any("deriv" in f for f in vars(entry))
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_derivative_is_finite_at_extreme_preactivations(name):
+    plan, _ = _plan(REGISTRY[name])
+    z = np.array([-1000.0, -50.0, 50.0, 1000.0])
+    with np.errstate(all="ignore"):
+        a = _fn(plan.stable_forward, Z)(z)
+        d = _fn(plan.derivative, Z, A)(z, a)
+    assert np.all(np.isfinite(d)), (name, d)

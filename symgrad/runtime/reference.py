@@ -33,7 +33,7 @@ def vectorise(expr: sp.Expr, args: list[sp.Symbol]) -> Callable[..., np.ndarray]
 
     def call(*values: np.ndarray) -> np.ndarray:
         first = values[0]
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             # np.select evaluates every branch; overflow in an unselected one is harmless.
             out = fn(*values)
         return np.broadcast_to(np.asarray(out, dtype=first.dtype), first.shape)

@@ -266,6 +266,12 @@ def activation_plan(raw: RawActivation, out_symbol: sp.Symbol = A
     ``out_symbol`` is the saved output the derivative may read (``a`` hidden, ``p`` output).
     """
     found = in_saved_output(raw.forward, raw.derivative_raw, Z, out_symbol)
+    if found.uses == ("z",):
+        # Kept in z: at least make it safe to evaluate at large |z| (same rules as losses).
+        safe, used = stabilise(found.expr)
+        if used:
+            found = Rewrite(safe, found.uses, found.method + "; " + ", ".join(
+                f"stable {rule.name} rule" for rule in used))
     uses = tuple(("a" if s == out_symbol.name else s) for s in found.uses)
     domain = {Z: (-4.0, 4.0)}
     ident = Identity(f"{raw.name}: derivative in saved values ({found.method})",

@@ -23,13 +23,31 @@ import sympy as sp
 _u = sp.Wild("u")
 
 
+def _logistic_slope(expr: sp.Expr) -> sp.Expr:
+    """Every product holding exp(u) * (1 + exp(u))**-2 -> the rest / (4 cosh(u/2)**2)."""
+    def rewrite(m: sp.Mul) -> sp.Expr:
+        factors = list(m.args)
+        for f in factors:
+            if isinstance(f, sp.exp):
+                u = f.args[0]
+                den = (1 + sp.exp(u)) ** -2
+                if den in factors:
+                    rest = [g for g in factors if g is not f and g != den]
+                    return sp.Mul(*rest) / (4 * sp.cosh(u / 2) ** 2)
+        return m
+    return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+
+
 @dataclass(frozen=True)
 class StableRule:
-    """Replace ``pattern`` (with wildcard u) by ``replacement(u)``; ``note`` says why."""
+    """Replace ``pattern`` (with wildcard u) by ``replacement(u)``; ``note`` says why.
+
+    With ``pattern=None`` the replacement is a whole-expression rewrite function.
+    """
 
     name: str
-    pattern: sp.Expr
-    replacement: Callable[[sp.Expr], sp.Expr]
+    pattern: sp.Expr | None
+    replacement: Callable[..., sp.Expr]
     note: str
 
 
@@ -46,6 +64,11 @@ RULES: tuple[StableRule, ...] = (
         lambda u: sp.Abs(u) + sp.log(1 + sp.exp(-2 * sp.Abs(u))) - sp.log(2),
         r"$\log\cosh u$ is evaluated as $|u| + \log(1+e^{-2|u|}) - \log 2$: $\cosh u$ "
         r"itself overflows for $|u| > 710$.",
+    ),
+    StableRule(
+        "logistic slope", None, _logistic_slope,
+        r"$e^{u}/(1+e^{u})^2$ is evaluated as $1/(4\cosh^2(u/2))$: no $\infty/\infty$ "
+        "for large |u|.",
     ),
     StableRule(
         "logistic", 1 / (1 + sp.exp(_u)),
@@ -69,7 +92,10 @@ def stabilise(expr: sp.Expr, rules: tuple[StableRule, ...] = RULES
     out = expand_logs(expr) if expr.has(sp.log) else expr
     used = []
     for rule in rules:
-        new = out.replace(rule.pattern, lambda u, rule=rule: rule.replacement(u))
+        if rule.pattern is None:
+            new = rule.replacement(out)
+        else:
+            new = out.replace(rule.pattern, lambda u, rule=rule: rule.replacement(u))
         if new != out:
             used.append(rule)
             out = new
