@@ -194,7 +194,7 @@ def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
         out = "ZL" if i == lay.last else f"A{i}"
         s(f"# {layer.name}: Z = {lay.input_of(i)} @ W{i}" + (f" + b{i}" if layer.bias else "")
           + ("" if layer.activation is None else f"; A{i} = {layer.activation.name}(Z)"))
-        s(f"_mm({lay.input_of(i)}, W{i}, {out}, 1.0, 0.0, ab)")
+        s(f"_mm({lay.input_of(i)}, W{i}, {out}, ONE, ZERO, ab)")
         if layer.activation is None and not layer.bias:
             continue
         # Bias and activation fused into the one pass that follows the GEMM.
@@ -215,7 +215,8 @@ def _output_fn(s: _Src, lay: KernelLayout, dtype: str, cast: str) -> None:
     out = lay.plan.output
     k = lay.plan.output_dim
     symbols = {Z: "z", Y: "y", P: "p", LSE: "lse"}
-    pred = print_expr(out.prediction, symbols, dtype)
+    stable = getattr(out, "stable_prediction", None)   # optional field of the plan
+    pred = print_expr(out.prediction if stable is None else stable, symbols, dtype)
     loss = print_expr(out.loss_from_logits, symbols, dtype)
     delta = print_expr(out.delta, symbols, dtype)
     classify = is_classification(lay.plan)
@@ -282,11 +283,11 @@ def _backward_fn(s: _Src, lay: KernelLayout, dtype: str, optimizer=None, cast: s
           + ("" if i == 0 else f"; dA{i - 1} = dZ @ W{i}.T"))
         if i > 0:
             # dA before the (possibly fused) update: it must see the old W.
-            s(f"_mm_nt(D{i}, W{i}, D{i - 1}, 1.0, 0.0, ab)")
+            s(f"_mm_nt(D{i}, W{i}, D{i - 1}, ONE, ZERO, ab)")
         if fused:
             s(f"_mm_tn({src}, D{i}, W{i}, alpha, beta, ab)  # W = beta*W + alpha*dW")
         else:
-            s(f"_mm_tn({src}, D{i}, gW{i}, 1.0, 0.0, ab)")
+            s(f"_mm_tn({src}, D{i}, gW{i}, ONE, ZERO, ab)")
         if layer.bias:
             s(f"gb{i}[:] = 0.0", "for i in range(m):",
               f"    for j in range({layer.out_dim}):", f"        gb{i}[j] += D{i}[i, j]")
@@ -297,6 +298,8 @@ def _backward_fn(s: _Src, lay: KernelLayout, dtype: str, optimizer=None, cast: s
             continue  # no gradient flows into X: that GEMM is skipped entirely
         prev = lay.layers[i - 1]
         act = prev.activation
+        if act.derivative == 1:
+            continue  # identity activation: dZ = dA, nothing to multiply
         symbols = {A: f"A{i - 1}[i, j]", Z: f"Z{i - 1}[i, j]"}
         deriv = print_expr(act.derivative, symbols, dtype)
         s(f"# {act.name}'(z), as derived: {act.derivative}")
@@ -568,6 +571,7 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer) -> str:
       f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
       f"HYPER_DEFAULT = {tuple(optimizer.hyper().values())!r}",
       f"CLASSIFICATION = {classify}",
+      "ONE, ZERO = DTYPE(1.0), DTYPE(0.0)  # typed GEMM alpha/beta (no float64 promotion)",
       f"SMALL_GEMM = {SMALL_GEMM}", f"PREDICT_CHUNK = {PREDICT_CHUNK}", "", "")
     _gemm_helpers(s, cast)
     _forward_fn(s, lay, dtype)

@@ -17,7 +17,9 @@ Two rules keep the generated loops fast and honest:
 >>> print_expr(2 * Z + 1, {Z: "z"}, "float64")
 '2.0*z + 1.0'
 >>> print_expr(Z**2, {Z: "z"}, "float32")
-'z*z'
+'(z*z)'
+>>> print_expr(1 / (1 + Z)**2, {Z: "z"}, "float64")
+'1.0/((z + 1.0)*(z + 1.0))'
 >>> print_expr(sp.Heaviside(Z, 0), {Z: "z"}, "float64")
 '(1.0 if z > 0.0 else 0.0)'
 """
@@ -207,8 +209,11 @@ class NumbaScalarPrinter(PythonCodePrinter):
         b = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Pow"])
         if exp.is_Integer and 0 < abs(int(exp)) <= _SMALL_INT_POWER:
             # Repeated products: exact, fast, and no int exponent to promote float32.
+            # Parenthesised: the result may land in a denominator (x/(b*b), not x/b*b).
             prod = "*".join([b] * abs(int(exp)))
-            return prod if exp > 0 else f"{self._lit(1)}/({prod})"
+            if abs(int(exp)) > 1:
+                prod = f"({prod})"
+            return prod if exp > 0 else f"{self._lit(1)}/{prod}"
         if exp == sp.Rational(1, 2):
             return f"math.sqrt({self._print(base)})"
         if exp == -sp.Rational(1, 2):

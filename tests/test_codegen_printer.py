@@ -1,0 +1,92 @@
+"""The Numba scalar printer: every whitelisted function prints, evaluates right, and
+float32 code carries no untyped literal; unknown nodes are errors, not fallbacks."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symgrad.codegen.printer import UnsupportedExpressionError, check_printable, print_expr
+from symgrad.definition.formulas import A, P, Y, Z
+from symgrad.definition.supported import SUPPORTED_FUNCTIONS
+from symgrad.derive.plan import LSE
+
+SYMS = {Z: "z", A: "a", P: "p", Y: "y", LSE: "lse"}
+
+
+def _call(func: type) -> sp.Expr:
+    """A sample expression using ``func`` (arguments kept inside its domain)."""
+    if func is sp.Piecewise:
+        return sp.Piecewise((Z**2, Z > 0), (sp.Rational(1, 3) * (sp.exp(Z) - 1), True))
+    if func in (sp.Max, sp.Min):
+        return func(0, Z, Y)
+    if func is sp.Heaviside:
+        return sp.Heaviside(Z, 0) + sp.Heaviside(Z)
+    if func is sp.log:
+        return sp.log(1 + Z**2)
+    return func(Z / 2)
+
+
+def _evaluate(code: str, z: float, y: float, f32: bool = False) -> float:
+    env = {"math": math, "f32": np.float32, "z": z, "y": y, "a": 0.3, "p": 0.4, "lse": 1.0}
+    if f32:
+        env.update(z=np.float32(z), y=np.float32(y))
+    return float(eval(code, env))  # noqa: S307 - evaluating our own printed code
+
+
+@pytest.mark.parametrize("func", sorted(SUPPORTED_FUNCTIONS, key=lambda f: f.__name__))
+def test_every_supported_function_prints_and_matches_sympy(func: type) -> None:
+    expr = _call(func)
+    code = print_expr(expr, SYMS, "float64")
+    for z, y in [(-1.3, 0.2), (0.0, -0.5), (0.7, 1.5), (2.5, 0.0)]:
+        want = float(expr.subs({Z: z, Y: y}))
+        assert _evaluate(code, z, y) == pytest.approx(want, rel=1e-14, abs=1e-14), code
+
+
+@pytest.mark.parametrize("func", sorted(SUPPORTED_FUNCTIONS, key=lambda f: f.__name__))
+def test_float32_code_has_only_typed_literals(func: type) -> None:
+    code = print_expr(_call(func) + 3 * Z**2 - sp.Rational(1, 7) / (1 + Z**2), SYMS, "float32")
+    # Strip the typed literals f32(...); any number left would be int64/float64 in Numba.
+    bare = re.sub(r"f32\([-0-9.e+]+\)", "", code)
+    assert not re.search(r"(?<![A-Za-z_])[0-9]", bare), code
+    value = _evaluate(code, 0.7, 0.2, f32=True)
+    want = float((_call(func) + 3 * Z**2 - sp.Rational(1, 7) / (1 + Z**2)).subs({Z: 0.7, Y: 0.2}))
+    assert value == pytest.approx(want, rel=1e-5)
+
+
+def test_small_integer_powers_become_products() -> None:
+    assert print_expr(Z**3, SYMS) == "(z*z*z)"
+    assert print_expr(1 / Z**2, SYMS) == "1.0/(z*z)"
+    # A product in a denominator keeps its parentheses: x/(b*b), never x/b*b.
+    code = print_expr(Z / (1 + sp.exp(-Z))**2, SYMS)
+    assert _evaluate(code, 0.8, 0.0) == pytest.approx(0.8 / (1 + math.exp(-0.8))**2, rel=1e-15)
+    assert print_expr(sp.sqrt(Z), SYMS) == "math.sqrt(z)"
+
+
+def test_heaviside_convention_is_printed_as_written() -> None:
+    at_zero = print_expr(sp.Heaviside(Z, 0), SYMS)
+    half = print_expr(sp.Heaviside(Z), SYMS)
+    assert _evaluate(at_zero, 0.0, 0.0) == 0.0
+    assert _evaluate(half, 0.0, 0.0) == 0.5
+    assert _evaluate(at_zero, 1e-300, 0.0) == 1.0
+
+
+@pytest.mark.parametrize("expr", [sp.gamma(Z), sp.Function("f")(Z), sp.zeta(Z), sp.besselj(0, Z)])
+def test_unknown_nodes_raise_instead_of_falling_back(expr: sp.Expr) -> None:
+    with pytest.raises(UnsupportedExpressionError, match="no Numba printing rule"):
+        print_expr(expr + Z, SYMS)
+    with pytest.raises(UnsupportedExpressionError, match="activation 'g'"):
+        check_printable(expr, "activation 'g'")
+
+
+def test_unbound_symbol_and_partial_piecewise_raise() -> None:
+    with pytest.raises(UnsupportedExpressionError, match="symbol q"):
+        print_expr(sp.Symbol("q") + Z, SYMS)
+    with pytest.raises(UnsupportedExpressionError, match="default branch"):
+        print_expr(sp.Piecewise((Z, Z > 0)), SYMS)
+    with pytest.raises(ValueError, match="dtype"):
+        print_expr(Z, SYMS, "float16")
