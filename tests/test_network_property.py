@@ -41,3 +41,41 @@ def test_reference_gradients_match_finite_differences(case):
     assert max(e.max_error for e in entries) < 1e-5
     X = np.random.default_rng(seed).normal(size=(3, model.plan.input_dim))
     assert np.all(np.isfinite(model.forward(X)))
+
+
+# --- random custom activations: the saved-output search must never accept a wrong form ---
+_x = sg.var("x")
+LEAVES = [_x, 2 * _x, _x / 3, -_x]
+UNARY = [sg.tanh, sg.sigmoid, sg.softplus, sg.exp, lambda e: e**3, lambda e: e + e**3 / 5,
+         lambda e: 1 / (1 + e**2)]
+
+
+@st.composite
+def formulas(draw):
+    expr = draw(st.sampled_from(LEAVES))
+    for _ in range(draw(st.integers(1, 3))):
+        expr = draw(st.sampled_from(UNARY))(expr)
+    return expr
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(formulas())
+def test_random_custom_activation_derivative_is_right(formula):
+    import sympy as sp
+
+    from symgrad.definition.formulas import A, Z
+    from symgrad.definition.supported import LAMBDIFY_MODULES
+    from symgrad.derive.elementwise import derive_elementwise
+    from symgrad.prove.identity import prove_numeric
+    from symgrad.simplify.saved_output import activation_plan
+
+    layer = sg.activation("random_custom", formula)()
+    plan, _ = activation_plan(derive_elementwise(layer))
+    z = np.linspace(-1.5, 1.5, 31)
+    f = sp.lambdify([Z], plan.forward, modules=LAMBDIFY_MODULES)
+    d = sp.lambdify([Z, A], plan.derivative, modules=LAMBDIFY_MODULES)
+    eps = 1e-6
+    fd = (f(z + eps) - f(z - eps)) / (2 * eps)
+    got = np.broadcast_to(d(z, f(z)), z.shape)
+    np.testing.assert_allclose(got, fd, rtol=1e-5, atol=1e-7)
+    assert prove_numeric(plan.identity) < 1e-8
