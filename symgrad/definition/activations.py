@@ -125,7 +125,8 @@ class ActivationLayer:
     @property
     def key(self) -> tuple:
         """Cache key: identical (entry, parameters) derive once."""
-        return (self.entry.name, self.entry.formula, tuple(sorted(self.params.items())))
+        return (self.entry.name, self.entry.formula, self.entry.stable, self.entry.kind,
+                tuple(sorted(self.params.items())))
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
