@@ -101,3 +101,22 @@ def test_compile_rejects_bad_arguments_before_work():
         sg.compile([sg.Dense(2, 1)], loss="mse")
     with pytest.raises(ValueError, match="float32 or float64"):
         sg.compile(seed001(), loss="bce", dtype="int8")
+
+
+def test_api_example_custom_swish_and_logcosh_end_to_end():
+    import numpy as np
+
+    x = sg.var("x")
+    Swish2 = sg.activation("swish2_e2e", x * sg.sigmoid(x))
+    yhat, y = sg.var("yhat"), sg.var("y")
+    LogCosh = sg.loss("logcosh_e2e", sg.log(sg.cosh(yhat - y)))
+    model = sg.compile(sg.Sequential(sg.Dense(3, 4), Swish2(), sg.Dense(4, 1)), loss=LogCosh)
+    hidden = model.plan.layers[0].activation
+    assert hidden.name == "swish2_e2e" and hidden.saved == ("z",)
+    assert model.plan.output.activation_name == "identity"
+    X = np.random.default_rng(2).normal(size=(5, 3))
+    loss, grads = model.backward(X, np.zeros(5))
+    assert np.isfinite(loss) and set(grads) == set(model.params)
+    report = sg.check(model)
+    assert any(name.startswith("swish2_e2e") for name in report.names("identity"))
+    assert "swish2" in model.derivation.text()
