@@ -38,13 +38,34 @@ FRAMEWORKS = ("numpy", "symgrad", "torch", "jax")
 TOLERANCE = {"float64": 1e-9, "float32": 1e-3}
 
 
+def thread_env(threads: int | None) -> dict[str, str]:
+    """Environment for a worker limited to ``threads`` threads in every pool (None: defaults).
+
+    OpenBLAS (NumPy's and SciPy's, which Numba calls), OpenMP (PyTorch), Numba
+    and XLA each keep their own pool; all are capped alike so that no framework
+    gets more cores than another.
+    """
+    env = dict(os.environ)
+    if threads is None:
+        return env
+    n = str(threads)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS", "BENCH_THREADS"):
+        env[var] = n
+    if threads == 1:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                            " intra_op_parallelism_threads=1").strip()
+    return env
+
+
 def run_worker(framework: str, size: str, dtypes: str, repeats: int, out: Path,
-               timeout: float) -> dict:
+               timeout: float, threads: int | None = None) -> dict:
     """Run worker.py for one framework and one size; return its JSON report."""
     cmd = [sys.executable, str(HERE / "worker.py"), framework, "--sizes", size,
            "--dtypes", dtypes, "--repeats", str(repeats), "--out", str(out)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env=thread_env(threads))
     except subprocess.TimeoutExpired:
         return {"framework": framework, "missing": f"timed out after {timeout:.0f} s",
                 "results": []}
@@ -69,7 +90,7 @@ def max_weight_diff(out: Path, framework: str, size: str, dtype: str) -> float |
 
 
 def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats: int,
-            workdir: Path, timeout: float, log=print) -> dict:
+            workdir: Path, timeout: float, log=print, threads: int | None = None) -> dict:
     """Run every framework for every size; gather timings, sanity diffs and notes."""
     rows: dict[tuple[str, str], dict] = {}
     notes: dict[str, str] = {}
@@ -80,7 +101,7 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
         out = workdir / size
         for fw in frameworks:
             t0 = time.perf_counter()
-            rep = run_worker(fw, size, ",".join(dtypes), repeats, out, timeout)
+            rep = run_worker(fw, size, ",".join(dtypes), repeats, out, timeout, threads)
             log(f"  {size:<6} {fw:<8} {time.perf_counter() - t0:6.1f} s"
                 + (f"  ({rep['missing']})" if "missing" in rep else ""))
             if "missing" in rep:
@@ -194,10 +215,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list (numpy is always run: it is the reference and the floor)")
     ap.add_argument("--repeats", type=int, default=11, help="timed epochs per cell (median)")
     ap.add_argument("--json", type=Path, help="also write the full results here")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="cap every framework's thread pools at N (default: each library's own, "
+                         "all cores); 1 gives steadier numbers on a busy machine")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per worker process")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be >= 1, got {args.repeats}")
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
     sizes = _csv(args.sizes, list(SIZES), "sizes")
     dtypes = _csv(args.dtypes, DTYPES, "dtypes")
     frameworks = _csv(args.frameworks, FRAMEWORKS, "frameworks")
@@ -209,11 +235,14 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     load_start = os.getloadavg()[0]
     print(f"# bench_mlp: sizes={','.join(sizes)} dtypes={','.join(dtypes)} "
-          f"repeats={args.repeats} cpus={os.cpu_count()}", file=sys.stderr)
+          f"repeats={args.repeats} threads={args.threads or 'default'} cpus={os.cpu_count()}",
+          file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bench_mlp_") as tmp:
         report = collect(sizes, dtypes, frameworks, args.repeats, Path(tmp), args.timeout,
-                         log=lambda s: print(s, file=sys.stderr, flush=True))
-    report["config"] = {"sizes": sizes, "dtypes": dtypes, "repeats": args.repeats}
+                         log=lambda s: print(s, file=sys.stderr, flush=True),
+                         threads=args.threads)
+    report["config"] = {"sizes": sizes, "dtypes": dtypes, "repeats": args.repeats,
+                        "threads": args.threads or "default"}
     report["machine"]["loadavg_at_start"] = load_start
     busy = max(load_start, report["machine"]["loadavg_at_end"][0])
     if busy > 0.5 * (os.cpu_count() or 1):

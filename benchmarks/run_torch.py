@@ -10,8 +10,9 @@ from mlp_setup import Problem
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-# One intra-op thread per core, like the other frameworks' BLAS; no inter-op pool games.
-torch.set_num_threads(os.cpu_count() or 1)
+# One intra-op thread per core, like the other frameworks' BLAS, unless bench_mlp.py --threads
+# caps every framework's pools (it passes the cap as BENCH_THREADS).
+torch.set_num_threads(int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1)))
 
 
 class TorchTrainer:
