@@ -20,14 +20,18 @@ USAGE = '''
 #
 #     import trainer
 #     trainer.load_weights("weights.npz")          # names/shapes as PARAM_NAMES/SHAPES
-#     loss, acc = trainer.train_epoch(X, Y, batch_size=32, hyper=(0.1,), seed=0)
+#     loss, acc = trainer.train_epoch(X, Y, batch_size=32, seed=0)  # hyper: HYPER_DEFAULT
 #     P = trainer.predict(X)                       # Y: (n, OUTPUT_DIM) target rows
 # ---------------------------------------------------------------------------
 '''
 
 
-def export_source(source: str, path: str | os.PathLike) -> str:
-    """Write ``source`` plus the usage note to ``path`` atomically; returns the path."""
+def export_source(source: str, path: str | os.PathLike, hyper: tuple[float, ...] = ()) -> str:
+    """Write ``source`` plus the usage note to ``path`` atomically; returns the path.
+
+    ``hyper`` (the optimizer's hyperparameter values) becomes the module's
+    ``HYPER_DEFAULT`` so ``train_epoch`` works without naming them.
+    """
     path = os.fspath(path)
     if not path.endswith(".py"):
         raise ValueError(f"export path must end in .py (it is imported as a module), got {path!r}")
@@ -36,6 +40,8 @@ def export_source(source: str, path: str | os.PathLike) -> str:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(source + USAGE)
+            if hyper:
+                handle.write(f"HYPER_DEFAULT = {tuple(float(h) for h in hyper)!r}\n")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -476,9 +476,18 @@ def load_weights(path_or_dict):
     return WEIGHTS
 
 
-def train_epoch(X, Y, batch_size=32, hyper=HYPER_DEFAULT, order=None, seed=-1,
+def train_epoch(X, Y, batch_size=32, hyper=None, order=None, seed=-1,
                 params=None, state=None):
-    """Train one epoch in place; returns (mean loss, accuracy or nan)."""
+    """Train one epoch in place; returns (mean loss, accuracy or nan).
+
+    ``hyper``: optimizer hyperparameters in the order of HYPER_NAMES.
+    """
+    if hyper is None:
+        if HYPER_DEFAULT is None:
+            raise ValueError(f"pass hyper=(...) with values for {HYPER_NAMES}")
+        hyper = HYPER_DEFAULT
+    if len(hyper) != len(HYPER_NAMES):
+        raise ValueError(f"hyper must give {HYPER_NAMES}, got {hyper!r}")
     params = WEIGHTS if params is None else params
     state = STATE if state is None else state
     if not state:
@@ -547,7 +556,7 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer) -> str:
         if layer.bias:
             shapes.append((layer.out_dim,))
     s = _Src()
-    s(f'"""symgrad kernels: {_describe(plan)}; {dtype}; {optimizer!r}.',
+    s(f'"""symgrad kernels: {_describe(plan)}; {dtype}; optimizer {optimizer.key}.',
       "",
       "Generated from the derived SymPy expressions of the network plan. Standalone:",
       'imports only math, numpy and numba."""', "",
@@ -569,7 +578,7 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer) -> str:
       f"PARAM_NAMES = {tuple(plan.param_names)!r}", f"PARAM_SHAPES = {tuple(shapes)!r}",
       f"STATE_NAMES = {tuple(optimizer.state_names)!r}",
       f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
-      f"HYPER_DEFAULT = {tuple(optimizer.hyper().values())!r}",
+      "HYPER_DEFAULT = None  # hyperparameters are run-time values (export fills this in)",
       f"CLASSIFICATION = {classify}",
       "ONE, ZERO = DTYPE(1.0), DTYPE(0.0)  # typed GEMM alpha/beta (no float64 promotion)",
       f"SMALL_GEMM = {SMALL_GEMM}", f"PREDICT_CHUNK = {PREDICT_CHUNK}", "", "")
