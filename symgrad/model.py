@@ -163,8 +163,10 @@ class Model:
     def export(self, path: str) -> str:
         """Write a standalone trainer module (numpy + numba only); see its usage note."""
         from symgrad.codegen.export import export_source
+        from symgrad.runtime.training import trainer_for
 
-        return export_source(self.source, path)
+        trainer = trainer_for(self)
+        return export_source(trainer.source, path, tuple(trainer.optimizer.hyper_array()))
 
     def set_params(self, values: Mapping[str, np.ndarray]) -> None:
         """Replace the parameters by copies of ``values`` (same names and shapes)."""
