@@ -133,6 +133,58 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
                                          if k.startswith("OPENBLAS")}}}
 
 
+def compile_times(sizes: list[str], dtypes: list[str], timeout: float,
+                  threads: int | None = None, log=print) -> list[dict]:
+    """Cold and warm compile of symgrad per size and dtype, each in a fresh process.
+
+    Cold: an empty kernel cache directory. Warm: a second process on the same
+    directory, so the generated module and Numba's machine code are reused.
+    """
+    rows = []
+    for size in sizes:
+        for dtype in dtypes:
+            row: dict = {"size": size, "dtype": dtype}
+            with tempfile.TemporaryDirectory(prefix="symgrad_cache_") as cache:
+                env = thread_env(threads)
+                env["SYMGRAD_CACHE_DIR"] = cache
+                for phase in ("cold", "warm"):
+                    try:
+                        proc = subprocess.run(
+                            [sys.executable, str(HERE / "compile_probe.py"), size, dtype],
+                            capture_output=True, text=True, timeout=timeout, env=env)
+                        lines = proc.stdout.strip().splitlines()
+                        if proc.returncode != 0 or not lines:
+                            err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                            row["error"] = f"{phase}: {err}"
+                            break
+                        row[phase] = json.loads(lines[-1])
+                    except subprocess.TimeoutExpired:
+                        row["error"] = f"{phase}: timed out after {timeout:.0f} s"
+                        break
+            log(f"  compile {size:<6} {dtype}: "
+                + (row.get("error") or f"cold {row['cold']['compile_s']:.2f} s, "
+                                       f"warm {row['warm']['compile_s']:.2f} s"))
+            rows.append(row)
+    return rows
+
+
+def compile_markdown(rows: list[dict]) -> str:
+    """Table of symgrad's compile times: symbolic derivation plus kernel build."""
+    lines = ["symgrad compile (fresh process each; cold = empty kernel cache, warm = second "
+             "process on the same cache); seconds:", "",
+             "| size | dtype | import symgrad | derive (sg.compile) | kernels cold | kernels warm "
+             "| total cold | total warm |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['size']} | {r['dtype']} | {r['error']} ||||||")
+            continue
+        c, w = r["cold"], r["warm"]
+        lines.append(f"| {r['size']} | {r['dtype']} | {w['import_s']:.2f} | {w['derive_s']:.2f} "
+                     f"| {c['kernel_s']:.2f} | {w['kernel_s']:.2f} | {c['compile_s']:.2f} "
+                     f"| {w['compile_s']:.2f} |")
+    return "\n".join(lines)
+
+
 def _ms(res: dict | None, key: str = "median_ms") -> float | None:
     if not res or "error" in res or res.get(key) is None:
         return None
@@ -218,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="cap every framework's thread pools at N (default: each library's own, "
                          "all cores); 1 gives steadier numbers on a busy machine")
+    ap.add_argument("--no-compile-times", action="store_true",
+                    help="skip the cold/warm compile measurement of symgrad")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per worker process")
     args = ap.parse_args(argv)
     if args.repeats < 1:
@@ -241,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         report = collect(sizes, dtypes, frameworks, args.repeats, Path(tmp), args.timeout,
                          log=lambda s: print(s, file=sys.stderr, flush=True),
                          threads=args.threads)
+    if "symgrad" in frameworks and not args.no_compile_times:
+        report["compile_times"] = compile_times(
+            sizes, dtypes, args.timeout, args.threads,
+            log=lambda s: print(s, file=sys.stderr, flush=True))
+    for fw in FRAMEWORKS:
+        if fw not in frameworks:
+            report["notes"][fw] = "not run (left out of --frameworks)"
     report["config"] = {"sizes": sizes, "dtypes": dtypes, "repeats": args.repeats,
                         "threads": args.threads or "default"}
     report["machine"]["loadavg_at_start"] = load_start
@@ -250,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         report["notes"]["machine"] = (f"1-min load average reached {busy:.1f} on "
                                       f"{os.cpu_count()} cpus: timings are noisy")
     print(markdown(report))
+    if report.get("compile_times"):
+        print("\n" + compile_markdown(report["compile_times"]))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     mismatched = [f"{e['size']} {e['dtype']} {fw}" for e in report["results"]
