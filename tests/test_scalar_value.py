@@ -204,3 +204,12 @@ def test_micrograd_attributes():
     assert c._prev == {a, b} and c._op == "*"
     assert (a**2)._op == "**2"
     assert "label='a'" in repr(a)
+
+
+def test_relu_kink_uses_the_same_subgradient_convention_as_networks():
+    """At 0, ReLU's derivative is the left branch's (0), as in networks and in micrograd."""
+    x = sg.Value(0.0, label="x")
+    y = x.relu()
+    y.backward()
+    assert x.grad == 0.0
+    assert sg.grad(y, x) == sp.Heaviside(sp.Symbol("x", real=True), 0)

@@ -25,6 +25,7 @@ from functools import cache
 
 import sympy as sp
 
+from symgrad.definition.convention import differentiate
 from symgrad.definition.scalar_ops import ScalarOp, param_symbol
 from symgrad.definition.value import Value, graph_order
 from symgrad.derive.plan import Identity
@@ -140,7 +141,7 @@ def local_derivatives(op: ScalarOp) -> tuple[LocalDerivative, ...]:
     """SymPy's derivative of ``op.formula`` w.r.t. each operand (cached per op)."""
     out = []
     for i, x in enumerate(op.operands):
-        raw = sp.diff(op.formula, x)
+        raw = differentiate(op.formula, x, where=f"scalar op {op.name!r}")
         simplified = _simplify_bounded(raw)
         in_output = None
         if op.arity == 1 and not op.params:
@@ -162,7 +163,7 @@ def local_derivatives(op: ScalarOp) -> tuple[LocalDerivative, ...]:
 
 def _numeric(expr: sp.Expr) -> sp.Expr:
     # math-module lambdify has no Heaviside/Max; their Piecewise forms print as
-    # plain conditionals. SymPy's Heaviside(0) = 1/2 is kept as derived.
+    # plain conditionals (Heaviside(x, 0): the kink convention of definition.convention).
     if expr.has(sp.Heaviside, sp.Max, sp.Min, sp.Abs, sp.sign):
         return expr.rewrite(sp.Piecewise)
     return expr
@@ -271,4 +272,4 @@ def grad(node: Value, wrt: Value) -> sp.Expr:
         raise ValueError(f"grad: {wrt!r} is a constant (a plain number in the expression)")
     sym = node_symbols(node)[id(wrt)]
     expr = symbolic(node, cut=() if wrt.op is None else (wrt,))
-    return sp.simplify(sp.diff(expr, sym))
+    return sp.simplify(differentiate(expr, sym))

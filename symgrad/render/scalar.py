@@ -22,6 +22,7 @@ import re
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
+from symgrad.definition.convention import differentiate
 from symgrad.definition.value import Value, gradients, graph_order, op_of
 from symgrad.derive.scalar import OUT, local_derivatives, node_symbols
 from symgrad.derive.scalar import _number as as_number
@@ -172,7 +173,7 @@ def _node_steps(sec: Section, n: Value, sym, grads, arrived, steps: str,
         seen.add(id(child))
         slots = [i for i, c in enumerate(n.operands) if c is child]
         c_sym = sym(child)
-        raw = sp.diff(formula, c_sym)  # what SymPy's diff says for this node
+        raw = differentiate(formula, c_sym)  # what SymPy's diff says for this node
         used = sp.Add(*[locals_[i].used.xreplace({**named, OUT: out_sym}) for i in slots])
         local_val = sum(fns[i](*args) for i in slots)
         o_t, c_t = tex(out_sym), tex(c_sym)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from symgrad.definition.convention import differentiate
 from symgrad.derive.scalar import in_terms_of_output
 
 # Quotients larger than this are not expanded step by step (SymPy's expand and
@@ -80,7 +81,7 @@ def limit_steps(
     h = sp.Symbol("h", real=True)
     if h in formula.free_symbols:  # a node labelled "h" must not collide with the step
         h = sp.Symbol("h_0", real=True)
-    derivative = sp.diff(formula, x)
+    derivative = differentiate(formula, x)
     fname = text(output) if output is not None else "f"
     lname = latex(output) if output is not None else "f"
     steps = [LimitStep(
