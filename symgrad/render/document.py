@@ -66,8 +66,36 @@ def _aligned(math: str) -> str:
     return math
 
 
+# Just enough LaTeX-to-text for inline math in prose (display math carries its own `plain`).
+_TEXT_FOR_LATEX = [
+    (re.compile(r"\\operatorname\{([^}]*)\}"), r"\1"),
+    (re.compile(r"\\(?:text|mathrm|mathbf)\{([^}]*)\}"), r"\1"),
+    (re.compile(r"\\frac\{([^{}]*)\}\{([^{}]*)\}"), r"(\1)/(\2)"),
+    (re.compile(r"\^\{([^{}]*)\}"), r"^(\1)"),
+    (re.compile(r"\\(le|leq)(?![A-Za-z])"), "<="),
+    (re.compile(r"\\(ge|geq)(?![A-Za-z])"), ">="),
+    (re.compile(r"\\(cdot|times)(?![A-Za-z])"), "*"),
+    (re.compile(r"\\odot(?![A-Za-z])"), "(*)"),
+    (re.compile(r"\\(partial|sum|log|exp|max|min|tanh|sigma|alpha|delta)(?![A-Za-z])"), r"\1"),
+    (re.compile(r"\\[,;!]"), " "),
+    (re.compile(r"\\left|\\right"), ""),
+    (re.compile(r"[{}]"), ""),
+]
+
+
+def _latex_to_text(math: str) -> str:
+    for pattern, repl in _TEXT_FOR_LATEX:
+        math = pattern.sub(repl, math)
+    return math
+
+
 def _strip_inline_math(text: str) -> str:
-    return _INLINE_MATH.sub(lambda m: m.group(1)[1:-1], text)
+    """Inline ``$...$`` math as readable plain text.
+
+    >>> _strip_inline_math(r"$\\log p_i = z_i - \\operatorname{lse}(z)$, $e^{z} \\le 1$")
+    'log p_i = z_i - lse(z), e^(z) <= 1'
+    """
+    return _INLINE_MATH.sub(lambda m: _latex_to_text(m.group(1)[1:-1]), text)
 
 
 @dataclass(frozen=True)
