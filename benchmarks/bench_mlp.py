@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,34 +90,58 @@ def max_weight_diff(out: Path, framework: str, size: str, dtype: str) -> float |
                    for k in a.files)
 
 
+def _merge(row: dict, fw: str, res: dict) -> None:
+    """Add one round's result for ``fw`` to its cell: pool epoch times, keep the worst diff."""
+    if fw not in row or "error" in row[fw]:
+        row[fw] = dict(res, rounds=1, floor_rounds_ms=[res["floor_ms"]] if "floor_ms" in res
+                       else [])
+        return
+    if "error" in res:
+        return
+    cell = row[fw]
+    cell["rounds"] += 1
+    cell["times_ms"] = cell["times_ms"] + res["times_ms"]
+    cell["median_ms"] = statistics.median(cell["times_ms"])
+    cell["compile_ms"] = min(cell["compile_ms"], res["compile_ms"])
+    if "floor_ms" in res:
+        cell["floor_rounds_ms"].append(res["floor_ms"])
+        cell["floor_ms"] = statistics.median(cell["floor_rounds_ms"])
+    if res.get("max_weight_diff_vs_numpy") is not None:
+        cell["max_weight_diff_vs_numpy"] = max(cell.get("max_weight_diff_vs_numpy") or 0.0,
+                                               res["max_weight_diff_vs_numpy"])
+
+
 def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats: int,
-            workdir: Path, timeout: float, log=print, threads: int | None = None) -> dict:
+            workdir: Path, timeout: float, log=print, threads: int | None = None,
+            rounds: int = 1) -> dict:
     """Run every framework for every size; gather timings, sanity diffs and notes."""
     rows: dict[tuple[str, str], dict] = {}
     notes: dict[str, str] = {}
     versions: dict[str, str | None] = {}
     for size in sizes:
         # All frameworks of one size run back to back, so drift on a shared machine
-        # hits them alike; each gets a fresh interpreter.
-        out = workdir / size
-        for fw in frameworks:
-            t0 = time.perf_counter()
-            rep = run_worker(fw, size, ",".join(dtypes), repeats, out, timeout, threads)
-            log(f"  {size:<6} {fw:<8} {time.perf_counter() - t0:6.1f} s"
-                + (f"  ({rep['missing']})" if "missing" in rep else ""))
-            if "missing" in rep:
-                notes[fw] = rep["missing"]
-            versions[fw] = rep.get("version")
-            for res in rep["results"]:
-                row = rows.setdefault((res["size"], res["dtype"]), {})
-                row[fw] = res
+        # hits them alike; each gets a fresh interpreter. With several rounds the
+        # order rotates, and each cell pools the epoch times of all its rounds.
+        for rnd in range(rounds):
+            out = workdir / size / f"round{rnd}"
+            order = frameworks[rnd % len(frameworks):] + frameworks[:rnd % len(frameworks)]
+            done: list[tuple[str, dict]] = []
+            for fw in order:
+                t0 = time.perf_counter()
+                rep = run_worker(fw, size, ",".join(dtypes), repeats, out, timeout, threads)
+                log(f"  {size:<6} round {rnd + 1} {fw:<8} {time.perf_counter() - t0:6.1f} s"
+                    + (f"  ({rep['missing']})" if "missing" in rep else ""))
+                if "missing" in rep:
+                    notes[fw] = rep["missing"]
+                versions[fw] = rep.get("version")
+                done.extend((fw, res) for res in rep["results"])
+            # Compared only now: the NumPy reference may have run last in this round.
+            for fw, res in done:
                 if "error" in res:
                     notes[f"{fw} {res['size']} {res['dtype']}"] = res["error"]
-        for dtype in dtypes:
-            row = rows.setdefault((size, dtype), {})
-            for fw in frameworks:
-                if fw != "numpy" and fw in row and "error" not in row[fw]:
-                    row[fw]["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, size, dtype)
+                elif fw != "numpy":
+                    res["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, size, res["dtype"])
+                _merge(rows.setdefault((res["size"], res["dtype"]), {}), fw, res)
     results = []
     for size in sizes:
         for dtype in dtypes:
@@ -266,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                     help="comma list (numpy is always run: it is the reference and the floor)")
     ap.add_argument("--repeats", type=int, default=11, help="timed epochs per cell (median)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every framework this many times per size, order rotated, epoch "
+                         "times pooled (steadier medians on a shared machine)")
     ap.add_argument("--json", type=Path, help="also write the full results here")
     ap.add_argument("--threads", type=int, default=None,
                     help="cap every framework's thread pools at N (default: each library's own, "
@@ -276,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be >= 1, got {args.repeats}")
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
     if args.threads is not None and args.threads < 1:
         raise SystemExit(f"--threads must be >= 1, got {args.threads}")
     sizes = _csv(args.sizes, list(SIZES), "sizes")
@@ -294,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_mlp_") as tmp:
         report = collect(sizes, dtypes, frameworks, args.repeats, Path(tmp), args.timeout,
                          log=lambda s: print(s, file=sys.stderr, flush=True),
-                         threads=args.threads)
+                         threads=args.threads, rounds=args.rounds)
     if "symgrad" in frameworks and not args.no_compile_times:
         report["compile_times"] = compile_times(
             sizes, dtypes, args.timeout, args.threads,
@@ -303,18 +333,18 @@ def main(argv: list[str] | None = None) -> int:
         if fw not in frameworks:
             report["notes"][fw] = "not run (left out of --frameworks)"
     report["config"] = {"sizes": sizes, "dtypes": dtypes, "repeats": args.repeats,
-                        "threads": args.threads or "default"}
+                        "rounds": args.rounds, "threads": args.threads or "default"}
     report["machine"]["loadavg_at_start"] = load_start
     busy = max(load_start, report["machine"]["loadavg_at_end"][0])
     if busy > 0.5 * (os.cpu_count() or 1):
         # Other processes on the cores make threaded BLAS spin and wait: say so in the output.
         report["notes"]["machine"] = (f"1-min load average reached {busy:.1f} on "
                                       f"{os.cpu_count()} cpus: timings are noisy")
+    if args.json:  # first: the numbers survive a closed stdout pipe
+        args.json.write_text(json.dumps(report, indent=1))
     print(markdown(report))
     if report.get("compile_times"):
         print("\n" + compile_markdown(report["compile_times"]))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
     mismatched = [f"{e['size']} {e['dtype']} {fw}" for e in report["results"]
                   for fw, res in e["frameworks"].items()
                   if (res.get("max_weight_diff_vs_numpy") or 0) > TOLERANCE[e["dtype"]]]
