@@ -26,7 +26,7 @@ from types import ModuleType
 
 import numpy as np
 
-__all__ = ["cache_dir", "source_key", "module_path", "load_source"]
+__all__ = ["cache_dir", "source_key", "module_path", "module_name", "load_source"]
 
 _LOADED: dict[str, ModuleType] = {}
 
@@ -63,6 +63,11 @@ def module_path(source: str, stem: str = "kernels") -> Path:
     return cache_dir() / f"{stem}_{source_key(source)}.py"
 
 
+def module_name(source: str, stem: str = "kernels") -> str:
+    """The import name `load_source` gives ``source`` (usable in generated imports)."""
+    return f"symgrad_generated_{stem}_{source_key(source)}"
+
+
 def _atomic_write(path: Path, text: str) -> None:
     # Write to a temporary file in the same directory, then rename: a
     # concurrent reader sees either no file or the complete file, never half.
@@ -88,7 +93,7 @@ def load_source(source: str, stem: str = "kernels") -> ModuleType:
         return _LOADED[key]
     if not path.exists() or path.read_text(encoding="utf-8") != source:
         _atomic_write(path, source)
-    name = f"symgrad_generated_{key}"
+    name = module_name(source, stem)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:  # pragma: no cover - importlib contract
         raise ImportError(f"cannot import generated kernels from {path}")

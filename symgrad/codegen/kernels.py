@@ -32,7 +32,7 @@ from symgrad.codegen.printer import print_expr
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.derive.plan import LSE, NetworkPlan
 
-__all__ = ["generate_module_source", "KernelLayout", "is_classification"]
+__all__ = ["generate_module_source", "gemm_source", "KernelLayout", "is_classification"]
 
 # m*n*k below which a product runs as plain loops (no BLAS call overhead).
 SMALL_GEMM = 32 * 32 * 32
@@ -173,13 +173,14 @@ def _gemm_helpers(s: _Src, dtype_cast: str) -> None:
       "    if m * kk * n >= SMALL_GEMM:", *["    " + x for x in blas],
       "        _xxgemm(BLAS_KIND, TT, NN, n, m, kk, ab[0:].ctypes, B.ctypes, ldb,"
       " A.ctypes, lda, ab[1:].ctypes, out.ctypes, ldo)",
-      "        return",
+      "        return", *loops_beta,
+      "    # j innermost: independent sums (a dot-product loop over q would be one",
+      "    # serial chain of dependent adds, latency-bound without reassociation).",
       "    for i in range(m):",
-      "        for j in range(n):",
-      f"            acc = {zero}",
-      "            for q in range(kk):",
-      "                acc += A[i, q] * B[j, q]",
-      f"            out[i, j] = alpha * acc + (beta * out[i, j] if beta != {zero} else {zero})",
+      "        for q in range(kk):",
+      "            aiq = alpha * A[i, q]",
+      "            for j in range(n):",
+      "                out[i, j] += aiq * B[j, q]",
       "", "")
 
 
@@ -537,12 +538,43 @@ def _describe(plan: NetworkPlan) -> str:
     return "-".join(parts) + f", loss {plan.output.loss_name}"
 
 
-def generate_module_source(plan: NetworkPlan, dtype: str, optimizer) -> str:
+def _gemm_header(s: _Src, dtype: str) -> None:
+    s("from numba import types",
+      "from numba.np.linalg import ensure_blas", "",
+      "# GEMM through Numba's own BLAS entry point (the one np.dot uses; it loads",
+      "# SciPy's BLAS), called directly so alpha/beta are available.",
+      "ensure_blas()",
+      f"BLAS_KIND = ord({'s' if dtype == 'float32' else 'd'!r})",
+      "NN, TT = ord('N'), ord('T')",
+      f"_P = types.CPointer(types.{dtype})",
+      "_xxgemm = types.ExternalFunction('numba_xxgemm', types.intc(",
+      "    types.char, types.char, types.char, types.intp, types.intp, types.intp,",
+      "    _P, _P, types.intp, _P, types.intp, _P, _P, types.intp))",
+      f"SMALL_GEMM = {SMALL_GEMM}", "")
+
+
+def gemm_source(dtype: str) -> str:
+    """Source of the GEMM helper module shared by all kernel modules of ``dtype``."""
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    s = _Src()
+    s(f'"""symgrad GEMM helpers ({dtype}): out = alpha*op(A)@op(B) + beta*out."""', "",
+      "import numpy as np", "from numba import njit")
+    _gemm_header(s, dtype)
+    s("f32 = np.float32", "f64 = np.float64", "", "")
+    _gemm_helpers(s, "f32" if dtype == "float32" else "f64")
+    return s.text()
+
+
+def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
+                           gemm_module: str | None = None) -> str:
     """The complete Python source of the kernel module for ``plan``.
 
     ``dtype`` is "float64" or "float32"; ``optimizer`` an
-    `symgrad.runtime.optimizers.Optimizer`. The source imports only math,
-    numpy and numba.
+    `symgrad.runtime.optimizers.Optimizer`. With ``gemm_module`` (the import
+    name of a loaded `gemm_source` module) the GEMM helpers are imported from
+    it, so a process compiles them once for all its models; without, they are
+    written inline and the module is standalone (math, numpy, numba only).
     """
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
@@ -558,22 +590,18 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer) -> str:
     s = _Src()
     s(f'"""symgrad kernels: {_describe(plan)}; {dtype}; optimizer {optimizer.key}.',
       "",
-      "Generated from the derived SymPy expressions of the network plan. Standalone:",
-      'imports only math, numpy and numba."""', "",
-      "import math", "", "import numpy as np", "from numba import njit, types",
-      "from numba.np.linalg import ensure_blas", "",
-      "f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}",
-      "",
-      "# GEMM through Numba's own BLAS entry point (the one np.dot uses; it loads",
-      "# SciPy's BLAS), called directly so alpha/beta are available.",
-      "ensure_blas()",
-      f"BLAS_KIND = ord({'s' if dtype == 'float32' else 'd'!r})",
-      "NN, TT = ord('N'), ord('T')",
-      f"_P = types.CPointer(types.{dtype})",
-      "_xxgemm = types.ExternalFunction('numba_xxgemm', types.intc(",
-      "    types.char, types.char, types.char, types.intp, types.intp, types.intp,",
-      "    _P, _P, types.intp, _P, types.intp, _P, _P, types.intp))",
-      "",
+      "Generated from the derived SymPy expressions of the network plan.",
+      "Imports only math, numpy and numba" + (" (and the shared GEMM helpers)." if gemm_module
+                                              else ': standalone."""'))
+    if gemm_module:
+        s('"""')
+    s("", "import math", "", "import numpy as np", "from numba import njit", "")
+    if gemm_module:
+        s("# The GEMM helpers are shared by every kernel module of this dtype (compiled once).",
+          f"from {gemm_module} import SMALL_GEMM, _mm, _mm_nt, _mm_tn  # noqa: F401", "")
+    else:
+        _gemm_header(s, dtype)
+    s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}",
       f"INPUT_DIM = {plan.input_dim}", f"OUTPUT_DIM = {k}",
       f"PARAM_NAMES = {tuple(plan.param_names)!r}", f"PARAM_SHAPES = {tuple(shapes)!r}",
       f"STATE_NAMES = {tuple(optimizer.state_names)!r}",
@@ -581,8 +609,9 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer) -> str:
       "HYPER_DEFAULT = None  # hyperparameters are run-time values (export fills this in)",
       f"CLASSIFICATION = {classify}",
       "ONE, ZERO = DTYPE(1.0), DTYPE(0.0)  # typed GEMM alpha/beta (no float64 promotion)",
-      f"SMALL_GEMM = {SMALL_GEMM}", f"PREDICT_CHUNK = {PREDICT_CHUNK}", "", "")
-    _gemm_helpers(s, cast)
+      f"PREDICT_CHUNK = {PREDICT_CHUNK}", "", "")
+    if not gemm_module:
+        _gemm_helpers(s, cast)
     _forward_fn(s, lay, dtype)
     _output_fn(s, lay, dtype, cast)
     _backward_fn(s, lay, dtype)

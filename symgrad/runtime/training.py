@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from symgrad.codegen.cache import load_source
-from symgrad.codegen.kernels import generate_module_source, is_classification
+from symgrad.codegen.cache import load_source, module_name
+from symgrad.codegen.kernels import gemm_source, generate_module_source, is_classification
 from symgrad.derive.plan import NetworkPlan
 from symgrad.runtime.data import check_batch_size, check_order, labels_from_output, prepare_xy
 from symgrad.runtime.history import History
@@ -37,12 +37,18 @@ class TrainingDivergedError(FloatingPointError):
 class Trainer:
     """Generated kernels for one (plan, dtype, optimizer) plus the optimizer state."""
 
+    def standalone_source(self) -> str:
+        """The kernel module with the GEMM helpers inline (what `export` writes)."""
+        return generate_module_source(self.plan, self.dtype.name, self.optimizer)
+
     def __init__(self, plan: NetworkPlan, dtype: str | np.dtype, optimizer: Optimizer | str | None
                  ) -> None:
         self.plan = plan
         self.dtype = as_dtype(dtype)
         self.optimizer = get_optimizer(optimizer)
-        self.source = generate_module_source(plan, self.dtype.name, self.optimizer)
+        self._gemm = gemm_source(self.dtype.name)
+        self.source = generate_module_source(plan, self.dtype.name, self.optimizer,
+                                             gemm_module=module_name(self._gemm, "gemm"))
         self._module = None
         self.state: dict[str, np.ndarray] | None = None
         self._state_owner: tuple[int, ...] = ()
@@ -51,6 +57,7 @@ class Trainer:
     def module(self):
         """The imported kernel module (written to the cache and compiled on first use)."""
         if self._module is None:
+            load_source(self._gemm, stem="gemm")   # first: the kernel module imports it
             self._module = load_source(self.source, stem="kernels")
         return self._module
 
