@@ -166,7 +166,8 @@ class Model:
         from symgrad.runtime.training import trainer_for
 
         trainer = trainer_for(self)
-        return export_source(trainer.source, path, tuple(trainer.optimizer.hyper_array()))
+        return export_source(trainer.standalone_source(), path,
+                             tuple(trainer.optimizer.hyper_array()))
 
     def set_params(self, values: Mapping[str, np.ndarray]) -> None:
         """Replace the parameters by copies of ``values`` (same names and shapes)."""
