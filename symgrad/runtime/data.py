@@ -19,7 +19,7 @@ import numpy as np
 
 from symgrad.definition.errors import InputShapeError
 from symgrad.derive.plan import NetworkPlan
-from symgrad.runtime.targets import prepare_inputs, prepare_targets
+from symgrad.runtime.targets import one_hot, prepare_inputs, prepare_targets
 
 __all__ = ["prepare_xy", "check_batch_size", "check_order", "labels_from_output"]
 
@@ -39,7 +39,14 @@ def prepare_xy(plan: NetworkPlan, X: object, y: object, dtype: np.dtype,
                               f"but y has {ya_raw.shape[0]} (shape {ya_raw.shape})")
     try:
         Xa = prepare_inputs(Xa_raw, plan.input_dim, dtype)
-        Ya = prepare_targets(ya_raw, plan.output_dim, plan.output.reduction, Xa.shape[0], dtype)
+        if (plan.output.reduction == "rows" and ya_raw.ndim == 1 and ya_raw.dtype.kind in "iu"
+                and ya_raw.size and 0 <= ya_raw.min() and ya_raw.max() < plan.output_dim):
+            # Fast path for in-range integer labels (fit is called once per epoch
+            # in benchmarks): one-hot rows are valid targets by construction.
+            Ya = one_hot(ya_raw, plan.output_dim, dtype)
+        else:
+            Ya = prepare_targets(ya_raw, plan.output_dim, plan.output.reduction, Xa.shape[0],
+                                 dtype)
     except InputShapeError as err:
         raise InputShapeError(f"{what}: {err}") from None
     if plan.output.loss_name.lower() in _LOGISTIC_LOSSES:
