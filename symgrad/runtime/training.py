@@ -176,8 +176,8 @@ class Trainer:
 def trainer_for(model) -> Trainer:
     """The model's trainer for its current plan, dtype and optimizer (built once, reused)."""
     opt = get_optimizer(model.optimizer)
-    if model.optimizer is None:
-        model.optimizer = opt
+    if not isinstance(model.optimizer, Optimizer):
+        model.optimizer = opt   # a name or None resolved once, so its state persists
     key = (id(model.plan), np.dtype(model.dtype).name, opt.key, id(opt))
     cached = getattr(model, "_trainer", None)
     if cached is not None and cached[0] == key:
