@@ -1,0 +1,128 @@
+"""The benchmark harness measures the same computation everywhere and reports missing peers.
+
+These tests need neither torch nor jax: the peers' absence is itself tested by
+shadowing them with modules that fail to import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from mlp_setup import SIZES, Size, flops_per_epoch, make_problem, matmul_shapes  # noqa: E402
+from run_numpy import NumpyTrainer, matmul_floor_ms  # noqa: E402
+
+import symgrad as sg  # noqa: E402
+
+
+def test_problem_is_deterministic_and_typed():
+    a, b = make_problem("small", "float32"), make_problem("small", "float32")
+    assert a.X.dtype == np.float32 and a.X.flags.c_contiguous
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    for (Wa, ba), (Wb, bb) in zip(a.params, b.params, strict=True):
+        np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(ba, bb)
+    # Both classes of the teacher occur, else the task would be trivial.
+    assert set(np.unique(make_problem("tiny", "float64").labels)) == {0, 1}
+    assert np.all(a.onehot.sum(axis=1) == 1)
+
+
+@pytest.mark.parametrize("size, dtype", [("huge", "float64"), ("tiny", "float16")])
+def test_bad_size_or_dtype_is_named(size, dtype):
+    with pytest.raises(ValueError, match=size if size == "huge" else dtype):
+        make_problem(size, dtype)
+
+
+def test_flop_count_matches_the_products_of_a_step():
+    s = SIZES["medium"]
+    shapes = matmul_shapes(s)
+    # 3 forward products, 3 dW, 2 dA (no dX for the first layer).
+    assert len(shapes) == 8
+    assert (784, 128, 256) in shapes and (128, 256, 784) not in shapes
+    assert flops_per_epoch(s) == s.n_batches * sum(2 * m * k * n for m, k, n in shapes)
+
+
+def test_matmul_floor_runs_every_shape():
+    p = make_problem("tiny", "float64")
+    assert matmul_floor_ms(p, repeats=2) > 0
+
+
+def test_numpy_reference_step_equals_symgrad_gradients():
+    """One SGD step of the benchmark's hand-written backprop == symgrad's derived gradients."""
+    one_batch = Size("one", (3, 5, 4, 3), 8, 8)
+    p = make_problem(one_batch, "float64")
+    trainer = NumpyTrainer(p)
+    loss = trainer.epoch()
+    net = sg.Sequential(sg.Dense(3, 5), sg.ReLU(), sg.Dense(5, 4), sg.ReLU(), sg.Dense(4, 3),
+                        sg.Softmax())
+    model = sg.compile(net, loss="cross_entropy", dtype="float64")
+    init = {f"dense{i}.{k}": v for i, (W, b) in enumerate(p.params)
+            for k, v in (("W", W), ("b", b))}
+    ref_loss, grads = model.backward(p.X, p.labels, params=init)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for i, (W, b) in enumerate(trainer.weights()):
+        np.testing.assert_allclose((p.params[i][0] - W) / p.lr, grads[f"dense{i}.W"], atol=1e-12)
+        np.testing.assert_allclose((p.params[i][1] - b) / p.lr, grads[f"dense{i}.b"], atol=1e-12)
+
+
+def _run_bench(tmp_path: Path, frameworks: str, env_path: Path | None = None) -> dict:
+    out = tmp_path / "out.json"
+    env = None
+    if env_path is not None:  # modules here shadow installed ones in the worker processes
+        env = dict(os.environ,
+                   PYTHONPATH=f"{env_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_mlp.py"), "--sizes", "tiny", "--dtypes", "float64",
+         "--repeats", "1", "--frameworks", frameworks, "--no-compile-times", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    report["stdout"] = proc.stdout
+    return report
+
+
+def test_missing_peers_show_na_and_the_run_goes_on(tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    for name in ("torch", "jax"):
+        (blocked / f"{name}.py").write_text(f"raise ImportError('{name} blocked for the test')\n")
+    report = _run_bench(tmp_path, "numpy,torch,jax", blocked)
+    assert "torch blocked for the test" in report["notes"]["torch"]
+    assert "jax blocked for the test" in report["notes"]["jax"]
+    row = next(line for line in report["stdout"].splitlines() if line.startswith("| tiny"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[2] == cells[4] == cells[5] == "n/a"      # symgrad (not run), torch, jax ms
+    assert float(cells[3]) > 0 and float(cells[6]) > 0     # numpy ms and the floor were measured
+
+
+def test_symgrad_trains_the_same_weights_as_numpy(tmp_path):
+    report = _run_bench(tmp_path, "numpy,symgrad")
+    cell = report["results"][0]["frameworks"]["symgrad"]
+    assert "error" not in cell, cell.get("error")
+    assert cell["max_weight_diff_vs_numpy"] < 1e-12
+    assert cell["loss_epoch1"] == pytest.approx(
+        report["results"][0]["frameworks"]["numpy"]["loss_epoch1"], rel=1e-12)
+    assert cell["median_ms"] > 0
+
+
+def test_mismatch_is_flagged():
+    import bench_mlp
+
+    diff = {"max_weight_diff_vs_numpy": 1e-3, "median_ms": 1.0, "times_ms": [1.0],
+            "compile_ms": 0.0, "loss_epoch1": 0.5}
+    report = {"results": [{"size": "tiny", "arch": "2-16-16-2", "n": 1024, "batch": 16,
+                           "dtype": "float64", "gflop_per_epoch": 1e-3,
+                           "frameworks": {"symgrad": diff}}], "notes": {}}
+    assert "MISMATCH" in bench_mlp.markdown(report)
+    diff["max_weight_diff_vs_numpy"] = 1e-15
+    assert "MISMATCH" not in bench_mlp.markdown(report)
