@@ -106,6 +106,9 @@ def _merge(row: dict, fw: str, res: dict) -> None:
     if "floor_ms" in res:
         cell["floor_rounds_ms"].append(res["floor_ms"])
         cell["floor_ms"] = statistics.median(cell["floor_rounds_ms"])
+    if res.get("loss_diff_vs_numpy") is not None:
+        cell["loss_diff_vs_numpy"] = max(cell.get("loss_diff_vs_numpy") or 0.0,
+                                         res["loss_diff_vs_numpy"])
     if res.get("max_weight_diff_vs_numpy") is not None:
         cell["max_weight_diff_vs_numpy"] = max(cell.get("max_weight_diff_vs_numpy") or 0.0,
                                                res["max_weight_diff_vs_numpy"])
@@ -136,11 +139,15 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
                 versions[fw] = rep.get("version")
                 done.extend((fw, res) for res in rep["results"])
             # Compared only now: the NumPy reference may have run last in this round.
+            ref_loss = {res["dtype"]: res.get("loss_epoch1") for fw, res in done if fw == "numpy"}
             for fw, res in done:
                 if "error" in res:
                     notes[f"{fw} {res['size']} {res['dtype']}"] = res["error"]
                 elif fw != "numpy":
                     res["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, size, res["dtype"])
+                    if ref_loss.get(res["dtype"]) is not None:
+                        # The epoch-1 loss must agree too (relative, as losses are O(1)).
+                        res["loss_diff_vs_numpy"] = abs(res["loss_epoch1"] - ref_loss[res["dtype"]])
                 _merge(rows.setdefault((res["size"], res["dtype"]), {}), fw, res)
     results = []
     for size in sizes:
@@ -228,13 +235,20 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
+def _agrees(res: dict, dtype: str) -> bool:
+    """Weights and epoch-1 loss within the dtype's tolerance of the NumPy reference."""
+    tol = TOLERANCE[dtype]
+    return ((res.get("max_weight_diff_vs_numpy") or 0.0) <= tol
+            and (res.get("loss_diff_vs_numpy") or 0.0) <= tol)
+
+
 def _diff(res: dict | None, dtype: str) -> str:
     if not res or "error" in res:
         return "n/a"
     d = res.get("max_weight_diff_vs_numpy")
     if d is None:
         return "n/a"
-    flag = "" if d <= TOLERANCE[dtype] else " MISMATCH"
+    flag = "" if _agrees(res, dtype) else " MISMATCH"
     return f"{d:.0e}{flag}"
 
 
@@ -347,9 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + compile_markdown(report["compile_times"]))
     mismatched = [f"{e['size']} {e['dtype']} {fw}" for e in report["results"]
                   for fw, res in e["frameworks"].items()
-                  if (res.get("max_weight_diff_vs_numpy") or 0) > TOLERANCE[e["dtype"]]]
+                  if "error" not in res and not _agrees(res, e["dtype"])]
     if mismatched:
-        print(f"error: weights differ from the NumPy reference: {', '.join(mismatched)}",
+        print(f"error: weights or loss differ from the NumPy reference: {', '.join(mismatched)}",
               file=sys.stderr)
         return 1
     return 0

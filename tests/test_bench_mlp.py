@@ -110,6 +110,7 @@ def test_symgrad_trains_the_same_weights_as_numpy(tmp_path):
     cell = report["results"][0]["frameworks"]["symgrad"]
     assert "error" not in cell, cell.get("error")
     assert cell["max_weight_diff_vs_numpy"] < 1e-12
+    assert cell["loss_diff_vs_numpy"] < 1e-12
     assert cell["loss_epoch1"] == pytest.approx(
         report["results"][0]["frameworks"]["numpy"]["loss_epoch1"], rel=1e-12)
     assert cell["median_ms"] > 0
@@ -126,3 +127,5 @@ def test_mismatch_is_flagged():
     assert "MISMATCH" in bench_mlp.markdown(report)
     diff["max_weight_diff_vs_numpy"] = 1e-15
     assert "MISMATCH" not in bench_mlp.markdown(report)
+    diff["loss_diff_vs_numpy"] = 1e-6   # same weights but another loss: still a mismatch
+    assert "MISMATCH" in bench_mlp.markdown(report)
