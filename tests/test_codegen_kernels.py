@@ -112,6 +112,29 @@ def test_blas_path_matches_reference_on_wide_layers() -> None:
     _compare(model, X, rng.integers(0, 10, 70))
 
 
+@pytest.mark.parametrize("cblas", [True, False], ids=["numpy-cblas", "numba-xxgemm"])
+def test_both_gemm_backends_match_reference(cblas: bool) -> None:
+    from symgrad.codegen.cache import load_source, module_name
+    from symgrad.codegen.kernels import gemm_source, numpy_cblas_available
+
+    if cblas and not numpy_cblas_available("float64"):
+        pytest.xfail("this NumPy build does not bundle its own OpenBLAS")
+    net = Sequential(Dense(64, 48), acts.ReLU(), Dense(48, 40), acts.Tanh(), Dense(40, 10),
+                     acts.Softmax())
+    model = sg_compile(net, loss="cross_entropy", seed=6)
+    gemm = gemm_source("float64", cblas=cblas)
+    load_source(gemm, stem="gemm")
+    mod = load_source(generate_module_source(model.plan, "float64", SGD(),
+                                             gemm_module=module_name(gemm, "gemm")))
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(70, 64)), rng.integers(0, 10, 70)
+    loss_r, grads_r = model.backward(X, y)
+    loss_c, grads_c = mod.loss_and_grads(X, np.eye(10)[y], dict(model.params))
+    assert loss_c == pytest.approx(loss_r, rel=1e-12)
+    for name, g in grads_r.items():
+        np.testing.assert_allclose(grads_c[name], g, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def test_float32_hot_loops_stay_float32() -> None:
     net = Sequential(Dense(3, 4), acts.GELU(), Dense(4, 4), acts.Tanh(), Dense(4, 2),
                      acts.Softmax())

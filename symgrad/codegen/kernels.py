@@ -32,7 +32,8 @@ from symgrad.codegen.printer import print_expr
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.derive.plan import LSE, NetworkPlan
 
-__all__ = ["generate_module_source", "gemm_source", "KernelLayout", "is_classification"]
+__all__ = ["generate_module_source", "gemm_source", "numpy_cblas_available", "KernelLayout",
+           "is_classification"]
 
 # m*n*k below which a product runs as plain loops (no BLAS call overhead).
 SMALL_GEMM = 32 * 32 * 32
@@ -116,7 +117,30 @@ class _Src:
         return "\n".join(self.lines) + "\n"
 
 
-def _gemm_helpers(s: _Src, dtype_cast: str) -> None:
+def _blas_call(layout: str, cblas: bool) -> list[str]:
+    """The GEMM call of a helper: ``layout`` is "nn" (A@B), "tn" (A.T@B) or "nt" (A@B.T)."""
+    if cblas:
+        # Row-major CBLAS: C-ordered arrays are passed as they are.
+        ta, tb, dims = {"nn": ("NO", "NO", "m, n, kk"), "tn": ("TR", "NO", "kk, n, m"),
+                        "nt": ("NO", "TR", "m, n, kk")}[layout]
+        return ["        lda = A.strides[0] // A.itemsize",
+                "        ldb = B.strides[0] // B.itemsize",
+                "        ldo = out.strides[0] // out.itemsize",
+                f"        _gemm(ROW, {ta}, {tb}, {dims}, alpha, A.ctypes, lda, B.ctypes, ldb,"
+                " beta, out.ctypes, ldo)"]
+    # Column-major Fortran GEMM: a C-ordered matrix is its own transpose there,
+    # so C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T, swapping operands.
+    ta, tb, dims = {"nn": ("NN", "NN", "n, m, kk"), "tn": ("NN", "TT", "n, kk, m"),
+                    "nt": ("TT", "NN", "n, m, kk")}[layout]
+    return ["        ab[0] = alpha", "        ab[1] = beta",
+            "        lda = A.strides[0] // A.itemsize",
+            "        ldb = B.strides[0] // B.itemsize",
+            "        ldo = out.strides[0] // out.itemsize",
+            f"        _xxgemm(BLAS_KIND, {ta}, {tb}, {dims}, ab[0:].ctypes, B.ctypes, ldb,"
+            " A.ctypes, lda, ab[1:].ctypes, out.ctypes, ldo)"]
+
+
+def _gemm_helpers(s: _Src, dtype_cast: str, cblas: bool = False) -> None:
     """out = alpha * op(A) @ op(B) + beta * out, three layouts, BLAS or loops.
 
     BLAS is reached through Numba's own ``numba_xxgemm`` entry (the one its
@@ -126,13 +150,6 @@ def _gemm_helpers(s: _Src, dtype_cast: str) -> None:
     transposes, so no operand is ever copied.
     """
     zero = f"{dtype_cast}(0.0)"
-    blas = [
-        "    ab[0] = alpha",
-        "    ab[1] = beta",
-        "    lda = A.strides[0] // A.itemsize",
-        "    ldb = B.strides[0] // B.itemsize",
-        "    ldo = out.strides[0] // out.itemsize",
-    ]
     loops_beta = [
         "    for i in range(out.shape[0]):",
         "        for j in range(out.shape[1]):",
@@ -142,9 +159,7 @@ def _gemm_helpers(s: _Src, dtype_cast: str) -> None:
       '    """out = alpha * A @ B + beta * out (A: m x k, B: k x n)."""',
       "    m, kk = A.shape",
       "    n = B.shape[1]",
-      "    if m * kk * n >= SMALL_GEMM:", *["    " + x for x in blas],
-      "        _xxgemm(BLAS_KIND, NN, NN, n, m, kk, ab[0:].ctypes, B.ctypes, ldb,"
-      " A.ctypes, lda, ab[1:].ctypes, out.ctypes, ldo)",
+      "    if m * kk * n >= SMALL_GEMM:", *_blas_call("nn", cblas),
       "        return", *loops_beta,
       "    for i in range(m):",
       "        for q in range(kk):",
@@ -156,9 +171,7 @@ def _gemm_helpers(s: _Src, dtype_cast: str) -> None:
       '    """out = alpha * A.T @ B + beta * out (A: m x k, B: m x n)."""',
       "    m, kk = A.shape",
       "    n = B.shape[1]",
-      "    if m * kk * n >= SMALL_GEMM:", *["    " + x for x in blas],
-      "        _xxgemm(BLAS_KIND, NN, TT, n, kk, m, ab[0:].ctypes, B.ctypes, ldb,"
-      " A.ctypes, lda, ab[1:].ctypes, out.ctypes, ldo)",
+      "    if m * kk * n >= SMALL_GEMM:", *_blas_call("tn", cblas),
       "        return", *loops_beta,
       "    for i in range(m):",
       "        for q in range(kk):",
@@ -170,9 +183,7 @@ def _gemm_helpers(s: _Src, dtype_cast: str) -> None:
       '    """out = alpha * A @ B.T + beta * out (A: m x k, B: n x k)."""',
       "    m, kk = A.shape",
       "    n = B.shape[0]",
-      "    if m * kk * n >= SMALL_GEMM:", *["    " + x for x in blas],
-      "        _xxgemm(BLAS_KIND, TT, NN, n, m, kk, ab[0:].ctypes, B.ctypes, ldb,"
-      " A.ctypes, lda, ab[1:].ctypes, out.ctypes, ldo)",
+      "    if m * kk * n >= SMALL_GEMM:", *_blas_call("nt", cblas),
       "        return", *loops_beta,
       "    # j innermost: independent sums (a dot-product loop over q would be one",
       "    # serial chain of dependent adds, latency-bound without reassociation).",
@@ -538,7 +549,37 @@ def _describe(plan: NetworkPlan) -> str:
     return "-".join(parts) + f", loss {plan.output.loss_name}"
 
 
-def _gemm_header(s: _Src, dtype: str) -> None:
+def _gemm_header(s: _Src, dtype: str, cblas: bool = False) -> None:
+    if cblas:
+        k = "s" if dtype == "float32" else "d"
+        s("import ctypes", "import glob", "import os", "",
+          "import llvmlite.binding as _llb",
+          "from numba import types", "",
+          "# GEMM from NumPy's own bundled OpenBLAS (row-major CBLAS, 64-bit ints): the",
+          "# library NumPy's matrix products use (SciPy's copy, behind np.dot in Numba,",
+          "# has slower small float32 kernels). Registered by symbol name, so Numba's",
+          "# on-disk cache can link cached machine code to it in a new process.",
+          "def _register_gemm():",
+          "    root = os.path.dirname(os.path.dirname(np.__file__))",
+          '    pattern = os.path.join(root, "numpy.libs", "libscipy_openblas64_*.so")',
+          "    for path in sorted(glob.glob(pattern)):",
+          f'        fn = getattr(ctypes.CDLL(path), "scipy_cblas_{k}gemm64_", None)',
+          "        if fn is not None:",
+          f'            _llb.add_symbol("symgrad_cblas_{k}gemm",'
+          " ctypes.cast(fn, ctypes.c_void_p).value)",
+          "            return",
+          f'    raise ImportError("NumPy\'s bundled OpenBLAS (cblas_{k}gemm) was not found: these"',
+          '                      " kernels were generated for another NumPy; regenerate them")',
+          "", "",
+          "_register_gemm()",
+          f"_T = types.{dtype}",
+          "_PT = types.CPointer(_T)",
+          f"_gemm = types.ExternalFunction('symgrad_cblas_{k}gemm', types.void(",
+          "    types.intc, types.intc, types.intc, types.int64, types.int64, types.int64,",
+          "    _T, _PT, types.int64, _PT, types.int64, _T, _PT, types.int64))",
+          "ROW, NO, TR = 101, 111, 112  # CblasRowMajor, CblasNoTrans, CblasTrans",
+          f"SMALL_GEMM = {SMALL_GEMM}", "")
+        return
     s("from numba import types",
       "from numba.np.linalg import ensure_blas", "",
       "# GEMM through Numba's own BLAS entry point (the one np.dot uses; it loads",
@@ -553,16 +594,42 @@ def _gemm_header(s: _Src, dtype: str) -> None:
       f"SMALL_GEMM = {SMALL_GEMM}", "")
 
 
-def gemm_source(dtype: str) -> str:
-    """Source of the GEMM helper module shared by all kernel modules of ``dtype``."""
+def numpy_cblas_available(dtype: str) -> bool:
+    """True if NumPy ships its own OpenBLAS with ``scipy_cblas_?gemm64_`` (pip wheels)."""
+    import ctypes
+    import glob
+    import os
+
+    import numpy as np
+
+    k = "s" if dtype == "float32" else "d"
+    root = os.path.dirname(os.path.dirname(np.__file__))
+    for path in sorted(glob.glob(os.path.join(root, "numpy.libs", "libscipy_openblas64_*.so"))):
+        try:
+            if getattr(ctypes.CDLL(path), f"scipy_cblas_{k}gemm64_", None) is not None:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def gemm_source(dtype: str, cblas: bool | None = None) -> str:
+    """Source of the GEMM helper module shared by all kernel modules of ``dtype``.
+
+    ``cblas`` (default: if available) calls NumPy's bundled OpenBLAS through
+    CBLAS; otherwise SciPy's BLAS through Numba's ``numba_xxgemm``. The choice
+    is part of the source text, hence of its cache key.
+    """
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if cblas is None:
+        cblas = numpy_cblas_available(dtype)
     s = _Src()
     s(f'"""symgrad GEMM helpers ({dtype}): out = alpha*op(A)@op(B) + beta*out."""', "",
       "import numpy as np", "from numba import njit")
-    _gemm_header(s, dtype)
+    _gemm_header(s, dtype, cblas)
     s("f32 = np.float32", "f64 = np.float64", "", "")
-    _gemm_helpers(s, "f32" if dtype == "float32" else "f64")
+    _gemm_helpers(s, "f32" if dtype == "float32" else "f64", cblas)
     return s.text()
 
 
