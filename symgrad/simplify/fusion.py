@@ -107,7 +107,8 @@ def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     if stable != naive:
         identities.append(Identity(f"{raw.name} + {loss.name}: stable loss from logits", naive,
                                    stable, {}, {Z: (-10.0, 10.0), Y: y_dom}))
-    stable_p = raw.stable_given if raw.stable_given is not None else stabilise(f)[0]
+    stable_p = (raw.stable_given if raw.stable_given is not None
+                else stabilise(f, distribute=False)[0])
     if stable_p != f:
         identities.append(Identity(f"{raw.name}: stable forward form", f, stable_p, {},
                                    {Z: (-10.0, 10.0)}))

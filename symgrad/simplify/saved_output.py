@@ -13,7 +13,8 @@ The engine *searches*; nothing is keyed by activation name. Candidates:
    ReLU -> [a > 0]).
 
 A candidate is accepted only if it is free of z, uses whitelisted functions,
-passes a numeric check at random points and kinks, and
+passes a numeric check at random points and kinks, stays accurate in float64 at
+large |z| (where an exact inverse can still overflow), and
 ``candidate(f(z)) - f'(z)`` is shown to be 0 symbolically
 (`symgrad.simplify.zero`). Otherwise the derivative stays in z (Swish, GELU).
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import mpmath
 import numpy as np
 import sympy as sp
 from sympy.core.relational import Relational
@@ -154,7 +156,44 @@ def _verified(candidate: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Sy
         rhs = _lambda(d, z)(pts)
     if not np.allclose(lhs, rhs, rtol=1e-8, atol=1e-10, equal_nan=False):
         return False
+    if not _accurate_far_out(candidate, f, d, z, a):
+        return False
     return zero_method(candidate.subs(a, f) - d) is not None
+
+
+FAR_OUT = (5.0, 10.0, 20.0, 40.0, 80.0, 200.0, 700.0)
+
+
+def _accurate_far_out(candidate: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol,
+                      a: sp.Symbol) -> bool:
+    """True if candidate(f(z)) in float64 matches f'(z) at large |z|, where f'(z) is a float.
+
+    An exact identity can still be a bad formula: the inverse of log(1 + e^{e^z}) reads
+    e^a, which overflows once a > 709 although f'(z) is an ordinary number there. The
+    reference is f'(z) in 50-digit arithmetic (mpmath), so it is itself overflow-free.
+    """
+    try:
+        exact = sp.lambdify([z], d, modules="mpmath")
+    except Exception:   # noqa: BLE001 - no mpmath translation: nothing to compare with
+        return True
+    pts = np.array([s * v for v in FAR_OUT for s in (1.0, -1.0)])
+    with np.errstate(all="ignore"):
+        # a as the forward pass computes it (stable form), not the naive f(z).
+        saved = _lambda(stabilise(f, distribute=False)[0], z)(pts)
+        got = _lambda(candidate, a)(saved)
+    for p, fa, g in zip(pts, saved, got, strict=True):
+        if not np.isfinite(fa):
+            continue   # the forward pass itself overflowed: there is no a to read
+        try:
+            with mpmath.workdps(50):
+                want = float(exact(mpmath.mpf(float(p))))
+        except Exception:   # noqa: BLE001 - e.g. a branch mpmath cannot evaluate
+            continue
+        if not np.isfinite(want):
+            continue
+        if not (np.isfinite(g) and abs(g - want) <= 1e-10 + 1e-6 * abs(want)):
+            return False
+    return True
 
 
 def _branches(d: sp.Expr) -> list[tuple[sp.Expr, sp.Basic]] | None:
@@ -255,7 +294,7 @@ def in_saved_output(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> Rewri
 def _stable_forward(raw: RawActivation) -> tuple[sp.Expr, str]:
     if raw.stable_given is not None:
         return raw.stable_given, "stable form given with the activation"
-    stable, used = stabilise(raw.forward)
+    stable, used = stabilise(raw.forward, distribute=False)
     return stable, " ".join(rule.note for rule in used)
 
 
@@ -268,7 +307,7 @@ def activation_plan(raw: RawActivation, out_symbol: sp.Symbol = A
     found = in_saved_output(raw.forward, raw.derivative_raw, Z, out_symbol)
     if found.uses == ("z",):
         # Kept in z: at least make it safe to evaluate at large |z| (same rules as losses).
-        safe, used = stabilise(found.expr)
+        safe, used = stabilise(found.expr, distribute=False)
         if used:
             found = Rewrite(safe, found.uses, found.method + "; " + ", ".join(
                 f"stable {rule.name} rule" for rule in used))

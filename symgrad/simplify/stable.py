@@ -38,6 +38,53 @@ def _logistic_slope(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
 
 
+def _logistic_ratio(expr: sp.Expr) -> sp.Expr:
+    """Every product holding exp(m*u) * (1 + exp(u))**-n, 0 < m <= n -> sigmoid powers.
+
+    e^{mu} / (1 + e^u)^n = (1 + e^{-u})^{-m} (1 + e^u)^{m-n}: each factor is at most 1,
+    so nothing overflows and nothing cancels (SymPy writes sigmoid'(u)-like products as
+    e^u/(1+e^u), which is inf/inf once e^u overflows).
+    """
+    def denominators(m: sp.Mul):
+        for f in m.args:
+            if (isinstance(f, sp.Pow) and f.exp.is_Rational and f.exp < 0
+                    and isinstance(f.base, sp.Add) and len(f.base.args) == 2
+                    and sp.S.One in f.base.args):
+                other = f.base.args[0] if f.base.args[1] == 1 else f.base.args[1]
+                if isinstance(other, sp.exp):
+                    yield f, other.args[0], -f.exp
+
+    def rewrite(m: sp.Mul) -> sp.Expr:
+        for den, u, n in denominators(m):
+            for f in m.args:
+                if isinstance(f, sp.exp):
+                    ratio = sp.cancel(f.args[0] / u)
+                    if ratio.is_Rational and 0 < ratio <= n:
+                        rest = [g for g in m.args if g is not f and g is not den]
+                        return sp.Mul(*rest, (1 + sp.exp(-u)) ** -ratio,
+                                      (1 + sp.exp(u)) ** (ratio - n))
+        return m
+
+    # Repeat: one product may hold several such pairs.
+    for _ in range(8):
+        new = expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+        if new == expr:
+            return expr
+        expr = new
+    return expr
+
+
+def _exp_products(expr: sp.Expr) -> sp.Expr:
+    """Every product of exponentials exp(a) * exp(b) * ... -> exp(a + b + ...)."""
+    def rewrite(m: sp.Mul) -> sp.Expr:
+        exps = [f for f in m.args if isinstance(f, sp.exp)]
+        if len(exps) < 2:
+            return m
+        rest = [f for f in m.args if not isinstance(f, sp.exp)]
+        return sp.Mul(*rest, sp.exp(sp.Add(*(e.args[0] for e in exps))))
+    return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+
+
 @dataclass(frozen=True)
 class StableRule:
     """Replace ``pattern`` (with wildcard u) by ``replacement(u)``; ``note`` says why.
@@ -71,25 +118,41 @@ RULES: tuple[StableRule, ...] = (
         "for large |u|.",
     ),
     StableRule(
-        "logistic", 1 / (1 + sp.exp(_u)),
-        lambda u: (1 - sp.tanh(u / 2)) / 2,
-        r"$1/(1+e^{u})$ is evaluated as $(1-\tanh(u/2))/2$, which never overflows.",
+        "logistic ratio", None, _logistic_ratio,
+        r"$e^{mu}/(1+e^{u})^{n}$ ($0<m\le n$) is evaluated as "
+        r"$(1+e^{-u})^{-m}(1+e^{u})^{m-n}$: no $\infty/\infty$ for large $u$, and no "
+        r"$e^{u}(1-\tanh(u/2))$ cancellation either.",
+    ),
+    StableRule(
+        "exponential product", None, _exp_products,
+        r"$e^{a}e^{b}$ is evaluated as $e^{a+b}$: one factor overflowing while the other "
+        r"underflows gives $\infty\cdot 0$, the sum of the exponents does not.",
     ),
 )
 
 
-def expand_logs(expr: sp.Expr) -> sp.Expr:
+def expand_logs(expr: sp.Expr, distribute: bool = True) -> sp.Expr:
     """log of a product/quotient/exp -> sum of logs (valid: every argument is positive
-    wherever the naive loss is finite); log(exp(u)) -> u."""
+    wherever the naive loss is finite); log(exp(u)) -> u.
+
+    With ``distribute`` products of sums are then multiplied out (losses read best that
+    way: -y z + softplus(z)). exp(a + b) always stays one exponential: split into
+    exp(a)*exp(b), either factor can overflow where the product is an ordinary number.
+    """
     expr = expr.replace(lambda e: isinstance(e, sp.log),
                         lambda e: sp.log(sp.together(e.args[0])))
-    return sp.expand(sp.expand_log(expr, force=True))
+    expr = sp.expand_log(expr, force=True)
+    return sp.expand(expr, power_exp=False) if distribute else expr
 
 
-def stabilise(expr: sp.Expr, rules: tuple[StableRule, ...] = RULES
+def stabilise(expr: sp.Expr, rules: tuple[StableRule, ...] = RULES, distribute: bool = True
               ) -> tuple[sp.Expr, tuple[StableRule, ...]]:
-    """``expr`` with log expansion and every applicable rule; returns (stable, rules used)."""
-    out = expand_logs(expr) if expr.has(sp.log) else expr
+    """``expr`` with log expansion and every applicable rule; returns (stable, rules used).
+
+    Use ``distribute=False`` for derivatives and activations: multiplying out a
+    denominator (1 + e^u)(1 + e^v) would re-create the e^u e^v the rules removed.
+    """
+    out = expand_logs(expr, distribute) if expr.has(sp.log) else expr
     used = []
     for rule in rules:
         if rule.pattern is None:
@@ -99,6 +162,6 @@ def stabilise(expr: sp.Expr, rules: tuple[StableRule, ...] = RULES
         if new != out:
             used.append(rule)
             out = new
-    if used:
-        out = sp.expand(out)
+    if used and distribute:
+        out = sp.expand(out, power_exp=False)
     return out, tuple(used)
