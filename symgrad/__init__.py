@@ -9,21 +9,7 @@ Data flow, one package per stage::
     definition -> graph -> derive -> simplify -> prove -> render / codegen -> runtime
 """
 
-from symgrad.definition.formulas import (  # noqa: F401
-    Abs, Max, Min, Piecewise, cosh, erf, exp, log, pi, relu, sigmoid, sinh, softplus,
-    sqrt, tanh, var,
-)
-from symgrad.render.document import Derivation  # noqa: F401
-
-# --- scalar engine (issue: foundation) ---
-from symgrad.definition.scalar_ops import SCALAR_OPS, register_scalar_op  # noqa: F401, E402
-from symgrad.definition.value import Value  # noqa: F401, E402
-from symgrad.derive.scalar import grad, symbolic  # noqa: F401, E402
-from symgrad.render.draw import draw  # noqa: F401, E402
-from symgrad.render.scalar import derivation  # noqa: F401, E402
-# --- networks (issue: symbolic networks) ---
-# isort: split
-from symgrad.definition.activations import (  # noqa: F401, E402
+from symgrad.definition.activations import (
     ELU,
     GELU,
     Identity,
@@ -37,18 +23,55 @@ from symgrad.definition.activations import (  # noqa: F401, E402
     Tanh,
     activation,
 )
-from symgrad.definition.errors import DefinitionError  # noqa: F401, E402
-from symgrad.definition.layers import Dense, Sequential  # noqa: F401, E402
-from symgrad.definition.losses import loss  # noqa: F401, E402
-from symgrad.model import Model, compile  # noqa: F401, E402
-from symgrad.prove.check import ProofReport, check  # noqa: F401, E402
-from symgrad.prove.identity import ProofError  # noqa: F401, E402
-
-# isort: split
-# --- training (issue: numba kernels) ---
-from symgrad.runtime.history import History  # noqa: F401,E402
-from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer  # noqa: F401,E402
-from symgrad.runtime.training import TrainingDivergedError  # noqa: F401,E402
-from symgrad.runtime.weights_io import WeightsFileError  # noqa: F401,E402
+from symgrad.definition.errors import DefinitionError
+from symgrad.definition.formulas import (
+    Abs,
+    Max,
+    Min,
+    Piecewise,
+    cosh,
+    erf,
+    exp,
+    log,
+    pi,
+    relu,
+    sigmoid,
+    sinh,
+    softplus,
+    sqrt,
+    tanh,
+    var,
+)
+from symgrad.definition.layers import Dense, Sequential
+from symgrad.definition.losses import loss
+from symgrad.definition.scalar_ops import SCALAR_OPS, register_scalar_op
+from symgrad.definition.value import Value
+from symgrad.derive.scalar import grad, symbolic
+from symgrad.model import Model, compile
+from symgrad.prove.check import ProofReport, check
+from symgrad.prove.identity import ProofError
+from symgrad.render.document import Derivation
+from symgrad.render.draw import draw
+from symgrad.render.scalar import derivation
+from symgrad.runtime.history import History
+from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer
+from symgrad.runtime.training import TrainingDivergedError
+from symgrad.runtime.weights_io import WeightsFileError
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # formulas: the vocabulary of activations and losses
+    "Abs", "Max", "Min", "Piecewise", "cosh", "erf", "exp", "log", "pi", "relu",
+    "sigmoid", "sinh", "softplus", "sqrt", "tanh", "var",
+    # scalar engine (micrograd-compatible)
+    "Value", "SCALAR_OPS", "register_scalar_op", "grad", "symbolic", "derivation",
+    "draw", "Derivation",
+    # networks
+    "Dense", "Sequential", "ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid",
+    "SiLU", "Softmax", "Softplus", "Swish", "Tanh", "activation", "loss", "compile",
+    "Model", "check", "ProofReport", "ProofError", "DefinitionError",
+    # training
+    "History", "SGD", "Adam", "AdamW", "Optimizer", "TrainingDivergedError",
+    "WeightsFileError",
+]

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="derive, print, prove and train the lecture examples")
     demo.add_argument("--out", type=Path, default=None,
-                      help="folder for the LaTeX, PNG and loss-curve files (default: a temp folder)")
+                      help="folder for the LaTeX, PNG and loss-curve files "
+                           "(default: a temp folder)")
     demo.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args(argv)
 

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch
-
 from symgrad.definition.value import Value, graph_order, op_of
 from symgrad.graph.topo import depths
 
@@ -80,6 +77,9 @@ def draw(root: Value, path: str | Path, dpi: int = 120) -> Path:
     rows = max(len(col) for col in columns)
     width, height = acc + 0.3, rows * _ROW_H + 0.6
 
+    # Imported here: matplotlib costs ~1 s to import and only drawing needs it.
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, width)
@@ -114,6 +114,8 @@ def draw(root: Value, path: str | Path, dpi: int = 120) -> Path:
 
 
 def _arrow(ax, start, end, src, dst, bend: float = 0.0) -> None:
+    from matplotlib.patches import FancyArrowPatch
+
     # Clipped to the two nodes' boxes so arrow heads touch the box edges.
     ax.add_patch(FancyArrowPatch(
         start, end, arrowstyle="-|>", mutation_scale=9, lw=0.7, color="#333333", zorder=3,
