@@ -136,6 +136,8 @@ class Trainer:
         classify = is_classification(self.plan)
         history = History()
         empty = np.empty(0, dtype=np.int64)
+        # Numba compiles (or loads from its cache) on the first call: say so in the log.
+        compiles_first = not getattr(mod.train_epoch, "signatures", ())
         for epoch in range(int(epochs)):
             saved = ({k: v.copy() for k, v in params.items()},
                      {k: v.copy() for k, v in self.state.items()})
@@ -169,7 +171,9 @@ class Trainer:
             history.append(**metrics)
             if verbose:
                 text = " - ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                print(f"epoch {epoch + 1}/{epochs} - {text} - {elapsed * 1e3:.1f} ms", flush=True)
+                note = " (includes JIT compile)" if epoch == 0 and compiles_first else ""
+                print(f"epoch {epoch + 1}/{epochs} - {text} - {elapsed * 1e3:.1f} ms{note}",
+                      flush=True)
         return history
 
 
