@@ -103,7 +103,7 @@ def test_every_loss_gradients_match_reference(loss_name: str, dtype: str) -> Non
 
 
 def test_blas_path_matches_reference_on_wide_layers() -> None:
-    # Wide enough that every product goes through GEMM (not the small-size loops).
+    # Wide layers: large GEMMs with every layout (nn, tn, nt) and both alpha/beta uses.
     net = Sequential(Dense(64, 48), acts.ReLU(), Dense(48, 40), acts.GELU(), Dense(40, 10),
                      acts.Softmax())
     model = sg_compile(net, loss="cross_entropy", seed=4)
