@@ -38,10 +38,25 @@ STRUCTURAL: tuple[type, ...] = (
 )
 
 
+def _erf(x):
+    from scipy.special import erf  # imported on first use: SciPy costs ~0.3 s to import
+
+    return erf(x)
+
+
+def _erfc(x):
+    from scipy.special import erfc
+
+    return erfc(x)
+
+
 # How every whitelisted function evaluates on NumPy arrays (used by sympy.lambdify in the
 # reference evaluator and the proofs). SciPy supplies erf/erfc; Heaviside(x, h0) keeps
 # the value at 0 that the expression carries (symgrad pins it to 0, see convention.py).
-LAMBDIFY_MODULES: list = [{"Heaviside": lambda x, h0=0.0: np.heaviside(x, h0)}, "numpy", "scipy"]
+# NumPy is passed as the module object, not the string "numpy": for the string, lambdify
+# runs ``from numpy import *``, whose lazy attributes import numpy.f2py (~0.2 s).
+LAMBDIFY_MODULES: list = [{"Heaviside": lambda x, h0=0.0: np.heaviside(x, h0),
+                           "erf": _erf, "erfc": _erfc}, np]
 
 
 def unsupported_nodes(expr: sp.Basic) -> list[sp.Basic]:

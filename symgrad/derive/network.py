@@ -12,7 +12,8 @@ Every elementwise derivative comes from SymPy (`derive.elementwise`) and is
 rewritten by the simplify stage. `derive_network` is the convenience entry that
 runs both, so it imports `symgrad.simplify` lazily; the reverse-mode bookkeeping
 (`matrix_backward`) is pure derive-stage work. Symbolic work is per activation
-*entry* and cached: ten identical tanh layers are derived once.
+*entry* and cached: ten identical tanh layers are derived once, and a later
+process finds the result on disk (`derive.memo`).
 
 >>> from symgrad.definition.activations import Sigmoid, Tanh
 >>> from symgrad.definition.layers import Dense, Sequential
@@ -33,6 +34,7 @@ from symgrad.definition.errors import PairingError
 from symgrad.definition.layers import Sequential
 from symgrad.definition.losses import LossEntry, resolve_loss
 from symgrad.derive.elementwise import derive_elementwise
+from symgrad.derive.memo import remembered
 from symgrad.derive.plan import ActivationPlan, DensePlan, Identity, NetworkPlan, OutputPlan
 
 N = sp.Symbol("n", integer=True, positive=True)   # batch size
@@ -75,7 +77,8 @@ def _activation(layer: ActivationLayer) -> tuple[ActivationPlan, tuple[Identity,
     from symgrad.simplify.saved_output import activation_plan  # derive -> simplify hand-off
 
     if layer.key not in _ACTIVATIONS:
-        _ACTIVATIONS[layer.key] = activation_plan(derive_elementwise(layer))
+        _ACTIVATIONS[layer.key] = remembered(
+            "activation", layer.key, lambda: activation_plan(derive_elementwise(layer)))
     return _ACTIVATIONS[layer.key]
 
 
@@ -84,7 +87,7 @@ def _output(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
 
     key = (layer.key, loss.name, loss.formula, tuple(sorted(loss.params.items())))
     if key not in _OUTPUTS:
-        _OUTPUTS[key] = fuse_output(layer, loss)
+        _OUTPUTS[key] = remembered("output", key, lambda: fuse_output(layer, loss))
     return _OUTPUTS[key]
 
 

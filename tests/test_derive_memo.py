@@ -1,0 +1,87 @@
+"""The on-disk derivation memo: served only for the exact same key, never stale, never fatal."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import sympy as sp
+
+from symgrad.derive import memo
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SYMGRAD_DERIVATION_CACHE", raising=False)
+    return tmp_path
+
+
+def _never():
+    raise AssertionError("derived again although the result was on disk")
+
+
+def test_second_call_reads_the_file(cache):
+    key = ("memo test", sp.Symbol("x", real=True) ** 2)
+    assert memo.remembered("t", key, lambda: {"value": 1}) == {"value": 1}
+    assert memo.memo_path("t", key).is_file()
+    assert memo.remembered("t", key, _never) == {"value": 1}
+
+
+def test_key_includes_symbol_assumptions(cache):
+    real, plain = sp.Symbol("x", real=True), sp.Symbol("x")
+    assert str(real) == str(plain)   # printed alike: the key must not use str()
+    memo.remembered("t", (real,), lambda: "real")
+    assert memo.remembered("t", (plain,), lambda: "plain") == "plain"
+
+
+def test_damaged_file_is_derived_again(cache):
+    key = ("damaged",)
+    memo.remembered("t", key, lambda: 1)
+    memo.memo_path("t", key).write_bytes(b"not a pickle")
+    assert memo.remembered("t", key, lambda: 2) == 2
+    with open(memo.memo_path("t", key), "rb") as handle:
+        assert pickle.load(handle) == 2
+
+
+def test_switch_off(cache, monkeypatch):
+    monkeypatch.setenv("SYMGRAD_DERIVATION_CACHE", "0")
+    calls = []
+    for _ in range(2):
+        memo.remembered("t", ("off",), lambda: calls.append(1))
+    assert len(calls) == 2 and not memo.memo_path("t", ("off",)).exists()
+
+
+def test_unpicklable_result_is_returned_not_cached(cache):
+    value = memo.remembered("t", ("closure",), lambda: (lambda: 3))
+    assert value() == 3 and not memo.memo_path("t", ("closure",)).exists()
+
+
+def test_fingerprint_covers_the_library_source(cache, monkeypatch):
+    key = ("fingerprint",)
+    before = memo.memo_path("t", key)
+    monkeypatch.setattr(memo, "_library_fingerprint", lambda: "edited library")
+    assert memo.memo_path("t", key) != before
+
+
+def test_a_new_process_reuses_the_derivation(cache):
+    """Process 1 derives and writes; process 2 must load the same plan without SymPy work."""
+    script = textwrap.dedent("""
+        import sys
+        import symgrad as sg
+        from symgrad.simplify import fusion, saved_output
+        if sys.argv[1] == "second":
+            def refuse(*args, **kwargs):
+                raise SystemExit("derived again")
+            fusion.fuse_output = refuse
+            saved_output.activation_plan = refuse
+        net = sg.Sequential(sg.Dense(3, 4), sg.Tanh(), sg.Dense(4, 2), sg.Softmax())
+        model = sg.compile(net, loss="cross_entropy")
+        print(model.plan.layers[0].activation.derivative, model.plan.output.delta)
+    """)
+    outs = [subprocess.run([sys.executable, "-c", script, which], capture_output=True,
+                           text=True, check=True).stdout for which in ("first", "second")]
+    assert outs[0] == outs[1] == "1 - a**2 p - y\n"
