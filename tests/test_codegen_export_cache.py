@@ -119,12 +119,14 @@ def test_second_process_hits_the_kernel_cache(tmp_path) -> None:
     first = _run(code, str(tmp_path), env)
     files = sorted(os.listdir(cache))
     index = sorted(os.listdir(cache / "__pycache__"))
-    # __pycache__, the shared GEMM helpers and the model's kernel module
-    assert files[0] == "__pycache__" and len(files) == 3
-    assert files[1].startswith("gemm_") and files[2].startswith("kernels_")
+    # __pycache__, the derived plans, the shared GEMM helpers and the model's kernel module
+    assert files[:2] == ["__pycache__", "derivations"] and len(files) == 4
+    assert files[2].startswith("gemm_") and files[3].startswith("kernels_")
+    assert len(os.listdir(cache / "derivations")) == 2   # the hidden activation, the output
     assert any(name.endswith(".nbi") for name in index) and any(n.endswith(".nbc") for n in index)
     assert first["misses"] >= 1 and first["hits"] == 0
     second = _run(code, str(tmp_path), env)
     assert second["file"] == first["file"] and second["mtime"] == first["mtime"]  # not rewritten
     assert second["hits"] >= 1 and second["misses"] == 0                        # loaded, not built
     assert sorted(os.listdir(cache / "__pycache__")) == index
+    assert len(os.listdir(cache / "derivations")) == 2   # read, not written again

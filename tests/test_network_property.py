@@ -105,6 +105,10 @@ def test_random_custom_activation_derivative_is_right(formula):
     with np.errstate(all="ignore"):
         got_far = np.broadcast_to(d(far, f(far)), far.shape)
         naive = np.broadcast_to(naive_d(far), far.shape)
+    # (Only where the naive slope is finite: mpmath would need ~1e17-bit arithmetic for
+    # e.g. exp(exp(exp(40))), and such points are not compared anyway.)
+    far, got_far, naive = far[np.isfinite(naive)], got_far[np.isfinite(naive)], naive[
+        np.isfinite(naive)]
     want_far = exact_slope(far)
     naive_ok = np.isclose(naive, want_far, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(got_far[naive_ok], want_far[naive_ok], rtol=1e-6, atol=1e-12)
