@@ -1,7 +1,5 @@
 """The Derivation document renders the same steps as LaTeX, Markdown and text."""
 
-import os
-import shutil
 
 import pytest
 
@@ -38,21 +36,12 @@ def test_to_tex_writes_atomically_without_leftovers(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.tex"]
 
 
-def _need_pdflatex():
-    if shutil.which("pdflatex") is None:
-        if os.environ.get("SYMGRAD_REQUIRE_PDFLATEX") == "1":
-            pytest.fail("pdflatex is required (SYMGRAD_REQUIRE_PDFLATEX=1) but not on PATH")
-        pytest.skip("pdflatex not installed; CI installs it and sets SYMGRAD_REQUIRE_PDFLATEX=1")
-
-
-def test_standalone_document_compiles_with_pdflatex(tmp_path):
-    _need_pdflatex()
+def test_standalone_document_compiles_with_pdflatex(tmp_path, pdflatex):
     pdf = _example().to_tex(tmp_path / "doc.tex", compile_pdf=True)
     assert pdf.suffix == ".pdf" and pdf.read_bytes().startswith(b"%PDF")
 
 
-def test_broken_latex_raises_with_the_log(tmp_path):
-    _need_pdflatex()
+def test_broken_latex_raises_with_the_log(tmp_path, pdflatex):
     bad = tmp_path / "bad.tex"
     bad.write_text(r"\documentclass{article}\begin{document}$\frac{1}$\end{document}")
     with pytest.raises(RuntimeError, match="pdflatex failed"):

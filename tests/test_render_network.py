@@ -8,9 +8,7 @@ that drops or hand-types a step makes these tests fail.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import shutil
 
 import pytest
 import sympy as sp
@@ -216,11 +214,7 @@ def test_latex_is_ascii_and_markdown_has_display_math(docs):
 
 
 @pytest.mark.parametrize("name", NETWORKS)
-def test_document_compiles_with_pdflatex(docs, name, tmp_path):
-    if shutil.which("pdflatex") is None:
-        if os.environ.get("SYMGRAD_REQUIRE_PDFLATEX") == "1":
-            pytest.fail("pdflatex is not on PATH but SYMGRAD_REQUIRE_PDFLATEX=1")
-        pytest.skip("pdflatex is not on PATH (set SYMGRAD_REQUIRE_PDFLATEX=1 to fail instead)")
+def test_document_compiles_with_pdflatex(docs, name, tmp_path, pdflatex):
     pdf = docs[name].to_tex(tmp_path / f"{name}.tex", compile_pdf=True)
     assert pdf.suffix == ".pdf" and pdf.read_bytes().startswith(b"%PDF")
 
@@ -278,11 +272,7 @@ def test_every_registry_activation_is_printed_from_its_plan(every_activation):
     assert doc.latex().isascii()
 
 
-def test_every_registry_activation_compiles_with_pdflatex(every_activation, tmp_path):
-    if shutil.which("pdflatex") is None:
-        if os.environ.get("SYMGRAD_REQUIRE_PDFLATEX") == "1":
-            pytest.fail("pdflatex is not on PATH but SYMGRAD_REQUIRE_PDFLATEX=1")
-        pytest.skip("pdflatex is not on PATH (set SYMGRAD_REQUIRE_PDFLATEX=1 to fail instead)")
+def test_every_registry_activation_compiles_with_pdflatex(every_activation, tmp_path, pdflatex):
     pdf = every_activation[1].to_tex(tmp_path / "all.tex", compile_pdf=True)
     assert pdf.read_bytes().startswith(b"%PDF")
     # An 11-layer net still fits the page: no display taller than a page or far too wide.

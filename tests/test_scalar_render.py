@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 
 import pytest
 import sympy as sp
@@ -133,15 +131,7 @@ def test_limit_of_a_kink_falls_back_honestly():
     assert "divide by h" not in text and "first order in h" not in text
 
 
-def _need_pdflatex():
-    if shutil.which("pdflatex") is None:
-        if os.environ.get("SYMGRAD_REQUIRE_PDFLATEX") == "1":
-            pytest.fail("pdflatex is required (SYMGRAD_REQUIRE_PDFLATEX=1) but not on PATH")
-        pytest.skip("pdflatex not installed; CI installs it and sets SYMGRAD_REQUIRE_PDFLATEX=1")
-
-
-def test_limit_derivation_compiles_with_pdflatex(tmp_path):
-    _need_pdflatex()
+def test_limit_derivation_compiles_with_pdflatex(tmp_path, pdflatex):
     a = sg.Value(0.5, label="my input")  # a label needing \text{} in LaTeX
     y = (a * 2.0).sigmoid() + a.relu() ** 2
     y.label = "y"

@@ -39,6 +39,14 @@ def exact_number(value: float) -> sp.Expr:
     return sp.Rational(repr(float(value))) if math.isfinite(value) else sp.Float(value)
 
 
+def check_params(params: dict[str, object], what: str) -> None:
+    """Every numeric parameter of a formula must be a finite int or float (not a bool)."""
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise DefinitionError(f"{what}: parameter {key}={value!r} must be a finite number")
+
+
 def _check_formula(formula: object, what: str) -> sp.Expr:
     try:
         expr = sp.sympify(formula, strict=True)
@@ -157,10 +165,7 @@ def activation(name: str, formula: sp.Expr, latex: str | None = None, *,
     if kind not in ("elementwise", "softmax"):
         raise DefinitionError(f"{what}: kind must be 'elementwise' or 'softmax', got {kind!r}")
     expr = _check_formula(formula, what)
-    for key, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise DefinitionError(f"{what}: parameter {key}={value!r} must be a finite number")
+    check_params(params, what)
     variables = split_variables(expr, set(params), what)
     if len(variables) != 1:
         found = ", ".join(v.name for v in variables) or "none"

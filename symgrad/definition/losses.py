@@ -25,7 +25,12 @@ from typing import Literal
 
 import sympy as sp
 
-from symgrad.definition.activations import _check_formula, exact_number, split_variables
+from symgrad.definition.activations import (
+    _check_formula,
+    check_params,
+    exact_number,
+    split_variables,
+)
 from symgrad.definition.convention import differentiate
 from symgrad.definition.errors import DefinitionError, NotElementwiseError
 from symgrad.definition.formulas import P, Y
@@ -87,10 +92,7 @@ def loss(name: str, formula: sp.Expr, latex: str | None = None, *,
     if reduction not in ("elements", "rows"):
         raise DefinitionError(f"{what}: reduction must be 'elements' or 'rows'")
     expr = _check_formula(formula, what)
-    for key, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise DefinitionError(f"{what}: parameter {key}={value!r} must be a finite number")
+    check_params(params, what)
     variables = split_variables(expr, set(params), what)
     if target is None:
         named_y = [v for v in variables if v.name == "y"]
