@@ -55,7 +55,9 @@ def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -
                 "sg.check):")
     else:
         text = "The derivative is used as derived:"
-    math = f"f'({z_tex}) = {raw_tex}" + (f" = {new_tex}" if new_tex != raw_tex else "")
+    # As derived on one line, the rewrite on the next: side by side they overflow the page.
+    math = (f"f'({z_tex}) &= {raw_tex} \\\\ &= {new_tex}" if new_tex != raw_tex
+            else f"f'({z_tex}) = {raw_tex}")
     plain = f"f'({z_txt}) = {raw_txt}" + (f" = {new_txt}" if new_txt != raw_txt else "")
     sec.add(text=text, math=math, plain=plain)
     sec.add(text=_saved_sentence(act, j))
