@@ -59,6 +59,20 @@ def thread_env(threads: int | None) -> dict[str, str]:
     return env
 
 
+def pin_to_cores(threads: int | None):
+    """A preexec_fn pinning the worker to ``threads`` cores (None: no pinning).
+
+    The thread variables are not enough: JAX 0.10's XLA CPU runtime ignores
+    ``--xla_cpu_multi_thread_eigen=false`` and ran a "one-thread" medium epoch on
+    1.8 cores (measured: user time / wall time of 20 extra epochs). CPU affinity
+    is inherited by every thread the process starts, whatever the library.
+    """
+    if threads is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))[:threads]
+    return lambda: os.sched_setaffinity(0, cores)
+
+
 def run_worker(framework: str, size: str, dtypes: str, repeats: int, out: Path,
                timeout: float, threads: int | None = None) -> dict:
     """Run worker.py for one framework and one size; return its JSON report."""
@@ -66,7 +80,7 @@ def run_worker(framework: str, size: str, dtypes: str, repeats: int, out: Path,
            "--dtypes", dtypes, "--repeats", str(repeats), "--out", str(out)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=thread_env(threads))
+                              env=thread_env(threads), preexec_fn=pin_to_cores(threads))
     except subprocess.TimeoutExpired:
         return {"framework": framework, "missing": f"timed out after {timeout:.0f} s",
                 "results": []}

@@ -129,3 +129,13 @@ def test_mismatch_is_flagged():
     assert "MISMATCH" not in bench_mlp.markdown(report)
     diff["loss_diff_vs_numpy"] = 1e-6   # same weights but another loss: still a mismatch
     assert "MISMATCH" in bench_mlp.markdown(report)
+
+
+def test_thread_cap_pins_the_worker_to_that_many_cores():
+    import bench_mlp
+
+    assert bench_mlp.pin_to_cores(None) is None
+    code = "import os; print(len(os.sched_getaffinity(0)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, preexec_fn=bench_mlp.pin_to_cores(1)).stdout
+    assert out.strip() == "1"
