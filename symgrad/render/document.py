@@ -222,6 +222,7 @@ class Derivation:
             r"\end{document}",
             "",
         ])
+        path.parent.mkdir(parents=True, exist_ok=True)   # as draw() does
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(doc, encoding="utf-8")
         tmp.replace(path)
