@@ -105,3 +105,19 @@ def test_finite_differences_survive_samples_sitting_on_a_kink():
                         sg.Dense(1, 1))
     model = sg.compile(net, loss="mse", seed=0)
     assert max(e.max_error for e in check_gradients(model, seed=0)) < 1e-5
+
+
+def test_symbolic_zero_test_gives_up_after_its_time_budget(monkeypatch):
+    import signal
+
+    from symgrad.simplify import zero
+
+    z = sp.Symbol("z", real=True)
+    slow = sp.tanh(z)**2 - 1 + 1/sp.cosh(z)**2          # needs the exp rewrite
+    assert zero.zero_method(slow) == "rewrite(exp)"
+    handler = signal.getsignal(signal.SIGALRM)
+    monkeypatch.setattr(zero, "BUDGET_S", 1e-4)
+    fresh = slow.subs(z, sp.Symbol("w", real=True))      # nothing in SymPy's caches
+    assert zero.zero_method(fresh) is None               # "not shown", not a hang
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is handler   # the caller's handler is back

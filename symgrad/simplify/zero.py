@@ -3,7 +3,10 @@
 Used to verify every rewrite (here in `simplify`) and to prove identities (in
 `prove`). Never an unbounded ``simplify`` on a large expression: cheap
 targeted tools first (cancel, log expansion, exp rewriting), full
-``simplify`` only below an operation-count bound.
+``simplify`` only below an operation-count bound. Even ``cancel`` can blow up
+on a large custom formula (expanding powers of sums of exponentials), so each
+top-level test also has a wall-clock budget: past ``BUDGET_S`` seconds the
+answer is "not shown" (the rewrite is not used, or the proof reports failure).
 
 Expressions with kinks (Piecewise, Heaviside, Max, Min, Abs, sign) are proven
 *branch by branch*: the breakpoints of one variable are collected, and the
@@ -21,11 +24,67 @@ True
 
 from __future__ import annotations
 
+import functools
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sympy as sp
 from sympy.core.relational import Relational
 
 KINKED = (sp.Piecewise, sp.Heaviside, sp.Max, sp.Min, sp.Abs, sp.sign)
 MAX_OPS = 250
+BUDGET_S = 10.0   # the slowest proof of the built-ins and tests takes 0.5 s
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+_budget_running = False
+
+
+@contextmanager
+def _time_budget(seconds: float) -> Iterator[None]:
+    """Raise `_OutOfTime` inside the block after ``seconds`` (SymPy is pure Python, so a
+    SIGALRM interrupts it). Only in the main thread and when no other timer is set;
+    elsewhere the operation-count bounds alone apply. Nested uses share the outer budget.
+    """
+    global _budget_running
+    usable = (threading.current_thread() is threading.main_thread()
+              and hasattr(signal, "setitimer") and not _budget_running
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    _budget_running = True
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        _budget_running = False
+
+
+def _within_budget(test):
+    """``test(...)``, or None ("not shown") if the outermost budget runs out."""
+    @functools.wraps(test)
+    def bounded(*args, **kwargs):
+        if _budget_running:
+            return test(*args, **kwargs)   # the outer call's budget covers this one
+        try:
+            with _time_budget(BUDGET_S):
+                return test(*args, **kwargs)
+        except _OutOfTime:
+            return None
+    return bounded
 
 
 def _expand_logs(expr: sp.Expr) -> sp.Expr:
@@ -145,6 +204,7 @@ def branchwise_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     return None
 
 
+@_within_budget
 def zero_method(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     """How ``expr`` was shown to be identically 0 (a method name), or None if not shown."""
     expr = sp.sympify(expr)
@@ -160,6 +220,7 @@ def zero_method(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     return smooth_zero(expr, max_ops)
 
 
+@_within_budget
 def congruent(a: sp.Basic, b: sp.Basic, max_ops: int = MAX_OPS) -> str | None:
     """How ``a == b`` is shown part by part, or None.
 
