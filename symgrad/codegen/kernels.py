@@ -121,20 +121,20 @@ def _blas_call(layout: str, cblas: bool) -> list[str]:
         # Row-major CBLAS: C-ordered arrays are passed as they are.
         ta, tb, dims = {"nn": ("NO", "NO", "m, n, kk"), "tn": ("TR", "NO", "kk, n, m"),
                         "nt": ("NO", "TR", "m, n, kk")}[layout]
-        return ["        lda = A.strides[0] // A.itemsize",
-                "        ldb = B.strides[0] // B.itemsize",
-                "        ldo = out.strides[0] // out.itemsize",
-                f"        _gemm(ROW, {ta}, {tb}, {dims}, alpha, A.ctypes, lda, B.ctypes, ldb,"
+        return ["    lda = A.strides[0] // A.itemsize",
+                "    ldb = B.strides[0] // B.itemsize",
+                "    ldo = out.strides[0] // out.itemsize",
+                f"    _gemm(ROW, {ta}, {tb}, {dims}, alpha, A.ctypes, lda, B.ctypes, ldb,"
                 " beta, out.ctypes, ldo)"]
     # Column-major Fortran GEMM: a C-ordered matrix is its own transpose there,
     # so C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T, swapping operands.
     ta, tb, dims = {"nn": ("NN", "NN", "n, m, kk"), "tn": ("NN", "TT", "n, kk, m"),
                     "nt": ("TT", "NN", "n, m, kk")}[layout]
-    return ["        ab[0] = alpha", "        ab[1] = beta",
-            "        lda = A.strides[0] // A.itemsize",
-            "        ldb = B.strides[0] // B.itemsize",
-            "        ldo = out.strides[0] // out.itemsize",
-            f"        _xxgemm(BLAS_KIND, {ta}, {tb}, {dims}, ab[0:].ctypes, B.ctypes, ldb,"
+    return ["    ab[0] = alpha", "    ab[1] = beta",
+            "    lda = A.strides[0] // A.itemsize",
+            "    ldb = B.strides[0] // B.itemsize",
+            "    ldo = out.strides[0] // out.itemsize",
+            f"    _xxgemm(BLAS_KIND, {ta}, {tb}, {dims}, ab[0:].ctypes, B.ctypes, ldb,"
             " A.ctypes, lda, ab[1:].ctypes, out.ctypes, ldo)"]
 
 
@@ -160,7 +160,7 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
           f'    """{doc}"""',
           "    m, kk = A.shape",
           f"    n = {n_dim}",
-          *(line[4:] for line in _blas_call(layout, cblas)),
+          *_blas_call(layout, cblas),
           "", "")
 
 
