@@ -26,7 +26,8 @@ from types import ModuleType
 
 import numpy as np
 
-__all__ = ["cache_dir", "source_key", "module_path", "module_name", "load_source"]
+__all__ = ["cache_dir", "source_key", "module_path", "module_name", "load_source",
+           "atomic_write"]
 
 _LOADED: dict[str, ModuleType] = {}
 
@@ -68,13 +69,19 @@ def module_name(source: str, stem: str = "kernels") -> str:
     return f"symgrad_generated_{stem}_{source_key(source)}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    # Write to a temporary file in the same directory, then rename: a
-    # concurrent reader sees either no file or the complete file, never half.
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    A concurrent reader sees either no file or the complete file, never half.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        if isinstance(data, str):
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data)
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -92,7 +99,7 @@ def load_source(source: str, stem: str = "kernels") -> ModuleType:
     if key in _LOADED:
         return _LOADED[key]
     if not path.exists() or path.read_text(encoding="utf-8") != source:
-        _atomic_write(path, source)
+        atomic_write(path, source)
     name = module_name(source, stem)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:  # pragma: no cover - importlib contract

@@ -19,13 +19,15 @@ import hashlib
 import os
 import pickle
 import platform
-import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
 import sympy as sp
+
+# One cache root and one atomic writer, shared with the kernel cache.
+from symgrad.codegen.cache import atomic_write, cache_dir
 
 T = TypeVar("T")
 
@@ -45,8 +47,6 @@ def _library_fingerprint() -> str:
 
 def memo_path(kind: str, key: object) -> Path:
     """The file that holds (or will hold) the result for ``key``."""
-    from symgrad.codegen.cache import cache_dir  # the one cache root, shared with kernels
-
     digest = hashlib.sha256((_library_fingerprint() + "\n" + sp.srepr(key)).encode())
     return cache_dir() / "derivations" / f"{kind}_{digest.hexdigest()[:24]}.pkl"
 
@@ -76,21 +76,9 @@ def remembered(kind: str, key: object, compute: Callable[[], T]) -> T:
         path.unlink(missing_ok=True)
     result = compute()
     try:
-        _atomic_dump(path, result)
+        data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
     except (pickle.PicklingError, TypeError, AttributeError, OSError):
         pass   # e.g. a custom formula holding a Python closure, or a read-only disk
     return result
-
-
-def _atomic_dump(path: Path, value: object) -> None:
-    # Temporary file + rename: a concurrent reader sees no file or a whole one.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
