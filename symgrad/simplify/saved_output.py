@@ -151,12 +151,13 @@ def _verified(candidate: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Sy
     if candidate.has(z) or candidate.has(sp.nan, sp.zoo) or unsupported_nodes(candidate):
         return False
     pts = _sample_points(f, z)
+    candidate_fn = _lambda(candidate, a)
     with np.errstate(all="ignore"):
-        lhs = _lambda(candidate, a)(_lambda(f, z)(pts))
+        lhs = candidate_fn(_lambda(f, z)(pts))
         rhs = _lambda(d, z)(pts)
     if not np.allclose(lhs, rhs, rtol=1e-8, atol=1e-10, equal_nan=False):
         return False
-    if not _accurate_far_out(candidate, f, d, z, a):
+    if not _accurate_far_out(candidate_fn, f, d, z):
         return False
     return zero_method(candidate.subs(a, f) - d) is not None
 
@@ -164,8 +165,7 @@ def _verified(candidate: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Sy
 FAR_OUT = (5.0, 10.0, 20.0, 40.0, 80.0, 200.0, 700.0)
 
 
-def _accurate_far_out(candidate: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol,
-                      a: sp.Symbol) -> bool:
+def _accurate_far_out(candidate_fn, f: sp.Expr, d: sp.Expr, z: sp.Symbol) -> bool:
     """True if candidate(f(z)) in float64 matches f'(z) at large |z|, where f'(z) is a float.
 
     An exact identity can still be a bad formula: the inverse of log(1 + e^{e^z}) reads
@@ -180,7 +180,7 @@ def _accurate_far_out(candidate: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol,
     with np.errstate(all="ignore"):
         # a as the forward pass computes it (stable form), not the naive f(z).
         saved = _lambda(stabilise(f, distribute=False)[0], z)(pts)
-        got = _lambda(candidate, a)(saved)
+        got = candidate_fn(saved)
     for p, fa, g in zip(pts, saved, got, strict=True):
         if not np.isfinite(fa):
             continue   # the forward pass itself overflowed: there is no a to read

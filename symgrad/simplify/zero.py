@@ -42,20 +42,17 @@ class _OutOfTime(Exception):
     pass
 
 
-_budget_running = False
+_budget_running = False   # True while the outermost budgeted call runs
 
 
 @contextmanager
 def _time_budget(seconds: float) -> Iterator[None]:
     """Raise `_OutOfTime` inside the block after ``seconds`` (SymPy is pure Python, so a
     SIGALRM interrupts it). Only in the main thread and when no other timer is set;
-    elsewhere the operation-count bounds alone apply. Nested uses share the outer budget.
+    elsewhere the operation-count bounds alone apply.
     """
-    global _budget_running
-    usable = (threading.current_thread() is threading.main_thread()
-              and hasattr(signal, "setitimer") and not _budget_running
-              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
-    if not usable:
+    if (threading.current_thread() is not threading.main_thread()
+            or not hasattr(signal, "setitimer") or signal.getitimer(signal.ITIMER_REAL)[0]):
         yield
         return
 
@@ -63,27 +60,32 @@ def _time_budget(seconds: float) -> Iterator[None]:
         raise _OutOfTime
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    _budget_running = True
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        _budget_running = False
 
 
 def _within_budget(test):
-    """``test(...)``, or None ("not shown") if the outermost budget runs out."""
+    """``test(...)``, or None ("not shown") if the outermost call's budget runs out.
+
+    Nested calls (congruent -> zero_method) run inside the outer call's budget.
+    """
     @functools.wraps(test)
     def bounded(*args, **kwargs):
+        global _budget_running
         if _budget_running:
-            return test(*args, **kwargs)   # the outer call's budget covers this one
+            return test(*args, **kwargs)
+        _budget_running = True
         try:
             with _time_budget(BUDGET_S):
                 return test(*args, **kwargs)
         except _OutOfTime:
             return None
+        finally:
+            _budget_running = False
     return bounded
 
 
