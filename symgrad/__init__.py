@@ -53,6 +53,7 @@ from symgrad.prove.identity import ProofError
 from symgrad.render.document import Derivation
 from symgrad.render.draw import draw
 from symgrad.render.scalar import derivation
+from symgrad.runtime.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from symgrad.runtime.history import History
 from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer
 from symgrad.runtime.training import TrainingDivergedError
@@ -72,6 +73,7 @@ __all__ = [
     "SiLU", "Softmax", "Softplus", "Swish", "Tanh", "activation", "loss", "compile",
     "Model", "check", "ProofReport", "ProofError", "DefinitionError",
     # training
-    "History", "SGD", "Adam", "AdamW", "Optimizer", "TrainingDivergedError",
+    "History", "Callback", "EarlyStopping", "ModelCheckpoint", "SGD", "Adam", "AdamW",
+    "Optimizer", "TrainingDivergedError",
     "WeightsFileError",
 ]

@@ -118,16 +118,21 @@ class Model:
     # --- training methods (runtime) ---
     def fit(self, X: object, y: object, epochs: int = 1, batch_size: int = 32,
             shuffle: bool = True, seed: int | None = None, validation_data=None,
-            verbose: int = 0, order: object = None):
+            verbose: int = 0, order: object = None, callbacks: object = None):
         """Train in place with the compiled whole-epoch kernel; returns a `History`.
 
         ``order``: a fixed batch order (a permutation of the rows, or one per epoch).
+        ``verbose``: 0 quiet, 1 a progress bar over epochs (on a terminal), 2 a line per epoch.
+        ``callbacks``: `EarlyStopping`, `ModelCheckpoint` or plain ``hook(epoch, logs)``
+        functions, called after every epoch (see `symgrad.runtime.callbacks`).
         """
+        from symgrad.runtime.callbacks import CallbackList
         from symgrad.runtime.training import trainer_for
 
         return trainer_for(self).fit(self.params, X, y, epochs=epochs, batch_size=batch_size,
                                      shuffle=shuffle, seed=seed, verbose=verbose,
-                                     validation_data=validation_data, order=order)
+                                     validation_data=validation_data, order=order,
+                                     callbacks=CallbackList(callbacks, self))
 
     def predict_proba(self, X: object) -> np.ndarray:
         """Output-layer predictions (probabilities for sigmoid/softmax) by the kernels."""

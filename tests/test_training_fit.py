@@ -37,7 +37,7 @@ def model(net):
 def test_fit_learns_and_reports_history(model, data, capsys) -> None:
     X, y = data
     before = model.evaluate(X, y)
-    hist = model.fit(X, y, epochs=8, batch_size=16, seed=0, validation_data=(X, y), verbose=1)
+    hist = model.fit(X, y, epochs=8, batch_size=16, seed=0, validation_data=(X, y), verbose=2)
     after = model.evaluate(X, y)
     assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert len(hist.history["loss"]) == 8 and hist.epochs == list(range(1, 9))

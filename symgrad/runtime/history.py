@@ -4,6 +4,9 @@
 >>> h.append(loss=0.5, accuracy=0.8)
 >>> h.history["loss"], h.epochs
 ([0.5], [1])
+>>> h.record_stop("completed 1 of 1 epochs")
+>>> h.stopped_epoch, h.stop_reason
+(1, 'completed 1 of 1 epochs')
 """
 
 from __future__ import annotations
@@ -14,11 +17,26 @@ __all__ = ["History"]
 
 
 class History:
-    """Metric name -> list of per-epoch values (``loss``, ``accuracy``, ``val_loss``, ...)."""
+    """Metric name -> list of per-epoch values (``loss``, ``accuracy``, ``val_loss``, ...).
+
+    ``stopped_epoch`` and ``stop_reason`` say when and why training ended (all
+    epochs done, a callback such as `EarlyStopping`, or divergence);
+    ``restored_epoch`` is the epoch whose weights were put back, if any.
+    """
 
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epochs: list[int] = []
+        self.stopped_epoch: int | None = None
+        self.stop_reason: str = ""
+        self.restored_epoch: int | None = None
+        self.stopped_early = False
+
+    def record_stop(self, reason: str, early: bool = False) -> None:
+        """Note that training ended after the last recorded epoch, and why."""
+        self.stopped_epoch = len(self.epochs)
+        self.stop_reason = reason
+        self.stopped_early = bool(early)
 
     def append(self, **metrics: float) -> None:
         self.epochs.append(len(self.epochs) + 1)
@@ -27,7 +45,8 @@ class History:
 
     def __repr__(self) -> str:
         last = {k: round(v[-1], 6) for k, v in self.history.items() if v}
-        return f"History(epochs={len(self.epochs)}, last={last})"
+        why = f", stop_reason={self.stop_reason!r}" if self.stop_reason else ""
+        return f"History(epochs={len(self.epochs)}, last={last}{why})"
 
     def plot(self, path: str | os.PathLike) -> str:
         """Save loss (and accuracy, if recorded) curves to ``path``; returns the path."""

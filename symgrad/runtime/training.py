@@ -17,6 +17,7 @@ import numpy as np
 from symgrad.codegen.cache import load_source, module_name
 from symgrad.codegen.kernels import gemm_source, generate_module_source, is_classification
 from symgrad.derive.plan import NetworkPlan
+from symgrad.runtime.callbacks import CallbackList, Progress
 from symgrad.runtime.data import check_batch_size, check_order, labels_from_output, prepare_xy
 from symgrad.runtime.history import History
 from symgrad.runtime.optimizers import Optimizer, get_optimizer
@@ -111,7 +112,7 @@ class Trainer:
     def fit(self, params: dict[str, np.ndarray], X: object, y: object, *, epochs: int = 1,
             batch_size: int = 32, shuffle: bool = True, seed: int | None = None,
             validation_data: tuple[object, object] | None = None, verbose: int = 0,
-            order: object = None) -> History:
+            order: object = None, callbacks: CallbackList | None = None) -> History:
         """Train ``params`` in place; see `symgrad.model.Model.fit`."""
         # Every check happens here, before the first kernel call.
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -135,6 +136,11 @@ class Trainer:
         hyper = self.optimizer.hyper_array()
         classify = is_classification(self.plan)
         history = History()
+        hooks = callbacks if callbacks is not None else CallbackList()
+        names = ["loss"] + ["accuracy"] * classify
+        names += [f"val_{m}" for m in names] if validation_data is not None else []
+        hooks.on_train_begin(names)   # a monitor that will never be logged fails here
+        progress = Progress(verbose, int(epochs))
         empty = np.empty(0, dtype=np.int64)
         # Numba compiles (or loads from its cache) on the first call: say so in the log.
         compiles_first = not getattr(mod.train_epoch, "signatures", ())
@@ -169,11 +175,15 @@ class Trainer:
                 if classify:
                     metrics["val_accuracy"] = v_acc
             history.append(**metrics)
-            if verbose:
-                text = " - ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                note = " (includes JIT compile)" if epoch == 0 and compiles_first else ""
-                print(f"epoch {epoch + 1}/{epochs} - {text} - {elapsed * 1e3:.1f} ms{note}",
-                      flush=True)
+            progress.update(epoch + 1, metrics, elapsed, epoch == 0 and compiles_first)
+            reason = hooks.on_epoch_end(epoch + 1, metrics)
+            if reason:
+                history.record_stop(reason, early=True)
+                break
+        else:
+            history.record_stop(f"completed {int(epochs)} of {int(epochs)} epochs")
+        progress.close()
+        hooks.on_train_end(history)
         return history
 
 
