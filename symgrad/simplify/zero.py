@@ -5,8 +5,13 @@ Used to verify every rewrite (here in `simplify`) and to prove identities (in
 targeted tools first (cancel, log expansion, exp rewriting), full
 ``simplify`` only below an operation-count bound. Even ``cancel`` can blow up
 on a large custom formula (expanding powers of sums of exponentials), so each
-top-level test also has a wall-clock budget: past ``BUDGET_S`` seconds the
-answer is "not shown" (the rewrite is not used, or the proof reports failure).
+test also has a time budget: past ``BUDGET_S`` seconds of CPU time the answer
+is "not shown" (the rewrite is not used, or the proof reports failure).
+
+The budget mechanism lives here too, for every symbolic step of a compile:
+`run_within_budget` gives one compile entry (an activation, an output + loss)
+its ``symbolic_budget()`` seconds, and each `bounded_step` (zero tests,
+``tidy``, ...) returns its unsimplified fallback once that time is spent.
 
 Expressions with kinks (Piecewise, Heaviside, Max, Min, Abs, sign) are proven
 *branch by branch*: the breakpoints of one variable are collected, and the
@@ -24,69 +29,217 @@ True
 
 from __future__ import annotations
 
+import ctypes
 import functools
-import signal
+import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import sympy as sp
 from sympy.core.relational import Relational
 
+from symgrad.simplify.stable import elementary
+
 KINKED = (sp.Piecewise, sp.Heaviside, sp.Max, sp.Min, sp.Abs, sp.sign)
 MAX_OPS = 250
-BUDGET_S = 10.0   # the slowest proof of the built-ins and tests takes 0.5 s
+BUDGET_S = 10.0   # a zero test on its own; the slowest proof of the built-ins takes 0.5 s
+SYMBOLIC_BUDGET_S = 4.0   # one compile entry (an activation, an output + loss); built-ins: < 1 s
+SYMBOLIC_BUDGET_ENV = "SYMGRAD_SYMBOLIC_BUDGET"
+T = TypeVar("T")
 
 
-class _OutOfTime(Exception):
-    pass
+# --- the time budget of symbolic work -------------------------------------------------
+#
+# SymPy is pure Python, so a long step can be stopped between two bytecodes by an
+# exception raised *in* the working thread. A SIGALRM handler can do that only in the
+# main thread; Dask or joblib workers compile in other threads. So a watchdog thread
+# raises the exception asynchronously (CPython's PyThreadState_SetAsyncExc), which
+# works in every thread. The budget counts the working thread's CPU time, not wall
+# time: on a loaded machine a built-in derivation must not fall back to the raw form
+# just because it waited for a core. Where neither is available (another Python
+# implementation, a platform without per-thread CPU clocks) the operation-count bounds
+# (MAX_OPS here, tidy's max_ops) alone limit the work, or wall time is counted.
 
+class BudgetExceeded(BaseException):   # noqa: N818 - like KeyboardInterrupt: not an error
+    """Raised inside budgeted symbolic work when its time is up.
 
-_budget_running = False   # True while the outermost budgeted call runs
-
-
-@contextmanager
-def _time_budget(seconds: float) -> Iterator[None]:
-    """Raise `_OutOfTime` inside the block after ``seconds`` (SymPy is pure Python, so a
-    SIGALRM interrupts it). Only in the main thread and when no other timer is set;
-    elsewhere the operation-count bounds alone apply.
+    A BaseException, so SymPy's own ``except Exception`` handlers cannot swallow it.
     """
-    if (threading.current_thread() is not threading.main_thread()
-            or not hasattr(signal, "setitimer") or signal.getitimer(signal.ITIMER_REAL)[0]):
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise _OutOfTime
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
-def _within_budget(test):
-    """``test(...)``, or None ("not shown") if the outermost call's budget runs out.
+class _SoftStop(BudgetExceeded):
+    """The deadline: a `bounded_step` returns its fallback, later steps skip their work."""
 
-    Nested calls (congruent -> zero_method) run inside the outer call's budget.
+
+class _HardStop(BudgetExceeded):
+    """Deadline plus grace: whatever still runs is abandoned; the whole entry falls back."""
+
+
+_SET_ASYNC_EXC = getattr(getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None)
+
+
+@dataclass
+class Budget:
+    """The budget of one entry of symbolic work, and which steps it cut short."""
+
+    seconds: float
+    cut: list[str] = field(default_factory=list)   # steps that returned their fallback
+
+
+_local = threading.local()   # .budget: the Budget this thread works under, or None
+
+
+def symbolic_budget(seconds: float | None = None) -> float:
+    """Seconds of CPU time per compile entry: ``seconds``, else $SYMGRAD_SYMBOLIC_BUDGET,
+    else `SYMBOLIC_BUDGET_S`; a clear error for anything but a positive finite number.
+
+    >>> symbolic_budget(2)
+    2.0
     """
-    @functools.wraps(test)
-    def bounded(*args, **kwargs):
-        global _budget_running
-        if _budget_running:
-            return test(*args, **kwargs)
-        _budget_running = True
+    where = "symbolic_budget"
+    if seconds is None:
+        text = os.environ.get(SYMBOLIC_BUDGET_ENV)
+        if text is None or not text.strip():
+            return SYMBOLIC_BUDGET_S
+        where = f"${SYMBOLIC_BUDGET_ENV}"
         try:
-            with _time_budget(BUDGET_S):
-                return test(*args, **kwargs)
-        except _OutOfTime:
-            return None
+            seconds = float(text)
+        except ValueError:
+            raise ValueError(f"{where} must be a number of seconds, got {text!r}") from None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+            or not 0 < float(seconds) < float("inf"):
+        raise ValueError(f"{where} must be a positive finite number of seconds, "
+                         f"got {seconds!r}")
+    return float(seconds)
+
+
+def _thread_clock() -> Callable[[], float]:
+    """CPU time of the calling thread, readable from any thread (wall time where missing)."""
+    try:
+        clock_id = time.pthread_getcpuclockid(threading.get_ident())
+        time.clock_gettime(clock_id)
+    except (AttributeError, OSError):
+        return time.monotonic
+    return lambda: time.clock_gettime(clock_id)
+
+
+class _Watchdog(threading.Thread):
+    """Raises `_SoftStop` in the thread that made it after ``seconds`` of its CPU time,
+    then `_HardStop` after a grace period; `stop()` cancels both."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(name="symgrad-budget", daemon=True)
+        self.target = threading.get_ident()
+        self.clock = _thread_clock()
+        self.begin = self.clock()
+        self.cancelled = threading.Event()
+        grace = max(1.0, seconds / 2)   # for the steps after the cut to finish with fallbacks
+        self.stops = ((_SoftStop, seconds), (_HardStop, seconds + grace))
+
+    def run(self) -> None:
+        for exc, after in self.stops:
+            while True:
+                left = after - (self.clock() - self.begin)
+                if left <= 0:
+                    break
+                if self.cancelled.wait(max(left, 1e-3)):
+                    return
+            if self.cancelled.is_set():
+                return
+            _SET_ASYNC_EXC(ctypes.c_ulong(self.target), ctypes.py_object(exc))
+
+    def stop(self) -> None:
+        """Cancel, wait for the thread, and drop an exception it raised but not yet delivered.
+
+        Retried if that very exception lands here: only two are ever raised, so this ends.
+        """
+        while True:
+            try:
+                self.cancelled.set()
+                if self.is_alive():
+                    self.join()
+                _SET_ASYNC_EXC(ctypes.c_ulong(self.target), None)   # NULL: clear pending
+                return
+            except BudgetExceeded:
+                continue
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """What `run_within_budget` got: the result, whether it ran to the end, and the cuts."""
+
+    result: Any
+    completed: bool        # False: stopped outright, ``result`` is None
+    cut: tuple[str, ...]   # bounded steps that returned their fallback instead of a result
+
+
+def run_within_budget(work: Callable[[], T], seconds: float) -> Bounded:
+    """``work()`` under a budget of ``seconds`` CPU seconds of this thread.
+
+    Past the deadline every `bounded_step` returns its fallback (recorded in ``cut``);
+    past a grace period after it, the work is abandoned (``completed`` False). Inside
+    another budget, ``work`` simply runs under the outer one.
+
+    >>> run_within_budget(lambda: 6 * 7, 1.0)
+    Bounded(result=42, completed=True, cut=())
+    """
+    outer = getattr(_local, "budget", None)
+    if outer is not None:
+        return Bounded(work(), True, ())
+    budget = Budget(seconds)
+    watchdog = _Watchdog(seconds) if _SET_ASYNC_EXC is not None else None
+    result, completed = None, False
+    try:
+        try:
+            _local.budget = budget
+            if watchdog is not None:
+                watchdog.start()
+            result = work()
+            completed = True
         finally:
-            _budget_running = False
-    return bounded
+            if watchdog is not None:
+                watchdog.stop()
+            _local.budget = None
+    except BudgetExceeded:
+        if watchdog is not None:
+            watchdog.stop()
+        _local.budget = None
+    return Bounded(result, completed, tuple(budget.cut))
+
+
+def bounded_step(fallback: Callable[..., Any], seconds: Callable[[], float] | None = None):
+    """Decorator: a symbolic step that returns ``fallback(*args, **kwargs)`` when out of time.
+
+    Inside a budget (a compile entry) the step shares its deadline; once any step was
+    cut, later steps return their fallback at once. Called on its own, the step gets a
+    budget of ``seconds()`` (default `BUDGET_S`) for itself.
+    """
+    def decorate(step: Callable[..., T]) -> Callable[..., T]:
+        name = step.__qualname__
+
+        @functools.wraps(step)
+        def bounded(*args, **kwargs):
+            budget = getattr(_local, "budget", None)
+            if budget is None:
+                limit = seconds() if seconds is not None else BUDGET_S
+                got = run_within_budget(lambda: bounded(*args, **kwargs), limit)
+                return got.result if got.completed else fallback(*args, **kwargs)
+            if budget.cut:
+                return fallback(*args, **kwargs)
+            try:
+                return step(*args, **kwargs)
+            except _SoftStop:
+                budget.cut.append(name)
+                return fallback(*args, **kwargs)
+        return bounded
+    return decorate
+
+
+def _not_shown(*args: object, **kwargs: object) -> None:
+    return None
 
 
 def _expand_logs(expr: sp.Expr) -> sp.Expr:
@@ -206,10 +359,10 @@ def branchwise_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     return None
 
 
-@_within_budget
+@bounded_step(_not_shown)
 def zero_method(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     """How ``expr`` was shown to be identically 0 (a method name), or None if not shown."""
-    expr = sp.sympify(expr)
+    expr = elementary(sp.sympify(expr))   # log1p, expm1, erfc: by their definitions
     if expr == 0:
         return "trivial"
     if expr.has(*KINKED):
@@ -222,7 +375,7 @@ def zero_method(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     return smooth_zero(expr, max_ops)
 
 
-@_within_budget
+@bounded_step(_not_shown)
 def congruent(a: sp.Basic, b: sp.Basic, max_ops: int = MAX_OPS) -> str | None:
     """How ``a == b`` is shown part by part, or None.
 
