@@ -195,18 +195,25 @@ class Model:
 
 
 def compile(net: Sequential, loss: str | LossEntry = "mse", optimizer: object = None,
-            dtype: str = "float64", seed: int = 0, init: str | None = None) -> Model:
+            dtype: str = "float64", seed: int = 0, init: str | None = None,
+            symbolic_budget: float | None = None) -> Model:
     """Derive, simplify and record the proofs of ``net`` + ``loss``; returns a `Model`.
 
     ``loss`` is a registry name ("mse", "mae", "bce", "cross_entropy", "huber") or a
-    loss entry from `symgrad.loss`. Bad input raises before any symbolic work.
+    loss entry from `symgrad.loss`. ``symbolic_budget``: CPU seconds of SymPy work per
+    entry (each distinct activation, the output + loss; default $SYMGRAD_SYMBOLIC_BUDGET
+    or 4); past it the unsimplified derivative is used and ``model.plan.notes`` (and the
+    derivation) say so. Bad input raises before any symbolic work.
     """
+    from symgrad.simplify.zero import symbolic_budget as budget_seconds
+
     if not isinstance(net, Sequential):
         raise TypeError(f"compile expects a symgrad Sequential, got {type(net).__name__}")
     entry = resolve_loss(loss)
     dt = as_dtype(dtype)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    seconds = budget_seconds(symbolic_budget)
     params = init_params(net, int(seed), init, dt)
-    plan = derive_network(net, entry)
+    plan = derive_network(net, entry, seconds)
     return Model(net, plan, entry, params, dt, int(seed), optimizer)

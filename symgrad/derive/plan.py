@@ -116,6 +116,8 @@ class NetworkPlan:
     # (dZ2, (P - Y)/(n k)), (dW2, A1.T*dZ2), (dA1, dZ2*W2.T), (dZ1, dA1 o D1) where
     # D_j is f'_j applied elementwise (layers[j-1].activation.derivative).
     backward: tuple[tuple[sp.Expr, sp.Expr], ...] = ()
+    # What the compile left undone, for the printout (e.g. a symbolic budget ran out).
+    notes: tuple[str, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:

@@ -178,6 +178,11 @@ def network_derivation(plan: NetworkPlan, title: str | None = None) -> Derivatio
                "in the lecture notes."),
     )
     eqs = BackwardEquations(plan)
+    notes = getattr(plan, "notes", ())   # what the compile left undone (symbolic budget)
+    if notes:
+        sec = doc.section("Note: not every step was simplified")
+        for note in notes:
+            sec.add(text=latex_safe_prose(note))
     _forward_section(doc, plan)
     output_section(doc, plan)
     for layer in reversed(plan.layers):
