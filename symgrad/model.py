@@ -25,6 +25,7 @@ from symgrad.derive.network import derive_network
 from symgrad.derive.plan import NetworkPlan
 from symgrad.runtime.reference import ReferenceEvaluator
 from symgrad.runtime.targets import as_dtype, prepare_inputs, prepare_targets
+from symgrad.runtime.weights_io import check_finite_param
 
 
 def init_params(net: Sequential, seed: int = 0, init: str | None = None,
@@ -53,6 +54,29 @@ def init_params(net: Sequential, seed: int = 0, init: str | None = None,
     return params
 
 
+class Parameters(OrderedDict):
+    """A model's parameters by name; an array assigned to a name must be finite.
+
+    ``model.params["dense0.W"] = W`` with a NaN or inf in ``W`` raises
+    ``ValueError`` naming the parameter (as `fit` refuses NaN data). Writes into
+    an array in place (``model.params["dense0.W"][0, 0] = nan``) are not seen here.
+    """
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        check_finite_param(name, value)
+        super().__setitem__(name, value)
+
+
+def _check_finite_values(values: Mapping[str, object], dtype: np.dtype, where: str) -> None:
+    """Refuse NaN/inf in ``values``, also once cast to ``dtype`` (1e300 is inf in float32)."""
+    for name, value in values.items():
+        arr = np.asarray(value)
+        check_finite_param(name, arr, where)
+        if arr.dtype.kind in "iuf":
+            with np.errstate(over="ignore"):
+                check_finite_param(name, arr.astype(dtype), f"{where}(as {dtype}) ")
+
+
 class Model:
     """A compiled network: its plan, parameters and the NumPy reference passes."""
 
@@ -60,7 +84,8 @@ class Model:
                  params: OrderedDict[str, np.ndarray], dtype: np.dtype, seed: int,
                  optimizer: object = None) -> None:
         self.net, self.plan, self.loss_entry = net, plan, loss
-        self.params, self.dtype, self.seed, self.optimizer = params, dtype, seed, optimizer
+        self.dtype, self.seed, self.optimizer = dtype, seed, optimizer
+        self.params = params   # after dtype: the setter checks the values in it
         self.reference = ReferenceEvaluator(plan)
 
     def __repr__(self) -> str:
@@ -174,10 +199,22 @@ class Model:
         return export_source(trainer.standalone_source(), path,
                              tuple(trainer.optimizer.hyper_array()))
 
+    @property
+    def params(self) -> Parameters:
+        """Parameter name -> array (trained in place); assigned arrays must be finite."""
+        return self._param_store
+
+    @params.setter
+    def params(self, values: Mapping[str, np.ndarray]) -> None:
+        _check_finite_values(values, self.dtype, "params: ")
+        self._param_store = Parameters(values)
+
     def set_params(self, values: Mapping[str, np.ndarray]) -> None:
-        """Replace the parameters by copies of ``values`` (same names and shapes)."""
+        """Replace the parameters by copies of ``values`` (same names and shapes, finite)."""
         from symgrad.runtime.training import set_params
 
+        if isinstance(values, Mapping):   # before any parameter is replaced
+            _check_finite_values(values, self.dtype, "set_params: ")
         set_params(self, values)
 
     def save(self, path: str) -> None:

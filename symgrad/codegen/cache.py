@@ -11,34 +11,161 @@ compiling.
 
 The cache directory is ``$SYMGRAD_CACHE_DIR`` if set, else
 ``~/.cache/symgrad``.
+
+Trust. Everything in the cache is code or becomes code: the kernel modules are
+imported, Python's ``.pyc`` and Numba's ``.nbi``/``.nbc`` files are unmarshalled
+and unpickled. So the cache is trusted the way ssh trusts ``~/.ssh`` (and pip
+and git their caches): the folder is created private (0700), and a cache folder,
+its ``derivations`` or its ``__pycache__`` that is not owned by the current user,
+is writable by group or others, is not a folder or cannot be written is not
+used: one `CacheWarning` names the folder and the reason, and the process uses
+a private temporary cache instead (``tempfile.mkdtemp``, removed at exit).
+Ownership and mode bits are checked explicitly, not only by trying to write:
+root can write anywhere, yet a folder whose owner-write bit is off is read-only
+by the owner's intent. (On Windows, which has no POSIX owner/mode, only the
+folder and writability checks apply.)
+
+Repair. A damaged entry is never fatal twice: a kernel file whose bytes differ
+from its source (truncated, invalid UTF-8) is rewritten; a module that fails to
+import from its compiled files gets them removed and is imported again; a
+Numba index or data file that fails to load is removed and the function
+compiled afresh. Each says so once in a `CacheWarning`.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import os
 import platform
+import shutil
+import stat
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
+from symgrad.codegen.atomic import atomic_write
+
 __all__ = ["cache_dir", "source_key", "module_path", "module_name", "load_source",
-           "atomic_write"]
+           "atomic_write", "quarantine", "CacheWarning", "ENV_VAR"]
+
+ENV_VAR = "SYMGRAD_CACHE_DIR"
+SUBFOLDERS = ("derivations", "__pycache__")   # held to the same standard as the root
 
 _LOADED: dict[str, ModuleType] = {}
+_REFUSED: dict[str, str] = {}      # cache root -> why it is not used (write failures)
+_WARNED: set[tuple[str, str]] = set()
+_FALLBACK: list[Path] = []         # the private temporary cache, made at most once
+
+
+class CacheWarning(UserWarning):
+    """A cache folder was refused or a damaged cache entry repaired; symgrad carried on."""
+
+
+def _warn_once(key: tuple[str, str], message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(message, CacheWarning, stacklevel=3)
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot serve as (part of) the cache, creating it private if absent."""
+    try:
+        folder.mkdir(mode=0o700)
+        os.chmod(folder, 0o700)   # mkdir's mode passes through the umask
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        try:   # missing parents get the ordinary mode, like ~/.cache itself
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            return f"cannot be created ({err.strerror or err})"
+        return _folder_problem(folder)
+    except OSError as err:
+        return f"cannot be created ({err.strerror or err})"
+    try:
+        st = os.stat(folder)
+    except OSError as err:
+        return f"cannot be examined ({err.strerror or err})"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a folder"
+    mode = stat.S_IMODE(st.st_mode)
+    if hasattr(os, "geteuid"):
+        if st.st_uid != os.geteuid():
+            return f"is owned by uid {st.st_uid}, not by the current user (uid {os.geteuid()})"
+        if mode & 0o022:
+            return f"is writable by group or others (mode {mode:04o})"
+        if not mode & 0o200:
+            return f"is read-only (mode {mode:04o})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
+
+
+def _private_fallback() -> Path:
+    if not _FALLBACK:
+        path = Path(tempfile.mkdtemp(prefix="symgrad-cache-"))   # 0700, ours
+        for sub in SUBFOLDERS:
+            (path / sub).mkdir(mode=0o700)
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        _FALLBACK.append(path)
+    return _FALLBACK[0]
+
+
+def _configured_root() -> tuple[Path, str | None]:
+    configured = os.environ.get(ENV_VAR) or None
+    root = configured or os.path.join(os.path.expanduser("~"), ".cache", "symgrad")
+    return Path(root), configured
+
+
+def _refuse(root: Path, configured: str | None, folder: Path, reason: str) -> Path:
+    fallback = _private_fallback()
+    origin = (f"set by {ENV_VAR}={configured!r}" if configured is not None
+              else f"the default; set {ENV_VAR} to choose another")
+    _warn_once((str(root), "refused"),
+               f"symgrad: not using the cache folder {folder} ({origin}): it {reason}; "
+               f"using a private temporary cache {fallback} for this process instead")
+    return fallback
 
 
 def cache_dir() -> Path:
-    """The kernel cache directory (created on demand)."""
-    root = os.environ.get("SYMGRAD_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "symgrad")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The kernel cache directory: private, owned by the user, created on demand.
+
+    A folder that fails the trust checks (see the module docstring) is replaced
+    by a private temporary cache for this process, with one `CacheWarning`.
+    """
+    root, configured = _configured_root()
+    if str(root) in _REFUSED:
+        return _refuse(root, configured, root, _REFUSED[str(root)])
+    for folder in (root, *(root / sub for sub in SUBFOLDERS)):
+        problem = _folder_problem(folder)
+        if problem is not None:
+            return _refuse(root, configured, folder, problem)
+    return root
+
+
+def _distrust_current_root(reason: str) -> None:
+    """Stop using the configured root for this process (e.g. a write failed there)."""
+    root, _ = _configured_root()
+    _REFUSED.setdefault(str(root), reason)
+
+
+def quarantine(path: Path, reason: str) -> None:
+    """Remove a damaged cache entry (file or folder) and say so once; never raises."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        done = "removed; it is rebuilt"
+    except OSError as err:
+        done = f"could not be removed ({err.strerror or err}); it is bypassed"
+    _warn_once((str(path), "damaged"), f"symgrad: damaged cache entry {path} ({reason}) {done}")
 
 
 def _versions() -> str:
@@ -69,38 +196,41 @@ def module_name(source: str, stem: str = "kernels") -> str:
     return f"symgrad_generated_{stem}_{source_key(source)}"
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+def _store(source: str, stem: str) -> Path:
+    """The cache file holding exactly ``source``: written if absent, rewritten if damaged."""
+    data = source.encode("utf-8")
+    for _attempt in range(2):
+        path = module_path(source, stem)
+        try:
+            if path.read_bytes() == data:
+                return path
+            # Content-addressed: different bytes under this name can only be damage.
+            quarantine(path, "its content does not match its hash")
+        except FileNotFoundError:
+            pass
+        except OSError as err:   # e.g. a folder or an unreadable file in its place
+            quarantine(path, f"unreadable: {err.strerror or err}")
+        try:
+            atomic_write(path, data)
+            return path
+        except OSError as err:
+            # A folder that passed the checks can still refuse writes (read-only
+            # file system, full disk): use the private fallback from now on.
+            _distrust_current_root(f"could not be written ({err.strerror or err})")
+    raise OSError(f"symgrad: cannot write the kernel cache file {path}")  # pragma: no cover
 
-    A concurrent reader sees either no file or the complete file, never half.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+
+def _compiled_files(path: Path) -> list[Path]:
+    """The ``.pyc`` and Numba ``.nbi``/``.nbc`` files of the module at ``path``."""
+    folder = path.parent / "__pycache__"
     try:
-        if isinstance(data, str):
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return [folder / name for name in os.listdir(folder)
+                if name.startswith(path.stem + ".")]
+    except OSError:
+        return []
 
 
-def load_source(source: str, stem: str = "kernels") -> ModuleType:
-    """Import generated ``source`` from its cache file, writing the file if new.
-
-    The same source in the same process returns the same module object.
-    """
-    path = module_path(source, stem)
-    key = path.stem
-    if key in _LOADED:
-        return _LOADED[key]
-    if not path.exists() or path.read_text(encoding="utf-8") != source:
-        atomic_write(path, source)
-    name = module_name(source, stem)
+def _import(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:  # pragma: no cover - importlib contract
         raise ImportError(f"cannot import generated kernels from {path}")
@@ -112,5 +242,80 @@ def load_source(source: str, stem: str = "kernels") -> ModuleType:
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    return module
+
+
+def _healing_loader(load, index: Path, data_glob: str, path: Path):
+    """``load`` (a Numba ``load_overload``) that removes a damaged entry and reports a miss."""
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception as err:  # noqa: BLE001 - any failure to load: the entry is damaged
+            for damaged in (index, *index.parent.glob(data_glob)):
+                damaged.unlink(missing_ok=True)
+            _warn_once((str(path), "numba"),
+                       f"symgrad: damaged Numba cache entry for {path.name} "
+                       f"({type(err).__name__}: {err}) in {index.parent}; removed, "
+                       "compiling again")
+            return None
+
+    return load_overload
+
+
+def _guard_numba_cache(module: ModuleType, path: Path) -> None:
+    """Make every cached Numba function of ``module`` heal a damaged index or data file.
+
+    Numba reads its cache lazily: ``Dispatcher.compile(sig)`` calls
+    ``self._cache.load_overload(sig, ctx)`` at the first call with new argument
+    types (also when another kernel's compilation types a call to it), and that
+    one method unpickles the ``.nbi`` index and the ``.nbc`` data. A truncated
+    or random file raises there (EOFError, UnpicklingError, ...) on every run,
+    so that method is the narrowest place to catch it: the function's index and
+    data files are removed and ``None`` ("not cached") returned, so Numba
+    compiles and saves a fresh entry (``save_overload`` rereads the index, which
+    is why the files must go, not just be skipped). ``_cache_file`` is Numba
+    internals (checked on 0.68); without it the guard is simply not
+    installed.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    for obj in vars(module).values():
+        cache = getattr(obj, "_cache", None) if isinstance(obj, Dispatcher) else None
+        files = getattr(cache, "_cache_file", None)
+        index = getattr(files, "_index_path", None)
+        pattern = getattr(files, "_data_name_pattern", None)
+        if index is None or pattern is None or getattr(cache, "_symgrad_guard", False):
+            continue
+        cache.load_overload = _healing_loader(cache.load_overload, Path(index),
+                                              pattern.replace("{number:d}", "*"), path)
+        cache._symgrad_guard = True
+
+
+def load_source(source: str, stem: str = "kernels") -> ModuleType:
+    """Import generated ``source`` from its cache file, writing the file if new.
+
+    The same source in the same process returns the same module object. A
+    damaged cache entry is repaired (see the module docstring), never fatal.
+    """
+    key = f"{stem}_{source_key(source)}"
+    if key in _LOADED:
+        return _LOADED[key]
+    path = _store(source, stem)
+    name = module_name(source, stem)
+    try:
+        module = _import(name, path)
+    except Exception as err:
+        compiled = _compiled_files(path)
+        if not compiled:
+            raise   # nothing cached to blame: a real error in the source
+        for file in compiled:
+            file.unlink(missing_ok=True)
+        module = _import(name, path)   # a second failure is real: raised as it is
+        _warn_once((str(path), "import"),
+                   f"symgrad: damaged compiled cache files for {path} "
+                   f"({type(err).__name__}: {err}); removed {len(compiled)} file(s) and "
+                   "imported from source")
+    _guard_numba_cache(module, path)
     _LOADED[key] = module
     return module

@@ -10,7 +10,8 @@ it. The exported file never imports sympy or symgrad.
 from __future__ import annotations
 
 import os
-import tempfile
+
+from symgrad.codegen.atomic import write_user_file
 
 __all__ = ["export_source", "USAGE"]
 
@@ -35,16 +36,9 @@ def export_source(source: str, path: str | os.PathLike, hyper: tuple[float, ...]
     path = os.fspath(path)
     if not path.endswith(".py"):
         raise ValueError(f"export path must end in .py (it is imported as a module), got {path!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".symgrad-export-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(source + USAGE)
-            if hyper:
-                handle.write(f"HYPER_DEFAULT = {tuple(float(h) for h in hyper)!r}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = source + USAGE
+    if hyper:
+        text += f"HYPER_DEFAULT = {tuple(float(h) for h in hyper)!r}\n"
+    # The user's file: the umask's mode (not the cache's 0600), stale temporaries cleaned.
+    write_user_file(path, lambda handle: handle.write(text.encode("utf-8")), "export", ".py")
     return path
