@@ -30,6 +30,7 @@ import sympy as sp
 
 from symgrad.codegen.printer import print_expr
 from symgrad.definition.formulas import A, P, Y, Z
+from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import LSE, NetworkPlan
 
 __all__ = ["generate_module_source", "gemm_source", "numpy_cblas_available", "KernelLayout",
@@ -174,7 +175,8 @@ def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
         i = layer.index
         out = "ZL" if i == lay.last else f"A{i}"
         s(f"# {layer.name}: Z = {lay.input_of(i)} @ W{i}" + (f" + b{i}" if layer.bias else "")
-          + ("" if layer.activation is None else f"; A{i} = {layer.activation.name}(Z)"))
+          + ("" if layer.activation is None
+             else f"; A{i} = {source_comment_text(layer.activation.name)}(Z)"))
         s(f"_mm({lay.input_of(i)}, W{i}, {out}, ONE, ZERO, ab)")
         if layer.activation is None and not layer.bias:
             continue
@@ -203,7 +205,8 @@ def _output_fn(s: _Src, lay: KernelLayout, dtype: str, cast: str) -> None:
     classify = is_classification(lay.plan)
     per = "rows" if out.reduction == "rows" else "elements"
     s(f"@njit({_JIT})", "def _output(ZL, Yb, D, P, want_delta):")
-    s(f'    """{out.activation_name} + {out.loss_name} fused: returns (loss sum over {per},'
+    s(f'    """{source_comment_text(out.activation_name)} + '
+      f'{source_comment_text(out.loss_name)} fused: returns (loss sum over {per},'
       ' correct count); fills P (and D = scale * dL/dz)."""')
     s.indent()
     s("m = ZL.shape[0]", "loss = 0.0", "correct = 0")
@@ -283,7 +286,8 @@ def _backward_fn(s: _Src, lay: KernelLayout, dtype: str, optimizer=None, cast: s
             continue  # identity activation: dZ = dA, nothing to multiply
         symbols = {A: f"A{i - 1}[i, j]", Z: f"Z{i - 1}[i, j]"}
         deriv = print_expr(act.derivative, symbols, dtype)
-        s(f"# {act.name}'(z), as derived: {act.derivative}")
+        s(f"# {source_comment_text(act.name)}'(z), as derived: "
+          f"{source_comment_text(act.derivative)}")
         s("for i in range(m):", f"    for j in range({prev.out_dim}):",
           f"        D{i - 1}[i, j] *= {deriv}")
     s.dedent()
@@ -515,7 +519,8 @@ def _describe(plan: NetworkPlan) -> str:
     for layer in plan.layers:
         act = layer.activation.name if layer.activation else plan.output.activation_name
         parts.append(f"{layer.out_dim}({act})")
-    return "-".join(parts) + f", loss {plan.output.loss_name}"
+    # Pasted into the module docstring: only characters inert there (names are data).
+    return source_comment_text("-".join(parts) + f", loss {plan.output.loss_name}")
 
 
 def _gemm_header(s: _Src, dtype: str, cblas: bool = False) -> None:

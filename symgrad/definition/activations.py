@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +30,10 @@ import sympy as sp
 from symgrad.definition.convention import differentiate
 from symgrad.definition.errors import DefinitionError, NotElementwiseError
 from symgrad.definition.formulas import Z, sigmoid
+from symgrad.definition.latex_input import check_latex
+from symgrad.definition.names import check_name, check_param_name
+from symgrad.definition.safe_parse import parse_formula
+from symgrad.definition.stable_check import check_stable_form
 from symgrad.definition.supported import check_supported
 
 Kind = Literal["elementwise", "softmax"]
@@ -47,14 +52,41 @@ def check_params(params: dict[str, object], what: str) -> None:
             raise DefinitionError(f"{what}: parameter {key}={value!r} must be a finite number")
 
 
-def _check_formula(formula: object, what: str) -> sp.Expr:
-    try:
-        expr = sp.sympify(formula, strict=True)
-    except (sp.SympifyError, TypeError) as exc:
-        raise DefinitionError(f"{what}: formula {formula!r} is not a SymPy expression") from exc
-    if not isinstance(expr, sp.Expr):
-        raise DefinitionError(f"{what}: formula {formula!r} is not a SymPy expression")
+def _check_formula(formula: object, what: str, params: Iterable[str] = (),
+                   like: sp.Expr | None = None) -> sp.Expr:
+    """``formula`` as a SymPy expression; a string is parsed safely (never evaluated).
+
+    Symbols are matched by name: a parameter (or, with ``like``, a symbol of that
+    expression) written with other assumptions becomes the one symbol of that name.
+    """
+    if isinstance(formula, str):
+        expr = parse_formula(formula, what, {p: sp.Symbol(p, real=True) for p in params},
+                             new_symbols=True)
+    else:
+        try:
+            expr = sp.sympify(formula, strict=True)   # strict: never parses a string
+        except (sp.SympifyError, TypeError) as exc:
+            raise DefinitionError(f"{what}: formula {formula!r} is not a SymPy expression "
+                                  "(nor a string formula)") from exc
+        if not isinstance(expr, sp.Expr):
+            raise DefinitionError(f"{what}: formula {formula!r} is not a SymPy expression")
+    if like is not None:
+        by_name = {s.name: s for s in like.free_symbols}
+        expr = expr.xreplace({s: by_name[s.name] for s in expr.free_symbols
+                              if s.name in by_name and by_name[s.name] != s})
     return expr
+
+
+def check_user_stable(formula: sp.Expr, stable: sp.Expr, variables: list[sp.Symbol],
+                      defaults: dict[str, float], what: str) -> None:
+    """The ``stable=`` form must equal the formula: at the default parameters and at others."""
+    syms = {s.name: s for s in formula.free_symbols | stable.free_symbols if s.name in defaults}
+    tries = [defaults]
+    if defaults:   # a second parameter set, same signs: a form right only at the defaults fails
+        tries.append({k: v * 1.5 + (0.25 if v >= 0 else -0.25) for k, v in defaults.items()})
+    for values in tries:
+        check_stable_form(formula, stable, variables,
+                          {syms[k]: v for k, v in values.items() if k in syms}, what)
 
 
 def split_variables(expr: sp.Expr, param_names: set[str], what: str) -> list[sp.Symbol]:
@@ -142,6 +174,7 @@ class ActivationLayer:
 
 
 REGISTRY: dict[str, type[ActivationLayer]] = {}
+BUILTIN_NAMES: set[str] = set()   # filled once the built-ins below are registered
 
 
 def _class_name(name: str) -> str:
@@ -149,22 +182,30 @@ def _class_name(name: str) -> str:
                    if part) or "Activation"
 
 
-def activation(name: str, formula: sp.Expr, latex: str | None = None, *,
-               stable: sp.Expr | None = None, kind: Kind = "elementwise",
-               **params: float) -> type[ActivationLayer]:
+def activation(name: str, formula: sp.Expr | str, latex: str | None = None, *,
+               stable: sp.Expr | str | None = None, kind: Kind = "elementwise",
+               replace: bool = False, **params: float) -> type[ActivationLayer]:
     """Define (and register) an activation from its formula; returns a layer class.
 
-    ``params`` name the numeric parameters used in ``formula`` with their
-    default values (``activation("leaky", Max(alpha*x, x), alpha=0.01)``).
+    ``name`` is an ASCII identifier; ``latex`` (optional) is checked LaTeX.
+    ``formula`` is a SymPy expression or a string formula, parsed safely
+    (`symgrad.definition.safe_parse`). ``params`` name the numeric parameters
+    used in ``formula`` with their default values
+    (``activation("leaky", Max(alpha*x, x), alpha=0.01)``).
     ``stable`` is an optional numerically safe but equal forward form; it is
-    proven equal to ``formula`` by `symgrad.check`.
+    checked against ``formula`` numerically here (a mismatch is refused) and
+    proven equal by `symgrad.check`. A name already registered with a different
+    definition is refused unless ``replace=True``.
     """
+    check_name(name, "activation")
     what = f"activation {name!r}"
-    if not isinstance(name, str) or not name:
-        raise DefinitionError(f"activation name must be a non-empty string, got {name!r}")
     if kind not in ("elementwise", "softmax"):
         raise DefinitionError(f"{what}: kind must be 'elementwise' or 'softmax', got {kind!r}")
-    expr = _check_formula(formula, what)
+    for key in params:
+        check_param_name(key, what)
+    if latex is not None:
+        check_latex(latex, what)
+    expr = _check_formula(formula, what, params)
     check_params(params, what)
     variables = split_variables(expr, set(params), what)
     if len(variables) != 1:
@@ -180,18 +221,30 @@ def activation(name: str, formula: sp.Expr, latex: str | None = None, *,
         raise DefinitionError(f"{what}: a softmax-kind activation must be exp({var}), got {expr}")
     stable_expr = None
     if stable is not None:
-        stable_expr = _check_formula(stable, f"{what} (stable form)")
+        stable_expr = _check_formula(stable, f"{what} (stable form)", params, like=expr)
         extra = split_variables(stable_expr, set(params), what)
         if extra and extra != [var]:
             raise NotElementwiseError(f"{what}: stable form {stable_expr} must use the same "
                                       f"variable {var} as the formula")
         check_supported(stable_expr, f"{what} (stable form)")
     check_supported(expr, what)
-    entry = ActivationEntry(name, expr, var, latex or rf"\operatorname{{{name}}}",
+    default_latex = r"\operatorname{" + name.replace("_", r"\_") + "}"
+    entry = ActivationEntry(name, expr, var, latex or default_latex,
                             tuple((k, float(v)) for k, v in params.items()), kind, stable_expr)
     bound = entry.forward(dict(entry.defaults))
     derivative = differentiate(bound, Z, what)
     check_supported(derivative, f"{what} (derivative {derivative})")
+    if stable_expr is not None:
+        check_user_stable(expr, stable_expr, [var], dict(entry.defaults), what)
+    existing = REGISTRY.get(name)
+    if existing is not None and _same_entry(existing.entry, entry):
+        return existing   # the same definition again (a re-run notebook cell): no collision
+    if existing is not None and not replace:
+        origin = "a built-in" if name in BUILTIN_NAMES else "defined earlier"
+        raise DefinitionError(
+            f"{what} is already registered ({origin}: {sp.sstr(existing.entry.formula)}) with a "
+            f"different definition; pass replace=True to replace it everywhere it is looked up "
+            f"by name, or choose another name")
     cls = type(_class_name(name), (ActivationLayer,), {
         "entry": entry,
         "__doc__": f"Activation layer {name}: a = {sp.sstr(expr)} (registry entry).",
@@ -199,6 +252,14 @@ def activation(name: str, formula: sp.Expr, latex: str | None = None, *,
     })
     REGISTRY[name] = cls
     return cls
+
+
+def _same_entry(old: ActivationEntry, new: ActivationEntry) -> bool:
+    # Compared in the canonical variable z: x**3 and t**3 are the same activation.
+    params = dict(new.defaults)
+    return (old.kind, old.latex, old.defaults) == (new.kind, new.latex, new.defaults) \
+        and old.forward(params) == new.forward(params) \
+        and old.stable_forward(params) == new.stable_forward(params)
 
 
 # --- built-ins: written exactly as a user would write them -----------------------------
@@ -220,6 +281,7 @@ GELU = activation("gelu", _x * (1 + sp.erf(_x / sp.sqrt(2))) / 2, r"\operatornam
 Swish = activation("swish", _x * sigmoid(_x), r"\operatorname{swish}")
 SiLU = activation("silu", _x * sigmoid(_x), r"\operatorname{SiLU}")
 Softmax = activation("softmax", sp.exp(_x), r"\operatorname{softmax}", kind="softmax")
+BUILTIN_NAMES.update(REGISTRY)
 
 __all__ = [
     "ActivationEntry", "ActivationLayer", "REGISTRY", "activation", "exact_number",

@@ -34,6 +34,8 @@ from symgrad.definition.activations import (
 from symgrad.definition.convention import differentiate
 from symgrad.definition.errors import DefinitionError, NotElementwiseError
 from symgrad.definition.formulas import P, Y
+from symgrad.definition.latex_input import check_latex
+from symgrad.definition.names import check_name, check_param_name
 from symgrad.definition.supported import check_supported
 
 Reduction = Literal["elements", "rows"]
@@ -79,19 +81,29 @@ class LossEntry:
 
 
 LOSSES: dict[str, LossEntry] = {}
+BUILTIN_NAMES: set[str] = set()   # filled once the built-ins below are registered
 
 
-def loss(name: str, formula: sp.Expr, latex: str | None = None, *,
+def loss(name: str, formula: sp.Expr | str, latex: str | None = None, *,
          prediction: sp.Symbol | None = None, target: sp.Symbol | None = None,
          reduction: Reduction = "elements", requires_softmax: bool = False,
-         **params: float) -> LossEntry:
-    """Define (and register) an elementwise loss l(prediction, target) from its formula."""
+         replace: bool = False, **params: float) -> LossEntry:
+    """Define (and register) an elementwise loss l(prediction, target) from its formula.
+
+    ``name`` is an ASCII identifier, ``latex`` checked LaTeX, ``formula`` a
+    SymPy expression or a string formula (parsed safely, never evaluated). A
+    name already registered with a different definition (``"mse"``, ...) is
+    refused unless ``replace=True``.
+    """
+    check_name(name, "loss")
     what = f"loss {name!r}"
-    if not isinstance(name, str) or not name:
-        raise DefinitionError(f"loss name must be a non-empty string, got {name!r}")
     if reduction not in ("elements", "rows"):
         raise DefinitionError(f"{what}: reduction must be 'elements' or 'rows'")
-    expr = _check_formula(formula, what)
+    for key in params:
+        check_param_name(key, what)
+    if latex is not None:
+        check_latex(latex, what)
+    expr = _check_formula(formula, what, params)
     check_params(params, what)
     variables = split_variables(expr, set(params), what)
     if target is None:
@@ -109,11 +121,20 @@ def loss(name: str, formula: sp.Expr, latex: str | None = None, *,
             f"{found}")
     canon = expr.xreplace({prediction: P, target: Y})
     check_supported(canon, what)
-    entry = LossEntry(name, canon, latex or rf"\operatorname{{{name}}}",
+    entry = LossEntry(name, canon, latex or r"\operatorname{" + name.replace("_", r"\_") + "}",
                       tuple((k, float(v)) for k, v in params.items()), reduction,
                       requires_softmax)
     derivative = differentiate(entry.bound(), P, what)
     check_supported(derivative, f"{what} (derivative {derivative})")
+    existing = LOSSES.get(name)
+    if existing is not None and existing == entry:
+        return existing   # the same definition again (a re-run notebook cell): no collision
+    if existing is not None and not replace:
+        origin = "a built-in" if name in BUILTIN_NAMES else "defined earlier"
+        raise DefinitionError(
+            f"{what} is already registered ({origin}: {sp.sstr(existing.formula)}) with a "
+            "different definition; every later compile(loss=" + repr(name) + ") would use the "
+            "new one. Pass replace=True to replace it, or choose another name")
     LOSSES[name] = entry
     return entry
 
@@ -130,6 +151,7 @@ CrossEntropy = loss("cross_entropy", -_y * sp.log(_p), r"\operatorname{CE}",
 Huber = loss("huber", sp.Piecewise(((_p - _y) ** 2 / 2, sp.Abs(_p - _y) <= _delta),
                                    (_delta * (sp.Abs(_p - _y) - _delta / 2), True)),
              r"\operatorname{Huber}", delta=1.0)
+BUILTIN_NAMES.update(LOSSES)
 
 
 def resolve_loss(spec: str | LossEntry) -> LossEntry:

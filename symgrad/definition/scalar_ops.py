@@ -17,12 +17,21 @@ True
 
 from __future__ import annotations
 
+import math
+import re
+import string
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.logic.boolalg import Boolean
 
+from symgrad.definition.errors import DefinitionError
 from symgrad.definition.formulas import relu, sigmoid
+from symgrad.definition.latex_input import check_latex
+from symgrad.definition.names import check_label, check_name, check_param_name
+from symgrad.definition.safe_parse import parse_formula
+from symgrad.definition.stable_check import check_stable_form, sample_points
 
 
 def operand_symbols(arity: int) -> tuple[sp.Symbol, ...]:
@@ -137,9 +146,19 @@ class ScalarOpRegistry:
         return tuple(self._ops)
 
     def add(self, op: ScalarOp, replace: bool = False) -> ScalarOp:
-        """Add a built op; refuses to silently overwrite an existing name."""
-        if op.name in self._ops and not replace:
-            raise ValueError(f"scalar op {op.name!r} is already registered (pass replace=True)")
+        """Add a built op; refuses to silently overwrite an existing name.
+
+        The same definition again returns the registered op (a re-run cell).
+        """
+        existing = self._ops.get(op.name)
+        if existing is not None and existing == op:
+            return existing
+        if existing is not None and not replace:
+            origin = "a built-in" if op.name in BUILTIN_NAMES else "defined earlier"
+            raise DefinitionError(
+                f"scalar op {op.name!r} is already registered ({origin}: {existing.formula}) "
+                "with a different definition; pass replace=True to replace it, or choose "
+                "another name")
         self._ops[op.name] = op
         return op
 
@@ -150,73 +169,210 @@ class ScalarOpRegistry:
 
 
 SCALAR_OPS = ScalarOpRegistry()
+BUILTIN_NAMES: set[str] = set()   # filled once the built-ins below are registered
 
 
 def register_scalar_op(
     name: str,
-    formula: Callable[..., sp.Expr] | sp.Expr,
+    formula: Callable[..., sp.Expr] | sp.Expr | str,
     latex: str,
     text: str | None = None,
     symbol: str | None = None,
     arity: int | None = None,
     params: Sequence[str] = (),
-    domain: Callable[..., sp.Basic] | sp.Basic | None = None,
-    stable: Callable[..., sp.Expr] | sp.Expr | None = None,
+    domain: Callable[..., sp.Basic] | sp.Basic | str | None = None,
+    stable: Callable[..., sp.Expr] | sp.Expr | str | None = None,
     replace: bool = False,
     registry: ScalarOpRegistry = SCALAR_OPS,
 ) -> ScalarOp:
     """Register a scalar op from its forward formula: the one place a new op is defined.
 
-    ``formula`` is either a SymPy expression in ``x0, x1, ...`` (and the
-    parameter symbols), or a callable taking those symbols and returning one.
-    ``domain`` likewise (a SymPy condition). The arity is inferred from the
-    callable's signature or from the operand symbols the expression uses.
+    ``formula`` is a SymPy expression in ``x0, x1, ...`` (and the parameter
+    symbols), a callable taking those symbols and returning one, or a string
+    such as ``"x0**2 + k*x0"``, parsed safely (`symgrad.definition.safe_parse`:
+    never evaluated). ``domain`` (a condition) and ``stable`` likewise. The
+    arity is inferred from the callable's signature or from the operand symbols
+    used. Symbols are matched by name, whatever their assumptions. ``latex``
+    and ``text`` are `str.format` templates (``{0}``, ``{k}``); ``latex`` must be
+    safe LaTeX, ``name`` and ``params`` ASCII identifiers. A ``stable`` form is
+    checked against the formula numerically; a mismatch is refused.
 
-    >>> op = register_scalar_op("cube_demo", lambda x: x**3, latex="{0}^{{3}}",
+    >>> op = register_scalar_op("cube_demo", lambda x0: x0**3, latex="{0}^{{3}}",
     ...                         registry=ScalarOpRegistry())
     >>> op.formula, op.arity, op.forward([2.0], [])
     (x0**3, 1, 8.0)
+    >>> register_scalar_op("sq_demo", "x0**2", latex="{0}^{{2}}",
+    ...                    registry=ScalarOpRegistry()).formula
+    x0**2
     """
+    check_name(name, "scalar op")
+    what = f"scalar op {name!r}"
+    if isinstance(params, str):
+        raise DefinitionError(f"{what}: params must be a sequence of names, e.g. ('k',), "
+                              f"got the string {params!r}")
+    for p in params:
+        check_param_name(p, what)
+        if _OPERAND_NAME.match(p):
+            raise DefinitionError(f"{what}: parameter name {p!r} looks like an operand "
+                                  "(x0, x1, ...); choose another name")
+    if len(set(params)) != len(params):
+        raise DefinitionError(f"{what}: parameter names {list(params)} repeat")
+    if arity is not None and (isinstance(arity, bool) or not isinstance(arity, int)
+                              or not 1 <= arity <= MAX_ARITY):
+        raise DefinitionError(f"{what}: arity must be an int from 1 to {MAX_ARITY}, "
+                              f"got {arity!r}")
     psyms = tuple(param_symbol(p) for p in params)
     if callable(formula) and not isinstance(formula, sp.Basic):
-        n = arity if arity is not None else formula.__code__.co_argcount - len(psyms)
-        xs = operand_symbols(n)
-        expr = sp.sympify(formula(*xs, *psyms))
+        code = getattr(formula, "__code__", None)
+        if arity is None and code is None:
+            raise DefinitionError(f"{what}: cannot read the operand count of {formula!r}; "
+                                  "pass arity=")
+        n = arity if arity is not None else code.co_argcount - len(psyms)
+        expr = _as_expr(formula(*operand_symbols(max(n, 0)), *psyms), what, "formula",
+                        max(n, 0), params)
     else:
-        expr = sp.sympify(formula)
-        used = [s for s in expr.free_symbols if s.name[:1] == "x" and s.name[1:].isdigit()]
+        expr = _as_expr(formula, what, "formula", arity or MAX_ARITY, params)
+        used = [s for s in expr.free_symbols if _OPERAND_NAME.match(s.name)]
         n = arity if arity is not None else (max(int(s.name[1:]) for s in used) + 1 if used else 0)
-        xs = operand_symbols(n)
     if n < 1:
-        raise ValueError(f"scalar op {name!r} must take at least one operand")
+        raise DefinitionError(f"{what} must take at least one operand (x0)")
+    xs = operand_symbols(n)
+    expr = _by_name(expr, xs, psyms)
     if callable(domain) and not isinstance(domain, sp.Basic):
-        cond = domain(*xs, *psyms)
-    else:
-        cond = domain
+        domain = domain(*xs, *psyms)
+    cond = None if domain is None else _by_name(
+        _as_expr(domain, what, "domain", n, params, condition=True), xs, psyms)
     if callable(stable) and not isinstance(stable, sp.Basic):
-        stable = sp.sympify(stable(*xs, *psyms))
-    stray = (expr.free_symbols | (cond.free_symbols if cond is not None else set())) - {
-        *xs, *psyms}
-    if stray:
-        raise ValueError(
-            f"formula of scalar op {name!r} uses {sorted(map(str, stray))}; "
-            f"only operands {list(map(str, xs))} and params {list(params)} are allowed"
-        )
+        stable = stable(*xs, *psyms)
+    stable_expr = None if stable is None else _by_name(
+        _as_expr(stable, what, "stable form", n, params), xs, psyms)
+    for part, e in (("formula", expr), ("domain", cond), ("stable form", stable_expr)):
+        stray = set() if e is None else e.free_symbols - {*xs, *psyms}
+        if stray:
+            raise DefinitionError(
+                f"{part} of {what} uses {sorted(map(str, stray))}, which are neither operands "
+                f"nor parameters; only operands {list(map(str, xs))} and params {list(params)} "
+                "are allowed")
+    text = text if text is not None else f"{name}({', '.join(f'{{{i}}}' for i in range(n))})"
+    symbol = symbol if symbol is not None else name
+    _check_template(latex, "latex", what, n, params, latex=True)
+    _check_template(text, "text", what, n, params)
+    _check_template(symbol, "symbol", what, 0, params)
     args = [*xs, *psyms]
+    forward = sp.lambdify(args, expr if stable_expr is None else stable_expr, modules="math")
+    domain_fn = None if cond is None else sp.lambdify(args, cond, modules="math")
+    if stable_expr is not None:
+        _check_op_stable(expr, stable_expr, xs, psyms, forward, domain_fn, what)
     op = ScalarOp(
         name=name,
         arity=n,
         formula=expr,
         latex=latex,
-        text=text if text is not None else f"{name}({', '.join(f'{{{i}}}' for i in range(n))})",
-        symbol=symbol if symbol is not None else name,
+        text=text,
+        symbol=symbol,
         params=tuple(params),
         domain=cond,
-        stable=stable,
-        _forward=sp.lambdify(args, expr if stable is None else stable, modules="math"),
-        _domain_fn=None if cond is None else sp.lambdify(args, cond, modules="math"),
+        stable=stable_expr,
+        _forward=forward,
+        _domain_fn=domain_fn,
     )
     return registry.add(op, replace=replace)
+
+
+MAX_ARITY = 16
+_OPERAND_NAME = re.compile(r"x[0-9]+\Z")
+_ENDS_IN_CONTROL_WORD = re.compile(r"\\[A-Za-z]*\Z")
+# Parameter values the stable-form check tries for ops with parameters (they have no
+# defaults): small integers and fractions of both signs, skipped where outside the domain.
+_PARAM_SAMPLES = (2.0, 3.0, 0.5, -1.0)
+
+
+def _as_expr(obj: object, what: str, part: str, arity: int, params: Sequence[str],
+             condition: bool = False) -> sp.Basic:
+    # A string is parsed by the safe parser, anything else converted strictly
+    # (sympify(strict=True) never parses a string).
+    if isinstance(obj, str):
+        names = {s.name: s for s in (*operand_symbols(arity), *map(param_symbol, params))}
+        return parse_formula(obj, f"{what} ({part})", names, condition=condition)
+    try:
+        expr = sp.sympify(obj, strict=True)
+    except (sp.SympifyError, TypeError):
+        raise DefinitionError(f"{what}: {part} {obj!r} is not a SymPy expression, a callable "
+                              "returning one, or a string formula") from None
+    wanted = Boolean if condition else sp.Expr
+    if not isinstance(expr, wanted):
+        kind = "a condition such as x0 > 0" if condition else "an expression"
+        raise DefinitionError(f"{what}: {part} {obj!r} must be {kind}")
+    return expr
+
+
+def _by_name(expr: sp.Basic, xs: tuple[sp.Symbol, ...], psyms: tuple[sp.Symbol, ...]) -> sp.Basic:
+    # sp.Symbol("x0") and the canonical real x0 are different SymPy symbols; a user
+    # means the operand either way (this mismatch once gave "uses ['x0']; only ['x0']").
+    canon = {s.name: s for s in (*xs, *psyms)}
+    return expr.xreplace({s: canon[s.name] for s in expr.free_symbols
+                          if s.name in canon and canon[s.name] != s})
+
+
+def _check_template(template: object, part: str, what: str, arity: int,
+                    params: Sequence[str], latex: bool = False) -> None:
+    """A printing template: fields {0}.. {arity-1} and {param} only; safe once filled in."""
+    if not isinstance(template, str):
+        raise DefinitionError(f"{what}: {part} must be a str template, got {template!r}")
+    allowed = {str(i) for i in range(arity)} | set(params)
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise DefinitionError(f"{what}: {part} template {template!r} is malformed ({exc}); "
+                              "write literal braces as {{ and }}") from None
+    for literal, field_name, spec, conversion in fields:
+        if field_name is None:
+            continue
+        if latex and _ENDS_IN_CONTROL_WORD.search(literal):
+            # "\{0}" or "\math{0}" with an operand named "input" would spell \input.
+            raise DefinitionError(
+                f"{what}: latex template {template!r} puts the field {{{field_name}}} right "
+                "after a backslash command, so an operand name would extend it; put a space "
+                "or braces in between")
+        if field_name not in allowed or spec or conversion:
+            raise DefinitionError(
+                f"{what}: {part} template {template!r} has the field {{{field_name}}}; only "
+                f"{', '.join('{' + a + '}' for a in sorted(allowed)) or 'no fields'} are "
+                "allowed (operands by position, parameters by name), without format specs")
+    sample = template.format(*(f"a{i}" for i in range(arity)), **dict.fromkeys(params, "2"))
+    if latex:
+        check_latex(sample, f"{what} ({part} template {template!r})")
+    else:
+        check_label(sample, f"{what}: {part}")
+
+
+def _check_op_stable(expr: sp.Expr, stable: sp.Expr, xs: tuple[sp.Symbol, ...],
+                     psyms: tuple[sp.Symbol, ...], forward: Callable[..., float],
+                     domain_fn: Callable[..., bool] | None, what: str) -> None:
+    """Refuse a stable form that differs from the formula (inside the domain)."""
+    values = [()] if not psyms else [tuple(_PARAM_SAMPLES[(i + j) % len(_PARAM_SAMPLES)]
+                                           for j in range(len(psyms)))
+                                     for i in range(len(_PARAM_SAMPLES))]
+    for pvals in values:
+        points = sample_points(len(xs))
+        if domain_fn is not None:
+            points = [pt for pt in points if _in_domain(domain_fn, (*pt, *pvals))]
+        check_stable_form(expr, stable, xs, dict(zip(psyms, pvals, strict=True)), what,
+                          forward=lambda *a: _safe_call(forward, a), points=points)
+
+
+def _in_domain(domain_fn: Callable[..., bool], args: tuple[float, ...]) -> bool:
+    try:
+        return bool(domain_fn(*args))
+    except (ArithmeticError, ValueError, TypeError):
+        return False
+
+
+def _safe_call(fn: Callable[..., float], args: tuple[float, ...]) -> float:
+    try:
+        return float(fn(*args))
+    except (ArithmeticError, ValueError, TypeError):
+        return math.nan
 
 
 # --- the built-in ops: forward formula + printing, nothing else -------------
@@ -246,3 +402,4 @@ register_scalar_op(
     "sigmoid", sigmoid, latex=r"\sigma\left({0}\right)", text="sigmoid({0})", arity=1,
     stable=lambda x0: sp.Piecewise((sigmoid(x0), x0 >= 0), (sp.exp(x0) / (1 + sp.exp(x0)), True)),
 )
+BUILTIN_NAMES.update(SCALAR_OPS.names())

@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterable
 from numbers import Real
 
+from symgrad.definition.latex_input import check_value_label
 from symgrad.definition.scalar_ops import SCALAR_OPS, ScalarOp
 from symgrad.graph.topo import topological_order
 
@@ -64,6 +65,8 @@ class Value:
     def __init__(self, data: float, label: str = "") -> None:
         if not isinstance(label, str):
             raise TypeError(f"Value label must be a str, got {label!r} for data {data!r}")
+        if label:   # no newlines/RTL overrides/'$'; LaTeX labels (\theta) must be safe LaTeX
+            check_value_label(label)
         self.data = _check_data(data, label)
         self.grad = 0.0
         self.label = label

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from symgrad.definition.latex_input import check_value_label
 from symgrad.definition.value import Value, graph_order, op_of
 from symgrad.graph.topo import depths
 
@@ -41,6 +42,9 @@ def draw(root: Value, path: str | Path, dpi: int = 120) -> Path:
             f"draw: unsupported file suffix {path.suffix!r} in {str(path)!r}; use one of {SUFFIXES}"
         )
     order = graph_order(root)
+    for n in order:   # matplotlib reads '$...$' as math: labels are checked first
+        if n.label:
+            check_value_label(n.label)
     depth = depths(order, lambda n: n.operands)
     # Every node sits just left of its first consumer ("as late as possible"),
     # so a product feeding the 5th term of a sum is drawn next to that sum.

@@ -35,6 +35,33 @@ _GREEK = {
 }
 
 
+# Every character TeX treats specially in text mode, '$' included: user text
+# (a label) is never math, unlike our own prose.
+_TEXT_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "$": r"\$",
+}
+
+
+def escape_latex_text(text: str) -> str:
+    r"""User text (a label) as inert LaTeX text: every special escaped, '$' included.
+
+    >>> print(escape_latex_text(r"a$\input{x}$ 50%"))
+    a\$\textbackslash{}input\{x\}\$ 50\%
+    """
+    out = []
+    for ch in text:
+        if ch in _TEXT_SPECIALS:
+            out.append(_TEXT_SPECIALS[ch])
+        elif " " <= ch <= "~":
+            out.append(ch)
+        elif ord(ch) >= 128 and unicodedata.category(ch)[0] not in "CZ":
+            out.append(latex_safe_prose(ch))   # a letter or symbol: transliterated
+        else:
+            out.append("?")                    # controls, separators, invisible formatting
+    return "".join(out)
+
+
 def latex_safe_prose(text: str) -> str:
     """Replace non-ASCII characters by LaTeX (inline math) or ASCII."""
     out = []

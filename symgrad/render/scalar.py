@@ -23,10 +23,12 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from symgrad.definition.convention import differentiate
+from symgrad.definition.latex_input import check_latex, check_value_label
 from symgrad.definition.value import Value, gradients, graph_order, op_of
 from symgrad.derive.scalar import OUT, local_derivatives, node_symbols
 from symgrad.derive.scalar import _number as as_number
 from symgrad.render.document import Derivation, Section, escape_latex_prose
+from symgrad.render.prose import escape_latex_text
 from symgrad.simplify.limit import limit_steps
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)?$")
@@ -37,9 +39,12 @@ class ScalarLatexPrinter(LatexPrinter):
     (spaces, punctuation) print upright as ``\\text{...}``."""
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        if _PLAIN_NAME.match(expr.name) or expr.name.startswith("\\"):
+        if _PLAIN_NAME.match(expr.name):
             return super()._print_Symbol(expr, style)
-        return r"\text{" + escape_latex_prose(expr.name) + "}"
+        if expr.name.startswith("\\"):   # LaTeX by intent: checked (no \input etc.), not escaped
+            check_latex(expr.name, f"label {expr.name!r}")
+            return super()._print_Symbol(expr, style)
+        return r"\text{" + escape_latex_text(expr.name) + "}"
 
 
 _PRINTER = ScalarLatexPrinter()
@@ -86,6 +91,9 @@ def derivation(root: Value, steps: str = "chain") -> Derivation:
     if steps not in ("chain", "limit"):
         raise ValueError(f"derivation: steps must be 'chain' or 'limit', got {steps!r}")
     order = graph_order(root)
+    for n in order:   # labels may be set after construction: check them before printing
+        if n.label:
+            check_value_label(n.label)
     grads = {id(n): g for n, g in gradients(root)}
     names = node_symbols(root)
 
