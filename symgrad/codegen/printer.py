@@ -58,6 +58,9 @@ _STRUCTURAL = (
     sp.Piecewise, sp.Heaviside, sp.sign, sp.Abs, sp.Max, sp.Min,
     sp.core.relational.Relational, sp.logic.boolalg.BooleanTrue,
     sp.logic.boolalg.BooleanFalse, sp.And, sp.Or, sp.Not,
+    # ITE, Xor, Implies, ...: piecewise_fold of a Piecewise inside a condition makes them
+    # (huber on a LeakyReLU output); PythonCodePrinter writes them with and/or/not.
+    sp.logic.boolalg.BooleanFunction,
 )
 _SMALL_INT_POWER = 4  # z**k for |k| <= 4 is printed as repeated products
 
@@ -200,6 +203,10 @@ class NumbaScalarPrinter(PythonCodePrinter):
         for branch, cond in reversed(expr.args[:-1]):
             out = f"({self._print(branch)} if {self._print(cond)} else {out})"
         return out
+
+    def _print_ITE(self, expr: sp.ITE) -> str:
+        cond, then, other = (self._print(arg) for arg in expr.args)
+        return f"({then} if {cond} else {other})"
 
     def _print_Relational(self, expr: sp.core.relational.Relational) -> str:
         return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"

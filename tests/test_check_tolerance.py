@@ -1,0 +1,87 @@
+"""sg.check's finite-difference tolerance follows the magnitudes involved.
+
+A central difference with step h has its own error, eps |L| / h from the rounding
+of the loss and h^2 |L'''| from truncation. Right gradients of a loss near 1e53, or
+of the expanded (x^2 + 1)^40 activation, were called wrong ("relative error 1")
+because that error was ignored; a wrong gradient must still fail.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.definition.activations import REGISTRY
+from symgrad.prove.check import check_gradients
+from symgrad.prove.identity import ProofError
+
+x = sp.Symbol("x", real=True)
+
+
+@pytest.fixture(scope="module")
+def poly40():
+    name = "test_check_tolerance_poly40"
+    cls = sg.activation(name, sp.expand((x**2 + 1) ** 40))
+    yield cls
+    REGISTRY.pop(name, None)
+
+
+def _huge_loss_model():
+    # One output column far from its target (loss ~1e53), the other an ordinary one:
+    # the slopes of the ordinary column's parameters drown in the rounding of L.
+    model = sg.compile(sg.Sequential(sg.Dense(3, 2)), loss="mse")
+    model.params["dense0.b"][:] = [4e26, 0.0]
+    return model
+
+
+def _poly_model(poly40):
+    return sg.compile(sg.Sequential(sg.Dense(3, 4), poly40(), sg.Dense(4, 2)), loss="mse")
+
+
+class _Scaled:
+    """A reference whose gradients are off by a factor: a wrong gradient formula."""
+
+    def __init__(self, ref, factor):
+        self.ref, self.factor = ref, factor
+
+    def loss(self, params, X, Y):
+        return self.ref.loss(params, X, Y)
+
+    def backward(self, params, X, Y):
+        loss, grads = self.ref.backward(params, X, Y)
+        return loss, {k: v * self.factor for k, v in grads.items()}
+
+
+def _wrong(model, factor=1.001):
+    return SimpleNamespace(plan=model.plan, params=model.params,
+                           reference=_Scaled(model.reference, factor))
+
+
+def test_right_gradients_of_a_loss_near_1e53_pass():
+    model = _huge_loss_model()
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    assert 1e52 < model.loss(X, np.zeros((5, 2))) < 1e54
+    entries = check_gradients(model)
+    assert max(e.max_error for e in entries) <= 1e-5
+
+
+def test_right_gradients_of_the_expanded_degree_80_polynomial_pass(poly40):
+    entries = check_gradients(_poly_model(poly40))
+    assert max(e.max_error for e in entries) <= 1e-5
+
+
+@pytest.mark.parametrize("which", ["huge", "poly", "plain"])
+def test_a_gradient_off_by_a_tenth_of_a_percent_still_fails(which, poly40):
+    if which == "huge":
+        model = _huge_loss_model()
+    elif which == "poly":
+        model = _poly_model(poly40)
+    else:
+        model = sg.compile(sg.Sequential(sg.Dense(3, 4), sg.Tanh(), sg.Dense(4, 2)), "mse")
+    check_gradients(model)   # the model itself is right
+    with pytest.raises(ProofError, match="disagrees with central finite differences"):
+        check_gradients(_wrong(model))
