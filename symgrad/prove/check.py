@@ -1,6 +1,6 @@
 """`sg.check(model)`: prove everything a compiled model relies on, or raise `ProofError`.
 
-Three kinds of evidence, all in the returned `ProofReport`:
+Four kinds of evidence, all in the returned `ProofReport`:
 
 (a) every `Identity` of the plan (activation rewrites, Steps A/B/C of the
     fusion, stable forms) symbolically and at random points (tolerance by the
@@ -9,7 +9,12 @@ Three kinds of evidence, all in the returned `ProofReport`:
     explicit symbolic matrices of several shapes;
 (c) the whole network's gradients against central finite differences of the
     loss on a random batch, in float64: entry by entry for small networks,
-    along random directions per parameter tensor for large ones.
+    along random directions per parameter tensor for large ones. The tolerance
+    follows the error model of a central difference with step h: FD_RTOL of the
+    slope, plus the rounding of the loss divided by the step (~eps |L| / h) and
+    the truncation error (~h^2 |L^(3)|, estimated from a second step 2h);
+(d) the compiled kernel: its loss and gradients on a batch equal the NumPy
+    reference's (KERNEL_RTOL by dtype), so a model that checks also compiles.
 
 The model is used duck-typed (``.plan``, ``.params``, ``.reference``) so this
 stage needs nothing from the runtime package.
@@ -26,6 +31,10 @@ from symgrad.prove.linalg import prove_dense_rules
 
 FD_RTOL = 1e-5
 FULL_FD_LIMIT = 400   # parameters; larger networks are checked along random directions
+# Rounding of one loss evaluation, in units of eps * |L|: a long formula (a degree-80
+# polynomial) or a mean over a batch loses a few dozen ulps.
+LOSS_ROUNDING_ULPS = 64.0
+KERNEL_RTOL = {"float64": 1e-12, "float32": 1e-5}
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,7 @@ class ReportEntry:
     """One proven claim."""
 
     name: str
-    kind: str        # "identity", "matrix rule" or "finite differences"
+    kind: str        # "identity", "matrix rule", "finite differences" or "kernel"
     method: str
     max_error: float
 
@@ -88,14 +97,44 @@ def _fd_errors(model, params: dict, X: np.ndarray, Y: np.ndarray,
             directions = [rng.normal(size=value.shape) for _ in range(2)]
         worst = 0.0
         for v in directions:
-            eps = 1e-6 / max(1.0, float(np.abs(v).max()))
-            plus, minus = dict(params), dict(params)
-            plus[name], minus[name] = value + eps * v, value - eps * v
-            fd = (ref.loss(plus, X, Y) - ref.loss(minus, X, Y)) / (2 * eps)
+            # Step relative to the parameter: a bias of 4e26 moved by 1e-6 moves nothing.
+            size = float(np.abs(value[v != 0]).max(initial=0.0))
+            h = 1e-6 * max(1.0, size) / max(1.0, float(np.abs(v).max()))
+            fd, fd2, size = _central(ref, params, name, value, v, h, X, Y)
             an = float(np.sum(g * v))
-            worst = max(worst, abs(fd - an) / max(1.0, abs(an), abs(fd)))
+            worst = max(worst, float(_fd_error(an, fd, fd2, size, h)))
         errors[name] = worst
     return errors
+
+
+def _central(ref, params: dict, name: str, value: np.ndarray, v: np.ndarray, h: float,
+             X: np.ndarray, Y: np.ndarray) -> tuple[float, float, float]:
+    """Central differences with steps h and 2h along v, and the largest |L| seen."""
+    losses = []
+    for step in (h, -h, 2 * h, -2 * h):
+        at = dict(params)
+        at[name] = value + step * v
+        losses.append(float(ref.loss(at, X, Y)))
+    fd = (losses[0] - losses[1]) / (2 * h)
+    fd2 = (losses[2] - losses[3]) / (4 * h)
+    return fd, fd2, max(abs(x) for x in losses)
+
+
+def _fd_error(an: float, fd: float, fd2: float, size: float, h: float) -> float:
+    """|fd - an| relative to what a central difference can resolve; fails above FD_RTOL.
+
+    The allowance is FD_RTOL * max(1, |an|, |fd|) (the slope itself) plus the finite
+    difference's own error: the loss's rounding divided by the step, eps |L| / h (a loss
+    of 1e53 rounds by 1e37, so a slope far below 1e43 is invisible to a step of 1e-6),
+    and the truncation h^2 |L^(3)| / 6, estimated by Richardson: fd(2h) - fd(h) is three
+    times it. A wrong gradient still fails wherever the finite difference can see it.
+    """
+    if not (np.isfinite(fd) and np.isfinite(an)):
+        return 0.0 if fd == an else float("inf")
+    noise = LOSS_ROUNDING_ULPS * np.finfo(np.float64).eps * size / h
+    truncation = abs(fd2 - fd) / 3 if np.isfinite(fd2) else 0.0
+    allowance = max(1.0, abs(an), abs(fd)) + (noise + 2 * truncation) / FD_RTOL
+    return abs(fd - an) / allowance
 
 
 def check_gradients(model, seed: int = 0, rows: int = 5, attempts: int = 2
@@ -129,8 +168,43 @@ def check_gradients(model, seed: int = 0, rows: int = 5, attempts: int = 2
             for name, err in errors.items()]
 
 
-def check(model, seed: int = 0) -> ProofReport:
-    """Prove the model's identities, the matrix rules and its gradients; see module doc."""
+def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
+    """The compiled kernel's loss and gradients vs the NumPy reference on one batch.
+
+    Compiles the model's kernels (``model.compiled_backward``) if it has not yet, so
+    an expression the kernel printer cannot handle fails here, not at ``fit``. Each
+    gradient tensor is compared relative to its largest entry, in the model's dtype.
+    """
+    compiled = getattr(model, "compiled_backward", None)
+    if compiled is None:
+        return []
+    dtype = getattr(getattr(model, "dtype", None), "name", "float64")
+    tol = KERNEL_RTOL.get(dtype, KERNEL_RTOL["float32"])
+    X, Y = _batch(model.plan, np.random.default_rng(seed + 1), rows)
+    try:
+        loss_k, grads_k = compiled(X, Y)
+    except Exception as exc:   # noqa: BLE001 - reported with its cause, as a failed proof
+        raise ProofError(f"the kernel could not be compiled or run: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    loss_r, grads_r = model.backward(X, Y)
+    errors = {"loss": abs(float(loss_k) - float(loss_r)) / max(abs(float(loss_r)), 1e-300)}
+    for name, ref in grads_r.items():
+        ref = np.asarray(ref, dtype=np.float64)
+        got = np.asarray(grads_k[name], dtype=np.float64)
+        scale = max(float(np.abs(ref).max(initial=0.0)), 1e-300)
+        errors[name] = float(np.abs(got - ref).max(initial=0.0)) / scale
+    for name, err in errors.items():
+        if not err <= tol:
+            raise ProofError(f"compiled kernel disagrees with the NumPy reference on "
+                             f"{name!r}: relative error {err:.3g} > {tol:g} ({dtype})")
+    return [ReportEntry(f"kernel {name}", "kernel",
+                        f"compiled vs NumPy reference ({dtype}, {rows} rows)", err)
+            for name, err in errors.items()]
+
+
+def check(model, seed: int = 0, kernel: bool = True) -> ProofReport:
+    """Prove the model's identities, the matrix rules, its gradients and (``kernel``) that
+    the compiled kernel matches the reference; see module doc."""
     report = ProofReport()
     dtype = getattr(getattr(model, "dtype", None), "name", "float64")
     for ident in model.plan.identities:
@@ -139,4 +213,6 @@ def check(model, seed: int = 0) -> ProofReport:
     for rule in prove_dense_rules():
         report.entries.append(ReportEntry(rule.name, "matrix rule", rule.method, 0.0))
     report.entries.extend(check_gradients(model, seed))
+    if kernel:
+        report.entries.extend(check_kernel(model, seed))
     return report
