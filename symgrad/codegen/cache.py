@@ -254,10 +254,9 @@ def _healing_loader(load, index: Path, data_glob: str, path: Path):
         except Exception as err:  # noqa: BLE001 - any failure to load: the entry is damaged
             for damaged in (index, *index.parent.glob(data_glob)):
                 damaged.unlink(missing_ok=True)
-            _warn_once((str(path), "numba"),
-                       f"symgrad: damaged Numba cache entry for {path.name} "
-                       f"({type(err).__name__}: {err}) in {index.parent}; removed, "
-                       "compiling again")
+            _warn_once((str(index), "numba"),
+                       f"symgrad: damaged Numba cache entry {index} of {path.name} "
+                       f"({type(err).__name__}: {err}); removed, compiling again")
             return None
 
     return load_overload
