@@ -62,7 +62,9 @@ def test_check_reports_every_kind():
                        loss="bce")
     report = sg.check(model)
     kinds = {e.kind for e in report}
-    assert kinds == {"identity", "matrix rule", "finite differences"}
+    assert kinds == {"identity", "matrix rule", "finite differences", "kernel"}
+    assert report.names("kernel") == ["kernel loss"] + [f"kernel {n}"
+                                                       for n in model.plan.param_names]
     assert len(report.names("identity")) == len(model.plan.identities)
     assert report.names("finite differences") == [f"d loss / d {n}"
                                                   for n in model.plan.param_names]
