@@ -1,9 +1,13 @@
 """`Value`: a micrograd-compatible scalar whose local derivatives SymPy derives.
 
 Each op node records the registry op it came from (`symgrad.definition.scalar_ops`)
-and its operands; `backward` evaluates the derivatives SymPy derived from the
-op's formula (cached once per op as fast numeric functions), walking an
-iteratively computed topological order, so deep graphs do not recurse.
+and its operands; `backward` runs, per op node, a step generated from the
+derivatives SymPy derived from the op's formula (`symgrad.derive.scalar_steps`:
+plain float arithmetic, compiled once per op), in reverse topological order.
+The order is found without recursion, so deep graphs work: every node gets a
+creation number, and since a node is always created after its operands, the
+nodes sorted by that number are a topological order (checked as it is built;
+a tampered graph falls back to the depth-first order of `graph_order`).
 
 >>> a = Value(2.0, label="a"); b = Value(-3.0, label="b")
 >>> L = (a * b + 10) * -2
@@ -16,13 +20,18 @@ iteratively computed topological order, so deep graphs do not recurse.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from numbers import Real
 
 from symgrad.definition.latex_input import check_value_label
 from symgrad.definition.scalar_ops import SCALAR_OPS, ScalarOp
 from symgrad.graph.topo import topological_order
+
+# Creation numbers: a node is numbered after its operands, so ascending numbers
+# are a topological order (see `_creation_order`).
+_next_seq = itertools.count().__next__
 
 
 class ScalarDomainError(ValueError):
@@ -60,7 +69,7 @@ class Value:
     leaves. ``**`` takes a number exponent (a registry parameter, not a node).
     """
 
-    __slots__ = ("data", "grad", "label", "op", "operands", "params", "_const")
+    __slots__ = ("data", "grad", "label", "op", "operands", "params", "_const", "_seq")
 
     def __init__(self, data: float, label: str = "") -> None:
         if not isinstance(label, str):
@@ -74,6 +83,7 @@ class Value:
         self.operands: tuple[Value, ...] = ()
         self.params: tuple[float, ...] = ()
         self._const = False
+        self._seq = _next_seq()
 
     # -- micrograd compatibility --------------------------------------------
     @property
@@ -182,8 +192,7 @@ class Value:
         Raises `MalformedGraphError` (a TypeError) naming the node and the bad
         operand if the graph was tampered with (e.g. a non-Value operand).
         """
-        for node, grad in gradients(self):
-            node.grad = grad
+        _run_backward(self, *_backward_plan(self))
 
 
 def apply(opname: str, *operands: Value, **params: float) -> Value:
@@ -224,6 +233,7 @@ def apply(opname: str, *operands: Value, **params: float) -> Value:
     node = Value.__new__(Value)
     node.data, node.grad, node.label = out, 0.0, ""
     node.op, node.operands, node.params, node._const = opname, operands, pvals, False
+    node._seq = _next_seq()
     return node
 
 
@@ -268,28 +278,141 @@ def graph_order(root: Value) -> list[Value]:
 
 
 def gradients(root: Value) -> list[tuple[Value, float]]:
-    """d(root)/d(node) for every node of the graph, without touching ``.grad``.
+    """d(root)/d(node) for every node of the graph (in `graph_order`), without touching ``.grad``.
 
-    Uses the numeric local derivatives `symgrad.derive.scalar` derived with
-    SymPy (imported lazily: the derive stage comes after this one).
+    The same computation as `Value.backward`; the nodes' own ``grad`` values
+    are put back afterwards.
     """
-    from symgrad.derive.scalar import numeric_local_derivatives
+    ops, leaves = _backward_plan(root)
+    everything = ops + leaves
+    saved = [n.grad for n in everything]
+    try:
+        _run_backward(root, ops, leaves)
+        grads = {id(n): n.grad for n in everything}
+    finally:
+        for node, grad in zip(everything, saved, strict=True):
+            node.grad = grad
+    return [(n, grads[id(n)]) for n in graph_order(root)]
 
-    order = graph_order(root)
-    grads = {id(n): 0.0 for n in order}
-    grads[id(root)] = 1.0
-    fns: dict[str, tuple] = {}
-    for node in reversed(order):
-        if node.op is None:
-            continue
-        local = fns.get(node.op)
-        if local is None:
-            local = fns[node.op] = numeric_local_derivatives(SCALAR_OPS[node.op])
-        upstream = grads[id(node)]
-        args = (*(c.data for c in node.operands), *node.params, node.data)
-        for child, fn in zip(node.operands, local, strict=True):
-            grads[id(child)] += upstream * fn(*args)
-    return [(n, grads[id(n)]) for n in order]
+
+class _Steps(dict):
+    """Op name -> compiled backward step, filled on first use from the registry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: dict[str, ScalarOp] = {}
+
+    def __missing__(self, name: str) -> Callable[[Value], None]:
+        from symgrad.derive.scalar_steps import backward_step  # the derive stage comes later
+
+        op = SCALAR_OPS[name]  # UnknownOpError names the registered ops
+        step = self[name] = backward_step(op)
+        self.ops[name] = op
+        return step
+
+    def refresh(self) -> None:
+        """Forget every step if a registry entry was replaced or removed since it was compiled."""
+        current = SCALAR_OPS._ops
+        if any(current.get(name) is not op for name, op in self.ops.items()):
+            self.clear()
+            self.ops.clear()
+
+
+_STEPS = _Steps()
+_SEQ = Value._seq.__get__  # as a sort key it also refuses anything that is not a Value
+
+
+def _creation_order(root: Value) -> tuple[list[Value], list[Value]] | None:
+    """(op nodes by ascending creation number, leaves) of ``root``'s graph, or None.
+
+    The hot path of ``backward``: one visit per node, then one sort of a nearly
+    sorted list, instead of a post-order walk. None when an operand was not
+    created before its node (only a tampered graph, cycles included), a
+    node's data is not a finite float, or anything else is unexpected: the
+    caller then runs the per-node checks of `graph_order`, which name the
+    culprit. The op and arity of each node are checked by its step (an
+    unknown op has no step; a step unpacks exactly its op's operands).
+    """
+    data = root.data
+    if data.__class__ is not float or data - data:  # x - x is nan for inf and nan
+        return None
+    if root.op is None:
+        return [], [root]
+    ops: list[Value] = []
+    leaves: list[Value] = []
+    stack = [root]
+    seen = {root}
+    pop, push, mark = stack.pop, stack.append, seen.add
+    keep_op, keep_leaf = ops.append, leaves.append
+    try:
+        while stack:
+            node = pop()
+            keep_op(node)
+            seq = node._seq
+            for child in node.operands:
+                if child not in seen:
+                    data = child.data
+                    if child._seq >= seq or data.__class__ is not float or data - data:
+                        return None
+                    mark(child)
+                    if child.op is None:
+                        keep_leaf(child)
+                    else:
+                        push(child)
+        ops.sort(key=_SEQ)
+    except Exception:  # noqa: BLE001 - any surprise: the checked path explains it
+        return None
+    return ops, leaves
+
+
+def _backward_plan(root: Value) -> tuple[list[Value], list[Value]]:
+    """(op nodes in a topological order, leaves) of ``root``'s graph."""
+    if not isinstance(root, Value):
+        raise MalformedGraphError(f"backward/derivation needs a Value root, got {root!r}")
+    _STEPS.refresh()
+    plan = _creation_order(root)
+    if plan is None:
+        # The per-node checks raise MalformedGraphError (or UnknownOpError) naming
+        # the node; a graph that passes them (a DAG whose operands were swapped
+        # for later nodes) gets its depth-first order instead.
+        order = graph_order(root)
+        plan = [n for n in order if n.op is not None], [n for n in order if n.op is None]
+    return plan
+
+
+def _run_backward(root: Value, ops: list[Value], leaves: list[Value]) -> None:
+    """Zero every grad, seed ``root.grad = 1`` and run each op node's step in reverse order.
+
+    If anything fails, every grad of the graph is reset to 0 and the error
+    explains it: a malformed graph as `graph_order` reports it (bad operand
+    count, unknown op), a derivative that cannot be evaluated at this point
+    (e.g. overflow) as `ScalarDomainError` naming the node.
+    """
+    for node in leaves:
+        node.grad = 0.0
+    for node in ops:
+        node.grad = 0.0
+    root.grad = 1.0
+    steps = _STEPS
+    node = root
+    try:
+        for node in reversed(ops):
+            steps[node.op](node)
+    except Exception as exc:
+        for n in ops:
+            n.grad = 0.0
+        for n in leaves:
+            n.grad = 0.0
+        graph_order(root)  # raises if the graph itself is malformed
+        from symgrad.derive.scalar_steps import StepError
+
+        if isinstance(exc, ArithmeticError | ValueError) and not isinstance(exc, StepError):
+            args = ", ".join(f"{_name_for_message(c)} = {c.data!r}" for c in node.operands)
+            raise ScalarDomainError(
+                f"backward: the derivative of {node.op} at node {_describe(node)} (operands "
+                f"{args}) cannot be evaluated: {exc}; all grads of the graph were reset to 0"
+            ) from None
+        raise
 
 
 def op_of(node: Value) -> ScalarOp:
