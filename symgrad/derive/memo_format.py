@@ -61,7 +61,6 @@ _COMPOSITE: tuple[type, ...] = (
     sp.sinh, sp.cosh, sp.tanh, sp.asinh, sp.acosh, sp.atanh, sp.sech, sp.csch, sp.coth,
     sp.erf, sp.erfc, sp.Abs, sp.sign, sp.Heaviside, sp.DiracDelta, sp.Max, sp.Min,
     sp.floor, sp.ceiling, sp.re, sp.im, sp.LambertW,
-    sp.Indexed, sp.IndexedBase, sp.Idx,
 )
 # Atoms without arguments: the singletons SymPy keeps in sp.S.
 _SINGLETONS: dict[str, sp.Basic] = {type(v).__name__: v for v in (
