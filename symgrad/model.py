@@ -91,6 +91,12 @@ class Model:
     def __repr__(self) -> str:
         return f"Model({self.net!r}, loss={self.loss_entry.name!r}, dtype={self.dtype.name})"
 
+    def _repr_html_(self) -> str:
+        # Jupyter: layers, loss, optimizer, parameter shapes and derived gradients.
+        from symgrad.render.notebook import model_html  # render is a later stage
+
+        return model_html(self)
+
     @property
     def gradients(self) -> dict[str, sp.Expr]:
         """Parameter name -> derived backward formula (matrix form)."""

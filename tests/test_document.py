@@ -22,7 +22,7 @@ def test_all_renderings_carry_every_step():
     assert "$$" in d.markdown() and "## Node d_1" in d.markdown()
     text = d.text()
     assert "dL/dd = f = -2" in text and "x^{2}" in text  # plain falls back to the LaTeX
-    assert d._repr_latex_() == d.markdown()
+    assert d._repr_latex_() == d.latex()  # text/latex carries LaTeX, not Markdown
 
 
 def test_prose_is_escaped_but_inline_math_is_not():

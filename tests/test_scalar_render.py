@@ -54,7 +54,7 @@ def test_renderings_share_the_steps():
     L, _ = _seed_expression()
     d = sg.derivation(L)
     assert r"\frac{\partial L}{\partial a}" in d.latex()
-    assert "$$" in d.markdown() and d._repr_latex_() == d.markdown()
+    assert "$$" in d.markdown() and d._repr_latex_() == d.latex()
     with pytest.raises(ValueError, match="'tangent'"):
         sg.derivation(L, steps="tangent")
 

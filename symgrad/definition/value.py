@@ -110,6 +110,12 @@ class Value:
         label = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self.data!r}, grad={self.grad!r}{label})"
 
+    def _repr_html_(self) -> str:
+        # Jupyter: the graph as a table of nodes, definitions, data and grads.
+        from symgrad.render.notebook import value_html  # render is a later stage
+
+        return value_html(self)
+
     # -- building the graph -----------------------------------------------
     def _wrap(self, other: object, opname: str) -> Value:
         if isinstance(other, Value):

@@ -129,8 +129,8 @@ class Derivation:
     """A printable, step-by-step derivation.
 
     Renderings: `latex` (a body fragment), `markdown`, `text`, `to_tex` (a
-    standalone document that compiles with pdflatex) and `_repr_latex_` for
-    Jupyter.
+    standalone document that compiles with pdflatex) and, for Jupyter,
+    `_repr_html_` / `_repr_markdown_` / `_repr_latex_` (`symgrad.render.notebook`).
     """
 
     def __init__(self, title: str, intro: str = "") -> None:
@@ -196,9 +196,23 @@ class Derivation:
             lines.append("")
         return "\n".join(lines)
 
+    # Jupyter shows the richest format: HTML in the browser (headings + MathJax),
+    # Markdown where HTML is not wanted, true LaTeX for `nbconvert --to pdf`.
+    def _repr_html_(self) -> str:
+        from symgrad.render.notebook import derivation_html
+
+        return derivation_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from symgrad.render.notebook import derivation_markdown
+
+        return derivation_markdown(self)
+
     def _repr_latex_(self) -> str:
-        # Jupyter renders MathJax; it understands the same body as Markdown.
-        return self.markdown()
+        return self.latex()
+
+    def __repr__(self) -> str:
+        return f"<Derivation {self.title!r}: {len(self.sections)} sections>"
 
     def __str__(self) -> str:
         return self.text()

@@ -1,0 +1,173 @@
+"""Jupyter's rich displays: Derivation, Value and Model as Markdown / HTML with MathJax math.
+
+Jupyter shows the richest format an object offers. A `Derivation` offers
+HTML (``<h1>``/``<h2>`` headings, prose escaped, math between ``\\(...\\)``
+and ``\\[...\\]`` for MathJax), Markdown (``#`` headings, ``$...$`` and
+``$$...$$`` math) and true LaTeX (``\\section*``, for ``nbconvert --to pdf``).
+A `Value` shows its graph as a table (node, definition, data, grad); a
+`Model` its layers, parameters and derived gradient formulas.
+
+>>> from symgrad.render.document import Derivation
+>>> d = Derivation("Chain rule")
+>>> _ = d.section("Start").add(text="The seed $x_1$:", math=r"\\frac{\\partial L}{\\partial L} = 1")
+>>> print(derivation_html(d).splitlines()[1])
+<h1>Chain rule</h1>
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from symgrad.definition.value import Value
+    from symgrad.model import Model
+    from symgrad.render.document import Derivation
+
+_INLINE_MATH = re.compile(r"(\$[^$]+\$)")
+# Characters Markdown would read as markup (emphasis, headings, links, HTML, tables).
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>#+!|~])")
+# Graphs larger than this show only their root row (a table of thousands of rows helps nobody).
+MAX_TABLE_NODES = 60
+
+
+def _aligned(math: str) -> str:
+    if "&" in math or r"\\" in math:
+        return r"\begin{aligned}" + math + r"\end{aligned}"
+    return math
+
+
+def _prose(text: str, math: str, escape: Callable[[str], str]) -> str:
+    """Prose with its ``$...$`` math re-delimited: ``math`` is a format with one ``{}``."""
+    out = []
+    for part in _INLINE_MATH.split(text):
+        if len(part) > 1 and part.startswith("$") and part.endswith("$"):
+            out.append(math.format(_math(part[1:-1], escape)))
+        else:
+            out.append(escape(part))
+    return "".join(out)
+
+
+def _math(math: str, escape: Callable[[str], str]) -> str:
+    """Math passes through, except that HTML needs ``<``, ``>`` and ``&`` as entities."""
+    return html.escape(math, quote=False) if escape is _html else math
+
+
+def _html(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape Markdown's markup characters in prose.
+
+    >>> escape_markdown("Node L = d * f_1")
+    'Node L = d \\\\* f\\\\_1'
+    """
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def derivation_markdown(doc: Derivation) -> str:
+    """The derivation as Markdown for Jupyter: escaped prose, ``$``/``$$`` MathJax math."""
+    def prose(text: str) -> str:
+        return _prose(text, "${}$", escape_markdown)
+
+    lines = [f"# {prose(doc.title)}", ""]
+    if doc.intro:
+        lines += [prose(doc.intro), ""]
+    for sec in doc.sections:
+        lines += [f"## {prose(sec.title)}", ""]
+        for step in sec.steps:
+            if step.text:
+                lines += [prose(step.text), ""]
+            if step.math:
+                lines += ["$$", _aligned(step.math), "$$", ""]
+    return "\n".join(lines)
+
+
+def derivation_html(doc: Derivation) -> str:
+    """The derivation as an HTML fragment: headings, paragraphs, MathJax math."""
+    def prose(text: str) -> str:
+        return _prose(text, r"\({}\)", _html)
+
+    lines = ['<div class="symgrad-derivation">', f"<h1>{prose(doc.title)}</h1>"]
+    if doc.intro:
+        lines.append(f"<p>{prose(doc.intro)}</p>")
+    for sec in doc.sections:
+        lines.append(f"<h2>{prose(sec.title)}</h2>")
+        for step in sec.steps:
+            if step.text:
+                lines.append(f"<p>{prose(step.text)}</p>")
+            if step.math:
+                lines.append(r"<p>\[" + _html(_aligned(step.math)) + r"\]</p>")
+    lines.append("</div>")
+    return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def value_html(root: Value) -> str:
+    """A Value as an HTML table of its graph: node, definition, data and grad.
+
+    Grads are the nodes' own ``.grad`` (what the last ``backward`` left there).
+    """
+    from symgrad.definition.value import graph_order, op_of
+    from symgrad.derive.scalar import node_symbols
+    from symgrad.render.scalar import tex
+
+    order = graph_order(root)
+    names = node_symbols(root)
+
+    def name(node: Value) -> str:
+        return _num(node.data) if node._const else tex(names[id(node)])
+
+    shown = [n for n in order if not n._const] if len(order) <= MAX_TABLE_NODES else [root]
+    rows = []
+    for node in shown:
+        if node.op is None:
+            definition = "input"
+        else:
+            op = op_of(node)
+            definition = r"\(" + _html(op.format([name(c) for c in node.operands],
+                                                 node.params)) + r"\)"
+        rows.append(f"<tr><td>\\({_html(name(node))}\\)</td><td>{definition}</td>"
+                    f"<td>{_num(node.data)}</td><td>{_num(node.grad)}</td></tr>")
+    note = "" if len(shown) > 1 or len(order) == 1 else (
+        f"<p>(a graph of {len(order)} nodes: only its root is listed)</p>")
+    return "\n".join([
+        '<div class="symgrad-value">',
+        f"<p><b>Value</b> \\({_html(name(root))}\\) = {_num(root.data)}, "
+        f"grad = {_num(root.grad)}</p>",
+        "<table><thead><tr><th>node</th><th>definition</th><th>data</th><th>grad</th>"
+        "</tr></thead><tbody>", *rows, "</tbody></table>", note, "</div>",
+    ])
+
+
+def model_html(model: Model) -> str:
+    """A Model as HTML: its layers, loss, optimizer, parameter shapes and derived gradients."""
+    import sympy as sp
+
+    layers = " → ".join(_html(str(layer)) for layer in model.net)
+    rows = []
+    for pname, value in model.params.items():
+        formula = model.gradients.get(pname)
+        grad = r"\(" + _html(sp.latex(formula)) + r"\)" if formula is not None else ""
+        rows.append(f"<tr><td><code>{_html(pname)}</code></td><td>{value.shape}</td>"
+                    f"<td>{value.size}</td><td>{grad}</td></tr>")
+    total = sum(v.size for v in model.params.values())
+    optimizer = _html(repr(model.optimizer)) if model.optimizer is not None else "none given"
+    return "\n".join([
+        '<div class="symgrad-model">',
+        f"<p><b>Model</b>: {layers}</p>",
+        f"<p>loss <code>{_html(model.loss_entry.name)}</code>, optimizer {optimizer}, "
+        f"dtype {model.dtype.name}, {total} parameters</p>",
+        "<table><thead><tr><th>parameter</th><th>shape</th><th>size</th>"
+        "<th>derived gradient</th></tr></thead><tbody>", *rows, "</tbody></table>", "</div>",
+    ])
+
+
+__all__ = ["derivation_html", "derivation_markdown", "escape_markdown", "model_html",
+           "value_html"]
