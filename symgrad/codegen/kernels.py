@@ -197,10 +197,15 @@ def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
 def _output_fn(s: _Src, lay: KernelLayout, dtype: str, cast: str) -> None:
     out = lay.plan.output
     k = lay.plan.output_dim
-    symbols = {Z: "z", Y: "y", P: "p", LSE: "lse"}
+    from symgrad.derive.plan import SUMEXP, ZMAX   # the row's max logit and shifted sum
+    # Softmax rows are evaluated from zmax and acc = sum exp(z - zmax), not through lse:
+    # zmax + log(acc) rounds log(acc) away once the logits are large.
+    symbols = {Z: "z", Y: "y", P: "p", LSE: "lse", ZMAX: "zmax", SUMEXP: "acc"}
     stable = getattr(out, "stable_prediction", None)   # optional field of the plan
     pred = print_expr(out.prediction if stable is None else stable, symbols, dtype)
-    loss = print_expr(out.loss_from_logits, symbols, dtype)
+    stable_loss = getattr(out, "stable_loss", None)
+    loss = print_expr(out.loss_from_logits if stable_loss is None else stable_loss, symbols,
+                      dtype)
     delta = print_expr(out.delta, symbols, dtype)
     classify = is_classification(lay.plan)
     per = "rows" if out.reduction == "rows" else "elements"

@@ -8,7 +8,8 @@ expression comes out of SymPy.
 
 Canonical symbols (see `symgrad.definition.formulas`): ``z`` pre-activation,
 ``a`` hidden activation output, ``p`` prediction of the output layer, ``y``
-target, and ``lse`` the per-row log-sum-exp of the logits (softmax only).
+target, and ``lse`` the per-row log-sum-exp of the logits (softmax only; evaluated
+through ``zmax``, the row's largest logit, and ``sumexp`` = sum_j exp(z_j - zmax)).
 
 Shapes: a batch ``X`` is (n, in_dim); a Dense layer computes
 ``Z = A_prev @ W + b`` with ``W`` (in_dim, out_dim) and ``b`` (out_dim,).
@@ -22,6 +23,11 @@ from typing import Literal
 import sympy as sp
 
 LSE = sp.Symbol("lse", real=True)
+# The row's largest logit and sum_j exp(z_j - zmax) (>= 1): softmax is evaluated from
+# these, exp(z - zmax)/sumexp, because lse = zmax + log(sumexp) rounds log(sumexp) away
+# once zmax is large (float32 logits near 1e5 gave rows summing to 1.0014).
+ZMAX = sp.Symbol("zmax", real=True)
+SUMEXP = sp.Symbol("sumexp", positive=True)
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,9 @@ class OutputPlan:
     identities: tuple[Identity, ...]
     # Numerically safe form of ``prediction`` for evaluation (None: use ``prediction``).
     stable_prediction: sp.Expr | None = None
+    # The loss as evaluated, when it differs from ``loss_from_logits`` (softmax: in zmax
+    # and sumexp instead of lse); proven equal by one of ``identities``.
+    stable_loss: sp.Expr | None = None
 
 
 @dataclass(frozen=True)

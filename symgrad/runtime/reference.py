@@ -5,8 +5,9 @@ each turned into a NumPy function by ``sympy.lambdify`` once per plan:
 
 - forward: Z_j = A_{j-1} W_j + b_j, A_j = f_j(Z_j) with the activation's
   stable form, saving Z_j and A_j (the plan says which the backward reads);
-- loss from the logits in the plan's stable form (softmax: the row's
-  log-sum-exp, lse = m + log sum exp(z - m));
+- loss from the logits in the plan's stable form (softmax: from the row's
+  largest logit zmax and sumexp = sum exp(z - zmax), never through
+  lse = zmax + log(sumexp), which rounds log(sumexp) away for large logits);
 - backward: dZ_L = scale * delta(P, Y[, Z]); dW = A^T dZ; db = sum_rows dZ;
   dA = dZ W^T; dZ = dA * f'(a or z).
 
@@ -24,7 +25,7 @@ import sympy as sp
 
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.supported import LAMBDIFY_MODULES
-from symgrad.derive.plan import LSE, NetworkPlan
+from symgrad.derive.plan import LSE, SUMEXP, ZMAX, NetworkPlan
 
 
 def vectorise(expr: sp.Expr, args: list[sp.Symbol]) -> Callable[..., np.ndarray]:
@@ -41,10 +42,16 @@ def vectorise(expr: sp.Expr, args: list[sp.Symbol]) -> Callable[..., np.ndarray]
     return call
 
 
+def row_max_and_sum(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row max m and sum exp(z - m) (>= 1, no overflow), each of shape (n, 1)."""
+    m = z.max(axis=1, keepdims=True)
+    return m, np.exp(z - m).sum(axis=1, keepdims=True)
+
+
 def logsumexp_rows(z: np.ndarray) -> np.ndarray:
     """Per-row log-sum-exp with the max subtracted first (no overflow), shape (n, 1)."""
-    m = z.max(axis=1, keepdims=True)
-    return m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    m, s = row_max_and_sum(z)
+    return m + np.log(s)
 
 
 class ReferenceEvaluator:
@@ -66,8 +73,9 @@ class ReferenceEvaluator:
         out = plan.output
         self.softmax = out.kind == "softmax"
         pred = out.stable_prediction if out.stable_prediction is not None else out.prediction
-        self._pred = vectorise(pred, [Z, LSE])
-        self._loss = vectorise(out.loss_from_logits, [Z, Y, LSE])
+        loss = out.stable_loss if out.stable_loss is not None else out.loss_from_logits
+        self._pred = vectorise(pred, [Z, LSE, ZMAX, SUMEXP])
+        self._loss = vectorise(loss, [Z, Y, LSE, ZMAX, SUMEXP])
         self._delta = vectorise(out.delta, [Z, P, Y])
 
     def forward(self, params: Mapping[str, np.ndarray], X: np.ndarray) -> dict[str, list]:
@@ -81,9 +89,14 @@ class ReferenceEvaluator:
             if fns is not None:
                 acts.append(fns[0](z))
         z = zs[-1]
-        lse = logsumexp_rows(z) if self.softmax else np.zeros_like(z)
-        lse = np.broadcast_to(lse, z.shape)
-        return {"Z": zs, "A": acts, "lse": lse, "P": self._pred(z, lse)}
+        if self.softmax:
+            m, s = row_max_and_sum(z)
+            row = [np.broadcast_to(v, z.shape) for v in (m + np.log(s), m, s)]
+        else:
+            row = [np.zeros_like(z)] * 3
+        lse, zmax, sumexp = row
+        return {"Z": zs, "A": acts, "lse": lse, "zmax": zmax, "sumexp": sumexp,
+                "P": self._pred(z, lse, zmax, sumexp)}
 
     def scale(self, n: int) -> float:
         k = self.plan.output_dim
@@ -93,7 +106,7 @@ class ReferenceEvaluator:
              cache: dict | None = None) -> float:
         """Mean loss of the batch, computed from the logits in the stable form."""
         cache = cache or self.forward(params, X)
-        elems = self._loss(cache["Z"][-1], Yt, cache["lse"])
+        elems = self._loss(cache["Z"][-1], Yt, cache["lse"], cache["zmax"], cache["sumexp"])
         return float(elems.sum(dtype=np.float64) * self.scale(X.shape[0]))
 
     def backward(self, params: Mapping[str, np.ndarray], X: np.ndarray, Yt: np.ndarray

@@ -21,6 +21,12 @@ cross-entropy into log-sum-exp. Each claim is recorded as an `Identity`.
 (p*(1 - p), p - y)
 >>> out.loss_from_logits
 -y*z + log(1 + exp(-Abs(z))) + Max(0, z)
+
+Every evaluation form (the prediction, dp/dz, the fused delta) is chosen among
+candidates by its measured accuracy over the whole float32 and float64 range
+(`symgrad.simplify.accuracy`): Swish + MSE keeps (p - y) times the sigmoid-product
+form of Swish', because the shorter (p - y)(z + e^z + 1)/(2 cosh(z/2)^2) is inf/inf
+once e^z overflows.
 """
 
 from __future__ import annotations
@@ -35,16 +41,26 @@ from symgrad.definition.formulas import P, Y, Z
 from symgrad.definition.losses import LossEntry
 from symgrad.definition.supported import LAMBDIFY_MODULES
 from symgrad.derive.elementwise import derive_elementwise
-from symgrad.derive.plan import LSE, Identity, OutputPlan
-from symgrad.simplify.saved_output import flip_sign, in_saved_output, tidy
-from symgrad.simplify.stable import expand_logs, stabilise
+from symgrad.derive.plan import LSE, SUMEXP, ZMAX, Identity, OutputPlan
+from symgrad.simplify.accuracy import choose
+from symgrad.simplify.saved_output import (
+    DERIVATIVE_ULPS,
+    choose_forward,
+    flip_sign,
+    in_saved_output,
+    tidy,
+)
+from symgrad.simplify.stable import OVERFLOW_RULES, expand_logs, stabilise
 
 SOFTMAX_SIZES = (2, 3, 4)   # explicit vector lengths the softmax fusion is proven on
 SOFTMAX_SHOWN = 3           # the size whose Jacobian is kept for the printout
 
 LSE_NOTE = (r"The loss is computed from the logits: $\log p_i = z_i - \operatorname{lse}(z)$ with "
-            r"$\operatorname{lse}(z) = m + \log\sum_j e^{z_j - m}$, $m = \max_j z_j$. Every "
-            r"exponent is $\le 0$, so nothing overflows, and $\log 0$ never occurs.")
+            r"$\operatorname{lse}(z) = m + \log s$, $m = \max_j z_j$, $s = \sum_j e^{z_j - m}$, "
+            r"evaluated as $(z_i - m) - \log s$ and $p_i = e^{z_i - m}/s$ (zmax and sumexp "
+            r"in the formulas). Every exponent is $\le 0$, so nothing overflows, $\log 0$ "
+            r"never occurs, and $\log s$ is never added to a large $m$ first, where it "
+            r"would be rounded away.")
 PLAIN_NOTE = "No exp/log composition needs stabilising; the loss is evaluated as written."
 
 
@@ -83,18 +99,45 @@ def _check_finite(act: str, loss: str, f: sp.Expr, stable_loss: sp.Expr,
     return float(ps.min()), float(ps.max())
 
 
+def _targets(y_dom: tuple[float, float]) -> tuple[float, ...]:
+    lo, hi = y_dom
+    return tuple(lo + (hi - lo) * t for t in (0.15, 0.9))
+
+
+def choose_delta(step_a: sp.Expr, step_b: sp.Expr, exact: sp.Expr, prediction: sp.Expr,
+                 y_dom: tuple[float, float]) -> sp.Expr:
+    """dl/dz = Step A * Step B in the shortest form that is accurate over the whole range.
+
+    ``exact`` is dl/dz from the raw formulas, in z and y; ``prediction`` the form p is
+    evaluated by. The cancelled product reads best (p - y) but may overflow where the
+    plain product does not (Swish + MSE); the accuracy check decides.
+    """
+    product = step_a * step_b
+    short = tidy(product)
+    candidates = [("cancelled", short), ("product", product)]
+    for label, base in (("cancelled", short), ("product", product)):
+        stable, used = stabilise(base, distribute=False)
+        if used:
+            candidates.append((f"{label}, stable rules", stable))
+    chosen = choose(candidates, exact, DERIVATIVE_ULPS, floor=1.0, saved={P: prediction},
+                    targets={Y: _targets(y_dom)})
+    return chosen.expr
+
+
 def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     raw = derive_elementwise(layer)
     f, l_py = raw.forward, loss.bound()
+    stable_p = choose_forward(f, raw.stable_given).expr
     step_a_raw = differentiate(l_py, P, f"loss {loss.name!r}")
     step_a = tidy(step_a_raw)
-    step_b = in_saved_output(f, raw.derivative_raw, Z, P).expr
+    step_b = in_saved_output(f, raw.derivative_raw, Z, P, stable_p).expr
     delta_raw = sp.Mul(step_a, step_b, evaluate=False)
-    delta = tidy(step_a * step_b)
-    uses = tuple(s for s in ("p", "y", "z") if delta.has(sp.Symbol(s, real=True)))
     y_dom = _y_domain(loss)
+    delta = choose_delta(step_a, step_b, step_a_raw.subs(P, f) * raw.derivative_raw,
+                         stable_p, y_dom)
+    uses = tuple(s for s in ("p", "y", "z") if delta.has(sp.Symbol(s, real=True)))
     naive = l_py.subs(P, f)
-    stable, used = stabilise(naive)
+    stable, used = stabilise(naive, OVERFLOW_RULES)
     p_dom = _check_finite(raw.name, loss.name, f, stable, y_dom)
     domain = {P: p_dom, Y: y_dom}
     identities = [
@@ -107,8 +150,6 @@ def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     if stable != naive:
         identities.append(Identity(f"{raw.name} + {loss.name}: stable loss from logits", naive,
                                    stable, {}, {Z: (-10.0, 10.0), Y: y_dom}))
-    stable_p = (raw.stable_given if raw.stable_given is not None
-                else stabilise(f, distribute=False)[0])
     if stable_p != f:
         identities.append(Identity(f"{raw.name}: stable forward form", f, stable_p, {},
                                    {Z: (-10.0, 10.0)}))
@@ -180,6 +221,10 @@ def _softmax(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     jac, chain_1, delta = shown
     prediction = sp.exp(Z - LSE)   # exp(z_i)/sum_j exp(z_j), written with the row's lse
     from_logits = tidy(expand_logs(l_py.subs(P, prediction)))
+    # Evaluated from the row max and the shifted sum, never through lse itself:
+    # lse = zmax + log(sumexp) rounds log(sumexp) away when zmax is large.
+    stable_p = sp.exp(Z - ZMAX) / SUMEXP
+    stable_loss = expand_logs(l_py.subs(P, stable_p), distribute=False)
     k = SOFTMAX_SHOWN
     p = sp.symbols(f"p1:{k + 1}", positive=True)
     y = sp.symbols(f"y1:{k + 1}", real=True)
@@ -187,12 +232,21 @@ def _softmax(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
         f"{raw.name} + {loss.name}: loss from logits via log-sum-exp",
         l_py.subs(P, prediction), from_logits, {}, {Z: (-30.0, 30.0), LSE: (-30.0, 30.0),
                                                     Y: (0.0, 1.0)}))
+    row = {Z: (-30.0, 30.0), ZMAX: (-30.0, 30.0), SUMEXP: (1.0, 10.0), Y: (0.0, 1.0)}
+    lse_def = {LSE: ZMAX + sp.log(SUMEXP)}
+    identities.append(Identity(
+        f"{raw.name}: prediction evaluated from the row max and sum", prediction, stable_p,
+        lse_def, row, "lse = zmax + log(sumexp), zmax = max_j z_j"))
+    identities.append(Identity(
+        f"{raw.name} + {loss.name}: loss evaluated from the row max and sum",
+        l_py.subs(P, prediction), stable_loss, lse_def, row,
+        "lse = zmax + log(sumexp), zmax = max_j z_j"))
     step_a = tidy(differentiate(l_py, P))
     delta_raw = chain_1.xreplace({p[0]: P, y[0]: Y})
     uses = tuple(s for s in ("p", "y", "z") if delta.has(sp.Symbol(s, real=True)))
     return OutputPlan(raw.name, raw.latex, "softmax", prediction, loss.name, loss.latex, l_py,
                       from_logits, LSE_NOTE, step_a, jac, delta_raw, tidy(delta), uses,
-                      loss.reduction, tuple(identities))
+                      loss.reduction, tuple(identities), stable_p, stable_loss)
 
 
 def fuse_output(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:

@@ -1,0 +1,426 @@
+"""How accurate is an evaluation form? Measured in float32 and float64 against mpmath.
+
+An exact identity can still be a bad formula to evaluate: ``(1 + tanh(z/2))/2`` is
+the logistic function, but it returns 0 in float32 at z = -20 (exact 2.06e-9);
+``(z + e^z + 1)/(2 cosh(z/2)^2)`` is Swish's slope, but it is inf/inf once e^z
+overflows. The simplify stage therefore *measures* every candidate form it may
+choose (forward value, derivative, fused output delta):
+
+* the candidate is evaluated operation by operation in the target dtype
+  (`evaluate`: NumPy ufuncs, literals cast to the dtype, as a kernel does);
+* the reference is the *original* formula in 50-digit arithmetic (mpmath), kept
+  as a double-double (hi + lo) so float64 errors are measured exactly;
+* the points cover the whole range: |z| log-spaced from 1e-6 to the dtype's largest
+  number, a dense band where exponentials over- and underflow, both signs
+  (`sample_points`).
+
+The error is counted in ulps of ``max(|exact|, floor)``: ``floor = 0`` is a
+relative measure (forward values, where the exact value is a normal number);
+``floor = 1`` is the derivative measure ("a few ulp of max(|f'|, 1)"). A
+candidate that is inf/NaN where the exact value is finite scores inf.
+
+>>> z = sp.Symbol("z", real=True)
+>>> exact = 1 / (1 + sp.exp(-z))
+>>> worst_error(1 / (1 + sp.exp(-z)), exact, "float32").ulps <= 4
+True
+>>> worst_error((1 + sp.tanh(z / 2)) / 2, exact, "float32").ulps > 1000
+True
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache, reduce
+
+import mpmath
+import numpy as np
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+from sympy.core.relational import Relational
+
+from symgrad.definition.formulas import Z
+
+DTYPES = ("float32", "float64")
+_HUGE = mpmath.mpf(2) ** 100   # |argument| past which exp/erf results are 0, 1 or inf anyway
+
+
+def _libm(fn):
+    """A math-module function (the C library's, as Numba's kernels call it) on arrays.
+
+    For erf/erfc: SciPy's (Cephes) erfc is off by ~x**2 ulp in its tail (it rounds x*x
+    before the exp); glibc's, which the kernels call, is not.
+    """
+    def call(x):
+        x = np.asarray(x)
+        out = np.vectorize(fn, otypes=[np.float64])(x.astype(np.float64))
+        return out.astype(x.dtype)
+    return call
+
+
+_erf_np, _erfc_np = _libm(math.erf), _libm(math.erfc)
+
+
+_NUMPY_FUNCS = {
+    sp.exp: np.exp, sp.log: np.log, log1p: np.log1p, expm1: np.expm1, sp.tanh: np.tanh,
+    sp.sinh: np.sinh, sp.cosh: np.cosh, sp.sin: np.sin, sp.cos: np.cos, sp.atan: np.arctan,
+    sp.erf: _erf_np, sp.erfc: _erfc_np, sp.Abs: np.abs, sp.sign: np.sign,
+}
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+            "==": operator.eq, "!=": operator.ne}
+
+
+def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str) -> np.ndarray:
+    """``expr`` evaluated elementwise in ``dtype``, one rounding per operation as a kernel.
+
+    Literals are cast to the dtype (a kernel prints ``f32(0.5)``), quotients are
+    divisions, small integer powers repeated products: float32 stays float32 throughout.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> evaluate(1 + sp.exp(z) / 2, {z: np.array([0.0, 1.0], np.float32)}, "float32")
+    array([1.5      , 2.3591409], dtype=float32)
+    """
+    dt = np.dtype(dtype)
+    shape = np.shape(next(iter(values.values()))) if values else ()
+
+    def ev(e: sp.Basic):
+        if e in values:
+            return values[e]
+        if isinstance(e, (sp.Number, sp.NumberSymbol)):
+            return dt.type(float(e))
+        if e is sp.true or e is sp.false:
+            return np.full(shape, bool(e))
+        if isinstance(e, sp.Add):
+            # The order the code printers write the terms in: rounding depends on it.
+            return reduce(np.add, [ev(a) for a in e.as_ordered_terms()])
+        if isinstance(e, sp.Mul):
+            num, den = [], []
+            for f in e.args:
+                base, ex = f.as_base_exp()
+                if ex.is_Integer and ex < 0:
+                    den.append(ev(base ** -ex))
+                else:
+                    num.append(ev(f))
+            top = reduce(np.multiply, num) if num else dt.type(1.0)
+            return top / reduce(np.multiply, den) if den else top
+        if isinstance(e, sp.Pow):
+            base, ex = e.args
+            if ex.is_Integer and 0 < abs(int(ex)) <= 4:
+                b = ev(base)
+                prod = reduce(np.multiply, [b] * abs(int(ex)))
+                return prod if ex > 0 else dt.type(1.0) / prod
+            if ex == sp.Rational(1, 2):
+                return np.sqrt(ev(base))
+            return np.power(ev(base), ev(ex))
+        if isinstance(e, (sp.Max, sp.Min)):
+            fn = np.maximum if isinstance(e, sp.Max) else np.minimum
+            return reduce(fn, [ev(a) for a in e.args])
+        if isinstance(e, sp.Heaviside):
+            x = ev(e.args[0])
+            h0 = dt.type(float(e.args[1])) if len(e.args) > 1 else dt.type(0.5)
+            return np.where(x > 0, dt.type(1), np.where(x == 0, h0, dt.type(0)))
+        if isinstance(e, sp.Piecewise):
+            out = ev(e.args[-1].expr)
+            for branch, cond in reversed(e.args[:-1]):
+                out = np.where(ev(cond), ev(branch), out)
+            return out
+        if isinstance(e, Relational):
+            return _COMPARE[e.rel_op](ev(e.lhs), ev(e.rhs))
+        if isinstance(e, sp.And):
+            return reduce(np.logical_and, [ev(a) for a in e.args])
+        if isinstance(e, sp.Or):
+            return reduce(np.logical_or, [ev(a) for a in e.args])
+        if isinstance(e, sp.Not):
+            return np.logical_not(ev(e.args[0]))
+        fn = _NUMPY_FUNCS.get(type(e))
+        if fn is None:
+            raise TypeError(f"no float evaluation rule for {type(e).__name__} (in {expr})")
+        return fn(*[ev(a) for a in e.args])
+
+    with np.errstate(all="ignore"):
+        out = np.asarray(ev(sp.sympify(expr)))
+    if out.dtype != dt and out.dtype != bool:
+        out = out.astype(dt)
+    return np.broadcast_to(out, shape)
+
+
+# --- the reference: mpmath with guards where its own arithmetic would explode --------------
+def _guard(fn, big, small):
+    """fn(x), but big/small for |x| past 2**100 (exp(exp(400)) needs 1e173-bit arithmetic)."""
+    def call(x):
+        if x > _HUGE:
+            return big
+        if x < -_HUGE:
+            return small
+        return fn(x)
+    return call
+
+
+_INF = mpmath.inf
+_MP_FUNCS = {
+    "exp": _guard(mpmath.exp, _INF, mpmath.mpf(0)),
+    "cosh": _guard(mpmath.cosh, _INF, _INF),
+    "sinh": _guard(mpmath.sinh, _INF, -_INF),
+    "tanh": _guard(mpmath.tanh, mpmath.mpf(1), mpmath.mpf(-1)),
+    "erf": _guard(mpmath.erf, mpmath.mpf(1), mpmath.mpf(-1)),
+    "erfc": _guard(mpmath.erfc, mpmath.mpf(0), mpmath.mpf(2)),
+    "expm1": _guard(mpmath.expm1, _INF, mpmath.mpf(-1)),
+    "Heaviside": lambda x, h0=0: mpmath.mpf(1) if x > 0 else (mpmath.mpf(h0) if x == 0
+                                                                else mpmath.mpf(0)),
+}
+
+
+_START_BITS = 170      # ~50 digits
+_MAX_BITS = 4096
+
+
+def _at(fn, args: list[float], bits: int):
+    with mpmath.workprec(bits):
+        try:
+            v = mpmath.mpf(fn(*[mpmath.mpf(a) for a in args]))
+        except (ArithmeticError, ValueError, TypeError):
+            return None
+    return None if mpmath.isnan(v) else v
+
+
+def _converged(fn, args: list[float]):
+    """fn(args) at 50 digits, repeated at twice the precision until two results agree.
+
+    50 digits are not always enough: log(1 + e^-108) needs 47 digits just to see the
+    e^-108, and 1 - sigmoid(700) is 0 (a division by zero downstream) below 1010 bits.
+    Doubling stops when the answer no longer moves; None if it never settles.
+    """
+    bits, prev = _START_BITS, None
+    while bits <= _MAX_BITS:
+        v = _at(fn, args, bits)
+        if v is not None and prev is not None:
+            with mpmath.workprec(bits):
+                if v == prev or abs(v - prev) <= abs(v) * mpmath.mpf(2) ** -80:
+                    return v
+        prev, bits = v, bits * 2
+    return None
+
+
+@lru_cache(maxsize=256)
+def _mp_function(expr: sp.Expr, variables: tuple[sp.Symbol, ...]):
+    return sp.lambdify(variables, expr, modules=[_MP_FUNCS, "mpmath"])
+
+
+def exact_values(expr: sp.Expr, values: Mapping[sp.Symbol, np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``expr`` at every point to at least 50 digits, as float64 (hi, lo) pairs.
+
+    hi is the nearest float64 (inf past its range), lo the remainder; NaN where the
+    reference itself is undefined (e.g. inf - inf past the guards).
+    """
+    variables = tuple(sorted(values, key=lambda s: s.name))
+    fn = _mp_function(sp.sympify(expr), variables)
+    cols = [np.asarray(values[v], dtype=np.float64).ravel() for v in variables]
+    n = len(cols[0]) if cols else 1
+    hi, lo = np.full(n, np.nan), np.zeros(n)
+    for i in range(n):
+        v = _converged(fn, [float(c[i]) for c in cols])
+        if v is None:
+            continue
+        h = float(v) if abs(v) < mpmath.mpf(2) ** 1024 else math.copysign(math.inf, v)
+        hi[i] = h
+        with mpmath.workprec(4 * _MAX_BITS):
+            lo[i] = float(v - h) if math.isfinite(h) else 0.0
+    return hi, lo
+
+
+# --- where to look ----------------------------------------------------------------------
+@lru_cache(maxsize=4)
+def sample_points(dtype: str, count: int = 40) -> np.ndarray:
+    """Points over the whole range of ``dtype``, both signs, as that dtype.
+
+    |z| log-spaced from 1e-6 to the largest finite number, a dense band up to twice the
+    overflow point of exp (where exponential forms break), and points right around the
+    thresholds where exp over- or underflows (and half and twice them, for exp(z/2),
+    cosh(z/2)**2 and exp(2z)).
+    """
+    info = np.finfo(np.dtype(dtype))
+    top = math.log10(float(info.max))
+    over = math.log(float(info.max))                 # exp(z) overflows past this
+    under = -math.log(float(info.smallest_subnormal))  # exp(-z) is 0 past this
+    mags = list(np.logspace(-6, top - 0.01, count))
+    mags += list(np.geomspace(0.25, 2.2 * under, count))
+    for t in (over, -math.log(float(info.tiny)), under):
+        for scale in (0.5, 1.0, 2.0):
+            mags += [scale * t + d for d in (-1.0, -0.05, 0.05, 1.0, 4.0)]
+    mags = np.array(sorted(set(mags)), dtype=np.float64)
+    mags = mags[mags < float(info.max)]
+    pts = np.concatenate([mags, -mags]).astype(dtype)
+    return np.unique(pts)
+
+
+# --- the measure ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Accuracy:
+    """The worst error of a form over the sample points, in ulps of max(|exact|, floor)."""
+
+    ulps: float          # inf: inf/NaN somewhere the exact value is an ordinary number
+    at: float            # the point (z) of the worst error
+    dtype: str
+    points: int          # how many points were compared
+
+    def __str__(self) -> str:
+        return f"{self.ulps:.3g} ulp ({self.dtype}, worst at z = {self.at:g})"
+
+
+def ulp_errors(got: np.ndarray, hi: np.ndarray, lo: np.ndarray, dtype: str, floor: float
+               ) -> np.ndarray:
+    """|got - exact| / ulp(max(|exact|, floor)) per point (inf if got is not finite)."""
+    dt = np.dtype(dtype)
+    with np.errstate(all="ignore"):
+        g = np.asarray(got, dtype=np.float64)
+        diff = np.abs((g - hi) - lo)
+        scale = np.maximum(np.abs(hi), floor).astype(dt)
+        unit = np.spacing(scale).astype(np.float64)
+        err = diff / unit
+    return np.where(np.isfinite(g), err, np.inf)
+
+
+def compared_points(hi: np.ndarray, z: np.ndarray, dtype: str, floor: float) -> np.ndarray:
+    """Points where the form is held to the bound.
+
+    The exact value must be finite in the dtype. For a relative measure (floor 0) it
+    must also be normal with room for a factor z: a product z*g(z) cannot be more
+    accurate than g(z), and g(z) is subnormal there (Swish at z = -712 in float64).
+    """
+    info = np.finfo(np.dtype(dtype))
+    ok = np.isfinite(hi) & (np.abs(hi) <= float(info.max))
+    if floor == 0:
+        room = np.maximum(1.0, np.abs(np.asarray(z, dtype=np.float64)))
+        ok &= np.abs(hi) >= float(info.tiny) * room
+    return ok
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Fixed inputs and exact values, against which many candidates are measured."""
+
+    dtype: str
+    values: dict[sp.Symbol, np.ndarray]   # inputs of the candidates, in the dtype
+    hi: np.ndarray
+    lo: np.ndarray
+    mask: np.ndarray                      # points held to the bound
+    floor: float
+    var: sp.Symbol = Z
+
+    def errors(self, candidate: sp.Expr) -> np.ndarray:
+        """Errors in ulps at the points held to the bound (inf: no float evaluation)."""
+        try:
+            got = evaluate(candidate, self.values, self.dtype)
+        except (TypeError, ValueError, KeyError):
+            return np.full(int(self.mask.sum()), np.inf)
+        err = ulp_errors(got, self.hi, self.lo, self.dtype, self.floor)[self.mask]
+        return np.where(np.isnan(err), np.inf, err)
+
+    def measure(self, candidate: sp.Expr, err: np.ndarray | None = None) -> Accuracy:
+        """The worst error of ``candidate`` at the probe's points."""
+        err = self.errors(candidate) if err is None else err
+        if err.size == 0:
+            return Accuracy(0.0, math.nan, self.dtype, 0)
+        i = int(np.argmax(err))
+        z = self.values.get(self.var)
+        at = float(z[self.mask][i]) if z is not None else math.nan
+        return Accuracy(float(err[i]), at, self.dtype, int(err.size))
+
+
+Targets = tuple[tuple[sp.Symbol, tuple[float, ...]], ...]
+
+
+def _grid(var: sp.Symbol, dtype: str, targets: Targets) -> dict[sp.Symbol, np.ndarray]:
+    """`sample_points` for var, crossed with every value of each target symbol."""
+    values: dict[sp.Symbol, np.ndarray] = {var: sample_points(dtype)}
+    for sym, vals in targets:
+        grid = np.repeat(np.asarray(vals, dtype=np.float64), len(values[var]))
+        values = {k: np.tile(v, len(vals)) for k, v in values.items()}
+        values[sym] = grid.astype(dtype)
+    return values
+
+
+@lru_cache(maxsize=128)
+def _exact_at_samples(exact: sp.Expr, dtype: str, var: sp.Symbol, targets: Targets
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact values on the `_grid` (remembered: the forward formula is measured again for
+    the output layer, Step B again inside the delta)."""
+    values = _grid(var, dtype, targets)
+    inputs = {k: v for k, v in values.items() if exact.has(k)} or {var: values[var]}
+    hi, lo = exact_values(exact, inputs)
+    n = len(values[var])
+    return (hi, lo) if len(hi) == n else (np.broadcast_to(hi, (n,)), np.broadcast_to(lo, (n,)))
+
+
+def make_probe(exact: sp.Expr, dtype: str, floor: float,
+               saved: Mapping[sp.Symbol, sp.Expr] | None = None,
+               targets: Mapping[sp.Symbol, Sequence[float]] | None = None,
+               var: sp.Symbol = Z) -> Probe:
+    """Inputs z (and each target value), saved values computed in the dtype, exact values.
+
+    ``saved`` maps a saved symbol (a, p) to the form the forward pass evaluates it by;
+    ``targets`` gives the values a target symbol (y) takes, crossed with every z.
+    """
+    key = tuple(sorted(((k, tuple(float(x) for x in v)) for k, v in (targets or {}).items()),
+                       key=lambda kv: kv[0].name))
+    values = _grid(var, dtype, key)
+    hi, lo = _exact_at_samples(sp.sympify(exact), dtype, var, key)
+    for sym, form in (saved or {}).items():
+        values[sym] = evaluate(form, values, dtype)
+    mask = compared_points(hi, values[var], dtype, floor)
+    return Probe(dtype, values, hi, lo, mask, floor, var)
+
+
+def worst_error(candidate: sp.Expr, exact: sp.Expr, dtype: str, floor: float = 0.0,
+                saved: Mapping[sp.Symbol, sp.Expr] | None = None,
+                targets: Mapping[sp.Symbol, Sequence[float]] | None = None,
+                var: sp.Symbol = Z) -> Accuracy:
+    """The worst error of ``candidate`` against ``exact`` over the whole range of ``dtype``."""
+    return make_probe(exact, dtype, floor, saved, targets, var).measure(candidate)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen form, its label and its accuracy in each dtype."""
+
+    expr: sp.Expr
+    label: str
+    accuracy: tuple[Accuracy, ...]
+
+    @property
+    def ulps(self) -> float:
+        return max(a.ulps for a in self.accuracy)
+
+
+def choose(candidates: Sequence[tuple[str, sp.Expr]], exact: sp.Expr, bound: float,
+           floor: float = 0.0, saved: Mapping[sp.Symbol, sp.Expr] | None = None,
+           targets: Mapping[sp.Symbol, Sequence[float]] | None = None,
+           var: sp.Symbol = Z) -> Choice:
+    """The first candidate within ``bound`` ulps in both dtypes, else the most accurate.
+
+    Candidates come in order of preference (shortest, most readable first); duplicates
+    are measured once. "Most accurate" counts the points past the bound first (a form
+    that fails only where z**3 itself overflows beats one that fails from z = 20 on),
+    then the worst error.
+    """
+    probes = [make_probe(exact, dt, floor, saved, targets, var) for dt in DTYPES]
+    seen: set[sp.Expr] = set()
+    best: tuple[tuple[int, float], Choice] | None = None
+    for label, cand in candidates:
+        if cand in seen:
+            continue
+        seen.add(cand)
+        errs = [p.errors(cand) for p in probes]
+        choice = Choice(cand, label, tuple(p.measure(cand, e) for p, e in zip(probes, errs,
+                                                                              strict=True)))
+        if choice.ulps <= bound:
+            return choice
+        rank = (sum(int(np.count_nonzero(e > bound)) for e in errs), choice.ulps)
+        if best is None or rank < best[0]:
+            best = (rank, choice)
+    if best is None:
+        raise ValueError("choose() needs at least one candidate")
+    return best[1]
