@@ -96,7 +96,8 @@ def test_bad_hyperparameters_are_named(blobs) -> None:
         SymgradRegressor(loss="cross_entropy").fit(X, y)
 
 
-def test_pickle_custom_activation_in_a_new_process(tmp_path, blobs) -> None:
+def test_pickle_custom_activation_in_a_new_process(tmp_path, blobs, scratch_registries
+                                                   ) -> None:
     """The pickle holds weights and the activation's formula, not code: a fresh process
     (which never defined the activation) predicts the same numbers."""
     X, y = blobs

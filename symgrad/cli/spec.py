@@ -1,0 +1,159 @@
+"""Network descriptions for the command line, parsed safely (a regex tokenizer, never eval).
+
+A SPEC is a row of layers separated by spaces (commas or ``->`` also work)::
+
+    Dense(2,16) ReLU Dense(16,1) Sigmoid
+    Dense(4, 8) LeakyReLU(alpha=0.2) -> Dense(8, 3) Softmax
+
+``Dense(in, out)`` takes two positive ints (and ``bias=false``, ``init=xavier``
+as keywords); an activation is any registered name, written as its registry
+key (``leaky_relu``) or its class name (``LeakyReLU``), case-insensitive,
+with optional numeric parameters. Anything else is an error that names the
+position and what was expected.
+
+>>> parse_spec("Dense(2,16) ReLU Dense(16,1) Sigmoid")
+Sequential(Dense(2 -> 16), Relu(), Dense(16 -> 1), Sigmoid())
+>>> parse_spec("Dense(2,4) leaky_relu(0.2) Dense(4,1)")
+Sequential(Dense(2 -> 4), LeakyRelu(alpha=0.2), Dense(4 -> 1))
+>>> parse_spec("Dense(2,4) __import__('os')")
+Traceback (most recent call last):
+...
+symgrad.cli.spec.SpecError: SPEC layer 1 "__import__('os')": argument "'os'" is not a number \
+or key=number
+
+A SPEC that names an existing ``.py`` file runs that file (the user's own
+program, as ``python file.py`` would) and takes its variable ``net``, and
+``loss`` if it defines one.
+"""
+
+from __future__ import annotations
+
+import re
+import runpy
+from pathlib import Path
+
+from symgrad.definition.activations import REGISTRY, ActivationLayer
+from symgrad.definition.layers import INITS, Dense, Sequential
+
+__all__ = ["SpecError", "parse_spec", "load_spec"]
+
+
+class SpecError(ValueError):
+    """A network description that cannot be parsed or built."""
+
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_WORD = r"[A-Za-z_][A-Za-z0-9_]*"
+_ARG = re.compile(rf"\s*(?:(?P<key>{_WORD})\s*=\s*)?(?P<value>{_NUMBER}|{_WORD})\s*$")
+_LAYER = re.compile(rf"(?P<name>{_WORD})(?:\s*\((?P<args>[^()]*)\))?")
+_SEPARATOR = re.compile(r"(?:\s|,|->)*")
+
+
+def _value(text: str) -> int | float | str | bool:
+    if re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    if re.fullmatch(_NUMBER, text):
+        return float(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text   # a bare word: only Dense's init= accepts one
+
+
+def _arguments(text: str | None, where: str) -> tuple[list, dict]:
+    args: list = []
+    kwargs: dict = {}
+    if text is None or not text.strip():
+        return args, kwargs
+    for part in text.split(","):
+        match = _ARG.match(part)
+        if match is None:
+            raise SpecError(f"{where}: argument {part.strip()!r} is not a number or key=number")
+        value = _value(match["value"])
+        if match["key"]:
+            if match["key"] in kwargs:
+                raise SpecError(f"{where}: argument {match['key']!r} given twice")
+            kwargs[match["key"]] = value
+        elif kwargs:
+            raise SpecError(f"{where}: positional argument {part.strip()!r} after a keyword")
+        else:
+            args.append(value)
+    return args, kwargs
+
+
+def _activation_names() -> dict[str, type[ActivationLayer]]:
+    names: dict[str, type[ActivationLayer]] = {}
+    for key, cls in REGISTRY.items():
+        names[key.lower()] = cls
+        names[cls.__name__.lower()] = cls
+    return names
+
+
+def _dense(args: list, kwargs: dict, where: str) -> Dense:
+    if len(args) != 2 or any(isinstance(a, bool) or not isinstance(a, int) for a in args):
+        raise SpecError(f"{where}: Dense takes two positive ints (inputs, outputs), "
+                        f"got {args}")
+    unknown = sorted(set(kwargs) - {"bias", "init"})
+    if unknown:
+        raise SpecError(f"{where}: Dense has no argument {unknown[0]!r} (only bias=, init=)")
+    if "bias" in kwargs and not isinstance(kwargs["bias"], bool):
+        raise SpecError(f"{where}: bias must be true or false, got {kwargs['bias']!r}")
+    if "init" in kwargs and kwargs["init"] not in INITS:
+        raise SpecError(f"{where}: init must be one of {INITS}, got {kwargs['init']!r}")
+    try:
+        return Dense(*args, **kwargs)
+    except ValueError as err:
+        raise SpecError(f"{where}: {err}") from None
+
+
+def parse_spec(text: str) -> Sequential:
+    """A `Sequential` from a one-line description; `SpecError` names any problem."""
+    if not isinstance(text, str) or not text.strip():
+        raise SpecError("SPEC is empty; write e.g. \"Dense(2,16) ReLU Dense(16,1) Sigmoid\"")
+    activations = _activation_names()
+    layers: list = []
+    pos = _SEPARATOR.match(text).end()
+    while pos < len(text):
+        match = _LAYER.match(text, pos)
+        rest = text[pos:pos + 30]
+        if match is None:
+            raise SpecError(f"SPEC position {pos}: expected a layer such as Dense(2,16) or ReLU, "
+                            f"found {rest!r}")
+        end = match.end()
+        if end < len(text) and not re.match(r"\s|,|->", text[end:end + 2]):
+            raise SpecError(f"SPEC position {end}: expected a space between layers after "
+                            f"{match.group(0)!r}, found {text[end:end + 30]!r}")
+        name = match["name"]
+        where = f"SPEC layer {len(layers)} {match.group(0)!r}"
+        args, kwargs = _arguments(match["args"], where)
+        if name.lower() == "dense":
+            layers.append(_dense(args, kwargs, where))
+        elif name.lower() in activations:
+            cls = activations[name.lower()]
+            try:
+                layers.append(cls(*args, **kwargs))
+            except (TypeError, ValueError) as err:
+                raise SpecError(f"{where}: {err}") from None
+        else:
+            raise SpecError(f"{where}: unknown layer {name!r}; use Dense or an activation: "
+                            f"{', '.join(sorted(REGISTRY))}")
+        pos = _SEPARATOR.match(text, end).end()
+    try:
+        return Sequential(*layers)
+    except ValueError as err:
+        raise SpecError(f"SPEC {text!r}: {err}") from None
+
+
+def load_spec(spec: str) -> tuple[Sequential, object]:
+    """(net, loss or None): from a ``.py`` file defining ``net`` or from a one-line SPEC."""
+    path = Path(spec)
+    if spec.endswith(".py"):
+        if not path.is_file():
+            raise SpecError(f"{spec}: no such Python file")
+        # Running a file the user names is the point: it is their own network definition.
+        namespace = runpy.run_path(str(path), run_name="symgrad_spec")
+        net = namespace.get("net")
+        if not isinstance(net, Sequential):
+            raise SpecError(f"{spec}: the file must define `net = sg.Sequential(...)`, "
+                            f"found {type(net).__name__ if net is not None else 'no net'}")
+        return net, namespace.get("loss")
+    return parse_spec(spec), None
