@@ -9,6 +9,7 @@ Data flow, one package per stage::
     definition -> graph -> derive -> simplify -> prove -> render / codegen -> runtime
 """
 
+from symgrad import nn  # micrograd's nn API (Module, Neuron, Layer, MLP) on Value
 from symgrad.definition.activations import (
     ELU,
     GELU,
@@ -50,6 +51,7 @@ from symgrad.derive.scalar import grad, symbolic
 from symgrad.model import Model, compile
 from symgrad.prove.check import ProofReport, check
 from symgrad.prove.identity import ProofError
+from symgrad.render.animate import Animation, animate_network_training, animate_training
 from symgrad.render.document import Derivation
 from symgrad.render.draw import draw
 from symgrad.render.scalar import derivation
@@ -67,7 +69,7 @@ __all__ = [
     "sigmoid", "sinh", "softplus", "sqrt", "tanh", "var",
     # scalar engine (micrograd-compatible)
     "Value", "SCALAR_OPS", "register_scalar_op", "grad", "symbolic", "derivation",
-    "draw", "Derivation",
+    "draw", "Derivation", "nn", "animate_training", "animate_network_training", "Animation",
     # networks
     "Dense", "Sequential", "ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid",
     "SiLU", "Softmax", "Softplus", "Swish", "Tanh", "activation", "loss", "compile",
