@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
@@ -98,9 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="derive, print, prove and train the lecture examples",
                        description="The lecture examples: a neuron and a small network.")
-    p.add_argument("--out", type=Path, default=None,
-                   help="folder for the LaTeX, PNG and loss-curve files (default: a temp folder)")
-    p.add_argument("--epochs", type=_positive_int, default=30)
+    from symgrad.cli.demo import add_arguments  # the demo owns its options
+
+    add_arguments(p, epochs_type=_positive_int)
     return parser
 
 
@@ -110,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from symgrad.cli.demo import run_demo
 
-        run_demo(args.out or Path(tempfile.mkdtemp(prefix="symgrad-demo-")), args.epochs)
+        run_demo(args.out, args.epochs)
         return 0
     from symgrad.cli import commands
 

@@ -126,13 +126,15 @@ def derivation(root: Value, steps: str = "chain") -> Derivation:
 
     # Contributions arriving at each node from its consumers: (consumer, value).
     arrived: dict[int, list[tuple[Value, float]]] = {}
+    # Limit tables already shown, by the op's formula up to renaming: a repeat refers back.
+    tables: dict[str, tuple[Value, sp.Expr]] = {}
     for n in reversed(order):
         if n.op is None:
             continue
         shown = op_of(n).format([plain(sym(c)) for c in n.operands], n.params, False)
         sec = doc.section(f"Node {plain(sym(n))} = {shown}")
         _sum_line(sec, n, arrived.get(id(n), []), grads[id(n)], sym, top_tex, top_txt)
-        _node_steps(sec, n, sym, grads, arrived, steps, top_tex, top_txt)
+        _node_steps(sec, n, sym, grads, arrived, steps, top_tex, top_txt, tables)
 
     leaves = [n for n in order if n.op is None and not n._const and n is not root]
     if leaves:
@@ -162,7 +164,7 @@ def _sum_line(sec: Section, n: Value, parts: list[tuple[Value, float]], total: f
 
 
 def _node_steps(sec: Section, n: Value, sym, grads, arrived, steps: str,
-                top_tex: str, top_txt: str) -> None:
+                top_tex: str, top_txt: str, tables: dict[str, tuple[Value, sp.Expr]]) -> None:
     op = op_of(n)
     out_sym = sym(n)
     named = {x: sym(c) for x, c in zip(op.operands, n.operands, strict=True)}
@@ -198,7 +200,12 @@ def _node_steps(sec: Section, n: Value, sym, grads, arrived, steps: str,
         sec.add(text="Local derivative (SymPy differentiates the formula):",
                 math=line_t, plain=line_p)
         if steps == "limit":
-            _limit_block(sec, formula, c_sym, out_sym, op.arity == 1)
+            key = _table_key(formula, c_sym, [sym(c) for c in n.operands], op.arity == 1)
+            if key in tables:
+                _limit_reference(sec, c_sym, raw, *tables[key], sym)
+            else:
+                tables[key] = (n, c_sym)
+                _limit_block(sec, formula, c_sym, out_sym, op.arity == 1)
         contribution = upstream * local_val
         arrived.setdefault(id(child), []).append((n, contribution))
         sec.add(
@@ -208,6 +215,29 @@ def _node_steps(sec: Section, n: Value, sym, grads, arrived, steps: str,
             plain=f"d{top_txt}/d{c_p} = d{top_txt}/d{o_p} * d{o_p}/d{c_p} = "
                   f"{_paren(upstream)} * {_paren(local_val)} = {fmt(contribution)}",
         )
+
+
+def _table_key(formula: sp.Expr, x: sp.Expr, operands: list[sp.Expr], unary: bool) -> str:
+    """The limit table's identity: the formula with ``x`` and the other operands renamed.
+
+    Two local derivatives with the same key have the same limit table up to
+    the names (d/dv_1 of v_1 + v_2 and d/db of v_3 + b), so it is shown once.
+    """
+    generic = {x: sp.Symbol("_x", real=True)}
+    for k, other in enumerate(o for o in operands if isinstance(o, sp.Symbol) and o != x):
+        generic.setdefault(other, sp.Symbol(f"_y{k}", real=True))
+    return f"{unary}:{sp.srepr(formula.xreplace(generic))}"
+
+
+def _limit_reference(sec: Section, x: sp.Expr, raw: sp.Expr, first: Value,
+                     first_x: sp.Expr, sym) -> None:
+    # A repeat of a table shown above: one line that says where, and its result.
+    what = op_of(first).short(first.params)
+    sec.add(text=f"From the limit definition: the same steps as for the {what} node "
+                 f"${tex(sym(first))}$ above (with ${tex(x)}$ in place of ${tex(first_x)}$):",
+            math=rf"\lim_{{h \to 0}} \frac{{f({tex(x)} + h) - f({tex(x)})}}{{h}} = {tex(raw)}",
+            plain=f"lim (f({plain(x)} + h) - f({plain(x)}))/h = {plain(raw)}    "
+                  f"[as for node {plain(sym(first))} above]")
 
 
 def _limit_block(sec: Section, formula: sp.Expr, x: sp.Expr, out: sp.Expr, unary: bool) -> None:

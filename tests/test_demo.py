@@ -1,0 +1,61 @@
+"""`symgrad demo`: repeated limit tables shown once, a named output folder, a named data set."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from symgrad.cli import build_parser, main
+from symgrad.cli.demo import DEFAULT_OUT, scalar_part, two_moons
+
+
+def test_scalar_part_shows_each_limit_table_once(tmp_path, capsys):
+    scalar_part(tmp_path)
+    out = capsys.readouterr().out
+    # the neuron has 2 sums and 2 products: 4 + 4 local derivatives of + and *, one tanh
+    assert out.count("Local derivative (SymPy differentiates the formula):") == 9
+    # one full table per distinct form (tanh, +, *), the other 6 refer back to them
+    assert out.count("[difference quotient]") == 3
+    refs = re.findall(r"the same steps as for the (\S+) node (\S+) above", out)
+    assert sorted(op for op, _ in refs) == ["*"] * 3 + ["+"] * 3
+    assert {node for op, node in refs if op == "+"} == {"n"}
+    # each reference still gives its own limit, with its own variable
+    assert "lim (f(b + h) - f(b))/h = 1    [as for node n above]" in out
+    assert "lim (f(x1 + h) - f(x1))/h = w1" in out
+    assert len(out.splitlines()) < 160
+    # the notes' training simulation
+    assert (tmp_path / "neuron.png").stat().st_size > 0
+    assert (tmp_path / "neuron_training.gif").stat().st_size > 0
+    assert "animation (5 frames)" in out
+
+
+def test_demo_names_its_folder_and_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / DEFAULT_OUT
+    assert f"writing its files to {folder.resolve()}" in out
+    for name in ("neuron.png", "neuron_training.gif", "network_derivation.tex", "loss.png"):
+        assert (folder / name).stat().st_size > 0
+        assert str(folder.resolve() / name) in out or str(Path(DEFAULT_OUT) / name) in out
+    assert "Data set: two moons" in out and "2048 training points" in out
+    # the help documents --out and its default
+    help_text = build_parser()._subparsers._group_actions[0].choices["demo"].format_help()
+    assert "--out DIR" in help_text and "symgrad-demo" in help_text
+
+
+def test_demo_refuses_a_file_as_out(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    from symgrad.cli.demo import run_demo
+
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        run_demo(target, 1)
+
+
+def test_two_moons_is_two_half_circles():
+    X, y = two_moons(400, seed=3, noise=0.0)
+    upper, lower = X[y == 0], X[y == 1]
+    assert abs(((upper ** 2).sum(axis=1) - 1).max()) < 1e-12
+    assert abs((((lower - [1, 0.5]) ** 2).sum(axis=1) - 1).max()) < 1e-12
+    assert upper[:, 1].min() >= 0 and lower[:, 1].max() <= 0.5
