@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from symgrad.codegen import vecmath
 from symgrad.codegen.printer import print_expr
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.names import source_comment_text
@@ -640,6 +641,10 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
     if gemm_module:
         s('"""')
     s("", "import math", "", "import numpy as np", "from numba import njit", "")
+    # The printer's vm_exp_f64(...) calls land here: our vectorisable elementary
+    # functions, written inline so an exported module needs only numpy and numba.
+    s("# ---- vectorisable elementary functions (symgrad's vecmath module) ----",
+      vecmath.kernel_source().rstrip("\n"), "# ---- end of vecmath ----", "", "")
     if gemm_module:
         s("# The GEMM helpers are shared by every kernel module of this dtype (compiled once).",
           f"from {gemm_module} import _mm, _mm_nt, _mm_tn  # noqa: F401", "")

@@ -30,6 +30,8 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.pycode import PythonCodePrinter
 
+from symgrad.codegen import vecmath
+
 __all__ = ["UnsupportedExpressionError", "NumbaScalarPrinter", "print_expr", "check_printable"]
 
 
@@ -38,20 +40,23 @@ class UnsupportedExpressionError(TypeError):
 
 
 # Functions with a rule below. Anything else found in an expression is an
-# error raised before any source is generated.
+# error raised before any source is generated. Each maps to its SymPy name;
+# names in `vecmath.FUNCTIONS` print as our vectorisable implementations
+# (``vm_exp_f64``...), the rest as Python's ``math`` module (a scalar libm
+# call per element, which keeps LLVM from vectorising the loop).
 _MATH_FUNCS: dict[type, str] = {
-    sp.exp: "math.exp",
-    sp.log: "math.log",
-    sp.tanh: "math.tanh",
-    sp.sinh: "math.sinh",
-    sp.cosh: "math.cosh",
-    sp.sin: "math.sin",
-    sp.cos: "math.cos",
-    sp.atan: "math.atan",
-    sp.erf: "math.erf",
-    sp.erfc: "math.erfc",
-    log1p: "math.log1p",
-    expm1: "math.expm1",
+    sp.exp: "exp",
+    sp.log: "log",
+    sp.tanh: "tanh",
+    sp.sinh: "sinh",
+    sp.cosh: "cosh",
+    sp.sin: "sin",
+    sp.cos: "cos",
+    sp.atan: "atan",
+    sp.erf: "erf",
+    sp.erfc: "erfc",
+    log1p: "log1p",
+    expm1: "expm1",
 }
 _STRUCTURAL = (
     sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Number, sp.NumberSymbol,
@@ -101,6 +106,7 @@ class NumbaScalarPrinter(PythonCodePrinter):
         super().__init__({"fully_qualified_modules": True, "strict": True})
         self._symbols = dict(symbols)
         self._f32 = dtype == "float32"
+        self._dtype = dtype
 
     # -- literals -------------------------------------------------------
     def _lit(self, value: float) -> str:
@@ -154,6 +160,10 @@ class NumbaScalarPrinter(PythonCodePrinter):
             raise UnsupportedExpressionError(
                 f"no Numba printing rule for {type(expr).__name__} (in {expr})"
             )
+        if name in vecmath.FUNCTIONS:
+            name = vecmath.function_name(name, self._dtype)
+        else:
+            name = f"math.{name}"
         return f"{name}({', '.join(self._print(arg) for arg in expr.args)})"
 
     # Route the functions PythonCodePrinter knows through our table so the
@@ -240,7 +250,7 @@ def print_expr(expr: sp.Basic, symbols: dict[sp.Symbol, str], dtype: str = "floa
 
     >>> from symgrad.definition.formulas import Z
     >>> print_expr(sp.exp(-Z) / 2, {Z: "z"}, "float32")
-    'f32(0.5)*math.exp(-z)'
+    'f32(0.5)*vm_exp_f32(-z)'
     """
     check_printable(expr)
     return NumbaScalarPrinter(symbols, dtype).doprint(sp.sympify(expr))
