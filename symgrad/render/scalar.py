@@ -80,16 +80,24 @@ def _partial(top: str, bottom: str) -> str:
     return rf"\frac{{\partial {top}}}{{\partial {bottom}}}"
 
 
-def derivation(root: Value, steps: str = "chain") -> Derivation:
+def derivation(root: Value, steps: str = "chain", h: float = 1e-4) -> Derivation:
     """The backward pass of ``root`` as a `Derivation` (LaTeX, Markdown, text).
 
     ``steps="chain"`` shows local derivatives and chain-rule products;
     ``steps="limit"`` additionally derives each local derivative from the
-    limit definition. Does not modify ``.grad`` (numbers come from the same
+    limit definition; ``steps="slope"`` adds, for every input, the
+    finite-difference slope with step ``h`` beside the exact derivative and
+    the float error explained (`symgrad.render.slope`). Join them with ``+``
+    (``"limit+slope"``). Does not modify ``.grad`` (numbers come from the same
     derived local derivatives `Value.backward` uses).
     """
-    if steps not in ("chain", "limit"):
-        raise ValueError(f"derivation: steps must be 'chain' or 'limit', got {steps!r}")
+    parts = set(steps.split("+")) if isinstance(steps, str) else set()
+    if not parts or not parts <= {"chain", "limit", "slope"}:
+        raise ValueError(f"derivation: steps must be 'chain', 'limit', 'slope' or a '+' "
+                         f"join of them such as 'limit+slope', got {steps!r}")
+    if "slope" in parts and not (isinstance(h, int | float) and not isinstance(h, bool)
+                                 and 0 < h < float("inf")):
+        raise ValueError(f"derivation: h must be a positive finite number, got {h!r}")
     order = graph_order(root)
     for n in order:   # labels may be set after construction: check them before printing
         if n.label:
@@ -134,7 +142,8 @@ def derivation(root: Value, steps: str = "chain") -> Derivation:
         shown = op_of(n).format([plain(sym(c)) for c in n.operands], n.params, False)
         sec = doc.section(f"Node {plain(sym(n))} = {shown}")
         _sum_line(sec, n, arrived.get(id(n), []), grads[id(n)], sym, top_tex, top_txt)
-        _node_steps(sec, n, sym, grads, arrived, steps, top_tex, top_txt, tables)
+        _node_steps(sec, n, sym, grads, arrived, "limit" if "limit" in parts else "chain",
+                    top_tex, top_txt, tables)
 
     leaves = [n for n in order if n.op is None and not n._const and n is not root]
     if leaves:
@@ -142,6 +151,10 @@ def derivation(root: Value, steps: str = "chain") -> Derivation:
         for n in leaves:
             _sum_line(sec, n, arrived.get(id(n), []), grads[id(n)], sym, top_tex, top_txt,
                       always=True)
+    if "slope" in parts:
+        from symgrad.render.slope import slope_section
+
+        slope_section(doc, root, h)
     return doc
 
 
