@@ -55,6 +55,7 @@ from symgrad.render.animate import Animation, animate_network_training, animate_
 from symgrad.render.document import Derivation
 from symgrad.render.draw import draw
 from symgrad.render.scalar import derivation
+from symgrad.render.stages import stage_table
 from symgrad.runtime.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from symgrad.runtime.history import History
 from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer
@@ -70,6 +71,7 @@ __all__ = [
     # scalar engine (micrograd-compatible)
     "Value", "SCALAR_OPS", "register_scalar_op", "grad", "symbolic", "derivation",
     "draw", "Derivation", "nn", "animate_training", "animate_network_training", "Animation",
+    "stage_table",
     # networks
     "Dense", "Sequential", "ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid",
     "SiLU", "Softmax", "Softplus", "Swish", "Tanh", "activation", "loss", "compile",

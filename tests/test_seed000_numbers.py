@@ -97,3 +97,71 @@ def test_bad_slope_options():
         sg.derivation(d, steps="slope", h=0.0)
     with pytest.raises(ValueError, match="not an input leaf"):
         slope_report(d, d)
+
+
+def _neuron_loss():
+    x1, x2 = sg.Value(2.0, label="x1"), sg.Value(0.0, label="x2")
+    w1, w2 = sg.Value(-3.0, label="w1"), sg.Value(1.0, label="w2")
+    b = sg.Value(6.8813735870195432, label="b")
+    n = x1 * w1 + x2 * w2 + b
+    n.label = "n"
+    o = n.tanh()
+    o.label = "o"
+    loss = (o - 1.0) ** 2
+    loss.label = "L"
+    return loss, o, (x1, x2), (w1, w2, b)
+
+
+def test_stage_table_is_filled_with_the_graphs_numbers():
+    from symgrad.render.stages import stages
+
+    loss, o, (x1, x2), (w1, w2, b) = _neuron_loss()
+    lr = 0.05
+    table = stages(loss, lr=lr, params=[w1, w2, b], output=o)
+    assert [s.name for s in table] == ["Input", "Forward pass", "Output", "Loss",
+                                       "Backpropagation", "Update"]
+    got = {s.name: dict(s.values) for s in table}
+    # the same step by hand, in plain floats
+    n = 2.0 * -3.0 + 0.0 * 1.0 + 6.8813735870195432
+    t = math.tanh(n)
+    L = (t - 1.0) ** 2
+    dL_dn = 2 * (t - 1.0) * (1 - t * t)
+    grads = {"w1": dL_dn * 2.0, "w2": dL_dn * 0.0, "b": dL_dn}
+    assert got["Input"] == {"x1": 2.0, "x2": 0.0}
+    assert got["Forward pass"]["n"] == pytest.approx(n, abs=1e-15)
+    assert got["Forward pass"]["o"] == pytest.approx(t, abs=1e-15)
+    assert got["Output"] == {"o": pytest.approx(t, abs=1e-15)}
+    assert got["Loss"]["L"] == pytest.approx(L, abs=1e-15)
+    for p in ("w1", "w2", "b"):
+        assert got["Backpropagation"][f"dL/d{p}"] == pytest.approx(grads[p], abs=1e-12)
+    new = {"w1": -3.0 - lr * grads["w1"], "w2": 1.0 - lr * grads["w2"],
+           "b": 6.8813735870195432 - lr * grads["b"]}
+    for p, v in new.items():
+        assert got["Update"][p] == pytest.approx(v, abs=1e-12)
+    after = (math.tanh(2.0 * new["w1"] + 0.0 * new["w2"] + new["b"]) - 1.0) ** 2
+    assert got["Update"]["L after"] == pytest.approx(after, abs=1e-12)
+    assert after < L
+    # the graph is left as it was
+    assert (w1.data, b.data, loss.data) == (-3.0, 6.8813735870195432, pytest.approx(L, abs=0))
+
+
+def test_stage_table_printout(tmp_path):
+    loss, o, _, (w1, w2, b) = _neuron_loss()
+    doc = sg.stage_table(loss, lr=0.1, params=[w1, w2, b], output=o)
+    text = doc.text()
+    for heading in ("1. Input", "2. Forward pass", "3. Output", "4. Loss",
+                    "5. Backpropagation", "6. Update"):
+        assert heading in text
+    assert "L = (o - 1)**2 = 0.0857864" in text
+    assert "w1 <- -3 - 0.1 * (-0.585786) = -2.94142" in text
+    assert "L after the update = " in text
+    if shutil.which("pdflatex"):
+        doc.to_tex(tmp_path / "stages.tex", compile_pdf=True)
+        assert "Overfull" not in (tmp_path / "stages.log").read_text(errors="replace")
+    # defaults: every leaf is a parameter, the loss is its own output
+    default = sg.stage_table(loss)
+    assert "(none: every leaf is a parameter)" in default.text()
+    with pytest.raises(ValueError, match="lr must be"):
+        sg.stage_table(loss, lr=-1)
+    with pytest.raises(ValueError, match=r"params\[0\]"):
+        sg.stage_table(loss, params=[o])
