@@ -29,6 +29,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.codegen import vecmath
+from symgrad.codegen.checks import LOGISTIC_LOSSES, checks_source
 from symgrad.codegen.printer import print_expr
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.names import source_comment_text
@@ -424,7 +425,21 @@ def _grads_fn(s: _Src, lay: KernelLayout) -> None:
     s("", "")
 
 
-_API = '''
+_API_HEAD = '''
+# ---------------------------------------------------------------------------
+# Argument checks: the same functions (copied from the library's codegen/checks.py)
+# and messages as Model.fit. Every public function below runs them before
+# any compiled code, because the kernels index memory without bounds checks.
+# ---------------------------------------------------------------------------
+class InputShapeError(ValueError):
+    """Data (X or targets) whose shape or values do not fit the network."""
+
+
+'''
+
+_API = _API_HEAD + checks_source() + '''
+
+
 # ---------------------------------------------------------------------------
 # NumPy-level API (also the API of an exported standalone module).
 # ---------------------------------------------------------------------------
@@ -432,16 +447,20 @@ WEIGHTS = {}
 STATE = {}
 
 
-def _as_data(X, Y=None):
-    X = np.ascontiguousarray(X, dtype=DTYPE)
-    if X.ndim != 2 or X.shape[1] != INPUT_DIM:
-        raise ValueError(f"X must have shape (n, {INPUT_DIM}), got {X.shape}")
+def _as_data(X, Y=None, what="data"):
+    """Checked (X, Y) as C-contiguous DTYPE arrays; Y may be class labels or target rows."""
     if Y is None:
-        return X, None
-    Y = np.ascontiguousarray(Y, dtype=DTYPE).reshape(X.shape[0], -1)
-    if Y.shape[1] != OUTPUT_DIM:
-        raise ValueError(f"targets must have {OUTPUT_DIM} columns (one-hot), got {Y.shape}")
-    return X, Y
+        try:
+            return check_inputs(X, INPUT_DIM, DTYPE), None
+        except InputShapeError as err:
+            raise InputShapeError(f"{what}: {err}") from None
+    return check_xy(X, Y, INPUT_DIM, OUTPUT_DIM, REDUCTION, LOGISTIC_TARGETS, DTYPE, what)
+
+
+def _params(params, in_place=False):
+    """Checked parameters (default: WEIGHTS), keyed like PARAM_NAMES."""
+    return check_params(WEIGHTS if params is None else params, PARAM_NAMES, PARAM_SHAPES,
+                        DTYPE, in_place)
 
 
 def init_state(params):
@@ -455,13 +474,12 @@ def init_state(params):
 def load_weights(path_or_dict):
     """Load weights (an .npz path or a dict) into this module's WEIGHTS; resets STATE."""
     src = path_or_dict
-    if isinstance(src, str):
-        src = np.load(src, allow_pickle=False)
-    for name, shape in zip(PARAM_NAMES, PARAM_SHAPES):
-        arr = np.ascontiguousarray(src[name], dtype=DTYPE)
-        if arr.shape != shape:
-            raise ValueError(f"parameter {name}: expected shape {shape}, got {arr.shape}")
-        WEIGHTS[name] = arr.copy()
+    if isinstance(src, str) or hasattr(src, "__fspath__"):
+        with np.load(src, allow_pickle=False) as archive:
+            src = {name: archive[name] for name in archive.files}
+    checked = check_params(src, PARAM_NAMES, PARAM_SHAPES, DTYPE)
+    WEIGHTS.clear()
+    WEIGHTS.update({name: arr.copy() for name, arr in checked.items()})
     STATE.clear()
     STATE.update(init_state(WEIGHTS))
     return WEIGHTS
@@ -471,32 +489,53 @@ def train_epoch(X, Y, batch_size=32, hyper=None, order=None, seed=-1,
                 params=None, state=None):
     """Train one epoch in place; returns (mean loss, accuracy or nan).
 
-    ``hyper``: optimizer hyperparameters in the order of HYPER_NAMES.
+    ``hyper``: optimizer hyperparameters in the order of HYPER_NAMES (or a dict).
+    ``order``: the rows in batch order, a permutation of range(n) or a subset
+    of it (then only those rows train); else ``seed`` >= 0 shuffles, and
+    -1 keeps the rows in order. ``params``/``state`` default to WEIGHTS/STATE
+    and are updated in place (float arrays of DTYPE, C-contiguous).
     """
-    if hyper is None:
-        if HYPER_DEFAULT is None:
-            raise ValueError(f"pass hyper=(...) with values for {HYPER_NAMES}")
-        hyper = HYPER_DEFAULT
-    if len(hyper) != len(HYPER_NAMES):
-        raise ValueError(f"hyper must give {HYPER_NAMES}, got {hyper!r}")
-    params = WEIGHTS if params is None else params
+    X, Y = _as_data(X, Y, "train_epoch")
+    n = X.shape[0]
+    batch_size = check_batch_size(batch_size, n)
+    hyper = check_hyper(hyper, HYPER_NAMES, HYPER_DEFAULT)
+    order = check_order(order, n)
+    seed = check_seed(seed)
+    params = _params(params, in_place=True)
     state = STATE if state is None else state
-    if not state:
+    if hasattr(state, "keys") and not state:
         state.update(init_state(params))
-    X, Y = _as_data(X, Y)
-    order = np.empty(0, np.int64) if order is None else np.ascontiguousarray(order, np.int64)
+    check_state(state, params, PARAM_NAMES, STATE_NAMES)
+    if order is not None and order.size < n:
+        # A subset: its rows, gathered once, train in the given order.
+        X, Y, order = X[order], Y[order], None
+        batch_size = min(batch_size, X.shape[0])
+    return _train_epoch(X, Y, batch_size, hyper, order, seed, params, state)
+
+
+def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
+    """One epoch on checked arguments (train_epoch and Model.fit check them first)."""
+    order = np.empty(0, np.int64) if order is None else order
     args = [params[name] for name in PARAM_NAMES]
     args += [state[f"{s}:{name}"] for name in PARAM_NAMES for s in STATE_NAMES]
-    loss, correct = _epoch(X, Y, order, int(seed), int(batch_size), *args,
-                           np.asarray(hyper, np.float64), state["t"])
+    loss, correct = _epoch(X, Y, order, seed, batch_size, *args, hyper, state["t"])
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
 
 
+@njit(cache=True)
+def _permutation(n, seed):
+    """The batch order _epoch draws for ``seed`` (same generator, same calls)."""
+    np.random.seed(seed)
+    return np.random.permutation(n)
+
+
 def predict(X, params=None):
     """Output-layer predictions (probabilities for sigmoid/softmax outputs)."""
-    params = WEIGHTS if params is None else params
-    X, _ = _as_data(X)
+    return _predict_rows(_as_data(X, None, "predict")[0], _params(params))
+
+
+def _predict_rows(X, params):
     dummy = np.empty((0, OUTPUT_DIM), dtype=DTYPE)
     out, _, _ = _predict(X, dummy, False, *[params[name] for name in PARAM_NAMES])
     return out
@@ -504,8 +543,11 @@ def predict(X, params=None):
 
 def evaluate(X, Y, params=None):
     """(mean loss, accuracy or nan) without updating anything."""
-    params = WEIGHTS if params is None else params
-    X, Y = _as_data(X, Y)
+    X, Y = _as_data(X, Y, "evaluate")
+    return _evaluate_rows(X, Y, _params(params))
+
+
+def _evaluate_rows(X, Y, params):
     _, loss, correct = _predict(X, Y, True, *[params[name] for name in PARAM_NAMES])
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
@@ -513,8 +555,11 @@ def evaluate(X, Y, params=None):
 
 def loss_and_grads(X, Y, params=None):
     """Mean loss of X as one batch and the gradients, keyed like PARAM_NAMES."""
-    params = WEIGHTS if params is None else params
-    X, Y = _as_data(X, Y)
+    X, Y = _as_data(X, Y, "loss_and_grads")
+    return _loss_and_grads_rows(X, Y, _params(params))
+
+
+def _loss_and_grads_rows(X, Y, params):
     loss, grads = _loss_and_grads(X, Y, *[params[name] for name in PARAM_NAMES])
     return loss, dict(zip(PARAM_NAMES, grads))
 '''
@@ -657,6 +702,8 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
       f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
       "HYPER_DEFAULT = None  # hyperparameters are run-time values (export fills this in)",
       f"CLASSIFICATION = {classify}",
+      f"REDUCTION = {plan.output.reduction!r}",
+      f"LOGISTIC_TARGETS = {plan.output.loss_name.lower() in LOGISTIC_LOSSES}",
       "ONE, ZERO = DTYPE(1.0), DTYPE(0.0)  # typed GEMM alpha/beta (no float64 promotion)",
       f"PREDICT_CHUNK = {PREDICT_CHUNK}", "", "")
     if not gemm_module:

@@ -3,8 +3,14 @@
 Python runs once per epoch (never per batch): it picks the batch order,
 calls the generated ``_epoch`` kernel, checks the loss is finite, evaluates
 the validation data and records the `History`. A loss that turns NaN or inf
-stops training with `TrainingDivergedError` naming the epoch, after putting
-back the weights (and optimizer state) from the end of the last good epoch.
+stops training with `TrainingDivergedError` naming the epoch and what became
+non-finite first (`symgrad.runtime.divergence`), after putting back the
+weights (and optimizer state) from the end of the last good epoch.
+
+Arguments are checked by `symgrad.codegen.checks`, the functions every
+generated module also carries; the trainer then calls the module's
+unchecked entry points (``_train_epoch``, ``_predict_rows``, ...) so nothing
+is checked twice.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from symgrad.codegen.cache import load_source, module_name
+from symgrad.codegen.checks import check_params
 from symgrad.codegen.kernels import gemm_source, generate_module_source, is_classification
 from symgrad.derive.plan import NetworkPlan
 from symgrad.runtime.callbacks import CallbackList, Progress
 from symgrad.runtime.data import check_batch_size, check_order, labels_from_output, prepare_xy
+from symgrad.runtime.divergence import explain_divergence
 from symgrad.runtime.history import History
 from symgrad.runtime.optimizers import Optimizer, get_optimizer
 from symgrad.runtime.targets import as_dtype, prepare_inputs
@@ -67,18 +75,14 @@ class Trainer:
         """Make every parameter a C-contiguous array of the kernel dtype, in place in ``params``.
 
         The kernels update these arrays in place, so the dict keeps the
-        trained values. Raises naming the parameter on a missing name or a
-        wrong shape.
+        trained values. Raises naming the parameter on a missing name, a
+        wrong shape or a NaN/inf value (the checks of the generated module).
         """
-        shapes = dict(zip(self.module.PARAM_NAMES, self.module.PARAM_SHAPES, strict=False))
-        for name, shape in shapes.items():
-            if name not in params:
-                raise KeyError(f"parameter {name} is missing (model has {list(shapes)})")
-            arr = np.asarray(params[name])
-            if arr.shape != shape:
-                raise ValueError(f"parameter {name} has shape {arr.shape}, expected {shape}")
-            if arr.dtype != self.dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
-                params[name] = np.ascontiguousarray(arr, dtype=self.dtype).copy()
+        names, shapes = self.module.PARAM_NAMES, self.module.PARAM_SHAPES
+        for name, arr in check_params(params, names, shapes, self.dtype).items():
+            if arr is not params[name] or not arr.flags.writeable:
+                params[name] = arr.copy()   # a converted (or read-only) array: own a copy
+        shapes = dict(zip(names, shapes, strict=True))
         owner = tuple(id(params[name]) for name in shapes)
         if self.state is None or owner != self._state_owner:
             # New parameter arrays (set_params, assignment, dtype change): fresh optimizer state.
@@ -92,11 +96,11 @@ class Trainer:
     # -- passes ----------------------------------------------------------
     def predict_proba(self, params: dict[str, np.ndarray], X: object) -> np.ndarray:
         Xa = prepare_inputs(X, self.plan.input_dim, self.dtype)
-        return self.module.predict(Xa, params=self.prepare_params(params))
+        return self.module._predict_rows(Xa, self.prepare_params(params))
 
     def evaluate(self, params: dict[str, np.ndarray], X: object, y: object) -> dict[str, float]:
         Xa, Ya = prepare_xy(self.plan, X, y, self.dtype, "evaluate")
-        loss, acc = self.module.evaluate(Xa, Ya, params=self.prepare_params(params))
+        loss, acc = self.module._evaluate_rows(Xa, Ya, self.prepare_params(params))
         out = {"loss": float(loss)}
         if is_classification(self.plan):
             out["accuracy"] = float(acc)
@@ -106,7 +110,7 @@ class Trainer:
                        ) -> tuple[float, dict[str, np.ndarray]]:
         """Mean loss and gradients of (X, y) as one batch, by the compiled kernels."""
         Xa, Ya = prepare_xy(self.plan, X, y, self.dtype)
-        return self.module.loss_and_grads(Xa, Ya, params=self.prepare_params(params))
+        return self.module._loss_and_grads_rows(Xa, Ya, self.prepare_params(params))
 
     # -- training --------------------------------------------------------
     def fit(self, params: dict[str, np.ndarray], X: object, y: object, *, epochs: int = 1,
@@ -153,7 +157,8 @@ class Trainer:
             else:
                 ep_order = empty
                 ep_seed = (int(seed) * 1_000_003 + epoch) % (2**31 - 1) if shuffle else -1
-            loss, acc = mod.train_epoch(Xa, Ya, bs, hyper, ep_order, ep_seed, params, self.state)
+            loss, acc = mod._train_epoch(Xa, Ya, bs, hyper, ep_order, ep_seed, params,
+                                         self.state)
             elapsed = time.perf_counter() - start
             # A sum is NaN/inf if any term is (one reduction, no temporary mask).
             finite = np.isfinite(loss) and np.isfinite(sum(float(v.sum()) for v in params.values()))
@@ -162,15 +167,19 @@ class Trainer:
                     params[name][...] = value
                 for name, value in saved[1].items():
                     self.state[name][...] = value
+                cause = explain_divergence(mod, self.plan, self.optimizer, *saved, Xa, Ya, bs,
+                                           hyper, ep_order, ep_seed)
+                if cause is None:   # the replay stayed finite: only the generic advice is left
+                    cause = f"try a smaller learning rate (now {self.optimizer!r})"
                 raise TrainingDivergedError(
-                    f"training diverged in epoch {epoch + 1}/{epochs}: the loss became {loss} "
-                    f"(try a smaller learning rate, now {self.optimizer!r}); the weights from the "
-                    f"end of epoch {epoch} were restored", epoch + 1, history)
+                    f"training diverged in epoch {epoch + 1}/{epochs}: the loss became {loss}. "
+                    f"First non-finite value: {cause}. The weights from the end of epoch "
+                    f"{epoch} were restored", epoch + 1, history)
             metrics = {"loss": loss}
             if classify:
                 metrics["accuracy"] = acc
             if validation_data is not None:
-                v_loss, v_acc = mod.evaluate(Xv, Yv, params=params)
+                v_loss, v_acc = mod._evaluate_rows(Xv, Yv, params)
                 metrics["val_loss"] = v_loss
                 if classify:
                     metrics["val_accuracy"] = v_acc

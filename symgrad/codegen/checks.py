@@ -1,0 +1,344 @@
+"""Argument checks shared by `Model.fit`/`predict`/`evaluate` and every generated module.
+
+One source of truth: `symgrad.runtime` imports these functions, and
+`symgrad.codegen.kernels` copies their source text (`checks_source`) into
+each generated kernel module, so an exported standalone trainer (numpy +
+numba only) refuses bad input with the same messages as `Model.fit`, before
+any compiled code reads memory through its raw indices. That is why this
+module lives in codegen (codegen must not import runtime) and why the
+emitted functions use only ``np``, ``InputShapeError`` and each other:
+no other imports, no module-level constants.
+
+>>> check_batch_size(0, 10)
+Traceback (most recent call last):
+...
+ValueError: batch_size must be a positive int, got 0
+>>> check_order([2, 0, 2], 3)
+Traceback (most recent call last):
+...
+ValueError: order is not a permutation of range(3) or a subset of it: row 2 appears 2 times
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from symgrad.definition.errors import InputShapeError
+
+__all__ = ["as_dtype", "first_nonfinite", "check_finite", "check_inputs", "one_hot",
+           "check_targets", "check_xy", "check_batch_size", "check_order", "check_seed",
+           "check_hyper", "check_params", "check_state", "checks_source", "LOGISTIC_LOSSES"]
+
+# Losses whose targets must lie in [0, 1] (the generated module gets a bool instead).
+LOGISTIC_LOSSES = frozenset({"bce", "binary_cross_entropy"})
+
+
+def as_dtype(dtype: object) -> np.dtype:
+    """float32 or float64, else a clear error."""
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+def first_nonfinite(arr: np.ndarray, chunk: int = 65536) -> tuple[int, ...] | None:
+    """Index tuple of the first NaN/inf in ``arr`` (C order), or None if all are finite.
+
+    Allocates nothing when all values are finite: a sum is NaN/inf if any term
+    is, so one reduction decides; only a non-finite sum (a bad value, or an
+    overflow of finite values) scans ``chunk``-element blocks to find it.
+    """
+    if arr.size == 0 or arr.dtype.kind not in "fc":
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(arr.sum()):
+            return None
+    flat = arr.reshape(-1)   # a view for the C-contiguous arrays checked here
+    for start in range(0, flat.size, chunk):
+        bad = np.flatnonzero(~np.isfinite(flat[start:start + chunk]))
+        if bad.size:
+            return tuple(int(i) for i in np.unravel_index(start + int(bad[0]), arr.shape))
+    return None
+
+
+def check_finite(arr: np.ndarray, what: str, error: type = InputShapeError) -> None:
+    """Raise ``error`` naming ``what``, the value and its row (and column) if any is NaN/inf."""
+    bad = first_nonfinite(arr)
+    if bad is None:
+        return
+    if len(bad) == 1:
+        where = f"row {bad[0]}"
+    elif len(bad) == 2:
+        where = f"row {bad[0]}, column {bad[1]}"
+    else:
+        where = f"index {bad}"
+    raise error(f"{what} has a non-finite value {arr[bad]} at {where}")
+
+
+def check_inputs(X: object, input_dim: int, dtype: object = "float64") -> np.ndarray:
+    """X as a C-contiguous (n, input_dim) float array; (n,) allowed when input_dim == 1."""
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise InputShapeError(f"X must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 1 and input_dim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] != input_dim:
+        raise InputShapeError(f"X must have shape (n, {input_dim}) for the first Dense layer "
+                              f"(dense0: in_dim={input_dim}), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InputShapeError("X has no rows")
+    arr = np.ascontiguousarray(arr, dtype=as_dtype(dtype))
+    check_finite(arr, "X")
+    return arr
+
+
+def one_hot(labels: np.ndarray, k: int, dtype: object = "float64") -> np.ndarray:
+    """Integer labels (n,) -> one-hot rows (n, k)."""
+    out = np.zeros((labels.shape[0], k), dtype=as_dtype(dtype))
+    out[np.arange(labels.shape[0]), labels] = 1
+    return out
+
+
+def check_targets(y: object, output_dim: int, reduction: str, n: int | None = None,
+                  dtype: object = "float64") -> np.ndarray:
+    """Targets as an (n, output_dim) float array.
+
+    ``reduction == "rows"`` (softmax cross-entropy): integer (or bool) labels in
+    [0, k) or one-hot rows (any rows summing to 1 are accepted as soft labels).
+    Otherwise (n,) is allowed when ``output_dim == 1``.
+    """
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "biuf":
+        raise InputShapeError(f"targets must be numeric, got dtype {arr.dtype}")
+    if reduction == "rows" and arr.ndim == 1:
+        if arr.dtype.kind == "f":
+            check_finite(arr, "targets (class labels for cross-entropy)")
+            frac = np.flatnonzero(arr != np.round(arr))
+            if frac.size:
+                raise InputShapeError(f"1-D targets for cross-entropy must be integer class "
+                                      f"labels: got {arr[frac[0]]} at row {frac[0]}")
+        if arr.size and (arr.min() < 0 or arr.max() >= output_dim):
+            bad = np.flatnonzero((arr < 0) | (arr >= output_dim))
+            raise InputShapeError(f"class labels must lie in [0, {output_dim}): got "
+                                  f"{arr[bad[0]]} at row {bad[0]}")
+        # int64 first: bool labels would index one_hot's columns as a mask.
+        arr = one_hot(arr.astype(np.int64), output_dim, dtype)
+    elif arr.ndim == 1 and output_dim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] != output_dim:
+        raise InputShapeError(f"targets must have shape (n, {output_dim}) to match the last "
+                              f"Dense layer's out_dim={output_dim}, got {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise InputShapeError(f"X has {n} rows but the targets have {arr.shape[0]}")
+    arr = np.ascontiguousarray(arr, dtype=as_dtype(dtype))
+    check_finite(arr, "targets")
+    if reduction == "rows" and arr.size:
+        sums = arr.sum(axis=1)
+        bad = np.flatnonzero(np.abs(sums - 1) > 1e-3)
+        if bad.size or arr.min() < 0:
+            row = bad[0] if bad.size else int(np.argmin(arr.min(axis=1)))
+            raise InputShapeError(f"cross-entropy targets must be one-hot rows (non-negative, "
+                                  f"summing to 1): row {row} is {arr[row]}")
+    return arr
+
+
+def check_xy(X: object, y: object, input_dim: int, output_dim: int, reduction: str,
+             logistic: bool, dtype: object, what: str = "training data"
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(X, Y) as C-contiguous arrays of ``dtype``; Y as (n, output_dim) rows.
+
+    ``logistic``: the targets must lie in [0, 1] (binary cross-entropy).
+    Raises `InputShapeError` (a ValueError) prefixed by ``what``.
+    """
+    Xa_raw = np.asarray(X)
+    ya_raw = np.asarray(y)
+    if Xa_raw.ndim >= 1 and ya_raw.ndim >= 1 and Xa_raw.shape[0] != ya_raw.shape[0]:
+        raise InputShapeError(f"{what}: X has {Xa_raw.shape[0]} rows (shape {Xa_raw.shape}) "
+                              f"but y has {ya_raw.shape[0]} (shape {ya_raw.shape})")
+    try:
+        Xa = check_inputs(Xa_raw, input_dim, dtype)
+        if (reduction == "rows" and ya_raw.ndim == 1 and ya_raw.dtype.kind in "iu"
+                and ya_raw.size and 0 <= ya_raw.min() and ya_raw.max() < output_dim):
+            # Fast path for in-range integer labels (fit is called once per epoch
+            # in benchmarks): one-hot rows are valid targets by construction.
+            Ya = one_hot(ya_raw, output_dim, dtype)
+        else:
+            Ya = check_targets(ya_raw, output_dim, reduction, Xa.shape[0], dtype)
+    except InputShapeError as err:
+        raise InputShapeError(f"{what}: {err}") from None
+    if logistic and Ya.size and (Ya.min() < 0 or Ya.max() > 1):
+        row, col = np.argwhere((Ya < 0) | (Ya > 1))[0]
+        raise InputShapeError(f"{what}: targets for binary cross-entropy must lie in [0, 1]; "
+                              f"got {Ya[row, col]} at row {row}, column {col}")
+    return Xa, Ya
+
+
+def check_batch_size(batch_size: object, n: int) -> int:
+    """A positive int batch size (values above n mean one batch of n)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return int(min(batch_size, n))
+
+
+def check_order(order: object, n: int, epochs: int | None = None) -> np.ndarray | None:
+    """A batch order as int64 rows of distinct row indices in [0, n), or None.
+
+    With ``epochs`` (`Model.fit`): shape (n,) or (epochs, n), every row a
+    permutation of range(n). Without (a generated module's ``train_epoch``):
+    one 1-D row, a permutation of range(n) or a subset of it.
+    """
+    if order is None:
+        return None
+    arr = np.asarray(order)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"order must hold integer row indices, got dtype {arr.dtype}")
+    if epochs is None:
+        if arr.ndim != 1 or not 1 <= arr.shape[0] <= n:
+            raise ValueError(f"order must be a 1-D array of 1 to {n} row indices, "
+                             f"got shape {arr.shape}")
+        rows = arr[None, :]
+    else:
+        rows = arr[None, :] if arr.ndim == 1 else arr
+        if rows.ndim != 2 or rows.shape[1] != n or rows.shape[0] not in (1, epochs):
+            raise ValueError(f"order must have shape ({n},) or ({epochs}, {n}), got {arr.shape}")
+    subset = " or a subset of it" if epochs is None else ""
+    for e, row in enumerate(rows):
+        label = "order" if arr.ndim == 1 else f"order[{e}]"
+        if row.min() < 0 or row.max() >= n:
+            i = int(np.flatnonzero((row < 0) | (row >= n))[0])
+            raise ValueError(f"{label}[{i}] = {row[i]} is not a row index of X: indices must "
+                             f"lie in [0, {n})")
+        counts = np.bincount(row.astype(np.int64), minlength=n)
+        if counts.max() > 1:
+            dup = int(np.argmax(counts > 1))
+            raise ValueError(f"{label} is not a permutation of range({n}){subset}: row {dup} "
+                             f"appears {counts[dup]} times")
+    return np.ascontiguousarray(rows if epochs is not None else rows[0], dtype=np.int64)
+
+
+def check_seed(seed: object) -> int:
+    """A shuffle seed: an int in [0, 2**32), or -1 for batches in order."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not -1 <= seed < 2**32:
+        raise ValueError(f"seed must be an int in [0, 2**32), or -1 for batches in order, "
+                         f"got {seed!r}")
+    return int(seed)
+
+
+def check_hyper(hyper: object, names: tuple[str, ...], default: object = None) -> np.ndarray:
+    """Optimizer hyperparameters (a sequence in the order of ``names``, or a dict) as float64.
+
+    Same bounds and messages as the optimizer classes: lr and eps > 0,
+    beta1, beta2 and momentum in [0, 1), every other value >= 0; all finite.
+    """
+    if hyper is None:
+        if default is None:
+            raise ValueError(f"pass hyper=(...) with values for {tuple(names)}")
+        hyper = default
+    if isinstance(hyper, dict):
+        missing = [k for k in names if k not in hyper]
+        extra = sorted(str(k) for k in hyper if k not in names)
+        if missing or extra:
+            raise ValueError(f"hyper must give {tuple(names)}: missing {missing}, "
+                             f"unexpected {extra}")
+        hyper = [hyper[k] for k in names]
+    if isinstance(hyper, (str, bytes)) or not hasattr(hyper, "__len__") \
+            or len(hyper) != len(names):
+        raise ValueError(f"hyper must give {len(names)} value(s) for {tuple(names)}, "
+                         f"got {hyper!r}")
+    values = []
+    for name, value in zip(names, hyper, strict=True):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"optimizer {name} must be a number, got {value!r}")
+        value = float(value)
+        positive = name in ("lr", "eps")
+        if not np.isfinite(value) or value < 0 or (value == 0 and positive):
+            raise ValueError(f"optimizer {name} must be finite and {'> 0' if positive else '>= 0'}"
+                             f", got {value!r}")
+        if name in ("beta1", "beta2", "momentum") and value >= 1:
+            raise ValueError(f"optimizer {name} must be in [0, 1), got {value}")
+        values.append(value)
+    return np.array(values, dtype=np.float64)
+
+
+def check_params(params: object, names: tuple[str, ...], shapes: tuple[tuple[int, ...], ...],
+                 dtype: object, in_place: bool = False) -> dict[str, np.ndarray]:
+    """Every parameter present, numeric, of its shape and finite; returns name -> array.
+
+    ``in_place`` (training): each must already be a writeable C-contiguous
+    array of ``dtype``, because the kernels update it through raw pointers
+    and a converted copy would leave the caller's array untouched. Otherwise
+    converted copies are returned where needed.
+    """
+    if not hasattr(params, "keys") or not hasattr(params, "__getitem__"):
+        raise TypeError(f"params must be a dict of arrays keyed by {list(names)}, "
+                        f"got {type(params).__name__}")
+    dt = as_dtype(dtype)
+    out = {}
+    for name, shape in zip(names, shapes, strict=True):
+        if name not in params:
+            raise KeyError(f"parameter {name} is missing (model has {list(names)})")
+        arr = np.asarray(params[name])
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"parameter {name} must be a float array, got dtype {arr.dtype}")
+        if arr.shape != tuple(shape):
+            raise ValueError(f"parameter {name} has shape {arr.shape}, expected {tuple(shape)}")
+        if in_place:
+            problems = [f"a {type(params[name]).__name__}, not a NumPy array"
+                        if arr is not params[name] else "",
+                        f"dtype {arr.dtype}" if arr.dtype != dt else "",
+                        "not C-contiguous" if not arr.flags.c_contiguous else "",
+                        "read-only" if not arr.flags.writeable else ""]
+            if any(problems):
+                raise ValueError(f"parameter {name} must be a writeable C-contiguous {dt.name} "
+                                 f"array (training updates it in place); it is "
+                                 f"{', '.join(p for p in problems if p)}")
+        if not in_place:
+            arr = np.ascontiguousarray(arr, dtype=dt)
+        check_finite(arr, f"parameter {name}", ValueError)
+        out[name] = arr
+    return out
+
+
+def check_state(state: object, params: dict[str, np.ndarray], names: tuple[str, ...],
+                state_names: tuple[str, ...]) -> object:
+    """Optimizer state for ``params``: every ``"<state>:<param>"`` array and the counter ``t``."""
+    if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+        raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
+    for name in names:
+        ref = params[name]
+        for s in state_names:
+            key = f"{s}:{name}"
+            if key not in state:
+                raise KeyError(f"optimizer state {key} is missing (use init_state(params))")
+            arr = state[key]
+            if not isinstance(arr, np.ndarray) or arr.shape != ref.shape \
+                    or arr.dtype != ref.dtype or not arr.flags.c_contiguous \
+                    or not arr.flags.writeable:
+                raise ValueError(f"optimizer state {key} must be a writeable C-contiguous "
+                                 f"{ref.dtype} array of shape {ref.shape}, got "
+                                 f"{getattr(arr, 'dtype', type(arr).__name__)} "
+                                 f"{getattr(arr, 'shape', '')}")
+            check_finite(arr, f"optimizer state {key}", ValueError)
+    t = state.get("t") if hasattr(state, "get") else None
+    if not isinstance(t, np.ndarray) or t.shape != (1,) or t.dtype != np.int64 \
+            or not t.flags.writeable or t[0] < 0:
+        raise ValueError(f"optimizer state t must be a writeable int64 array of shape (1,) "
+                         f"holding the step count >= 0, got {t!r}")
+    return state
+
+
+# What a generated module carries, in dependency order (each uses only np,
+# InputShapeError and the functions above it).
+_EMITTED = (as_dtype, first_nonfinite, check_finite, check_inputs, one_hot, check_targets,
+            check_xy, check_batch_size, check_order, check_seed, check_hyper, check_params,
+            check_state)
+
+
+def checks_source() -> str:
+    """Source text of the checks, for a generated module (which defines InputShapeError)."""
+    return "\n\n".join(inspect.getsource(fn) for fn in _EMITTED)
