@@ -78,8 +78,9 @@ class _Builder:
     """Walks the AST of one formula and builds the SymPy expression."""
 
     def __init__(self, text: str, what: str, symbols: Mapping[str, sp.Symbol],
-                 new_symbols: bool) -> None:
+                 new_symbols: bool, names_hint: str | None) -> None:
         self.text, self.what, self.symbols, self.new_symbols = text, what, symbols, new_symbols
+        self.names_hint = names_hint
         self.nodes = 0
 
     def fail(self, node: ast.AST | None, message: str) -> DefinitionError:
@@ -152,7 +153,7 @@ class _Builder:
             raise self.fail(node, f"function {ident} must be called, e.g. {ident}(x)")
         if self.new_symbols and ident.isascii() and not ident.startswith("_"):
             return sp.Symbol(ident, real=True)
-        allowed = ", ".join(self.symbols) or "none"
+        allowed = self.names_hint or ", ".join(self.symbols) or "none"
         raise self.fail(node, f"name {ident!r} is not allowed; the names available are "
                               f"{allowed} and the constants {', '.join(CONSTANTS)}")
 
@@ -200,12 +201,14 @@ def _digits(number: sp.Number) -> int:
 
 
 def parse_formula(text: str, what: str, symbols: Mapping[str, sp.Symbol] | None = None,
-                  new_symbols: bool = False, condition: bool = False) -> sp.Basic:
+                  new_symbols: bool = False, condition: bool = False,
+                  names_hint: str | None = None) -> sp.Basic:
     """The SymPy expression written in ``text``, built from a whitelist (never evaluated).
 
     ``symbols`` maps the names the formula may use to their symbols; with
     ``new_symbols`` any other ASCII identifier becomes a real symbol. With
     ``condition`` the text must be a condition (``x0 > 0``), else an expression.
+    ``names_hint`` says in error messages which names exist (default: the keys).
     """
     if not isinstance(text, str):
         raise DefinitionError(f"{what}: formula must be a str, got {type(text).__name__}")
@@ -218,7 +221,7 @@ def parse_formula(text: str, what: str, symbols: Mapping[str, sp.Symbol] | None 
         detail = exc.msg if isinstance(exc, SyntaxError) else str(exc) or type(exc).__name__
         raise DefinitionError(f"{what}: formula {text!r} is not a valid expression "
                               f"({detail})") from None
-    builder = _Builder(text.strip(), what, dict(symbols or {}), new_symbols)
+    builder = _Builder(text.strip(), what, dict(symbols or {}), new_symbols, names_hint)
     try:
         expr = builder.build(tree.body)
     except RecursionError:

@@ -293,7 +293,10 @@ def _as_expr(obj: object, what: str, part: str, arity: int, params: Sequence[str
     # (sympify(strict=True) never parses a string).
     if isinstance(obj, str):
         names = {s.name: s for s in (*operand_symbols(arity), *map(param_symbol, params))}
-        return parse_formula(obj, f"{what} ({part})", names, condition=condition)
+        hint = (f"the operands {', '.join(f'x{i}' for i in range(min(arity, 3)))}"
+                f"{', ...' if arity > 3 else ''} and the parameters {list(params)}")
+        return parse_formula(obj, f"{what} ({part})", names, condition=condition,
+                             names_hint=hint)
     try:
         expr = sp.sympify(obj, strict=True)
     except (sp.SympifyError, TypeError):
