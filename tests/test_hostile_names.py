@@ -129,6 +129,14 @@ def test_op_templates_allow_only_operand_and_parameter_fields(template):
                                   registry=ScalarOpRegistry())
 
 
+@pytest.mark.parametrize("part", ["text", "symbol"])
+def test_plain_text_op_templates_refuse_dollars(part):
+    # text lands in derivation titles ($...$ is math there), symbol in matplotlib mathtext.
+    with pytest.raises(DefinitionError, match=f"{part} template.*'\\$'"):
+        sg.register_scalar_op("op_d", "x0", latex="{0}", registry=ScalarOpRegistry(),
+                              **{part: "$\\input{{x}}$ {0}" if part == "text" else "$\\input$"})
+
+
 @pytest.mark.parametrize("label", ["a\nb", "a\u202eb", "a\u200bb", "x$\\input{y}$",
                                    "\\input{/etc/passwd}", "\\write18{id}", "\\sigma{",
                                    "a\x00", "\u2028"], ids=ascii)

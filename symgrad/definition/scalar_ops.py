@@ -345,8 +345,13 @@ def _check_template(template: object, part: str, what: str, arity: int,
     sample = template.format(*(f"a{i}" for i in range(arity)), **dict.fromkeys(params, "2"))
     if latex:
         check_latex(sample, f"{what} ({part} template {template!r})")
-    else:
-        check_label(sample, f"{what}: {part}")
+        return
+    check_label(sample, f"{what}: {part}")
+    if "$" in template:
+        # Plain text lands in derivation titles, where $...$ is math, and in matplotlib
+        # drawings, where it is mathtext: a '$' would turn user text into markup.
+        raise DefinitionError(f"{what}: {part} template {template!r} has a '$'; plain-text "
+                              "templates may not contain '$' (use latex= for math)")
 
 
 def _check_op_stable(expr: sp.Expr, stable: sp.Expr, xs: tuple[sp.Symbol, ...],
