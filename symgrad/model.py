@@ -215,6 +215,12 @@ class Model:
         _check_finite_values(values, self.dtype, "params: ")
         self._param_store = Parameters(values)
 
+    def to_onnx(self, path: str) -> str:
+        """Write the network and its current weights as an ONNX model (needs ``onnx``)."""
+        from symgrad.codegen.onnx_export import to_onnx
+
+        return to_onnx(self, path)
+
     def set_params(self, values: Mapping[str, np.ndarray]) -> None:
         """Replace the parameters by copies of ``values`` (same names and shapes, finite)."""
         from symgrad.runtime.training import set_params

@@ -1,0 +1,112 @@
+"""Model.to_onnx: the exported file, run by onnxruntime, predicts what the kernels predict.
+
+Every registered activation (hidden) and every output head, in float32 (1e-6 relative)
+and float64 (1e-12 relative; relative to the output's largest entry where values cancel
+to ~0). onnxruntime has no float64 kernel for a few valid ONNX ops (Erf, Sinh, Cosh,
+Atan); such a file is run by ONNX's reference evaluator instead, with an exact double
+erf, so the graph itself is still checked to 1e-12.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.codegen.onnx_export import OnnxExportError, OnnxPrinter, _Graph
+from symgrad.definition.activations import REGISTRY
+from symgrad.definition.formulas import Z
+
+onnx = pytest.importorskip("onnx", reason="onnx is a test extra (pip install -e '.[test]')")
+ort = pytest.importorskip("onnxruntime")
+
+RTOL = {"float32": 1e-6, "float64": 1e-12}
+NO_DOUBLE_KERNEL_IN_ORT = {"Erf", "Sinh", "Cosh", "Atan"}
+ELEMENTWISE = sorted(n for n, cls in REGISTRY.items() if cls.entry.kind == "elementwise")
+HEADS = [("softmax", "cross_entropy", 3), ("sigmoid", "bce", 2), ("identity", "mse", 2)]
+
+
+def _run_exact_reference(path: str, X: np.ndarray) -> np.ndarray:
+    from onnx.reference import ReferenceEvaluator
+    from onnx.reference.ops._op import OpRunUnaryNum
+
+    class Erf(OpRunUnaryNum):   # the stock reference op rounds through float32
+        def _run(self, x):
+            return (np.vectorize(math.erf, otypes=[x.dtype])(x),)
+
+    return ReferenceEvaluator(path, new_ops=[Erf]).run(None, {"X": X})[0]
+
+
+def _onnx_predict(path: str, X: np.ndarray) -> np.ndarray:
+    try:
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as err:   # noqa: BLE001 - onnxruntime raises its own exception types
+        ops = {node.op_type for node in onnx.load(path).graph.node}
+        assert X.dtype == np.float64 and "NOT_IMPLEMENTED" in str(err), err
+        assert ops & NO_DOUBLE_KERNEL_IN_ORT, (ops, err)
+        return _run_exact_reference(path, X)
+    return session.run(None, {"X": X})[0]
+
+
+def _compare(model, tmp_path, X: np.ndarray) -> None:
+    path = model.to_onnx(str(tmp_path / "model.onnx"))
+    X = X.astype(model.dtype)
+    got = _onnx_predict(path, X)
+    want = model.predict_proba(X)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    # Relative to the output's scale: an identity output near 0 is a sum that cancelled,
+    # where float32 rounding of the O(1) terms is all either side can promise.
+    rtol = RTOL[model.dtype.name]
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * float(np.max(np.abs(want))))
+
+
+@pytest.fixture(scope="module")
+def X() -> np.ndarray:
+    return np.random.default_rng(0).normal(scale=2.0, size=(64, 3))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_every_registered_activation(name, dtype, tmp_path, X) -> None:
+    net = sg.Sequential(sg.Dense(3, 6), REGISTRY[name](), sg.Dense(6, 2), sg.Sigmoid())
+    model = sg.compile(net, loss="bce", dtype=dtype, seed=2)
+    _compare(model, tmp_path, X)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("head,loss,k", HEADS)
+def test_every_output_head_after_training(head, loss, k, dtype, tmp_path, X) -> None:
+    net = sg.Sequential(sg.Dense(3, 5), sg.Tanh(), sg.Dense(5, 4, bias=False), sg.ReLU(),
+                        sg.Dense(4, k), REGISTRY[head]())
+    model = sg.compile(net, loss=loss, dtype=dtype, seed=0, optimizer=sg.Adam(lr=0.01))
+    y = np.arange(len(X)) % k if head == "softmax" else (X[:, :k] > 0).astype(float)
+    model.fit(X, y, epochs=3, batch_size=16, seed=0)   # trained weights, not the initial ones
+    _compare(model, tmp_path, X)
+
+
+def test_custom_activations_export_from_their_formula(tmp_path, X, scratch_registries) -> None:
+    x = sg.var("x")
+    Mish = sg.activation("mish_onnx", x * sp.tanh(sp.log(1 + sp.exp(x))))
+    Clip = sg.activation("clip_onnx", sp.Piecewise((-1, x < -1), (x, x <= 1), (1, True)))
+    Cubic = sg.activation("cubic_onnx", x**3 / 6 - x / 2 + sp.Abs(x) ** sp.Rational(3, 2))
+    for layer in (Mish(), Clip(), Cubic()):
+        for dtype in ("float32", "float64"):
+            net = sg.Sequential(sg.Dense(3, 4), layer, sg.Dense(4, 1))
+            _compare(sg.compile(net, loss="mse", dtype=dtype, seed=1), tmp_path, X)
+
+
+def test_no_onnx_operator_names_the_layer_and_function(tmp_path, monkeypatch) -> None:
+    g = _Graph(np.dtype("float64"))
+    with pytest.raises(OnnxExportError, match="my layer: the SymPy function zeta"):
+        OnnxPrinter(g, {Z: "z"}, "my layer").emit(sp.zeta(Z))
+    # Through the model: without a Tanh operator, the tanh layer is the one named.
+    table = {k: v for k, v in OnnxPrinter.known_functions.items() if k is not sp.tanh}
+    monkeypatch.setattr(OnnxPrinter, "known_functions", table)
+    net = sg.Sequential(sg.Dense(2, 3), sg.ReLU(), sg.Dense(3, 3), sg.Tanh(), sg.Dense(3, 1))
+    model = sg.compile(net, loss="mse")
+    with pytest.raises(OnnxExportError, match="layer dense1 activation 'tanh'.*tanh"):
+        model.to_onnx(str(tmp_path / "m.onnx"))
+    assert list(tmp_path.iterdir()) == []
