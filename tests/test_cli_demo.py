@@ -17,6 +17,7 @@ def test_demo_derives_proves_and_trains(tmp_path):
     # network part: the cancellation to p - y and the ReLU mask, then proofs and training
     assert "dZ2 = (P - Y)/n" in out and "(A1 > 0)" in out
     assert "finite differences" in out
+    assert "Data set: two moons" in out and "2048 training points" in out  # the data is named
     accuracy = float(out.split("validation accuracy")[-1].split()[0])
     assert accuracy > 0.85  # two moons are not linearly separable: the hidden layer must learn
     for name in ("neuron.png", "network_derivation.tex", "loss.png"):

@@ -82,13 +82,13 @@ def test_zero_grad_and_parameters():
 
 def test_loss_derived_symbolically_matches_backward():
     random.seed(7)
-    net = snn.MLP(2, [3, 1])
-    X = [[0.5, -1.0], [1.5, 0.3], [-0.7, 0.9]]
-    Y = [1, -1, 1]
+    net = snn.MLP(2, [2, 1])
+    X = [[0.5, -1.0], [1.5, 0.3]]
+    Y = [1, -1]
     inputs = [[sg.Value(v, label=f"x{n}_{i}") for i, v in enumerate(row, start=1)]
               for n, row in enumerate(X, start=1)]
     scores = [net(row) for row in inputs]
-    loss = sum((1 + -yi * s).relu() for yi, s in zip(Y, scores, strict=True)) * (1 / 3)
+    loss = sum((1 + -yi * s).relu() for yi, s in zip(Y, scores, strict=True)) * 0.5
     loss.backward()
     leaves = net.parameters() + [v for row in inputs for v in row]
     data = {v.label: v.data for v in leaves}
