@@ -124,7 +124,8 @@ def value_html(root: Value) -> str:
     def name(node: Value) -> str:
         return _num(node.data) if node._const else tex(names[id(node)])
 
-    shown = [n for n in order if not n._const] if len(order) <= MAX_TABLE_NODES else [root]
+    truncated = len(order) > MAX_TABLE_NODES
+    shown = [root] if truncated else [n for n in order if not n._const]
     rows = []
     for node in shown:
         if node.op is None:
@@ -135,8 +136,7 @@ def value_html(root: Value) -> str:
                                                  node.params)) + r"\)"
         rows.append(f"<tr><td>\\({_html(name(node))}\\)</td><td>{definition}</td>"
                     f"<td>{_num(node.data)}</td><td>{_num(node.grad)}</td></tr>")
-    note = "" if len(shown) > 1 or len(order) == 1 else (
-        f"<p>(a graph of {len(order)} nodes: only its root is listed)</p>")
+    note = f"<p>(a graph of {len(order)} nodes: only its root is listed)</p>" if truncated else ""
     return "\n".join([
         '<div class="symgrad-value">',
         f"<p><b>Value</b> \\({_html(name(root))}\\) = {_num(root.data)}, "
