@@ -77,11 +77,11 @@ def _heaviside(x, h0=0):
 MP = [{"erf": _erf, "erfc": _erfc, "exp": _exp, "Heaviside": _heaviside}, "mpmath"]
 
 
-def exact(expr: sp.Expr, zs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def exact(expr: sp.Expr, zs: np.ndarray, digits: int = 400) -> tuple[np.ndarray, np.ndarray]:
     """expr(z) at 400 digits (enough for log(1 + e^-700)), as float64 hi + lo."""
     fn = sp.lambdify([Z], expr, modules=MP)
     hi, lo = np.full(len(zs), np.nan), np.zeros(len(zs))
-    with mpmath.workdps(400):
+    with mpmath.workdps(digits):
         for i, z in enumerate(zs.astype(np.float64)):
             try:
                 v = mpmath.mpf(fn(mpmath.mpf(float(z))))
