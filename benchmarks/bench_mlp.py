@@ -1,8 +1,9 @@
 """Benchmark one epoch of MLP training: symgrad vs NumPy, PyTorch, JAX and the matmul floor.
 
-Every framework trains the same network (ReLU hidden layers, softmax +
-cross-entropy) from the same initial weights on the same synthetic data, with
-the same minibatch order (no shuffling) and plain SGD. Each framework runs in
+Every framework trains the same network (hidden layers with one activation --
+ReLU, tanh, sigmoid, exact GELU or swish -- softmax + cross-entropy) from the
+same initial weights on the same synthetic data, with the same minibatch order
+(no shuffling) and the same optimizer (plain SGD or Adam). Each framework runs in
 its own subprocess (see worker.py); before the timed epochs, the weights after
 one epoch are compared with the hand-written NumPy reference, and the table
 shows the largest difference: timings of different computations would be
@@ -12,6 +13,7 @@ Run it with OpenBLAS left to pick its own kernels::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_mlp.py
     python benchmarks/bench_mlp.py --sizes tiny,small --dtypes float64 --repeats 5 --json out.json
+    python benchmarks/bench_mlp.py --activations relu --optimizers sgd     # the original table
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from mlp_setup import DTYPES, SIZES, flops_per_epoch  # noqa: E402
+from mlp_setup import ACTIVATIONS, DTYPES, OPTIMIZERS, SIZES, flops_per_epoch  # noqa: E402
 
 FRAMEWORKS = ("numpy", "symgrad", "torch", "jax")
 # Largest acceptable |w - w_numpy| after one epoch; far above rounding, far below a real bug.
@@ -74,10 +76,12 @@ def pin_to_cores(threads: int | None):
 
 
 def run_worker(framework: str, size: str, dtypes: str, repeats: int, out: Path,
-               timeout: float, threads: int | None = None) -> dict:
+               timeout: float, threads: int | None = None, activations: str = "relu",
+               optimizers: str = "sgd") -> dict:
     """Run worker.py for one framework and one size; return its JSON report."""
     cmd = [sys.executable, str(HERE / "worker.py"), framework, "--sizes", size,
-           "--dtypes", dtypes, "--repeats", str(repeats), "--out", str(out)]
+           "--dtypes", dtypes, "--activations", activations, "--optimizers", optimizers,
+           "--repeats", str(repeats), "--out", str(out)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               env=thread_env(threads), preexec_fn=pin_to_cores(threads))
@@ -92,9 +96,18 @@ def run_worker(framework: str, size: str, dtypes: str, repeats: int, out: Path,
     return json.loads(path.read_text())
 
 
-def max_weight_diff(out: Path, framework: str, size: str, dtype: str) -> float | None:
-    """Largest absolute difference of any weight or bias vs the NumPy reference."""
-    ref, other = out / f"numpy_{size}_{dtype}.npz", out / f"{framework}_{size}_{dtype}.npz"
+def _case(res: dict) -> tuple[str, str, str, str]:
+    """(size, dtype, activation, optimizer) of a worker result."""
+    return (res["size"], res["dtype"], res.get("activation", "relu"),
+            res.get("optimizer", "sgd"))
+
+
+def max_weight_diff(out: Path, framework: str, tag: str) -> float | None:
+    """Largest absolute difference of any weight or bias vs the NumPy reference.
+
+    ``tag`` is ``size_dtype_activation_optimizer`` (`mlp_setup.Problem.tag`).
+    """
+    ref, other = out / f"numpy_{tag}.npz", out / f"{framework}_{tag}.npz"
     if not (ref.exists() and other.exists()):
         return None
     with np.load(ref) as a, np.load(other) as b:
@@ -130,9 +143,12 @@ def _merge(row: dict, fw: str, res: dict) -> None:
 
 def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats: int,
             workdir: Path, timeout: float, log=print, threads: int | None = None,
-            rounds: int = 1) -> dict:
+            rounds: int = 1, activations: list[str] | None = None,
+            optimizers: list[str] | None = None) -> dict:
     """Run every framework for every size; gather timings, sanity diffs and notes."""
-    rows: dict[tuple[str, str], dict] = {}
+    activations = activations or ["relu"]
+    optimizers = optimizers or ["sgd"]
+    rows: dict[tuple[str, str, str, str], dict] = {}
     notes: dict[str, str] = {}
     versions: dict[str, str | None] = {}
     for size in sizes:
@@ -145,7 +161,8 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
             done: list[tuple[str, dict]] = []
             for fw in order:
                 t0 = time.perf_counter()
-                rep = run_worker(fw, size, ",".join(dtypes), repeats, out, timeout, threads)
+                rep = run_worker(fw, size, ",".join(dtypes), repeats, out, timeout, threads,
+                                 ",".join(activations), ",".join(optimizers))
                 log(f"  {size:<6} round {rnd + 1} {fw:<8} {time.perf_counter() - t0:6.1f} s"
                     + (f"  ({rep['missing']})" if "missing" in rep else ""))
                 if "missing" in rep:
@@ -153,24 +170,27 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
                 versions[fw] = rep.get("version")
                 done.extend((fw, res) for res in rep["results"])
             # Compared only now: the NumPy reference may have run last in this round.
-            ref_loss = {res["dtype"]: res.get("loss_epoch1") for fw, res in done if fw == "numpy"}
+            ref_loss = {_case(res): res.get("loss_epoch1") for fw, res in done if fw == "numpy"}
             for fw, res in done:
+                case = _case(res)
                 if "error" in res:
-                    notes[f"{fw} {res['size']} {res['dtype']}"] = res["error"]
+                    notes[f"{fw} {' '.join(case)}"] = res["error"]
                 elif fw != "numpy":
-                    res["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, size, res["dtype"])
-                    if ref_loss.get(res["dtype"]) is not None:
+                    res["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, "_".join(case))
+                    if ref_loss.get(case) is not None:
                         # The epoch-1 loss must agree too (relative, as losses are O(1)).
-                        res["loss_diff_vs_numpy"] = abs(res["loss_epoch1"] - ref_loss[res["dtype"]])
-                _merge(rows.setdefault((res["size"], res["dtype"]), {}), fw, res)
+                        res["loss_diff_vs_numpy"] = abs(res["loss_epoch1"] - ref_loss[case])
+                _merge(rows.setdefault(case, {}), fw, res)
     results = []
     for size in sizes:
         for dtype in dtypes:
-            entry = {"size": size, "arch": SIZES[size].arch, "n": SIZES[size].n,
-                     "batch": SIZES[size].batch, "dtype": dtype,
-                     "gflop_per_epoch": flops_per_epoch(SIZES[size]) / 1e9,
-                     "frameworks": rows.get((size, dtype), {})}
-            results.append(entry)
+            for act in activations:
+                for opt in optimizers:
+                    results.append({
+                        "size": size, "arch": SIZES[size].arch, "n": SIZES[size].n,
+                        "batch": SIZES[size].batch, "dtype": dtype, "activation": act,
+                        "optimizer": opt, "gflop_per_epoch": flops_per_epoch(SIZES[size]) / 1e9,
+                        "frameworks": rows.get((size, dtype, act, opt), {})})
     return {"results": results, "notes": notes, "versions": versions,
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                         "python": platform.python_version(),
@@ -180,23 +200,27 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
 
 
 def compile_times(sizes: list[str], dtypes: list[str], timeout: float,
-                  threads: int | None = None, log=print) -> list[dict]:
+                  threads: int | None = None, log=print, activation: str = "relu",
+                  optimizer: str = "sgd") -> list[dict]:
     """Cold and warm compile of symgrad per size and dtype, each in a fresh process.
 
     Cold: an empty cache directory. Warm: a second process on the same directory,
     so the derived plans, the generated module and Numba's machine code are reused.
+    One network per size and dtype: ``activation`` and ``optimizer``.
     """
     rows = []
     for size in sizes:
         for dtype in dtypes:
-            row: dict = {"size": size, "dtype": dtype}
+            row: dict = {"size": size, "dtype": dtype, "activation": activation,
+                         "optimizer": optimizer}
             with tempfile.TemporaryDirectory(prefix="symgrad_cache_") as cache:
                 env = thread_env(threads)
                 env["SYMGRAD_CACHE_DIR"] = cache
                 for phase in ("cold", "warm"):
                     try:
                         proc = subprocess.run(
-                            [sys.executable, str(HERE / "compile_probe.py"), size, dtype],
+                            [sys.executable, str(HERE / "compile_probe.py"), size, dtype,
+                             activation, optimizer],
                             capture_output=True, text=True, timeout=timeout, env=env)
                         lines = proc.stdout.strip().splitlines()
                         if proc.returncode != 0 or not lines:
@@ -216,9 +240,11 @@ def compile_times(sizes: list[str], dtypes: list[str], timeout: float,
 
 def compile_markdown(rows: list[dict]) -> str:
     """Table of symgrad's compile times: symbolic derivation plus kernel build."""
-    lines = ["symgrad compile (fresh process each; cold = empty cache directory, warm = second "
-             "process on the same directory: derived plans and kernels reused); seconds:", "",
-             "| size | dtype | import symgrad | derive cold | derive warm | kernels cold "
+    net = f" ({rows[0].get('activation', 'relu')}, {rows[0].get('optimizer', 'sgd')})" \
+        if rows else ""
+    lines = [f"symgrad compile{net} (fresh process each; cold = empty cache directory, warm = "
+             "second process on the same directory: derived plans and kernels reused); seconds:",
+             "", "| size | dtype | import symgrad | derive cold | derive warm | kernels cold "
              "| kernels warm | total cold | total warm |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -270,10 +296,10 @@ def _diff(res: dict | None, dtype: str) -> str:
 def markdown(report: dict) -> str:
     """The main table (required columns + sanity column) and a details table."""
     lines = [
-        "| size | dtype | symgrad ms | numpy ms | torch ms | jax ms | floor ms | "
-        "symgrad GFLOP/s | torch/symgrad | jax/symgrad | symgrad/floor | "
+        "| size | dtype | activation | optimizer | symgrad ms | numpy ms | torch ms | jax ms | "
+        "floor ms | symgrad GFLOP/s | torch/symgrad | jax/symgrad | symgrad/floor | "
         "max abs ΔW vs numpy (sg / torch / jax) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for e in report["results"]:
         f = e["frameworks"]
@@ -283,13 +309,15 @@ def markdown(report: dict) -> str:
         diffs = " / ".join(_diff(f.get(k), e["dtype"]) for k in ("symgrad", "torch", "jax"))
         lines.append(
             f"| {e['size']} ({e['arch']}, n={e['n']}, b={e['batch']}) | {e['dtype']} | "
-            f"{_fmt(sg)} | {_fmt(npy)} | {_fmt(th)} | {_fmt(jx)} | {_fmt(floor)} | "
+            f"{e.get('activation', 'relu')} | {e.get('optimizer', 'sgd')} | {_fmt(sg)} | "
+            f"{_fmt(npy)} | {_fmt(th)} | {_fmt(jx)} | {_fmt(floor)} | "
             f"{_fmt(gflops)} | {_ratio(th, sg)} | {_ratio(jx, sg)} | {_ratio(sg, floor)} | "
             f"{diffs} |")
     lines += ["", "Details: GFLOP/s (matmul FLOPs / epoch time), one-off cost of the first epoch "
               "beyond a warm one (compile/trace), mean batch loss of epoch 1.", "",
-              "| size | dtype | framework | ms/epoch (median) | min ms | GFLOP/s | "
-              "compile ms | loss epoch 1 |", "|---|---|---|---:|---:|---:|---:|---:|"]
+              "| size | dtype | activation | optimizer | framework | ms/epoch (median) | min ms "
+              "| GFLOP/s | compile ms | loss epoch 1 |",
+              "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     for e in report["results"]:
         for fw in FRAMEWORKS:
             res = e["frameworks"].get(fw)
@@ -297,7 +325,9 @@ def markdown(report: dict) -> str:
             if med is None:
                 continue
             lines.append(
-                f"| {e['size']} | {e['dtype']} | {fw} | {_fmt(med)} | {_fmt(min(res['times_ms']))} "
+                f"| {e['size']} | {e['dtype']} | {e.get('activation', 'relu')} "
+                f"| {e.get('optimizer', 'sgd')} | {fw} | {_fmt(med)} "
+                f"| {_fmt(min(res['times_ms']))} "
                 f"| {_fmt(e['gflop_per_epoch'] / (med / 1e3))} | {_fmt(res['compile_ms'])} | "
                 f"{res['loss_epoch1']:.6f} |")
     if report["notes"]:
@@ -317,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="tiny,small,medium", help="comma list of tiny,small,medium")
     ap.add_argument("--dtypes", default="float64,float32", help="comma list of float64,float32")
+    ap.add_argument("--activations", default=",".join(ACTIVATIONS),
+                    help=f"hidden activations, comma list of {','.join(ACTIVATIONS)}")
+    ap.add_argument("--optimizers", default=",".join(OPTIMIZERS),
+                    help=f"comma list of {','.join(OPTIMIZERS)}")
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                     help="comma list (numpy is always run: it is the reference and the floor)")
     ap.add_argument("--repeats", type=int, default=11, help="timed epochs per cell (median)")
@@ -329,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
                          "all cores); 1 gives steadier numbers on a busy machine")
     ap.add_argument("--no-compile-times", action="store_true",
                     help="skip the cold/warm compile measurement of symgrad")
-    ap.add_argument("--timeout", type=float, default=600, help="seconds per worker process")
+    ap.add_argument("--timeout", type=float, default=1800,
+                    help="seconds per worker process (one framework, one size, every "
+                         "dtype x activation x optimizer)")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be >= 1, got {args.repeats}")
@@ -339,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--threads must be >= 1, got {args.threads}")
     sizes = _csv(args.sizes, list(SIZES), "sizes")
     dtypes = _csv(args.dtypes, DTYPES, "dtypes")
+    activations = _csv(args.activations, ACTIVATIONS, "activations")
+    optimizers = _csv(args.optimizers, OPTIMIZERS, "optimizers")
     frameworks = _csv(args.frameworks, FRAMEWORKS, "frameworks")
     frameworks = ["numpy"] + [f for f in frameworks if f != "numpy"]
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -348,20 +386,24 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     load_start = os.getloadavg()[0]
     print(f"# bench_mlp: sizes={','.join(sizes)} dtypes={','.join(dtypes)} "
+          f"activations={','.join(activations)} optimizers={','.join(optimizers)} "
           f"repeats={args.repeats} threads={args.threads or 'default'} cpus={os.cpu_count()}",
           file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bench_mlp_") as tmp:
         report = collect(sizes, dtypes, frameworks, args.repeats, Path(tmp), args.timeout,
                          log=lambda s: print(s, file=sys.stderr, flush=True),
-                         threads=args.threads, rounds=args.rounds)
+                         threads=args.threads, rounds=args.rounds, activations=activations,
+                         optimizers=optimizers)
     if "symgrad" in frameworks and not args.no_compile_times:
         report["compile_times"] = compile_times(
             sizes, dtypes, args.timeout, args.threads,
-            log=lambda s: print(s, file=sys.stderr, flush=True))
+            log=lambda s: print(s, file=sys.stderr, flush=True), activation=activations[0],
+            optimizer=optimizers[0])
     for fw in FRAMEWORKS:
         if fw not in frameworks:
             report["notes"][fw] = "not run (left out of --frameworks)"
-    report["config"] = {"sizes": sizes, "dtypes": dtypes, "repeats": args.repeats,
+    report["config"] = {"sizes": sizes, "dtypes": dtypes, "activations": activations,
+                        "optimizers": optimizers, "repeats": args.repeats,
                         "rounds": args.rounds, "threads": args.threads or "default"}
     report["machine"]["loadavg_at_start"] = load_start
     busy = max(load_start, report["machine"]["loadavg_at_end"][0])
@@ -374,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(report))
     if report.get("compile_times"):
         print("\n" + compile_markdown(report["compile_times"]))
-    mismatched = [f"{e['size']} {e['dtype']} {fw}" for e in report["results"]
+    mismatched = [f"{e['size']} {e['dtype']} {e.get('activation', 'relu')} "
+                  f"{e.get('optimizer', 'sgd')} {fw}"
+                  for e in report["results"]
                   for fw, res in e["frameworks"].items()
                   if "error" not in res and not _agrees(res, e["dtype"])]
     if mismatched:

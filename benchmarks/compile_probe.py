@@ -18,17 +18,17 @@ from mlp_setup import make_problem
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        raise SystemExit("usage: compile_probe.py SIZE DTYPE")
-    problem = make_problem(argv[0], argv[1])
+    if len(argv) not in (2, 4):
+        raise SystemExit("usage: compile_probe.py SIZE DTYPE [ACTIVATION OPTIMIZER]")
+    problem = make_problem(*argv)
     t0 = time.perf_counter()
-    from run_symgrad import build_net
+    from run_symgrad import build_net, make_optimizer
 
     import symgrad as sg
 
     t1 = time.perf_counter()
-    model = sg.compile(build_net(problem.size.dims), loss="cross_entropy",
-                       optimizer=sg.SGD(lr=problem.lr), dtype=problem.dtype.name)
+    model = sg.compile(build_net(problem.size.dims, problem.activation), loss="cross_entropy",
+                       optimizer=make_optimizer(problem), dtype=problem.dtype.name)
     t2 = time.perf_counter()
 
     def fit() -> None:

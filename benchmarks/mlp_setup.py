@@ -2,7 +2,13 @@
 
 Everything here is deterministic (fixed seeds) so that each framework, in its own
 process, rebuilds bit-identical inputs and the results can be compared weight by
-weight. Only NumPy is imported: this module is shared by every runner.
+weight. Only NumPy is imported (SciPy's erf/expit on first use of GELU/sigmoid/swish):
+this module is shared by every runner.
+
+Besides size and dtype, a run has a hidden *activation* (`ACTIVATIONS`; every
+framework writes the same formula, GELU in its exact erf form) and an
+*optimizer* (`OPTIMIZERS`: plain SGD, or Adam with bias correction,
+``w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ import numpy as np
 
 SEED = 20261123
 LEARNING_RATE = 0.05
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "swish")
+OPTIMIZERS = ("sgd", "adam")
+# Adam's hyper-parameters (the usual defaults): the same in every framework.
+ADAM = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 
 
 @dataclass(frozen=True)
@@ -23,7 +33,7 @@ class Size:
     """One benchmark configuration: layer widths, number of samples, batch size."""
 
     name: str
-    dims: tuple[int, ...]   # (in, hidden..., classes); ReLU hidden, softmax + cross-entropy
+    dims: tuple[int, ...]   # (in, hidden..., classes); activation hidden, softmax + CE
     n: int
     batch: int
 
@@ -58,7 +68,18 @@ class Problem:
     labels: np.ndarray     # (n,) int64 class indices
     onehot: np.ndarray     # (n, classes) in dtype
     params: list[tuple[np.ndarray, np.ndarray]]
-    lr: float = LEARNING_RATE
+    activation: str = "relu"
+    optimizer: str = "sgd"
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the run's optimizer."""
+        return ADAM["lr"] if self.optimizer == "adam" else LEARNING_RATE
+
+    @property
+    def tag(self) -> str:
+        """``size_dtype_activation_optimizer``: names this run's files."""
+        return f"{self.size.name}_{self.dtype.name}_{self.activation}_{self.optimizer}"
 
     def batches(self) -> list[tuple[int, int]]:
         """(start, stop) of each minibatch, in order: no shuffling anywhere."""
@@ -69,8 +90,12 @@ class Problem:
         return [(W.copy(), b.copy()) for W, b in self.params]
 
 
-def make_problem(size: Size | str, dtype: str) -> Problem:
+def make_problem(size: Size | str, dtype: str, activation: str = "relu",
+                 optimizer: str = "sgd") -> Problem:
     """Build the synthetic classification problem for ``size`` in ``dtype``.
+
+    ``activation`` and ``optimizer`` only label the run: data and initial
+    weights are the same for all of them.
 
     Labels come from a random linear teacher so that training has a signal; the
     data are drawn in float64 and cast, so float32 and float64 see the same task.
@@ -85,6 +110,10 @@ def make_problem(size: Size | str, dtype: str) -> Problem:
         size = SIZES[size]
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose from {DTYPES}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose from {ACTIVATIONS}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {OPTIMIZERS}")
     if size.n % size.batch:
         raise ValueError(f"size {size.name}: n={size.n} is not a multiple of batch={size.batch}")
     rng = np.random.default_rng(SEED + sum(size.dims))
@@ -94,14 +123,54 @@ def make_problem(size: Size | str, dtype: str) -> Problem:
     labels = np.argmax(X64 @ teacher + 0.5 * rng.standard_normal((size.n, k)), axis=1)
     params = []
     for fan_in, fan_out in zip(size.dims[:-1], size.dims[1:], strict=True):
-        # He-normal weights for ReLU; small non-zero biases so bias gradients are exercised.
+        # He-normal weights (for every activation: the runs differ only in it); small
+        # non-zero biases so bias gradients are exercised.
         W = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
         b = 0.01 * rng.standard_normal(fan_out)
         params.append((W.astype(dtype), b.astype(dtype)))
     onehot = np.zeros((size.n, k), dtype=dtype)
     onehot[np.arange(size.n), labels] = 1
     return Problem(size, np.dtype(dtype), np.ascontiguousarray(X64.astype(dtype)),
-                   labels.astype(np.int64), onehot, params)
+                   labels.astype(np.int64), onehot, params, activation, optimizer)
+
+
+def activation_numpy(name: str) -> tuple[Callable, Callable]:
+    """(f(Z), f'(Z, A)) of a hidden activation in NumPy, written out by hand (A = f(Z)).
+
+    This is the reference the other frameworks are checked against, so it
+    states each derivative independently of symgrad's derivation.
+
+    >>> f, df = activation_numpy("gelu")
+    >>> z = np.array([-1.0, 0.0, 2.0])
+    >>> bool(np.allclose(df(z, f(z)), [-0.0833155, 0.5, 1.0852318], atol=1e-7))
+    True
+    """
+    if name == "relu":
+        return (lambda Z: np.maximum(Z, 0)), (lambda Z, A: (Z > 0).astype(Z.dtype))
+    if name == "tanh":
+        return np.tanh, (lambda Z, A: 1 - A * A)
+    from scipy.special import erf, expit  # accurate and overflow-free in both dtypes
+
+    if name == "sigmoid":
+        return expit, (lambda Z, A: A * (1 - A))
+    if name == "gelu":
+        # Exact GELU: z * Phi(z); derivative Phi(z) + z * phi(z).
+        def gelu(Z):
+            return Z * (1 + erf(Z / np.sqrt(2).astype(Z.dtype))) / 2
+
+        def dgelu(Z, A):
+            cdf = (1 + erf(Z / np.sqrt(2).astype(Z.dtype))) / 2
+            return cdf + Z * np.exp(-Z * Z / 2) / np.sqrt(2 * np.pi).astype(Z.dtype)
+
+        return gelu, dgelu
+    if name == "swish":
+        # z * sigmoid(z); derivative s * (1 + z * (1 - s)).
+        def dswish(Z, A):
+            s = expit(Z)
+            return s * (1 + Z * (1 - s))
+
+        return (lambda Z: Z * expit(Z)), dswish
+    raise ValueError(f"unknown activation {name!r}; choose from {ACTIVATIONS}")
 
 
 def matmul_shapes(size: Size) -> list[tuple[int, int, int]]:
@@ -149,10 +218,11 @@ def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, list[float
 
 def full_loss(problem: Problem, params: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Mean softmax cross-entropy over the whole data set, in float64 (a shared judge)."""
+    act = activation_numpy(problem.activation)[0]
     A = problem.X.astype(np.float64)
     for i, (W, b) in enumerate(params):
         Z = A @ W.astype(np.float64) + b.astype(np.float64)
-        A = np.maximum(Z, 0.0) if i < len(params) - 1 else Z
+        A = act(Z) if i < len(params) - 1 else Z
     Z = A - A.max(axis=1, keepdims=True)
     lse = np.log(np.exp(Z).sum(axis=1))
     return float(np.mean(lse - Z[np.arange(len(Z)), problem.labels]))

@@ -7,22 +7,37 @@ weights after one epoch are the yardstick of the sanity column.
 from __future__ import annotations
 
 import numpy as np
-from mlp_setup import Problem, matmul_shapes, median_ms
+from mlp_setup import ADAM, Problem, activation_numpy, matmul_shapes, median_ms
 
 
 class NumpyTrainer:
-    """Plain NumPy forward/backward with the textbook formulas, SGD in place."""
+    """Plain NumPy forward/backward with the textbook formulas; SGD or Adam in place."""
 
     name = "numpy"
 
     def __init__(self, problem: Problem) -> None:
         self.p = problem
         self.params = problem.copy_params()
+        self.act, self.dact = activation_numpy(problem.activation)
+        # Adam's moments per parameter and the step count.
+        self.moments = [tuple(np.zeros_like(q) for q in (W, W, b, b)) for W, b in self.params]
+        self.t = 0
         # Batch views are taken once; slicing rows of a C-contiguous array is free.
         self.batches = [(problem.X[a:b], problem.onehot[a:b]) for a, b in problem.batches()]
 
+    def _adam(self, q: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+              bc1: float, bc2: float) -> None:
+        dt = q.dtype.type
+        b1, b2 = dt(ADAM["beta1"]), dt(ADAM["beta2"])
+        m *= b1
+        m += (dt(1) - b1) * g
+        v *= b2
+        v += (dt(1) - b2) * (g * g)
+        q -= dt(ADAM["lr"]) * (m / bc1) / (np.sqrt(v / bc2) + dt(ADAM["eps"]))
+
     def epoch(self) -> float:
         lr, params, last = self.p.lr, self.params, len(self.params) - 1
+        adam = self.p.optimizer == "adam"
         total = 0.0
         for X, Y in self.batches:
             m = X.shape[0]
@@ -31,7 +46,7 @@ class NumpyTrainer:
             for i, (W, b) in enumerate(params):
                 Z = np.dot(A, W) + b
                 zs.append(Z)
-                A = np.maximum(Z, 0) if i < last else Z
+                A = self.act(Z) if i < last else Z
                 acts.append(A)
             # Softmax + cross-entropy from the logits (log-sum-exp), then dZ = (p - y) / m.
             Zs = A - A.max(axis=1, keepdims=True)
@@ -39,15 +54,26 @@ class NumpyTrainer:
             S = E.sum(axis=1, keepdims=True)
             total += float(np.sum(np.log(S) - np.sum(Zs * Y, axis=1, keepdims=True))) / m
             dZ = (E / S - Y) / m
+            if adam:
+                # Bias corrections in float64, then in the parameters' dtype (as symgrad).
+                self.t += 1
+                dt = X.dtype.type
+                bc1 = dt(1.0 - ADAM["beta1"] ** self.t)
+                bc2 = dt(1.0 - ADAM["beta2"] ** self.t)
             for i in range(last, -1, -1):
                 W, b = params[i]
                 dW = np.dot(acts[i].T, dZ)
                 db = dZ.sum(axis=0)
                 if i > 0:
                     dA = np.dot(dZ, W.T)
-                    dZ = dA * (zs[i - 1] > 0)
-                W -= lr * dW
-                b -= lr * db
+                    dZ = dA * self.dact(zs[i - 1], acts[i])
+                if adam:
+                    mW, vW, mb, vb = self.moments[i]
+                    self._adam(W, dW, mW, vW, bc1, bc2)
+                    self._adam(b, db, mb, vb, bc1, bc2)
+                else:
+                    W -= lr * dW
+                    b -= lr * db
         return total / len(self.batches)
 
     def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,7 +1,7 @@
 """symgrad: the JIT-compiled whole-epoch trainer, driven through its public API only.
 
-``sg.compile(net, loss="cross_entropy", optimizer=sg.SGD(lr), dtype)`` builds the
-model; the benchmark's initial weights go in through ``model.set_params``;
+``sg.compile(net, loss="cross_entropy", optimizer=sg.SGD(lr) or sg.Adam(...), dtype)``
+builds the model; the benchmark's initial weights go in through ``model.set_params``;
 each timed epoch is one ``model.fit(X, y, epochs=1, batch_size, shuffle=False)``
 call, so the Python cost of ``fit`` itself is part of the measurement.
 """
@@ -9,20 +9,31 @@ call, so the Python cost of ``fit`` itself is part of the measurement.
 from __future__ import annotations
 
 import numpy as np
-from mlp_setup import Problem
+from mlp_setup import ADAM, Problem
 
 import symgrad as sg
 
 VERSION = sg.__version__
+# The benchmark's activation names -> symgrad's built-in layers (GELU: the exact erf form).
+ACTIVATION_LAYERS = {"relu": sg.ReLU, "tanh": sg.Tanh, "sigmoid": sg.Sigmoid, "gelu": sg.GELU,
+                     "swish": sg.Swish}
 
 
-def build_net(dims: tuple[int, ...]):
-    """Dense/ReLU stack ending in Dense + Softmax, the architecture of every size."""
+def build_net(dims: tuple[int, ...], activation: str = "relu"):
+    """Dense/activation stack ending in Dense + Softmax, the architecture of every size."""
+    hidden = ACTIVATION_LAYERS[activation]
     layers = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
         layers.append(sg.Dense(a, b))
-        layers.append(sg.ReLU() if i < len(dims) - 2 else sg.Softmax())
+        layers.append(hidden() if i < len(dims) - 2 else sg.Softmax())
     return sg.Sequential(*layers)
+
+
+def make_optimizer(problem: Problem):
+    """The run's optimizer with the benchmark's hyper-parameters."""
+    if problem.optimizer == "adam":
+        return sg.Adam(lr=ADAM["lr"], beta1=ADAM["beta1"], beta2=ADAM["beta2"], eps=ADAM["eps"])
+    return sg.SGD(lr=problem.lr)
 
 
 class SymgradTrainer:
@@ -32,8 +43,9 @@ class SymgradTrainer:
 
     def __init__(self, problem: Problem) -> None:
         self.p = problem
-        self.model = sg.compile(build_net(problem.size.dims), loss="cross_entropy",
-                                optimizer=sg.SGD(lr=problem.lr), dtype=problem.dtype.name)
+        self.model = sg.compile(build_net(problem.size.dims, problem.activation),
+                                loss="cross_entropy", optimizer=make_optimizer(problem),
+                                dtype=problem.dtype.name)
         names = list(self.model.params)
         expected = [f"dense{i}.{k}" for i in range(len(problem.params)) for k in ("W", "b")]
         if names != expected:

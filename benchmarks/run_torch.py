@@ -1,4 +1,5 @@
-"""PyTorch CPU eager: nn.Linear layers, F.cross_entropy, a manual in-place SGD step."""
+"""PyTorch CPU eager: nn.Linear layers, F.cross_entropy, a manual in-place SGD step or
+torch.optim.Adam (the same hyper-parameters and bias-corrected update as the others)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import os
 
 import numpy as np
 import torch
-from mlp_setup import Problem
+from mlp_setup import ADAM, Problem
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 # One intra-op thread per core, like the other frameworks' BLAS, unless bench_mlp.py --threads
 # caps every framework's pools (it passes the cap as BENCH_THREADS).
 torch.set_num_threads(int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1)))
+
+# The benchmark's activations as PyTorch modules; GELU exact (erf), swish = SiLU (beta 1).
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+               "gelu": lambda: nn.GELU(approximate="none"), "swish": nn.SiLU}
 
 
 class TorchTrainer:
@@ -31,9 +36,13 @@ class TorchTrainer:
                 lin.bias.copy_(torch.from_numpy(b.copy()))
             layers.append(lin)
             if i < len(problem.params) - 1:
-                layers.append(nn.ReLU())
+                layers.append(ACTIVATIONS[problem.activation]())
         self.model = nn.Sequential(*layers)
         self.params = list(self.model.parameters())
+        self.adam = None
+        if problem.optimizer == "adam":
+            self.adam = torch.optim.Adam(self.params, lr=ADAM["lr"],
+                                         betas=(ADAM["beta1"], ADAM["beta2"]), eps=ADAM["eps"])
         X = torch.from_numpy(problem.X)
         y = torch.from_numpy(problem.labels)
         self.batches = [(X[a:b], y[a:b]) for a, b in problem.batches()]
@@ -47,8 +56,11 @@ class TorchTrainer:
                 q.grad = None
             loss.backward()
             with torch.no_grad():
-                for q in params:
-                    q.add_(q.grad, alpha=-lr)
+                if self.adam is not None:
+                    self.adam.step()
+                else:
+                    for q in params:
+                        q.add_(q.grad, alpha=-lr)
                 total += loss.detach()
         return float(total) / len(self.batches)
 

@@ -3,11 +3,13 @@
 Each framework gets a fresh interpreter so that thread pools (OpenMP, XLA,
 OpenBLAS) and global switches (JAX x64) cannot disturb the others. Results go
 to ``<out>/<framework>.json``; the weights after the first epoch go to
-``<out>/<framework>_<size>_<dtype>.npz`` for the sanity comparison.
+``<out>/<framework>_<size>_<dtype>_<activation>_<optimizer>.npz`` for the
+sanity comparison.
 
 Usage (bench_mlp.py does this for you)::
 
-    python benchmarks/worker.py numpy --sizes tiny --dtypes float64 --repeats 5 --out /tmp/b
+    python benchmarks/worker.py numpy --sizes tiny --dtypes float64 --activations relu,gelu \
+        --optimizers sgd,adam --repeats 5 --out /tmp/b
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ RUNNERS = {
 }
 
 
-def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name: str) -> dict:
+def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name: str,
+              activation: str = "relu", optimizer: str = "sgd") -> dict:
     """First epoch (compile included) for the sanity check, one warm-up, then ``repeats`` timed."""
-    problem = make_problem(size, dtype)
+    problem = make_problem(size, dtype, activation, optimizer)
     t0 = time.perf_counter()
     trainer = cls(problem)
     setup_ms = (time.perf_counter() - t0) * 1e3
@@ -42,13 +45,14 @@ def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name:
     loss1 = trainer.epoch()
     first_ms = (time.perf_counter() - t0) * 1e3
     weights = trainer.weights()
-    np.savez(out / f"{name}_{size}_{dtype}.npz",
+    np.savez(out / f"{name}_{problem.tag}.npz",
              **{f"W{i}": W for i, (W, _) in enumerate(weights)},
              **{f"b{i}": b for i, (_, b) in enumerate(weights)})
     trainer.epoch()  # warm-up: caches, thread pools, any lazy second-call work
     med, times = median_ms(trainer.epoch, repeats)
     res = {
-        "size": size, "dtype": dtype, "setup_ms": setup_ms, "first_epoch_ms": first_ms,
+        "size": size, "dtype": dtype, "activation": activation, "optimizer": optimizer,
+        "setup_ms": setup_ms, "first_epoch_ms": first_ms,
         "median_ms": med, "times_ms": times, "loss_epoch1": loss1,
         "full_loss_after_epoch1": full_loss(problem, weights),
         # Compile (or tracing) cost: what the first epoch and setup cost beyond a warm epoch.
@@ -68,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("framework", choices=sorted(RUNNERS))
     ap.add_argument("--sizes", default="tiny,small,medium")
     ap.add_argument("--dtypes", default="float64,float32")
+    ap.add_argument("--activations", default="relu")
+    ap.add_argument("--optimizers", default="sgd")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -83,16 +89,19 @@ def main(argv: list[str] | None = None) -> int:
         report["missing"] = f"{type(exc).__name__}: {exc}"
         cls = None
     if cls is not None:
-        for size in args.sizes.split(","):
-            for dtype in args.dtypes.split(","):
-                try:
-                    report["results"].append(
-                        bench_one(module, cls, size, dtype, args.repeats, args.out, name))
-                except Exception as exc:
-                    report["results"].append({"size": size, "dtype": dtype,
-                                              "error": f"{type(exc).__name__}: {exc}",
-                                              "traceback": traceback.format_exc()})
-                print(f"[{name}] {size} {dtype}: done", flush=True)
+        cases = [(size, dtype, act, opt) for size in args.sizes.split(",")
+                 for dtype in args.dtypes.split(",") for act in args.activations.split(",")
+                 for opt in args.optimizers.split(",")]
+        for size, dtype, act, opt in cases:
+            try:
+                report["results"].append(
+                    bench_one(module, cls, size, dtype, args.repeats, args.out, name, act, opt))
+            except Exception as exc:
+                report["results"].append({"size": size, "dtype": dtype, "activation": act,
+                                          "optimizer": opt,
+                                          "error": f"{type(exc).__name__}: {exc}",
+                                          "traceback": traceback.format_exc()})
+            print(f"[{name}] {size} {dtype} {act} {opt}: done", flush=True)
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=1))
     return 0
 

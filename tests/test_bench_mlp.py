@@ -18,7 +18,16 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-from mlp_setup import SIZES, Size, flops_per_epoch, make_problem, matmul_shapes  # noqa: E402
+from mlp_setup import (  # noqa: E402
+    ACTIVATIONS,
+    ADAM,
+    SIZES,
+    Size,
+    activation_numpy,
+    flops_per_epoch,
+    make_problem,
+    matmul_shapes,
+)
 from run_numpy import NumpyTrainer, matmul_floor_ms  # noqa: E402
 
 import symgrad as sg  # noqa: E402
@@ -43,6 +52,18 @@ def test_bad_size_or_dtype_is_named(size, dtype):
         make_problem(size, dtype)
 
 
+@pytest.mark.parametrize("activation, optimizer", [("mish", "sgd"), ("relu", "rmsprop")])
+def test_bad_activation_or_optimizer_is_named(activation, optimizer):
+    bad = activation if activation == "mish" else optimizer
+    with pytest.raises(ValueError, match=f"unknown (activation|optimizer) '{bad}'"):
+        make_problem("tiny", "float64", activation, optimizer)
+    import bench_mlp
+
+    flag = "--activations" if activation == "mish" else "--optimizers"
+    with pytest.raises(SystemExit, match=f"{flag}: unknown.*{bad}"):
+        bench_mlp.main([flag, bad])
+
+
 def test_flop_count_matches_the_products_of_a_step():
     s = SIZES["medium"]
     shapes = matmul_shapes(s)
@@ -57,25 +78,78 @@ def test_matmul_floor_runs_every_shape():
     assert matmul_floor_ms(p, repeats=2) > 0
 
 
-def test_numpy_reference_step_equals_symgrad_gradients():
-    """One SGD step of the benchmark's hand-written backprop == symgrad's derived gradients."""
-    one_batch = Size("one", (3, 5, 4, 3), 8, 8)
-    p = make_problem(one_batch, "float64")
-    trainer = NumpyTrainer(p)
-    loss = trainer.epoch()
-    net = sg.Sequential(sg.Dense(3, 5), sg.ReLU(), sg.Dense(5, 4), sg.ReLU(), sg.Dense(4, 3),
-                        sg.Softmax())
-    model = sg.compile(net, loss="cross_entropy", dtype="float64")
+def _symgrad_gradients(p):
+    from run_symgrad import build_net
+
+    model = sg.compile(build_net(p.size.dims, p.activation), loss="cross_entropy",
+                       dtype="float64")
     init = {f"dense{i}.{k}": v for i, (W, b) in enumerate(p.params)
             for k, v in (("W", W), ("b", b))}
-    ref_loss, grads = model.backward(p.X, p.labels, params=init)
+    return model.backward(p.X, p.labels, params=init)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_numpy_reference_step_equals_symgrad_gradients(activation):
+    """One SGD step of the benchmark's hand-written backprop == symgrad's derived gradients,
+    for every activation of the benchmark."""
+    one_batch = Size("one", (3, 5, 4, 3), 8, 8)
+    p = make_problem(one_batch, "float64", activation)
+    trainer = NumpyTrainer(p)
+    loss = trainer.epoch()
+    ref_loss, grads = _symgrad_gradients(p)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
     for i, (W, b) in enumerate(trainer.weights()):
         np.testing.assert_allclose((p.params[i][0] - W) / p.lr, grads[f"dense{i}.W"], atol=1e-12)
         np.testing.assert_allclose((p.params[i][1] - b) / p.lr, grads[f"dense{i}.b"], atol=1e-12)
 
 
-def _run_bench(tmp_path: Path, frameworks: str, env_path: Path | None = None) -> dict:
+def test_numpy_reference_adam_step_is_the_bias_corrected_update():
+    """Adam's first step from zero moments: w -= lr * g / (|g| + eps), g symgrad's gradient."""
+    one_batch = Size("one", (3, 5, 4, 3), 8, 8)
+    p = make_problem(one_batch, "float64", "swish", "adam")
+    trainer = NumpyTrainer(p)
+    trainer.epoch()
+    _, grads = _symgrad_gradients(p)
+    for i, (W, b) in enumerate(trainer.weights()):
+        for name, before, after in (("W", p.params[i][0], W), ("b", p.params[i][1], b)):
+            g = grads[f"dense{i}.{name}"]
+            expected = before - ADAM["lr"] * g / (np.abs(g) + ADAM["eps"])
+            np.testing.assert_allclose(after, expected, rtol=0, atol=1e-15)
+
+
+def _points(dtype=np.float64):
+    return np.linspace(-6, 6, 97).astype(dtype)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_torch_peer_uses_the_same_activation(activation):
+    torch = pytest.importorskip("torch")
+    from run_torch import ACTIVATIONS as TORCH
+
+    f, df = activation_numpy(activation)
+    z = torch.tensor(_points(), requires_grad=True)
+    a = TORCH[activation]()(z)
+    a.sum().backward()
+    zn = _points()
+    np.testing.assert_allclose(a.detach().numpy(), f(zn), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(z.grad.numpy(), df(zn, f(zn)), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_jax_peer_uses_the_same_activation(activation):
+    jax = pytest.importorskip("jax")
+    from run_jax import ACTIVATIONS as JAX
+
+    f, df = activation_numpy(activation)
+    zn = _points()
+    values = np.asarray(JAX[activation](jax.numpy.asarray(zn)))
+    slopes = np.asarray(jax.vmap(jax.grad(JAX[activation]))(jax.numpy.asarray(zn)))
+    np.testing.assert_allclose(values, f(zn), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(slopes, df(zn, f(zn)), rtol=1e-12, atol=1e-14)
+
+
+def _run_bench(tmp_path: Path, frameworks: str, env_path: Path | None = None,
+               activations: str = "relu", optimizers: str = "sgd") -> dict:
     out = tmp_path / "out.json"
     env = None
     if env_path is not None:  # modules here shadow installed ones in the worker processes
@@ -83,6 +157,7 @@ def _run_bench(tmp_path: Path, frameworks: str, env_path: Path | None = None) ->
                    PYTHONPATH=f"{env_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     proc = subprocess.run(
         [sys.executable, str(BENCH / "bench_mlp.py"), "--sizes", "tiny", "--dtypes", "float64",
+         "--activations", activations, "--optimizers", optimizers,
          "--repeats", "1", "--frameworks", frameworks, "--no-compile-times", "--json", str(out)],
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -96,17 +171,23 @@ def test_missing_peers_show_na_and_the_run_goes_on(tmp_path):
     blocked.mkdir()
     for name in ("torch", "jax"):
         (blocked / f"{name}.py").write_text(f"raise ImportError('{name} blocked for the test')\n")
-    report = _run_bench(tmp_path, "numpy,torch,jax", blocked)
+    report = _run_bench(tmp_path, "numpy,torch,jax", blocked, "tanh,swish", "sgd,adam")
     assert "torch blocked for the test" in report["notes"]["torch"]
     assert "jax blocked for the test" in report["notes"]["jax"]
-    row = next(line for line in report["stdout"].splitlines() if line.startswith("| tiny"))
-    cells = [c.strip() for c in row.split("|")[1:-1]]
-    assert cells[2] == cells[4] == cells[5] == "n/a"      # symgrad (not run), torch, jax ms
-    assert float(cells[3]) > 0 and float(cells[6]) > 0     # numpy ms and the floor were measured
+    rows = [line for line in report["stdout"].splitlines() if line.startswith("| tiny (")]
+    seen = set()
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        seen.add((cells[2], cells[3]))                     # activation, optimizer
+        assert cells[4] == cells[6] == cells[7] == "n/a"   # symgrad (not run), torch, jax ms
+        assert float(cells[5]) > 0 and float(cells[8]) > 0  # numpy ms and the floor measured
+    assert seen == {(a, o) for a in ("tanh", "swish") for o in ("sgd", "adam")}
 
 
 def test_symgrad_trains_the_same_weights_as_numpy(tmp_path):
-    report = _run_bench(tmp_path, "numpy,symgrad")
+    report = _run_bench(tmp_path, "numpy,symgrad", activations="gelu", optimizers="adam")
+    assert (report["results"][0]["activation"], report["results"][0]["optimizer"]) == \
+        ("gelu", "adam")
     cell = report["results"][0]["frameworks"]["symgrad"]
     assert "error" not in cell, cell.get("error")
     assert cell["max_weight_diff_vs_numpy"] < 1e-12
@@ -122,9 +203,11 @@ def test_mismatch_is_flagged():
     diff = {"max_weight_diff_vs_numpy": 1e-3, "median_ms": 1.0, "times_ms": [1.0],
             "compile_ms": 0.0, "loss_epoch1": 0.5}
     report = {"results": [{"size": "tiny", "arch": "2-16-16-2", "n": 1024, "batch": 16,
-                           "dtype": "float64", "gflop_per_epoch": 1e-3,
+                           "dtype": "float64", "activation": "gelu", "optimizer": "adam",
+                           "gflop_per_epoch": 1e-3,
                            "frameworks": {"symgrad": diff}}], "notes": {}}
     assert "MISMATCH" in bench_mlp.markdown(report)
+    assert "| float64 | gelu | adam |" in bench_mlp.markdown(report)
     diff["max_weight_diff_vs_numpy"] = 1e-15
     assert "MISMATCH" not in bench_mlp.markdown(report)
     diff["loss_diff_vs_numpy"] = 1e-6   # same weights but another loss: still a mismatch
