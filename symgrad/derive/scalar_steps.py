@@ -48,7 +48,6 @@ from functools import cache
 from pathlib import Path
 
 import sympy as sp
-from sympy.printing.pycode import PythonCodePrinter
 
 from symgrad.codegen.cache import atomic_write, cache_dir
 from symgrad.definition.scalar_ops import ScalarOp
@@ -93,6 +92,9 @@ def derivative_texts(op: ScalarOp) -> tuple[str, ...]:
     >>> derivative_texts(SCALAR_OPS["pow"]), derivative_texts(SCALAR_OPS["relu"])
     (('p0*x0**(p0 - 1)',), ('((0) if (x0 <= 0) else (1))',))
     """
+    # Imported here: a process that finds every step in the cache never needs the printer.
+    from sympy.printing.pycode import PythonCodePrinter
+
     printer = PythonCodePrinter({"fully_qualified_modules": True, "strict": True})
     rename = _variables(op)
     texts = []
@@ -206,12 +208,16 @@ def step_source(op: ScalarOp) -> str:
 @cache
 def _derive_fingerprint() -> str:
     """Hash of the Python and SymPy versions and of every module of the stages up to derive."""
-    root = Path(__file__).resolve().parent.parent
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     digest = hashlib.sha256(f"{platform.python_version()}|{sp.__version__}".encode())
     for stage in ("definition", "graph", "derive"):
-        for path in sorted((root / stage).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+        # os.walk rather than Path.rglob: this runs in every process's first backward.
+        for folder, _dirs, files in sorted(os.walk(os.path.join(root, stage))):
+            for name in sorted(f for f in files if f.endswith(".py")):
+                path = os.path.join(folder, name)
+                digest.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
     return digest.hexdigest()
 
 
