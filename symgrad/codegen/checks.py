@@ -43,7 +43,7 @@ def as_dtype(dtype: object) -> np.dtype:
     return dt
 
 
-def first_nonfinite(arr: np.ndarray, chunk: int = 65536) -> tuple[int, ...] | None:
+def first_nonfinite(arr: np.ndarray, chunk: int = 32768) -> tuple[int, ...] | None:
     """Index tuple of the first NaN/inf in ``arr`` (C order), or None if all are finite.
 
     Allocates nothing when all values are finite: a sum is NaN/inf if any term
@@ -56,10 +56,13 @@ def first_nonfinite(arr: np.ndarray, chunk: int = 65536) -> tuple[int, ...] | No
         if np.isfinite(arr.sum()):
             return None
     flat = arr.reshape(-1)   # a view for the C-contiguous arrays checked here
+    ok = np.empty(min(chunk, flat.size), dtype=bool)   # one chunk's mask, reused
     for start in range(0, flat.size, chunk):
-        bad = np.flatnonzero(~np.isfinite(flat[start:start + chunk]))
-        if bad.size:
-            return tuple(int(i) for i in np.unravel_index(start + int(bad[0]), arr.shape))
+        block = flat[start:start + chunk]
+        mask = np.isfinite(block, out=ok[:block.size])
+        if not mask.all():
+            first = start + int(np.argmin(mask))   # the first False
+            return tuple(int(i) for i in np.unravel_index(first, arr.shape))
     return None
 
 

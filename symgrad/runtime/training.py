@@ -147,7 +147,7 @@ class Trainer:
         progress = Progress(verbose, int(epochs))
         empty = np.empty(0, dtype=np.int64)
         # Numba compiles (or loads from its cache) on the first call: say so in the log.
-        compiles_first = not getattr(mod.train_epoch, "signatures", ())
+        compiles_first = not getattr(mod._epoch, "signatures", ())
         for epoch in range(int(epochs)):
             saved = ({k: v.copy() for k, v in params.items()},
                      {k: v.copy() for k, v in self.state.items()})

@@ -1,0 +1,120 @@
+"""Data checks shared by fit and the generated modules: labels, finiteness, batch order.
+
+Bool class labels used to crash one_hot with IndexError; a NaN label was called "not an
+integer"; the finiteness check allocated an n x d boolean mask (+750 MB for a 1M x 784
+predict). The checks now name the value and its row, and allocate nothing while the
+data are finite.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+from symgrad.codegen.checks import check_inputs, check_targets, check_xy, first_nonfinite
+from symgrad.definition.errors import InputShapeError
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    net = sg.Sequential(sg.Dense(3, 5), sg.Tanh(), sg.Dense(5, 2), sg.Softmax())
+    return net, np.random.default_rng(0).normal(size=(40, 3))
+
+
+def test_bool_labels_for_cross_entropy_train_like_int_labels(classifier) -> None:
+    net, X = classifier
+    labels = X[:, 0] > 0
+    a = sg.compile(net, loss="cross_entropy", optimizer=sg.SGD(lr=0.3), seed=4)
+    b = sg.compile(net, loss="cross_entropy", optimizer=sg.SGD(lr=0.3), seed=4)
+    a.fit(X, labels, epochs=2, batch_size=8, seed=1)
+    b.fit(X, labels.astype(int), epochs=2, batch_size=8, seed=1)
+    for name, value in b.params.items():
+        np.testing.assert_array_equal(a.params[name], value)
+    assert a.evaluate(X, labels) == b.evaluate(X, labels.astype(int))
+    assert a.loss(X, labels) == b.loss(X, labels.astype(int))   # the NumPy reference too
+    np.testing.assert_array_equal(check_targets(np.array([True, False]), 2, "rows"),
+                                  [[0, 1], [1, 0]])
+
+
+@pytest.mark.parametrize(("y", "match"), [
+    (np.where(np.arange(40) == 3, np.nan, 1.0), r"non-finite value nan at row 3"),
+    (np.where(np.arange(40) == 7, -np.inf, 0.0), r"non-finite value -inf at row 7"),
+    (np.where(np.arange(40) == 5, 0.5, 1.0), r"integer class labels: got 0\.5 at row 5"),
+    (np.where(np.arange(40) == 9, 2.0, 1.0), r"\[0, 2\): got 2\.0 at row 9"),
+])
+def test_bad_class_labels_name_the_value_and_row(classifier, y, match) -> None:
+    net, X = classifier
+    model = sg.compile(net, loss="cross_entropy")
+    with pytest.raises(InputShapeError, match="fit: .*" + match):
+        model.fit(X, y)
+    with pytest.raises(InputShapeError, match=match):
+        model.loss(X, y)
+
+
+def test_finiteness_check_allocates_nothing_for_finite_data() -> None:
+    X = np.random.default_rng(0).normal(size=(2000, 500))   # 8 MB; a bool mask is 1 MB
+    tracemalloc.start()
+    try:
+        assert check_inputs(X, 500) is X                   # no copy, no mask
+        _, clean_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        X[1999, 499] = np.nan                              # found by the chunked scan
+        with pytest.raises(InputShapeError, match="nan at row 1999, column 499"):
+            check_inputs(X, 500)
+        _, bad_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert clean_peak < 10_000
+    assert bad_peak < X.size // 8   # one chunk's mask, never the whole n x d one
+    X1, Y1 = np.zeros((200_000, 1)), np.ones((200_000, 1))
+    tracemalloc.start()
+    try:
+        check_xy(X1, Y1, 1, 1, "elements", True, "float64")   # bce targets: in [0, 1]
+        _, xy_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert xy_peak < 200_000 // 8   # the [0, 1] check is a min/max, no mask either
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_first_nonfinite_finds_the_first_bad_value_anywhere(dtype) -> None:
+    rng = np.random.default_rng(1)
+    big = np.finfo(dtype).max
+    for shape in [(1,), (7,), (300, 301), (5, 4, 3)]:
+        arr = np.full(shape, big / 2, dtype=dtype)   # finite values whose sum overflows
+        assert first_nonfinite(arr) is None
+        for _ in range(5):
+            flat = np.sort(rng.choice(arr.size, size=min(3, arr.size), replace=False))
+            bad = arr.copy()
+            bad.reshape(-1)[flat] = rng.choice([np.nan, np.inf, -np.inf], size=flat.size)
+            assert first_nonfinite(bad, chunk=97) == np.unravel_index(flat[0], shape)
+
+
+def test_nan_or_inf_weights_are_refused_by_fit_and_predict(classifier) -> None:
+    net, X = classifier
+    model = sg.compile(net, loss="cross_entropy")
+    model.params["dense1.W"][2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"dense1\.W has a non-finite value inf at row 2, "
+                                         r"column 1"):
+        model.fit(X, X[:, 0] > 0)
+    with pytest.raises(ValueError, match=r"dense1\.W has a non-finite"):
+        model.predict(X)
+
+
+def test_fit_order_names_the_bad_index(classifier) -> None:
+    net, X = classifier
+    model = sg.compile(net, loss="cross_entropy")
+    y = X[:, 0] > 0
+    order = np.arange(40)
+    order[5] = 40
+    with pytest.raises(ValueError, match=r"order\[5\] = 40 is not a row index of X"):
+        model.fit(X, y, order=order)
+    per_epoch = np.stack([np.arange(40), np.arange(40)[::-1]])
+    per_epoch[1, 0] = -3
+    with pytest.raises(ValueError, match=r"order\[1\]\[0\] = -3"):
+        model.fit(X, y, epochs=2, order=per_epoch)
+    with pytest.raises(ValueError, match=r"order\[1\] is not a permutation.*row 0 appears 2"):
+        model.fit(X, y, epochs=2, order=np.stack([np.arange(40), np.r_[0, 0, 2:40]]))
