@@ -158,8 +158,10 @@ def _mp_ref(name: str, x: np.ndarray) -> np.ndarray:
                 r = MPMATH[name](mpmath.mpf(float(v)))
             if isinstance(r, mpmath.mpc) or mpmath.isnan(r):
                 out.append(np.longdouble(np.nan))
-            elif mpmath.isinf(r):
-                out.append(np.longdouble(float(r)))
+            elif mpmath.isinf(r) or abs(r) > mpmath.mpf("1e4930"):   # beyond long double
+                out.append(np.longdouble(np.inf if r > 0 else -np.inf))
+            elif abs(r) < mpmath.mpf("1e-4940"):                     # below it
+                out.append(np.longdouble(0.0 if r >= 0 else -0.0))
             else:
                 out.append(np.longdouble(mpmath.nstr(r, 24, strip_zeros=False)))
     return np.array(out, dtype=np.longdouble)

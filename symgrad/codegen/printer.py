@@ -12,6 +12,9 @@ Two rules keep the generated loops fast and honest:
 * In float32 every literal is wrapped as ``f32(...)``: Numba types a bare
   ``2`` as int64 and ``0.5`` as float64, and either would promote the whole
   loop body to float64.
+* Elementary functions print as symgrad's own branch-free implementations
+  for the dtype (``vm_tanh_f32``, `symgrad.codegen.vecmath`), not ``math.*``:
+  a libm call per element keeps LLVM from vectorising the loop.
 
 >>> from symgrad.definition.formulas import Z
 >>> print_expr(2 * Z + 1, {Z: "z"}, "float64")

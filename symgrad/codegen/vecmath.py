@@ -20,12 +20,13 @@ and the coefficients here are our own):
 * every special case (NaN, +-inf, +-0, overflow, underflow) is a select
   (``a if cond else b``) over values computed unconditionally.
 
-float32: ``vm_exp_f32`` and ``vm_tanh_f32`` are native float32 code (shorter
-polynomials, 16 lanes with AVX-512: these carry sigmoid, swish, tanh and
-softmax). The others evaluate the float64 algorithm and round once: the float64
-result is within ~2.5 float64 ulp, so the float32 value is within 0.5 + 2^-28
-float32 ulp, and the loop still vectorises (through ``<8 x double>``).
-NOTE: native float32 expm1/log/log1p/erf/erfc would be about twice as fast.
+float32: exp, expm1, log, log1p and tanh are native float32 code (shorter
+polynomials, 16 lanes with AVX-512: they carry sigmoid, swish, tanh, ELU and
+softplus). sinh, cosh, erf, erfc and atan evaluate the float64 algorithm and
+round once: the float64 result is within ~3 float64 ulp, so the float32 value
+is within 0.5 + 2^-28 float32 ulp, and the loop still vectorises (through
+``<8 x double>``). NOTE: a native float32 erf/erfc (GELU) would be about twice
+as fast.
 
 Exported trainers carry this code inline: `kernel_source` returns the text
 between the two markers below, which needs only numpy, numba and llvmlite
@@ -438,12 +439,18 @@ _VM_F_LN2_HI = _VM_F(0.693359375)                          # 9 bits: k*hi exact
 _VM_F_LN2_LO = _VM_F(-2.1219444005469057e-04)              # ln2 - hi
 _VM_F_C7, _VM_F_C6, _VM_F_C5 = _VM_F(1.0 / 5040.0), _VM_F(1.0 / 720.0), _VM_F(1.0 / 120.0)
 _VM_F_C4, _VM_F_C3 = _VM_F(1.0 / 24.0), _VM_F(1.0 / 6.0)
+_VM_F_ZERO, _VM_F_TWO = _VM_F(0.0), _VM_F(2.0)
+_VM_F_INF, _VM_F_NAN = _VM_F(_vm_np.inf), _VM_F(_vm_np.nan)
+_VM_F_SQRT2 = _VM_F(1.4142135623730951)
+_VM_F_MIN_NORMAL = _VM_F(1.1754943508222875e-38)
+_VM_F_TINY = _VM_F(2.9802322387695312e-08)   # 2^-25: expm1(x) = log1p(x) = x below
 
 
 @_vm_njit(**_VM_JIT)
 def _vm_expm1_poly_f32(r):
-    """e^r - 1 for |r| <= ln2/2 in float32: Taylor to r^7 (truncation < 2^-27)."""
-    p = _VM_F_C7
+    """e^r - 1 for |r| <= ln2/2 in float32: Taylor to r^8 (truncation < 2^-30 relative)."""
+    p = _VM_F(1.0 / 40320.0)
+    p = p * r + _VM_F_C7
     p = p * r + _VM_F_C6
     p = p * r + _VM_F_C5
     p = p * r + _VM_F_C4
@@ -454,7 +461,7 @@ def _vm_expm1_poly_f32(r):
 
 @_vm_njit(**_VM_JIT)
 def vm_exp_f32(x):
-    """e^x, native float32 (same scheme as `vm_exp_f64`, degree 7)."""
+    """e^x, native float32 (same scheme as `vm_exp_f64`, degree 8)."""
     xc = x if x > _VM_F_EXP_LO else _VM_F_EXP_LO
     xc = xc if xc < _VM_F_EXP_HI else _VM_F_EXP_HI
     t = xc * _VM_F_LOG2E + _VM_F_SHIFTER
@@ -469,20 +476,80 @@ def vm_exp_f32(x):
 
 @_vm_njit(**_VM_JIT)
 def vm_expm1_f32(x):
-    """e^x - 1, float32 (float64 evaluation, one rounding)."""
-    return _vm_np.float32(vm_expm1_f64(_vm_np.float64(x)))
+    """e^x - 1, native float32 (same scheme as `vm_expm1_f64`)."""
+    xc = x if x > _VM_F(-20.0) else _VM_F(-20.0)
+    xc = xc if xc < _VM_F_EXP_HI else _VM_F_EXP_HI
+    t = xc * _VM_F_LOG2E + _VM_F_SHIFTER
+    kf = t - _VM_F_SHIFTER
+    k = _f2i32(t) - _VM_F_SHIFTER_BITS
+    r = (xc - kf * _VM_F_LN2_HI) - kf * _VM_F_LN2_LO
+    e = _vm_expm1_poly_f32(r)
+    ks = k if k < 30 else 30
+    s = _i2f32((ks + 127) << 23)
+    y = s * e + (s - _VM_F_ONE)                # 2^k (e^r - 1) + (2^k - 1)
+    k1 = k >> 1
+    big = ((_VM_F_ONE + e) * _i2f32((k1 + 127) << 23)) * _i2f32((k - k1 + 127) << 23)
+    y = big if k > 30 else y
+    y = -_VM_F_ONE if x < _VM_F(-18.0) else y
+    return x if (abs(x) < _VM_F_TINY) | (x != x) else y
+
+
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_log_parts_f32(u):
+    """(k, f) with u = 2^k (1 + f), f in [sqrt(1/2) - 1, sqrt(2) - 1), u > 0 finite (float32)."""
+    sub = u < _VM_F_MIN_NORMAL
+    us = u * _VM_F(33554432.0) if sub else u          # * 2^25 makes subnormals normal
+    bits = _f2i32(us)
+    k = ((bits >> 23) & 0xFF) - (127 + 25 if sub else 127)
+    m = _i2f32((bits & 0x007FFFFF) | 0x3F800000)       # in [1, 2)
+    hi = m > _VM_F_SQRT2
+    m = _VM_F_HALF * m if hi else m
+    k = k + 1 if hi else k
+    return k, m - _VM_F_ONE
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_log1p_small_f32(f, corr):
+    """log(1 + f) + corr in float32, as `_vm_log1p_small` with the series to s^12."""
+    s = f / (_VM_F_TWO + f)
+    z = s * s
+    p = _VM_F(2.0 / 13.0)
+    p = p * z + _VM_F(2.0 / 11.0)
+    p = p * z + _VM_F(2.0 / 9.0)
+    p = p * z + _VM_F(2.0 / 7.0)
+    p = p * z + _VM_F(2.0 / 5.0)
+    p = p * z + _VM_F(2.0 / 3.0)
+    hfsq = _VM_F_HALF * f * f
+    return f - (hfsq - (s * (hfsq + z * p) + corr))
 
 
 @_vm_njit(**_VM_JIT)
 def vm_log_f32(x):
-    """log, float32 (float64 evaluation, one rounding)."""
-    return _vm_np.float32(vm_log_f64(_vm_np.float64(x)))
+    """log, native float32: NaN below 0, -inf at +-0, inf at inf."""
+    ok = (x > _VM_F_ZERO) & (x < _VM_F_INF)
+    u = x if ok else _VM_F_ONE
+    k, f = _vm_log_parts_f32(u)
+    kf = _VM_F(k)
+    y = kf * _VM_F_LN2_HI + _vm_log1p_small_f32(f, kf * _VM_F_LN2_LO)
+    y = y if ok else (x if x == _VM_F_INF else _VM_F_NAN)
+    return -_VM_F_INF if x == _VM_F_ZERO else y
 
 
 @_vm_njit(**_VM_JIT)
 def vm_log1p_f32(x):
-    """log(1 + x), float32 (float64 evaluation, one rounding)."""
-    return _vm_np.float32(vm_log1p_f64(_vm_np.float64(x)))
+    """log(1 + x), native float32: accurate for tiny x; NaN below -1, -inf at -1."""
+    ok = (x > -_VM_F_ONE) & (x < _VM_F_INF)
+    xs = x if ok else _VM_F_ZERO
+    u = _VM_F_ONE + xs
+    corr = (xs - (u - _VM_F_ONE)) / u     # log(u + c) = log(u) + c/u: the bits 1 + x lost
+    k, f = _vm_log_parts_f32(u)
+    kf = _VM_F(k)
+    y = kf * _VM_F_LN2_HI + _vm_log1p_small_f32(f, kf * _VM_F_LN2_LO + corr)
+    y = y if ok else (x if x == _VM_F_INF else _VM_F_NAN)
+    y = -_VM_F_INF if x == -_VM_F_ONE else y
+    return x if (abs(x) < _VM_F_TINY) | (x != x) else y
 
 
 @_vm_njit(**_VM_JIT)
