@@ -24,6 +24,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable
 from numbers import Real
+from operator import is_
 
 from symgrad.definition.latex_input import check_value_label
 from symgrad.definition.scalar_ops import SCALAR_OPS, ScalarOp
@@ -318,8 +319,8 @@ class _Steps(dict):
 
     def refresh(self) -> None:
         """Forget every step if a registry entry was replaced or removed since it was compiled."""
-        current = SCALAR_OPS._ops
-        if any(current.get(name) is not op for name, op in self.ops.items()):
+        # C-level map instead of a generator: this runs once per backward call.
+        if not all(map(is_, map(SCALAR_OPS._ops.get, self.ops), self.ops.values())):
             self.clear()
             self.ops.clear()
 
