@@ -26,6 +26,8 @@ Every expression inside a loop comes from the plan through
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from symgrad.codegen import vecmath
@@ -33,7 +35,7 @@ from symgrad.codegen.checks import LOGISTIC_LOSSES, checks_source
 from symgrad.codegen.printer import print_expr
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.names import source_comment_text
-from symgrad.derive.plan import LSE, NetworkPlan
+from symgrad.derive.plan import LSE, SUMEXP, ZMAX, NetworkPlan
 
 __all__ = ["generate_module_source", "gemm_source", "numpy_cblas_available", "KernelLayout",
            "is_classification"]
@@ -199,7 +201,6 @@ def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
 def _output_fn(s: _Src, lay: KernelLayout, dtype: str, cast: str) -> None:
     out = lay.plan.output
     k = lay.plan.output_dim
-    from symgrad.derive.plan import SUMEXP, ZMAX   # the row's max logit and shifted sum
     # Softmax rows are evaluated from zmax and acc = sum exp(z - zmax), not through lse:
     # zmax + log(acc) rounds log(acc) away once the logits are large.
     symbols = {Z: "z", Y: "y", P: "p", LSE: "lse", ZMAX: "zmax", SUMEXP: "acc"}
@@ -222,9 +223,11 @@ def _output_fn(s: _Src, lay: KernelLayout, dtype: str, cast: str) -> None:
     s("for i in range(m):")
     s.indent()
     if out.kind == "softmax":
+        exp, log = vecmath.function_name("exp", dtype), vecmath.function_name("log", dtype)
         s("zmax = ZL[i, 0]", f"for j in range(1, {k}):", "    zmax = max(zmax, ZL[i, j])",
-          f"acc = {cast}(0.0)", f"for j in range({k}):", "    acc += math.exp(ZL[i, j] - zmax)",
-          "lse = zmax + math.log(acc)")
+          f"acc = {cast}(0.0)", f"for j in range({k}):", f"    acc += {exp}(ZL[i, j] - zmax)")
+        if re.search(r"\blse\b", pred + loss + delta):   # only plans written through lse
+            s(f"lse = zmax + {log}(acc)")
     if classify and k > 1:  # one decision per row: argmax of logits vs argmax of target
         s("best_z = 0", "best_y = 0")
     s(f"for j in range({k}):")
