@@ -40,6 +40,8 @@ def test_hook_stops_and_sees_logs(data) -> None:
         return "stop" if epoch == 2 else None
 
     hist = _model().fit(X, y, epochs=10, seed=0, validation_data=(X, y), callbacks=[hook])
+    numpy_bool = _model().fit(X, y, epochs=5, callbacks=lambda e, logs: np.float64(e) >= 3)
+    assert numpy_bool.stopped_epoch == 3
     assert [e for e, _ in seen] == [1, 2] and len(hist.epochs) == 2
     assert seen[0][1] == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert hist.stopped_early and hist.stopped_epoch == 2 and "hook" in hist.stop_reason

@@ -181,9 +181,10 @@ class LambdaCallback(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> str | None:
         answer = self.hook(epoch, dict(logs))
-        if answer is None or answer is False:
+        flag = isinstance(answer, (bool, np.bool_))   # `logs[k] > x` may be a NumPy bool
+        if answer is None or (flag and not answer):
             return None
-        if answer is True or answer == "stop":
+        if (flag and answer) or (isinstance(answer, str) and answer == "stop"):
             return f"callback {self.name} asked to stop after epoch {epoch}"
         raise TypeError(f"callback {self.name} returned {answer!r}; return None/False to go on, "
                         "True or 'stop' to stop")
