@@ -65,6 +65,13 @@ def test_derive_formats(tmp_path) -> None:
     assert _files(tmp_path) == {"d.md", "d.tex"}
 
 
+def test_derive_pdf(tmp_path, pdflatex) -> None:
+    proc = run("derive", SPEC, "--loss", "bce", "-o", "d.pdf", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "d.pdf").read_bytes().startswith(b"%PDF")
+    assert _files(tmp_path) == {"d.pdf"}   # pdflatex's aux and log files stay out
+
+
 def test_bad_specs_name_the_problem_and_write_nothing(tmp_path) -> None:
     cases = {
         "Dense(2,8) Tanh Dense(9,1)": "expects 9 inputs",

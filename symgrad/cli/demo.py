@@ -14,6 +14,7 @@ Every file goes to ``--out`` (default ``./symgrad-demo``); the output says where
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,7 +105,8 @@ def network_part(out_dir: Path, epochs: int) -> None:
     X, y = two_moons(TRAIN_POINTS, seed=0)
     Xv, yv = two_moons(VALIDATION_POINTS, seed=1)
     hist = model.fit(X, y, epochs=epochs, batch_size=32, shuffle=True, seed=0,
-                     validation_data=(Xv, yv), verbose=1)
+                     validation_data=(Xv, yv),
+                     verbose=1 if sys.stderr.isatty() else 2)   # a bar, or lines in a log
     scores = model.evaluate(Xv, yv)
     print(f"  final loss {hist.history['loss'][-1]:.4f}; "
           f"validation accuracy {scores['accuracy']:.3f}")
