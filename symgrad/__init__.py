@@ -10,6 +10,7 @@ Data flow, one package per stage::
 """
 
 from symgrad import nn  # micrograd's nn API (Module, Neuron, Layer, MLP) on Value
+from symgrad.codegen.cache import CacheWarning
 from symgrad.definition.activations import (
     ELU,
     GELU,
@@ -79,5 +80,5 @@ __all__ = [
     # training
     "History", "Callback", "EarlyStopping", "ModelCheckpoint", "SGD", "Adam", "AdamW",
     "Optimizer", "TrainingDivergedError",
-    "WeightsFileError",
+    "WeightsFileError", "CacheWarning",
 ]

@@ -171,10 +171,13 @@ class Trainer:
                                            hyper, ep_order, ep_seed)
                 if cause is None:   # the replay stayed finite: only the generic advice is left
                     cause = f"try a smaller learning rate (now {self.optimizer!r})"
-                raise TrainingDivergedError(
+                message = (
                     f"training diverged in epoch {epoch + 1}/{epochs}: the loss became {loss}. "
                     f"First non-finite value: {cause}. The weights from the end of epoch "
-                    f"{epoch} were restored", epoch + 1, history)
+                    f"{epoch} were restored")
+                history.record_stop(message, early=True)   # the History says why it stopped
+                progress.close()                           # no half-drawn bar left behind
+                raise TrainingDivergedError(message, epoch + 1, history)
             metrics = {"loss": loss}
             if classify:
                 metrics["accuracy"] = acc
