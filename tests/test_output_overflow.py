@@ -63,18 +63,38 @@ def _targets(loss: str, n: int) -> np.ndarray:
         else rng.uniform(-2.0, 2.0, n)
 
 
+def _at_precision(fn, zi: float, yi: float, dps: int):
+    with mpmath.workdps(dps):
+        try:
+            return mpmath.mpf(fn(mpmath.mpf(zi), mpmath.mpf(yi)))
+        except (ArithmeticError, ValueError):
+            return None
+
+
 def _exact_zy(expr: sp.Expr, z: np.ndarray, y: np.ndarray):
-    """expr(z, y) at 60 digits as float64 hi + lo (NaN where it is not a finite number)."""
+    """expr(z, y) as float64 hi + lo (NaN where it is not a finite number).
+
+    The precision doubles from 60 digits until two evaluations agree: the raw
+    chain-rule form cancels (1 - p at z = 120 is e^-120, which 60 digits of p keep
+    only 8 digits of), so a fixed precision would make a wrong "exact" value.
+    """
     fn = sp.lambdify([Z, Y], expr, modules=MP)
     hi, lo = np.full(len(z), np.nan), np.zeros(len(z))
-    with mpmath.workdps(60):
-        for i, (zi, yi) in enumerate(zip(z.astype(float), y.astype(float), strict=True)):
-            try:
-                v = mpmath.mpf(fn(mpmath.mpf(zi), mpmath.mpf(yi)))
-            except (ArithmeticError, ValueError):
-                continue
-            if mpmath.isfinite(v) and abs(v) < 1e308:
-                hi[i] = float(v)
+    for i, (zi, yi) in enumerate(zip(z.astype(float), y.astype(float), strict=True)):
+        dps, v = 60, _at_precision(fn, zi, yi, 60)
+        while v is not None and mpmath.isfinite(v) and dps < 1600:
+            w = _at_precision(fn, zi, yi, 2 * dps)
+            dps *= 2
+            if w is None or not mpmath.isfinite(w):
+                v = w
+                break
+            settled = abs(w - v) <= abs(w) * mpmath.mpf(10) ** -30
+            v = w
+            if settled:
+                break
+        if v is not None and mpmath.isfinite(v) and abs(v) < 1e308:
+            hi[i] = float(v)
+            with mpmath.workdps(dps):
                 lo[i] = float(v - hi[i])
     return hi, lo
 

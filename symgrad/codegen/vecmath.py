@@ -462,6 +462,7 @@ def _vm_expm1_poly_f32(r):
 @_vm_njit(**_VM_JIT)
 def vm_exp_f32(x):
     """e^x, native float32 (same scheme as `vm_exp_f64`, degree 8)."""
+    x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
     xc = x if x > _VM_F_EXP_LO else _VM_F_EXP_LO
     xc = xc if xc < _VM_F_EXP_HI else _VM_F_EXP_HI
     t = xc * _VM_F_LOG2E + _VM_F_SHIFTER
@@ -477,6 +478,7 @@ def vm_exp_f32(x):
 @_vm_njit(**_VM_JIT)
 def vm_expm1_f32(x):
     """e^x - 1, native float32 (same scheme as `vm_expm1_f64`)."""
+    x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
     xc = x if x > _VM_F(-20.0) else _VM_F(-20.0)
     xc = xc if xc < _VM_F_EXP_HI else _VM_F_EXP_HI
     t = xc * _VM_F_LOG2E + _VM_F_SHIFTER
@@ -528,6 +530,7 @@ def _vm_log1p_small_f32(f, corr):
 @_vm_njit(**_VM_JIT)
 def vm_log_f32(x):
     """log, native float32: NaN below 0, -inf at +-0, inf at inf."""
+    x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
     ok = (x > _VM_F_ZERO) & (x < _VM_F_INF)
     u = x if ok else _VM_F_ONE
     k, f = _vm_log_parts_f32(u)
@@ -540,6 +543,7 @@ def vm_log_f32(x):
 @_vm_njit(**_VM_JIT)
 def vm_log1p_f32(x):
     """log(1 + x), native float32: accurate for tiny x; NaN below -1, -inf at -1."""
+    x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
     ok = (x > -_VM_F_ONE) & (x < _VM_F_INF)
     xs = x if ok else _VM_F_ZERO
     u = _VM_F_ONE + xs
@@ -560,6 +564,7 @@ def vm_tanh_f32(x):
     down by |u g| / 1 < 0.31; from |x| = 1 on, 2/(e + 1) < 0.24, so its rounding
     errors stay near 1 ulp of the result.
     """
+    x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
     ax = abs(x)
     u = x * x
     v = u + u - _VM_F_ONE                      # [0, 1] -> [-1, 1]
