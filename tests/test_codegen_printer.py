@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symgrad.codegen import vecmath
+from symgrad.codegen import vecmath_kernels as vecmath
 from symgrad.codegen.printer import UnsupportedExpressionError, check_printable, print_expr
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.supported import SUPPORTED_FUNCTIONS

@@ -60,7 +60,7 @@ def _expressions(out):
 def _namespace() -> dict:
     ns = {"math": math, "np": np, "f32": np.float32, "f64": np.float64}
     try:   # the printer may call our vectorisable elementary functions
-        vecmath = importlib.import_module("symgrad.codegen.vecmath")
+        vecmath = importlib.import_module("symgrad.codegen.vecmath_kernels")
         ns.update({k: v for k, v in vars(vecmath).items() if k.startswith("vm_")})
     except ImportError:
         pass
