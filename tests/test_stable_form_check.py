@@ -120,3 +120,16 @@ def test_scalar_op_stable_forms_are_checked_too():
         sg.register_scalar_op("bad_pow", lambda x0, k: x0**k, params=("k",),
                               latex="{0}^{{{k}}}", domain=lambda x0, k: x0 > 0,
                               stable=lambda x0, k: x0**2, registry=ScalarOpRegistry())
+
+
+def test_a_right_stable_form_of_a_cancelling_formula_is_accepted():
+    # exp(2x)(1 - tanh x) = 2/(1 + e^-2x): at x = 128, 60 digits of tanh(128) leave
+    # nothing of 1 - tanh, so a fixed-precision "exact" value called them different.
+    x = sg.var("x")
+    layer = sg.activation("test_twosig_cancel", sg.exp(2 * x) * (1 - sg.tanh(x)),
+                          stable=2 / (1 + sg.exp(-2 * x)), replace=True)
+    try:
+        assert layer.entry.stable is not None
+    finally:
+        from symgrad.definition.activations import REGISTRY
+        REGISTRY.pop("test_twosig_cancel", None)

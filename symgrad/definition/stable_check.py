@@ -36,9 +36,9 @@ import numpy as np
 import sympy as sp
 
 from symgrad.definition.errors import DefinitionError
+from symgrad.definition.exact import converged, mp_function
 from symgrad.definition.supported import LAMBDIFY_MODULES
 
-DIGITS = 60
 EXACT_RTOL = 1e-9
 FLOAT64_RTOL = 1e-6
 _FITS_FLOAT64 = 1e300
@@ -48,13 +48,6 @@ _MAGNITUDES = [float(f"{v:.3g}") for v in np.logspace(-6, math.log10(700.0), 25)
 GRID: tuple[float, ...] = (0.0, 0.5, -0.5, 1.5, -1.5, 3.0, -3.0,
                            *(s * v for v in _MAGNITUDES for s in (1.0, -1.0)))
 MULTI_POINTS = 120   # sampled operand tuples for ops of two or more operands
-
-
-def _mp_heaviside(x, h0=0):
-    return mpmath.mpf(1) if x > 0 else (mpmath.mpf(0) if x < 0 else mpmath.mpf(h0))
-
-
-_MP_MODULES = [{"Heaviside": _mp_heaviside}, "mpmath"]
 
 
 def sample_points(arity: int, seed: int = 0) -> list[tuple[float, ...]]:
@@ -67,20 +60,24 @@ def sample_points(arity: int, seed: int = 0) -> list[tuple[float, ...]]:
                        for _ in range(MULTI_POINTS)]
 
 
+def _real(fn: Callable) -> Callable:
+    # mpmath answers some real formulas with a complex number of zero imaginary part.
+    def call(*args):
+        value = fn(*args)
+        if isinstance(value, mpmath.mpc):
+            if value.imag != 0:
+                raise ValueError("complex result")
+            value = value.real
+        return value
+    return call
+
+
 def _exact(fn: Callable, args: Sequence[float]) -> mpmath.mpf | None:
-    # The value as a real mpf, or None where the form is undefined (pole, log of a
-    # negative, complex result, ...).
-    try:
-        with mpmath.workdps(DIGITS):
-            value = fn(*[mpmath.mpf(a) for a in args])
-            if isinstance(value, mpmath.mpc):
-                if value.imag != 0:
-                    return None
-                value = value.real
-            value = mpmath.mpf(value)
-    except (ArithmeticError, ValueError, TypeError):
-        return None
-    return value if mpmath.isfinite(value) else None
+    # The value as a real mpf at as many digits as it needs (a fixed 60 digits refused
+    # exp(2x)(1 - tanh x) = 2/(1 + e^-2x) at x = 128), or None where the form is
+    # undefined (pole, log of a negative, complex result, never settles).
+    value = converged(_real(fn), list(args))
+    return value if value is not None and mpmath.isfinite(value) else None
 
 
 def _float64(fn: Callable, args: Sequence[float]) -> float:
@@ -108,8 +105,8 @@ def check_stable_form(formula: sp.Expr, stable: sp.Expr, variables: Sequence[sp.
     """
     psyms, pvals = list(params), [float(v) for v in params.values()]
     args = [*variables, *psyms]
-    f_mp = sp.lambdify(args, formula, modules=_MP_MODULES)
-    s_mp = sp.lambdify(args, stable, modules=_MP_MODULES)
+    f_mp = mp_function(formula, tuple(args))
+    s_mp = mp_function(stable, tuple(args))
     s_64 = forward or sp.lambdify(args, stable, modules=LAMBDIFY_MODULES)
     for point in points or sample_points(len(variables)):
         full = (*point, *pvals)

@@ -41,10 +41,10 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.core.relational import Relational
 
+from symgrad.definition.exact import MAX_BITS, converged, mp_function
 from symgrad.definition.formulas import Z
 
 DTYPES = ("float32", "float64")
-_HUGE = mpmath.mpf(2) ** 100   # |argument| past which exp/erf results are 0, 1 or inf anyway
 
 
 def _libm(fn):
@@ -146,66 +146,7 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
     return np.broadcast_to(out, shape)
 
 
-# --- the reference: mpmath with guards where its own arithmetic would explode --------------
-def _guard(fn, big, small):
-    """fn(x), but big/small for |x| past 2**100 (exp(exp(400)) needs 1e173-bit arithmetic)."""
-    def call(x):
-        if x > _HUGE:
-            return big
-        if x < -_HUGE:
-            return small
-        return fn(x)
-    return call
-
-
-_INF = mpmath.inf
-_MP_FUNCS = {
-    "exp": _guard(mpmath.exp, _INF, mpmath.mpf(0)),
-    "cosh": _guard(mpmath.cosh, _INF, _INF),
-    "sinh": _guard(mpmath.sinh, _INF, -_INF),
-    "tanh": _guard(mpmath.tanh, mpmath.mpf(1), mpmath.mpf(-1)),
-    "erf": _guard(mpmath.erf, mpmath.mpf(1), mpmath.mpf(-1)),
-    "erfc": _guard(mpmath.erfc, mpmath.mpf(0), mpmath.mpf(2)),
-    "expm1": _guard(mpmath.expm1, _INF, mpmath.mpf(-1)),
-    "Heaviside": lambda x, h0=0: mpmath.mpf(1) if x > 0 else (mpmath.mpf(h0) if x == 0
-                                                                else mpmath.mpf(0)),
-}
-
-
-_START_BITS = 170      # ~50 digits
-_MAX_BITS = 4096
-
-
-def _at(fn, args: list[float], bits: int):
-    with mpmath.workprec(bits):
-        try:
-            v = mpmath.mpf(fn(*[mpmath.mpf(a) for a in args]))
-        except (ArithmeticError, ValueError, TypeError):
-            return None
-    return None if mpmath.isnan(v) else v
-
-
-def _converged(fn, args: list[float]):
-    """fn(args) at 50 digits, repeated at twice the precision until two results agree.
-
-    50 digits are not always enough: log(1 + e^-108) needs 47 digits just to see the
-    e^-108, and 1 - sigmoid(700) is 0 (a division by zero downstream) below 1010 bits.
-    Doubling stops when the answer no longer moves; None if it never settles.
-    """
-    bits, prev = _START_BITS, None
-    while bits <= _MAX_BITS:
-        v = _at(fn, args, bits)
-        if v is not None and prev is not None:
-            with mpmath.workprec(bits):
-                if v == prev or abs(v - prev) <= abs(v) * mpmath.mpf(2) ** -80:
-                    return v
-        prev, bits = v, bits * 2
-    return None
-
-
-@lru_cache(maxsize=256)
-def _mp_function(expr: sp.Expr, variables: tuple[sp.Symbol, ...]):
-    return sp.lambdify(variables, expr, modules=[_MP_FUNCS, "mpmath"])
+# --- the reference: mpmath at as many digits as needed (symgrad.definition.exact) ------
 
 
 def exact_values(expr: sp.Expr, values: Mapping[sp.Symbol, np.ndarray]
@@ -216,17 +157,17 @@ def exact_values(expr: sp.Expr, values: Mapping[sp.Symbol, np.ndarray]
     reference itself is undefined (e.g. inf - inf past the guards).
     """
     variables = tuple(sorted(values, key=lambda s: s.name))
-    fn = _mp_function(sp.sympify(expr), variables)
+    fn = mp_function(sp.sympify(expr), variables)
     cols = [np.asarray(values[v], dtype=np.float64).ravel() for v in variables]
     n = len(cols[0]) if cols else 1
     hi, lo = np.full(n, np.nan), np.zeros(n)
     for i in range(n):
-        v = _converged(fn, [float(c[i]) for c in cols])
+        v = converged(fn, [float(c[i]) for c in cols])
         if v is None:
             continue
         h = float(v) if abs(v) < mpmath.mpf(2) ** 1024 else math.copysign(math.inf, v)
         hi[i] = h
-        with mpmath.workprec(4 * _MAX_BITS):
+        with mpmath.workprec(4 * MAX_BITS):
             lo[i] = float(v - h) if math.isfinite(h) else 0.0
     return hi, lo
 

@@ -1,0 +1,95 @@
+"""Exact values of formulas in mpmath, at as many digits as the formula needs.
+
+Two stages compare a float form with the formula's exact value: definition (is a
+user's ``stable=`` form equal to its formula?) and simplify (which evaluation form
+is accurate?). Both take the exact value from here, so both get the same answer
+where a fixed precision would not: 1 - sigmoid(128) is e^-128, and 60 digits of
+sigmoid(128) keep none of it.
+
+>>> import sympy as sp
+>>> x = sp.Symbol("x", real=True)
+>>> fn = mp_function(sp.exp(2 * x) * (1 - sp.tanh(x)), (x,))
+>>> float(converged(fn, [128.0]))
+2.0
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import mpmath
+import sympy as sp
+
+__all__ = ["MP_FUNCS", "converged", "mp_function", "value_at"]
+
+_HUGE = mpmath.mpf(2) ** 100   # |argument| past which exp/erf results are 0, 1 or inf anyway
+
+
+def _guard(fn, big, small):
+    """fn(x), but big/small for |x| past 2**100 (exp(exp(400)) needs 1e173-bit arithmetic)."""
+    def call(x):
+        if x > _HUGE:
+            return big
+        if x < -_HUGE:
+            return small
+        return fn(x)
+    return call
+
+
+_INF = mpmath.inf
+#: mpmath stand-ins for SymPy functions, guarded where mpmath's own arithmetic explodes.
+MP_FUNCS = {
+    "exp": _guard(mpmath.exp, _INF, mpmath.mpf(0)),
+    "cosh": _guard(mpmath.cosh, _INF, _INF),
+    "sinh": _guard(mpmath.sinh, _INF, -_INF),
+    "tanh": _guard(mpmath.tanh, mpmath.mpf(1), mpmath.mpf(-1)),
+    "erf": _guard(mpmath.erf, mpmath.mpf(1), mpmath.mpf(-1)),
+    "erfc": _guard(mpmath.erfc, mpmath.mpf(0), mpmath.mpf(2)),
+    "expm1": _guard(mpmath.expm1, _INF, mpmath.mpf(-1)),
+    "Heaviside": lambda x, h0=0: mpmath.mpf(1) if x > 0 else (mpmath.mpf(h0) if x == 0
+                                                                else mpmath.mpf(0)),
+}
+
+START_BITS = 170      # ~50 digits
+MAX_BITS = 4096
+
+
+def value_at(fn, args: list[float], bits: int):
+    """fn(args) at ``bits`` of precision; None where it is undefined or NaN."""
+    with mpmath.workprec(bits):
+        try:
+            v = mpmath.mpf(fn(*[mpmath.mpf(a) for a in args]))
+        except (ArithmeticError, ValueError, TypeError):
+            return None
+    return None if mpmath.isnan(v) else v
+
+
+def converged(fn, args: list[float]):
+    """fn(args) at 50 digits, repeated at twice the precision until two results agree.
+
+    50 digits are not always enough: log(1 + e^-108) needs 47 digits just to see the
+    e^-108, and 1 - sigmoid(700) is 0 (a division by zero downstream) below 1010 bits.
+    Doubling stops when the answer no longer moves (a zero only at the top precision);
+    None if it never settles.
+    """
+    bits, prev = START_BITS, None
+    while bits <= MAX_BITS:
+        v = value_at(fn, args, bits)
+        last = bits * 2 > MAX_BITS
+        if v is not None and prev is not None:
+            with mpmath.workprec(bits):
+                if v == 0 and prev == 0:
+                    # Two zeros may be one cancellation seen twice (1 - tanh(128) is 0
+                    # below 370 bits): a zero counts only if it lasts to the top precision.
+                    if last:
+                        return v
+                elif v == prev or abs(v - prev) <= abs(v) * mpmath.mpf(2) ** -80:
+                    return v
+        prev, bits = v, bits * 2
+    return None
+
+
+@lru_cache(maxsize=256)
+def mp_function(expr: sp.Expr, variables: tuple[sp.Symbol, ...]):
+    """``expr`` as an mpmath function of ``variables`` (guarded functions above)."""
+    return sp.lambdify(variables, expr, modules=[MP_FUNCS, "mpmath"])
