@@ -108,3 +108,27 @@ def test_a_bad_budget_in_the_environment_names_the_variable(monkeypatch):
     monkeypatch.setenv("SYMGRAD_SYMBOLIC_BUDGET", "soon")
     with pytest.raises(ValueError, match="SYMGRAD_SYMBOLIC_BUDGET"):
         sg.compile(sg.Sequential(sg.Dense(2, 1)), loss="mse")
+
+
+def test_a_complete_plan_on_disk_wins_over_one_cut_by_a_smaller_budget(tmp_path, monkeypatch):
+    # A later process with the small budget must find the complete plan derived since,
+    # not the cut one an earlier small-budget compile left on disk.
+    from symgrad.derive import network
+
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SYMGRAD_DERIVATION_CACHE", "1")
+    act = _nested(3, "disk")
+    try:
+        def build(budget):
+            for memory in (network._ACTIVATIONS, network._OUTPUTS):
+                memory.clear()   # as a new process: only the disk remembers
+            return sg.compile(sg.Sequential(sg.Dense(2, 2), act(), sg.Dense(2, 1)),
+                              loss="mse", symbolic_budget=budget)
+
+        assert build(1e-3).plan.notes          # cut, and remembered as cut
+        assert not build(60.0).plan.notes      # complete, remembered as complete
+        assert not build(1e-3).plan.notes      # the complete plan is found first
+    finally:
+        REGISTRY.pop(act.entry.name, None)
+        for memory in (network._ACTIVATIONS, network._OUTPUTS):
+            memory.clear()

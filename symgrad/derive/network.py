@@ -112,11 +112,14 @@ def _within_budget(kind: str, key: tuple, memory: dict, compute, raw_plan, secon
     for k in (key, cut_key):
         if k in memory:
             return memory[k]
-    try:
-        memory[cut_key] = remembered(kind + "_cut", cut_key, _no_fallback_remembered)
-        return memory[cut_key]
-    except _Miss:
-        pass
+    # On disk too a complete plan wins over one cut short by an earlier, smaller budget.
+    for k, k_kind in ((key, kind), (cut_key, kind + "_cut")):
+        try:
+            found = remembered(k_kind, k, _no_fallback_remembered)
+        except _Miss:
+            continue
+        memory[k] = (found, None) if k is key else found
+        return memory[k]
 
     def attempt():
         got = run_within_budget(compute, seconds)
