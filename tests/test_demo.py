@@ -65,3 +65,17 @@ def test_two_moons_is_two_half_circles():
     assert abs(((upper ** 2).sum(axis=1) - 1).max()) < 1e-12
     assert abs((((lower - [1, 0.5]) ** 2).sum(axis=1) - 1).max()) < 1e-12
     assert upper[:, 1].min() >= 0 and lower[:, 1].max() <= 0.5
+
+
+def test_demo_with_a_file_as_out_fails_with_one_line_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    proc = subprocess.run([sys.executable, "-m", "symgrad", "demo", "--out", str(target)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"symgrad demo: error: --out {str(target)!r} exists and is not a folder"]
+    assert target.read_text() == "keep me"

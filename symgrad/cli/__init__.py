@@ -105,18 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m symgrad`` and the ``symgrad`` script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from symgrad.cli.demo import run_demo
-
-        run_demo(args.out, args.epochs)
-        return 0
-    from symgrad.cli import commands
-
     try:
+        if args.command == "demo":
+            from symgrad.cli.demo import run_demo
+
+            run_demo(args.out, args.epochs)
+            return 0
+        from symgrad.cli import commands
+
         return getattr(commands, args.command)(args)
     except (ValueError, OSError, KeyError, RuntimeError, ArithmeticError) as err:
         # User input problems (every symgrad error names what is wrong): one line, status 1.
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        message = message.removeprefix(f"symgrad {args.command}: ")
         print(f"symgrad {args.command}: error: {message}", file=sys.stderr)
         return 1
 

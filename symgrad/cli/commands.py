@@ -8,7 +8,6 @@ to a temporary file in the same folder, then renamed).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -16,25 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from symgrad.cli.spec import SpecError, load_spec
+from symgrad.codegen.atomic import write_user_file
 
 __all__ = ["derive", "check", "train", "export"]
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (a reader never sees half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # the user's file: mkstemp's 0600 is for secrets
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically, with the umask's mode (as ``Model.save``)."""
+    write_user_file(path, lambda handle: handle.write(data), "cli")
 
 
 def _output_path(path: str, suffixes: tuple[str, ...], what: str) -> Path:

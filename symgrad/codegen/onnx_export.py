@@ -15,13 +15,13 @@ Needs the optional ``onnx`` package (``pip install "symgrad[onnx]"``).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 import sympy as sp
 from sympy.core.relational import Relational
 
+from symgrad.codegen.atomic import write_user_file
 from symgrad.definition.formulas import Z
 
 __all__ = ["OnnxExportError", "OnnxPrinter", "to_onnx"]
@@ -296,17 +296,7 @@ def to_onnx(model, path: str | os.PathLike) -> str:
     """Write ``model`` (weights included) to ``path`` as ONNX, atomically; returns the path."""
     proto = build_onnx(model)   # every error happens before the file is touched
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".symgrad-onnx-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(proto.SerializeToString())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # Atomic, the umask's mode, stale temporaries of a killed write cleaned (as Model.save).
+    write_user_file(path, lambda handle: handle.write(proto.SerializeToString()), "onnx",
+                    ".onnx")
     return path
