@@ -26,8 +26,6 @@ Every expression inside a loop comes from the plan through
 
 from __future__ import annotations
 
-import re
-
 import sympy as sp
 
 from symgrad.codegen import vecmath
@@ -204,11 +202,8 @@ def _output_fn(s: _Src, lay: KernelLayout, dtype: str, cast: str) -> None:
     # Softmax rows are evaluated from zmax and acc = sum exp(z - zmax), not through lse:
     # zmax + log(acc) rounds log(acc) away once the logits are large.
     symbols = {Z: "z", Y: "y", P: "p", LSE: "lse", ZMAX: "zmax", SUMEXP: "acc"}
-    stable = getattr(out, "stable_prediction", None)   # optional field of the plan
-    pred = print_expr(out.prediction if stable is None else stable, symbols, dtype)
-    stable_loss = getattr(out, "stable_loss", None)
-    loss = print_expr(out.loss_from_logits if stable_loss is None else stable_loss, symbols,
-                      dtype)
+    pred = print_expr(out.evaluated_prediction, symbols, dtype)
+    loss = print_expr(out.evaluated_loss, symbols, dtype)
     delta = print_expr(out.delta, symbols, dtype)
     classify = is_classification(lay.plan)
     per = "rows" if out.reduction == "rows" else "elements"
@@ -226,7 +221,8 @@ def _output_fn(s: _Src, lay: KernelLayout, dtype: str, cast: str) -> None:
         exp, log = vecmath.function_name("exp", dtype), vecmath.function_name("log", dtype)
         s("zmax = ZL[i, 0]", f"for j in range(1, {k}):", "    zmax = max(zmax, ZL[i, j])",
           f"acc = {cast}(0.0)", f"for j in range({k}):", f"    acc += {exp}(ZL[i, j] - zmax)")
-        if re.search(r"\blse\b", pred + loss + delta):   # only plans written through lse
+        if any(e.has(LSE) for e in (out.evaluated_prediction, out.evaluated_loss, out.delta)):
+            # only plans still written through lse
             s(f"lse = zmax + {log}(acc)")
     if classify and k > 1:  # one decision per row: argmax of logits vs argmax of target
         s("best_z = 0", "best_y = 0")

@@ -275,9 +275,7 @@ def build_onnx(model) -> object:
             if out.kind == "softmax":
                 current = g.node("Softmax", z, axis=1)
             else:
-                formula = out.stable_prediction if out.stable_prediction is not None \
-                    else out.prediction
-                current = OnnxPrinter(g, {Z: z}, where).emit(formula)
+                current = OnnxPrinter(g, {Z: z}, where).emit(out.evaluated_prediction)
     g.nodes.append(helper.make_node("Identity", [current], ["P"]))
     graph = helper.make_graph(
         g.nodes, "symgrad_network",

@@ -110,6 +110,16 @@ class OutputPlan:
     # and sumexp instead of lse); proven equal by one of ``identities``.
     stable_loss: sp.Expr | None = None
 
+    @property
+    def evaluated_prediction(self) -> sp.Expr:
+        """The prediction in the form kernels, the reference and exports evaluate."""
+        return self.prediction if self.stable_prediction is None else self.stable_prediction
+
+    @property
+    def evaluated_loss(self) -> sp.Expr:
+        """The loss from the logits in the form kernels and the reference evaluate."""
+        return self.loss_from_logits if self.stable_loss is None else self.stable_loss
+
 
 @dataclass(frozen=True)
 class NetworkPlan:

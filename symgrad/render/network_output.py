@@ -95,7 +95,7 @@ def _step_b(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
         rows_txt.insert(0, f"lse(Z{L})_i = log(sum_m exp(Z{L}[i, m]))")
         text += (". Every $p_c$ of a row depends on every logit of the row through lse, the "
                  "log-sum-exp of the row")
-    stable = getattr(out, "stable_prediction", None)   # optional field of the contract
+    stable = out.stable_prediction
     if stable is not None and stable != out.prediction:
         rows_tex.append(rf"&= {layer_latex(stable, names)} \quad \text{{(evaluated so)}}")
         rows_txt.append(f"  = {layer_str(stable, names)}    (evaluated so)")

@@ -66,10 +66,8 @@ class ReferenceEvaluator:
             self._act.append(cache[id(act)])
         out = plan.output
         self.softmax = out.kind == "softmax"
-        pred = out.stable_prediction if out.stable_prediction is not None else out.prediction
-        loss = out.stable_loss if out.stable_loss is not None else out.loss_from_logits
-        self._pred = vectorise(pred, [Z, LSE, ZMAX, SUMEXP])
-        self._loss = vectorise(loss, [Z, Y, LSE, ZMAX, SUMEXP])
+        self._pred = vectorise(out.evaluated_prediction, [Z, LSE, ZMAX, SUMEXP])
+        self._loss = vectorise(out.evaluated_loss, [Z, Y, LSE, ZMAX, SUMEXP])
         self._delta = vectorise(out.delta, [Z, P, Y])
 
     def forward(self, params: Mapping[str, np.ndarray], X: np.ndarray) -> dict[str, list]:
