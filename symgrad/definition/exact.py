@@ -9,7 +9,7 @@ sigmoid(128) keep none of it.
 >>> import sympy as sp
 >>> x = sp.Symbol("x", real=True)
 >>> fn = mp_function(sp.exp(2 * x) * (1 - sp.tanh(x)), (x,))
->>> float(converged(fn, [128.0]))
+>>> float(converged(fn, [128.0], trust_zero=False))
 2.0
 """
 
@@ -64,13 +64,15 @@ def value_at(fn, args: list[float], bits: int):
     return None if mpmath.isnan(v) else v
 
 
-def converged(fn, args: list[float]):
+def converged(fn, args: list[float], trust_zero: bool = True):
     """fn(args) at 50 digits, repeated at twice the precision until two results agree.
 
     50 digits are not always enough: log(1 + e^-108) needs 47 digits just to see the
     e^-108, and 1 - sigmoid(700) is 0 (a division by zero downstream) below 1010 bits.
-    Doubling stops when the answer no longer moves (a zero only at the top precision);
-    None if it never settles.
+    Doubling stops when the answer no longer moves; None if it never settles. With
+    ``trust_zero=False`` a zero must last to the top precision (a formula that cancels
+    to 0 at low precision, such as exp(2x)(1 - tanh x) at x = 128, is not taken as 0).
+    The form chooser keeps ``True``: its accuracy bounds were set with that reference.
     """
     bits, prev = START_BITS, None
     while bits <= MAX_BITS:
@@ -78,9 +80,10 @@ def converged(fn, args: list[float]):
         last = bits * 2 > MAX_BITS
         if v is not None and prev is not None:
             with mpmath.workprec(bits):
-                if v == 0 and prev == 0:
+                if v == 0 and prev == 0 and not trust_zero:
                     # Two zeros may be one cancellation seen twice (1 - tanh(128) is 0
-                    # below 370 bits): a zero counts only if it lasts to the top precision.
+                    # below 370 bits): then a zero counts only if it lasts to the top
+                    # precision.
                     if last:
                         return v
                 elif v == prev or abs(v - prev) <= abs(v) * mpmath.mpf(2) ** -80:

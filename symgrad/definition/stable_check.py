@@ -76,7 +76,7 @@ def _exact(fn: Callable, args: Sequence[float]) -> mpmath.mpf | None:
     # The value as a real mpf at as many digits as it needs (a fixed 60 digits refused
     # exp(2x)(1 - tanh x) = 2/(1 + e^-2x) at x = 128), or None where the form is
     # undefined (pole, log of a negative, complex result, never settles).
-    value = converged(_real(fn), list(args))
+    value = converged(_real(fn), list(args), trust_zero=False)
     return value if value is not None and mpmath.isfinite(value) else None
 
 
