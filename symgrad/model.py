@@ -19,7 +19,8 @@ import numpy as np
 import sympy as sp
 
 from symgrad.definition.errors import DefinitionError
-from symgrad.definition.layers import Dense, Sequential
+from symgrad.definition.layer_kinds import FeatureLayer
+from symgrad.definition.layers import Dense, Sequential, layer_names
 from symgrad.definition.losses import LossEntry, resolve_loss
 from symgrad.derive.network import derive_network
 from symgrad.derive.plan import NetworkPlan
@@ -30,27 +31,45 @@ from symgrad.runtime.weights_io import check_finite_param
 
 def init_params(net: Sequential, seed: int = 0, init: str | None = None,
                 dtype: str | np.dtype = "float64") -> OrderedDict[str, np.ndarray]:
-    """Seeded initial parameters: W by each Dense's init (or ``init`` for all), b = 0."""
+    """Seeded initial parameters: weights by each layer's init (or ``init`` for all), b = 0.
+
+    Image layers come first (``conv0.W`` of shape (out_ch, in_ch, kh, kw)), then the
+    Dense layers; fan-in and fan-out of a convolution count the kernel window.
+    """
     rng = np.random.default_rng(seed)
     dt = as_dtype(dtype)
     params: OrderedDict[str, np.ndarray] = OrderedDict()
-    dense = [layer for layer in net if isinstance(layer, Dense)]
-    for i, layer in enumerate(dense):
+    names = layer_names(net.layers)
+    shapes = iter(net.feature_shapes)
+    for name, layer in zip(names, net.layers, strict=True):
+        if isinstance(layer, Dense):
+            shape = {"W": (layer.in_dim, layer.out_dim)}
+            if layer.bias:
+                shape["b"] = (layer.out_dim,)
+            fan_in, fan_out = layer.in_dim, layer.out_dim
+        elif isinstance(layer, FeatureLayer):
+            in_shape, _ = next(shapes)
+            shape = layer.param_shapes(in_shape)
+            if not shape:
+                continue
+            window = int(np.prod(shape["W"][2:]))
+            fan_in, fan_out = shape["W"][1] * window, shape["W"][0] * window
+        else:
+            continue
         how = init or layer.init
-        fan_in, fan_out = layer.in_dim, layer.out_dim
         if how == "he":
-            W = rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
+            W = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape["W"])
         elif how == "xavier":
-            W = rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), (fan_in, fan_out))
+            W = rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), shape["W"])
         elif how == "uniform":
             bound = 1.0 / np.sqrt(fan_in)
-            W = rng.uniform(-bound, bound, (fan_in, fan_out))
+            W = rng.uniform(-bound, bound, shape["W"])
         else:
-            raise DefinitionError(f"dense{i}: init must be 'he', 'xavier' or 'uniform', "
+            raise DefinitionError(f"{name}: init must be 'he', 'xavier' or 'uniform', "
                                   f"got {how!r}")
-        params[f"dense{i}.W"] = np.ascontiguousarray(W, dtype=dt)
-        if layer.bias:
-            params[f"dense{i}.b"] = np.zeros(fan_out, dtype=dt)
+        params[f"{name}.W"] = np.ascontiguousarray(W, dtype=dt)
+        if "b" in shape:
+            params[f"{name}.b"] = np.zeros(shape["b"], dtype=dt)
     return params
 
 
@@ -118,14 +137,14 @@ class Model:
         return params
 
     def _xy(self, X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
-        Xa = prepare_inputs(X, self.plan.input_dim, self.dtype)
+        Xa = prepare_inputs(X, self.plan.input_layout, self.dtype, self.plan.first_layer)
         Ya = prepare_targets(y, self.plan.output_dim, self.plan.output.reduction, Xa.shape[0],
                              self.dtype)
         return Xa, Ya
 
     def forward(self, X: object, params: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Predictions P of shape (n, output_dim) by the NumPy reference."""
-        Xa = prepare_inputs(X, self.plan.input_dim, self.dtype)
+        Xa = prepare_inputs(X, self.plan.input_layout, self.dtype, self.plan.first_layer)
         return self.reference.forward(self._params(params), Xa)["P"]
 
     def loss(self, X: object, y: object, params: Mapping[str, np.ndarray] | None = None

@@ -80,11 +80,24 @@ def check_finite(arr: np.ndarray, what: str, error: type = InputShapeError) -> N
     raise error(f"{what} has a non-finite value {arr[bad]} at {where}")
 
 
-def check_inputs(X: object, input_dim: int, dtype: object = "float64") -> np.ndarray:
-    """X as a C-contiguous (n, input_dim) float array; (n,) allowed when input_dim == 1."""
+def check_inputs(X: object, input_dim: int | tuple[int, ...], dtype: object = "float64",
+                 first_layer: str = "dense0") -> np.ndarray:
+    """X as a C-contiguous (n, input_dim) float array; (n,) allowed when input_dim == 1.
+
+    For a network reading images ``input_dim`` is the sample shape (C, H, W): X must
+    be (n, C, H, W) (NCHW) and comes back flattened to (n, C*H*W) (a view when it can).
+    """
     arr = np.asarray(X)
     if arr.dtype.kind not in "biuf":
         raise InputShapeError(f"X must be numeric, got dtype {arr.dtype}")
+    if isinstance(input_dim, tuple):
+        if arr.ndim != 1 + len(input_dim) or arr.shape[1:] != input_dim:
+            raise InputShapeError(
+                f"X must have shape (n, {', '.join(map(str, input_dim))}) (NCHW images) for "
+                f"the first layer {first_layer}, whose input is (C, H, W) = {input_dim}; got "
+                f"{arr.shape}")
+        arr = arr.reshape(arr.shape[0], -1)
+        input_dim = arr.shape[1]
     if arr.ndim == 1 and input_dim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[1] != input_dim:
@@ -147,9 +160,9 @@ def check_targets(y: object, output_dim: int, reduction: str, n: int | None = No
     return arr
 
 
-def check_xy(X: object, y: object, input_dim: int, output_dim: int, reduction: str,
-             logistic: bool, dtype: object, what: str = "training data"
-             ) -> tuple[np.ndarray, np.ndarray]:
+def check_xy(X: object, y: object, input_dim: int | tuple[int, ...], output_dim: int,
+             reduction: str, logistic: bool, dtype: object, what: str = "training data",
+             first_layer: str = "dense0") -> tuple[np.ndarray, np.ndarray]:
     """(X, Y) as C-contiguous arrays of ``dtype``; Y as (n, output_dim) rows.
 
     ``logistic``: the targets must lie in [0, 1] (binary cross-entropy).
@@ -161,7 +174,7 @@ def check_xy(X: object, y: object, input_dim: int, output_dim: int, reduction: s
         raise InputShapeError(f"{what}: X has {Xa_raw.shape[0]} rows (shape {Xa_raw.shape}) "
                               f"but y has {ya_raw.shape[0]} (shape {ya_raw.shape})")
     try:
-        Xa = check_inputs(Xa_raw, input_dim, dtype)
+        Xa = check_inputs(Xa_raw, input_dim, dtype, first_layer)
         if (reduction == "rows" and ya_raw.ndim == 1 and ya_raw.dtype.kind in "iu"
                 and ya_raw.size and 0 <= ya_raw.min() and ya_raw.max() < output_dim):
             # Fast path for in-range integer labels (fit is called once per epoch

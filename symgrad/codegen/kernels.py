@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symgrad.codegen import vecmath
+from symgrad.codegen import feature_layers, layer_kernels, vecmath
 from symgrad.codegen.checks import LOGISTIC_LOSSES, checks_source
 from symgrad.codegen.printer import print_expr
 from symgrad.definition.formulas import A, P, Y, Z
@@ -56,13 +56,20 @@ def is_classification(plan: NetworkPlan) -> bool:
 
 
 class KernelLayout:
-    """Names of arrays in the generated code, derived from the plan."""
+    """Names of arrays in the generated code, derived from the plan.
+
+    A workspace is ``(name, rows per sample, columns, fixed rows)``: per-batch buffers
+    have ``rows per sample * m`` rows; a fixed one (rows per sample 0) has its own.
+    """
 
     def __init__(self, plan: NetworkPlan) -> None:
         self.plan = plan
         self.layers = plan.layers
+        self.features = plan.features
         self.last = len(plan.layers) - 1
         self.params: list[str] = []   # kernel variable names, aligned with plan.param_names
+        for feature in plan.features:
+            self.params += feature_layers.feature_params(feature)
         for layer in plan.layers:
             self.params.append(f"W{layer.index}")
             if layer.bias:
@@ -73,27 +80,47 @@ class KernelLayout:
         return act is not None and "z" in act.saved
 
     def input_of(self, index: int) -> str:
-        return "X" if index == 0 else f"A{index - 1}"
+        if index == 0:
+            return f"FA{self.features[-1].index}" if self.features else "X"
+        return f"A{index - 1}"
 
-    def work_arrays(self) -> list[tuple[str, int]]:
-        """(name, columns) of per-batch workspaces: activations, saved z, deltas."""
-        out = []
+    def work_arrays(self) -> list[tuple[str, int, int, int]]:
+        """Per-batch workspaces: image-layer buffers, activations, saved z, deltas."""
+        out = feature_layers.workspaces(self.features)
         for layer in self.layers[:-1]:
-            out.append((f"A{layer.index}", layer.out_dim))
+            out.append((f"A{layer.index}", 1, layer.out_dim, 0))
             if self.saves_z(layer.index):
-                out.append((f"Z{layer.index}", layer.out_dim))
-        out.append(("ZL", self.layers[-1].out_dim))
+                out.append((f"Z{layer.index}", 1, layer.out_dim, 0))
+        out.append(("ZL", 1, self.layers[-1].out_dim, 0))
+        out += feature_layers.deltas(self.features)
         for layer in self.layers:
-            out.append((f"D{layer.index}", layer.out_dim))
+            out.append((f"D{layer.index}", 1, layer.out_dim, 0))
         return out
 
     def forward_arrays(self) -> list[str]:
-        names = []
+        names = [w[0] for w in feature_layers.workspaces(self.features)]
         for layer in self.layers[:-1]:
             names.append(f"A{layer.index}")
             if self.saves_z(layer.index):
                 names.append(f"Z{layer.index}")
         return names + ["ZL"]
+
+    def delta_arrays(self) -> list[str]:
+        return ([w[0] for w in feature_layers.deltas(self.features)]
+                + [f"D{layer.index}" for layer in self.layers])
+
+    def allocate(self, s: _Src, rows: str, suffix: str = "") -> None:
+        """Emit the allocation of every workspace for batches of up to ``rows`` rows."""
+        for name, per, cols, fixed in self.work_arrays():
+            count = f"{fixed}" if per == 0 else rows if per == 1 else f"{rows} * {per}"
+            s(f"{name}{suffix} = np.empty(({count}, {cols}), dtype=DTYPE)")
+
+    def view(self, name: str, rows: str = "m") -> str:
+        """The batch view of workspace ``name`` (allocated with suffix ``_``)."""
+        per = {w[0]: w[1] for w in self.work_arrays()}[name]
+        if per == 0:
+            return f"{name}_"
+        return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * {per}]"
 
 
 class _Src:
@@ -173,6 +200,8 @@ def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
       '    """Forward pass of one batch into preallocated buffers; logits end in ZL."""')
     s.indent()
     s("m = X.shape[0]")
+    if lay.features:
+        feature_layers.emit_forward(s, lay.features, dtype)
     for layer in lay.layers:
         i = layer.index
         out = "ZL" if i == lay.last else f"A{i}"
@@ -249,7 +278,7 @@ def _backward_fn(s: _Src, lay: KernelLayout, dtype: str, optimizer=None, cast: s
     step is a GEMM epilogue (plain SGD), ``_backward_step``: each dW product is
     accumulated straight into W with alpha = -lr and beta = 1 - lr*wd."""
     fused = optimizer is not None
-    deltas = [f"D{layer.index}" for layer in lay.layers]
+    deltas = lay.delta_arrays()
     if fused:
         grads = [f"g{p}" for p in lay.params if p.startswith("b")]
         args = ["X"] + lay.params + lay.forward_arrays() + deltas + grads + ["H", "t", "ab"]
@@ -284,6 +313,10 @@ def _backward_fn(s: _Src, lay: KernelLayout, dtype: str, optimizer=None, cast: s
             if fused:
                 s(f"for k in range(b{i}.size):", f"    w = b{i}[k]", f"    g = gb{i}[k]",
                   *["    " + line for line in optimizer.update()], f"    b{i}[k] = w")
+        if i == 0 and lay.features:
+            last = lay.features[-1].index
+            s(f"_mm_nt(D0, W0, FD{last}, ONE, ZERO, ab)  # dF = dZ @ W0.T: into the image layers")
+            feature_layers.emit_backward(s, lay.features, dtype)
         if i == 0:
             continue  # no gradient flows into X: that GEMM is skipped entirely
         prev = lay.layers[i - 1]
@@ -337,8 +370,7 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     s(f"Xb = np.empty((bs if gather else 0, {plan.input_dim}), dtype=DTYPE)",
       f"Yb = np.empty((bs if gather else 0, {plan.output_dim}), dtype=DTYPE)",
       f"P = np.empty((bs, {plan.output_dim}), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
-    for name, cols in lay.work_arrays():
-        s(f"{name}_ = np.empty((bs, {cols}), dtype=DTYPE)")
+    lay.allocate(s, "bs", "_")
     grads = [f"g{p}" for p in lay.params if not fused or p.startswith("b")]
     for g in grads:
         s(f"{g} = np.empty_like({g[1:]})")
@@ -351,14 +383,14 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
       f"        for c in range({plan.output_dim}):", "            Yb[r, c] = Y[src, c]",
       "    xb = Xb[:m]", "    yb = Yb[:m]",
       "else:", "    xb = X[start:stop]", "    yb = Y[start:stop]")
-    views = {name: f"{name}_[:m]" for name, _ in lay.work_arrays()}
+    views = {w[0]: lay.view(w[0]) for w in lay.work_arrays()}
     fwd_arrays = [views[n] for n in lay.forward_arrays()]
     s("_forward(" + ", ".join(["xb"] + lay.params + fwd_arrays + ["ab"]) + ")")
     s(f"batch_loss, batch_correct = _output({views['ZL']}, yb, {views[f'D{lay.last}']}, "
       "P[:m], True)")
     per = "" if plan.output.reduction == "rows" else f" / {plan.output_dim}"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
-    deltas = [views[f"D{layer.index}"] for layer in lay.layers]
+    deltas = [views[name] for name in lay.delta_arrays()]
     if fused:
         s("_backward_step(" + ", ".join(["xb"] + lay.params + fwd_arrays + deltas + grads
                                         + ["H", "t", "ab"]) + ")")
@@ -380,19 +412,17 @@ def _predict_fns(s: _Src, lay: KernelLayout) -> None:
     s.indent()
     s("n = X.shape[0]", "bs = min(PREDICT_CHUNK, max(n, 1))",
       f"out = np.empty((n, {plan.output_dim}), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
-    for name in lay.forward_arrays():
-        cols = dict(lay.work_arrays())[name]
-        s(f"{name}_ = np.empty((bs, {cols}), dtype=DTYPE)")
+    lay.allocate(s, "bs", "_")
     s(f"D_ = np.empty((1, {plan.output_dim}), dtype=DTYPE)")
     s("loss_sum = 0.0", "correct = 0")
     s("for start in range(0, n, bs):")
     s.indent()
     s("stop = min(start + bs, n)", "m = stop - start")
-    fwd = ", ".join(["X[start:stop]"] + lay.params + [f"{n}_[:m]" for n in lay.forward_arrays()]
+    fwd = ", ".join(["X[start:stop]"] + lay.params + [lay.view(n) for n in lay.forward_arrays()]
                     + ["ab"])
     s(f"_forward({fwd})")
     s("yb = Y[start:stop] if want_loss else out[start:stop]")
-    s("batch_loss, batch_correct = _output(ZL_[:m], yb, D_, out[start:stop], False)")
+    s(f"batch_loss, batch_correct = _output({lay.view('ZL')}, yb, D_, out[start:stop], False)")
     per = "" if plan.output.reduction == "rows" else f" / {plan.output_dim}"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
     s.dedent()
@@ -408,14 +438,13 @@ def _grads_fn(s: _Src, lay: KernelLayout) -> None:
     s.indent()
     s("m = X.shape[0]", f"P = np.empty((m, {lay.plan.output_dim}), dtype=DTYPE)",
       "ab = np.empty(2, dtype=DTYPE)")
-    for name, cols in lay.work_arrays():
-        s(f"{name} = np.empty((m, {cols}), dtype=DTYPE)")
+    lay.allocate(s, "m")
     grads = [f"g{p}" for p in lay.params]
     for p in lay.params:
         s(f"g{p} = np.empty_like({p})")
     s("_forward(" + ", ".join(["X"] + lay.params + lay.forward_arrays() + ["ab"]) + ")")
     s(f"loss, _ = _output(ZL, Y, D{lay.last}, P, True)")
-    deltas = [f"D{layer.index}" for layer in lay.layers]
+    deltas = lay.delta_arrays()
     s("_backward(" + ", ".join(["X"] + lay.params + lay.forward_arrays() + deltas + grads
                                + ["ab"]) + ")")
     scale = "m" if lay.plan.output.reduction == "rows" else f"(m * {lay.plan.output_dim})"
@@ -450,10 +479,11 @@ def _as_data(X, Y=None, what="data"):
     """Checked (X, Y) as C-contiguous DTYPE arrays; Y may be class labels or target rows."""
     if Y is None:
         try:
-            return check_inputs(X, INPUT_DIM, DTYPE), None
+            return check_inputs(X, INPUT_DIM, DTYPE, FIRST_LAYER), None
         except InputShapeError as err:
             raise InputShapeError(f"{what}: {err}") from None
-    return check_xy(X, Y, INPUT_DIM, OUTPUT_DIM, REDUCTION, LOGISTIC_TARGETS, DTYPE, what)
+    return check_xy(X, Y, INPUT_DIM, OUTPUT_DIM, REDUCTION, LOGISTIC_TARGETS, DTYPE, what,
+                    FIRST_LAYER)
 
 
 def _params(params, in_place=False):
@@ -655,23 +685,34 @@ def gemm_source(dtype: str, cblas: bool | None = None) -> str:
     return s.text()
 
 
+def layers_source() -> str:
+    """Source of the shared module of image-layer loops (one for every dtype and size)."""
+    return ('"""symgrad image-layer loops (shape-generic; see symgrad.codegen.layer_kernels)."""\n\n'
+            + layer_kernels.kernel_source())
+
+
 def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
-                           gemm_module: str | None = None) -> str:
+                           gemm_module: str | None = None,
+                           layers_module: str | None = None) -> str:
     """The complete Python source of the kernel module for ``plan``.
 
     ``dtype`` is "float64" or "float32"; ``optimizer`` an
     `symgrad.runtime.optimizers.Optimizer`. With ``gemm_module`` (the import
     name of a loaded `gemm_source` module) the GEMM helpers are imported from
     it, so a process compiles them once for all its models; without, they are
-    written inline and the module is standalone (math, numpy, numba only).
+    written inline and the module is standalone (math, numpy, numba only). A
+    convolutional plan also calls the shared image-layer loops: imported from
+    ``layers_module`` (a loaded `layers_source` module) or written inline.
     """
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if gemm_module and plan.features and not layers_module:
+        raise ValueError("a shared GEMM module needs the shared layer module too")
     lay = KernelLayout(plan)
     cast = "f32" if dtype == "float32" else "f64"
     classify = is_classification(plan)
     k = plan.output_dim
-    shapes = []
+    shapes = [shape for feature in plan.features for _, shape in feature.param_shapes]
     for layer in plan.layers:
         shapes.append((layer.in_dim, layer.out_dim))
         if layer.bias:
@@ -694,8 +735,20 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
           f"from {gemm_module} import _mm, _mm_nt, _mm_tn  # noqa: F401", "")
     else:
         _gemm_header(s, dtype)
+    if plan.features and layers_module:
+        s("# The image-layer loops are shape-generic and shared by every model (compiled once).",
+          f"from {layers_module} import {', '.join(layer_kernels.FUNCTIONS)}  # noqa: F401", "")
+    elif plan.features:
+        s("# ---- image-layer loops (symgrad's codegen/layer_kernels.py) ----",
+          layer_kernels.kernel_source().rstrip("\n"), "# ---- end of image-layer loops ----",
+          "", "")
+    chunk = PREDICT_CHUNK
+    if plan.features:   # bound predict's workspaces (im2col matrices grow with the batch)
+        chunk = min(PREDICT_CHUNK, max(16, 4_000_000 // feature_layers.per_sample_elements(
+            plan.features)))
     s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}",
-      f"INPUT_DIM = {plan.input_dim}", f"OUTPUT_DIM = {k}",
+      f"INPUT_DIM = {plan.input_layout!r}", f"FIRST_LAYER = {plan.first_layer!r}",
+      f"OUTPUT_DIM = {k}",
       f"PARAM_NAMES = {tuple(plan.param_names)!r}", f"PARAM_SHAPES = {tuple(shapes)!r}",
       f"STATE_NAMES = {tuple(optimizer.state_names)!r}",
       f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
@@ -704,13 +757,16 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
       f"REDUCTION = {plan.output.reduction!r}",
       f"LOGISTIC_TARGETS = {plan.output.loss_name.lower() in LOGISTIC_LOSSES}",
       "ONE, ZERO = DTYPE(1.0), DTYPE(0.0)  # typed GEMM alpha/beta (no float64 promotion)",
-      f"PREDICT_CHUNK = {PREDICT_CHUNK}", "", "")
+      f"PREDICT_CHUNK = {chunk}", "", "")
     if not gemm_module:
         _gemm_helpers(s)
     _forward_fn(s, lay, dtype)
     _output_fn(s, lay, dtype, cast)
     _backward_fn(s, lay, dtype)
-    fused = getattr(optimizer, "fused_gemm", lambda cast: None)(cast) is not None
+    # The SGD step fused into the dW GEMMs covers Dense layers; with image layers every
+    # gradient goes through the buffers and the written update loop.
+    fused = getattr(optimizer, "fused_gemm", lambda cast: None)(cast) is not None \
+        and not plan.features
     if fused:
         _backward_fn(s, lay, dtype, optimizer, cast)
     else:

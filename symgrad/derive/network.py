@@ -32,6 +32,8 @@ A1.T*dZ2
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from symgrad.definition.activations import ActivationLayer
@@ -39,11 +41,19 @@ from symgrad.definition.activations import Identity as IdentityLayer
 from symgrad.definition.convention import differentiate
 from symgrad.definition.errors import PairingError
 from symgrad.definition.formulas import P, Z
-from symgrad.definition.layers import Sequential
+from symgrad.definition.layer_kinds import FeatureLayer
+from symgrad.definition.layers import Sequential, layer_names
 from symgrad.definition.losses import LossEntry, resolve_loss
 from symgrad.derive.elementwise import RawActivation, derive_elementwise
 from symgrad.derive.memo import remembered
-from symgrad.derive.plan import ActivationPlan, DensePlan, Identity, NetworkPlan, OutputPlan
+from symgrad.derive.plan import (
+    ActivationPlan,
+    DensePlan,
+    FeaturePlan,
+    Identity,
+    NetworkPlan,
+    OutputPlan,
+)
 
 N = sp.Symbol("n", integer=True, positive=True)   # batch size
 ONES = sp.MatrixSymbol("1_n", 1, N)   # row of n ones: 1_n * dZ sums dZ over the rows
@@ -53,9 +63,14 @@ _ACTIVATIONS: dict[tuple, tuple[tuple[ActivationPlan, tuple[Identity, ...]], str
 _OUTPUTS: dict[tuple, tuple[OutputPlan, str | None]] = {}
 
 
-def matrix_backward(dims: list[tuple[int, int, bool]], reduction: str
+def matrix_backward(dims: list[tuple[int, int, bool]], reduction: str, input_name: str = "X",
+                    to_input: bool = False
                     ) -> tuple[dict[str, sp.Expr], tuple[tuple[sp.Expr, sp.Expr], ...]]:
-    """Matrix-form backward equations for Dense layers ``(in, out, bias)``; 1-based names."""
+    """Matrix-form backward equations for Dense layers ``(in, out, bias)``; 1-based names.
+
+    ``input_name`` names the first layer's input; ``to_input`` also gives its gradient
+    (the flattened features F of a convolutional network pass it on to the image layers).
+    """
     L = len(dims)
     k = dims[-1][1]
     scale = 1 / N if reduction == "rows" else 1 / (N * k)
@@ -65,7 +80,7 @@ def matrix_backward(dims: list[tuple[int, int, bool]], reduction: str
     eqs.append((dZ, scale * sp.MatrixSymbol("Delta", N, k)))
     for j in range(L, 0, -1):
         h, out, bias = dims[j - 1]
-        prev = sp.MatrixSymbol("X" if j == 1 else f"A{j - 1}", N, h)
+        prev = sp.MatrixSymbol(input_name if j == 1 else f"A{j - 1}", N, h)
         W = sp.MatrixSymbol(f"W{j}", h, out)
         dW = sp.MatrixSymbol(f"dW{j}", h, out)
         grads[f"dense{j - 1}.W"] = prev.T * dZ
@@ -78,6 +93,8 @@ def matrix_backward(dims: list[tuple[int, int, bool]], reduction: str
             eqs.append((dA, dZ * W.T))
             dZ = sp.MatrixSymbol(f"dZ{j - 1}", N, h)
             eqs.append((dZ, sp.HadamardProduct(dA, sp.MatrixSymbol(f"D{j - 1}", N, h))))
+        elif to_input:
+            eqs.append((sp.MatrixSymbol(f"d{input_name}", N, h), dZ * W.T))
     order = [f"dense{j}.{w}" for j in range(L) for w in ("W", "b")]
     return {name: grads[name] for name in order if name in grads}, tuple(eqs)
 
@@ -213,6 +230,21 @@ def _output(layer: ActivationLayer, loss: LossEntry, seconds: float
         "and the loss as written (no stable rewrite).")
 
 
+CORRELATE = sp.Function("corr")      # dW of a convolution: input correlated with dZ
+SUM_NIJ = sp.Function("sum_nij")     # db of a convolution: dZ summed over n, i, j
+
+
+def feature_gradients(features: list[FeaturePlan]) -> dict[str, sp.Expr]:
+    """Gradient formulas of the image layers' parameters (their kind's stated rules)."""
+    grads: dict[str, sp.Expr] = {}
+    for i, feature in enumerate(features):
+        dz = sp.Symbol(f"dZ_{feature.name}")
+        prev = sp.Symbol("X" if i == 0 else f"A_{features[i - 1].name}")
+        for param, _ in feature.param_shapes:
+            grads[f"{feature.name}.{param}"] = CORRELATE(prev, dz) if param == "W" else SUM_NIJ(dz)
+    return grads
+
+
 def derive_network(net: Sequential, loss: str | LossEntry,
                    symbolic_budget: float | None = None) -> NetworkPlan:
     """Derive, simplify and record every identity for ``net`` trained with ``loss``.
@@ -247,6 +279,20 @@ def derive_network(net: Sequential, loss: str | LossEntry,
     layers: list[DensePlan] = []
     identities: dict[str, Identity] = {}
     notes: dict[str, None] = {}   # ordered set: ten identical layers say it once
+    features: list[FeaturePlan] = []
+    names = [name for name, layer in zip(layer_names(net.layers), net.layers, strict=True)
+             if isinstance(layer, FeatureLayer)]
+    for i, ((layer, act), (in_shape, out_shape)) in enumerate(
+            zip(net.features(), net.feature_shapes, strict=True)):
+        plan = None
+        if act is not None:
+            (plan, extra), note = _activation(act, seconds)
+            for ident in (plan.identity, *extra):
+                identities.setdefault(ident.name, ident)
+            if note:
+                notes[note] = None
+        features.append(FeaturePlan(i, names[i], layer.kind, layer, in_shape, out_shape,
+                                    tuple(layer.param_shapes(in_shape).items()), plan))
     for i, (dense, act) in enumerate(blocks):
         plan = None
         if i < len(blocks) - 1:
@@ -262,6 +308,9 @@ def derive_network(net: Sequential, loss: str | LossEntry,
     for ident in output.identities:
         identities.setdefault(ident.name, ident)
     grads, eqs = matrix_backward([(d.in_dim, d.out_dim, d.bias) for d, _ in blocks],
-                                 output.reduction)
-    return NetworkPlan(tuple(layers), output, blocks[0][0].in_dim, blocks[-1][0].out_dim, grads,
-                       tuple(identities.values()), eqs, tuple(notes))
+                                 output.reduction, "F" if features else "X", bool(features))
+    grads = {**feature_gradients(features), **grads}
+    input_dim = math.prod(net.input_shape)
+    return NetworkPlan(tuple(layers), output, input_dim, blocks[-1][0].out_dim, grads,
+                       tuple(identities.values()), eqs, tuple(notes), tuple(features),
+                       net.input_shape if features else ())

@@ -12,7 +12,9 @@ target, and ``lse`` the per-row log-sum-exp of the logits (softmax only; evaluat
 through ``zmax``, the row's largest logit, and ``sumexp`` = sum_j exp(z_j - zmax)).
 
 Shapes: a batch ``X`` is (n, in_dim); a Dense layer computes
-``Z = A_prev @ W + b`` with ``W`` (in_dim, out_dim) and ``b`` (out_dim,).
+``Z = A_prev @ W + b`` with ``W`` (in_dim, out_dim) and ``b`` (out_dim,). A
+convolutional network reads images (n, C, H, W) through its ``features`` (image
+layers, `FeaturePlan`) first; the Dense head then starts at the flattened features.
 """
 
 from __future__ import annotations
@@ -80,6 +82,29 @@ class DensePlan:
 
 
 @dataclass(frozen=True)
+class FeaturePlan:
+    """An image layer (a registered layer kind) and the activation that follows it, if any.
+
+    Shapes are per sample: ``in_shape`` (C, H, W) and ``out_shape`` (C', H', W'), or
+    (F,) for Flatten. The layer's forward definition and backward rules are its kind's
+    (`symgrad.definition.layer_kinds`), proven in `symgrad.prove.layer_rules`.
+    """
+
+    index: int                # position among the image layers
+    name: str                 # "conv0", "maxpool0", "flatten0", ...
+    kind: str                 # registry name: "conv2d", "maxpool2d", ...
+    layer: object             # the layer as the user wrote it (its settings)
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    param_shapes: tuple[tuple[str, tuple[int, ...]], ...]   # (("W", shape), ("b", shape))
+    activation: ActivationPlan | None
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}.{p}" for p, _ in self.param_shapes)
+
+
+@dataclass(frozen=True)
 class OutputPlan:
     """The output activation fused with the loss: Steps A, B, C of the printout.
 
@@ -137,7 +162,22 @@ class NetworkPlan:
     backward: tuple[tuple[sp.Expr, sp.Expr], ...] = ()
     # What the compile left undone, for the printout (e.g. a symbolic budget ran out).
     notes: tuple[str, ...] = ()
+    # Image layers before the Dense head (convolutional networks), in order; their
+    # input is X of shape (n, *input_shape) in NCHW layout. Empty for an MLP.
+    features: tuple[FeaturePlan, ...] = ()
+    input_shape: tuple[int, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:
-        return tuple(name for layer in self.layers for name in layer.param_names)
+        return tuple(name for layer in (*self.features, *self.layers)
+                     for name in layer.param_names)
+
+    @property
+    def input_layout(self) -> int | tuple[int, ...]:
+        """What one sample of X is: ``input_dim`` for an MLP, (C, H, W) for images."""
+        return self.input_shape if self.features else self.input_dim
+
+    @property
+    def first_layer(self) -> str:
+        """The name of the layer that reads X (for error messages)."""
+        return self.features[0].name if self.features else "dense0"

@@ -74,7 +74,8 @@ class ProofReport:
 
 
 def _batch(plan, rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    X = rng.normal(size=(rows, plan.input_dim))
+    layout = plan.input_layout   # images: (rows, C, H, W)
+    X = rng.normal(size=(rows, *layout) if isinstance(layout, tuple) else (rows, layout))
     k = plan.output_dim
     if plan.output.reduction == "rows":
         Y = np.eye(k)[rng.integers(0, k, rows)]

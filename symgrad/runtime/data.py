@@ -37,8 +37,8 @@ def prepare_xy(plan: NetworkPlan, X: object, y: object, dtype: np.dtype,
 
     Raises `InputShapeError` (a ValueError) naming the shapes or the bad value.
     """
-    return check_xy(X, y, plan.input_dim, plan.output_dim, plan.output.reduction,
-                    has_logistic_targets(plan), dtype, what)
+    return check_xy(X, y, plan.input_layout, plan.output_dim, plan.output.reduction,
+                    has_logistic_targets(plan), dtype, what, plan.first_layer)
 
 
 def check_order(order: object, n: int, epochs: int) -> np.ndarray | None:

@@ -5,11 +5,15 @@ each turned into a NumPy function by ``sympy.lambdify`` once per plan:
 
 - forward: Z_j = A_{j-1} W_j + b_j, A_j = f_j(Z_j) with the activation's
   stable form, saving Z_j and A_j (the plan says which the backward reads);
+- image layers first (convolutional networks): each layer kind's forward array rule
+  on NCHW arrays (`symgrad.definition.layer_kinds`), then its activation, then the
+  Dense head on the flattened features;
 - loss from the logits in the plan's stable form (softmax: from the row's
   largest logit zmax and sumexp = sum exp(z - zmax), never through
   lse = zmax + log(sumexp), which rounds log(sumexp) away for large logits);
 - backward: dZ_L = scale * delta(P, Y[, Z]); dW = A^T dZ; db = sum_rows dZ;
-  dA = dZ W^T; dZ = dA * f'(a or z).
+  dA = dZ W^T; dZ = dA * f'(a or z); then back through the image layers by each
+  kind's stated (and proven) backward rules.
 
 Heaviside and Piecewise print as ``numpy.select`` with the conditions as
 written, so the kink convention (derivative of the branch whose condition
@@ -24,6 +28,7 @@ import numpy as np
 import sympy as sp
 
 from symgrad.definition.formulas import A, P, Y, Z
+from symgrad.definition.layer_kinds import layer_kind
 from symgrad.definition.supported import LAMBDIFY_MODULES
 from symgrad.derive.plan import LSE, SUMEXP, ZMAX, NetworkPlan
 
@@ -54,7 +59,14 @@ class ReferenceEvaluator:
     def __init__(self, plan: NetworkPlan) -> None:
         self.plan = plan
         self._act: list[tuple[Callable, Callable] | None] = []
+        self._feature_act: list[tuple[Callable, Callable] | None] = []
         cache: dict[int, tuple[Callable, Callable]] = {}
+        for feature in plan.features:
+            act = feature.activation
+            if act is not None and id(act) not in cache:
+                cache[id(act)] = (vectorise(act.stable_forward, [Z]),
+                                  vectorise(act.derivative, [Z, A]))
+            self._feature_act.append(None if act is None else cache[id(act)])
         for layer in plan.layers:
             act = layer.activation
             if act is None:
@@ -70,8 +82,47 @@ class ReferenceEvaluator:
         self._loss = vectorise(out.evaluated_loss, [Z, Y, LSE, ZMAX, SUMEXP])
         self._delta = vectorise(out.delta, [Z, P, Y])
 
+    def _feature_params(self, params: Mapping[str, np.ndarray], feature) -> dict:
+        return {p: params[f"{feature.name}.{p}"] for p, _ in feature.param_shapes}
+
+    def features_forward(self, params: Mapping[str, np.ndarray], X: np.ndarray
+                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Image layers: (outputs before activation, inputs of each layer + the last output).
+
+        X arrives flat (n, C*H*W) and is read as (n, C, H, W).
+        """
+        acts = [X.reshape(X.shape[0], *self.plan.input_shape)]
+        zs = []
+        for feature, fns in zip(self.plan.features, self._feature_act, strict=True):
+            kind = layer_kind(feature.kind)
+            z = kind.forward(feature.layer, acts[-1], self._feature_params(params, feature))
+            z = np.asarray(z, dtype=X.dtype)
+            zs.append(z)
+            acts.append(z if fns is None else fns[0](z))
+        return zs, acts
+
+    def features_backward(self, params: Mapping[str, np.ndarray], cache: dict,
+                          dF: np.ndarray, grads: dict[str, np.ndarray]) -> np.ndarray:
+        """Back through the image layers from dF (the flattened features' gradient); dX."""
+        zs, acts = cache["feature_Z"], cache["feature_A"]
+        da = dF
+        for j in range(len(self.plan.features) - 1, -1, -1):
+            feature, fns = self.plan.features[j], self._feature_act[j]
+            da = da.reshape(zs[j].shape)
+            dz = da if fns is None else da * fns[1](zs[j], acts[j + 1])
+            kind = layer_kind(feature.kind)
+            da, layer_grads = kind.backward(feature.layer, acts[j],
+                                            self._feature_params(params, feature), dz)
+            for p, g in layer_grads.items():
+                grads[f"{feature.name}.{p}"] = np.asarray(g, dtype=dF.dtype)
+        return da
+
     def forward(self, params: Mapping[str, np.ndarray], X: np.ndarray) -> dict[str, list]:
         """Z_j and A_j of every layer (A_0 = X), the logits' lse (softmax) and P."""
+        feature_z, feature_a = [], []
+        if self.plan.features:
+            feature_z, feature_a = self.features_forward(params, X)
+            X = feature_a[-1].reshape(X.shape[0], -1)
         zs, acts = [], [X]
         for layer, fns in zip(self.plan.layers, self._act, strict=True):
             z = acts[-1] @ params[f"{layer.name}.W"]
@@ -88,7 +139,8 @@ class ReferenceEvaluator:
             row = [np.zeros_like(z)] * 3
         lse, zmax, sumexp = row
         return {"Z": zs, "A": acts, "lse": lse, "zmax": zmax, "sumexp": sumexp,
-                "P": self._pred(z, lse, zmax, sumexp)}
+                "P": self._pred(z, lse, zmax, sumexp), "feature_Z": feature_z,
+                "feature_A": feature_a}
 
     def scale(self, n: int) -> float:
         k = self.plan.output_dim
@@ -118,4 +170,6 @@ class ReferenceEvaluator:
                 da = dz @ params[f"{layer.name}.W"].T
                 derivative = self._act[j - 1][1]
                 dz = da * derivative(zs[j - 1], acts[j])
+            elif self.plan.features:
+                self.features_backward(params, cache, dz @ params[f"{layer.name}.W"].T, grads)
         return loss, {name: grads[name] for name in self.plan.param_names}

@@ -22,7 +22,12 @@ import numpy as np
 
 from symgrad.codegen.cache import load_source, module_name
 from symgrad.codegen.checks import check_params
-from symgrad.codegen.kernels import gemm_source, generate_module_source, is_classification
+from symgrad.codegen.kernels import (
+    gemm_source,
+    generate_module_source,
+    is_classification,
+    layers_source,
+)
 from symgrad.derive.plan import NetworkPlan
 from symgrad.runtime.callbacks import CallbackList, Progress
 from symgrad.runtime.data import check_batch_size, check_order, labels_from_output, prepare_xy
@@ -56,8 +61,10 @@ class Trainer:
         self.dtype = as_dtype(dtype)
         self.optimizer = get_optimizer(optimizer)
         self._gemm = gemm_source(self.dtype.name)
-        self.source = generate_module_source(plan, self.dtype.name, self.optimizer,
-                                             gemm_module=module_name(self._gemm, "gemm"))
+        self._layers = layers_source() if plan.features else None
+        self.source = generate_module_source(
+            plan, self.dtype.name, self.optimizer, gemm_module=module_name(self._gemm, "gemm"),
+            layers_module=module_name(self._layers, "layers") if self._layers else None)
         self._module = None
         self.state: dict[str, np.ndarray] | None = None
         self._state_owner: tuple[int, ...] = ()
@@ -67,6 +74,8 @@ class Trainer:
         """The imported kernel module (written to the cache and compiled on first use)."""
         if self._module is None:
             load_source(self._gemm, stem="gemm")   # first: the kernel module imports it
+            if self._layers:
+                load_source(self._layers, stem="layers")
             self._module = load_source(self.source, stem="kernels")
         return self._module
 
@@ -95,7 +104,7 @@ class Trainer:
 
     # -- passes ----------------------------------------------------------
     def predict_proba(self, params: dict[str, np.ndarray], X: object) -> np.ndarray:
-        Xa = prepare_inputs(X, self.plan.input_dim, self.dtype)
+        Xa = prepare_inputs(X, self.plan.input_layout, self.dtype, self.plan.first_layer)
         return self.module._predict_rows(Xa, self.prepare_params(params))
 
     def evaluate(self, params: dict[str, np.ndarray], X: object, y: object) -> dict[str, float]:

@@ -1,0 +1,227 @@
+"""Kernel emitters of the image layer kinds: what the generated driver calls per layer.
+
+One emitter per registered layer kind (`symgrad.definition.layer_kinds`), keyed by
+the kind's name; `tests/test_layer_kinds.py` asserts every kind has one. An emitter
+declares its workspaces and writes the driver's lines for its forward and backward
+pass. The loops themselves are shape-generic and shared
+(`symgrad.codegen.layer_kernels`); the driver passes every size as an argument.
+Only the activation after a layer is printed per model, from its SymPy formula,
+fused with the bias into the pass after the convolution's GEMM, exactly as for
+Dense layers.
+
+Buffers are maps of shape (m * H * W, C) (NHWC, see `layer_kernels`); in the names
+below ``j`` is the image layer's index: ``FA{j}`` its output (after the activation),
+``FZ{j}`` its saved pre-activation, ``FD{j}`` the gradient of the loss w.r.t. its
+output (multiplied in place by the activation's derivative), ``FC{j}`` a
+convolution's im2col matrix (reused for dcols in the backward pass), ``FW{j}`` and
+``FGW{j}`` its kernel and kernel gradient in GEMM layout. ``FX`` is the input batch
+as a map.
+"""
+
+from __future__ import annotations
+
+from symgrad.codegen.printer import print_expr
+from symgrad.definition.formulas import A, Z
+from symgrad.definition.names import source_comment_text
+from symgrad.derive.plan import FeaturePlan
+
+__all__ = ["EMITTERS", "Workspace", "workspaces", "emit_forward", "emit_backward",
+           "feature_params"]
+
+# (name, rows per sample or 0 for a fixed-size array, columns, fixed rows)
+Workspace = tuple[str, int, int, int]
+
+
+def feature_params(feature: FeaturePlan) -> list[str]:
+    """Kernel variable names of a layer's parameters: CW0, Cb0, ..."""
+    return [f"C{p}{feature.index}" for p, _ in feature.param_shapes]
+
+
+def _hw(shape: tuple[int, ...]) -> int:
+    return shape[1] * shape[2]
+
+
+def _src(features: tuple[FeaturePlan, ...], j: int) -> str:
+    return "FX" if j == 0 else f"FA{j - 1}"
+
+
+def _saves_z(feature: FeaturePlan) -> bool:
+    return feature.activation is not None and "z" in feature.activation.saved
+
+
+def _map_buffers(feature: FeaturePlan) -> list[Workspace]:
+    rows, cols = (1, feature.out_shape[0]) if len(feature.out_shape) == 1 else (
+        _hw(feature.out_shape), feature.out_shape[0])
+    out = [(f"FA{feature.index}", rows, cols, 0)]
+    if _saves_z(feature):
+        out.append((f"FZ{feature.index}", rows, cols, 0))
+    return out
+
+
+def _conv_buffers(feature: FeaturePlan) -> list[Workspace]:
+    layer = feature.layer
+    k = layer.in_ch * layer.kernel[0] * layer.kernel[1]
+    j = feature.index
+    return [(f"FC{j}", _hw(feature.out_shape), k, 0), (f"FW{j}", 0, layer.out_ch, k),
+            (f"FGW{j}", 0, layer.out_ch, k)] + _map_buffers(feature)
+
+
+def _window_args(feature: FeaturePlan) -> str:
+    """m, H, W, C, kh, kw, sh, sw[, ph, pw], OH, OW as the shared loops take them."""
+    layer = feature.layer
+    c, h, w = feature.in_shape
+    oh, ow = feature.out_shape[1:]
+    pad = getattr(layer, "padding", None)
+    pads = f", {pad[0]}, {pad[1]}" if pad is not None else ""
+    return (f"m, {h}, {w}, {c}, {layer.kernel[0]}, {layer.kernel[1]}, {layer.stride[0]}, "
+            f"{layer.stride[1]}{pads}, {oh}, {ow}")
+
+
+def _activation_pass(s, feature: FeaturePlan, dtype: str, bias: str | None) -> None:
+    """The fused pass after a layer: add the bias, save z, apply the activation."""
+    j, act = feature.index, feature.activation
+    if act is None and bias is None:
+        return
+    cols = feature.out_shape[0]
+    s(f"for i in range(FA{j}.shape[0]):", f"    for k in range({cols}):")
+    s(f"        z = FA{j}[i, k]" + (f" + {bias}[k]" if bias else ""))
+    if act is None:
+        s(f"        FA{j}[i, k] = z")
+        return
+    if _saves_z(feature):
+        s(f"        FZ{j}[i, k] = z")
+    s(f"        FA{j}[i, k] = {print_expr(act.stable_forward, {Z: 'z'}, dtype)}")
+
+
+def _derivative_pass(s, feature: FeaturePlan, dtype: str) -> None:
+    """FD{j} *= f'(z) of the layer's activation, as derived (in saved a or z)."""
+    act, j = feature.activation, feature.index
+    if act is None or act.derivative == 1:
+        return
+    deriv = print_expr(act.derivative, {A: f"FA{j}[i, k]", Z: f"FZ{j}[i, k]"}, dtype)
+    s(f"# {source_comment_text(act.name)}'(z), as derived: "
+      f"{source_comment_text(act.derivative)}",
+      f"for i in range(FD{j}.shape[0]):", f"    for k in range({feature.out_shape[0]}):",
+      f"        FD{j}[i, k] *= {deriv}")
+
+
+class _Conv:
+    buffers = staticmethod(_conv_buffers)
+
+    @staticmethod
+    def forward(s, f: FeaturePlan, features, dtype: str) -> None:
+        j, layer = f.index, f.layer
+        s(f"lk_conv_weights(CW{j}, FW{j})",
+          f"lk_im2col({_src(features, j)}, {_window_args(f)}, FC{j})",
+          f"_mm(FC{j}, FW{j}, FA{j}, ONE, ZERO, ab)")
+        _activation_pass(s, f, dtype, f"Cb{j}" if layer.bias else None)
+
+    @staticmethod
+    def backward(s, f: FeaturePlan, features, dtype: str) -> None:
+        j, layer = f.index, f.layer
+        _derivative_pass(s, f, dtype)
+        s(f"_mm_tn(FC{j}, FD{j}, FGW{j}, ONE, ZERO, ab)  # dW = cols.T @ dZ (correlation)",
+          f"lk_conv_weight_grad(FGW{j}, gCW{j})")
+        if layer.bias:
+            s(f"lk_column_sums(FD{j}, FD{j}.shape[0], gCb{j})  # db = sum of dZ over n, i, j")
+        if j > 0:
+            s(f"_mm_nt(FD{j}, FW{j}, FC{j}, ONE, ZERO, ab)  # dcols = dZ @ W.T",
+              f"lk_col2im(FC{j}, {_window_args(f)}, FD{j - 1})  # dX: full convolution")
+
+
+class _Pool:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @staticmethod
+    def buffers(f: FeaturePlan) -> list[Workspace]:
+        return _map_buffers(f)
+
+    def forward(self, s, f: FeaturePlan, features, dtype: str) -> None:
+        j = f.index
+        s(f"lk_{self.name}({_src(features, j)}, {_window_args(f)}, FA{j})")
+        _activation_pass(s, f, dtype, None)
+
+    def backward(self, s, f: FeaturePlan, features, dtype: str) -> None:
+        j = f.index
+        _derivative_pass(s, f, dtype)
+        if j == 0:
+            return
+        if self.name == "maxpool":
+            s(f"lk_maxpool_back({_src(features, j)}, FD{j}, {_window_args(f)}, FD{j - 1})")
+        else:
+            s(f"lk_avgpool_back(FD{j}, {_window_args(f)}, FD{j - 1})")
+
+
+class _Flatten:
+    @staticmethod
+    def buffers(f: FeaturePlan) -> list[Workspace]:
+        return _map_buffers(f)
+
+    @staticmethod
+    def forward(s, f: FeaturePlan, features, dtype: str) -> None:
+        c, h, w = f.in_shape
+        s(f"lk_map_to_rows({_src(features, f.index)}, m, {h * w}, {c}, FA{f.index})")
+
+    @staticmethod
+    def backward(s, f: FeaturePlan, features, dtype: str) -> None:
+        c, h, w = f.in_shape
+        if f.index > 0:
+            s(f"lk_rows_to_map(FD{f.index}, m, {h * w}, {c}, FD{f.index - 1})")
+
+
+EMITTERS: dict[str, object] = {"conv2d": _Conv(), "maxpool2d": _Pool("maxpool"),
+                               "avgpool2d": _Pool("avgpool"), "flatten": _Flatten()}
+
+
+def _emitter(kind: str):
+    try:
+        return EMITTERS[kind]
+    except KeyError:
+        raise NotImplementedError(f"layer kind {kind!r} has no kernel emitter in "
+                                  "symgrad.codegen.feature_layers") from None
+
+
+def workspaces(features: tuple[FeaturePlan, ...]) -> list[Workspace]:
+    """Every buffer the image layers use, in a fixed order (input map first)."""
+    if not features:
+        return []
+    c, h, w = features[0].in_shape
+    out: list[Workspace] = [("FX", h * w, c, 0)]
+    for f in features:
+        out += _emitter(f.kind).buffers(f)
+    return out
+
+
+def deltas(features: tuple[FeaturePlan, ...]) -> list[Workspace]:
+    """The gradient buffer of each image layer's output, shaped like its FA."""
+    out = []
+    for f in features:
+        name, rows, cols, _ = _map_buffers(f)[0]
+        out.append((f"FD{f.index}", rows, cols, 0))
+    return out
+
+
+def emit_forward(s, features: tuple[FeaturePlan, ...], dtype: str) -> None:
+    """The image layers' forward pass: X (NCHW rows) to the flattened features."""
+    c, h, w = features[0].in_shape
+    s(f"lk_rows_to_map(X, m, {h * w}, {c}, FX)  # NCHW rows -> (m*H*W, C) map")
+    for f in features:
+        s(f"# {f.name}: {source_comment_text(repr(f.layer))} on {f.in_shape} -> {f.out_shape}"
+          + ("" if f.activation is None else
+             f"; then {source_comment_text(f.activation.name)}"))
+        _emitter(f.kind).forward(s, f, features, dtype)
+
+
+def emit_backward(s, features: tuple[FeaturePlan, ...], dtype: str) -> None:
+    """Back through the image layers; FD{last} holds the flattened features' gradient."""
+    for f in reversed(features):
+        s(f"# {f.name} backward ({source_comment_text(f.kind)}: stated rules, proven in "
+          "prove.layer_rules)")
+        _emitter(f.kind).backward(s, f, features, dtype)
+
+
+def per_sample_elements(features: tuple[FeaturePlan, ...]) -> int:
+    """Workspace elements per sample (bounds the rows of a predict chunk)."""
+    return sum(rows * cols for _, rows, cols, _ in workspaces(features) + deltas(features))
+

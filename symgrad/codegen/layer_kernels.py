@@ -1,0 +1,218 @@
+"""Shape-generic loops of the image layer kinds (convolution, pooling, flatten).
+
+Everything between the markers is the source of one shared module (compiled once
+per dtype and cached on disk, whatever the model's sizes: every size is a run-time
+argument) and is written verbatim into exported trainers. Like
+`symgrad.codegen.vecmath_kernels`, the library reads this file as text: importing
+symgrad does not compile it.
+
+Layout: inside the kernels an image batch is a 2-D "map" of shape (m*H*W, C), i.e.
+NHWC, so that a convolution is one GEMM on its im2col matrix and its output needs no
+transpose; the channel loop is the innermost, contiguous, vectorisable one. X arrives
+as NCHW rows (PyTorch's layout) and is converted once per batch (no copy at all when
+C = 1); Flatten writes the (C, H, W) order PyTorch's ``nn.Flatten`` gives, so weights
+trained here load into a PyTorch model of the same architecture unchanged.
+
+The convolution's GEMMs (Z = cols @ Wg, dWg = cols.T @ dZ, dcols = dZ @ Wg.T) are
+called by the generated driver through the shared GEMM helpers; these loops only
+move data: im2col / col2im, the weight layout, pooling and its backward, flatten.
+"""
+
+# ---- begin kernel source (emitted verbatim into generated kernel modules) ----
+import numpy as _lk_np  # noqa: F401  (kept for standalone modules that inline this text)
+from numba import njit as _lk_njit
+
+_LK_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@_lk_njit(**_LK_JIT)
+def lk_rows_to_map(src, m, hw, c_dim, dst):
+    """dst[n*hw + s, c] = src[n, c*hw + s]: NCHW rows (m, C*H*W) to a map (m*H*W, C)."""
+    for n in range(m):
+        for c in range(c_dim):
+            for s in range(hw):
+                dst[n * hw + s, c] = src[n, c * hw + s]
+
+
+@_lk_njit(**_LK_JIT)
+def lk_map_to_rows(src, m, hw, c_dim, dst):
+    """dst[n, c*hw + s] = src[n*hw + s, c]: a map back to NCHW-ordered rows (Flatten)."""
+    for n in range(m):
+        for s in range(hw):
+            for c in range(c_dim):
+                dst[n, c * hw + s] = src[n * hw + s, c]
+
+
+@_lk_njit(**_LK_JIT)
+def lk_im2col(src, m, h_in, w_in, c_dim, kh, kw, sh, sw, ph, pw, oh, ow, cols):
+    """cols[(n*oh + i)*ow + j, (p*kw + q)*C + c] = x[n, c, i*sh + p - ph, j*sw + q - pw].
+
+    ``src`` is the (m*H*W, C) map; positions in the padding read 0.
+    """
+    for n in range(m):
+        for i in range(oh):
+            for j in range(ow):
+                r = (n * oh + i) * ow + j
+                for p in range(kh):
+                    h = i * sh + p - ph
+                    for q in range(kw):
+                        w = j * sw + q - pw
+                        base = (p * kw + q) * c_dim
+                        if h >= 0 and h < h_in and w >= 0 and w < w_in:
+                            row = (n * h_in + h) * w_in + w
+                            for c in range(c_dim):
+                                cols[r, base + c] = src[row, c]
+                        else:
+                            for c in range(c_dim):
+                                cols[r, base + c] = 0.0
+
+
+@_lk_njit(**_LK_JIT)
+def lk_col2im(dcols, m, h_in, w_in, c_dim, kh, kw, sh, sw, ph, pw, oh, ow, dsrc):
+    """dsrc = the scatter-add of dcols through the im2col windows (the transpose of im2col)."""
+    for r in range(m * h_in * w_in):
+        for c in range(c_dim):
+            dsrc[r, c] = 0.0
+    for n in range(m):
+        for i in range(oh):
+            for j in range(ow):
+                r = (n * oh + i) * ow + j
+                for p in range(kh):
+                    h = i * sh + p - ph
+                    if h < 0 or h >= h_in:
+                        continue
+                    for q in range(kw):
+                        w = j * sw + q - pw
+                        if w < 0 or w >= w_in:
+                            continue
+                        row = (n * h_in + h) * w_in + w
+                        base = (p * kw + q) * c_dim
+                        for c in range(c_dim):
+                            dsrc[row, c] += dcols[r, base + c]
+
+
+@_lk_njit(**_LK_JIT)
+def lk_conv_weights(w4, wg):
+    """wg[(p*kw + q)*C + c, o] = W[o, c, p, q]: PyTorch's kernel layout to the GEMM's."""
+    o_dim, c_dim, kh, kw = w4.shape
+    for p in range(kh):
+        for q in range(kw):
+            for c in range(c_dim):
+                for o in range(o_dim):
+                    wg[(p * kw + q) * c_dim + c, o] = w4[o, c, p, q]
+
+
+@_lk_njit(**_LK_JIT)
+def lk_conv_weight_grad(gwg, gw4):
+    """gW[o, c, p, q] = gwg[(p*kw + q)*C + c, o]: the GEMM layout back to PyTorch's."""
+    o_dim, c_dim, kh, kw = gw4.shape
+    for o in range(o_dim):
+        for c in range(c_dim):
+            for p in range(kh):
+                for q in range(kw):
+                    gw4[o, c, p, q] = gwg[(p * kw + q) * c_dim + c, o]
+
+
+@_lk_njit(**_LK_JIT)
+def lk_column_sums(d, rows, gb):
+    """gb[o] = sum over the first ``rows`` rows of d[:, o] (db: dZ summed over n, i, j)."""
+    for o in range(gb.shape[0]):
+        gb[o] = 0.0
+    for r in range(rows):
+        for o in range(gb.shape[0]):
+            gb[o] += d[r, o]
+
+
+@_lk_njit(**_LK_JIT)
+def lk_maxpool(src, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dst):
+    """dst[(n*oh + i)*ow + j, c] = max over the window of x[n, c, i*sh + p, j*sw + q]."""
+    for n in range(m):
+        for i in range(oh):
+            for j in range(ow):
+                r = (n * oh + i) * ow + j
+                first = (n * h_in + i * sh) * w_in + j * sw
+                for c in range(c_dim):
+                    dst[r, c] = src[first, c]
+                for p in range(kh):
+                    for q in range(kw):
+                        row = (n * h_in + i * sh + p) * w_in + j * sw + q
+                        for c in range(c_dim):
+                            v = src[row, c]
+                            best = dst[r, c]
+                            dst[r, c] = v if v > best else best
+
+
+@_lk_njit(**_LK_JIT)
+def lk_maxpool_back(src, dy, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dsrc):
+    """dsrc: each window's dY added at its first maximum (row-major order in the window)."""
+    for r in range(m * h_in * w_in):
+        for c in range(c_dim):
+            dsrc[r, c] = 0.0
+    for n in range(m):
+        for i in range(oh):
+            for j in range(ow):
+                r = (n * oh + i) * ow + j
+                first = (n * h_in + i * sh) * w_in + j * sw
+                for c in range(c_dim):
+                    best = src[first, c]
+                    at = first
+                    for p in range(kh):
+                        for q in range(kw):
+                            row = (n * h_in + i * sh + p) * w_in + j * sw + q
+                            if src[row, c] > best:
+                                best = src[row, c]
+                                at = row
+                    dsrc[at, c] += dy[r, c]
+
+
+@_lk_njit(**_LK_JIT)
+def lk_avgpool(src, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dst):
+    """dst[(n*oh + i)*ow + j, c] = mean over the window of x[n, c, i*sh + p, j*sw + q]."""
+    scale = 1.0 / (kh * kw)
+    for n in range(m):
+        for i in range(oh):
+            for j in range(ow):
+                r = (n * oh + i) * ow + j
+                for c in range(c_dim):
+                    dst[r, c] = 0.0
+                for p in range(kh):
+                    for q in range(kw):
+                        row = (n * h_in + i * sh + p) * w_in + j * sw + q
+                        for c in range(c_dim):
+                            dst[r, c] += src[row, c]
+                for c in range(c_dim):
+                    dst[r, c] *= scale
+
+
+@_lk_njit(**_LK_JIT)
+def lk_avgpool_back(dy, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dsrc):
+    """dsrc: each window's dY / (kh*kw) added to every element of the window."""
+    scale = 1.0 / (kh * kw)
+    for r in range(m * h_in * w_in):
+        for c in range(c_dim):
+            dsrc[r, c] = 0.0
+    for n in range(m):
+        for i in range(oh):
+            for j in range(ow):
+                r = (n * oh + i) * ow + j
+                for p in range(kh):
+                    for q in range(kw):
+                        row = (n * h_in + i * sh + p) * w_in + j * sw + q
+                        for c in range(c_dim):
+                            dsrc[row, c] += dy[r, c] * scale
+# ---- end kernel source ----
+
+
+def kernel_source() -> str:
+    """The text between the markers (the shared module's body, and what exports inline)."""
+    from pathlib import Path
+
+    text = Path(__file__).read_text(encoding="utf-8")
+    begin = text.index("# ---- begin kernel source")
+    end = text.index("# ---- end kernel source ----")
+    return text[text.index("\n", begin) + 1:end]
+
+
+FUNCTIONS = ("lk_rows_to_map", "lk_map_to_rows", "lk_im2col", "lk_col2im", "lk_conv_weights",
+             "lk_conv_weight_grad", "lk_column_sums", "lk_maxpool", "lk_maxpool_back",
+             "lk_avgpool", "lk_avgpool_back")
