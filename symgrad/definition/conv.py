@@ -35,7 +35,6 @@ from symgrad.definition.layer_kinds import (
     pair,
     positive_int,
     register_layer_kind,
-    window,
 )
 
 INITS = ("he", "xavier", "uniform")

@@ -136,11 +136,6 @@ def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def window(arr: np.ndarray, p: int, q: int, stride: int, out_h: int, out_w: int) -> np.ndarray:
-    """The (n, C, out_h, out_w) view of ``arr`` at kernel offset (p, q): arr[.., s i + p, s j + q]."""
-    return arr[:, :, p:p + stride * (out_h - 1) + 1:stride, q:q + stride * (out_w - 1) + 1:stride]
-
-
 def positive_int(value: object, what: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
