@@ -19,12 +19,13 @@ import symgrad as sg
 from symgrad.codegen.onnx_export import OnnxExportError, OnnxPrinter, _Graph
 from symgrad.definition.activations import REGISTRY
 from symgrad.definition.formulas import Z
+from symgrad.definition.layers import Dense
 
 onnx = pytest.importorskip("onnx", reason="onnx is a test extra (pip install -e '.[test]')")
 ort = pytest.importorskip("onnxruntime")
 
 RTOL = {"float32": 1e-6, "float64": 1e-12}
-NO_DOUBLE_KERNEL_IN_ORT = {"Erf", "Sinh", "Cosh", "Atan"}
+NO_DOUBLE_KERNEL_IN_ORT = {"Erf", "Sinh", "Cosh", "Atan", "Conv", "MaxPool", "AveragePool"}
 ELEMENTWISE = sorted(n for n, cls in REGISTRY.items() if cls.entry.kind == "elementwise")
 HEADS = [("softmax", "cross_entropy", 3), ("sigmoid", "bce", 2), ("identity", "mse", 2)]
 
@@ -110,3 +111,20 @@ def test_no_onnx_operator_names_the_layer_and_function(tmp_path, monkeypatch) ->
     with pytest.raises(OnnxExportError, match="layer dense1 activation 'tanh'.*tanh"):
         model.to_onnx(str(tmp_path / "m.onnx"))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_convolutional_network(dtype, tmp_path) -> None:
+    """Conv (stride, padding, no bias), max and average pooling, Flatten: NCHW as ONNX's."""
+    from symgrad.definition.layers import AvgPool2d, Conv2d, Flatten, MaxPool2d
+
+    net = sg.Sequential(Conv2d(2, 3, 3, stride=2, padding=1), sg.Tanh(), MaxPool2d(2),
+                        Conv2d(3, 4, (2, 3), padding=(1, 1), bias=False), sg.GELU(),
+                        AvgPool2d(2, stride=1), Flatten(), Dense(8, 5), sg.ReLU(), Dense(5, 3),
+                        sg.Softmax(), input_shape=(2, 9, 9))
+    model = sg.compile(net, loss="cross_entropy", dtype=dtype, seed=4)
+    X = np.random.default_rng(1).normal(size=(16, 2, 9, 9))
+    _compare(model, tmp_path, X)
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    assert [d.dim_value or d.dim_param for d in graph.input[0].type.tensor_type.shape.dim] == \
+        ["n", 2, 9, 9]

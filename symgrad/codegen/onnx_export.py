@@ -1,6 +1,8 @@
-"""Export a trained Dense network to ONNX (``Model.to_onnx``), built with the ``onnx`` package.
+"""Export a trained network to ONNX (``Model.to_onnx``), built with the ``onnx`` package.
 
-Each Dense layer becomes ``Gemm`` (``MatMul`` without a bias); each activation
+Each Dense layer becomes ``Gemm`` (``MatMul`` without a bias); image layers become
+ONNX's ``Conv``, ``MaxPool``, ``AveragePool`` and ``Flatten`` (NCHW and PyTorch's
+kernel layout are ONNX's too, so weights go in unchanged); each activation
 is translated from the *same* SymPy formula the kernels evaluate (the plan's
 stable forward form) into ONNX elementwise operators by `OnnxPrinter`, a
 printer in SymPy's style: one ``_print_<Class>`` method per node type and a
@@ -242,6 +244,31 @@ class OnnxPrinter:
         return out
 
 
+def _feature_node(g: _Graph, model, feature, current: str) -> str:
+    """One image layer (NCHW, as ONNX's Conv/MaxPool/AveragePool/Flatten) and its activation."""
+    layer, kind = feature.layer, feature.kind
+    if kind == "conv2d":
+        inputs = [current, g.array(f"{feature.name}.W", model.params[f"{feature.name}.W"])]
+        if layer.bias:
+            inputs.append(g.array(f"{feature.name}.b", model.params[f"{feature.name}.b"]))
+        (ph, pw) = layer.padding
+        out = g.node("Conv", *inputs, kernel_shape=list(layer.kernel),
+                     strides=list(layer.stride), pads=[ph, pw, ph, pw])
+    elif kind in ("maxpool2d", "avgpool2d"):
+        op = "MaxPool" if kind == "maxpool2d" else "AveragePool"
+        out = g.node(op, current, kernel_shape=list(layer.kernel), strides=list(layer.stride))
+    elif kind == "flatten":
+        out = g.node("Flatten", current, axis=1)
+    else:
+        raise OnnxExportError(f"layer {feature.name}: layer kind {kind!r} has no ONNX "
+                              "translation")
+    act = feature.activation
+    if act is None:
+        return out
+    where = f"layer {feature.name} activation {act.name!r}"
+    return OnnxPrinter(g, {Z: out}, where).emit(act.stable_forward)
+
+
 def build_onnx(model) -> object:
     """The `onnx.ModelProto` of a compiled symgrad `Model` with its current weights."""
     try:
@@ -254,6 +281,8 @@ def build_onnx(model) -> object:
     elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[dtype.name]
     g = _Graph(dtype)
     current = "X"
+    for feature in plan.features:
+        current = _feature_node(g, model, feature, current)
     last = len(plan.layers) - 1
     for i, layer in enumerate(plan.layers):
         W = g.array(f"{layer.name}.W", model.params[f"{layer.name}.W"])
@@ -279,7 +308,8 @@ def build_onnx(model) -> object:
     g.nodes.append(helper.make_node("Identity", [current], ["P"]))
     graph = helper.make_graph(
         g.nodes, "symgrad_network",
-        [helper.make_tensor_value_info("X", elem, ["n", plan.input_dim])],
+        [helper.make_tensor_value_info("X", elem, ["n", *plan.input_shape] if plan.features
+                                       else ["n", plan.input_dim])],
         [helper.make_tensor_value_info("P", elem, ["n", plan.output_dim])],
         initializer=g.initializers,
         doc_string=f"symgrad {model!r}: P = predictions ({plan.output.activation_name} output)")
