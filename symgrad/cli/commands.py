@@ -109,8 +109,14 @@ def train(args: argparse.Namespace) -> int:
     X, y, _ = load_data(args.data, args.target)
     model = compile_spec(args)
     if X.shape[1] != model.plan.input_dim:
+        what = (f"first layer {model.plan.first_layer} reads images {model.plan.input_shape} "
+                f"(C, H, W), i.e. {model.plan.input_dim} columns in C order"
+                if model.plan.features else
+                f"first Dense layer expects {model.plan.input_dim}")
         raise SpecError(f"{args.data}: the data has {X.shape[1]} feature columns but the "
-                        f"network's first Dense layer expects {model.plan.input_dim}")
+                        f"network's {what}")
+    if model.plan.features:   # CSV rows hold each image flattened in C order (NCHW)
+        X = X.reshape(X.shape[0], *model.plan.input_shape)
     if model.plan.output.reduction == "rows" and np.all(y == np.round(y)):
         y = y.astype(np.int64)   # class labels read from a CSV arrive as floats
     if not 0.0 <= args.val_split < 1.0:

@@ -4,6 +4,7 @@ A SPEC is a row of layers separated by spaces (commas or ``->`` also work)::
 
     Dense(2,16) ReLU Dense(16,1) Sigmoid
     Dense(4, 8) LeakyReLU(alpha=0.2) -> Dense(8, 3) Softmax
+    Input(1,8,8) Conv2d(1,8,3,padding=1) ReLU MaxPool2d(2) Flatten Dense(128,10) Softmax
 
 ``Dense(in, out)`` takes two positive ints (and ``bias=false``, ``init=xavier``
 as keywords); an activation is any registered name, written as its registry
@@ -13,6 +14,8 @@ position and what was expected.
 
 >>> parse_spec("Dense(2,16) ReLU Dense(16,1) Sigmoid")
 Sequential(Dense(2 -> 16), Relu(), Dense(16 -> 1), Sigmoid())
+>>> parse_spec("Input(1,6,6) Conv2d(1,2,3) ReLU AvgPool2d(2) Flatten Dense(8,1)")
+Sequential(Conv2d(1 -> 2, kernel 3x3), Relu(), AvgPool2d(2x2), Flatten(), Dense(8 -> 1))
 >>> parse_spec("Dense(2,4) leaky_relu(0.2) Dense(4,1)")
 Sequential(Dense(2 -> 4), LeakyRelu(alpha=0.2), Dense(4 -> 1))
 >>> parse_spec("Dense(2,4) __import__('os')")
@@ -33,7 +36,20 @@ import runpy
 from pathlib import Path
 
 from symgrad.definition.activations import REGISTRY, ActivationLayer
-from symgrad.definition.layers import INITS, Dense, Sequential
+from symgrad.definition.layers import (
+    INITS,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+    Sequential,
+)
+
+# Image layers by their SPEC names, with the keyword arguments each accepts.
+_IMAGE_LAYERS = {"conv2d": (Conv2d, {"stride", "padding", "bias", "init"}),
+                 "maxpool2d": (MaxPool2d, {"stride"}), "avgpool2d": (AvgPool2d, {"stride"}),
+                 "flatten": (Flatten, set())}
 
 __all__ = ["SpecError", "parse_spec", "load_spec"]
 
@@ -111,6 +127,7 @@ def parse_spec(text: str) -> Sequential:
         raise SpecError("SPEC is empty; write e.g. \"Dense(2,16) ReLU Dense(16,1) Sigmoid\"")
     activations = _activation_names()
     layers: list = []
+    input_shape: tuple[int, ...] | None = None
     pos = _SEPARATOR.match(text).end()
     while pos < len(text):
         match = _LAYER.match(text, pos)
@@ -127,6 +144,23 @@ def parse_spec(text: str) -> Sequential:
         args, kwargs = _arguments(match["args"], where)
         if name.lower() == "dense":
             layers.append(_dense(args, kwargs, where))
+        elif name.lower() == "input":
+            if layers or input_shape is not None:
+                raise SpecError(f"{where}: Input(C, H, W) must come first, once")
+            if len(args) != 3 or kwargs or any(isinstance(a, bool) or not isinstance(a, int)
+                                               for a in args):
+                raise SpecError(f"{where}: Input takes three positive ints (C, H, W), got "
+                                f"{args}")
+            input_shape = tuple(args)
+        elif name.lower() in _IMAGE_LAYERS:
+            cls, allowed = _IMAGE_LAYERS[name.lower()]
+            unknown = sorted(set(kwargs) - allowed)
+            if unknown:
+                raise SpecError(f"{where}: {cls.__name__} has no argument {unknown[0]!r}")
+            try:
+                layers.append(cls(*args, **kwargs))
+            except (TypeError, ValueError) as err:
+                raise SpecError(f"{where}: {err}") from None
         elif name.lower() in activations:
             cls = activations[name.lower()]
             try:
@@ -134,13 +168,15 @@ def parse_spec(text: str) -> Sequential:
             except (TypeError, ValueError) as err:
                 raise SpecError(f"{where}: {err}") from None
         else:
-            raise SpecError(f"{where}: unknown layer {name!r}; use Dense or an activation: "
+            raise SpecError(f"{where}: unknown layer {name!r}; use Dense, Input, Conv2d, "
+                            f"MaxPool2d, AvgPool2d, Flatten or an activation: "
                             f"{', '.join(sorted(REGISTRY))}")
         pos = _SEPARATOR.match(text, end).end()
     try:
-        return Sequential(*layers)
+        return Sequential(*layers, input_shape=input_shape)
     except ValueError as err:
-        raise SpecError(f"SPEC {text!r}: {err}") from None
+        hint = "; in a SPEC, write Input(C, H, W) first" if "input_shape" in str(err) else ""
+        raise SpecError(f"SPEC {text!r}: {err}{hint}") from None
 
 
 def load_spec(spec: str) -> tuple[Sequential, object]:
