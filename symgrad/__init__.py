@@ -10,7 +10,7 @@ Data flow, one package per stage::
 """
 
 from symgrad import nn  # micrograd's nn API (Module, Neuron, Layer, MLP) on Value
-from symgrad.codegen.cache import CacheWarning
+from symgrad._version import __version__ as __version__
 from symgrad.definition.activations import (
     ELU,
     GELU,
@@ -48,10 +48,16 @@ from symgrad.definition.layers import Dense, Sequential
 from symgrad.definition.losses import loss
 from symgrad.definition.scalar_ops import SCALAR_OPS, register_scalar_op
 from symgrad.definition.value import Value
+
+# Value.backward and Value._repr_html_ are implemented by later stages, which install
+# them into symgrad.definition.value when imported (the definition stage imports no
+# later stage): importing both here means `import symgrad` always installs them.
+from symgrad.derive import scalar_backward as _scalar_backward  # noqa: F401
 from symgrad.derive.scalar import grad, symbolic
 from symgrad.model import Model, compile
 from symgrad.prove.check import ProofReport, check
 from symgrad.prove.identity import ProofError
+from symgrad.render import notebook as _notebook  # noqa: F401
 from symgrad.render.animate import Animation, animate_network_training, animate_training
 from symgrad.render.document import Derivation
 from symgrad.render.draw import draw
@@ -62,8 +68,7 @@ from symgrad.runtime.history import History
 from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer
 from symgrad.runtime.training import TrainingDivergedError
 from symgrad.runtime.weights_io import WeightsFileError
-
-__version__ = "0.1.0"
+from symgrad.store.folder import CacheWarning
 
 __all__ = [
     # formulas: the vocabulary of activations and losses

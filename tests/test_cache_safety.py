@@ -24,15 +24,16 @@ from symgrad.derive import memo
 from symgrad.derive.elementwise import derive_elementwise
 from symgrad.derive.memo_format import MemoFormatError, decode, encode
 from symgrad.derive.plan import Identity
+from symgrad.store import folder as store_folder
 
 
 @pytest.fixture
 def state(monkeypatch, tmp_path):
     """A process state with no warning given, no folder refused and no fallback made yet."""
-    monkeypatch.setattr(cache, "_WARNED", set())
-    monkeypatch.setattr(cache, "_REFUSED", {})
-    monkeypatch.setattr(cache, "_FALLBACK", [])
-    monkeypatch.setattr(cache, "_LOADED", {})
+    monkeypatch.setattr(store_folder, "_WARNED", set())   # the folder state is stage-neutral
+    monkeypatch.setattr(store_folder, "_REFUSED", {})
+    monkeypatch.setattr(store_folder, "_FALLBACK", [])
+    monkeypatch.setattr(cache, "_LOADED", {})       # the kernel modules are codegen's
     monkeypatch.delenv("SYMGRAD_DERIVATION_CACHE", raising=False)
     return tmp_path
 
@@ -52,7 +53,7 @@ def test_a_new_cache_folder_is_private(state, monkeypatch) -> None:
             assert cache.cache_dir() == root
     finally:
         os.umask(old)
-    for folder in (root, root / "derivations", root / "__pycache__"):
+    for folder in (root, root / "derivations", root / "__pycache__", root / "scalar_steps"):
         assert _private_and_mine(folder), folder
 
 
@@ -71,6 +72,9 @@ UNTRUSTED = {
     "__pycache__ of another owner": ("__pycache__", _foreign, "owned by uid 65534"),
     "group-writable derivations": ("derivations", lambda f: os.chmod(f, 0o770),
                                    "writable by group or others"),
+    # planted step texts pass the whitelist yet could be wrong derivatives
+    "group-writable scalar_steps": ("scalar_steps", lambda f: os.chmod(f, 0o770),
+                                    "writable by group or others"),
 }
 
 
@@ -78,7 +82,7 @@ UNTRUSTED = {
 def test_an_untrusted_folder_is_refused_with_one_warning(state, monkeypatch, case) -> None:
     sub, spoil, reason = UNTRUSTED[case]
     root = state / "cache"
-    for folder in (root, root / "derivations", root / "__pycache__"):
+    for folder in (root, root / "derivations", root / "__pycache__", root / "scalar_steps"):
         folder.mkdir(mode=0o700)
     spoil(root / sub if sub else root)
     before = sorted(p.name for p in root.rglob("*"))

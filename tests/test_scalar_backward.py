@@ -19,9 +19,10 @@ import sympy as sp
 
 import symgrad as sg
 from symgrad.definition.scalar_ops import SCALAR_OPS, register_scalar_op
-from symgrad.definition.value import ScalarDomainError, Value, apply, gradients
+from symgrad.definition.value import ScalarDomainError, Value, apply
 from symgrad.derive import scalar_steps
 from symgrad.derive.scalar import local_derivatives, numeric_local_derivatives
+from symgrad.derive.scalar_backward import gradients
 from symgrad.graph.topo import topological_order
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,21 +9,12 @@ symgrad; the file is never rewritten, so its timestamp is stable and a second
 process importing it loads the machine code from ``__pycache__`` instead of
 compiling.
 
-The cache directory is ``$SYMGRAD_CACHE_DIR`` if set, else
-``~/.cache/symgrad``.
-
-Trust. Everything in the cache is code or becomes code: the kernel modules are
-imported, Python's ``.pyc`` and Numba's ``.nbi``/``.nbc`` files are unmarshalled
-and unpickled. So the cache is trusted the way ssh trusts ``~/.ssh`` (and pip
-and git their caches): the folder is created private (0700), and a cache folder,
-its ``derivations`` or its ``__pycache__`` that is not owned by the current user,
-is writable by group or others, is not a folder or cannot be written is not
-used: one `CacheWarning` names the folder and the reason, and the process uses
-a private temporary cache instead (``tempfile.mkdtemp``, removed at exit).
-Ownership and mode bits are checked explicitly, not only by trying to write:
-root can write anywhere, yet a folder whose owner-write bit is off is read-only
-by the owner's intent. (On Windows, which has no POSIX owner/mode, only the
-folder and writability checks apply.)
+The cache folder, its trust checks (private, owned by the user, else a
+private temporary cache with one `CacheWarning`) and the removal of damaged
+entries are stage-neutral and live in `symgrad.store.folder`: the derive stage
+keeps its derivations in the same folder. They are re-exported here
+(`cache_dir`, `CacheWarning`, `quarantine`, `atomic_write`, `ENV_VAR`) for code
+written against this module.
 
 Repair. A damaged entry is never fatal twice: a kernel file whose bytes differ
 from its source (truncated, invalid UTF-8) is rewritten; a module that fails to
@@ -34,144 +25,35 @@ compiled afresh. Each says so once in a `CacheWarning`.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import importlib.util
 import os
 import platform
-import shutil
-import stat
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
-from symgrad.codegen.atomic import atomic_write
+from symgrad._version import __version__
+from symgrad.store.atomic import atomic_write
+from symgrad.store.folder import (
+    ENV_VAR,
+    CacheWarning,
+    cache_dir,
+    distrust_current_root,
+    quarantine,
+    warn_once,
+)
 
 __all__ = ["cache_dir", "source_key", "module_path", "module_name", "load_source",
            "atomic_write", "quarantine", "CacheWarning", "ENV_VAR"]
 
-ENV_VAR = "SYMGRAD_CACHE_DIR"
-SUBFOLDERS = ("derivations", "__pycache__")   # held to the same standard as the root
-
 _LOADED: dict[str, ModuleType] = {}
-_REFUSED: dict[str, str] = {}      # cache root -> why it is not used (write failures)
-_WARNED: set[tuple[str, str]] = set()
-_FALLBACK: list[Path] = []         # the private temporary cache, made at most once
-
-
-class CacheWarning(UserWarning):
-    """A cache folder was refused or a damaged cache entry repaired; symgrad carried on."""
-
-
-def _warn_once(key: tuple[str, str], message: str) -> None:
-    if key not in _WARNED:
-        _WARNED.add(key)
-        warnings.warn(message, CacheWarning, stacklevel=3)
-
-
-def _folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot serve as (part of) the cache, creating it private if absent."""
-    try:
-        folder.mkdir(mode=0o700)
-        os.chmod(folder, 0o700)   # mkdir's mode passes through the umask
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        try:   # missing parents get the ordinary mode, like ~/.cache itself
-            folder.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            return f"cannot be created ({err.strerror or err})"
-        return _folder_problem(folder)
-    except OSError as err:
-        return f"cannot be created ({err.strerror or err})"
-    try:
-        st = os.stat(folder)
-    except OSError as err:
-        return f"cannot be examined ({err.strerror or err})"
-    if not stat.S_ISDIR(st.st_mode):
-        return "is not a folder"
-    mode = stat.S_IMODE(st.st_mode)
-    if hasattr(os, "geteuid"):
-        if st.st_uid != os.geteuid():
-            return f"is owned by uid {st.st_uid}, not by the current user (uid {os.geteuid()})"
-        if mode & 0o022:
-            return f"is writable by group or others (mode {mode:04o})"
-        if not mode & 0o200:
-            return f"is read-only (mode {mode:04o})"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return "is not writable"
-    return None
-
-
-def _private_fallback() -> Path:
-    if not _FALLBACK:
-        path = Path(tempfile.mkdtemp(prefix="symgrad-cache-"))   # 0700, ours
-        for sub in SUBFOLDERS:
-            (path / sub).mkdir(mode=0o700)
-        atexit.register(shutil.rmtree, path, ignore_errors=True)
-        _FALLBACK.append(path)
-    return _FALLBACK[0]
-
-
-def _configured_root() -> tuple[Path, str | None]:
-    configured = os.environ.get(ENV_VAR) or None
-    root = configured or os.path.join(os.path.expanduser("~"), ".cache", "symgrad")
-    return Path(root), configured
-
-
-def _refuse(root: Path, configured: str | None, folder: Path, reason: str) -> Path:
-    fallback = _private_fallback()
-    origin = (f"set by {ENV_VAR}={configured!r}" if configured is not None
-              else f"the default; set {ENV_VAR} to choose another")
-    _warn_once((str(root), "refused"),
-               f"symgrad: not using the cache folder {folder} ({origin}): it {reason}; "
-               f"using a private temporary cache {fallback} for this process instead")
-    return fallback
-
-
-def cache_dir() -> Path:
-    """The kernel cache directory: private, owned by the user, created on demand.
-
-    A folder that fails the trust checks (see the module docstring) is replaced
-    by a private temporary cache for this process, with one `CacheWarning`.
-    """
-    root, configured = _configured_root()
-    if str(root) in _REFUSED:
-        return _refuse(root, configured, root, _REFUSED[str(root)])
-    for folder in (root, *(root / sub for sub in SUBFOLDERS)):
-        problem = _folder_problem(folder)
-        if problem is not None:
-            return _refuse(root, configured, folder, problem)
-    return root
-
-
-def _distrust_current_root(reason: str) -> None:
-    """Stop using the configured root for this process (e.g. a write failed there)."""
-    root, _ = _configured_root()
-    _REFUSED.setdefault(str(root), reason)
-
-
-def quarantine(path: Path, reason: str) -> None:
-    """Remove a damaged cache entry (file or folder) and say so once; never raises."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-        done = "removed; it is rebuilt"
-    except OSError as err:
-        done = f"could not be removed ({err.strerror or err}); it is bypassed"
-    _warn_once((str(path), "damaged"), f"symgrad: damaged cache entry {path} ({reason}) {done}")
 
 
 def _versions() -> str:
     import numba  # imported here: `import symgrad` should not pay for Numba
-
-    from symgrad import __version__
 
     return "|".join([platform.python_version(), np.__version__, numba.__version__, __version__])
 
@@ -216,7 +98,7 @@ def _store(source: str, stem: str) -> Path:
         except OSError as err:
             # A folder that passed the checks can still refuse writes (read-only
             # file system, full disk): use the private fallback from now on.
-            _distrust_current_root(f"could not be written ({err.strerror or err})")
+            distrust_current_root(f"could not be written ({err.strerror or err})")
     raise OSError(f"symgrad: cannot write the kernel cache file {path}")  # pragma: no cover
 
 
@@ -254,7 +136,7 @@ def _healing_loader(load, index: Path, data_glob: str, path: Path):
         except Exception as err:  # noqa: BLE001 - any failure to load: the entry is damaged
             for damaged in (index, *index.parent.glob(data_glob)):
                 damaged.unlink(missing_ok=True)
-            _warn_once((str(index), "numba"),
+            warn_once((str(index), "numba"),
                        f"symgrad: damaged Numba cache entry {index} of {path.name} "
                        f"({type(err).__name__}: {err}); removed, compiling again")
             return None
@@ -311,7 +193,7 @@ def load_source(source: str, stem: str = "kernels") -> ModuleType:
         for file in compiled:
             file.unlink(missing_ok=True)
         module = _import(name, path)   # a second failure is real: raised as it is
-        _warn_once((str(path), "import"),
+        warn_once((str(path), "import"),
                    f"symgrad: damaged compiled cache files for {path} "
                    f"({type(err).__name__}: {err}); removed {len(compiled)} file(s) and "
                    "imported from source")

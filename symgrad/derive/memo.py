@@ -29,10 +29,13 @@ from typing import Any, TypeVar
 
 import sympy as sp
 
-# One cache root, one atomic writer and one repair policy, shared with the kernel cache.
-from symgrad.codegen.cache import atomic_write, cache_dir, quarantine
 from symgrad.derive.memo_format import MemoFormatError, decode, encode
 from symgrad.derive.plan import ActivationPlan, Identity, OutputPlan
+
+# One cache root, one atomic writer and one repair policy, shared with the kernel cache
+# (in the stage-neutral `symgrad.store`: derive may not import codegen).
+from symgrad.store.atomic import atomic_write
+from symgrad.store.folder import cache_dir, quarantine
 
 T = TypeVar("T")
 

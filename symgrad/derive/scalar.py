@@ -27,8 +27,9 @@ import sympy as sp
 
 from symgrad.definition.convention import differentiate
 from symgrad.definition.scalar_ops import ScalarOp, param_symbol
-from symgrad.definition.value import Value, graph_order
+from symgrad.definition.value import Value, op_of
 from symgrad.derive.plan import Identity
+from symgrad.graph.scalar import graph_order
 
 # The op node's own output value, as the backward pass sees it (micrograd's
 # ``out.data``). Local derivatives may be written in it.
@@ -241,8 +242,6 @@ def symbolic(node: Value, cut: tuple[Value, ...] = ()) -> sp.Expr:
         elif n.op is None or id(n) in cut_ids:
             exprs[id(n)] = names[id(n)]
         else:
-            from symgrad.definition.value import op_of
-
             op = op_of(n)
             mapping = {x: exprs[id(c)] for x, c in zip(op.operands, n.operands, strict=True)}
             for p, v in zip(op.params, n.params, strict=True):

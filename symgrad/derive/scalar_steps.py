@@ -1,6 +1,7 @@
 """Backward steps of the scalar ops: SymPy's local derivatives printed as tiny Python functions.
 
-`Value.backward` calls one *step* per op node, in reverse topological order.
+`Value.backward` (`symgrad.derive.scalar_backward`) calls one *step* per op node, in
+reverse topological order.
 A step is generated, never written by hand: for an op with formula
 ``f(x0, x1; k)`` the derive stage (`symgrad.derive.scalar.local_derivatives`)
 gives one derivative per operand, SymPy's Python printer prints each, and the
@@ -49,9 +50,10 @@ from pathlib import Path
 
 import sympy as sp
 
-from symgrad.codegen.cache import atomic_write, cache_dir
 from symgrad.definition.scalar_ops import ScalarOp
 from symgrad.derive.scalar import OUT, _numeric, local_derivatives
+from symgrad.store.atomic import atomic_write  # stage-neutral: derive may not import codegen
+from symgrad.store.folder import cache_dir
 
 __all__ = ["StepError", "backward_step", "step_source", "derivative_texts", "checked_expression",
            "step_cache_path"]

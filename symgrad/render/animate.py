@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from symgrad.definition.value import ScalarDomainError, Value, graph_order, op_of
+from symgrad.definition.value import ScalarDomainError, Value, op_of
+from symgrad.graph.scalar import graph_order
 
 __all__ = ["Animation", "animate_network_training", "animate_training", "recompute"]
 

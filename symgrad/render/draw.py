@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from symgrad.definition.latex_input import check_value_label
-from symgrad.definition.value import Value, graph_order, op_of
+from symgrad.definition.value import Value, op_of
+from symgrad.graph.scalar import graph_order
 from symgrad.graph.topo import depths
 
 SUFFIXES = (".png", ".svg")

@@ -18,12 +18,19 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from symgrad.definition.value import Value, install_value_html, op_of
+from symgrad.derive.scalar import node_symbols
+from symgrad.graph.scalar import graph_order
+from symgrad.render.scalar import tex
 
 if TYPE_CHECKING:
-    from symgrad.definition.value import Value
-    from symgrad.model import Model
+    import numpy as np
+    import sympy as sp
+
+    from symgrad.definition.losses import LossEntry
     from symgrad.render.document import Derivation
 
 _INLINE_MATH = re.compile(r"(\$[^$]+\$)")
@@ -114,10 +121,6 @@ def value_html(root: Value) -> str:
 
     Grads are the nodes' own ``.grad`` (what the last ``backward`` left there).
     """
-    from symgrad.definition.value import graph_order, op_of
-    from symgrad.derive.scalar import node_symbols
-    from symgrad.render.scalar import tex
-
     order = graph_order(root)
     names = node_symbols(root)
 
@@ -146,7 +149,22 @@ def value_html(root: Value) -> str:
     ])
 
 
-def model_html(model: Model) -> str:
+class ModelView(Protocol):
+    """What `model_html` reads of a `symgrad.Model`.
+
+    Named here rather than imported: ``symgrad.model`` is the facade over every
+    stage, and a stage imports no facade (``tests/test_stage_imports.py``).
+    """
+
+    net: Iterable[object]
+    params: Mapping[str, np.ndarray]
+    gradients: Mapping[str, sp.Expr]
+    optimizer: object | None
+    loss_entry: LossEntry
+    dtype: np.dtype
+
+
+def model_html(model: ModelView) -> str:
     """A Model as HTML: its layers, loss, optimizer, parameter shapes and derived gradients."""
     import sympy as sp
 
@@ -171,3 +189,7 @@ def model_html(model: Model) -> str:
 
 __all__ = ["derivation_html", "derivation_markdown", "escape_markdown", "model_html",
            "value_html"]
+
+# `Value` (definition stage) shows this table in Jupyter; the definition stage imports
+# no later stage, so the render stage installs it there when imported.
+install_value_html(value_html)

@@ -24,9 +24,11 @@ from sympy.printing.latex import LatexPrinter
 
 from symgrad.definition.convention import differentiate
 from symgrad.definition.latex_input import check_latex, check_value_label
-from symgrad.definition.value import Value, gradients, graph_order, op_of
+from symgrad.definition.value import Value, op_of
 from symgrad.derive.scalar import OUT, local_derivatives, node_symbols
 from symgrad.derive.scalar import _number as as_number
+from symgrad.derive.scalar_backward import gradients
+from symgrad.graph.scalar import graph_order
 from symgrad.render.document import Derivation, Section, escape_latex_prose
 from symgrad.render.prose import escape_latex_text
 from symgrad.simplify.limit import limit_steps

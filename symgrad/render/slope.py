@@ -25,8 +25,10 @@ from decimal import Decimal
 
 import sympy as sp
 
-from symgrad.definition.value import ScalarDomainError, Value, gradients, graph_order
+from symgrad.definition.value import ScalarDomainError, Value
 from symgrad.derive.scalar import node_symbols, symbolic
+from symgrad.derive.scalar_backward import gradients
+from symgrad.graph.scalar import graph_order
 from symgrad.render.animate import recompute
 from symgrad.render.document import Derivation
 

@@ -22,8 +22,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from symgrad.definition.value import Value, gradients, graph_order, op_of
+from symgrad.definition.value import Value, op_of
 from symgrad.derive.scalar import node_symbols, symbolic
+from symgrad.derive.scalar_backward import gradients
+from symgrad.graph.scalar import graph_order
 from symgrad.render.animate import recompute
 from symgrad.render.document import Derivation
 

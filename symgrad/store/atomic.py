@@ -1,5 +1,8 @@
 """Write a file atomically: a temporary file in the same folder, then one rename.
 
+Stage-neutral (`symgrad.store`): cache entries of the derive and codegen stages
+and the files the runtime and the CLI write for the user all go through here.
+
 A reader (or a crash) sees either the old file or the complete new one, never
 half. Two flavours:
 
