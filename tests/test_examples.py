@@ -42,3 +42,14 @@ def test_custom_activation_and_loss_derive_prove_compile_and_fit(capsys):
     assert any("mish" in n for n in names) and any("logcosh" in n for n in names)
     assert any("vm_tanh_f64(" in line for line in got["kernel_lines"])
     assert got["loss"][-1] < 0.01 * got["loss"][0] and got["max_error"] < 0.15
+
+
+def test_seed004_heads_cancel_to_p_minus_y_and_the_cnn_learns_digits(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    got = _example("seed004_pytorch_layers").main(tmp_path / "out", epochs=20)
+    assert [str(delta) for _, _, delta in got["heads"]] == ["p - y", "p - y"]
+    assert got["accuracy"] >= 0.97 and got["zero_accuracy"] >= 0.97
+    assert got["loss"][-1] < 0.1 * got["loss"][0]
+    names = got["report"].names()
+    assert any("conv0.W" in n for n in names) and any("kernel" in n for n in names)
+    assert (tmp_path / "out" / "seed004_cnn.tex").read_text().startswith(r"\documentclass")
