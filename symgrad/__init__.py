@@ -44,7 +44,8 @@ from symgrad.definition.formulas import (
     tanh,
     var,
 )
-from symgrad.definition.layers import Dense, Sequential
+from symgrad.definition.layer_kinds import LAYER_KINDS
+from symgrad.definition.layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, Sequential
 from symgrad.definition.losses import loss
 from symgrad.definition.scalar_ops import SCALAR_OPS, register_scalar_op
 from symgrad.definition.value import Value
@@ -79,7 +80,8 @@ __all__ = [
     "draw", "Derivation", "nn", "animate_training", "animate_network_training", "Animation",
     "stage_table",
     # networks
-    "Dense", "Sequential", "ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid",
+    "Dense", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "LAYER_KINDS",
+    "ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid",
     "SiLU", "Softmax", "Softplus", "Swish", "Tanh", "activation", "loss", "compile",
     "Model", "check", "ProofReport", "ProofError", "DefinitionError",
     # training

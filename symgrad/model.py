@@ -22,11 +22,11 @@ from symgrad.definition.errors import DefinitionError
 from symgrad.definition.layer_kinds import FeatureLayer
 from symgrad.definition.layers import Dense, Sequential, layer_names
 from symgrad.definition.losses import LossEntry, resolve_loss
-from symgrad.derive.network import derive_network
 from symgrad.derive.plan import NetworkPlan
 from symgrad.runtime.reference import ReferenceEvaluator
 from symgrad.runtime.targets import as_dtype, prepare_inputs, prepare_targets
 from symgrad.runtime.weights_io import check_finite_param
+from symgrad.simplify.network import derive_network
 
 
 def init_params(net: Sequential, seed: int = 0, init: str | None = None,

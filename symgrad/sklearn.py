@@ -36,11 +36,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from symgrad.definition.activations import REGISTRY, ActivationEntry, ActivationLayer, activation
 from symgrad.definition.layers import Dense, Sequential
 from symgrad.definition.losses import LossEntry, resolve_loss
-from symgrad.derive.network import derive_network
 from symgrad.derive.plan import NetworkPlan
 from symgrad.model import Model, init_params
 from symgrad.runtime.optimizers import Optimizer, get_optimizer
 from symgrad.runtime.targets import as_dtype
+from symgrad.simplify.network import derive_network
 
 __all__ = ["SymgradClassifier", "SymgradRegressor"]
 

@@ -113,7 +113,7 @@ def test_a_bad_budget_in_the_environment_names_the_variable(monkeypatch):
 def test_a_complete_plan_on_disk_wins_over_one_cut_by_a_smaller_budget(tmp_path, monkeypatch):
     # A later process with the small budget must find the complete plan derived since,
     # not the cut one an earlier small-budget compile left on disk.
-    from symgrad.derive import network
+    from symgrad.simplify import network
 
     monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SYMGRAD_DERIVATION_CACHE", "1")

@@ -8,7 +8,7 @@ import sympy as sp
 import symgrad as sg
 from symgrad.definition.errors import DefinitionError, LayerSizeError
 from symgrad.definition.formulas import A, P, Y, Z
-from symgrad.derive.network import derive_network
+from symgrad.simplify.network import derive_network
 
 
 def seed001():

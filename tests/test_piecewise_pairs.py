@@ -24,7 +24,7 @@ from symgrad.definition.errors import PairingError
 from symgrad.definition.formulas import P, Y, Z
 from symgrad.definition.losses import LOSSES
 from symgrad.definition.supported import LAMBDIFY_MODULES
-from symgrad.derive.network import derive_network
+from symgrad.simplify.network import derive_network
 
 OUTPUTS = sorted(n for n, cls in REGISTRY.items() if cls.entry.kind != "softmax")
 SYMBOLS = {Z: "z", Y: "y", P: "p"}

@@ -51,7 +51,7 @@ def test_every_builtin_scalar_op_name_is_refused_with_how_to_replace(name):
 def test_a_refused_loss_leaves_compile_using_the_builtin():
     with pytest.raises(DefinitionError):
         sg.loss("mse", sp.Abs(yhat - y))
-    from symgrad.derive.network import derive_network
+    from symgrad.simplify.network import derive_network
 
     plan = derive_network(sg.Sequential(sg.Dense(2, 1)), "mse")
     p, yy = sp.symbols("p y", real=True)

@@ -15,11 +15,11 @@ import sympy as sp
 
 import symgrad as sg
 from symgrad.definition.formulas import A, P, Y, Z
-from symgrad.derive.network import derive_network
 from symgrad.derive.plan import LSE, NetworkPlan
 from symgrad.render.document import Derivation
 from symgrad.render.latex_printer import layer_latex, layer_str
 from symgrad.render.network import network_derivation
+from symgrad.simplify.network import derive_network
 
 _x, _yhat, _y = sg.var("x"), sg.var("yhat"), sg.var("y")
 # A user-defined activation and loss, defined the public way.

@@ -35,10 +35,7 @@ FACADES = {"__init__", "__main__", "model", "nn", "sklearn", "cli"}
 
 # (importing module, imported stage) -> why it is allowed for now. Each entry must
 # still be needed: when the imports go, the test asks for the entry to go too.
-KNOWN_EXCEPTIONS = {
-    # issue 9: sg.compile will run simplify after derive
-    ("symgrad.derive.network", "simplify"): "issue 9: sg.compile will run simplify after derive",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _module_name(path: Path) -> str:

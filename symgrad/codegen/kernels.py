@@ -687,8 +687,8 @@ def gemm_source(dtype: str, cblas: bool | None = None) -> str:
 
 def layers_source() -> str:
     """Source of the shared module of image-layer loops (one for every dtype and size)."""
-    return ('"""symgrad image-layer loops (shape-generic; see symgrad.codegen.layer_kernels)."""\n\n'
-            + layer_kernels.kernel_source())
+    head = '"""symgrad image-layer loops (shape-generic; see symgrad.codegen.layer_kernels)."""'
+    return head + "\n\n" + layer_kernels.kernel_source()
 
 
 def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,

@@ -6,9 +6,11 @@ Definition (NCHW, kernel W of shape (out_ch, in_ch, kh, kw), stride s, zero padd
 
 with X read as 0 outside the image. The backward rules below are *stated*:
 dW is the correlation of the input with dZ, db sums dZ over n, i, j, and dX is
-the full convolution of dZ with the flipped kernel (a scatter of dZ W through
-the same windows, for any stride). `symgrad.prove.layer_rules` proves each one
-against ``sympy.diff`` of the expanded definition.
+the full convolution of dZ with the flipped kernel -- for stride s, of dZ spread
+out with s - 1 zeros between its entries, then cropped by the padding; the array
+rule does it as a scatter of dZ W through the same windows, which is that.
+`symgrad.prove.layer_rules` proves each one against ``sympy.diff`` of the expanded
+definition.
 
 >>> layer = Conv2d(1, 2, 3, stride=2, padding=1)
 >>> layer.out_shape((1, 5, 5), "conv0")
@@ -204,10 +206,13 @@ CONV2D = register_layer_kind(LayerKind(
                      r"\frac{\partial L}{\partial Z_{noij}}",
                      "db = sum over n, i, j of dZ"),
         BackwardRule("dX", r"\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Z} "
-                     r"\ast_{\mathrm{full}} \operatorname{flip}(W)",
+                     r"\ast_{\mathrm{full}} \operatorname{flip}(W)"
+                     r"\quad(\text{stride } s\text{: } dZ \text{ dilated by } s\text{, "
+                     r"cropped by } P)",
                      r"\frac{\partial L}{\partial X_{nchw}} = \sum_{o}\sum_{\substack{p,q,i,j:"
                      r"\\ s i+p-P=h,\ s j+q-P=w}} \frac{\partial L}{\partial Z_{noij}}\, W_{ocpq}",
-                     "dX = full convolution of dZ with the flipped kernel"),
+                     "dX = full convolution of dZ (dilated by the stride) with the flipped "
+                     "kernel, cropped by the padding"),
     ),
     proof_instances=(
         (Conv2d(2, 3, 3, stride=2, padding=1), (2, 5, 5)),

@@ -131,14 +131,14 @@ def avgpool_forward(layer: AvgPool2d, X: np.ndarray, params: dict) -> np.ndarray
     total = views[0][2]
     for _, _, v in views[1:]:
         total = total + v
-    return total * (sp.Rational(1, k) if X.dtype == object else X.dtype.type(1.0 / k))
+    return total * (sp.Rational(1, k) if X.dtype == object else 1.0 / k)
 
 
 def avgpool_backward(layer: AvgPool2d, X: np.ndarray, params: dict, dY: np.ndarray
                      ) -> tuple[np.ndarray, dict]:
     """dX: every element of a window receives dY / k (k = kh kw)."""
     k = layer.kernel[0] * layer.kernel[1]
-    share = dY * (sp.Rational(1, k) if dY.dtype == object else dY.dtype.type(1.0 / k))
+    share = dY * (sp.Rational(1, k) if dY.dtype == object else 1.0 / k)
     dX = object_zeros(X.shape, np.empty(0, np.result_type(X, dY)))
     (sh, sw) = layer.stride
     oh, ow = dY.shape[2], dY.shape[3]

@@ -46,7 +46,7 @@ __all__ = ["remembered", "memo_path", "EXPECTED"]
 EXPECTED: dict[str, object] = {
     "activation": tuple[ActivationPlan, tuple[Identity, ...]],
     "output": OutputPlan,
-    # (plan, note) for an entry whose symbolic budget ran out (derive.network)
+    # (plan, note) for an entry whose symbolic budget ran out (simplify.network)
     "activation_cut": tuple[tuple[ActivationPlan, tuple[Identity, ...]], str],
     "output_cut": tuple[OutputPlan, str],
 }

@@ -1,6 +1,6 @@
 """The derived backward pass of a network, as plain data.
 
-This is the contract between the stages: `derive.network` fills a
+This is the contract between the stages: `simplify.network.derive_network` fills a
 `NetworkPlan`; `prove` checks its identities; `render` prints it; `codegen`
 and `runtime.reference` evaluate exactly these expressions. Nothing
 downstream differentiates again, and nothing here is written by hand: every

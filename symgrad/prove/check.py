@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from symgrad.definition.layer_kinds import layer_kind
 from symgrad.prove.identity import ProofError, prove_identity
+from symgrad.prove.layer_rules import prove_all_layer_kinds, require_proven
 from symgrad.prove.linalg import prove_dense_rules
 
 FD_RTOL = 1e-5
@@ -42,7 +44,7 @@ class ReportEntry:
     """One proven claim."""
 
     name: str
-    kind: str        # "identity", "matrix rule", "finite differences" or "kernel"
+    kind: str   # "identity", "matrix rule", "layer rule", "finite differences" or "kernel"
     method: str
     max_error: float
 
@@ -213,6 +215,14 @@ def check(model, seed: int = 0, kernel: bool = True) -> ProofReport:
         report.entries.append(ReportEntry(ident.name, "identity", proof.method, proof.max_error))
     for rule in prove_dense_rules():
         report.entries.append(ReportEntry(rule.name, "matrix rule", rule.method, 0.0))
+    kinds = dict.fromkeys(feature.kind for feature in getattr(model.plan, "features", ()))
+    for proof in require_proven(prove_all_layer_kinds([layer_kind(k) for k in kinds])):
+        method = ("index formula == array rule, expanded" if proof.target == "forward"
+                  else "sympy.diff of the expanded definition" if proof.symbolic
+                  else "sympy.diff of Max at points, vs the rule")
+        report.entries.append(ReportEntry(
+            f"{proof.kind} {proof.target} ({proof.layer} on {proof.in_shape})", "layer rule",
+            method, proof.max_abs_diff))
     report.entries.extend(check_gradients(model, seed))
     if kernel:
         report.entries.extend(check_kernel(model, seed))
