@@ -82,6 +82,16 @@ def run_worker(framework: str, size: str, dtypes: str, repeats: int, out: Path,
     cmd = [sys.executable, str(HERE / "worker.py"), framework, "--sizes", size,
            "--dtypes", dtypes, "--activations", activations, "--optimizers", optimizers,
            "--repeats", str(repeats), "--out", str(out)]
+    return run_json_worker(cmd, framework, out, timeout, threads)
+
+
+def run_json_worker(cmd: list[str], framework: str, out: Path, timeout: float,
+                    threads: int | None = None) -> dict:
+    """Run a worker command that writes ``<out>/<framework>.json``; return that report.
+
+    The worker runs with ``threads`` capped and pinned (`thread_env`, `pin_to_cores`);
+    a timeout, a non-zero exit or a missing report comes back as ``{"missing": why}``.
+    """
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               env=thread_env(threads), preexec_fn=pin_to_cores(threads))
