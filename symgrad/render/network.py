@@ -4,7 +4,10 @@
 `Derivation`: the forward chain with shapes, Steps A/B/C of the output layer,
 dW / db / dA with the shape of every factor for each Dense layer, each hidden
 activation's derived derivative and its rewrite in terms of saved values, and
-a closing summary of the backward pass as code.
+a closing summary of the backward pass as code. A convolutional network's image
+layers (Conv2d, pooling, Flatten) get their shapes, index-form definitions and
+stated backward rules from `symgrad.render.network_features`; its Dense head reads
+the flattened features F and passes dF back to them.
 
 Every formula is printed from the plan's SymPy expressions (symbols renamed
 per layer by `symgrad.render.latex_printer`); nothing here knows any
@@ -17,6 +20,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.derive.plan import DensePlan, NetworkPlan
+from symgrad.render import network_features as features
 from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import layer_latex, layer_str
 from symgrad.render.network_activation import activation_section
@@ -37,16 +41,22 @@ from symgrad.render.prose import latex_safe_prose
 def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
     sec = doc.section("Forward pass with shapes")
     L = len(plan.layers)
-    sec.add(text=(f"A batch $X$ holds $n$ rows of {plan.input_dim} features. Dense layer $j$ "
-                  "computes $Z_j = A_{j-1} W_j + b_j$ with $W_j$ of shape (in x out) and "
-                  "$A_0 = X$; activations act elementwise. Layer 1 holds the parameters "
-                  f"dense0.W and dense0.b, and so on ({', '.join(plan.param_names)})."))
-    tex_rows, txt_rows = [rf"X &\in \mathbb{{R}}^{{n \times {plan.input_dim}}}"], [
-        f"X: (n x {plan.input_dim})"]   # parallel lists: LaTeX rows and their text twins
+    if plan.features:
+        sec.add(text=features.forward_intro(plan))
+        image_rows = features.forward_rows(plan)
+        tex_rows, txt_rows = [t for t, _ in image_rows], [t for _, t in image_rows]
+    else:
+        sec.add(text=(f"A batch $X$ holds $n$ rows of {plan.input_dim} features. Dense layer "
+                      "$j$ computes $Z_j = A_{j-1} W_j + b_j$ with $W_j$ of shape (in x out) "
+                      "and $A_0 = X$; activations act elementwise. Layer 1 holds the "
+                      "parameters dense0.W and dense0.b, and so on "
+                      f"({', '.join(plan.param_names)})."))
+        tex_rows, txt_rows = [rf"X &\in \mathbb{{R}}^{{n \times {plan.input_dim}}}"], [
+            f"X: (n x {plan.input_dim})"]   # parallel lists: LaTeX rows and their text twins
     for layer in plan.layers:
         j = layer.index + 1
         z_tex, z_txt = mat("Z", j)
-        a_tex, a_txt = mat("A", j - 1)
+        a_tex, a_txt = _head_input(plan, j)
         bias_tex, bias_txt = (rf" + {mtex('b', j)}", f" + b{j}") if layer.bias else ("", "")
         s_tex, s_txt = shape("n", layer.out_dim)
         tex_rows.append(rf"{z_tex} &= {a_tex} {mtex('W', j)}{bias_tex} \quad {s_tex}")
@@ -75,6 +85,9 @@ def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
             plain=(f"L = {sp.sstr(scale)} * sum_ic l(p_ic, y_ic),   "
                    f"l(p, y) = {layer_str(out.loss_formula)}"))
 
+    if plan.features:
+        _image_journey(sec, plan)
+        return
     chain_tex, chain_txt = ["L", "p"], ["L", "p"]
     for j in range(L, 0, -1):
         chain_tex += [mat("Z", j)[0]] + ([mat("A", j - 1)[0]] if j > 1 else [rf"{mtex('W', j)}"])
@@ -84,6 +97,25 @@ def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
     sec.add(text=("The backward journey runs the other way; each $W_j$ and $b_j$ branches off "
                   "its $Z_j$:"),
             math=r" \leftarrow ".join(chain_tex), plain=" <- ".join(chain_txt))
+
+
+def _head_input(plan: NetworkPlan, j: int) -> tuple[str, str]:
+    """What Dense layer j reads: A_{j-1}; for layer 1 the data X, or F after image layers."""
+    if j == 1 and plan.features:
+        return "F", "F"
+    return mat("A", j - 1)
+
+
+def _image_journey(sec: Section, plan: NetworkPlan) -> None:
+    """The backward journey of a convolutional network: the head, then the image layers."""
+    head = [("L", "L"), ("p", "p")]
+    for j in range(len(plan.layers), 0, -1):
+        head += [mat("Z", j), _head_input(plan, j)]
+    tex, txt = features.journey(plan, head)
+    sec.add(text=("The backward journey runs the other way, through the Dense head to the "
+                  "flattened features $F$ and on through the image layers; each weight and "
+                  "bias branches off the output it makes:"),
+            math=tex, plain=txt)
 
 
 def _chain_step(sec: Section, j: int, L: int) -> None:
@@ -106,11 +138,13 @@ def _chain_step(sec: Section, j: int, L: int) -> None:
             plain=f"dL/dW{j} = " + " * ".join(t for _, t, _ in parts))
 
 
-def _dense_section(doc: Derivation, layer: DensePlan, L: int, eqs: BackwardEquations) -> None:
+def _dense_section(doc: Derivation, plan: NetworkPlan, layer: DensePlan,
+                   eqs: BackwardEquations) -> None:
     """dW, db, dA of one Dense layer: the plan's equations with the shape of every factor."""
     j = layer.index + 1
+    L = len(plan.layers)
     h, k = layer.in_dim, layer.out_dim
-    a_tex, a_txt = mat("A", j - 1)
+    a_tex, a_txt = _head_input(plan, j)
     dz_tex, dz_txt = dmat("Z", j)
     sec = doc.section(f"Layer {j} ({layer.name}: Dense {h} -> {k}): gradients of W_{j}"
                       + (f" and b_{j}" if layer.bias else ""))
@@ -149,13 +183,21 @@ def _dense_section(doc: Derivation, layer: DensePlan, L: int, eqs: BackwardEquat
                 math=(rf"{eqs.line(f'dA{j - 1}')[0]} \qquad {s2} \cdot "
                       rf"{shape(k, h)[0]} \to n \times {h}"),
                 plain=f"{eqs.line(f'dA{j - 1}')[1]}    {s2t} . {shape(k, h)[1]} -> n x {h}")
+    elif plan.features:
+        sec.add(text=(f"The error flows back to the flattened features $F$ through the same "
+                      f"weights. Now ${mtex('W', j)}^T$ ({k} x {h}) appears, so that (n x {k}) "
+                      f"times ({k} x {h}) has the shape (n x {h}) of $F$; from $dF$ the error "
+                      "continues through the image layers (below):"),
+                math=(rf"{eqs.line('dF')[0]} \qquad {s2} \cdot "
+                      rf"{shape(k, h)[0]} \to n \times {h}"),
+                plain=f"{eqs.line('dF')[1]}    {s2t} . {shape(k, h)[1]} -> n x {h}")
     else:
         sec.add(text=("$dX = dZ_1 W_1^T$ is not needed: $X$ is data, not a parameter, so the "
                       "backward pass stops here and the kernel skips that product."))
 
 
 def _architecture(plan: NetworkPlan) -> str:
-    parts = []
+    parts = features.architecture(plan)
     for layer in plan.layers:
         parts.append(f"Dense({layer.in_dim}, {layer.out_dim})")
         parts.append(layer.activation.name if layer.activation else plan.output.activation_name)
@@ -174,8 +216,11 @@ def network_derivation(plan: NetworkPlan, title: str | None = None) -> Derivatio
     doc = Derivation(
         title or f"Backpropagation: {_architecture(plan)} with {plan.output.loss_name} loss",
         intro=("Every formula below is printed from the SymPy expressions the compiler derived "
-               "and the kernel evaluates; none is typed by hand. Layers are numbered from 1 as "
-               "in the lecture notes."),
+               "and the kernel evaluates; none is typed by hand. "
+               + ("The Dense layers of the head are numbered from 1 as in the lecture notes; "
+                  "the image layers before it go by their names (conv0, maxpool0, ...)."
+                  if plan.features else
+                  "Layers are numbered from 1 as in the lecture notes.")),
     )
     eqs = BackwardEquations(plan)
     notes = getattr(plan, "notes", ())   # what the compile left undone (symbolic budget)
@@ -184,13 +229,17 @@ def network_derivation(plan: NetworkPlan, title: str | None = None) -> Derivatio
         for note in notes:
             sec.add(text=latex_safe_prose(note))
     _forward_section(doc, plan)
+    if plan.features:
+        features.definitions_section(doc, plan)
     output_section(doc, plan)
     for layer in reversed(plan.layers):
-        _dense_section(doc, layer, len(plan.layers), eqs)
+        _dense_section(doc, plan, layer, eqs)
         if layer.index > 0:
             prev = plan.layers[layer.index - 1]
             if prev.activation is not None:
                 activation_section(doc, prev, prev.activation)
+    if plan.features:
+        features.backward_sections(doc, plan)
     summary_section(doc, plan, eqs)
     return doc
 
@@ -199,6 +248,8 @@ def _check_plan(plan: NetworkPlan) -> None:
     if not plan.layers:
         raise ValueError("network_derivation: the plan has no Dense layers")
     prev_dim, prev_name = plan.input_dim, "input"
+    if plan.features:
+        prev_dim, prev_name = features.check_features(plan)
     for pos, layer in enumerate(plan.layers):
         if layer.index != pos:
             raise ValueError(f"network_derivation: layer {layer.name} has index {layer.index}, "

@@ -14,6 +14,7 @@ import sympy as sp
 
 from symgrad.derive.network import matrix_backward
 from symgrad.derive.plan import NetworkPlan
+from symgrad.render import network_features as features
 from symgrad.render.document import Derivation
 from symgrad.render.latex_printer import layer_latex, layer_str, matrix_latex, matrix_str
 from symgrad.render.network_names import (
@@ -36,7 +37,8 @@ class BackwardEquations:
 
     def __init__(self, plan: NetworkPlan) -> None:
         dims = [(layer.in_dim, layer.out_dim, layer.bias) for layer in plan.layers]
-        rules = matrix_backward(dims, plan.output.reduction)[1]
+        head_input = ("F", True) if plan.features else ()   # the head reads the features F
+        rules = matrix_backward(dims, plan.output.reduction, *head_input)[1]
         self.equations = tuple(plan.backward or rules)
         self._by_name = {lhs.name: (lhs, rhs) for lhs, rhs in rules}
         self._by_name.update({lhs.name: (lhs, rhs) for lhs, rhs in self.equations})
@@ -66,6 +68,11 @@ def summary_section(doc: Derivation, plan: NetworkPlan, eqs: BackwardEquations) 
         f"output error of Step C on the matrices of layer {L}, and the elementwise product "
         "(* in NumPy), the backward pass is these lines, in this order (the plain-text "
         "version is NumPy):"))
+    if plan.features:
+        add_rows(sec, features.summary_rows(plan), text=(
+            "Then on from $dF$ through the image layers, last layer first: each line is a rule "
+            "of the layer's kind, written in this network's tensors (the kernel runs them as "
+            "shape-generic loops):"))
     sec.add(text="Saved from the forward pass: " + ", ".join(_saved_values(plan)) + ".")
 
 
@@ -105,6 +112,8 @@ def _saved_values(plan: NetworkPlan) -> list[str]:
     """Forward values the backward pass reads, from the plan's `saved` fields."""
     L = len(plan.layers)
     saved = ["$X$ (input of layer 1, for $dW_1$)"]
+    if plan.features:
+        saved = [*features.saved_values(plan), "$F$ (input of layer 1, for $dW_1$)"]
     for layer in plan.layers[:-1]:
         j = layer.index + 1
         act = layer.activation
