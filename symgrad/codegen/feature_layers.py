@@ -45,6 +45,19 @@ def _src(features: tuple[FeaturePlan, ...], j: int) -> str:
     return "FX" if j == 0 else f"FA{j - 1}"
 
 
+def first_trained(features: tuple[FeaturePlan, ...]) -> int:
+    """Index of the first image layer with parameters (len(features) if none).
+
+    The backward pass stops there: below it no parameter needs an error, so the
+    layer computes no dX and the layers under it do no backward work at all.
+    """
+    return next((f.index for f in features if f.param_shapes), len(features))
+
+
+def _needs_dx(f: FeaturePlan, features: tuple[FeaturePlan, ...]) -> bool:
+    return f.index > first_trained(features)
+
+
 def _saves_z(feature: FeaturePlan) -> bool:
     return feature.activation is not None and "z" in feature.activation.saved
 
@@ -124,7 +137,7 @@ class _Conv:
           f"lk_conv_weight_grad(FGW{j}, gCW{j})")
         if layer.bias:
             s(f"lk_column_sums(FD{j}, FD{j}.shape[0], gCb{j})  # db = sum of dZ over n, i, j")
-        if j > 0:
+        if _needs_dx(f, features):
             s(f"_mm_nt(FD{j}, FW{j}, FC{j}, ONE, ZERO, ab)  # dcols = dZ @ W.T",
               f"lk_col2im(FC{j}, {_window_args(f)}, FD{j - 1})  # dX: full convolution")
 
@@ -145,7 +158,7 @@ class _Pool:
     def backward(self, s, f: FeaturePlan, features, dtype: str) -> None:
         j = f.index
         _derivative_pass(s, f, dtype)
-        if j == 0:
+        if not _needs_dx(f, features):
             return
         if self.name == "maxpool":
             s(f"lk_maxpool_back({_src(features, j)}, FD{j}, {_window_args(f)}, FD{j - 1})")
@@ -166,7 +179,7 @@ class _Flatten:
     @staticmethod
     def backward(s, f: FeaturePlan, features, dtype: str) -> None:
         c, h, w = f.in_shape
-        if f.index > 0:
+        if _needs_dx(f, features):
             s(f"lk_rows_to_map(FD{f.index}, m, {h * w}, {c}, FD{f.index - 1})")
 
 
@@ -215,7 +228,7 @@ def emit_forward(s, features: tuple[FeaturePlan, ...], dtype: str) -> None:
 
 def emit_backward(s, features: tuple[FeaturePlan, ...], dtype: str) -> None:
     """Back through the image layers; FD{last} holds the flattened features' gradient."""
-    for f in reversed(features):
+    for f in reversed(features[first_trained(features):]):
         s(f"# {f.name} backward ({source_comment_text(f.kind)}: stated rules, proven in "
           "prove.layer_rules)")
         _emitter(f.kind).backward(s, f, features, dtype)

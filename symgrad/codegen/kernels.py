@@ -313,7 +313,7 @@ def _backward_fn(s: _Src, lay: KernelLayout, dtype: str, optimizer=None, cast: s
             if fused:
                 s(f"for k in range(b{i}.size):", f"    w = b{i}[k]", f"    g = gb{i}[k]",
                   *["    " + line for line in optimizer.update()], f"    b{i}[k] = w")
-        if i == 0 and lay.features:
+        if i == 0 and feature_layers.first_trained(lay.features) < len(lay.features):
             last = lay.features[-1].index
             s(f"_mm_nt(D0, W0, FD{last}, ONE, ZERO, ab)  # dF = dZ @ W0.T: into the image layers")
             feature_layers.emit_backward(s, lay.features, dtype)
