@@ -5,9 +5,11 @@ cold cache): ``m64`` (float64, SGD; strided non-square conv, overlapping max poo
 conv without bias, non-square average pooling with stride != window, an activation
 after pooling, softmax + cross-entropy) and ``m32`` (float32, Adam; pooling before
 the first conv, padding 2, max pooling with stride != window, activation after
-pooling, sigmoid + BCE). Two of the random CNNs of `cnn_cases` add an MSE head and
-more activations. The NumPy reference is the oracle (itself checked against PyTorch
-in `test_cnn_torch.py`).
+pooling, sigmoid + BCE). One of the random CNNs of `cnn_cases` adds an MSE head and
+more activations, and a tiny CNN trains with the remaining optimizers. The NumPy
+reference is the oracle (itself checked against PyTorch in `test_cnn_torch.py`).
+Training tests start from the same parameters (``Setup.reset``), so their order does
+not matter.
 """
 
 from __future__ import annotations
@@ -214,7 +216,7 @@ def _assert_training_lowers_loss(setup: Setup, epochs: int) -> None:
     before = model.evaluate(setup.X, setup.y)["loss"]
     history = model.fit(setup.X, setup.y, epochs=epochs, batch_size=BATCH, seed=0)
     after = model.evaluate(setup.X, setup.y)["loss"]
-    assert after < 0.6 * before, (before, after, history.history["loss"])
+    assert after < 0.3 * before, (before, after, history.history["loss"])
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
