@@ -13,8 +13,9 @@ calls them.
 * output: ``_output(ZL, Yb, D, P, want_delta)``, the fused output activation +
   loss (prediction, stable loss from the logits, delta = scale * dL/dz, correct
   count);
-* optimizer: ``_step(w, g, states..., H, t)``, the written update rule over a
-  parameter's flat view.
+* optimizer: ``_prologue(H, t, Hs)`` (the step's scalars, e.g. Adam's bias
+  corrections, once per step) and ``_step(w, g, states..., Hs)``, the written update
+  rule over a parameter's flat view.
 
 An exported trainer carries the same bodies inline, with a prefix per activation.
 """
@@ -44,21 +45,30 @@ def activation_body(act: ActivationPlan, dtype: str, prefix: str = "") -> str:
     name = source_comment_text(act.name)
     zs = ", Zs" if saves_z(act) else ""
     forward = print_expr(act.stable_forward, {Z: "z"}, dtype)
-    for bias in (True, False):
-        fn = f"{prefix}fwd_b" if bias else f"{prefix}fwd"
-        s(f"@njit({JIT})", f"def {fn}(Z{', b' if bias else ''}{zs}):",
-          f'    """Z = {name}(Z{" + b" if bias else ""}) in place'
-          + (", z saved in Zs" if zs else "") + '."""',
-          "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
-          "            z = Z[i, j]" + (" + b[j]" if bias else ""))
-        if zs:
-            s("            Zs[i, j] = z")
-        s(f"            Z[i, j] = {forward}", "", "")
-    deriv = print_expr(act.derivative, {A: "A[i, j]", Z: "Zs[i, j]"}, dtype)
+    # With a bias: row by row (b[j] per column). Without, and for the derivative, one
+    # flat loop over the contiguous batch: short rows (a 16-wide layer) vectorise badly
+    # one row at a time.
+    s(f"@njit({JIT})", f"def {prefix}fwd_b(Z, b{zs}):",
+      f'    """Z = {name}(Z + b) in place' + (", z saved in Zs" if zs else "") + '."""',
+      "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
+      "            z = Z[i, j] + b[j]")
+    if zs:
+        s("            Zs[i, j] = z")
+    s(f"            Z[i, j] = {forward}", "", "")
+    s(f"@njit({JIT})", f"def {prefix}fwd(Z{zs}):",
+      f'    """Z = {name}(Z) in place' + (", z saved in Zs" if zs else "") + '."""',
+      "    z_ = Z.reshape(Z.size)")
+    if zs:
+        s("    zs_ = Zs.reshape(Zs.size)")
+    s("    for k in range(z_.size):", "        z = z_[k]")
+    if zs:
+        s("        zs_[k] = z")
+    s(f"        z_[k] = {forward}", "", "")
+    deriv = print_expr(act.derivative, {A: "a_[k]", Z: "zs_[k]"}, dtype)
     s(f"@njit({JIT})", f"def {prefix}bwd(D, A, Zs):",
       f"    \"\"\"D *= {name}'(z), as derived: {source_comment_text(act.derivative)}.\"\"\"",
-      "    for i in range(D.shape[0]):", "        for j in range(D.shape[1]):",
-      f"            D[i, j] *= {deriv}", "", "")
+      "    d_ = D.reshape(D.size)", "    a_ = A.reshape(A.size)", "    zs_ = Zs.reshape(Zs.size)",
+      "    for k in range(d_.size):", f"        d_[k] *= {deriv}", "", "")
     return s.text()
 
 
@@ -109,16 +119,30 @@ def output_body(out: OutputPlan, dtype: str, classify: bool) -> str:
     return s.text()
 
 
+def prologue_names(optimizer) -> list[str]:
+    """The scalars the optimizer's prologue binds (lr, beta1, bc1, ...), in order."""
+    return [line.split("=", 1)[0].strip() for line in optimizer.prologue("f64")]
+
+
 def optimizer_body(optimizer, dtype: str) -> str:
-    """``_step``: the optimizer's written rule on one parameter's flat view."""
+    """``_prologue`` (the step's scalars, once per step) and ``_step`` (one flat parameter)."""
     cast = "f32" if dtype == "float32" else "f64"
     states = [f"s_{st}" for st in optimizer.state_names]
+    names = prologue_names(optimizer)
     s = Src()
-    s(f"@njit({JIT})", f"def _step({', '.join(['w_', 'g_'] + states + ['H', 't'])}):",
-      f'    """{type(optimizer).__name__} step (written rule) on flat views; t is already'
-      ' advanced."""')
+    # The prologue (bias corrections: two powers for Adam) runs once per step, not once
+    # per parameter: _step reads its results from Hs.
+    s(f"@njit({JIT})", "def _prologue(H, t, Hs):",
+      f'    """{type(optimizer).__name__}: the step\'s scalars from H and t into Hs."""')
     s.indent()
     s(*optimizer.prologue(cast))
+    s(*[f"Hs[{i}] = {name}" for i, name in enumerate(names)])
+    s.dedent()
+    s("", "")
+    s(f"@njit({JIT})", f"def _step({', '.join(['w_', 'g_'] + states + ['Hs'])}):",
+      f'    """{type(optimizer).__name__} step (written rule) on one parameter\'s flat view."""')
+    s.indent()
+    s(*[f"{name} = Hs[{i}]" for i, name in enumerate(names)])
     s("for k in range(w_.size):", "    w = w_[k]", "    g = g_[k]",
       *["    " + line for line in optimizer.update()], "    w_[k] = w")
     s.dedent()

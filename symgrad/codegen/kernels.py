@@ -286,15 +286,15 @@ def _backward_fn(s: _Src, lay: KernelLayout, optimizer=None, cast: str = "") -> 
 
 def _update_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
     states = [f"s_{st}_{p}" for p in lay.params for st in optimizer.state_names]
-    args = ", ".join(lay.params + [f"g{p}" for p in lay.params] + states + ["H", "t"])
+    args = ", ".join(lay.params + [f"g{p}" for p in lay.params] + states + ["H", "t", "Hs"])
     s(f"@njit({_JIT})", f"def _update({args}):",
       f'    """{type(optimizer).__name__} step on every parameter (the shared _step)."""')
     s.indent()
-    s("t[0] += 1")
+    s("t[0] += 1", "_prologue(H, t, Hs)")
     for p in lay.params:
         views = [f"{p}.reshape({p}.size)", f"g{p}.reshape({p}.size)"]
         views += [f"s_{st}_{p}.reshape({p}.size)" for st in optimizer.state_names]
-        s(f"_step({', '.join(views)}, H, t)")
+        s(f"_step({', '.join(views)}, Hs)")
     s.dedent()
     s("", "")
 
@@ -316,6 +316,9 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     s("Xb = np.empty((bs if gather else 0, X.shape[1]), dtype=DTYPE)",
       "Yb = np.empty((bs if gather else 0, Y.shape[1]), dtype=DTYPE)",
       "P = np.empty((bs, Y.shape[1]), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
+    if not fused:   # the optimizer's per-step scalars
+        count = len(elementwise_kernels.prologue_names(optimizer))
+        s(f"Hs = np.empty({max(count, 1)}, dtype=DTYPE)")
     lay.allocate(s, "bs", "_")
     grads = [f"g{p}" for p in lay.params if not fused or p.startswith("b")]
     for g in grads:
@@ -343,7 +346,7 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     else:
         s("_backward(" + ", ".join(["xb"] + lay.params + fwd_arrays + deltas + grads + ["ab"])
           + ")")
-        s("_update(" + ", ".join(lay.params + grads + states + ["H", "t"]) + ")")
+        s("_update(" + ", ".join(lay.params + grads + states + ["H", "t", "Hs"]) + ")")
     s.dedent()
     s("return loss_sum, correct")
     s.dedent()
@@ -746,8 +749,8 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
             names = ", ".join(f"{f} as {p}{f}" for f in elementwise_kernels.ACTIVATION_FUNCTIONS)
             imports.append(f"from {name} import {names}  # noqa: F401")
         else:
-            imports.append(f"from {name} import {'_output' if stem == 'output' else '_step'}"
-                           "  # noqa: F401")
+            names = "_output" if stem == "output" else "_prologue, _step"
+            imports.append(f"from {name} import {names}  # noqa: F401")
     head = [f'"""symgrad driver: {_describe(plan, widths=bool(plan.features))}; {dtype}; '
             f'optimizer {optimizer.key}.', "",
             "The per-model njit functions; every formula lives in the shared modules it",
