@@ -64,7 +64,7 @@ def _copy(warm, tmp_path):
 
 def test_damaged_kernel_source_and_derivations_are_rebuilt(warm, tmp_path) -> None:
     cache = _copy(warm, tmp_path)
-    kernel = next(cache.glob("kernels_*.py"))
+    kernel = next(cache.glob("driver_*.py"))   # the compiled per-model module
     text = kernel.read_bytes()
     kernel.write_bytes(text[:200] + b"\xff\xfe not UTF-8 \x80" + text[200:])
     entries = sorted((cache / "derivations").iterdir())
@@ -86,10 +86,10 @@ def test_damaged_kernel_source_and_derivations_are_rebuilt(warm, tmp_path) -> No
 def test_damaged_numba_index_and_data_are_recompiled(warm, tmp_path) -> None:
     cache = _copy(warm, tmp_path)
     pycache = cache / "__pycache__"
-    data = next(pycache.glob("kernels_*._epoch-*.nbc"))
+    data = next(pycache.glob("driver_*._epoch-*.nbc"))
     data.write_bytes(os.urandom(4096))              # random machine-code pickle
     # Recompiling _epoch types its call of _forward, which loads _forward's entry.
-    index = next(pycache.glob("kernels_*._forward-*.nbi"))
+    index = next(pycache.glob("driver_*._forward-*.nbi"))
     index.write_bytes(index.read_bytes()[:20])     # truncated index
     second = _run(cache)
     assert second["loss"] == pytest.approx(warm[1], rel=1e-12)

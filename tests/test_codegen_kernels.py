@@ -8,6 +8,9 @@ float64 and 1e-5 (relative to the gradient's scale) in float32.
 
 from __future__ import annotations
 
+import re
+import sys
+
 import numpy as np
 import pytest
 
@@ -126,6 +129,7 @@ def test_both_gemm_backends_match_reference(cblas: bool) -> None:
     load_source(gemm, stem="gemm")
     mod = load_source(generate_module_source(model.plan, "float64", SGD(),
                                              gemm_module=module_name(gemm, "gemm")))
+    assert not hasattr(mod, "_gemm")   # the helpers came from the module loaded above
     rng = np.random.default_rng(8)
     X, y = rng.normal(size=(70, 64)), rng.integers(0, 10, 70)
     loss_r, grads_r = model.backward(X, y)
@@ -146,7 +150,10 @@ def test_float32_hot_loops_stay_float32() -> None:
     from symgrad.runtime.training import trainer_for
 
     mod = trainer_for(model).module
-    for fn in (mod._forward, mod._backward):
+    driver = sys.modules[mod._forward.py_func.__module__]
+    kernels = [getattr(driver, n) for n in dir(driver) if re.fullmatch(r"a\d+_(fwd_b|bwd)", n)]
+    assert len(kernels) == 4
+    for fn in (mod._forward, mod._backward, *kernels):
         for sig in fn.signatures:
             # fpext = a float widened to double: a float64 literal or call leaked in.
             assert "fpext" not in fn.inspect_llvm(sig), fn.__name__
@@ -158,7 +165,8 @@ def test_source_is_readable_and_names_the_derivation() -> None:
     src = model.source
     assert "def _epoch(" in src and "def _predict(" in src
     assert "1 - a**2" in src                       # the derived tanh' as a comment
-    assert "D0[i, j] *= 1.0 - (A0[i, j]*A0[i, j])" in src   # ... and as the loop body
+    assert "d_[k] *= 1.0 - (a_[k]*a_[k])" in src           # ... and as the loop body
+    assert "a0_bwd(D0, A0, A0)" in src                     # which the driver calls
     assert "p - y" in src.replace("(p - y)", "p - y")
     assert "sympy" not in src and "symgrad." not in src
     compile(src, "<kernels>", "exec")  # valid Python

@@ -1,15 +1,16 @@
 """The fused elementwise loops of generated kernels are vectorised, for every activation.
 
 A network with every registered elementwise activation as a hidden layer is
-generated as a standalone module (the exported form: vecmath inline) in each
-dtype and compiled once. In the optimised LLVM IR of ``_forward`` and
-``_backward``:
+generated as a standalone module (the exported form: vecmath and every shared
+kernel inline, one ``a<k>_fwd_b`` / ``a<k>_bwd`` pair per activation) in each dtype
+and compiled once. In the optimised LLVM IR:
 
-* every fused elementwise loop over a hidden layer (one ``for j in range(97)``
-  per loop in the generated source) has a vectorised body (a ``vector.body`` block of LLVM's
-  loop vectoriser): counted, so one loop falling back to scalar code fails;
-* no call to a scalar math routine remains (``exp``, ``tanh``, ...,
-  ``llvm.exp.*``, or an un-inlined ``vm_*`` function).
+* every activation's fused loop -- forward (bias + f) and backward (times f') --
+  has a vectorised body (a ``vector.body`` block of LLVM's loop vectoriser): each
+  kernel is checked, so one loop falling back to scalar code fails;
+* no call to a scalar math routine remains in those kernels or in ``_forward``,
+  ``_backward`` and ``_output`` (``exp``, ``tanh``, ..., ``llvm.exp.*``, or an
+  un-inlined ``vm_*`` function).
 
 ``_output`` must be free of scalar math calls too. NOTE: its loop is not
 vectorised yet whatever the math: it sums the loss into one float
@@ -78,25 +79,40 @@ def _llvm(module, name: str) -> str:
     return "\n".join(dispatcher.inspect_llvm().values())
 
 
-@pytest.mark.parametrize("function", ["_forward", "_backward"])
-def test_every_fused_loop_is_vectorised(compiled, function: str) -> None:
+def _kernels(source: str, part: str) -> list[str]:
+    return re.findall(rf"\ndef (a\d+_{part})\(", source)
+
+
+@pytest.mark.parametrize("part", ["fwd_b", "bwd"])
+def test_every_fused_loop_is_vectorised(compiled, part: str) -> None:
     source, module = compiled
-    # The hidden layers' loops (the 2-wide output layer's loops are unrolled, not vectorised).
-    loops = _function_source(source, function).count(f"for j in range({WIDTH}):")
-    assert loops >= len(HIDDEN) - 1  # the test sees the loops it means to count
-    assert re.search(r"vm_(tanh|exp|erfc?)_f(32|64)\(", _function_source(source, function))
-    ir = _llvm(module, function)
-    vector_bodies = len(re.findall(r"^vector\.body\d*:", ir, re.M))
-    assert vector_bodies >= loops, (
-        f"{function}: only {vector_bodies} of {loops} fused loops are vectorised")
-    assert re.search(r"<\d+ x (?:double|float)>", ir)
+    names = _kernels(source, part)
+    assert len(names) == len(HIDDEN)   # one kernel per activation: the test sees them all
+    driver = _function_source(source, "_forward" if part == "fwd_b" else "_backward")
+    checked = 0
+    for name in names:
+        if not getattr(module, name).signatures:
+            # Only the identity's derivative (1) is never multiplied in: no call, no loop.
+            assert part == "bwd" and f"{name}(" not in driver, name
+            continue
+        assert f"{name}(" in driver   # the driver calls the shared kernel
+        ir = _llvm(module, name)
+        assert re.search(r"^vector\.body\d*:", ir, re.M), f"{name}: its loop is not vectorised"
+        assert re.search(r"<\d+ x (?:double|float)>", ir), name
+        checked += 1
+    assert checked >= len(HIDDEN) - 1
+    assert re.search(r"vm_(tanh|exp|erfc?)_f(32|64)\(", source)
 
 
-@pytest.mark.parametrize("function", ["_forward", "_backward", "_output"])
+@pytest.mark.parametrize("function", ["_forward", "_backward", "_output", "kernels"])
 def test_no_scalar_math_call_remains(compiled, function: str) -> None:
-    _, module = compiled
-    calls = sorted(set(_SCALAR_MATH.findall(_llvm(module, function))))
-    assert not calls, f"{function} still calls scalar math: {calls}"
+    source, module = compiled
+    names = [function] if function != "kernels" else [
+        n for part in ("fwd_b", "bwd") for n in _kernels(source, part)
+        if getattr(module, n).signatures]
+    for name in names:
+        calls = sorted(set(_SCALAR_MATH.findall(_llvm(module, name))))
+        assert not calls, f"{name} still calls scalar math: {calls}"
 
 
 def test_pattern_catches_a_scalar_libm_loop() -> None:

@@ -5,9 +5,8 @@ the kind's name; `tests/test_layer_kinds.py` asserts every kind has one. An emit
 declares its workspaces and writes the driver's lines for its forward and backward
 pass. The loops themselves are shape-generic and shared
 (`symgrad.codegen.layer_kernels`); the driver passes every size as an argument.
-Only the activation after a layer is printed per model, from its SymPy formula,
-fused with the bias into the pass after the convolution's GEMM, exactly as for
-Dense layers.
+The activation after a layer is its shared kernel (`elementwise_kernels`), called
+with the bias in the pass after the convolution's GEMM, exactly as for Dense layers.
 
 Buffers are maps of shape (m * H * W, C) (NHWC, see `layer_kernels`); in the names
 below ``j`` is the image layer's index: ``FA{j}`` its output (after the activation),
@@ -20,8 +19,6 @@ as a map.
 
 from __future__ import annotations
 
-from symgrad.codegen.printer import print_expr
-from symgrad.definition.formulas import A, Z
 from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import FeaturePlan
 
@@ -90,49 +87,46 @@ def _window_args(feature: FeaturePlan) -> str:
             f"{layer.stride[1]}{pads}, {oh}, {ow}")
 
 
-def _activation_pass(s, feature: FeaturePlan, dtype: str, bias: str | None) -> None:
-    """The fused pass after a layer: add the bias, save z, apply the activation."""
+def _activation_pass(s, feature: FeaturePlan, prefix, bias: str | None) -> None:
+    """The pass after a layer: add the bias, save z, apply the activation (shared kernels)."""
     j, act = feature.index, feature.activation
-    if act is None and bias is None:
-        return
-    cols = feature.out_shape[0]
-    s(f"for i in range(FA{j}.shape[0]):", f"    for k in range({cols}):")
-    s(f"        z = FA{j}[i, k]" + (f" + {bias}[k]" if bias else ""))
     if act is None:
-        s(f"        FA{j}[i, k] = z")
+        if bias is not None:
+            s(f"_add_bias(FA{j}, {bias})")
         return
-    if _saves_z(feature):
-        s(f"        FZ{j}[i, k] = z")
-    s(f"        FA{j}[i, k] = {print_expr(act.stable_forward, {Z: 'z'}, dtype)}")
+    zs = f", FZ{j}" if _saves_z(feature) else ""
+    if bias is not None:
+        s(f"{prefix(act)}fwd_b(FA{j}, {bias}{zs})")
+    else:
+        s(f"{prefix(act)}fwd(FA{j}{zs})")
 
 
-def _derivative_pass(s, feature: FeaturePlan, dtype: str) -> None:
+def _derivative_pass(s, feature: FeaturePlan, prefix) -> None:
     """FD{j} *= f'(z) of the layer's activation, as derived (in saved a or z)."""
     act, j = feature.activation, feature.index
     if act is None or act.derivative == 1:
         return
-    deriv = print_expr(act.derivative, {A: f"FA{j}[i, k]", Z: f"FZ{j}[i, k]"}, dtype)
+    saved = f"FZ{j}" if _saves_z(feature) else f"FA{j}"
     s(f"# {source_comment_text(act.name)}'(z), as derived: "
       f"{source_comment_text(act.derivative)}",
-      f"for i in range(FD{j}.shape[0]):", f"    for k in range({feature.out_shape[0]}):",
-      f"        FD{j}[i, k] *= {deriv}")
+      f"{prefix(act)}bwd(FD{j}, FA{j}, {saved})")
 
 
 class _Conv:
     buffers = staticmethod(_conv_buffers)
 
     @staticmethod
-    def forward(s, f: FeaturePlan, features, dtype: str) -> None:
+    def forward(s, f: FeaturePlan, features, prefix) -> None:
         j, layer = f.index, f.layer
         s(f"lk_conv_weights(CW{j}, FW{j})",
           f"lk_im2col({_src(features, j)}, {_window_args(f)}, FC{j})",
           f"_mm(FC{j}, FW{j}, FA{j}, ONE, ZERO, ab)")
-        _activation_pass(s, f, dtype, f"Cb{j}" if layer.bias else None)
+        _activation_pass(s, f, prefix, f"Cb{j}" if layer.bias else None)
 
     @staticmethod
-    def backward(s, f: FeaturePlan, features, dtype: str) -> None:
+    def backward(s, f: FeaturePlan, features, prefix) -> None:
         j, layer = f.index, f.layer
-        _derivative_pass(s, f, dtype)
+        _derivative_pass(s, f, prefix)
         s(f"_mm_tn(FC{j}, FD{j}, FGW{j}, ONE, ZERO, ab)  # dW = cols.T @ dZ (correlation)",
           f"lk_conv_weight_grad(FGW{j}, gCW{j})")
         if layer.bias:
@@ -150,14 +144,14 @@ class _Pool:
     def buffers(f: FeaturePlan) -> list[Workspace]:
         return _map_buffers(f)
 
-    def forward(self, s, f: FeaturePlan, features, dtype: str) -> None:
+    def forward(self, s, f: FeaturePlan, features, prefix) -> None:
         j = f.index
         s(f"lk_{self.name}({_src(features, j)}, {_window_args(f)}, FA{j})")
-        _activation_pass(s, f, dtype, None)
+        _activation_pass(s, f, prefix, None)
 
-    def backward(self, s, f: FeaturePlan, features, dtype: str) -> None:
+    def backward(self, s, f: FeaturePlan, features, prefix) -> None:
         j = f.index
-        _derivative_pass(s, f, dtype)
+        _derivative_pass(s, f, prefix)
         if not _needs_dx(f, features):
             return
         if self.name == "maxpool":
@@ -172,12 +166,12 @@ class _Flatten:
         return _map_buffers(f)
 
     @staticmethod
-    def forward(s, f: FeaturePlan, features, dtype: str) -> None:
+    def forward(s, f: FeaturePlan, features, prefix) -> None:
         c, h, w = f.in_shape
         s(f"lk_map_to_rows({_src(features, f.index)}, m, {h * w}, {c}, FA{f.index})")
 
     @staticmethod
-    def backward(s, f: FeaturePlan, features, dtype: str) -> None:
+    def backward(s, f: FeaturePlan, features, prefix) -> None:
         c, h, w = f.in_shape
         if _needs_dx(f, features):
             s(f"lk_rows_to_map(FD{f.index}, m, {h * w}, {c}, FD{f.index - 1})")
@@ -215,7 +209,7 @@ def deltas(features: tuple[FeaturePlan, ...]) -> list[Workspace]:
     return out
 
 
-def emit_forward(s, features: tuple[FeaturePlan, ...], dtype: str) -> None:
+def emit_forward(s, features: tuple[FeaturePlan, ...], prefix) -> None:
     """The image layers' forward pass: X (NCHW rows) to the flattened features."""
     c, h, w = features[0].in_shape
     s(f"lk_rows_to_map(X, m, {h * w}, {c}, FX)  # NCHW rows -> (m*H*W, C) map")
@@ -223,15 +217,15 @@ def emit_forward(s, features: tuple[FeaturePlan, ...], dtype: str) -> None:
         s(f"# {f.name}: {source_comment_text(repr(f.layer))} on {f.in_shape} -> {f.out_shape}"
           + ("" if f.activation is None else
              f"; then {source_comment_text(f.activation.name)}"))
-        _emitter(f.kind).forward(s, f, features, dtype)
+        _emitter(f.kind).forward(s, f, features, prefix)
 
 
-def emit_backward(s, features: tuple[FeaturePlan, ...], dtype: str) -> None:
+def emit_backward(s, features: tuple[FeaturePlan, ...], prefix) -> None:
     """Back through the image layers; FD{last} holds the flattened features' gradient."""
     for f in reversed(features[first_trained(features):]):
         s(f"# {f.name} backward ({source_comment_text(f.kind)}: stated rules, proven in "
           "prove.layer_rules)")
-        _emitter(f.kind).backward(s, f, features, dtype)
+        _emitter(f.kind).backward(s, f, features, prefix)
 
 
 def per_sample_elements(features: tuple[FeaturePlan, ...]) -> int:

@@ -1,9 +1,17 @@
-"""Generate one Numba module per (network plan, dtype, optimizer).
+"""Generate the kernels of a model: shared pieces, a per-model driver, a NumPy-level API.
 
-The module holds the whole training step as a few ``@njit`` functions and a
-small NumPy-level API (``train_epoch``, ``predict``, ``evaluate``,
-``loss_and_grads``, ``load_weights``) so it can also be exported as a
-standalone file importing only numpy and numba. Its structure:
+Compiling is what costs time, so the generated code is split where sizes stop
+mattering. Every piece whose source depends only on formulas is a shared module,
+cached on disk by content and compiled once for every model that uses it: the GEMM
+helpers (per dtype), the image-layer loops (`layer_kernels`), and one module per
+activation, per output + loss and per optimizer (`elementwise_kernels`). The
+per-model *driver* (``_forward``, ``_backward``, ``_update``, ``_epoch``,
+``_predict``, ``_loss_and_grads``) only calls them, and reads every Dense width from
+the arrays it gets: two MLPs that differ only in widths share one driver, and a new
+depth compiles only a small driver. The *API* module (``train_epoch``, ``predict``,
+``evaluate``, ``loss_and_grads``, ``load_weights`` and the argument checks) is plain
+Python holding the model's shapes. An exported trainer (`generate_module_source`) is
+all of it in one standalone file importing only numpy and numba. The pieces:
 
 * ``_mm``/``_mm_tn``/``_mm_nt``: out = A@B, A.T@B, A@B.T. Big products call
   BLAS through ``np.dot(..., out)``; ``A.T`` of a C array is typed F-ordered,
@@ -22,31 +30,27 @@ standalone file importing only numpy and numba. Its structure:
 
 Every expression inside a loop comes from the plan through
 `symgrad.codegen.printer`; nothing here knows an activation or loss by name.
+(Image layers still bake their geometry -- strides, image sizes -- into the driver;
+only their loops are shared.)
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from symgrad.codegen import feature_layers, layer_kernels, vecmath
+from symgrad.codegen import elementwise_kernels, feature_layers, layer_kernels, vecmath
 from symgrad.codegen.checks import LOGISTIC_LOSSES, checks_source
-from symgrad.codegen.printer import print_expr
+from symgrad.codegen.source_text import JIT as _JIT
+from symgrad.codegen.source_text import Src as _Src
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.names import source_comment_text
-from symgrad.derive.plan import LSE, SUMEXP, ZMAX, NetworkPlan
+from symgrad.derive.plan import LSE, ActivationPlan, NetworkPlan
 
-__all__ = ["generate_module_source", "gemm_source", "numpy_cblas_available", "KernelLayout",
-           "is_classification"]
+__all__ = ["generate_module_source", "kernel_sources", "gemm_source", "numpy_cblas_available",
+           "KernelLayout", "is_classification"]
 
 # Rows per chunk in predict/evaluate: bounds workspace memory for big X.
 PREDICT_CHUNK = 1024
-
-# error_model="numpy": float division by zero yields inf/nan (as NumPy)
-# instead of raising, which also drops the zero-check branches that stop
-# LLVM from vectorising the fused loops. No fastmath: it would break isnan
-# and make results depend on reassociation.
-_JIT = 'cache=True, nogil=True, error_model="numpy"'
-
 
 def is_classification(plan: NetworkPlan) -> bool:
     """True if accuracy is meaningful: softmax output or a logistic (0..1) output with BCE."""
@@ -55,11 +59,18 @@ def is_classification(plan: NetworkPlan) -> bool:
     return plan.output.loss_name.lower() in {"bce", "binary_cross_entropy", "cross_entropy"}
 
 
+def _activation_key(act: ActivationPlan) -> tuple[str, ...]:
+    """What makes two activation plans the same kernel (their printed formulas)."""
+    return (act.name, str(act.stable_forward), str(act.derivative), *act.saved)
+
+
 class KernelLayout:
     """Names of arrays in the generated code, derived from the plan.
 
     A workspace is ``(name, rows per sample, columns, fixed rows)``: per-batch buffers
     have ``rows per sample * m`` rows; a fixed one (rows per sample 0) has its own.
+    Dense columns are expressions read from the weights (``W1.shape[1]``), so the
+    driver's source does not depend on the widths.
     """
 
     def __init__(self, plan: NetworkPlan) -> None:
@@ -74,6 +85,15 @@ class KernelLayout:
             self.params.append(f"W{layer.index}")
             if layer.bias:
                 self.params.append(f"b{layer.index}")
+        # Each distinct activation gets a prefix: a0_fwd_b, a0_bwd, ...
+        self.activations: dict[tuple[str, ...], tuple[str, ActivationPlan]] = {}
+        acts = [f.activation for f in plan.features] + [d.activation for d in plan.layers[:-1]]
+        for act in acts:
+            if act is not None and _activation_key(act) not in self.activations:
+                self.activations[_activation_key(act)] = (f"a{len(self.activations)}_", act)
+
+    def prefix(self, act: ActivationPlan) -> str:
+        return self.activations[_activation_key(act)][0]
 
     def saves_z(self, index: int) -> bool:
         act = self.layers[index].activation
@@ -84,17 +104,17 @@ class KernelLayout:
             return f"FA{self.features[-1].index}" if self.features else "X"
         return f"A{index - 1}"
 
-    def work_arrays(self) -> list[tuple[str, int, int, int]]:
+    def work_arrays(self) -> list[tuple[str, int, object, int]]:
         """Per-batch workspaces: image-layer buffers, activations, saved z, deltas."""
-        out = feature_layers.workspaces(self.features)
+        out: list[tuple[str, int, object, int]] = list(feature_layers.workspaces(self.features))
         for layer in self.layers[:-1]:
-            out.append((f"A{layer.index}", 1, layer.out_dim, 0))
+            out.append((f"A{layer.index}", 1, f"W{layer.index}.shape[1]", 0))
             if self.saves_z(layer.index):
-                out.append((f"Z{layer.index}", 1, layer.out_dim, 0))
-        out.append(("ZL", 1, self.layers[-1].out_dim, 0))
+                out.append((f"Z{layer.index}", 1, f"W{layer.index}.shape[1]", 0))
+        out.append(("ZL", 1, f"W{self.last}.shape[1]", 0))
         out += feature_layers.deltas(self.features)
         for layer in self.layers:
-            out.append((f"D{layer.index}", 1, layer.out_dim, 0))
+            out.append((f"D{layer.index}", 1, f"W{layer.index}.shape[1]", 0))
         return out
 
     def forward_arrays(self) -> list[str]:
@@ -121,28 +141,6 @@ class KernelLayout:
         if per == 0:
             return f"{name}_"
         return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * {per}]"
-
-
-class _Src:
-    """Tiny indented line buffer."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.depth = 0
-
-    def __call__(self, *lines: str) -> None:
-        for line in lines:
-            self.lines.append(("    " * self.depth + line) if line else "")
-
-    def indent(self) -> _Src:
-        self.depth += 1
-        return self
-
-    def dedent(self) -> None:
-        self.depth -= 1
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
 
 
 def _blas_call(layout: str, cblas: bool) -> list[str]:
@@ -192,6 +190,13 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
           f"    n = {n_dim}",
           *_blas_call(layout, cblas),
           "", "")
+    s(f"@njit({_JIT})", "def _add_bias(Z, b):", '    """Z += b on every row."""',
+      "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
+      "            Z[i, j] += b[j]", "", "",
+      f"@njit({_JIT})", "def _column_sums(D, g):", '    """g = sum of the rows of D (db)."""',
+      "    for j in range(g.shape[0]):", "        g[j] = 0.0",
+      "    for i in range(D.shape[0]):", "        for j in range(D.shape[1]):",
+      "            g[j] += D[i, j]", "", "")
 
 
 def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
@@ -201,79 +206,29 @@ def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
     s.indent()
     s("m = X.shape[0]")
     if lay.features:
-        feature_layers.emit_forward(s, lay.features, dtype)
+        feature_layers.emit_forward(s, lay.features, lay.prefix)
     for layer in lay.layers:
         i = layer.index
         out = "ZL" if i == lay.last else f"A{i}"
+        act = layer.activation
         s(f"# {layer.name}: Z = {lay.input_of(i)} @ W{i}" + (f" + b{i}" if layer.bias else "")
-          + ("" if layer.activation is None
-             else f"; A{i} = {source_comment_text(layer.activation.name)}(Z)"))
+          + ("" if act is None else f"; A{i} = {source_comment_text(act.name)}(Z)"))
         s(f"_mm({lay.input_of(i)}, W{i}, {out}, ONE, ZERO, ab)")
-        if layer.activation is None and not layer.bias:
+        if act is None:
+            if layer.bias:
+                s(f"_add_bias({out}, b{i})")
             continue
         # Bias and activation fused into the one pass that follows the GEMM.
-        s("for i in range(m):")
-        s(f"    for j in range({layer.out_dim}):")
-        s(f"        z = {out}[i, j]" + (f" + b{i}[j]" if layer.bias else ""))
-        if layer.activation is None:
-            s(f"        {out}[i, j] = z")
-            continue
-        if lay.saves_z(i):
-            s(f"        Z{i}[i, j] = z")
-        s(f"        {out}[i, j] = {print_expr(layer.activation.stable_forward, {Z: 'z'}, dtype)}")
+        zs = f", Z{i}" if lay.saves_z(i) else ""
+        if layer.bias:
+            s(f"{lay.prefix(act)}fwd_b({out}, b{i}{zs})")
+        else:
+            s(f"{lay.prefix(act)}fwd({out}{zs})")
     s.dedent()
     s("", "")
 
 
-def _output_fn(s: _Src, lay: KernelLayout, dtype: str, cast: str) -> None:
-    out = lay.plan.output
-    k = lay.plan.output_dim
-    # Softmax rows are evaluated from zmax and acc = sum exp(z - zmax), not through lse:
-    # zmax + log(acc) rounds log(acc) away once the logits are large.
-    symbols = {Z: "z", Y: "y", P: "p", LSE: "lse", ZMAX: "zmax", SUMEXP: "acc"}
-    pred = print_expr(out.evaluated_prediction, symbols, dtype)
-    loss = print_expr(out.evaluated_loss, symbols, dtype)
-    delta = print_expr(out.delta, symbols, dtype)
-    classify = is_classification(lay.plan)
-    per = "rows" if out.reduction == "rows" else "elements"
-    s(f"@njit({_JIT})", "def _output(ZL, Yb, D, P, want_delta):")
-    s(f'    """{source_comment_text(out.activation_name)} + '
-      f'{source_comment_text(out.loss_name)} fused: returns (loss sum over {per},'
-      ' correct count); fills P (and D = scale * dL/dz)."""')
-    s.indent()
-    s("m = ZL.shape[0]", "loss = 0.0", "correct = 0")
-    scale = "1.0 / m" if out.reduction == "rows" else f"1.0 / (m * {k})"
-    s(f"scale = {cast}({scale})")
-    s("for i in range(m):")
-    s.indent()
-    if out.kind == "softmax":
-        exp, log = vecmath.function_name("exp", dtype), vecmath.function_name("log", dtype)
-        s("zmax = ZL[i, 0]", f"for j in range(1, {k}):", "    zmax = max(zmax, ZL[i, j])",
-          f"acc = {cast}(0.0)", f"for j in range({k}):", f"    acc += {exp}(ZL[i, j] - zmax)")
-        if any(e.has(LSE) for e in (out.evaluated_prediction, out.evaluated_loss, out.delta)):
-            # only plans still written through lse
-            s(f"lse = zmax + {log}(acc)")
-    if classify and k > 1:  # one decision per row: argmax of logits vs argmax of target
-        s("best_z = 0", "best_y = 0")
-    s(f"for j in range({k}):")
-    s.indent()
-    s("z = ZL[i, j]", "y = Yb[i, j]", f"p = {pred}", "P[i, j] = p", f"loss += {loss}",
-      "if want_delta:", f"    D[i, j] = scale * ({delta})")
-    if classify and k > 1:
-        s("if ZL[i, j] > ZL[i, best_z]:", "    best_z = j",
-          "if Yb[i, j] > Yb[i, best_y]:", "    best_y = j")
-    elif classify:
-        s("if (p > 0.5) == (y > 0.5):", "    correct += 1")
-    s.dedent()
-    if classify and k > 1:
-        s("if best_z == best_y:", "    correct += 1")
-    s.dedent()
-    s("return loss, correct")
-    s.dedent()
-    s("", "")
-
-
-def _backward_fn(s: _Src, lay: KernelLayout, dtype: str, optimizer=None, cast: str = "") -> None:
+def _backward_fn(s: _Src, lay: KernelLayout, optimizer=None, cast: str = "") -> None:
     """Emit ``_backward`` (gradients into buffers) or, with an optimizer whose
     step is a GEMM epilogue (plain SGD), ``_backward_step``: each dW product is
     accumulated straight into W with alpha = -lr and beta = 1 - lr*wd."""
@@ -308,52 +263,43 @@ def _backward_fn(s: _Src, lay: KernelLayout, dtype: str, optimizer=None, cast: s
         else:
             s(f"_mm_tn({src}, D{i}, gW{i}, ONE, ZERO, ab)")
         if layer.bias:
-            s(f"gb{i}[:] = 0.0", "for i in range(m):",
-              f"    for j in range({layer.out_dim}):", f"        gb{i}[j] += D{i}[i, j]")
+            s(f"_column_sums(D{i}, gb{i})")
             if fused:
                 s(f"for k in range(b{i}.size):", f"    w = b{i}[k]", f"    g = gb{i}[k]",
                   *["    " + line for line in optimizer.update()], f"    b{i}[k] = w")
         if i == 0 and feature_layers.first_trained(lay.features) < len(lay.features):
             last = lay.features[-1].index
             s(f"_mm_nt(D0, W0, FD{last}, ONE, ZERO, ab)  # dF = dZ @ W0.T: into the image layers")
-            feature_layers.emit_backward(s, lay.features, dtype)
+            feature_layers.emit_backward(s, lay.features, lay.prefix)
         if i == 0:
             continue  # no gradient flows into X: that GEMM is skipped entirely
-        prev = lay.layers[i - 1]
-        act = prev.activation
+        act = lay.layers[i - 1].activation
         if act.derivative == 1:
             continue  # identity activation: dZ = dA, nothing to multiply
-        symbols = {A: f"A{i - 1}[i, j]", Z: f"Z{i - 1}[i, j]"}
-        deriv = print_expr(act.derivative, symbols, dtype)
+        saved = f"Z{i - 1}" if lay.saves_z(i - 1) else f"A{i - 1}"
         s(f"# {source_comment_text(act.name)}'(z), as derived: "
-          f"{source_comment_text(act.derivative)}")
-        s("for i in range(m):", f"    for j in range({prev.out_dim}):",
-          f"        D{i - 1}[i, j] *= {deriv}")
+          f"{source_comment_text(act.derivative)}",
+          f"{lay.prefix(act)}bwd(D{i - 1}, A{i - 1}, {saved})")
     s.dedent()
     s("", "")
 
 
-def _update_fn(s: _Src, lay: KernelLayout, optimizer, cast: str) -> None:
+def _update_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
     states = [f"s_{st}_{p}" for p in lay.params for st in optimizer.state_names]
-    args = ", ".join(lay.params + [f"g{p}" for p in lay.params] + states + ["H", "t"])
+    args = ", ".join(lay.params + [f"g{p}" for p in lay.params] + states + ["H", "t", "Hs"])
     s(f"@njit({_JIT})", f"def _update({args}):",
-      f'    """{type(optimizer).__name__} step on every parameter (written rule, fused loops)."""')
+      f'    """{type(optimizer).__name__} step on every parameter (the shared _step)."""')
     s.indent()
-    s("t[0] += 1")
-    s(*optimizer.prologue(cast))
+    s("t[0] += 1", "_prologue(H, t, Hs)")
     for p in lay.params:
-        s(f"w_ = {p}.reshape({p}.size)", f"g_ = g{p}.reshape({p}.size)")
-        for st in optimizer.state_names:
-            s(f"s_{st} = s_{st}_{p}.reshape({p}.size)")
-        s(f"for k in range({p}.size):", "    w = w_[k]", "    g = g_[k]")
-        s(*["    " + line for line in optimizer.update()])
-        s("    w_[k] = w")
+        views = [f"{p}.reshape({p}.size)", f"g{p}.reshape({p}.size)"]
+        views += [f"s_{st}_{p}.reshape({p}.size)" for st in optimizer.state_names]
+        s(f"_step({', '.join(views)}, Hs)")
     s.dedent()
     s("", "")
 
 
 def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
-    plan = lay.plan
     states = [f"s_{st}_{p}" for p in lay.params for st in optimizer.state_names]
     args = ", ".join(["X", "Y", "order", "seed", "batch_size"] + lay.params + states + ["H", "t"])
     s(f"@njit({_JIT})", f"def _epoch({args}):")
@@ -367,9 +313,12 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
       "elif seed >= 0:", "    np.random.seed(seed)", "    perm = np.random.permutation(n)",
       "else:", "    perm = order", "    gather = False")
     s("# Workspaces: allocated once per epoch, row-sliced to each batch (views, no copies).")
-    s(f"Xb = np.empty((bs if gather else 0, {plan.input_dim}), dtype=DTYPE)",
-      f"Yb = np.empty((bs if gather else 0, {plan.output_dim}), dtype=DTYPE)",
-      f"P = np.empty((bs, {plan.output_dim}), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
+    s("Xb = np.empty((bs if gather else 0, X.shape[1]), dtype=DTYPE)",
+      "Yb = np.empty((bs if gather else 0, Y.shape[1]), dtype=DTYPE)",
+      "P = np.empty((bs, Y.shape[1]), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
+    if not fused:   # the optimizer's per-step scalars
+        count = len(elementwise_kernels.prologue_names(optimizer))
+        s(f"Hs = np.empty({max(count, 1)}, dtype=DTYPE)")
     lay.allocate(s, "bs", "_")
     grads = [f"g{p}" for p in lay.params if not fused or p.startswith("b")]
     for g in grads:
@@ -379,8 +328,8 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     s.indent()
     s("stop = min(start + bs, n)", "m = stop - start")
     s("if gather:", "    for r in range(m):", "        src = perm[start + r]",
-      f"        for c in range({plan.input_dim}):", "            Xb[r, c] = X[src, c]",
-      f"        for c in range({plan.output_dim}):", "            Yb[r, c] = Y[src, c]",
+      "        for c in range(X.shape[1]):", "            Xb[r, c] = X[src, c]",
+      "        for c in range(Y.shape[1]):", "            Yb[r, c] = Y[src, c]",
       "    xb = Xb[:m]", "    yb = Yb[:m]",
       "else:", "    xb = X[start:stop]", "    yb = Y[start:stop]")
     views = {w[0]: lay.view(w[0]) for w in lay.work_arrays()}
@@ -388,7 +337,7 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     s("_forward(" + ", ".join(["xb"] + lay.params + fwd_arrays + ["ab"]) + ")")
     s(f"batch_loss, batch_correct = _output({views['ZL']}, yb, {views[f'D{lay.last}']}, "
       "P[:m], True)")
-    per = "" if plan.output.reduction == "rows" else f" / {plan.output_dim}"
+    per = "" if lay.plan.output.reduction == "rows" else " / Y.shape[1]"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
     deltas = [views[name] for name in lay.delta_arrays()]
     if fused:
@@ -397,7 +346,7 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     else:
         s("_backward(" + ", ".join(["xb"] + lay.params + fwd_arrays + deltas + grads + ["ab"])
           + ")")
-        s("_update(" + ", ".join(lay.params + grads + states + ["H", "t"]) + ")")
+        s("_update(" + ", ".join(lay.params + grads + states + ["H", "t", "Hs"]) + ")")
     s.dedent()
     s("return loss_sum, correct")
     s.dedent()
@@ -405,15 +354,14 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
 
 
 def _predict_fns(s: _Src, lay: KernelLayout) -> None:
-    plan = lay.plan
-    args = ", ".join(["X", "Y", "want_loss"] + lay.params)
+    args = ", ".join(["X", "Y", "want_loss", "chunk"] + lay.params)
     s(f"@njit({_JIT})", f"def _predict({args}):",
-      '    """Predictions for all rows (chunked); with want_loss also (loss sum, correct)."""')
+      '    """Predictions for all rows (in chunks); with want_loss also (loss sum, correct)."""')
     s.indent()
-    s("n = X.shape[0]", "bs = min(PREDICT_CHUNK, max(n, 1))",
-      f"out = np.empty((n, {plan.output_dim}), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
+    s("n = X.shape[0]", "bs = min(chunk, max(n, 1))", f"k = W{lay.last}.shape[1]",
+      "out = np.empty((n, k), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
     lay.allocate(s, "bs", "_")
-    s(f"D_ = np.empty((1, {plan.output_dim}), dtype=DTYPE)")
+    s("D_ = np.empty((1, k), dtype=DTYPE)")
     s("loss_sum = 0.0", "correct = 0")
     s("for start in range(0, n, bs):")
     s.indent()
@@ -423,7 +371,7 @@ def _predict_fns(s: _Src, lay: KernelLayout) -> None:
     s(f"_forward({fwd})")
     s("yb = Y[start:stop] if want_loss else out[start:stop]")
     s(f"batch_loss, batch_correct = _output({lay.view('ZL')}, yb, D_, out[start:stop], False)")
-    per = "" if plan.output.reduction == "rows" else f" / {plan.output_dim}"
+    per = "" if lay.plan.output.reduction == "rows" else " / k"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
     s.dedent()
     s("return out, loss_sum, correct")
@@ -436,7 +384,7 @@ def _grads_fn(s: _Src, lay: KernelLayout) -> None:
     s(f"@njit({_JIT})", f"def _loss_and_grads({args}):",
       '    """Mean loss and gradients of one batch (the whole of X): used to test the kernels."""')
     s.indent()
-    s("m = X.shape[0]", f"P = np.empty((m, {lay.plan.output_dim}), dtype=DTYPE)",
+    s("m = X.shape[0]", "P = np.empty((m, Y.shape[1]), dtype=DTYPE)",
       "ab = np.empty(2, dtype=DTYPE)")
     lay.allocate(s, "m")
     grads = [f"g{p}" for p in lay.params]
@@ -447,10 +395,16 @@ def _grads_fn(s: _Src, lay: KernelLayout) -> None:
     deltas = lay.delta_arrays()
     s("_backward(" + ", ".join(["X"] + lay.params + lay.forward_arrays() + deltas + grads
                                + ["ab"]) + ")")
-    scale = "m" if lay.plan.output.reduction == "rows" else f"(m * {lay.plan.output_dim})"
+    scale = "m" if lay.plan.output.reduction == "rows" else "(m * Y.shape[1])"
     s(f"return loss / {scale}, ({', '.join(grads)},)")
     s.dedent()
     s("", "")
+
+
+def _permutation_fn(s: _Src) -> None:
+    s("@njit(cache=True)", "def _permutation(n, seed):",
+      '    """The batch order _epoch draws for ``seed`` (same generator, same calls)."""',
+      "    np.random.seed(seed)", "    return np.random.permutation(n)", "", "")
 
 
 _API_HEAD = '''
@@ -552,13 +506,6 @@ def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
 
 
-@njit(cache=True)
-def _permutation(n, seed):
-    """The batch order _epoch draws for ``seed`` (same generator, same calls)."""
-    np.random.seed(seed)
-    return np.random.permutation(n)
-
-
 def predict(X, params=None):
     """Output-layer predictions (probabilities for sigmoid/softmax outputs)."""
     return _predict_rows(_as_data(X, None, "predict")[0], _params(params))
@@ -566,7 +513,7 @@ def predict(X, params=None):
 
 def _predict_rows(X, params):
     dummy = np.empty((0, OUTPUT_DIM), dtype=DTYPE)
-    out, _, _ = _predict(X, dummy, False, *[params[name] for name in PARAM_NAMES])
+    out, _, _ = _predict(X, dummy, False, PREDICT_CHUNK, *[params[name] for name in PARAM_NAMES])
     return out
 
 
@@ -577,7 +524,7 @@ def evaluate(X, Y, params=None):
 
 
 def _evaluate_rows(X, Y, params):
-    _, loss, correct = _predict(X, Y, True, *[params[name] for name in PARAM_NAMES])
+    _, loss, correct = _predict(X, Y, True, PREDICT_CHUNK, *[params[name] for name in PARAM_NAMES])
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
 
@@ -594,11 +541,15 @@ def _loss_and_grads_rows(X, Y, params):
 '''
 
 
-def _describe(plan: NetworkPlan) -> str:
-    parts = [str(plan.input_dim)]
+def _describe(plan: NetworkPlan, widths: bool = True) -> str:
+    """The network in one line; without ``widths`` only what the driver's code depends on."""
+    parts = [str(plan.input_dim)] if widths else ["X"]
+    for feature in plan.features:
+        act = f"({feature.activation.name})" if feature.activation else ""
+        parts.append(f"{feature.kind}{act}")
     for layer in plan.layers:
         act = layer.activation.name if layer.activation else plan.output.activation_name
-        parts.append(f"{layer.out_dim}({act})")
+        parts.append(f"{layer.out_dim if widths else 'dense'}({act})")
     # Pasted into the module docstring: only characters inert there (names are data).
     return source_comment_text("-".join(parts) + f", loss {plan.output.loss_name}")
 
@@ -691,32 +642,151 @@ def layers_source() -> str:
     return head + "\n\n" + layer_kernels.kernel_source()
 
 
-def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
-                           gemm_module: str | None = None,
-                           layers_module: str | None = None) -> str:
-    """The complete Python source of the kernel module for ``plan``.
+def _fused(plan: NetworkPlan, optimizer, cast: str) -> bool:
+    # The SGD step fused into the dW GEMMs covers Dense layers; with image layers every
+    # gradient goes through the buffers and the written update loop.
+    return getattr(optimizer, "fused_gemm", lambda cast: None)(cast) is not None \
+        and not plan.features
 
-    ``dtype`` is "float64" or "float32"; ``optimizer`` an
-    `symgrad.runtime.optimizers.Optimizer`. With ``gemm_module`` (the import
-    name of a loaded `gemm_source` module) the GEMM helpers are imported from
-    it, so a process compiles them once for all its models; without, they are
-    written inline and the module is standalone (math, numpy, numba only). A
-    convolutional plan also calls the shared image-layer loops: imported from
-    ``layers_module`` (a loaded `layers_source` module) or written inline.
-    """
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if gemm_module and plan.features and not layers_module:
-        raise ValueError("a shared GEMM module needs the shared layer module too")
+
+def _shared_bodies(plan: NetworkPlan, dtype: str, optimizer) -> list[tuple[str, str, str]]:
+    """(stem, title, body) of every shared piece the driver calls, bodies unprefixed."""
+    lay = KernelLayout(plan)
+    pieces = [("act", f"activation {act.name}", elementwise_kernels.activation_body(act, dtype))
+              for _, act in lay.activations.values()]
+    out = plan.output
+    pieces.append(("output", f"output {out.activation_name} + loss {out.loss_name}",
+                   elementwise_kernels.output_body(out, dtype, is_classification(plan))))
+    if not _fused(plan, optimizer, "f32" if dtype == "float32" else "f64"):
+        pieces.append(("opt", f"optimizer {optimizer.key}",
+                       elementwise_kernels.optimizer_body(optimizer, dtype)))
+    return pieces
+
+
+def _driver(plan: NetworkPlan, dtype: str, optimizer, imports: list[str]) -> str:
+    """The per-model njit functions, after ``imports`` (import lines or inlined bodies)."""
     lay = KernelLayout(plan)
     cast = "f32" if dtype == "float32" else "f64"
-    classify = is_classification(plan)
-    k = plan.output_dim
+    s = _Src()
+    s(*imports)
+    s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}",
+      "ONE, ZERO = DTYPE(1.0), DTYPE(0.0)  # typed GEMM alpha/beta (no float64 promotion)",
+      "", "")
+    _forward_fn(s, lay, dtype)
+    _backward_fn(s, lay)
+    fused = _fused(plan, optimizer, cast)
+    if fused:
+        _backward_fn(s, lay, optimizer, cast)
+    else:
+        _update_fn(s, lay, optimizer)
+    _epoch_fn(s, lay, optimizer, fused)
+    _predict_fns(s, lay)
+    _grads_fn(s, lay)
+    _permutation_fn(s)
+    return s.text()
+
+
+def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
+    """The model's shapes and settings, as the API functions read them."""
     shapes = [shape for feature in plan.features for _, shape in feature.param_shapes]
     for layer in plan.layers:
         shapes.append((layer.in_dim, layer.out_dim))
         if layer.bias:
             shapes.append((layer.out_dim,))
+    chunk = PREDICT_CHUNK
+    if plan.features:   # bound predict's workspaces (im2col matrices grow with the batch)
+        chunk = min(PREDICT_CHUNK, max(16, 4_000_000 // feature_layers.per_sample_elements(
+            plan.features)))
+    s = _Src()
+    s(f"DTYPE = np.{dtype}",
+      f"INPUT_DIM = {plan.input_layout!r}", f"FIRST_LAYER = {plan.first_layer!r}",
+      f"OUTPUT_DIM = {plan.output_dim}",
+      f"PARAM_NAMES = {tuple(plan.param_names)!r}", f"PARAM_SHAPES = {tuple(shapes)!r}",
+      f"STATE_NAMES = {tuple(optimizer.state_names)!r}",
+      f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
+      "HYPER_DEFAULT = None  # hyperparameters are run-time values (export fills this in)",
+      f"CLASSIFICATION = {is_classification(plan)}",
+      f"REDUCTION = {plan.output.reduction!r}",
+      f"LOGISTIC_TARGETS = {plan.output.loss_name.lower() in LOGISTIC_LOSSES}",
+      f"PREDICT_CHUNK = {chunk}", "", "")
+    return s.text()
+
+
+_DRIVER_NAMES = ("_forward", "_backward", "_output", "_epoch", "_predict", "_loss_and_grads",
+                 "_permutation")
+
+
+def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
+                   cblas: bool | None = None) -> list[tuple[str, str]]:
+    """``(stem, source)`` of every module a trainer loads, in import order.
+
+    Shared: the GEMM helpers, the image-layer loops (convolutional plans), one module
+    per activation, the output + loss and the optimizer; then the model's driver
+    (width-free for Dense layers) and its API module (shapes, checks, entry points).
+    Each source imports the ones before it by their content-hash module names.
+    """
+    from symgrad.codegen.cache import module_name
+
+    _check_dtype(dtype)
+    lay = KernelLayout(plan)
+    gemm = gemm_source(dtype, cblas)
+    sources = [("gemm", gemm)]
+    imports = ["import math  # noqa: F401", "", "import numpy as np", "from numba import njit",
+               "", f"from {module_name(gemm, 'gemm')} import _add_bias, _column_sums, _mm, "
+               "_mm_nt, _mm_tn  # noqa: F401"]
+    if plan.features:
+        layers = layers_source()
+        sources.append(("layers", layers))
+        imports.append(f"from {module_name(layers, 'layers')} import "
+                       f"{', '.join(layer_kernels.FUNCTIONS)}  # noqa: F401")
+    prefixes = iter(prefix for prefix, _ in lay.activations.values())
+    for stem, title, body in _shared_bodies(plan, dtype, optimizer):
+        source = elementwise_kernels.shared_module_source(title, body, dtype)
+        sources.append((stem, source))
+        name = module_name(source, stem)
+        if stem == "act":
+            p = next(prefixes)
+            names = ", ".join(f"{f} as {p}{f}" for f in elementwise_kernels.ACTIVATION_FUNCTIONS)
+            imports.append(f"from {name} import {names}  # noqa: F401")
+        else:
+            names = "_output" if stem == "output" else "_prologue, _step"
+            imports.append(f"from {name} import {names}  # noqa: F401")
+    head = [f'"""symgrad driver: {_describe(plan, widths=bool(plan.features))}; {dtype}; '
+            f'optimizer {optimizer.key}.', "",
+            "The per-model njit functions; every formula lives in the shared modules it",
+            'imports, and Dense widths are read from the arrays."""', ""]
+    driver = _driver(plan, dtype, optimizer, head + imports + [""])
+    sources.append(("driver", driver))
+    names = list(_DRIVER_NAMES)
+    names.insert(3, "_backward_step" if _fused(plan, optimizer, _cast(dtype)) else "_update")
+    api = "\n".join([
+        f'"""symgrad kernels: {_describe(plan)}; {dtype}; optimizer {optimizer.key}.', "",
+        "The model's shapes, the argument checks and the NumPy-level API; the compiled",
+        'functions are imported from its driver."""', "", "import numpy as np", "",
+        f"from {module_name(driver, 'driver')} import {', '.join(names)}  # noqa: F401", "", ""])
+    sources.append(("kernels", api + _constants(plan, dtype, optimizer) + _API))
+    return sources
+
+
+def _cast(dtype: str) -> str:
+    return "f32" if dtype == "float32" else "f64"
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+
+
+def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
+                           gemm_module: str | None = None) -> str:
+    """The whole trainer in one module: what `export` writes (numpy + numba only).
+
+    Everything `kernel_sources` splits into shared modules is written inline here
+    (the activations' kernels with a prefix each); with ``gemm_module`` (the import
+    name of a loaded `gemm_source` module) only the GEMM helpers are imported.
+    """
+    _check_dtype(dtype)
+    lay = KernelLayout(plan)
     s = _Src()
     s(f'"""symgrad kernels: {_describe(plan)}; {dtype}; optimizer {optimizer.key}.',
       "",
@@ -732,49 +802,26 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
       vecmath.kernel_source().rstrip("\n"), "# ---- end of vecmath ----", "", "")
     if gemm_module:
         s("# The GEMM helpers are shared by every kernel module of this dtype (compiled once).",
-          f"from {gemm_module} import _mm, _mm_nt, _mm_tn  # noqa: F401", "")
+          f"from {gemm_module} import _add_bias, _column_sums, _mm, _mm_nt, _mm_tn"
+          "  # noqa: F401", "")
     else:
         _gemm_header(s, dtype)
-    if plan.features and layers_module:
-        s("# The image-layer loops are shape-generic and shared by every model (compiled once).",
-          f"from {layers_module} import {', '.join(layer_kernels.FUNCTIONS)}  # noqa: F401", "")
-    elif plan.features:
+        s(f"DTYPE = np.{dtype}", "")
+        _gemm_helpers(s)
+    if plan.features:
         s("# ---- image-layer loops (symgrad's codegen/layer_kernels.py) ----",
           layer_kernels.kernel_source().rstrip("\n"), "# ---- end of image-layer loops ----",
           "", "")
-    chunk = PREDICT_CHUNK
-    if plan.features:   # bound predict's workspaces (im2col matrices grow with the batch)
-        chunk = min(PREDICT_CHUNK, max(16, 4_000_000 // feature_layers.per_sample_elements(
-            plan.features)))
-    s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}",
-      f"INPUT_DIM = {plan.input_layout!r}", f"FIRST_LAYER = {plan.first_layer!r}",
-      f"OUTPUT_DIM = {k}",
-      f"PARAM_NAMES = {tuple(plan.param_names)!r}", f"PARAM_SHAPES = {tuple(shapes)!r}",
-      f"STATE_NAMES = {tuple(optimizer.state_names)!r}",
-      f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
-      "HYPER_DEFAULT = None  # hyperparameters are run-time values (export fills this in)",
-      f"CLASSIFICATION = {classify}",
-      f"REDUCTION = {plan.output.reduction!r}",
-      f"LOGISTIC_TARGETS = {plan.output.loss_name.lower() in LOGISTIC_LOSSES}",
-      "ONE, ZERO = DTYPE(1.0), DTYPE(0.0)  # typed GEMM alpha/beta (no float64 promotion)",
-      f"PREDICT_CHUNK = {chunk}", "", "")
-    if not gemm_module:
-        _gemm_helpers(s)
-    _forward_fn(s, lay, dtype)
-    _output_fn(s, lay, dtype, cast)
-    _backward_fn(s, lay, dtype)
-    # The SGD step fused into the dW GEMMs covers Dense layers; with image layers every
-    # gradient goes through the buffers and the written update loop.
-    fused = getattr(optimizer, "fused_gemm", lambda cast: None)(cast) is not None \
-        and not plan.features
-    if fused:
-        _backward_fn(s, lay, dtype, optimizer, cast)
-    else:
-        _update_fn(s, lay, optimizer, cast)
-    _epoch_fn(s, lay, optimizer, fused)
-    _predict_fns(s, lay)
-    _grads_fn(s, lay)
-    return s.text() + _API
+    s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}", "")
+    for prefix, act in lay.activations.values():
+        s(f"# ---- activation {source_comment_text(act.name)} ----",
+          elementwise_kernels.activation_body(act, dtype, prefix).rstrip("\n"), "", "")
+    s(elementwise_kernels.output_body(plan.output, dtype, is_classification(plan)).rstrip("\n"),
+      "", "")
+    if not _fused(plan, optimizer, _cast(dtype)):
+        s(elementwise_kernels.optimizer_body(optimizer, dtype).rstrip("\n"), "", "")
+    return (s.text() + _driver(plan, dtype, optimizer, [])
+            + _constants(plan, dtype, optimizer) + _API)
 
 
 def expression_symbols() -> tuple[sp.Symbol, ...]:

@@ -20,14 +20,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from symgrad.codegen.cache import load_source, module_name
+from symgrad.codegen.cache import load_source
 from symgrad.codegen.checks import check_params
-from symgrad.codegen.kernels import (
-    gemm_source,
-    generate_module_source,
-    is_classification,
-    layers_source,
-)
+from symgrad.codegen.kernels import generate_module_source, is_classification, kernel_sources
 from symgrad.derive.plan import NetworkPlan
 from symgrad.runtime.callbacks import CallbackList, Progress
 from symgrad.runtime.data import check_batch_size, check_order, labels_from_output, prepare_xy
@@ -60,11 +55,9 @@ class Trainer:
         self.plan = plan
         self.dtype = as_dtype(dtype)
         self.optimizer = get_optimizer(optimizer)
-        self._gemm = gemm_source(self.dtype.name)
-        self._layers = layers_source() if plan.features else None
-        self.source = generate_module_source(
-            plan, self.dtype.name, self.optimizer, gemm_module=module_name(self._gemm, "gemm"),
-            layers_module=module_name(self._layers, "layers") if self._layers else None)
+        # Shared modules first (GEMM, image loops, activations, output, optimizer), then
+        # the model's driver and its API module: each imports the ones before it.
+        self.sources = kernel_sources(plan, self.dtype.name, self.optimizer)
         self._module = None
         self.state: dict[str, np.ndarray] | None = None
         self._state_owner: tuple[int, ...] = ()
@@ -73,11 +66,15 @@ class Trainer:
     def module(self):
         """The imported kernel module (written to the cache and compiled on first use)."""
         if self._module is None:
-            load_source(self._gemm, stem="gemm")   # first: the kernel module imports it
-            if self._layers:
-                load_source(self._layers, stem="layers")
-            self._module = load_source(self.source, stem="kernels")
+            for stem, source in self.sources:
+                module = load_source(source, stem=stem)
+            self._module = module   # the last one: the API module
         return self._module
+
+    @property
+    def source(self) -> str:
+        """The whole generated trainer as one readable module (as `export` writes it)."""
+        return self.standalone_source()
 
     # -- parameters ------------------------------------------------------
     def prepare_params(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

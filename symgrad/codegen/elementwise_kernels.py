@@ -1,0 +1,164 @@
+"""The printed elementwise kernels, one shared module per formula: activations, output, optimizer.
+
+Each function here takes its sizes from the arrays it is given, so its source
+depends only on the formula (and the dtype), never on a model's widths or depth:
+one module per (activation, dtype), per (output activation + loss, dtype) and per
+(optimizer, dtype), written to the cache and compiled once, in any process, for
+every model that uses it. The per-model driver (`symgrad.codegen.kernels`) only
+calls them.
+
+* activation ``a``: ``fwd_b(Z, b[, Zs])`` adds the bias and applies f in place
+  (saving z where the derivative reads it), ``fwd(Z[, Zs])`` the same without a
+  bias, ``bwd(D, A, Zs)`` multiplies D by the derived f'(a or z);
+* output: ``_output(ZL, Yb, D, P, want_delta)``, the fused output activation +
+  loss (prediction, stable loss from the logits, delta = scale * dL/dz, correct
+  count);
+* optimizer: ``_prologue(H, t, Hs)`` (the step's scalars, e.g. Adam's bias
+  corrections, once per step) and ``_step(w, g, states..., Hs)``, the written update
+  rule over a parameter's flat view.
+
+An exported trainer carries the same bodies inline, with a prefix per activation.
+"""
+
+from __future__ import annotations
+
+from symgrad.codegen import vecmath
+from symgrad.codegen.printer import print_expr
+from symgrad.codegen.source_text import JIT, Src
+from symgrad.definition.formulas import A, P, Y, Z
+from symgrad.definition.names import source_comment_text
+from symgrad.derive.plan import LSE, SUMEXP, ZMAX, ActivationPlan, OutputPlan
+
+__all__ = ["activation_body", "output_body", "optimizer_body", "shared_module_source",
+           "ACTIVATION_FUNCTIONS"]
+
+ACTIVATION_FUNCTIONS = ("fwd_b", "fwd", "bwd")
+
+
+def saves_z(act: ActivationPlan) -> bool:
+    return "z" in act.saved
+
+
+def activation_body(act: ActivationPlan, dtype: str, prefix: str = "") -> str:
+    """``{prefix}fwd_b``, ``{prefix}fwd`` and ``{prefix}bwd`` of one activation."""
+    s = Src()
+    name = source_comment_text(act.name)
+    zs = ", Zs" if saves_z(act) else ""
+    forward = print_expr(act.stable_forward, {Z: "z"}, dtype)
+    # With a bias: row by row (b[j] per column). Without, and for the derivative, one
+    # flat loop over the contiguous batch: short rows (a 16-wide layer) vectorise badly
+    # one row at a time.
+    s(f"@njit({JIT})", f"def {prefix}fwd_b(Z, b{zs}):",
+      f'    """Z = {name}(Z + b) in place' + (", z saved in Zs" if zs else "") + '."""',
+      "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
+      "            z = Z[i, j] + b[j]")
+    if zs:
+        s("            Zs[i, j] = z")
+    s(f"            Z[i, j] = {forward}", "", "")
+    s(f"@njit({JIT})", f"def {prefix}fwd(Z{zs}):",
+      f'    """Z = {name}(Z) in place' + (", z saved in Zs" if zs else "") + '."""',
+      "    z_ = Z.reshape(Z.size)")
+    if zs:
+        s("    zs_ = Zs.reshape(Zs.size)")
+    s("    for k in range(z_.size):", "        z = z_[k]")
+    if zs:
+        s("        zs_[k] = z")
+    s(f"        z_[k] = {forward}", "", "")
+    deriv = print_expr(act.derivative, {A: "a_[k]", Z: "zs_[k]"}, dtype)
+    s(f"@njit({JIT})", f"def {prefix}bwd(D, A, Zs):",
+      f"    \"\"\"D *= {name}'(z), as derived: {source_comment_text(act.derivative)}.\"\"\"",
+      "    d_ = D.reshape(D.size)", "    a_ = A.reshape(A.size)", "    zs_ = Zs.reshape(Zs.size)",
+      "    for k in range(d_.size):", f"        d_[k] *= {deriv}", "", "")
+    return s.text()
+
+
+def output_body(out: OutputPlan, dtype: str, classify: bool) -> str:
+    """``_output``: the output activation + loss fused, for any batch and class count."""
+    cast = "f32" if dtype == "float32" else "f64"
+    # Softmax rows are evaluated from zmax and acc = sum exp(z - zmax), not through lse:
+    # zmax + log(acc) rounds log(acc) away once the logits are large.
+    symbols = {Z: "z", Y: "y", P: "p", LSE: "lse", ZMAX: "zmax", SUMEXP: "acc"}
+    pred = print_expr(out.evaluated_prediction, symbols, dtype)
+    loss = print_expr(out.evaluated_loss, symbols, dtype)
+    delta = print_expr(out.delta, symbols, dtype)
+    per = "rows" if out.reduction == "rows" else "elements"
+    s = Src()
+    s(f"@njit({JIT})", "def _output(ZL, Yb, D, P, want_delta):")
+    s(f'    """{source_comment_text(out.activation_name)} + '
+      f'{source_comment_text(out.loss_name)} fused: returns (loss sum over {per},'
+      ' correct count); fills P (and D = scale * dL/dz)."""')
+    s.indent()
+    s("m = ZL.shape[0]", "k = ZL.shape[1]", "loss = 0.0", "correct = 0")
+    scale = "1.0 / m" if out.reduction == "rows" else "1.0 / (m * k)"
+    s(f"scale = {cast}({scale})")
+    s("for i in range(m):")
+    s.indent()
+    if out.kind == "softmax":
+        exp, log = vecmath.function_name("exp", dtype), vecmath.function_name("log", dtype)
+        s("zmax = ZL[i, 0]", "for j in range(1, k):", "    zmax = max(zmax, ZL[i, j])",
+          f"acc = {cast}(0.0)", "for j in range(k):", f"    acc += {exp}(ZL[i, j] - zmax)")
+        if any(e.has(LSE) for e in (out.evaluated_prediction, out.evaluated_loss, out.delta)):
+            s(f"lse = zmax + {log}(acc)")   # only plans still written through lse
+    if classify:  # several outputs: one decision per row (argmax of logits vs of target)
+        s("best_z = 0", "best_y = 0")
+    s("for j in range(k):")
+    s.indent()
+    s("z = ZL[i, j]", "y = Yb[i, j]", f"p = {pred}", "P[i, j] = p", f"loss += {loss}",
+      "if want_delta:", f"    D[i, j] = scale * ({delta})")
+    if classify:
+        s("if k > 1:", "    if ZL[i, j] > ZL[i, best_z]:", "        best_z = j",
+          "    if Yb[i, j] > Yb[i, best_y]:", "        best_y = j",
+          "elif (p > 0.5) == (y > 0.5):", "    correct += 1")
+    s.dedent()
+    if classify:
+        s("if k > 1 and best_z == best_y:", "    correct += 1")
+    s.dedent()
+    s("return loss, correct")
+    s.dedent()
+    s("", "")
+    return s.text()
+
+
+def prologue_names(optimizer) -> list[str]:
+    """The scalars the optimizer's prologue binds (lr, beta1, bc1, ...), in order."""
+    return [line.split("=", 1)[0].strip() for line in optimizer.prologue("f64")]
+
+
+def optimizer_body(optimizer, dtype: str) -> str:
+    """``_prologue`` (the step's scalars, once per step) and ``_step`` (one flat parameter)."""
+    cast = "f32" if dtype == "float32" else "f64"
+    states = [f"s_{st}" for st in optimizer.state_names]
+    names = prologue_names(optimizer)
+    s = Src()
+    # The prologue (bias corrections: two powers for Adam) runs once per step, not once
+    # per parameter: _step reads its results from Hs.
+    s(f"@njit({JIT})", "def _prologue(H, t, Hs):",
+      f'    """{type(optimizer).__name__}: the step\'s scalars from H and t into Hs."""')
+    s.indent()
+    s(*optimizer.prologue(cast))
+    s(*[f"Hs[{i}] = {name}" for i, name in enumerate(names)])
+    s.dedent()
+    s("", "")
+    s(f"@njit({JIT})", f"def _step({', '.join(['w_', 'g_'] + states + ['Hs'])}):",
+      f'    """{type(optimizer).__name__} step (written rule) on one parameter\'s flat view."""')
+    s.indent()
+    s(*[f"{name} = Hs[{i}]" for i, name in enumerate(names)])
+    s("for k in range(w_.size):", "    w = w_[k]", "    g = g_[k]",
+      *["    " + line for line in optimizer.update()], "    w_[k] = w")
+    s.dedent()
+    s("", "")
+    return s.text()
+
+
+def shared_module_source(title: str, body: str, dtype: str) -> str:
+    """A shared module: imports, the vectorisable math it may call, typed constants, body."""
+    s = Src()
+    s(f'"""symgrad shared kernels: {source_comment_text(title)} ({dtype}).',
+      "",
+      "Generated from SymPy expressions; sizes come from the arrays, so every model",
+      'using this formula shares this module (compiled once, cached on disk)."""', "",
+      "import math  # noqa: F401", "", "import numpy as np", "from numba import njit", "",
+      "# ---- vectorisable elementary functions (symgrad's vecmath module) ----",
+      vecmath.kernel_source().rstrip("\n"), "# ---- end of vecmath ----", "", "",
+      "f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}", "", "")
+    return s.text() + body

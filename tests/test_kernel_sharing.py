@@ -1,0 +1,100 @@
+"""Kernels are shared by formula: widths never change a source, depth only the driver.
+
+The shared modules (GEMM helpers, image-layer loops, one per activation, per output +
+loss, per optimizer) depend on formulas and the dtype only; the per-model driver reads
+Dense widths from its arrays. So two models that differ in widths load the very same
+compiled modules, and a deeper model compiles only its driver. Checked on the sources
+(`kernel_sources`) and, across processes, on Numba's cache statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import symgrad as sg
+from symgrad.codegen.kernels import kernel_sources
+from symgrad.runtime.optimizers import Adam
+
+
+def _mlp(width: int, depth: int, act=sg.Tanh) -> sg.Sequential:
+    layers = [sg.Dense(3, width), act()]
+    for _ in range(depth - 1):
+        layers += [sg.Dense(width, width), sg.ReLU()]
+    return sg.Sequential(*layers, sg.Dense(width, 2), sg.Softmax())
+
+
+def _sources(net: sg.Sequential, dtype: str = "float64") -> dict[str, list[str]]:
+    plan = sg.compile(net, loss="cross_entropy").plan
+    out: dict[str, list[str]] = {}
+    for stem, source in kernel_sources(plan, dtype, Adam()):
+        out.setdefault(stem, []).append(source)
+    return out
+
+
+def test_widths_change_no_compiled_source() -> None:
+    a, b = _sources(_mlp(16, 2)), _sources(_mlp(40, 2))
+    for stem in ("gemm", "act", "output", "opt", "driver"):
+        assert a[stem] == b[stem], stem
+    assert a["kernels"] != b["kernels"]   # only the plain-Python API holds the shapes
+    assert not re.search(r"\b40\b", b["driver"][0]) and not re.search(r"\b16\b", a["driver"][0])
+
+
+def test_depth_changes_only_the_driver() -> None:
+    a, b = _sources(_mlp(16, 2)), _sources(_mlp(16, 5))
+    for stem in ("gemm", "act", "output", "opt"):
+        assert a[stem] == b[stem], stem
+    assert a["driver"] != b["driver"]
+
+
+def test_a_new_activation_adds_one_module_and_dtype_is_part_of_the_key() -> None:
+    a, b = _sources(_mlp(16, 2)), _sources(_mlp(16, 2, act=sg.GELU))
+    assert len(a["act"]) == len(b["act"]) == 2            # tanh/gelu + relu
+    assert a["act"][1] == b["act"][1] and a["act"][0] != b["act"][0]
+    assert _sources(_mlp(16, 2), "float32")["act"] != a["act"]
+
+
+_CHILD = r"""
+import json, sys
+import numpy as np
+import symgrad as sg
+from symgrad.runtime.training import trainer_for
+width, depth = int(sys.argv[1]), int(sys.argv[2])
+layers = [sg.Dense(3, width), sg.Tanh()]
+for _ in range(depth - 1):
+    layers += [sg.Dense(width, width), sg.ReLU()]
+model = sg.compile(sg.Sequential(*layers, sg.Dense(width, 2), sg.Softmax()),
+                   loss="cross_entropy", optimizer=sg.Adam())
+X = np.random.default_rng(0).normal(size=(16, 3))
+model.fit(X, np.arange(16) % 2, epochs=1, batch_size=8)
+driver = sys.modules[trainer_for(model).module._epoch.py_func.__module__]
+stats = {}
+for name in ("a0_fwd_b", "a0_bwd", "a1_fwd_b", "_output", "_step", "_mm", "_epoch"):
+    fn = getattr(driver, name, None) or getattr(trainer_for(model).module, name)
+    stats[name] = [sum(fn.stats.cache_hits.values()), sum(fn.stats.cache_misses.values())]
+print(json.dumps(stats))
+"""
+
+
+def _child(tmp_path, width: int, depth: int) -> dict[str, list[int]]:
+    env = dict(os.environ, SYMGRAD_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(width), str(depth)], env=env,
+                         capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_new_process_with_new_widths_and_depth_compiles_no_layer_kernel(tmp_path) -> None:
+    first = _child(tmp_path, 8, 2)
+    assert all(hits == 0 for hits, _ in first.values())   # a cold cache compiles everything
+    # New widths: the whole epoch driver is found compiled (its machine code has the
+    # kernels linked in, so they are not even loaded separately); nothing compiles.
+    wider = _child(tmp_path, 24, 2)
+    assert wider["_epoch"] == [1, 0] and all(m == 0 for _, m in wider.values()), wider
+    # New depth: only the driver compiles; every kernel it calls comes from the cache.
+    deeper = _child(tmp_path, 12, 4)
+    kernels = {k: v for k, v in deeper.items() if k != "_epoch"}
+    assert all(hits == 1 and misses == 0 for hits, misses in kernels.values()), deeper
+    assert deeper["_epoch"] == [0, 1]
