@@ -98,3 +98,20 @@ def test_a_new_process_with_new_widths_and_depth_compiles_no_layer_kernel(tmp_pa
     kernels = {k: v for k, v in deeper.items() if k != "_epoch"}
     assert all(hits == 1 and misses == 0 for hits, misses in kernels.values()), deeper
     assert deeper["_epoch"] == [0, 1]
+
+
+def test_image_sizes_and_channels_change_no_compiled_source() -> None:
+    """A CNN's driver reads channels and image sizes from GEOMETRY, not from its text."""
+    def cnn(c: int, size: int) -> sg.Sequential:
+        side = (size - 2) // 2
+        return sg.Sequential(sg.Conv2d(1, c, 3), sg.ReLU(), sg.MaxPool2d(2), sg.Flatten(),
+                             sg.Dense(c * side * side, 3), sg.Softmax(),
+                             input_shape=(1, size, size))
+
+    a, b = _sources(cnn(4, 8)), _sources(cnn(6, 12))
+    for stem in ("gemm", "layers", "act", "output", "opt", "driver"):
+        assert a[stem] == b[stem], stem
+    assert "GEOMETRY = np.array([(1, 8, 8, 4, 6, 6)" in a["kernels"][0]
+    other_kernel = sg.Sequential(sg.Conv2d(1, 4, 5), sg.ReLU(), sg.MaxPool2d(2), sg.Flatten(),
+                                 sg.Dense(16, 3), sg.Softmax(), input_shape=(1, 8, 8))
+    assert _sources(other_kernel)["driver"] != a["driver"]   # the window is a kind setting

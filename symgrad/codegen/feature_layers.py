@@ -19,14 +19,34 @@ as a map.
 
 from __future__ import annotations
 
+import math
+
 from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import FeaturePlan
 
 __all__ = ["EMITTERS", "Workspace", "workspaces", "emit_forward", "emit_backward",
            "feature_params"]
 
-# (name, rows per sample or 0 for a fixed-size array, columns, fixed rows)
-Workspace = tuple[str, int, int, int]
+# (name, rows per sample or 0 for a fixed-size array, columns, fixed rows); sizes are
+# expressions in G, the geometry array the driver receives: row j of G is image layer
+# j's (C_in, H_in, W_in, C_out, OH, OW), so the driver's source holds no image size or
+# channel count and a model that changes only those reuses its compiled driver.
+Workspace = tuple[str, object, object, object]
+GEOMETRY_COLUMNS = ("C_in", "H_in", "W_in", "C_out", "OH", "OW")
+
+
+def geometry(features: tuple[FeaturePlan, ...]) -> list[tuple[int, ...]]:
+    """Row j: image layer j's (C_in, H_in, W_in, C_out, OH, OW); Flatten: (C, H, W, CHW, 1, 1)."""
+    rows = []
+    for f in features:
+        c, h, w = f.in_shape
+        out = f.out_shape if len(f.out_shape) == 3 else (f.out_shape[0], 1, 1)
+        rows.append((c, h, w, *out))
+    return rows
+
+
+def _g(j: int, column: str) -> str:
+    return f"G[{j}, {GEOMETRY_COLUMNS.index(column)}]"
 
 
 def feature_params(feature: FeaturePlan) -> list[str]:
@@ -34,8 +54,8 @@ def feature_params(feature: FeaturePlan) -> list[str]:
     return [f"C{p}{feature.index}" for p, _ in feature.param_shapes]
 
 
-def _hw(shape: tuple[int, ...]) -> int:
-    return shape[1] * shape[2]
+def _out_rows(j: int) -> str:
+    return f"{_g(j, 'OH')} * {_g(j, 'OW')}"
 
 
 def _src(features: tuple[FeaturePlan, ...], j: int) -> str:
@@ -60,31 +80,34 @@ def _saves_z(feature: FeaturePlan) -> bool:
 
 
 def _map_buffers(feature: FeaturePlan) -> list[Workspace]:
-    rows, cols = (1, feature.out_shape[0]) if len(feature.out_shape) == 1 else (
-        _hw(feature.out_shape), feature.out_shape[0])
-    out = [(f"FA{feature.index}", rows, cols, 0)]
+    j = feature.index
+    rows, cols = _out_rows(j), _g(j, "C_out")
+    out = [(f"FA{j}", rows, cols, 0)]
     if _saves_z(feature):
-        out.append((f"FZ{feature.index}", rows, cols, 0))
+        out.append((f"FZ{j}", rows, cols, 0))
     return out
 
 
 def _conv_buffers(feature: FeaturePlan) -> list[Workspace]:
     layer = feature.layer
-    k = layer.in_ch * layer.kernel[0] * layer.kernel[1]
     j = feature.index
-    return [(f"FC{j}", _hw(feature.out_shape), k, 0), (f"FW{j}", 0, layer.out_ch, k),
-            (f"FGW{j}", 0, layer.out_ch, k)] + _map_buffers(feature)
+    k = f"{_g(j, 'C_in')} * {layer.kernel[0] * layer.kernel[1]}"
+    return [(f"FC{j}", _out_rows(j), k, 0), (f"FW{j}", 0, _g(j, "C_out"), k),
+            (f"FGW{j}", 0, _g(j, "C_out"), k)] + _map_buffers(feature)
 
 
 def _window_args(feature: FeaturePlan) -> str:
-    """m, H, W, C, kh, kw, sh, sw[, ph, pw], OH, OW as the shared loops take them."""
-    layer = feature.layer
-    c, h, w = feature.in_shape
-    oh, ow = feature.out_shape[1:]
+    """m, H, W, C, kh, kw, sh, sw[, ph, pw], OH, OW as the shared loops take them.
+
+    Sizes come from G; the kernel window, stride and padding (the layer's kind
+    settings) are written in.
+    """
+    layer, j = feature.layer, feature.index
     pad = getattr(layer, "padding", None)
     pads = f", {pad[0]}, {pad[1]}" if pad is not None else ""
-    return (f"m, {h}, {w}, {c}, {layer.kernel[0]}, {layer.kernel[1]}, {layer.stride[0]}, "
-            f"{layer.stride[1]}{pads}, {oh}, {ow}")
+    return (f"m, {_g(j, 'H_in')}, {_g(j, 'W_in')}, {_g(j, 'C_in')}, {layer.kernel[0]}, "
+            f"{layer.kernel[1]}, {layer.stride[0]}, {layer.stride[1]}{pads}, {_g(j, 'OH')}, "
+            f"{_g(j, 'OW')}")
 
 
 def _activation_pass(s, feature: FeaturePlan, prefix, bias: str | None) -> None:
@@ -167,14 +190,16 @@ class _Flatten:
 
     @staticmethod
     def forward(s, f: FeaturePlan, features, prefix) -> None:
-        c, h, w = f.in_shape
-        s(f"lk_map_to_rows({_src(features, f.index)}, m, {h * w}, {c}, FA{f.index})")
+        j = f.index
+        s(f"lk_map_to_rows({_src(features, j)}, m, {_g(j, 'H_in')} * {_g(j, 'W_in')}, "
+          f"{_g(j, 'C_in')}, FA{j})")
 
     @staticmethod
     def backward(s, f: FeaturePlan, features, prefix) -> None:
-        c, h, w = f.in_shape
+        j = f.index
         if _needs_dx(f, features):
-            s(f"lk_rows_to_map(FD{f.index}, m, {h * w}, {c}, FD{f.index - 1})")
+            s(f"lk_rows_to_map(FD{j}, m, {_g(j, 'H_in')} * {_g(j, 'W_in')}, {_g(j, 'C_in')}, "
+              f"FD{j - 1})")
 
 
 EMITTERS: dict[str, object] = {"conv2d": _Conv(), "maxpool2d": _Pool("maxpool"),
@@ -193,8 +218,7 @@ def workspaces(features: tuple[FeaturePlan, ...]) -> list[Workspace]:
     """Every buffer the image layers use, in a fixed order (input map first)."""
     if not features:
         return []
-    c, h, w = features[0].in_shape
-    out: list[Workspace] = [("FX", h * w, c, 0)]
+    out: list[Workspace] = [("FX", f"{_g(0, 'H_in')} * {_g(0, 'W_in')}", _g(0, "C_in"), 0)]
     for f in features:
         out += _emitter(f.kind).buffers(f)
     return out
@@ -211,10 +235,12 @@ def deltas(features: tuple[FeaturePlan, ...]) -> list[Workspace]:
 
 def emit_forward(s, features: tuple[FeaturePlan, ...], prefix) -> None:
     """The image layers' forward pass: X (NCHW rows) to the flattened features."""
-    c, h, w = features[0].in_shape
-    s(f"lk_rows_to_map(X, m, {h * w}, {c}, FX)  # NCHW rows -> (m*H*W, C) map")
+    s(f"lk_rows_to_map(X, m, {_g(0, 'H_in')} * {_g(0, 'W_in')}, {_g(0, 'C_in')}, FX)"
+      "  # NCHW rows -> (m*H*W, C) map")
     for f in features:
-        s(f"# {f.name}: {source_comment_text(repr(f.layer))} on {f.in_shape} -> {f.out_shape}"
+        settings = ", ".join(f"{k} {v}" for k, v in f.layer.config()
+                             if k in ("kernel", "stride", "padding", "bias"))
+        s(f"# {f.name}: {f.kind}" + (f" ({settings})" if settings else "")
           + ("" if f.activation is None else
              f"; then {source_comment_text(f.activation.name)}"))
         _emitter(f.kind).forward(s, f, features, prefix)
@@ -230,5 +256,9 @@ def emit_backward(s, features: tuple[FeaturePlan, ...], prefix) -> None:
 
 def per_sample_elements(features: tuple[FeaturePlan, ...]) -> int:
     """Workspace elements per sample (bounds the rows of a predict chunk)."""
-    return sum(rows * cols for _, rows, cols, _ in workspaces(features) + deltas(features))
+    total = 0
+    for f, (c, _, _, c_out, oh, ow) in zip(features, geometry(features), strict=True):
+        window = f.layer.kernel[0] * f.layer.kernel[1] if f.kind == "conv2d" else 0
+        total += oh * ow * (2 * c_out + c * window)   # output, its gradient, im2col
+    return total + math.prod(features[0].in_shape)
 

@@ -30,8 +30,9 @@ all of it in one standalone file importing only numpy and numba. The pieces:
 
 Every expression inside a loop comes from the plan through
 `symgrad.codegen.printer`; nothing here knows an activation or loss by name.
-(Image layers still bake their geometry -- strides, image sizes -- into the driver;
-only their loops are shared.)
+Image layers read their sizes (channels, image height and width) from the geometry
+array G the API passes in; only their kind settings (window, stride, padding) are
+written into the driver.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class KernelLayout:
     def allocate(self, s: _Src, rows: str, suffix: str = "") -> None:
         """Emit the allocation of every workspace for batches of up to ``rows`` rows."""
         for name, per, cols, fixed in self.work_arrays():
-            count = f"{fixed}" if per == 0 else rows if per == 1 else f"{rows} * {per}"
+            count = f"{fixed}" if per == 0 else rows if per == 1 else f"{rows} * ({per})"
             s(f"{name}{suffix} = np.empty(({count}, {cols}), dtype=DTYPE)")
 
     def view(self, name: str, rows: str = "m") -> str:
@@ -140,7 +141,7 @@ class KernelLayout:
         per = {w[0]: w[1] for w in self.work_arrays()}[name]
         if per == 0:
             return f"{name}_"
-        return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * {per}]"
+        return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * ({per})]"
 
 
 def _blas_call(layout: str, cblas: bool) -> list[str]:
@@ -200,7 +201,7 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
 
 
 def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
-    args = ", ".join(["X"] + lay.params + lay.forward_arrays() + ["ab"])
+    args = ", ".join(["X", "G"] + lay.params + lay.forward_arrays() + ["ab"])
     s(f"@njit({_JIT})", f"def _forward({args}):",
       '    """Forward pass of one batch into preallocated buffers; logits end in ZL."""')
     s.indent()
@@ -236,11 +237,11 @@ def _backward_fn(s: _Src, lay: KernelLayout, optimizer=None, cast: str = "") -> 
     deltas = lay.delta_arrays()
     if fused:
         grads = [f"g{p}" for p in lay.params if p.startswith("b")]
-        args = ["X"] + lay.params + lay.forward_arrays() + deltas + grads + ["H", "t", "ab"]
+        args = ["X", "G"] + lay.params + lay.forward_arrays() + deltas + grads + ["H", "t", "ab"]
         name, doc = "_backward_step", "Backward pass fused with the SGD step"
     else:
         grads = [f"g{p}" for p in lay.params]
-        args = ["X"] + lay.params + lay.forward_arrays() + deltas + grads + ["ab"]
+        args = ["X", "G"] + lay.params + lay.forward_arrays() + deltas + grads + ["ab"]
         name, doc = "_backward", "Backward pass of one batch into gradient buffers"
     s(f"@njit({_JIT})", f"def {name}({', '.join(args)}):",
       f'    """{doc}; D{lay.last} holds dL/dZ of the output layer."""')
@@ -301,7 +302,8 @@ def _update_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
 
 def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     states = [f"s_{st}_{p}" for p in lay.params for st in optimizer.state_names]
-    args = ", ".join(["X", "Y", "order", "seed", "batch_size"] + lay.params + states + ["H", "t"])
+    args = ", ".join(["X", "Y", "G", "order", "seed", "batch_size"] + lay.params + states
+                     + ["H", "t"])
     s(f"@njit({_JIT})", f"def _epoch({args}):")
     s('    """One whole epoch: shuffle, gather, forward, backward, update; returns'
       ' (loss sum over samples, correct count)."""')
@@ -334,18 +336,18 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
       "else:", "    xb = X[start:stop]", "    yb = Y[start:stop]")
     views = {w[0]: lay.view(w[0]) for w in lay.work_arrays()}
     fwd_arrays = [views[n] for n in lay.forward_arrays()]
-    s("_forward(" + ", ".join(["xb"] + lay.params + fwd_arrays + ["ab"]) + ")")
+    s("_forward(" + ", ".join(["xb", "G"] + lay.params + fwd_arrays + ["ab"]) + ")")
     s(f"batch_loss, batch_correct = _output({views['ZL']}, yb, {views[f'D{lay.last}']}, "
       "P[:m], True)")
     per = "" if lay.plan.output.reduction == "rows" else " / Y.shape[1]"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
     deltas = [views[name] for name in lay.delta_arrays()]
     if fused:
-        s("_backward_step(" + ", ".join(["xb"] + lay.params + fwd_arrays + deltas + grads
+        s("_backward_step(" + ", ".join(["xb", "G"] + lay.params + fwd_arrays + deltas + grads
                                         + ["H", "t", "ab"]) + ")")
     else:
-        s("_backward(" + ", ".join(["xb"] + lay.params + fwd_arrays + deltas + grads + ["ab"])
-          + ")")
+        s("_backward(" + ", ".join(["xb", "G"] + lay.params + fwd_arrays + deltas + grads
+                                   + ["ab"]) + ")")
         s("_update(" + ", ".join(lay.params + grads + states + ["H", "t", "Hs"]) + ")")
     s.dedent()
     s("return loss_sum, correct")
@@ -354,7 +356,7 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
 
 
 def _predict_fns(s: _Src, lay: KernelLayout) -> None:
-    args = ", ".join(["X", "Y", "want_loss", "chunk"] + lay.params)
+    args = ", ".join(["X", "Y", "G", "want_loss", "chunk"] + lay.params)
     s(f"@njit({_JIT})", f"def _predict({args}):",
       '    """Predictions for all rows (in chunks); with want_loss also (loss sum, correct)."""')
     s.indent()
@@ -366,8 +368,8 @@ def _predict_fns(s: _Src, lay: KernelLayout) -> None:
     s("for start in range(0, n, bs):")
     s.indent()
     s("stop = min(start + bs, n)", "m = stop - start")
-    fwd = ", ".join(["X[start:stop]"] + lay.params + [lay.view(n) for n in lay.forward_arrays()]
-                    + ["ab"])
+    fwd = ", ".join(["X[start:stop]", "G"] + lay.params
+                    + [lay.view(n) for n in lay.forward_arrays()] + ["ab"])
     s(f"_forward({fwd})")
     s("yb = Y[start:stop] if want_loss else out[start:stop]")
     s(f"batch_loss, batch_correct = _output({lay.view('ZL')}, yb, D_, out[start:stop], False)")
@@ -380,7 +382,7 @@ def _predict_fns(s: _Src, lay: KernelLayout) -> None:
 
 
 def _grads_fn(s: _Src, lay: KernelLayout) -> None:
-    args = ", ".join(["X", "Y"] + lay.params)
+    args = ", ".join(["X", "Y", "G"] + lay.params)
     s(f"@njit({_JIT})", f"def _loss_and_grads({args}):",
       '    """Mean loss and gradients of one batch (the whole of X): used to test the kernels."""')
     s.indent()
@@ -390,10 +392,10 @@ def _grads_fn(s: _Src, lay: KernelLayout) -> None:
     grads = [f"g{p}" for p in lay.params]
     for p in lay.params:
         s(f"g{p} = np.empty_like({p})")
-    s("_forward(" + ", ".join(["X"] + lay.params + lay.forward_arrays() + ["ab"]) + ")")
+    s("_forward(" + ", ".join(["X", "G"] + lay.params + lay.forward_arrays() + ["ab"]) + ")")
     s(f"loss, _ = _output(ZL, Y, D{lay.last}, P, True)")
     deltas = lay.delta_arrays()
-    s("_backward(" + ", ".join(["X"] + lay.params + lay.forward_arrays() + deltas + grads
+    s("_backward(" + ", ".join(["X", "G"] + lay.params + lay.forward_arrays() + deltas + grads
                                + ["ab"]) + ")")
     scale = "m" if lay.plan.output.reduction == "rows" else "(m * Y.shape[1])"
     s(f"return loss / {scale}, ({', '.join(grads)},)")
@@ -501,7 +503,7 @@ def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
     order = np.empty(0, np.int64) if order is None else order
     args = [params[name] for name in PARAM_NAMES]
     args += [state[f"{s}:{name}"] for name in PARAM_NAMES for s in STATE_NAMES]
-    loss, correct = _epoch(X, Y, order, seed, batch_size, *args, hyper, state["t"])
+    loss, correct = _epoch(X, Y, GEOMETRY, order, seed, batch_size, *args, hyper, state["t"])
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
 
@@ -513,7 +515,8 @@ def predict(X, params=None):
 
 def _predict_rows(X, params):
     dummy = np.empty((0, OUTPUT_DIM), dtype=DTYPE)
-    out, _, _ = _predict(X, dummy, False, PREDICT_CHUNK, *[params[name] for name in PARAM_NAMES])
+    out, _, _ = _predict(X, dummy, GEOMETRY, False, PREDICT_CHUNK,
+                         *[params[name] for name in PARAM_NAMES])
     return out
 
 
@@ -524,7 +527,8 @@ def evaluate(X, Y, params=None):
 
 
 def _evaluate_rows(X, Y, params):
-    _, loss, correct = _predict(X, Y, True, PREDICT_CHUNK, *[params[name] for name in PARAM_NAMES])
+    _, loss, correct = _predict(X, Y, GEOMETRY, True, PREDICT_CHUNK,
+                                *[params[name] for name in PARAM_NAMES])
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
 
@@ -536,7 +540,7 @@ def loss_and_grads(X, Y, params=None):
 
 
 def _loss_and_grads_rows(X, Y, params):
-    loss, grads = _loss_and_grads(X, Y, *[params[name] for name in PARAM_NAMES])
+    loss, grads = _loss_and_grads(X, Y, GEOMETRY, *[params[name] for name in PARAM_NAMES])
     return loss, dict(zip(PARAM_NAMES, grads))
 '''
 
@@ -708,7 +712,11 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
       f"CLASSIFICATION = {is_classification(plan)}",
       f"REDUCTION = {plan.output.reduction!r}",
       f"LOGISTIC_TARGETS = {plan.output.loss_name.lower() in LOGISTIC_LOSSES}",
-      f"PREDICT_CHUNK = {chunk}", "", "")
+      f"PREDICT_CHUNK = {chunk}",
+      "# Image layers' (C_in, H_in, W_in, C_out, OH, OW), one row each: the driver reads",
+      "# every image size from here (an MLP has none).",
+      f"GEOMETRY = np.array({feature_layers.geometry(plan.features)!r}, dtype=np.int64)"
+      ".reshape(-1, 6)", "", "")
     return s.text()
 
 
@@ -751,10 +759,10 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
         else:
             names = "_output" if stem == "output" else "_prologue, _step"
             imports.append(f"from {name} import {names}  # noqa: F401")
-    head = [f'"""symgrad driver: {_describe(plan, widths=bool(plan.features))}; {dtype}; '
+    head = [f'"""symgrad driver: {_describe(plan, widths=False)}; {dtype}; '
             f'optimizer {optimizer.key}.', "",
             "The per-model njit functions; every formula lives in the shared modules it",
-            'imports, and Dense widths are read from the arrays."""', ""]
+            'imports, and every width and image size is read from the arrays."""', ""]
     driver = _driver(plan, dtype, optimizer, head + imports + [""])
     sources.append(("driver", driver))
     names = list(_DRIVER_NAMES)
