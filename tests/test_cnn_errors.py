@@ -63,7 +63,10 @@ def test_nan_in_images_is_refused(model, call) -> None:
     y = np.array([0, 1, 0])
     run = {"fit": lambda: model.fit(X, y, epochs=1), "predict": lambda: model.predict(X),
            "evaluate": lambda: model.evaluate(X, y), "backward": lambda: model.backward(X, y)}
-    with pytest.raises(InputShapeError, match=r"non-finite value nan at row 1"):
+    # Located as the image and its (channel, row, column), not a flattened column.
+    with pytest.raises(InputShapeError,
+                       match=r"non-finite value nan at image 1, \(channel, row, column\) = "
+                             r"\(1, 2, 3\)"):
         run[call]()
     X[1, 1, 2, 3] = np.inf
     with pytest.raises(InputShapeError, match=r"non-finite value inf"):
@@ -158,3 +161,10 @@ def test_floor_rule_never_gives_an_empty_output() -> None:
     """With the kernel inside the padded input, a stride can shrink a map to 1x1, never 0."""
     net = _build(Conv2d(1, 2, 2, stride=2), Conv2d(2, 2, 2, stride=3), Flatten(), Dense(2, 1))
     assert net.feature_shapes[1][1] == (2, 1, 1)
+
+
+def test_predict_and_compiled_backward_name_themselves(model) -> None:
+    with pytest.raises(InputShapeError, match=r"^predict: X must have shape"):
+        model.predict(np.zeros((3, 72)))
+    with pytest.raises(InputShapeError, match=r"^compiled_backward: "):
+        model.compiled_backward(np.zeros((3, 72)), np.array([0, 1, 0]))

@@ -124,3 +124,8 @@ def test_wide_layers_use_blas_and_match_numpy_steps(make) -> None:
     model.fit(X, y, epochs=2, batch_size=batch, order=order)
     for key, value in params.items():
         np.testing.assert_allclose(model.params[key], value, rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+def test_repr_shows_every_setting() -> None:
+    assert repr(SGD(lr=0.1, momentum=0.9, nesterov=True)) == \
+        "SGD(lr=0.1, momentum=0.9, nesterov=True)"

@@ -75,6 +75,8 @@ def check_finite(arr: np.ndarray, what: str, error: type = InputShapeError) -> N
         where = f"row {bad[0]}"
     elif len(bad) == 2:
         where = f"row {bad[0]}, column {bad[1]}"
+    elif len(bad) == 4:   # an image batch
+        where = f"image {bad[0]}, (channel, row, column) = {tuple(int(i) for i in bad[1:])}"
     else:
         where = f"index {bad}"
     raise error(f"{what} has a non-finite value {arr[bad]} at {where}")
@@ -96,6 +98,8 @@ def check_inputs(X: object, input_dim: int | tuple[int, ...], dtype: object = "f
                 f"X must have shape (n, {', '.join(map(str, input_dim))}) (NCHW images) for "
                 f"the first layer {first_layer}, whose input is (C, H, W) = {input_dim}; got "
                 f"{arr.shape}")
+        if arr.shape[0] and arr.dtype.kind == "f":   # located as (image, c, h, w)
+            check_finite(np.asarray(arr, dtype=as_dtype(dtype)), "X")
         arr = arr.reshape(arr.shape[0], -1)
         input_dim = arr.shape[1]
     if arr.ndim == 1 and input_dim == 1:

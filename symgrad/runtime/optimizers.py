@@ -84,8 +84,10 @@ class Optimizer:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper().items())
-        return f"{type(self).__name__}({args})"
+        args = [f"{k}={v!r}" for k, v in self.hyper().items()]
+        if getattr(self, "nesterov", False):   # a flag, not a run-time hyperparameter
+            args.append("nesterov=True")
+        return f"{type(self).__name__}({', '.join(args)})"
 
 
 @dataclass(repr=False)

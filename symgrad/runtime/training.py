@@ -23,6 +23,7 @@ import numpy as np
 from symgrad.codegen.cache import load_source
 from symgrad.codegen.checks import check_params
 from symgrad.codegen.kernels import generate_module_source, is_classification, kernel_sources
+from symgrad.definition.errors import InputShapeError
 from symgrad.derive.plan import NetworkPlan
 from symgrad.runtime.callbacks import CallbackList, Progress
 from symgrad.runtime.data import check_batch_size, check_order, labels_from_output, prepare_xy
@@ -101,7 +102,10 @@ class Trainer:
 
     # -- passes ----------------------------------------------------------
     def predict_proba(self, params: dict[str, np.ndarray], X: object) -> np.ndarray:
-        Xa = prepare_inputs(X, self.plan.input_layout, self.dtype, self.plan.first_layer)
+        try:
+            Xa = prepare_inputs(X, self.plan.input_layout, self.dtype, self.plan.first_layer)
+        except InputShapeError as err:   # named like fit:/evaluate: errors
+            raise InputShapeError(f"predict: {err}") from None
         return self.module._predict_rows(Xa, self.prepare_params(params))
 
     def evaluate(self, params: dict[str, np.ndarray], X: object, y: object) -> dict[str, float]:
@@ -115,7 +119,7 @@ class Trainer:
     def loss_and_grads(self, params: dict[str, np.ndarray], X: object, y: object
                        ) -> tuple[float, dict[str, np.ndarray]]:
         """Mean loss and gradients of (X, y) as one batch, by the compiled kernels."""
-        Xa, Ya = prepare_xy(self.plan, X, y, self.dtype)
+        Xa, Ya = prepare_xy(self.plan, X, y, self.dtype, "compiled_backward")
         return self.module._loss_and_grads_rows(Xa, Ya, self.prepare_params(params))
 
     # -- training --------------------------------------------------------
