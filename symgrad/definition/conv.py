@@ -37,6 +37,7 @@ from symgrad.definition.layer_kinds import (
     pair,
     positive_int,
     register_layer_kind,
+    window,
 )
 
 INITS = ("he", "xavier", "uniform")
@@ -84,9 +85,6 @@ class Conv2d(FeatureLayer):
     def config(self) -> tuple[tuple[str, object], ...]:
         return (("in_ch", self.in_ch), ("out_ch", self.out_ch), ("kernel", self.kernel),
                 ("stride", self.stride), ("padding", self.padding), ("bias", self.bias))
-
-    def fan_in(self) -> int:
-        return self.in_ch * self.kernel[0] * self.kernel[1]
 
     def out_shape(self, in_shape: tuple[int, ...], where: str) -> tuple[int, ...]:
         if len(in_shape) != 3:
@@ -140,17 +138,11 @@ def conv2d_forward(layer: Conv2d, X: np.ndarray, params: dict[str, np.ndarray]) 
     Z = object_zeros((n, layer.out_ch, oh, ow), np.empty(0, np.result_type(X, W)))
     for p in range(layer.kernel[0]):
         for q in range(layer.kernel[1]):
-            patch = _strided(Xp, p, q, layer.stride, oh, ow)     # (n, C, oh, ow)
+            patch = window(Xp, p, q, layer.stride, oh, ow)     # (n, C, oh, ow)
             Z = Z + np.tensordot(W[:, :, p, q], patch, axes=([1], [1])).transpose(1, 0, 2, 3)
     if layer.bias:
         Z = Z + params["b"][None, :, None, None]
     return Z
-
-
-def _strided(arr: np.ndarray, p: int, q: int, stride: tuple[int, int], oh: int, ow: int
-             ) -> np.ndarray:
-    sh, sw = stride
-    return arr[:, :, p:p + sh * (oh - 1) + 1:sh, q:q + sw * (ow - 1) + 1:sw]
 
 
 def conv2d_backward(layer: Conv2d, X: np.ndarray, params: dict[str, np.ndarray],
@@ -163,9 +155,9 @@ def conv2d_backward(layer: Conv2d, X: np.ndarray, params: dict[str, np.ndarray],
     dW = object_zeros(W.shape, np.empty(0, np.result_type(dZ, X)))
     for p in range(layer.kernel[0]):
         for q in range(layer.kernel[1]):
-            patch = _strided(Xp, p, q, layer.stride, oh, ow)
+            patch = window(Xp, p, q, layer.stride, oh, ow)
             dW[:, :, p, q] = np.tensordot(dZ, patch, axes=([0, 2, 3], [0, 2, 3]))
-            region = _strided(dXp, p, q, layer.stride, oh, ow)
+            region = window(dXp, p, q, layer.stride, oh, ow)
             region += np.tensordot(dZ, W[:, :, p, q], axes=([1], [0])).transpose(0, 3, 1, 2)
     ph, pw = layer.padding
     dX = dXp[:, :, ph:ph + X.shape[2], pw:pw + X.shape[3]]

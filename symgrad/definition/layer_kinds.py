@@ -34,9 +34,10 @@ import numpy as np
 import sympy as sp
 
 from symgrad.definition.errors import DefinitionError
+from symgrad.definition.names import check_name
 
 __all__ = ["LayerKind", "LAYER_KINDS", "register_layer_kind", "layer_kind", "FeatureLayer",
-           "object_zeros"]
+           "object_zeros", "window"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,6 @@ class BackwardRule:
     latex: str             # operator form, e.g. dW = X \star dZ
     index_latex: str       # index form, e.g. dW_{ocpq} = \sum_{n,i,j} dZ_{noij} X_{n,c,si+p,sj+q}
     text: str              # plain-text operator form
-    shapes: str = ""       # shapes of both sides, filled per layer by the renderer's caller
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ LAYER_KINDS: dict[str, LayerKind] = {}
 
 def register_layer_kind(kind: LayerKind, replace: bool = False) -> LayerKind:
     """Add ``kind`` to the registry (``replace=True`` to redefine a name)."""
+    check_name(kind.name, "layer kind")   # it reaches generated comments and module names
     if kind.name in LAYER_KINDS and not replace and LAYER_KINDS[kind.name] is not kind:
         raise DefinitionError(f"layer kind {kind.name!r} is already registered; pass "
                               "replace=True to redefine it")
@@ -121,9 +122,6 @@ class FeatureLayer:
         """The layer's settings, as (name, value) pairs (its identity in keys and printouts)."""
         return ()
 
-    def fan_in(self) -> int:
-        return 1
-
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.config() == self.config()
 
@@ -134,6 +132,17 @@ class FeatureLayer:
 def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """Output length of a sliding window: floor((size + 2 padding - kernel) / stride) + 1."""
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def window(arr: np.ndarray, p: int, q: int, stride: tuple[int, int], out_h: int, out_w: int
+           ) -> np.ndarray:
+    """The (n, C, out_h, out_w) view of ``arr`` at window offset (p, q): arr[.., s i + p, s j + q].
+
+    Every sliding-window rule (convolution, both poolings, their backward scatters) reads
+    or writes through this one view.
+    """
+    sh, sw = stride
+    return arr[:, :, p:p + sh * (out_h - 1) + 1:sh, q:q + sw * (out_w - 1) + 1:sw]
 
 
 def positive_int(value: object, what: str, minimum: int = 1) -> int:

@@ -32,6 +32,7 @@ from symgrad.definition.layer_kinds import (
     out_size,
     pair,
     register_layer_kind,
+    window,
 )
 
 
@@ -97,8 +98,7 @@ def _windows(layer: _Pool2d, X: np.ndarray):
     """(p, q, view of X at that window offset) for every offset, and the output size."""
     (kh, kw), (sh, sw) = layer.kernel, layer.stride
     oh, ow = out_size(X.shape[2], kh, sh, 0), out_size(X.shape[3], kw, sw, 0)
-    views = [(p, q, X[:, :, p:p + sh * (oh - 1) + 1:sh, q:q + sw * (ow - 1) + 1:sw])
-             for p in range(kh) for q in range(kw)]
+    views = [(p, q, window(X, p, q, layer.stride, oh, ow)) for p in range(kh) for q in range(kw)]
     return views, oh, ow
 
 
@@ -116,12 +116,10 @@ def maxpool_backward(layer: MaxPool2d, X: np.ndarray, params: dict, dY: np.ndarr
     Y = np.maximum.reduce([v for _, _, v in views])
     dX = np.zeros(X.shape, dtype=np.result_type(X, dY))
     taken = np.zeros(Y.shape, dtype=bool)
-    (sh, sw) = layer.stride
     for p, q, view in views:
         hit = (view == Y) & ~taken
         taken |= hit
-        region = dX[:, :, p:p + sh * (Y.shape[2] - 1) + 1:sh, q:q + sw * (Y.shape[3] - 1) + 1:sw]
-        region += np.where(hit, dY, 0)
+        window(dX, p, q, layer.stride, Y.shape[2], Y.shape[3])[...] += np.where(hit, dY, 0)
     return dX, {}
 
 
@@ -140,11 +138,9 @@ def avgpool_backward(layer: AvgPool2d, X: np.ndarray, params: dict, dY: np.ndarr
     k = layer.kernel[0] * layer.kernel[1]
     share = dY * (sp.Rational(1, k) if dY.dtype == object else 1.0 / k)
     dX = object_zeros(X.shape, np.empty(0, np.result_type(X, dY)))
-    (sh, sw) = layer.stride
-    oh, ow = dY.shape[2], dY.shape[3]
     for p in range(layer.kernel[0]):
         for q in range(layer.kernel[1]):
-            dX[:, :, p:p + sh * (oh - 1) + 1:sh, q:q + sw * (ow - 1) + 1:sw] += share
+            window(dX, p, q, layer.stride, dY.shape[2], dY.shape[3])[...] += share
     return dX, {}
 
 
