@@ -35,6 +35,11 @@ __all__ = ["activation_body", "output_body", "optimizer_body", "shared_module_so
 ACTIVATION_FUNCTIONS = ("fwd_b", "fwd", "bwd")
 
 
+def dtype_cast(dtype: str) -> str:
+    """The generated modules' name for a cast to ``dtype`` (``f32(...)`` or ``f64(...)``)."""
+    return "f32" if dtype == "float32" else "f64"
+
+
 def saves_z(act: ActivationPlan) -> bool:
     return "z" in act.saved
 
@@ -74,7 +79,7 @@ def activation_body(act: ActivationPlan, dtype: str, prefix: str = "") -> str:
 
 def output_body(out: OutputPlan, dtype: str, classify: bool) -> str:
     """``_output``: the output activation + loss fused, for any batch and class count."""
-    cast = "f32" if dtype == "float32" else "f64"
+    cast = dtype_cast(dtype)
     # Softmax rows are evaluated from zmax and acc = sum exp(z - zmax), not through lse:
     # zmax + log(acc) rounds log(acc) away once the logits are large.
     symbols = {Z: "z", Y: "y", P: "p", LSE: "lse", ZMAX: "zmax", SUMEXP: "acc"}
@@ -126,7 +131,7 @@ def prologue_names(optimizer) -> list[str]:
 
 def optimizer_body(optimizer, dtype: str) -> str:
     """``_prologue`` (the step's scalars, once per step) and ``_step`` (one flat parameter)."""
-    cast = "f32" if dtype == "float32" else "f64"
+    cast = dtype_cast(dtype)
     states = [f"s_{st}" for st in optimizer.state_names]
     names = prologue_names(optimizer)
     s = Src()

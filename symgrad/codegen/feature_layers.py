@@ -153,7 +153,7 @@ class _Conv:
         s(f"_mm_tn(FC{j}, FD{j}, FGW{j}, ONE, ZERO, ab)  # dW = cols.T @ dZ (correlation)",
           f"lk_conv_weight_grad(FGW{j}, gCW{j})")
         if layer.bias:
-            s(f"lk_column_sums(FD{j}, FD{j}.shape[0], gCb{j})  # db = sum of dZ over n, i, j")
+            s(f"_column_sums(FD{j}, gCb{j})  # db = sum of dZ over n, i, j")
         if _needs_dx(f, features):
             s(f"_mm_nt(FD{j}, FW{j}, FC{j}, ONE, ZERO, ab)  # dcols = dZ @ W.T",
               f"lk_col2im(FC{j}, {_window_args(f)}, FD{j - 1})  # dX: full convolution")
@@ -240,7 +240,8 @@ def emit_forward(s, features: tuple[FeaturePlan, ...], prefix) -> None:
     for f in features:
         settings = ", ".join(f"{k} {v}" for k, v in f.layer.config()
                              if k in ("kernel", "stride", "padding", "bias"))
-        s(f"# {f.name}: {f.kind}" + (f" ({settings})" if settings else "")
+        # Kind names and settings come from (possibly user-registered) layer kinds: data.
+        s("# " + source_comment_text(f"{f.name}: {f.kind}" + (f" ({settings})" if settings else ""))
           + ("" if f.activation is None else
              f"; then {source_comment_text(f.activation.name)}"))
         _emitter(f.kind).forward(s, f, features, prefix)
@@ -249,8 +250,8 @@ def emit_forward(s, features: tuple[FeaturePlan, ...], prefix) -> None:
 def emit_backward(s, features: tuple[FeaturePlan, ...], prefix) -> None:
     """Back through the image layers; FD{last} holds the flattened features' gradient."""
     for f in reversed(features[first_trained(features):]):
-        s(f"# {f.name} backward ({source_comment_text(f.kind)}: stated rules, proven in "
-          "prove.layer_rules)")
+        s("# " + source_comment_text(f"{f.name} backward ({f.kind}: stated rules, proven in "
+                                     "prove.layer_rules)"))
         _emitter(f.kind).backward(s, f, features, prefix)
 
 

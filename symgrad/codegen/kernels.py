@@ -41,6 +41,7 @@ import sympy as sp
 
 from symgrad.codegen import elementwise_kernels, feature_layers, layer_kernels, vecmath
 from symgrad.codegen.checks import LOGISTIC_LOSSES, checks_source
+from symgrad.codegen.elementwise_kernels import dtype_cast as _cast
 from symgrad.codegen.source_text import JIT as _JIT
 from symgrad.codegen.source_text import Src as _Src
 from symgrad.definition.formulas import A, P, Y, Z
@@ -661,7 +662,7 @@ def _shared_bodies(plan: NetworkPlan, dtype: str, optimizer) -> list[tuple[str, 
     out = plan.output
     pieces.append(("output", f"output {out.activation_name} + loss {out.loss_name}",
                    elementwise_kernels.output_body(out, dtype, is_classification(plan))))
-    if not _fused(plan, optimizer, "f32" if dtype == "float32" else "f64"):
+    if not _fused(plan, optimizer, _cast(dtype)):
         pieces.append(("opt", f"optimizer {optimizer.key}",
                        elementwise_kernels.optimizer_body(optimizer, dtype)))
     return pieces
@@ -670,7 +671,7 @@ def _shared_bodies(plan: NetworkPlan, dtype: str, optimizer) -> list[tuple[str, 
 def _driver(plan: NetworkPlan, dtype: str, optimizer, imports: list[str]) -> str:
     """The per-model njit functions, after ``imports`` (import lines or inlined bodies)."""
     lay = KernelLayout(plan)
-    cast = "f32" if dtype == "float32" else "f64"
+    cast = _cast(dtype)
     s = _Src()
     s(*imports)
     s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}",
@@ -774,10 +775,6 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
         f"from {module_name(driver, 'driver')} import {', '.join(names)}  # noqa: F401", "", ""])
     sources.append(("kernels", api + _constants(plan, dtype, optimizer) + _API))
     return sources
-
-
-def _cast(dtype: str) -> str:
-    return "f32" if dtype == "float32" else "f64"
 
 
 def _check_dtype(dtype: str) -> None:

@@ -13,9 +13,10 @@ as NCHW rows (PyTorch's layout) and is converted once per batch (no copy at all 
 C = 1); Flatten writes the (C, H, W) order PyTorch's ``nn.Flatten`` gives, so weights
 trained here load into a PyTorch model of the same architecture unchanged.
 
-The convolution's GEMMs (Z = cols @ Wg, dWg = cols.T @ dZ, dcols = dZ @ Wg.T) are
-called by the generated driver through the shared GEMM helpers; these loops only
-move data: im2col / col2im, the weight layout, pooling and its backward, flatten.
+The convolution's GEMMs (Z = cols @ Wg, dWg = cols.T @ dZ, dcols = dZ @ Wg.T), the bias
+add and the bias gradient's column sums are called by the generated driver through the
+shared GEMM helpers; these loops only move data: im2col / col2im, the weight layout,
+pooling and its backward, flatten.
 """
 
 # ---- begin kernel source (emitted verbatim into generated kernel modules) ----
@@ -23,6 +24,14 @@ import numpy as _lk_np  # noqa: F401  (kept for standalone modules that inline t
 from numba import njit as _lk_njit
 
 _LK_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@_lk_njit(**_LK_JIT)
+def lk_zero_rows(arr, rows):
+    """arr[:rows] = 0: the backward scatters add into a cleared input gradient."""
+    for r in range(rows):
+        for c in range(arr.shape[1]):
+            arr[r, c] = 0.0
 
 
 @_lk_njit(**_LK_JIT)
@@ -70,9 +79,7 @@ def lk_im2col(src, m, h_in, w_in, c_dim, kh, kw, sh, sw, ph, pw, oh, ow, cols):
 @_lk_njit(**_LK_JIT)
 def lk_col2im(dcols, m, h_in, w_in, c_dim, kh, kw, sh, sw, ph, pw, oh, ow, dsrc):
     """dsrc = the scatter-add of dcols through the im2col windows (the transpose of im2col)."""
-    for r in range(m * h_in * w_in):
-        for c in range(c_dim):
-            dsrc[r, c] = 0.0
+    lk_zero_rows(dsrc, m * h_in * w_in)
     for n in range(m):
         for i in range(oh):
             for j in range(ow):
@@ -114,16 +121,6 @@ def lk_conv_weight_grad(gwg, gw4):
 
 
 @_lk_njit(**_LK_JIT)
-def lk_column_sums(d, rows, gb):
-    """gb[o] = sum over the first ``rows`` rows of d[:, o] (db: dZ summed over n, i, j)."""
-    for o in range(gb.shape[0]):
-        gb[o] = 0.0
-    for r in range(rows):
-        for o in range(gb.shape[0]):
-            gb[o] += d[r, o]
-
-
-@_lk_njit(**_LK_JIT)
 def lk_maxpool(src, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dst):
     """dst[(n*oh + i)*ow + j, c] = max over the window of x[n, c, i*sh + p, j*sw + q]."""
     for n in range(m):
@@ -145,9 +142,7 @@ def lk_maxpool(src, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dst):
 @_lk_njit(**_LK_JIT)
 def lk_maxpool_back(src, dy, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dsrc):
     """dsrc: each window's dY added at its first maximum (row-major order in the window)."""
-    for r in range(m * h_in * w_in):
-        for c in range(c_dim):
-            dsrc[r, c] = 0.0
+    lk_zero_rows(dsrc, m * h_in * w_in)
     for n in range(m):
         for i in range(oh):
             for j in range(ow):
@@ -188,9 +183,7 @@ def lk_avgpool(src, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dst):
 def lk_avgpool_back(dy, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dsrc):
     """dsrc: each window's dY / (kh*kw) added to every element of the window."""
     scale = 1.0 / (kh * kw)
-    for r in range(m * h_in * w_in):
-        for c in range(c_dim):
-            dsrc[r, c] = 0.0
+    lk_zero_rows(dsrc, m * h_in * w_in)
     for n in range(m):
         for i in range(oh):
             for j in range(ow):
@@ -213,6 +206,6 @@ def kernel_source() -> str:
     return text[text.index("\n", begin) + 1:end]
 
 
-FUNCTIONS = ("lk_rows_to_map", "lk_map_to_rows", "lk_im2col", "lk_col2im", "lk_conv_weights",
-             "lk_conv_weight_grad", "lk_column_sums", "lk_maxpool", "lk_maxpool_back",
+FUNCTIONS = ("lk_zero_rows", "lk_rows_to_map", "lk_map_to_rows", "lk_im2col", "lk_col2im",
+             "lk_conv_weights", "lk_conv_weight_grad", "lk_maxpool", "lk_maxpool_back",
              "lk_avgpool", "lk_avgpool_back")
