@@ -38,10 +38,12 @@ from bench_mlp import (  # noqa: E402
     _fmt,
     _merge,
     _ratio,
+    check_run_args,
     max_weight_diff,
     pin_to_cores,
     run_json_worker,
     thread_env,
+    warn_openblas_env,
 )
 from cnn_setup import DTYPES, SIZES, flops_per_epoch  # noqa: E402
 
@@ -265,20 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=1800,
                     help="seconds per worker process (one framework, one size, every dtype)")
     args = ap.parse_args(argv)
-    for name in ("repeats", "rounds"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.threads is not None and args.threads < 1:
-        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+    check_run_args(args)
     sizes = _csv(args.sizes, list(SIZES), "sizes")
     dtypes = _csv(args.dtypes, DTYPES, "dtypes")
     frameworks = _csv(args.frameworks, FRAMEWORKS, "frameworks")
     frameworks = ["numpy"] + [f for f in frameworks if f != "numpy"]
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if var in os.environ:
-            print(f"warning: {var}={os.environ[var]} is set; run under "
-                  "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` for comparable numbers",
-                  file=sys.stderr)
+    warn_openblas_env()
     load_start = os.getloadavg()[0]
     print(f"# bench_cnn: sizes={','.join(sizes)} dtypes={','.join(dtypes)} "
           f"repeats={args.repeats} threads={args.threads or 'default'} cpus={os.cpu_count()}",

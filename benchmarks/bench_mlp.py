@@ -345,6 +345,24 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def check_run_args(args: argparse.Namespace) -> None:
+    """Exit with a message if --repeats, --rounds or --threads is below 1."""
+    for name in ("repeats", "rounds"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+
+
+def warn_openblas_env() -> None:
+    """Warn when this machine's OpenBLAS variables (which slow NumPy's BLAS) are set."""
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if var in os.environ:
+            print(f"warning: {var}={os.environ[var]} is set; run under "
+                  "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` for comparable numbers",
+                  file=sys.stderr)
+
+
 def _csv(value: str, allowed, what: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     bad = [v for v in items if v not in allowed]
@@ -377,23 +395,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds per worker process (one framework, one size, every "
                          "dtype x activation x optimizer)")
     args = ap.parse_args(argv)
-    if args.repeats < 1:
-        raise SystemExit(f"--repeats must be >= 1, got {args.repeats}")
-    if args.rounds < 1:
-        raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
-    if args.threads is not None and args.threads < 1:
-        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+    check_run_args(args)
     sizes = _csv(args.sizes, list(SIZES), "sizes")
     dtypes = _csv(args.dtypes, DTYPES, "dtypes")
     activations = _csv(args.activations, ACTIVATIONS, "activations")
     optimizers = _csv(args.optimizers, OPTIMIZERS, "optimizers")
     frameworks = _csv(args.frameworks, FRAMEWORKS, "frameworks")
     frameworks = ["numpy"] + [f for f in frameworks if f != "numpy"]
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if var in os.environ:
-            print(f"warning: {var}={os.environ[var]} is set; run under "
-                  "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` for comparable numbers",
-                  file=sys.stderr)
+    warn_openblas_env()
     load_start = os.getloadavg()[0]
     print(f"# bench_mlp: sizes={','.join(sizes)} dtypes={','.join(dtypes)} "
           f"activations={','.join(activations)} optimizers={','.join(optimizers)} "

@@ -12,7 +12,6 @@ Usage (bench_cnn.py does this for you)::
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from cnn_setup import make_problem
 from mlp_setup import median_ms
-from worker import _version
+from worker import load_runner
 
 # framework -> (module, trainer class)
 RUNNERS = {
@@ -68,14 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.framework
     report: dict = {"framework": name, "results": [], "pid": os.getpid()}
-    mod_name, cls_name = RUNNERS[name]
-    try:
-        module = importlib.import_module(mod_name)
-        cls = getattr(module, cls_name)
-        report["version"] = getattr(module, "VERSION", None) or _version(name)
-    except Exception as exc:  # a missing peer is reported, never fatal for the run
-        report["missing"] = f"{type(exc).__name__}: {exc}"
-        cls = None
+    _, cls = load_runner(RUNNERS, name, report)
     if cls is not None:
         for size in args.sizes.split(","):
             for dtype in args.dtypes.split(","):

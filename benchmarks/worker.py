@@ -67,6 +67,19 @@ def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name:
     return res
 
 
+def load_runner(runners: dict, name: str, report: dict):
+    """(module, runner class) of framework ``name``; (None, None) with ``report["missing"]``."""
+    mod_name, cls_name = runners[name]
+    try:
+        module = importlib.import_module(mod_name)
+        cls = getattr(module, cls_name)
+        report["version"] = getattr(module, "VERSION", None) or _version(name)
+        return module, cls
+    except Exception as exc:  # a missing peer is reported, never fatal for the run
+        report["missing"] = f"{type(exc).__name__}: {exc}"
+        return None, None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("framework", choices=sorted(RUNNERS))
@@ -80,14 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.framework
     report: dict = {"framework": name, "results": [], "pid": os.getpid()}
-    mod_name, cls_name = RUNNERS[name]
-    try:
-        module = importlib.import_module(mod_name)
-        cls = getattr(module, cls_name)
-        report["version"] = getattr(module, "VERSION", None) or _version(name)
-    except Exception as exc:  # a missing peer is reported, never fatal for the run
-        report["missing"] = f"{type(exc).__name__}: {exc}"
-        cls = None
+    module, cls = load_runner(RUNNERS, name, report)
     if cls is not None:
         cases = [(size, dtype, act, opt) for size in args.sizes.split(",")
                  for dtype in args.dtypes.split(",") for act in args.activations.split(",")
