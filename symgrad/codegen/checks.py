@@ -98,10 +98,12 @@ def check_inputs(X: object, input_dim: int | tuple[int, ...], dtype: object = "f
                 f"X must have shape (n, {', '.join(map(str, input_dim))}) (NCHW images) for "
                 f"the first layer {first_layer}, whose input is (C, H, W) = {input_dim}; got "
                 f"{arr.shape}")
-        if arr.shape[0] and arr.dtype.kind == "f":   # located as (image, c, h, w)
-            check_finite(np.asarray(arr, dtype=as_dtype(dtype)), "X")
-        arr = arr.reshape(arr.shape[0], -1)
-        input_dim = arr.shape[1]
+        if arr.shape[0] == 0:
+            raise InputShapeError("X has no rows")
+        # Checked before flattening, so a NaN is located as (image, c, h, w).
+        arr = np.ascontiguousarray(arr, dtype=as_dtype(dtype))
+        check_finite(arr, "X")
+        return arr.reshape(arr.shape[0], -1)
     if arr.ndim == 1 and input_dim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[1] != input_dim:
