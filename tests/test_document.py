@@ -46,3 +46,29 @@ def test_broken_latex_raises_with_the_log(tmp_path, pdflatex):
     bad.write_text(r"\documentclass{article}\begin{document}$\frac{1}$\end{document}")
     with pytest.raises(RuntimeError, match="pdflatex failed"):
         compile_tex(bad)
+
+
+def test_numbered_document_numbers_every_equation_in_every_rendering():
+    from symgrad.render.notebook import derivation_html, derivation_markdown
+
+    doc = Derivation("T", numbered=True)
+    late = doc.appendix("Proofs")
+    late.add(math="c = 3", plain="c = 3", tag="c")
+    sec = doc.section("S")
+    sec.add(text="first", math="a = 1", plain="a = 1")
+    sec.add(math="b = 2", plain="b = 2", tag="b")
+    # The appendix was made first but is read last, so its equation is (3).
+    assert doc.equation_numbers() == {"b": 2, "c": 3}
+    assert [s.heading for s in doc.ordered()] == ["S", "Appendix: Proofs"]
+    assert r"b = 2\tag{2}" in doc.latex() and r"c = 3\tag{3}" in doc.latex()
+    assert r"b = 2\tag{2}" in doc.markdown() and r"\tag{3}" in derivation_markdown(doc)
+    assert r"\tag{1}" in derivation_html(doc)
+    text = doc.text()
+    assert "(1) a = 1" in text and "(2) b = 2" in text and "(3) c = 3" in text
+    assert text.index("Appendix: Proofs") > text.index("(2) b = 2")
+
+
+def test_unnumbered_document_has_no_tags():
+    doc = Derivation("T")
+    doc.section("S").add(math="a = 1", tag="a")
+    assert doc.equation_numbers() == {} and r"\tag" not in doc.latex()

@@ -83,6 +83,11 @@ _TEXT_FOR_LATEX = [
 ]
 
 
+def equation_tag(step: Step, numbers: dict[int, int]) -> str:
+    r"""``\tag{n}`` for a numbered step's display math (MathJax and amsmath read it)."""
+    return rf"\tag{{{numbers[id(step)]}}}" if id(step) in numbers else ""
+
+
 def _latex_to_text(math: str) -> str:
     for pattern, repl in _TEXT_FOR_LATEX:
         math = pattern.sub(repl, math)
@@ -109,18 +114,32 @@ class Step:
     text: str = ""
     math: str = ""
     plain: str = ""
+    # A stable key for the equation (e.g. "dW2"): other stages (the kernel's
+    # comments) refer to an equation by it, and `Derivation.equation_numbers` maps
+    # it to the number the reader sees.
+    tag: str = ""
 
 
 @dataclass
 class Section:
-    """A titled group of steps (one node, one layer, one stage)."""
+    """A titled group of steps (one node, one layer, one stage).
+
+    An appendix section (``appendix=True``, made by `Derivation.appendix`) is
+    rendered after every main section, whatever order they were made in.
+    """
 
     title: str
     steps: list[Step] = field(default_factory=list)
+    appendix: bool = False
 
-    def add(self, text: str = "", math: str = "", plain: str = "") -> Step:
+    @property
+    def heading(self) -> str:
+        """The title as printed (appendix sections say so)."""
+        return f"Appendix: {self.title}" if self.appendix else self.title
+
+    def add(self, text: str = "", math: str = "", plain: str = "", tag: str = "") -> Step:
         """Append a step and return it."""
-        step = Step(text=text, math=math, plain=plain)
+        step = Step(text=text, math=math, plain=plain, tag=tag)
         self.steps.append(step)
         return step
 
@@ -133,16 +152,64 @@ class Derivation:
     `_repr_html_` / `_repr_markdown_` / `_repr_latex_` (`symgrad.render.notebook`).
     """
 
-    def __init__(self, title: str, intro: str = "") -> None:
+    def __init__(self, title: str, intro: str = "", numbered: bool = False) -> None:
         self.title = title
         self.intro = intro
         self.sections: list[Section] = []
+        # Numbered documents number every displayed equation (1), (2), ... in
+        # reading order, in all renderings.
+        self.numbered = numbered
 
     def section(self, title: str) -> Section:
         """Start a new section and return it."""
         sec = Section(title)
         self.sections.append(sec)
         return sec
+
+    def appendix(self, title: str) -> Section:
+        """The appendix section with this title (made on first use), printed last.
+
+        Several parts of a printout can add to one appendix section:
+
+        >>> d = Derivation("T")
+        >>> d.appendix("Proofs") is d.appendix("Proofs"), d.appendix("Proofs").heading
+        (True, 'Appendix: Proofs')
+        """
+        for sec in self.sections:
+            if sec.appendix and sec.title == title:
+                return sec
+        sec = Section(title, appendix=True)
+        self.sections.append(sec)
+        return sec
+
+    def ordered(self) -> list[Section]:
+        """Sections in reading order: main sections, then appendices."""
+        return ([s for s in self.sections if not s.appendix]
+                + [s for s in self.sections if s.appendix])
+
+    def numbers(self) -> dict[int, int]:
+        """Equation number of each displayed step, keyed by ``id(step)`` (empty if unnumbered)."""
+        if not self.numbered:
+            return {}
+        steps = [step for sec in self.ordered() for step in sec.steps if step.math]
+        return {id(step): k for k, step in enumerate(steps, start=1)}
+
+    def equation_numbers(self) -> dict[str, int]:
+        """The number of every tagged equation, keyed by its tag (first occurrence wins).
+
+        >>> d = Derivation("T", numbered=True)
+        >>> s = d.section("S")
+        >>> _ = s.add(math="a = 1"); _ = s.add(math="b = 2", tag="b")
+        >>> d.equation_numbers()
+        {'b': 2}
+        """
+        numbers = self.numbers()
+        tagged: dict[str, int] = {}
+        for sec in self.ordered():
+            for step in sec.steps:
+                if step.tag and id(step) in numbers:
+                    tagged.setdefault(step.tag, numbers[id(step)])
+        return tagged
 
     def __iter__(self) -> Iterator[Section]:
         return iter(self.sections)
@@ -153,46 +220,54 @@ class Derivation:
     # -- renderings ---------------------------------------------------------
     def latex(self) -> str:
         """The derivation as a LaTeX body fragment (needs amsmath)."""
+        numbers = self.numbers()
         lines = [rf"\section*{{{escape_latex_prose(self.title)}}}"]
         if self.intro:
             lines += [escape_latex_prose(self.intro), ""]
-        for sec in self.sections:
-            lines.append(rf"\subsection*{{{escape_latex_prose(sec.title)}}}")
+        for sec in self.ordered():
+            lines.append(rf"\subsection*{{{escape_latex_prose(sec.heading)}}}")
             for step in sec.steps:
                 if step.text:
                     lines += [escape_latex_prose(step.text), ""]
                 if step.math:
-                    lines += [r"\begin{equation*}", _aligned(step.math), r"\end{equation*}"]
+                    tag = rf"\tag{{{numbers[id(step)]}}}" if id(step) in numbers else ""
+                    lines += [r"\begin{equation*}", _aligned(step.math) + tag,
+                              r"\end{equation*}"]
             lines.append("")
         return "\n".join(lines)
 
     def markdown(self) -> str:
         """The derivation as Markdown with ``$$`` display math."""
+        numbers = self.numbers()
         lines = [f"# {self.title}", ""]
         if self.intro:
             lines += [self.intro, ""]
-        for sec in self.sections:
-            lines += [f"## {sec.title}", ""]
+        for sec in self.ordered():
+            lines += [f"## {sec.heading}", ""]
             for step in sec.steps:
                 if step.text:
                     lines += [step.text, ""]
                 if step.math:
-                    lines += ["$$", _aligned(step.math), "$$", ""]
+                    lines += ["$$", _aligned(step.math) + equation_tag(step, numbers), "$$", ""]
         return "\n".join(lines)
 
     def text(self) -> str:
         """The derivation as plain text (for terminals and logs)."""
+        numbers = self.numbers()
         lines = [self.title, "=" * len(self.title), ""]
         if self.intro:
             lines += [_strip_inline_math(self.intro), ""]
-        for sec in self.sections:
-            lines += [sec.title, "-" * len(sec.title)]
+        for sec in self.ordered():
+            lines += [sec.heading, "-" * len(sec.heading)]
             for step in sec.steps:
                 if step.text:
                     lines.append(_strip_inline_math(step.text))
                 shown = step.plain or step.math
                 if shown:
-                    lines += ["    " + row for row in shown.splitlines()]
+                    rows = ["    " + row for row in shown.splitlines()]
+                    if id(step) in numbers:
+                        rows[0] = f"({numbers[id(step)]})".ljust(4) + rows[0][4:]
+                    lines += rows
             lines.append("")
         return "\n".join(lines)
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from symgrad.definition.value import Value, install_value_html, op_of
 from symgrad.derive.scalar import node_symbols
 from symgrad.graph.scalar import graph_order
+from symgrad.render.document import _aligned, equation_tag
 from symgrad.render.scalar import tex
 
 if TYPE_CHECKING:
@@ -38,12 +39,6 @@ _INLINE_MATH = re.compile(r"(\$[^$]+\$)")
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>#+!|~])")
 # Graphs larger than this show only their root row (a table of thousands of rows helps nobody).
 MAX_TABLE_NODES = 60
-
-
-def _aligned(math: str) -> str:
-    if "&" in math or r"\\" in math:
-        return r"\begin{aligned}" + math + r"\end{aligned}"
-    return math
 
 
 def _prose(text: str, math: str, escape: Callable[[str], str]) -> str:
@@ -80,16 +75,17 @@ def derivation_markdown(doc: Derivation) -> str:
     def prose(text: str) -> str:
         return _prose(text, "${}$", escape_markdown)
 
+    numbers = doc.numbers()
     lines = [f"# {prose(doc.title)}", ""]
     if doc.intro:
         lines += [prose(doc.intro), ""]
-    for sec in doc.sections:
-        lines += [f"## {prose(sec.title)}", ""]
+    for sec in doc.ordered():
+        lines += [f"## {prose(sec.heading)}", ""]
         for step in sec.steps:
             if step.text:
                 lines += [prose(step.text), ""]
             if step.math:
-                lines += ["$$", _aligned(step.math), "$$", ""]
+                lines += ["$$", _aligned(step.math) + equation_tag(step, numbers), "$$", ""]
     return "\n".join(lines)
 
 
@@ -98,16 +94,18 @@ def derivation_html(doc: Derivation) -> str:
     def prose(text: str) -> str:
         return _prose(text, r"\({}\)", _html)
 
+    numbers = doc.numbers()
     lines = ['<div class="symgrad-derivation">', f"<h1>{prose(doc.title)}</h1>"]
     if doc.intro:
         lines.append(f"<p>{prose(doc.intro)}</p>")
-    for sec in doc.sections:
-        lines.append(f"<h2>{prose(sec.title)}</h2>")
+    for sec in doc.ordered():
+        lines.append(f"<h2>{prose(sec.heading)}</h2>")
         for step in sec.steps:
             if step.text:
                 lines.append(f"<p>{prose(step.text)}</p>")
             if step.math:
-                lines.append(r"<p>\[" + _html(_aligned(step.math)) + r"\]</p>")
+                math = _aligned(step.math) + equation_tag(step, numbers)
+                lines.append(r"<p>\[" + _html(math) + r"\]</p>")
     lines.append("</div>")
     return "\n".join(lines)
 
