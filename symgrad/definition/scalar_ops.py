@@ -11,7 +11,7 @@ x0*x1
 ('k',)
 >>> SCALAR_OPS["log"].check_domain((-1.0,), ())
 False
->>> "tanh" in SCALAR_OPS
+>>> "tanh" in SCALAR_OPS and "sin" in SCALAR_OPS
 True
 """
 
@@ -403,6 +403,9 @@ register_scalar_op("exp", sp.exp, latex=r"e^{{{0}}}", text="exp({0})", arity=1)
 register_scalar_op("log", sp.log, latex=r"\log\left({0}\right)", text="log({0})", arity=1,
                    domain=lambda x0: x0 > 0)
 register_scalar_op("tanh", sp.tanh, latex=r"\tanh\left({0}\right)", text="tanh({0})", arity=1)
+# sin and cos (seed 003): their limit tables use the angle-sum formula (simplify/limit.py).
+register_scalar_op("sin", sp.sin, latex=r"\sin\left({0}\right)", text="sin({0})", arity=1)
+register_scalar_op("cos", sp.cos, latex=r"\cos\left({0}\right)", text="cos({0})", arity=1)
 register_scalar_op("relu", relu, latex=r"\operatorname{{ReLU}}\left({0}\right)",
                    text="relu({0})", arity=1)
 # 1/(1 + e^-x) overflows e^-x for x < -709; the equal form e^x/(1 + e^x) does not.

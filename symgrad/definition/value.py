@@ -188,6 +188,18 @@ class Value:
         """Natural log of this node (ValueError at construction unless data > 0)."""
         return apply("log", self)
 
+    def sin(self) -> Value:
+        """sin of this node (radians).
+
+        >>> round(Value(0.5).sin().data, 6)
+        0.479426
+        """
+        return apply("sin", self)
+
+    def cos(self) -> Value:
+        """cos of this node (radians)."""
+        return apply("cos", self)
+
     def relu(self) -> Value:
         """max(0, this node)."""
         return apply("relu", self)
