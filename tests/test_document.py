@@ -21,7 +21,7 @@ def test_all_renderings_carry_every_step():
     assert r"\begin{aligned}" in d.latex()  # multi-line math is aligned
     assert "$$" in d.markdown() and "## Node d_1" in d.markdown()
     text = d.text()
-    assert "dL/dd = f = -2" in text and "x^{2}" in text  # plain falls back to the LaTeX
+    assert "dL/dd = f = -2" in text and "    x^2" in text  # no plain: the LaTeX read as text
     assert d._repr_latex_() == d.latex()  # text/latex carries LaTeX, not Markdown
 
 

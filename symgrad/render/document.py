@@ -28,6 +28,12 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from symgrad.render.latex_text import latex_to_text
+
+if TYPE_CHECKING:
+    from symgrad.render.worksheet import BlankChoice, Worksheet
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
@@ -66,21 +72,9 @@ def _aligned(math: str) -> str:
     return math
 
 
-# Just enough LaTeX-to-text for inline math in prose (display math carries its own `plain`).
-_TEXT_FOR_LATEX = [
-    (re.compile(r"\\operatorname\{([^}]*)\}"), r"\1"),
-    (re.compile(r"\\(?:text|mathrm|mathbf)\{([^}]*)\}"), r"\1"),
-    (re.compile(r"\\frac\{([^{}]*)\}\{([^{}]*)\}"), r"(\1)/(\2)"),
-    (re.compile(r"\^\{([^{}]*)\}"), r"^(\1)"),
-    (re.compile(r"\\(le|leq)(?![A-Za-z])"), "<="),
-    (re.compile(r"\\(ge|geq)(?![A-Za-z])"), ">="),
-    (re.compile(r"\\(cdot|times)(?![A-Za-z])"), "*"),
-    (re.compile(r"\\odot(?![A-Za-z])"), "(*)"),
-    (re.compile(r"\\(partial|sum|log|exp|max|min|tanh|sigma|alpha|delta)(?![A-Za-z])"), r"\1"),
-    (re.compile(r"\\[,;!]"), " "),
-    (re.compile(r"\\left|\\right"), ""),
-    (re.compile(r"[{}]"), ""),
-]
+def _display(math: str, tag: str) -> list[str]:
+    """A displayed equation for pdflatex (multi-row math as one ``aligned`` block)."""
+    return [r"\begin{equation*}", _aligned(math) + tag, r"\end{equation*}"]
 
 
 def equation_tag(step: Step, numbers: dict[int, int]) -> str:
@@ -88,19 +82,13 @@ def equation_tag(step: Step, numbers: dict[int, int]) -> str:
     return rf"\tag{{{numbers[id(step)]}}}" if id(step) in numbers else ""
 
 
-def _latex_to_text(math: str) -> str:
-    for pattern, repl in _TEXT_FOR_LATEX:
-        math = pattern.sub(repl, math)
-    return math
-
-
 def _strip_inline_math(text: str) -> str:
     """Inline ``$...$`` math as readable plain text.
 
     >>> _strip_inline_math(r"$\\log p_i = z_i - \\operatorname{lse}(z)$, $e^{z} \\le 1$")
-    'log p_i = z_i - lse(z), e^(z) <= 1'
+    'log p_i = z_i - lse(z), e^z <= 1'
     """
-    return _INLINE_MATH.sub(lambda m: _latex_to_text(m.group(1)[1:-1]), text)
+    return _INLINE_MATH.sub(lambda m: latex_to_text(m.group(1)[1:-1]), text)
 
 
 @dataclass(frozen=True)
@@ -230,9 +218,7 @@ class Derivation:
                 if step.text:
                     lines += [escape_latex_prose(step.text), ""]
                 if step.math:
-                    tag = rf"\tag{{{numbers[id(step)]}}}" if id(step) in numbers else ""
-                    lines += [r"\begin{equation*}", _aligned(step.math) + tag,
-                              r"\end{equation*}"]
+                    lines += _display(step.math, equation_tag(step, numbers))
             lines.append("")
         return "\n".join(lines)
 
@@ -254,15 +240,17 @@ class Derivation:
     def text(self) -> str:
         """The derivation as plain text (for terminals and logs)."""
         numbers = self.numbers()
-        lines = [self.title, "=" * len(self.title), ""]
+        title = _strip_inline_math(self.title)
+        lines = [title, "=" * len(title), ""]
         if self.intro:
             lines += [_strip_inline_math(self.intro), ""]
         for sec in self.ordered():
-            lines += [sec.heading, "-" * len(sec.heading)]
+            heading = _strip_inline_math(sec.heading)
+            lines += [heading, "-" * len(heading)]
             for step in sec.steps:
                 if step.text:
                     lines.append(_strip_inline_math(step.text))
-                shown = step.plain or step.math
+                shown = step.plain or latex_to_text(step.math)
                 if shown:
                     rows = ["    " + row for row in shown.splitlines()]
                     if id(step) in numbers:
@@ -292,38 +280,112 @@ class Derivation:
     def __str__(self) -> str:
         return self.text()
 
-    def to_tex(self, path: str | Path, compile_pdf: bool = False) -> Path:
+    def to_tex(self, path: str | Path, compile_pdf: bool = False, strict: bool = False) -> Path:
         """Write a standalone LaTeX document; optionally run pdflatex on it.
 
         Returns the path of the ``.tex`` file (or of the PDF when compiled).
-        Raises `RuntimeError` naming the log when pdflatex fails.
+        Raises `RuntimeError` naming the log when pdflatex fails; with
+        ``strict=True`` (implies compiling) also `OverfullBoxError` when
+        anything runs off the page.
         """
         path = Path(path)
-        doc = "\n".join([
-            r"\documentclass[11pt]{article}",
-            r"\usepackage[utf8]{inputenc}",
-            r"\usepackage[T1]{fontenc}",
-            r"\usepackage{amsmath,amssymb}",
-            r"\usepackage[margin=2cm]{geometry}",
-            r"\allowdisplaybreaks",
-            r"\begin{document}",
-            self.latex(),
-            r"\end{document}",
-            "",
-        ])
         path.parent.mkdir(parents=True, exist_ok=True)   # as draw() does
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(doc, encoding="utf-8")
+        tmp.write_text(standalone_tex(self.latex()), encoding="utf-8")
         tmp.replace(path)
-        if compile_pdf:
-            return compile_tex(path)
+        if compile_pdf or strict:
+            return compile_tex(path, strict=strict)
         return path
 
+    def worksheet(self, blank: BlankChoice = "results", key_title: str = "Answer key"
+                  ) -> Worksheet:
+        """This document with chosen results blanked for students, and its answer key.
 
-def compile_tex(tex_path: str | Path) -> Path:
+        See `symgrad.render.worksheet.worksheet` for what ``blank`` accepts.
+        """
+        from symgrad.render.worksheet import worksheet
+
+        return worksheet(self, blank=blank, key_title=key_title)
+
+
+# The preamble of every standalone document. Why each line beyond amsmath:
+# - \emergencystretch lets a paragraph with a long unbreakable token (a 20-digit
+#   double, a parameter name) stretch its spaces instead of running off (microtype
+#   would too, but its font expansion fails on the bitmap T1 fonts of a bare texlive);
+# - \_ allows a line break after it, so long user names (cnn_test_swish) can break;
+# - \allowdisplaybreaks lets multi-line displays break across pages.
+PREAMBLE = "\n".join([
+    r"\documentclass[11pt]{article}",
+    r"\usepackage[utf8]{inputenc}",
+    r"\usepackage[T1]{fontenc}",
+    r"\usepackage{amsmath,amssymb}",
+    r"\usepackage[margin=2cm]{geometry}",
+    r"\setlength{\emergencystretch}{3em}",
+    r"\let\symgradunderscore\_",
+    r"\renewcommand{\_}{\symgradunderscore\allowbreak{}}",
+    r"\allowdisplaybreaks",
+])
+
+
+def standalone_tex(body: str) -> str:
+    """A LaTeX body fragment (as `Derivation.latex` gives) as a complete document."""
+    return "\n".join([PREAMBLE, r"\begin{document}", body, r"\end{document}", ""])
+
+
+class OverfullBoxError(RuntimeError):
+    """pdflatex compiled the document, but something in it runs off the page."""
+
+    def __init__(self, tex_path: Path, boxes: list[str]) -> None:
+        self.tex_path, self.boxes = tex_path, boxes
+        super().__init__(f"{len(boxes)} overfull box(es) in {tex_path}:\n" + "\n".join(boxes))
+
+
+_OVERFULL = re.compile(r"^Overfull \\[hv]box .*$", re.MULTILINE)
+_SOURCE_LINES = re.compile(r"at lines? (\d+)(?:--(\d+))?")
+
+
+def overfull_boxes(log_path: str | Path) -> list[str]:
+    r"""Every ``Overfull \hbox`` / ``\vbox`` line of a pdflatex log, with the source it came from.
+
+    Each entry is the log's line followed by `` | `` and the start of the
+    ``.tex`` lines it names (when the ``.tex`` file lies beside the log), so a
+    failure says which equation or sentence is too wide.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "d.tex").write_text("a\nwide = equation\n")
+    >>> _ = (folder / "d.log").write_text("Overfull \\hbox (12.5pt too wide) at lines 2--2\n")
+    >>> overfull_boxes(folder / "d.log")
+    ['Overfull \\hbox (12.5pt too wide) at lines 2--2 | wide = equation']
+    """
+    log_path = Path(log_path)
+    log = log_path.read_text(encoding="utf-8", errors="replace")
+    tex = log_path.with_suffix(".tex")
+    source = tex.read_text(encoding="utf-8", errors="replace").splitlines() if tex.exists() else []
+    found = []
+    for line in _OVERFULL.findall(log):
+        where = _SOURCE_LINES.search(line)
+        if where and source:
+            first = int(where.group(1))
+            last = int(where.group(2) or first)
+            # A display is reported at its \end line: show it from its \begin.
+            while first > 1 and source[first - 1].lstrip().startswith("\\end{"):
+                first -= 1
+                while first > 1 and not source[first - 1].lstrip().startswith("\\begin{"):
+                    first -= 1
+            rows = [r for r in source[first - 1:last] if not r.lstrip().startswith(
+                ("\\begin{equation", "\\end{equation"))]
+            line = f"{line} | {' '.join(rows)[:160]}"
+        found.append(line)
+    return found
+
+
+def compile_tex(tex_path: str | Path, strict: bool = False) -> Path:
     """Run pdflatex on a .tex file and return the PDF path.
 
-    Raises `RuntimeError` if pdflatex is missing or reports an error.
+    Raises `RuntimeError` if pdflatex is missing or reports an error; with
+    ``strict=True``, `OverfullBoxError` if the log reports an overfull box
+    (`overfull_boxes` reads them).
     """
     tex_path = Path(tex_path)
     exe = shutil.which("pdflatex")
@@ -337,4 +399,8 @@ def compile_tex(tex_path: str | Path) -> Path:
     if proc.returncode != 0 or not pdf.exists():
         tail = "\n".join(proc.stdout.splitlines()[-25:])
         raise RuntimeError(f"pdflatex failed on {tex_path}:\n{tail}")
+    if strict:
+        boxes = overfull_boxes(tex_path.with_suffix(".log"))
+        if boxes:
+            raise OverfullBoxError(tex_path, boxes)
     return pdf
