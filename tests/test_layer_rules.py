@@ -183,6 +183,33 @@ def test_conv_db_summing_one_sample_fails(temporary_kind):
     assert set(_failed(prove_layer_kind(kind, [(ISSUE_CONV, (2, 5, 5), 2)]))) == {"db"}
 
 
+def _dense_rule(transpose_W: bool = True, sum_rows: bool = True, transpose_X: bool = True):
+    """Dense's rules with one mistake switched on at a time (the textbook slips)."""
+
+    def backward(layer, X, params, dZ):
+        W = params["W"]
+        dX = dZ @ W.T if transpose_W else dZ @ W[::-1].T   # dZ W (rows reversed to fit)
+        dW = X.T @ dZ if transpose_X else X[:1].T @ dZ[:1] * X.shape[0]
+        grads = {"W": dW}
+        if layer.bias:
+            grads["b"] = dZ.sum(axis=0) if sum_rows else dZ[0]
+        return dX, grads
+
+    return backward
+
+
+def test_dense_rules_written_out_again_are_proven(temporary_kind):
+    kind = temporary_kind("dense", backward=_dense_rule())
+    assert _failed(prove_layer_kind(kind)) == {}
+
+
+@pytest.mark.parametrize(("mistake", "target"), [
+    ({"transpose_W": False}, "dX"), ({"sum_rows": False}, "db"), ({"transpose_X": False}, "dW")])
+def test_dense_rule_mistakes_fail(temporary_kind, mistake, target):
+    kind = temporary_kind("dense", backward=_dense_rule(**mistake))
+    assert set(_failed(prove_layer_kind(kind))) == {target}
+
+
 def test_avgpool_spreading_by_one_over_k_plus_one_fails(temporary_kind):
     def backward(layer, X, params, dY):
         k = layer.kernel[0] * layer.kernel[1]

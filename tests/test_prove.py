@@ -1,4 +1,4 @@
-"""Proofs: identities (symbolic + numeric), matrix rules, sg.check, and that they can fail."""
+"""Proofs: identities (symbolic + numeric), layer rules, sg.check, and that they can fail."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import symgrad as sg
 from symgrad.derive.plan import Identity
 from symgrad.prove.check import check_gradients
 from symgrad.prove.identity import prove_identity, prove_numeric, prove_symbolic
-from symgrad.prove.linalg import prove_dense_rules
 from symgrad.runtime.reference import ReferenceEvaluator
 from symgrad.simplify.zero import congruent, zero_method
 
@@ -50,26 +49,25 @@ def test_congruence_inside_abs_and_conditions():
     assert congruent(lhs, rhs.subs(y, 2 * y)) is None
 
 
-def test_matrix_rules_on_several_shapes():
-    proofs = prove_dense_rules()
-    assert len(proofs) == 9
-    assert {p.name.split(" (")[0] for p in proofs} == {
-        "dW = A^T dZ", "db = sum_rows dZ", "dA_prev = dZ W^T"}
-
-
 def test_check_reports_every_kind():
     model = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.ReLU(), sg.Dense(3, 1), sg.Sigmoid()),
                        loss="bce")
     report = sg.check(model)
     kinds = {e.kind for e in report}
-    assert kinds == {"identity", "matrix rule", "finite differences", "kernel"}
+    assert kinds == {"identity", "layer rule", "finite differences", "kernel"}
+    # Dense's three rules on each of its proof instances (a batch of 1, 2 and 3 rows),
+    # plus its index formula: the rules the derivation states are the proven ones.
+    dense = [e for e in report if e.kind == "layer rule"]
+    assert {e.name.split(" (")[0] for e in dense} == {
+        "dense dW", "dense db", "dense dX", "dense forward"}
+    assert any("on (3, 2)" in e.name for e in dense)
     assert report.names("kernel") == ["kernel loss"] + [f"kernel {n}"
                                                        for n in model.plan.param_names]
     assert len(report.names("identity")) == len(model.plan.identities)
     assert report.names("finite differences") == [f"d loss / d {n}"
                                                   for n in model.plan.param_names]
     assert all(e.max_error < 1e-6 for e in report)
-    assert "matrix rule" in str(report)
+    assert "layer rule" in str(report)
 
 
 def test_check_catches_a_wrong_delta():

@@ -29,6 +29,7 @@ import sympy as sp
 
 from symgrad.definition.errors import DefinitionError, LayerSizeError
 from symgrad.definition.layer_kinds import (
+    INITS,
     BackwardRule,
     FeatureLayer,
     LayerKind,
@@ -39,8 +40,6 @@ from symgrad.definition.layer_kinds import (
     register_layer_kind,
     window,
 )
-
-INITS = ("he", "xavier", "uniform")
 
 
 class Conv2d(FeatureLayer):

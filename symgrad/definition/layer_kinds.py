@@ -16,13 +16,14 @@ An entry is everything the stages need to know about one kind, as data:
 * ``proof_instances`` — small concrete layers and input shapes to prove on.
 
 Shape rules and parameter shapes are methods of the layer classes themselves
-(`symgrad.definition.conv`, `symgrad.definition.pooling`, ...), checked when the
-`Sequential` is built. Kernel emitters live in the code-generation stage, keyed
-by the same ``name`` (`symgrad.codegen.feature_layers`); a test asserts every
-registered kind has one, so a new kind without an emitter fails the suite.
+(`symgrad.definition.dense`, `.conv`, `.pooling`), checked when the `Sequential` is
+built. Kernel emitters live in the code-generation stage: the image kinds' in
+`symgrad.codegen.feature_layers`, keyed by the same ``name`` (a test asserts every
+image kind has one); Dense's GEMM calls in `symgrad.codegen.kernels`.
 
+>>> import symgrad
 >>> sorted(LAYER_KINDS)
-['avgpool2d', 'conv2d', 'flatten', 'maxpool2d']
+['avgpool2d', 'conv2d', 'dense', 'flatten', 'maxpool2d']
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import sympy as sp
 from symgrad.definition.errors import DefinitionError
 from symgrad.definition.names import check_name
 
-__all__ = ["LayerKind", "LAYER_KINDS", "register_layer_kind", "layer_kind", "FeatureLayer",
+__all__ = ["LayerKind", "LAYER_KINDS", "INITS", "register_layer_kind", "layer_kind", "FeatureLayer",
            "object_zeros", "window"]
 
 
@@ -70,6 +71,9 @@ class LayerKind:
 
 
 LAYER_KINDS: dict[str, LayerKind] = {}
+
+#: Weight initialisations every layer with weights accepts (Dense, Conv2d).
+INITS = ("he", "xavier", "uniform")
 
 
 def register_layer_kind(kind: LayerKind, replace: bool = False) -> LayerKind:

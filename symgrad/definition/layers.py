@@ -1,7 +1,8 @@
-"""Dense layers and the Sequential container (the network as the user writes it).
+"""The Sequential container (the network as the user writes it).
 
-The image layers (Conv2d, MaxPool2d, AvgPool2d, Flatten) are registered layer kinds
-(`symgrad.definition.layer_kinds`); they are re-exported here.
+Every layer but the activations is a registered layer kind
+(`symgrad.definition.layer_kinds`): Dense (`symgrad.definition.dense`), Conv2d,
+MaxPool2d, AvgPool2d and Flatten; they are re-exported here.
 
 >>> from symgrad.definition.activations import Tanh
 >>> net = Sequential(Dense(2, 16), Tanh(), Dense(16, 1))
@@ -20,37 +21,12 @@ from collections.abc import Iterator
 
 from symgrad.definition.activations import ActivationLayer
 from symgrad.definition.conv import Conv2d
+from symgrad.definition.dense import INITS, Dense
 from symgrad.definition.errors import DefinitionError, LayerSizeError
 from symgrad.definition.layer_kinds import FeatureLayer
 from symgrad.definition.pooling import AvgPool2d, Flatten, MaxPool2d
 
-__all__ = ["Dense", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten"]
-
-INITS = ("he", "xavier", "uniform")
-
-
-class Dense:
-    """Z = A_prev @ W + b with W of shape (in_dim, out_dim) and b of shape (out_dim,).
-
-    ``init`` picks the seeded initialisation of W: ``"he"`` N(0, 2/in),
-    ``"xavier"`` N(0, 2/(in+out)), ``"uniform"`` U(-1/sqrt(in), 1/sqrt(in)).
-    Biases start at zero. The seed is given to `symgrad.compile`.
-    """
-
-    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, init: str = "he") -> None:
-        for label, value in (("in_dim", in_dim), ("out_dim", out_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DefinitionError(f"Dense: {label} must be a positive int, got {value!r}")
-        if init not in INITS:
-            raise DefinitionError(f"Dense({in_dim} -> {out_dim}): init must be one of {INITS}, "
-                                  f"got {init!r}")
-        if not isinstance(bias, bool):
-            raise DefinitionError(f"Dense({in_dim} -> {out_dim}): bias must be True or False")
-        self.in_dim, self.out_dim, self.bias, self.init = in_dim, out_dim, bias, init
-
-    def __repr__(self) -> str:
-        return f"Dense({self.in_dim} -> {self.out_dim})"
-
+__all__ = ["Dense", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "INITS"]
 
 class Sequential:
     """An ordered stack of layers, validated (and its shapes worked out) at construction.

@@ -5,7 +5,8 @@ activation -> ... -> Dense -> output activation. Reverse mode walks it from the
 loss back to the input:
 
     dZ_L = scale * delta(P, Y)                 (output fusion, Steps A-C)
-    dW_j = A_{j-1}^T dZ_j,  db_j = 1^T dZ_j    (matrix rules, proven in prove.linalg)
+    dW_j = A_{j-1}^T dZ_j,  db_j = 1^T dZ_j    (the Dense kind's rules, proven in
+                                               prove.layer_rules)
     dA_{j-1} = dZ_j W_j^T
     dZ_{j-1} = dA_{j-1} o f'_{j-1}             (elementwise, in saved a or z)
     then each image layer's stated rules (proven in prove.layer_rules)

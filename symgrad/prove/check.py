@@ -5,8 +5,10 @@ Four kinds of evidence, all in the returned `ProofReport`:
 (a) every `Identity` of the plan (activation rewrites, Steps A/B/C of the
     fusion, stable forms) symbolically and at random points (tolerance by the
     model's dtype);
-(b) the Dense matrix rules dW = A^T dZ, db = sum_rows dZ, dA = dZ W^T on
-    explicit symbolic matrices of several shapes;
+(b) the backward rules of every layer kind the model uses (Dense: dW = X^T dZ,
+    db = sum_rows dZ, dX = dZ W^T; Conv2d, pooling, Flatten), each against
+    ``sympy.diff`` of the kind's expanded definition on its proof instances, and
+    its index formula against its array rule (`symgrad.prove.layer_rules`);
 (c) the whole network's gradients against central finite differences of the
     loss on a random batch, in float64: entry by entry for small networks,
     along random directions per parameter tensor for large ones. The tolerance
@@ -29,7 +31,6 @@ import numpy as np
 from symgrad.definition.layer_kinds import layer_kind
 from symgrad.prove.identity import ProofError, prove_identity
 from symgrad.prove.layer_rules import prove_all_layer_kinds, require_proven
-from symgrad.prove.linalg import prove_dense_rules
 
 FD_RTOL = 1e-5
 FULL_FD_LIMIT = 400   # parameters; larger networks are checked along random directions
@@ -44,7 +45,7 @@ class ReportEntry:
     """One proven claim."""
 
     name: str
-    kind: str   # "identity", "matrix rule", "layer rule", "finite differences" or "kernel"
+    kind: str   # "identity", "layer rule", "finite differences" or "kernel"
     method: str
     max_error: float
 
@@ -206,16 +207,15 @@ def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
 
 
 def check(model, seed: int = 0, kernel: bool = True) -> ProofReport:
-    """Prove the model's identities, the matrix rules, its gradients and (``kernel``) that
+    """Prove the model's identities, its layer kinds' rules, its gradients and (``kernel``) that
     the compiled kernel matches the reference; see module doc."""
     report = ProofReport()
     dtype = getattr(getattr(model, "dtype", None), "name", "float64")
     for ident in model.plan.identities:
         proof = prove_identity(ident, dtype, seed)
         report.entries.append(ReportEntry(ident.name, "identity", proof.method, proof.max_error))
-    for rule in prove_dense_rules():
-        report.entries.append(ReportEntry(rule.name, "matrix rule", rule.method, 0.0))
-    kinds = dict.fromkeys(feature.kind for feature in getattr(model.plan, "features", ()))
+    kinds = dict.fromkeys([*(feature.kind for feature in getattr(model.plan, "features", ())),
+                           "dense"])
     for proof in require_proven(prove_all_layer_kinds([layer_kind(k) for k in kinds])):
         method = ("index formula == array rule, expanded" if proof.target == "forward"
                   else "sympy.diff of the expanded definition" if proof.symbolic

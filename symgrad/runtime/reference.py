@@ -3,17 +3,18 @@
 Plain NumPy, no Numba. It evaluates exactly the plan's SymPy expressions,
 each turned into a NumPy function by ``sympy.lambdify`` once per plan:
 
-- forward: Z_j = A_{j-1} W_j + b_j, A_j = f_j(Z_j) with the activation's
-  stable form, saving Z_j and A_j (the plan says which the backward reads);
+- forward: Z_j = A_{j-1} W_j + b_j by the Dense kind's array rule
+  (`symgrad.definition.dense`), A_j = f_j(Z_j) with the activation's stable form,
+  saving Z_j and A_j (the plan says which the backward reads);
 - image layers first (convolutional networks): each layer kind's forward array rule
   on NCHW arrays (`symgrad.definition.layer_kinds`), then its activation, then the
   Dense head on the flattened features;
 - loss from the logits in the plan's stable form (softmax: from the row's
   largest logit zmax and sumexp = sum exp(z - zmax), never through
   lse = zmax + log(sumexp), which rounds log(sumexp) away for large logits);
-- backward: dZ_L = scale * delta(P, Y[, Z]); dW = A^T dZ; db = sum_rows dZ;
-  dA = dZ W^T; dZ = dA * f'(a or z); then back through the image layers by each
-  kind's stated (and proven) backward rules.
+- backward: dZ_L = scale * delta(P, Y[, Z]); dW = A^T dZ, db = sum_rows dZ and
+  dA = dZ W^T by the Dense kind's stated (and proven) rules; dZ = dA * f'(a or z);
+  then back through the image layers by each kind's rules.
 
 Heaviside and Piecewise print as ``numpy.select`` with the conditions as
 written, so the kink convention (derivative of the branch whose condition
@@ -27,6 +28,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import sympy as sp
 
+from symgrad.definition.dense import DENSE
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.layer_kinds import layer_kind
 from symgrad.definition.supported import LAMBDIFY_MODULES
@@ -82,6 +84,10 @@ class ReferenceEvaluator:
         self._loss = vectorise(out.evaluated_loss, [Z, Y, LSE, ZMAX, SUMEXP])
         self._delta = vectorise(out.delta, [Z, P, Y])
 
+    @staticmethod
+    def _dense_params(params: Mapping[str, np.ndarray], layer) -> dict[str, np.ndarray]:
+        return {n.split(".")[-1]: params[n] for n in layer.param_names}
+
     def _feature_params(self, params: Mapping[str, np.ndarray], feature) -> dict:
         return {p: params[f"{feature.name}.{p}"] for p, _ in feature.param_shapes}
 
@@ -125,9 +131,7 @@ class ReferenceEvaluator:
             X = feature_a[-1].reshape(X.shape[0], -1)
         zs, acts = [], [X]
         for layer, fns in zip(self.plan.layers, self._act, strict=True):
-            z = acts[-1] @ params[f"{layer.name}.W"]
-            if layer.bias:
-                z = z + params[f"{layer.name}.b"]
+            z = DENSE.forward(layer, acts[-1], self._dense_params(params, layer))
             zs.append(z)
             if fns is not None:
                 acts.append(fns[0](z))
@@ -163,13 +167,13 @@ class ReferenceEvaluator:
         grads: dict[str, np.ndarray] = {}
         for j in range(len(self.plan.layers) - 1, -1, -1):
             layer = self.plan.layers[j]
-            grads[f"{layer.name}.W"] = acts[j].T @ dz
-            if layer.bias:
-                grads[f"{layer.name}.b"] = dz.sum(axis=0)
+            da, layer_grads = DENSE.backward(layer, acts[j], self._dense_params(params, layer),
+                                             dz)
+            for p, g in layer_grads.items():
+                grads[f"{layer.name}.{p}"] = g
             if j > 0:
-                da = dz @ params[f"{layer.name}.W"].T
                 derivative = self._act[j - 1][1]
                 dz = da * derivative(zs[j - 1], acts[j])
             elif self.plan.features:
-                self.features_backward(params, cache, dz @ params[f"{layer.name}.W"].T, grads)
+                self.features_backward(params, cache, da, grads)
         return loss, {name: grads[name] for name in self.plan.param_names}
