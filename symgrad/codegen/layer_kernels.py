@@ -53,49 +53,70 @@ def lk_map_to_rows(src, m, hw, c_dim, dst):
 
 
 @_lk_njit(**_LK_JIT)
+def lk_window_columns(j, sw, pw, kw, w_in):
+    """(w0, q_lo, q_hi): output column j's window starts at image column w0 = j*sw - pw;
+    its offsets q in [q_lo, q_hi) fall inside the image, the rest in the zero padding."""
+    w0 = j * sw - pw
+    q_lo = min(max(0, -w0), kw)
+    q_hi = max(min(kw, w_in - w0), q_lo)
+    return w0, q_lo, q_hi
+
+
+@_lk_njit(**_LK_JIT)
 def lk_im2col(src, m, h_in, w_in, c_dim, kh, kw, sh, sw, ph, pw, oh, ow, cols):
     """cols[(n*oh + i)*ow + j, (p*kw + q)*C + c] = x[n, c, i*sh + p - ph, j*sw + q - pw].
 
-    ``src`` is the (m*H*W, C) map; positions in the padding read 0.
+    ``src`` is the (m*H*W, C) map; positions in the padding read 0. In the map, window
+    row p (q = 0..kw-1, every channel) is kw*C consecutive values, and so is its place
+    in ``cols``: each is copied as one run, a loop LLVM vectorises even when C = 1.
     """
+    flat = src.reshape(-1)
+    seg = kw * c_dim
     for n in range(m):
         for i in range(oh):
             for j in range(ow):
                 r = (n * oh + i) * ow + j
+                w0, q_lo, q_hi = lk_window_columns(j, sw, pw, kw, w_in)
+                lo, hi = q_lo * c_dim, q_hi * c_dim
                 for p in range(kh):
                     h = i * sh + p - ph
-                    for q in range(kw):
-                        w = j * sw + q - pw
-                        base = (p * kw + q) * c_dim
-                        if h >= 0 and h < h_in and w >= 0 and w < w_in:
-                            row = (n * h_in + h) * w_in + w
-                            for c in range(c_dim):
-                                cols[r, base + c] = src[row, c]
-                        else:
-                            for c in range(c_dim):
-                                cols[r, base + c] = 0.0
+                    base = p * seg
+                    if h < 0 or h >= h_in:
+                        lo_p, hi_p = 0, 0
+                    else:
+                        lo_p, hi_p = lo, hi
+                    for t in range(lo_p):
+                        cols[r, base + t] = 0.0
+                    first = ((n * h_in + h) * w_in + w0) * c_dim
+                    for t in range(lo_p, hi_p):
+                        cols[r, base + t] = flat[first + t]
+                    for t in range(max(hi_p, lo_p), seg):
+                        cols[r, base + t] = 0.0
 
 
 @_lk_njit(**_LK_JIT)
 def lk_col2im(dcols, m, h_in, w_in, c_dim, kh, kw, sh, sw, ph, pw, oh, ow, dsrc):
-    """dsrc = the scatter-add of dcols through the im2col windows (the transpose of im2col)."""
+    """dsrc = the scatter-add of dcols through the im2col windows (the transpose of im2col).
+
+    The same runs as `lk_im2col`, added back: kw*C consecutive values per window row.
+    """
     lk_zero_rows(dsrc, m * h_in * w_in)
+    flat = dsrc.reshape(-1)
+    seg = kw * c_dim
     for n in range(m):
         for i in range(oh):
             for j in range(ow):
                 r = (n * oh + i) * ow + j
+                w0, q_lo, q_hi = lk_window_columns(j, sw, pw, kw, w_in)
+                lo, hi = q_lo * c_dim, q_hi * c_dim
                 for p in range(kh):
                     h = i * sh + p - ph
                     if h < 0 or h >= h_in:
                         continue
-                    for q in range(kw):
-                        w = j * sw + q - pw
-                        if w < 0 or w >= w_in:
-                            continue
-                        row = (n * h_in + h) * w_in + w
-                        base = (p * kw + q) * c_dim
-                        for c in range(c_dim):
-                            dsrc[row, c] += dcols[r, base + c]
+                    base = p * seg
+                    first = ((n * h_in + h) * w_in + w0) * c_dim
+                    for t in range(lo, hi):
+                        flat[first + t] += dcols[r, base + t]
 
 
 @_lk_njit(**_LK_JIT)
@@ -206,6 +227,7 @@ def kernel_source() -> str:
     return text[text.index("\n", begin) + 1:end]
 
 
-FUNCTIONS = ("lk_zero_rows", "lk_rows_to_map", "lk_map_to_rows", "lk_im2col", "lk_col2im",
+FUNCTIONS = ("lk_zero_rows", "lk_rows_to_map", "lk_map_to_rows", "lk_window_columns",
+             "lk_im2col", "lk_col2im",
              "lk_conv_weights", "lk_conv_weight_grad", "lk_maxpool", "lk_maxpool_back",
              "lk_avgpool", "lk_avgpool_back")
