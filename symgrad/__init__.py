@@ -62,8 +62,10 @@ from symgrad.render import notebook as _notebook  # noqa: F401
 from symgrad.render.animate import Animation, animate_network_training, animate_training
 from symgrad.render.document import Derivation
 from symgrad.render.draw import draw
+from symgrad.render.head_table import head_table
 from symgrad.render.scalar import derivation
 from symgrad.render.stages import stage_table
+from symgrad.render.textbook import textbook_vs_simplified
 from symgrad.runtime.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from symgrad.runtime.history import History
 from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer
@@ -84,6 +86,7 @@ __all__ = [
     "ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid",
     "SiLU", "Softmax", "Softplus", "Swish", "Tanh", "activation", "loss", "compile",
     "Model", "check", "ProofReport", "ProofError", "DefinitionError",
+    "head_table", "textbook_vs_simplified",
     # training
     "History", "Callback", "EarlyStopping", "ModelCheckpoint", "SGD", "Adam", "AdamW",
     "Optimizer", "TrainingDivergedError",

@@ -1,9 +1,14 @@
 """A hidden activation in the network printout: formula, derived derivative, rewrite.
 
-Shows f(z), SymPy's f'(z), the rewrite in terms of the saved output a = f(z)
-when the simplify stage found one (else that z is saved), every kink with the
+Shows f(z), SymPy's f'(z) (branch by branch, as cases, when it has branches),
+the rewrite in terms of the saved output a = f(z) line by line when the
+simplify stage found one (else that z is saved), every kink with the
 subgradient used there, and dZ = dA (.) f'. Nothing is keyed by name: what is
-said follows from the expressions in the `ActivationPlan`.
+said follows from the expressions in the `ActivationPlan`. Which identity
+sg.check proves and how the kernel evaluates f go to the appendices.
+
+The helpers `algebra_rows` and `cases_math` also print the output layer's Steps
+A and B (`symgrad.render.network_output`).
 """
 
 from __future__ import annotations
@@ -12,11 +17,120 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from symgrad.definition.formulas import A, Z
-from symgrad.derive.plan import ActivationPlan, DensePlan
+from symgrad.derive.plan import ActivationPlan, DensePlan, Identity
 from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import SymbolNames, indicator_condition, layer_latex, layer_str
 from symgrad.render.network_names import dmat, function_tex, layer_names, mat, mtex, parenthesize
 from symgrad.render.prose import latex_safe_prose
+from symgrad.simplify.step_algebra import AlgebraLine, piecewise_branches, saved_output_steps
+
+EVALUATION_APPENDIX = "How the kernel evaluates it"
+IDENTITY_APPENDIX = "Identities proven by sg.check"
+REASON_SHOWN_CHARS = 60   # a line's reason goes beside it only while the row stays short
+
+
+def name_math(latex_name: str, name: str) -> str:
+    """Inline math naming an activation or loss: its checked LaTeX, e.g. ``$\\sigma$``."""
+    return f"${function_tex(latex_name, name)}$"
+
+
+def expr_txt(expr: sp.Expr, names: SymbolNames) -> str:
+    """Plain text of an algebra line; a quotient kept unevaluated prints as (num)/(den)."""
+    if (isinstance(expr, sp.Mul) and len(expr.args) == 2 and isinstance(expr.args[1], sp.Pow)
+            and expr.args[1].exp == -1 and not expr.args[1].base.is_Atom):
+        num, den = expr.args[0], expr.args[1].base
+        return f"({layer_str(num, names)})/({layer_str(den, names)})"
+    return layer_str(expr, names)
+
+
+def line_math(line: AlgebraLine, names: SymbolNames) -> tuple[str, str]:
+    """(LaTeX, text) of one line; a split product shows its factors one by one."""
+    if line.factors:
+        tex = r" \cdot ".join(parenthesize(layer_latex(f, names), "", f)[0] for f in line.factors)
+        txt = " * ".join(f"({layer_str(f, names)})" for f in line.factors)
+        return tex, txt
+    return layer_latex(line.expr, names), expr_txt(line.expr, names)
+
+
+def algebra_rows(lhs: tuple[str, str], lines: list[AlgebraLine], names: SymbolNames
+                 ) -> tuple[str, str]:
+    """The lines as one aligned display ``lhs = line 1 = line 2 ...``, each with its reason."""
+    rows_tex, rows_txt = [], []
+    for k, line in enumerate(lines):
+        tex, txt = line_math(line, names)
+        start_tex = f"{lhs[0]} &= " if k == 0 else "&= "
+        start_txt = f"{lhs[1]} = " if k == 0 else " " * len(lhs[1]) + " = "
+        why = "" if k == 0 else line.reason
+        tag = rf" \qquad \text{{({why})}}" if why and len(tex) < REASON_SHOWN_CHARS else ""
+        rows_tex.append(start_tex + tex + tag)
+        rows_txt.append(start_txt + txt + (f"    ({why})" if why else ""))
+    return r" \\ ".join(rows_tex), "\n".join(rows_txt)
+
+
+def using_sentences(lines: list[AlgebraLine], names: SymbolNames) -> list[str]:
+    """One sentence per line that relies on an equality (the inverse, a substitution)."""
+    out = []
+    for line in lines:
+        if len(line.using) < 2:
+            continue
+        chain = " = ".join(layer_latex(e, names) for e in line.using)
+        if line.reason == "inverse substituted":
+            out.append(f"The inverse of the forward formula, ${chain}$, is substituted for the "
+                       "input, and SymPy simplifies.")
+        elif line.reason == "substituted":
+            out.append(f"Every ${chain}$ in the derivative is the saved output itself.")
+        else:
+            out.append(f"The second factor is written in the saved output: ${chain}$.")
+    return out
+
+
+def cases_math(branches: list[tuple[sp.Expr, sp.Basic]], lhs: tuple[str, str],
+               names: SymbolNames) -> tuple[str, str]:
+    """A branch-by-branch display: LaTeX ``cases`` and its plain twin (one row a branch)."""
+    rows_tex, rows_txt = [], []
+    for value, cond in branches:
+        c_tex = r"\text{otherwise}" if cond == sp.true else layer_latex(cond, names)
+        c_txt = "otherwise" if cond == sp.true else f"if {layer_str(cond, names)}"
+        rows_tex.append(f"{layer_latex(value, names)} & {c_tex}")
+        rows_txt.append(f"{layer_str(value, names)}  {c_txt}")
+    indent = " " * (len(lhs[1]) + 3)
+    tex = rf"{lhs[0]} = \begin{{cases}} " + r" \\ ".join(rows_tex) + r" \end{cases}"
+    return tex, f"{lhs[1]} = " + ("\n" + indent).join(rows_txt)
+
+
+def branch_steps(sec: Section, forward: sp.Expr, derivative: sp.Expr, names: SymbolNames,
+                 f_lhs: tuple[str, str], d_lhs: tuple[str, str]) -> None:
+    """f and f' branch by branch when SymPy's derivative has branches (a step, a Piecewise)."""
+    d_branches = piecewise_branches(derivative)
+    if d_branches is None:
+        return
+    f_pw = sp.piecewise_fold(forward.rewrite(sp.Piecewise))
+    f_branches = piecewise_branches(f_pw) if isinstance(f_pw, sp.Piecewise) else None
+    if f_branches and len(f_branches) == 2 and f_branches[0][1] == d_branches[-1][1]:
+        f_branches.reverse()   # same order of conditions in f and f'
+    rows = [cases_math(f_branches, f_lhs, names)] if f_branches else []
+    rows.append(cases_math(d_branches, d_lhs, names))
+    sec.add(text=("Branch by branch: on each side of the kink the formula is a smooth "
+                  "function, and its slope there is the derivative:"),
+            math=r" \qquad ".join(t for t, _ in rows) if len(rows) == 1 else
+            r" \\ ".join(t.replace(" = ", " &= ", 1) for t, _ in rows),
+            plain="\n".join(t for _, t in rows))
+
+
+def appendix_identity(doc: Derivation, where: str, ident: Identity, names: SymbolNames,
+                      max_ops: int = 24) -> None:
+    """One identity in the appendix of proven identities: its name and raw == simplified."""
+    sec = doc.appendix(IDENTITY_APPENDIX)
+    text = f"{where}, {latex_safe_prose(ident.name)}"
+    text += f" (assuming {latex_safe_prose(ident.assumptions)})" if ident.assumptions else ""
+    new_tex, new_txt = layer_latex(ident.simplified, names), layer_str(ident.simplified, names)
+    ops = sp.count_ops(ident.raw)
+    if ops > max_ops:
+        sec.add(text=text + f": the raw side ({ops} operations) equals", math=new_tex,
+                plain=new_txt)
+        return
+    sec.add(text=text + ":", math=f"{layer_latex(ident.raw, names)} = {new_tex}",
+            plain=f"{layer_str(ident.raw, names)} == {new_txt}")
 
 
 def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -> None:
@@ -28,38 +142,51 @@ def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -
     da_tex, da_txt = dmat("A", j)
     dz_tex, dz_txt = dmat("Z", j)
     f = function_tex(act.latex_name, act.name)
-    sec = doc.section(f"Activation of layer {j}: A_{j} = {act.name}(Z_{j})")
+    sec = doc.section(f"Activation of layer {j}: {act.name}")
     formula_tex, formula_txt = layer_latex(act.forward, canon), layer_str(act.forward, canon)
     # A built-in SymPy function (tanh) is its own formula: do not print tanh(z) = tanh(z).
     same = formula_txt == f"{act.name}(z)"
-    sec.add(text=f"Forward, elementwise, with the formula of '{latex_safe_prose(act.name)}':",
+    f_name = name_math(act.latex_name, act.name)
+    sec.add(text=f"Forward, elementwise, with the formula of {f_name}:",
             math=(rf"{a_tex} = f({z_tex}), \qquad f(z) = {f}(z)"
                   + ("" if same else f" = {formula_tex}")),
             plain=(f"{a_txt} = f({z_txt}),   f(z) = {act.name}(z)"
                    + ("" if same else f" = {formula_txt}")))
     if act.stable_forward != act.forward:
-        sec.add(text="It is evaluated in the numerically stable form",
-                math=f"f(z) = {layer_latex(act.stable_forward, canon)}",
-                plain=f"f(z) = {layer_str(act.stable_forward, canon)}")
+        doc.appendix(EVALUATION_APPENDIX).add(
+            text=f"Layer {j}, {f_name}: the forward pass evaluates "
+                 "the equal, numerically stable form",
+            math=f"f(z) = {layer_latex(act.stable_forward, canon)}",
+            plain=f"f(z) = {layer_str(act.stable_forward, canon)}")
     sec.add(text="SymPy differentiates the formula:",
             math=f"f'(z) = {layer_latex(act.derivative_raw, canon)}",
             plain=f"f'(z) = {layer_str(act.derivative_raw, canon)}")
+    branch_steps(sec, act.forward, act.derivative_raw, canon, ("f(z)", "f(z)"),
+                 ("f'(z)", "f'(z)"))
     free = act.derivative.free_symbols
     raw_tex, raw_txt = layer_latex(act.derivative_raw, names), layer_str(act.derivative_raw, names)
     new_tex, new_txt = layer_latex(act.derivative, names), layer_str(act.derivative, names)
-    if A in free:
-        text = (f"Rewritten in terms of the saved output $a = f(z)$, i.e. ${a_tex}$ "
-                f"(identity '{latex_safe_prose(act.identity.name)}', proven by sg.check):")
-    elif act.derivative != act.derivative_raw:
-        text = (f"Simplified (identity '{latex_safe_prose(act.identity.name)}', proven by "
-                "sg.check):")
+    appendix_identity(doc, f"Layer {j}", act.identity, names)
+    lines = saved_output_steps(act.forward, act.derivative_raw, act.derivative, Z, A)
+    if lines:
+        math, plain = algebra_rows((f"f'({z_tex})", f"f'({z_txt})"), lines, names)
+        sec.add(text=(f"Rewritten in terms of the saved output $a = f(z)$, i.e. ${a_tex}$, "
+                      "line by line as SymPy computes it:"), math=math, plain=plain)
+        for sentence in using_sentences(lines, names):
+            sec.add(text=sentence)
     else:
-        text = "The derivative is used as derived:"
-    # As derived on one line, the rewrite on the next: side by side they overflow the page.
-    math = (f"f'({z_tex}) &= {raw_tex} \\\\ &= {new_tex}" if new_tex != raw_tex
-            else f"f'({z_tex}) = {raw_tex}")
-    plain = f"f'({z_txt}) = {raw_txt}" + (f" = {new_txt}" if new_txt != raw_txt else "")
-    sec.add(text=text, math=math, plain=plain)
+        if A in free:
+            text = (f"Rewritten in terms of the saved output $a = f(z)$, i.e. ${a_tex}$ "
+                    "(proven equal by sg.check):")
+        elif act.derivative != act.derivative_raw:
+            text = "Simplified (proven equal by sg.check):"
+        else:
+            text = "The derivative is used as derived:"
+        # As derived on one line, the rewrite on the next: side by side they overflow the page.
+        math = (f"f'({z_tex}) &= {raw_tex} \\\\ &= {new_tex}" if new_tex != raw_tex
+                else f"f'({z_tex}) = {raw_tex}")
+        plain = f"f'({z_txt}) = {raw_txt}" + (f" = {new_txt}" if new_txt != raw_txt else "")
+        sec.add(text=text, math=math, plain=plain)
     sec.add(text=_saved_sentence(act, j))
     _kink_steps(sec, act.derivative, names)
     sec.add(text="The error passes through the activation as an elementwise product:",

@@ -1,20 +1,37 @@
 """The output layer of the network printout: Steps A, B and C, as seed 001 does them.
 
-Step A is dl/dp of the loss, Step B is dp/dz of the output activation (in
-terms of p), Step C their product and its cancellation to the error the
-backward pass starts from. All are the `OutputPlan`'s SymPy expressions.
+Step A is dl/dp of the loss, line by line from SymPy's derivative to the
+simplified form (common denominator, numerator multiplied out, the terms that
+cancel); Step B is dp/dz of the output activation, derived and rewritten in
+terms of p line by line; Step C their product and its cancellation to the
+error the backward pass starts from. The expressions are the `OutputPlan`'s
+and `symgrad.simplify.step_algebra`'s; the identities sg.check proves and the
+stable forms the kernel evaluates go to the appendices. The section ends with
+the textbook-vs-simplified comparison of every activation of the network
+(`symgrad.render.textbook`).
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from symgrad.definition.formulas import P, Y
+from symgrad.definition.convention import differentiate
+from symgrad.definition.formulas import P, Y, Z
 from symgrad.derive.plan import Identity, NetworkPlan
 from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import SymbolNames, layer_latex, layer_str
+from symgrad.render.network_activation import (
+    EVALUATION_APPENDIX,
+    algebra_rows,
+    appendix_identity,
+    branch_steps,
+    name_math,
+    using_sentences,
+)
 from symgrad.render.network_names import layer_names, mat
 from symgrad.render.prose import latex_safe_prose
+from symgrad.render.textbook import textbook_section
+from symgrad.simplify.step_algebra import loss_derivative_steps, saved_output_steps
 
 IDENTITY_OPS_SHOWN = 24   # longer raw sides are summarised: a page of exp() helps nobody
 
@@ -25,22 +42,6 @@ def _shown(ident: Identity) -> bool:
     if isinstance(raw, sp.Mul) and sp.S.One in raw.args:
         raw = sp.Mul(*[f for f in raw.args if f != 1])
     return raw != ident.simplified
-
-
-def identity_step(sec: Section, ident: Identity, names: SymbolNames) -> None:
-    """Print an identity the prove stage checks: raw == simplified (skipped if trivial)."""
-    if not _shown(ident):
-        return
-    text = f"'{latex_safe_prose(ident.name)}'"
-    text += f", assuming {latex_safe_prose(ident.assumptions)}:" if ident.assumptions else ":"
-    new_tex, new_txt = layer_latex(ident.simplified, names), layer_str(ident.simplified, names)
-    ops = sp.count_ops(ident.raw)
-    if ops > IDENTITY_OPS_SHOWN:
-        sec.add(text=text + f" the raw chain-rule side ({ops} operations) reduces to",
-                math=new_tex, plain=new_txt)
-        return
-    sec.add(text=text, math=f"{layer_latex(ident.raw, names)} = {new_tex}",
-            plain=f"{layer_str(ident.raw, names)} == {new_txt}")
 
 
 def _dd(num: str, den: str) -> str:
@@ -60,35 +61,62 @@ def output_section(doc: Derivation, plan: NetworkPlan) -> None:
             math=(rf"{_dd('l', z_tex)} = \underbrace{{{_dd('l', 'p')}}}_{{\text{{Step A}}}}"
                   rf" \cdot \underbrace{{{_dd('p', z_tex)}}}_{{\text{{Step B}}}}"),
             plain=f"dl/dZ{L} = dl/dp (Step A) * dp/dZ{L} (Step B)")
-    sec.add(text=(f"Step A: the loss '{latex_safe_prose(out.loss_name)}' as written, and its "
-                  "derivative in $p$ as SymPy derived it:"),
-            math=rf"l(p, y) &= {layer_latex(out.loss_formula, names)} \\ "
-                 rf"{_dd('l', 'p')} &= {layer_latex(out.step_a, names)}",
-            plain=f"l(p, y) = {layer_str(out.loss_formula, names)}\n"
-                  f"dl/dp = {layer_str(out.step_a, names)}")
-    _step_b(sec, plan, names)
+    _step_a(sec, plan, names)
+    _step_b(doc, sec, plan, names)
     if isinstance(out.step_b, sp.MatrixBase):
         _step_c_vector(sec, plan, names)
     else:
         _step_c_elementwise(sec, plan, names)
-    if any(_shown(ident) for ident in out.identities):
-        sec.add(text=("The identities behind these steps, each proven by sg.check symbolically "
-                      "and numerically at random points:"))
-    for ident in out.identities:
-        identity_step(sec, ident, names)
-    sec.add(text=("Stable forward form: " + latex_safe_prose(out.stable_note)
-                  + " In formulas, from the logits:"),
-            math=rf"l = {layer_latex(out.loss_from_logits, names)}",
-            plain=f"l = {layer_str(out.loss_from_logits, names)}")
+    where = (f"Output layer ({latex_safe_prose(out.activation_name)} + "
+             f"{latex_safe_prose(out.loss_name)})")
+    shown = [ident for ident in out.identities if _shown(ident)]
+    if shown:
+        sec.add(text=("Each equality above is proven by sg.check, symbolically and numerically "
+                      "at random points (listed in the appendix)."))
+    for ident in shown:
+        appendix_identity(doc, where, ident, names, IDENTITY_OPS_SHOWN)
+    doc.appendix(EVALUATION_APPENDIX).add(
+        text=(f"{where}: the loss is computed from the logits in a stable form. "
+              + latex_safe_prose(out.stable_note)),
+        math=rf"l = {layer_latex(out.loss_from_logits, names)}",
+        plain=f"l = {layer_str(out.loss_from_logits, names)}")
+    textbook_section(doc, plan)
 
 
-def _step_b(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
+def _step_a(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
+    """The loss, then dl/dp line by line as SymPy computes it (`loss_derivative_steps`)."""
+    out = plan.output
+    lines = loss_derivative_steps(out.loss_formula, P)
+    loss = name_math(out.loss_latex, out.loss_name)
+    if len(lines) == 1:
+        how = "as SymPy returns it, already as short as it gets:"
+    else:
+        how = "first as SymPy returns it, then each line computed by SymPy from the one before:"
+    sec.add(text=f"Step A: the loss {loss} as written.",
+            math=rf"l(p, y) = {layer_latex(out.loss_formula, names)}",
+            plain=f"l(p, y) = {layer_str(out.loss_formula, names)}")
+    math, plain = algebra_rows((_dd("l", "p"), "dl/dp"), lines, names)
+    sec.add(text=f"Its derivative in $p$, {how}", math=math, plain=plain)
+    cancelled = [pair for line in lines for pair in line.cancelled]
+    if cancelled:
+        pairs = ", ".join(f"${layer_latex(a, names)}$ and ${layer_latex(b, names)}$"
+                          for a, b in cancelled)
+        sec.add(text=(f"Over the common denominator the numerator is multiplied out term by term; "
+                      f"{pairs} sum to zero and cancel. Step A is"),
+                math=rf"{_dd('l', 'p')} = {layer_latex(lines[-1].expr, names)}",
+                plain=f"dl/dp = {layer_str(lines[-1].expr, names)}")
+    elif len(lines) > 1:
+        sec.add(text="No terms cancel in this derivative; SymPy only regroups it.")
+
+
+def _step_b(doc: Derivation, sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
     out, L = plan.output, len(plan.layers)
     z_tex = mat("Z", L)[0]
+    act = name_math(out.activation_latex, out.activation_name)
     rows_tex = [rf"p &= {layer_latex(out.prediction, names)}"]
     rows_txt = [f"p = {layer_str(out.prediction, names)}"]
-    text = (f"Step B: the output activation '{latex_safe_prose(out.activation_name)}', "
-            "differentiated and written in terms of its own output $p$")
+    text = (f"Step B: the output activation {act}, differentiated and written in terms of its "
+            "own output $p$")
     if out.kind == "softmax":
         rows_tex.insert(0, rf"\operatorname{{lse}}({z_tex})_i &= \log \sum_{{m}} "
                            rf"e^{{({z_tex})_{{im}}}}")
@@ -97,8 +125,9 @@ def _step_b(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
                  "log-sum-exp of the row")
     stable = out.stable_prediction
     if stable is not None and stable != out.prediction:
-        rows_tex.append(rf"&= {layer_latex(stable, names)} \quad \text{{(evaluated so)}}")
-        rows_txt.append(f"  = {layer_str(stable, names)}    (evaluated so)")
+        doc.appendix(EVALUATION_APPENDIX).add(
+            text=f"Output layer, {act}: the prediction is evaluated in the equal form",
+            math=rf"p = {layer_latex(stable, names)}", plain=f"p = {layer_str(stable, names)}")
     if isinstance(out.step_b, sp.MatrixBase):
         k = out.step_b.shape[0]
         text += (f"; SymPy derives the Jacobian on an explicit row of K = {k} logits "
@@ -106,10 +135,37 @@ def _step_b(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
         rows_tex.append(rf"\left({_dd('p_c', 'z_m')}\right)_{{c,m}} &= "
                         f"{layer_latex(out.step_b, names)}")
         rows_txt.append(f"dp_c/dz_m = {layer_str(out.step_b, names)}")
+        sec.add(text=text + ":", math=r" \\ ".join(rows_tex), plain="\n".join(rows_txt))
     else:
-        rows_tex.append(rf"{_dd('p', z_tex)} &= {layer_latex(out.step_b, names)}")
-        rows_txt.append(f"dp/dZ{L} = {layer_str(out.step_b, names)}")
-    sec.add(text=text + ":", math=r" \\ ".join(rows_tex), plain="\n".join(rows_txt))
+        sec.add(text=text + ":", math=r" \\ ".join(rows_tex), plain="\n".join(rows_txt))
+        _step_b_lines(sec, plan, names)
+
+
+def _step_b_lines(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
+    """dp/dz derived from the activation's formula and rewritten in p, line by line."""
+    out, L = plan.output, len(plan.layers)
+    z_tex, z_txt = mat("Z", L)
+    derived = differentiate(out.prediction, Z)
+    branch_steps(sec, out.prediction, derived, names, ("p", "p"),
+                 (_dd("p", z_tex), f"dp/dZ{L}"))
+    lines = saved_output_steps(out.prediction, derived, out.step_b, Z, P)
+    lhs = (_dd("p", z_tex), f"dp/dZ{L}")
+    if lines:
+        math, plain = algebra_rows(lhs, lines, names)
+        sec.add(text="SymPy differentiates the formula, and each line after is computed from the "
+                     "one before:", math=math, plain=plain)
+        for sentence in using_sentences(lines, names):
+            sec.add(text=sentence)
+        return
+    raw_tex, new_tex = layer_latex(derived, names), layer_latex(out.step_b, names)
+    raw_txt, new_txt = layer_str(derived, names), layer_str(out.step_b, names)
+    if raw_txt == new_txt:
+        sec.add(text="SymPy differentiates the formula:", math=f"{lhs[0]} = {raw_tex}",
+                plain=f"{lhs[1]} = {raw_txt}")
+    else:
+        sec.add(text="SymPy differentiates the formula, and the simplify stage rewrites it:",
+                math=f"{lhs[0]} &= {raw_tex} \\\\ &= {new_tex}",
+                plain=f"{lhs[1]} = {raw_txt}\n{' ' * len(lhs[1])} = {new_txt}")
 
 
 def _step_c_elementwise(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
