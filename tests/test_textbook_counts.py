@@ -83,8 +83,18 @@ def test_every_registered_activation_gets_a_row():
     # Softmax is an output-only activation: its row is the output error.
     soft = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.Softmax()), loss="cross_entropy")
     [row] = textbook_vs_simplified(soft)
-    assert row.quantity == "dl/dz" and row.simplified == P - Y
+    p1, y1 = sp.Symbol("p1", positive=True), sp.Symbol("y1", real=True)
+    assert row.quantity == "dl/dz" and row.simplified == p1 - y1
+    # Sum over the 3 classes of Step A times the Jacobian's first column, not cancelled.
+    assert len(row.textbook.args) == 3 and sp.simplify(row.textbook - (p1 - y1)) != 0
     assert row.textbook_ops.total > row.simplified_ops.total
+
+
+def test_an_identity_output_has_no_product_with_one():
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.Identity()), loss="mse")
+    [row] = textbook_vs_simplified(model)
+    assert row.textbook == 2 * P - 2 * Y   # SymPy's dl/dp; dp/dz = 1 adds nothing
+    assert (row.textbook_ops.total, row.simplified_ops.total) == (3, 2)
 
 
 def test_tanh_row_saves_the_transcendental_call():

@@ -18,13 +18,14 @@ the simplified side the plan's expression: nothing is keyed by name.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import sympy as sp
 
 from symgrad.definition.convention import differentiate
-from symgrad.definition.formulas import A, P, Z
-from symgrad.derive.plan import ActivationPlan, NetworkPlan
+from symgrad.definition.formulas import A, P, Y, Z
+from symgrad.derive.plan import ActivationPlan, NetworkPlan, OutputPlan
 from symgrad.render.document import Derivation
 from symgrad.render.latex_printer import SymbolNames, layer_latex, layer_str
 from symgrad.render.network_names import layer_names
@@ -97,16 +98,33 @@ def _output_rows(plan: NetworkPlan) -> list[TextbookRow]:
     names = layer_names(len(plan.layers), last=True)
     where = f"output layer ({out.activation_name} + {out.loss_name})"
     if isinstance(out.step_b, sp.MatrixBase):
-        # Softmax: the textbook sums Step A times the Jacobian over the classes of the row.
-        return [_row(where, "dl/dz", out.delta_raw, out.delta, names)]
+        return [_softmax_row(out, names, where)]
     step_a = differentiate(out.loss_formula, P)
     step_b = differentiate(out.prediction, Z)
     rows = []
     if step_b != out.step_b:
         rows.append(_row(where, "dp/dz", step_b, out.step_b, names))
-    product = sp.Mul(step_a, step_b, evaluate=False)
+    # A factor 1 (identity output) is no operation anyone would evaluate.
+    product = step_a if step_b == 1 else sp.Mul(step_a, step_b, evaluate=False)
     rows.append(_row(where, "dl/dz", product, out.delta, names))
     return rows
+
+
+def _softmax_row(out: OutputPlan, names: SymbolNames, where: str) -> TextbookRow:
+    """Softmax: the textbook sums Step A times the Jacobian's column over the row's classes.
+
+    Written for the first logit of a row of K classes (the plan's Jacobian), with p_c
+    and y_c per class; the simplified side is the plan's error for that logit, p_1 - y_1.
+    """
+    jac = out.step_b
+    k = jac.shape[0]
+    p = sp.symbols(f"p1:{k + 1}", positive=True)
+    y = sp.symbols(f"y1:{k + 1}", real=True)
+    terms = [sp.Mul(out.step_a.xreplace({P: p[c], Y: y[c]}), jac[c, 0], evaluate=False)
+             for c in range(k)]
+    first = {P: p[0], Y: y[0]}
+    row = _row(where, "dl/dz", sp.Add(*terms, evaluate=False), out.delta.xreplace(first), names)
+    return dataclasses.replace(row, lhs=(r"\frac{\partial l}{\partial z_1}", "dl/dz1"))
 
 
 def textbook_vs_simplified(model: object) -> list[TextbookRow]:
