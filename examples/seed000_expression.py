@@ -1,7 +1,9 @@
-"""Seed 000, first example: L = (a*b + c) * f, back-propagated and explained.
+"""Seed 000, first example: d = a*b + c rule by rule, then L = (a*b + c) * f back-propagated.
 
-Run ``python examples/seed000_expression.py [--out DIR]``: prints the
-step-by-step derivation and the gradients, and writes the graph as a PNG.
+Run ``python examples/seed000_expression.py [--out DIR]``: prints the notes'
+rule-by-rule derivatives of d = a*b + c (sum, constant and coefficient rules:
+dd/da = b, dd/db = a, dd/dc = 1, each step computed by SymPy), then the
+node-by-node backward pass of L and the gradients, and writes the graph as a PNG.
 Expected gradients: a = 6, b = -4, c = -2, e = -2, d = -2, f = 4.
 """
 
@@ -12,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import symgrad as sg
+from symgrad.render.scalar_rules import rule_derivation
 
 
 def build() -> dict[str, sg.Value]:
@@ -32,6 +35,8 @@ def build() -> dict[str, sg.Value]:
 def main(out_dir: str | Path | None = None) -> dict[str, float]:
     """Print the derivation and gradients, draw the graph; return the gradients by label."""
     nodes = build()
+    # The notes first take d = a*b + c apart by hand: which rule applies to which term.
+    print(rule_derivation(nodes["d"]).text())
     L = nodes["L"]
     L.backward()
     print(sg.derivation(L).text())

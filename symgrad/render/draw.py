@@ -1,12 +1,13 @@
 """Draw a scalar `Value` graph as PNG or SVG with matplotlib only (no graphviz binary).
 
-Like micrograd's figures: every value node is a record box ``label | data |
-grad`` and every op is its own small round node between its operands and its
-result. Columns run left to right by depth (each node just left of its first
-consumer, the root at its longest path from a leaf); inside
-a column nodes are ordered by the mean height of their operands, which keeps
-edges mostly straight. Layout is computed iteratively from the topological
-order, so deep graphs do not recurse (though they get wide).
+Like micrograd's figures: every value node is a record box ``name | data |
+grad`` (unlabelled nodes named as in the derivation: `node_names`) and every
+op is its own small round node between its operands and its result. Columns
+run left to right by depth (each node just left of its first consumer, the
+root at its longest path from a leaf); inside a column nodes are ordered by
+the mean height of their operands, which keeps edges mostly straight. Layout
+is computed iteratively from the topological order, so deep graphs do not
+recurse (though they get wide).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from symgrad.definition.latex_input import check_value_label
 from symgrad.definition.value import Value, op_of
+from symgrad.derive.scalar import node_symbols
 from symgrad.graph.scalar import graph_order
 from symgrad.graph.topo import depths
 
@@ -24,8 +26,22 @@ _ROW_H = 0.62      # inches between rows
 _OP_COL_W = 0.9    # inches for an op column
 
 
-def _record(node: Value) -> str:
-    label = node.label or ("const" if node._const else "")
+def node_names(root: Value) -> dict[int, str]:
+    """The name of every non-constant node, keyed by ``id(node)``: the derivation's names.
+
+    Both `draw` and `symgrad.render.scalar.derivation` name nodes with
+    `symgrad.derive.scalar.node_symbols`, so an unlabelled node is ``v_1`` in
+    the picture and in the printout alike.
+
+    >>> a = Value(2.0, label="a")
+    >>> sorted(node_names(a * a + a).values())
+    ['a', 'v_1', 'v_2']
+    """
+    return {k: s.name for k, s in node_symbols(root).items()}
+
+
+def _record(node: Value, names: dict[int, str]) -> str:
+    label = (node.label or "const") if node._const else names[id(node)]
     return f"{label} | data {node.data:.4f} | grad {node.grad:.4f}"
 
 
@@ -46,6 +62,7 @@ def draw(root: Value, path: str | Path, dpi: int = 120) -> Path:
     for n in order:   # matplotlib reads '$...$' as math: labels are checked first
         if n.label:
             check_value_label(n.label)
+    names = node_names(root)
     depth = depths(order, lambda n: n.operands)
     # Every node sits just left of its first consumer ("as late as possible"),
     # so a product feeding the 5th term of a sum is drawn next to that sum.
@@ -74,7 +91,7 @@ def draw(root: Value, path: str | Path, dpi: int = 120) -> Path:
         if c % 2:
             widths[c] = _OP_COL_W
         else:
-            widths[c] = max(len(_record(n)) for n in columns[c]) * _CHAR_W + 0.5
+            widths[c] = max(len(_record(n, names)) for n in columns[c]) * _CHAR_W + 0.5
     xs, acc = [], 0.3
     for w in widths:
         xs.append(acc + w / 2)
@@ -93,8 +110,8 @@ def draw(root: Value, path: str | Path, dpi: int = 120) -> Path:
     boxes = {}
     for c in range(0, ncols, 2):
         for n in columns[c]:
-            t = ax.text(xs[c], y[id(n)], _record(n), ha="center", va="center", family="monospace",
-                        fontsize=8, zorder=2,
+            t = ax.text(xs[c], y[id(n)], _record(n, names), ha="center", va="center",
+                        family="monospace", fontsize=8, zorder=2,
                         bbox={"boxstyle": "square,pad=0.35", "fc": "#eef3fb" if n.op is None
                               else "white", "ec": "black", "lw": 0.8})
             boxes[id(n)] = t
