@@ -123,10 +123,20 @@ class Model:
 
     @cached_property
     def derivation(self):
-        """The step-by-step derivation document (built on first access)."""
-        from symgrad.render.network import network_derivation  # render is a later stage
+        """The step-by-step derivation document (built on first access).
 
-        return network_derivation(self.plan)
+        It prints this model's optimizer's update rule and ends with each equation
+        beside the line of `source` that implements it (the kernel's source text is
+        generated for that, nothing is compiled).
+        """
+        # Later stages, imported here only: render and codegen never import each other.
+        from symgrad.codegen.kernels import generate_module_source
+        from symgrad.render.network import network_derivation
+        from symgrad.runtime.optimizers import get_optimizer
+
+        optimizer = get_optimizer(self.optimizer)
+        source = generate_module_source(self.plan, self.dtype.name, optimizer)
+        return network_derivation(self.plan, optimizer=optimizer, source=source)
 
     def _params(self, params: Mapping[str, np.ndarray] | None) -> Mapping[str, np.ndarray]:
         if params is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 from symgrad.definition.names import source_comment_text
-from symgrad.derive.plan import FeaturePlan
+from symgrad.derive.plan import FeaturePlan, cite, feature_key
 
 __all__ = ["EMITTERS", "Workspace", "workspaces", "emit_forward", "emit_backward",
            "feature_params"]
@@ -43,6 +43,12 @@ def geometry(features: tuple[FeaturePlan, ...]) -> list[tuple[int, ...]]:
         out = f.out_shape if len(f.out_shape) == 3 else (f.out_shape[0], 1, 1)
         rows.append((c, h, w, *out))
     return rows
+
+
+def _cited(line: str, f: FeaturePlan, *what: str, note: str = "") -> str:
+    """``line`` citing the printout's equations ``what`` of image layer ``f`` (plan keys)."""
+    text = cite(*(feature_key(f.name, w) for w in what)) + (f" {note}" if note else "")
+    return f"{line}  # {source_comment_text(text)}"
 
 
 def _g(j: int, column: str) -> str:
@@ -115,13 +121,13 @@ def _activation_pass(s, feature: FeaturePlan, prefix, bias: str | None) -> None:
     j, act = feature.index, feature.activation
     if act is None:
         if bias is not None:
-            s(f"_add_bias(FA{j}, {bias})")
+            s(_cited(f"_add_bias(FA{j}, {bias})", feature, "fwd"))
         return
     zs = f", FZ{j}" if _saves_z(feature) else ""
     if bias is not None:
-        s(f"{prefix(act)}fwd_b(FA{j}, {bias}{zs})")
+        s(_cited(f"{prefix(act)}fwd_b(FA{j}, {bias}{zs})", feature, "fwd", "act"))
     else:
-        s(f"{prefix(act)}fwd(FA{j}{zs})")
+        s(_cited(f"{prefix(act)}fwd(FA{j}{zs})", feature, "act"))
 
 
 def _derivative_pass(s, feature: FeaturePlan, prefix) -> None:
@@ -132,7 +138,7 @@ def _derivative_pass(s, feature: FeaturePlan, prefix) -> None:
     saved = f"FZ{j}" if _saves_z(feature) else f"FA{j}"
     s(f"# {source_comment_text(act.name)}'(z), as derived: "
       f"{source_comment_text(act.derivative)}",
-      f"{prefix(act)}bwd(FD{j}, FA{j}, {saved})")
+      _cited(f"{prefix(act)}bwd(FD{j}, FA{j}, {saved})", feature, "dZ"))
 
 
 class _Conv:
@@ -141,22 +147,25 @@ class _Conv:
     @staticmethod
     def forward(s, f: FeaturePlan, features, prefix) -> None:
         j, layer = f.index, f.layer
-        s(f"lk_conv_weights(CW{j}, FW{j})",
-          f"lk_im2col({_src(features, j)}, {_window_args(f)}, FC{j})",
-          f"_mm(FC{j}, FW{j}, FA{j}, ONE, ZERO, ab)")
+        s(_cited(f"lk_conv_weights(CW{j}, FW{j})", f, "fwd"),
+          _cited(f"lk_im2col({_src(features, j)}, {_window_args(f)}, FC{j})", f, "fwd"),
+          _cited(f"_mm(FC{j}, FW{j}, FA{j}, ONE, ZERO, ab)", f, "fwd"))
         _activation_pass(s, f, prefix, f"Cb{j}" if layer.bias else None)
 
     @staticmethod
     def backward(s, f: FeaturePlan, features, prefix) -> None:
         j, layer = f.index, f.layer
         _derivative_pass(s, f, prefix)
-        s(f"_mm_tn(FC{j}, FD{j}, FGW{j}, ONE, ZERO, ab)  # dW = cols.T @ dZ (correlation)",
-          f"lk_conv_weight_grad(FGW{j}, gCW{j})")
+        s(_cited(f"_mm_tn(FC{j}, FD{j}, FGW{j}, ONE, ZERO, ab)", f, "dW",
+                 note="dW = cols.T @ dZ (correlation)"),
+          _cited(f"lk_conv_weight_grad(FGW{j}, gCW{j})", f, "dW"))
         if layer.bias:
-            s(f"_column_sums(FD{j}, gCb{j})  # db = sum of dZ over n, i, j")
+            s(_cited(f"_column_sums(FD{j}, gCb{j})", f, "db", note="db = sum of dZ over n, i, j"))
         if _needs_dx(f, features):
-            s(f"_mm_nt(FD{j}, FW{j}, FC{j}, ONE, ZERO, ab)  # dcols = dZ @ W.T",
-              f"lk_col2im(FC{j}, {_window_args(f)}, FD{j - 1})  # dX: full convolution")
+            s(_cited(f"_mm_nt(FD{j}, FW{j}, FC{j}, ONE, ZERO, ab)", f, "dX",
+                     note="dcols = dZ @ W.T"),
+              _cited(f"lk_col2im(FC{j}, {_window_args(f)}, FD{j - 1})", f, "dX",
+                     note="full convolution"))
 
 
 class _Pool:
@@ -169,7 +178,7 @@ class _Pool:
 
     def forward(self, s, f: FeaturePlan, features, prefix) -> None:
         j = f.index
-        s(f"lk_{self.name}({_src(features, j)}, {_window_args(f)}, FA{j})")
+        s(_cited(f"lk_{self.name}({_src(features, j)}, {_window_args(f)}, FA{j})", f, "fwd"))
         _activation_pass(s, f, prefix, None)
 
     def backward(self, s, f: FeaturePlan, features, prefix) -> None:
@@ -178,9 +187,10 @@ class _Pool:
         if not _needs_dx(f, features):
             return
         if self.name == "maxpool":
-            s(f"lk_maxpool_back({_src(features, j)}, FD{j}, {_window_args(f)}, FD{j - 1})")
+            s(_cited(f"lk_maxpool_back({_src(features, j)}, FD{j}, {_window_args(f)}, "
+                     f"FD{j - 1})", f, "dX"))
         else:
-            s(f"lk_avgpool_back(FD{j}, {_window_args(f)}, FD{j - 1})")
+            s(_cited(f"lk_avgpool_back(FD{j}, {_window_args(f)}, FD{j - 1})", f, "dX"))
 
 
 class _Flatten:
@@ -191,15 +201,15 @@ class _Flatten:
     @staticmethod
     def forward(s, f: FeaturePlan, features, prefix) -> None:
         j = f.index
-        s(f"lk_map_to_rows({_src(features, j)}, m, {_g(j, 'H_in')} * {_g(j, 'W_in')}, "
-          f"{_g(j, 'C_in')}, FA{j})")
+        s(_cited(f"lk_map_to_rows({_src(features, j)}, m, {_g(j, 'H_in')} * {_g(j, 'W_in')}, "
+                 f"{_g(j, 'C_in')}, FA{j})", f, "fwd"))
 
     @staticmethod
     def backward(s, f: FeaturePlan, features, prefix) -> None:
         j = f.index
         if _needs_dx(f, features):
-            s(f"lk_rows_to_map(FD{j}, m, {_g(j, 'H_in')} * {_g(j, 'W_in')}, {_g(j, 'C_in')}, "
-              f"FD{j - 1})")
+            s(_cited(f"lk_rows_to_map(FD{j}, m, {_g(j, 'H_in')} * {_g(j, 'W_in')}, "
+                     f"{_g(j, 'C_in')}, FD{j - 1})", f, "dX"))
 
 
 EMITTERS: dict[str, object] = {"conv2d": _Conv(), "maxpool2d": _Pool("maxpool"),

@@ -46,7 +46,17 @@ from symgrad.codegen.source_text import JIT as _JIT
 from symgrad.codegen.source_text import Src as _Src
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.names import source_comment_text
-from symgrad.derive.plan import LSE, ActivationPlan, NetworkPlan
+from symgrad.derive.plan import (
+    FEATURES_GRAD_KEY,
+    LOSS_KEY,
+    LSE,
+    PREDICTION_KEY,
+    UPDATE_KEY,
+    ActivationPlan,
+    NetworkPlan,
+    cite,
+    dense_key,
+)
 
 __all__ = ["generate_module_source", "kernel_sources", "gemm_source", "numpy_cblas_available",
            "KernelLayout", "is_classification"]
@@ -145,6 +155,20 @@ class KernelLayout:
         return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * ({per})]"
 
 
+def _cited(line: str, *keys: str, note: str = "") -> str:
+    """``line`` with a trailing comment citing the printout's equations it implements.
+
+    The keys are the plan's statement keys (`symgrad.derive.plan.dense_key`, ...); the
+    printout tags its equations with the same keys and lists each beside this line.
+    """
+    return f"{line}  # {source_comment_text(cite(*keys) + (' ' + note if note else ''))}"
+
+
+def _output_keys(lay: KernelLayout) -> tuple[str, ...]:
+    """What ``_output`` computes: the prediction, the loss and the output error dZ_L."""
+    return (PREDICTION_KEY, LOSS_KEY, dense_key("dZ", lay.last + 1))
+
+
 def _blas_call(layout: str, cblas: bool) -> list[str]:
     """The GEMM call of a helper: ``layout`` is "nn" (A@B), "tn" (A.T@B) or "nt" (A@B.T)."""
     if cblas:
@@ -215,17 +239,18 @@ def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
         act = layer.activation
         s(f"# {layer.name}: Z = {lay.input_of(i)} @ W{i}" + (f" + b{i}" if layer.bias else "")
           + ("" if act is None else f"; A{i} = {source_comment_text(act.name)}(Z)"))
-        s(f"_mm({lay.input_of(i)}, W{i}, {out}, ONE, ZERO, ab)")
+        z_key = dense_key("Z", i + 1)
+        s(_cited(f"_mm({lay.input_of(i)}, W{i}, {out}, ONE, ZERO, ab)", z_key))
         if act is None:
             if layer.bias:
-                s(f"_add_bias({out}, b{i})")
+                s(_cited(f"_add_bias({out}, b{i})", z_key))
             continue
         # Bias and activation fused into the one pass that follows the GEMM.
         zs = f", Z{i}" if lay.saves_z(i) else ""
         if layer.bias:
-            s(f"{lay.prefix(act)}fwd_b({out}, b{i}{zs})")
+            s(_cited(f"{lay.prefix(act)}fwd_b({out}, b{i}{zs})", z_key))
         else:
-            s(f"{lay.prefix(act)}fwd({out}{zs})")
+            s(_cited(f"{lay.prefix(act)}fwd({out}{zs})", z_key))
     s.dedent()
     s("", "")
 
@@ -258,20 +283,27 @@ def _backward_fn(s: _Src, lay: KernelLayout, optimizer=None, cast: str = "") -> 
         s(f"# {layer.name}: dW = {src}.T @ dZ; db = sum over rows of dZ"
           + ("" if i == 0 else f"; dA{i - 1} = dZ @ W{i}.T"))
         if i > 0:
-            # dA before the (possibly fused) update: it must see the old W.
-            s(f"_mm_nt(D{i}, W{i}, D{i - 1}, ONE, ZERO, ab)")
+            # dA before the (possibly fused) update: it must see the old W. With an
+            # identity activation below, dZ = dA: this product is that statement too.
+            keys = [dense_key("dA", i)]
+            if lay.layers[i - 1].activation.derivative == 1:
+                keys.append(dense_key("dZ", i))
+            s(_cited(f"_mm_nt(D{i}, W{i}, D{i - 1}, ONE, ZERO, ab)", *keys))
         if fused:
-            s(f"_mm_tn({src}, D{i}, W{i}, alpha, beta, ab)  # W = beta*W + alpha*dW")
+            s(_cited(f"_mm_tn({src}, D{i}, W{i}, alpha, beta, ab)", dense_key("dW", i + 1),
+                     UPDATE_KEY, note="W = beta*W + alpha*dW"))
         else:
-            s(f"_mm_tn({src}, D{i}, gW{i}, ONE, ZERO, ab)")
+            s(_cited(f"_mm_tn({src}, D{i}, gW{i}, ONE, ZERO, ab)", dense_key("dW", i + 1)))
         if layer.bias:
-            s(f"_column_sums(D{i}, gb{i})")
+            s(_cited(f"_column_sums(D{i}, gb{i})", dense_key("db", i + 1)))
             if fused:
-                s(f"for k in range(b{i}.size):", f"    w = b{i}[k]", f"    g = gb{i}[k]",
-                  *["    " + line for line in optimizer.update()], f"    b{i}[k] = w")
+                s(_cited(f"for k in range(b{i}.size):", UPDATE_KEY), f"    w = b{i}[k]",
+                  f"    g = gb{i}[k]", *["    " + line for line in optimizer.update()],
+                  f"    b{i}[k] = w")
         if i == 0 and feature_layers.first_trained(lay.features) < len(lay.features):
             last = lay.features[-1].index
-            s(f"_mm_nt(D0, W0, FD{last}, ONE, ZERO, ab)  # dF = dZ @ W0.T: into the image layers")
+            s(_cited(f"_mm_nt(D0, W0, FD{last}, ONE, ZERO, ab)", FEATURES_GRAD_KEY,
+                     note="dF = dZ @ W0.T: into the image layers"))
             feature_layers.emit_backward(s, lay.features, lay.prefix)
         if i == 0:
             continue  # no gradient flows into X: that GEMM is skipped entirely
@@ -281,7 +313,7 @@ def _backward_fn(s: _Src, lay: KernelLayout, optimizer=None, cast: str = "") -> 
         saved = f"Z{i - 1}" if lay.saves_z(i - 1) else f"A{i - 1}"
         s(f"# {source_comment_text(act.name)}'(z), as derived: "
           f"{source_comment_text(act.derivative)}",
-          f"{lay.prefix(act)}bwd(D{i - 1}, A{i - 1}, {saved})")
+          _cited(f"{lay.prefix(act)}bwd(D{i - 1}, A{i - 1}, {saved})", dense_key("dZ", i)))
     s.dedent()
     s("", "")
 
@@ -292,11 +324,11 @@ def _update_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
     s(f"@njit({_JIT})", f"def _update({args}):",
       f'    """{type(optimizer).__name__} step on every parameter (the shared _step)."""')
     s.indent()
-    s("t[0] += 1", "_prologue(H, t, Hs)")
+    s("t[0] += 1", _cited("_prologue(H, t, Hs)", UPDATE_KEY))
     for p in lay.params:
         views = [f"{p}.reshape({p}.size)", f"g{p}.reshape({p}.size)"]
         views += [f"s_{st}_{p}.reshape({p}.size)" for st in optimizer.state_names]
-        s(f"_step({', '.join(views)}, Hs)")
+        s(_cited(f"_step({', '.join(views)}, Hs)", UPDATE_KEY))
     s.dedent()
     s("", "")
 
@@ -338,8 +370,8 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     views = {w[0]: lay.view(w[0]) for w in lay.work_arrays()}
     fwd_arrays = [views[n] for n in lay.forward_arrays()]
     s("_forward(" + ", ".join(["xb", "G"] + lay.params + fwd_arrays + ["ab"]) + ")")
-    s(f"batch_loss, batch_correct = _output({views['ZL']}, yb, {views[f'D{lay.last}']}, "
-      "P[:m], True)")
+    s(_cited(f"batch_loss, batch_correct = _output({views['ZL']}, yb, "
+             f"{views[f'D{lay.last}']}, P[:m], True)", *_output_keys(lay)))
     per = "" if lay.plan.output.reduction == "rows" else " / Y.shape[1]"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
     deltas = [views[name] for name in lay.delta_arrays()]
@@ -364,7 +396,7 @@ def _predict_fns(s: _Src, lay: KernelLayout) -> None:
     s("n = X.shape[0]", "bs = min(chunk, max(n, 1))", f"k = W{lay.last}.shape[1]",
       "out = np.empty((n, k), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
     lay.allocate(s, "bs", "_")
-    s("D_ = np.empty((1, k), dtype=DTYPE)")
+    s("D_ = np.empty((bs, k), dtype=DTYPE)  # _output's scratch (no delta here)")
     s("loss_sum = 0.0", "correct = 0")
     s("for start in range(0, n, bs):")
     s.indent()
@@ -394,7 +426,7 @@ def _grads_fn(s: _Src, lay: KernelLayout) -> None:
     for p in lay.params:
         s(f"g{p} = np.empty_like({p})")
     s("_forward(" + ", ".join(["X", "G"] + lay.params + lay.forward_arrays() + ["ab"]) + ")")
-    s(f"loss, _ = _output(ZL, Y, D{lay.last}, P, True)")
+    s(_cited(f"loss, _ = _output(ZL, Y, D{lay.last}, P, True)", *_output_keys(lay)))
     deltas = lay.delta_arrays()
     s("_backward(" + ", ".join(["X", "G"] + lay.params + lay.forward_arrays() + deltas + grads
                                + ["ab"]) + ")")

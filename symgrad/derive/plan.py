@@ -181,3 +181,44 @@ class NetworkPlan:
     def first_layer(self) -> str:
         """The name of the layer that reads X (for error messages)."""
         return self.features[0].name if self.features else "dense0"
+
+
+# -- statement keys -----------------------------------------------------------------------
+# One name per statement of the forward and backward pass, shared by the stages that
+# must agree on it: the printout tags its equation with the key (and numbers it), the
+# kernel generator cites the key in a comment at the line that implements it, and the
+# printout's appendix resolves each cited key to its equation number. Render and codegen
+# never import each other; both read the keys from here. Dense layers are numbered from
+# 1 as in the printout (the kernels' W0 is the printout's W_1); the backward keys are
+# the names of the left-hand sides of `NetworkPlan.backward` (dW2, db2, dA1, dZ1, ...).
+UPDATE_KEY = "update"            # the optimizer's step on every parameter
+LOSS_KEY = "L"                   # the batch loss from the logits
+PREDICTION_KEY = "P"             # the output activation
+FEATURES_GRAD_KEY = "dF"         # the Dense head's error passed back to the image layers
+
+
+def dense_key(what: str, j: int) -> str:
+    """Key of Dense statement ``what`` ("Z", "dZ", "dW", "db", "dA") of printout layer ``j``.
+
+    >>> dense_key("dW", 2)
+    'dW2'
+    """
+    return f"{what}{j}"
+
+
+def feature_key(name: str, what: str) -> str:
+    """Key of image layer ``name``'s statement ``what``: "fwd", "act", "dZ" or a rule target.
+
+    >>> feature_key("conv0", "dW")
+    'conv0.dW'
+    """
+    return f"{name}.{what}"
+
+
+def cite(*keys: str) -> str:
+    """The comment text by which generated code cites the equations it implements.
+
+    >>> cite("dW2", "update")
+    '[eq dW2 update]'
+    """
+    return "[eq " + " ".join(keys) + "]"

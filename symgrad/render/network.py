@@ -19,12 +19,19 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symgrad.derive.plan import DensePlan, NetworkPlan
+from symgrad.derive.plan import (
+    FEATURES_GRAD_KEY,
+    LOSS_KEY,
+    PREDICTION_KEY,
+    DensePlan,
+    NetworkPlan,
+    dense_key,
+)
 from symgrad.render import network_features as features
 from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import layer_latex, layer_str
 from symgrad.render.network_activation import activation_section
-from symgrad.render.network_backward import BackwardEquations, summary_section
+from symgrad.render.network_backward import BackwardEquations, kernel_appendix, summary_section
 from symgrad.render.network_names import (
     N,
     add_rows,
@@ -35,7 +42,18 @@ from symgrad.render.network_names import (
     shape,
 )
 from symgrad.render.network_output import output_section
+from symgrad.render.network_training import jacobian_section, optimizer_section, training_section
 from symgrad.render.prose import latex_safe_prose
+
+# Built-in losses by name, as the prose says them; any other loss goes by its own name.
+LOSS_WORDS = {"mse": "mean squared error", "mae": "mean absolute error",
+              "bce": "binary cross-entropy", "cross_entropy": "cross-entropy",
+              "huber": "Huber"}
+
+
+def loss_words(name: str) -> str:
+    """The loss as prose: "binary cross-entropy" for "bce", a user's loss by its name."""
+    return LOSS_WORDS.get(name, latex_safe_prose(name))
 
 
 def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
@@ -47,43 +65,55 @@ def _forward_section(doc: Derivation, plan: NetworkPlan) -> None:
         tex_rows, txt_rows = [t for t, _ in image_rows], [t for _, t in image_rows]
     else:
         sec.add(text=(f"A batch $X$ holds $n$ rows of {plan.input_dim} features. Dense layer "
-                      "$j$ computes $Z_j = A_{j-1} W_j + b_j$ with $W_j$ of shape (in x out) "
-                      "and $A_0 = X$; activations act elementwise. Layer 1 holds the "
-                      "parameters dense0.W and dense0.b, and so on "
-                      f"({', '.join(plan.param_names)})."))
+                      "$j$ computes $Z_j = A_{j-1} W_j + b_j$ with $W_j$ of shape "
+                      r"$\mathrm{in} \times \mathrm{out}$ and $A_0 = X$; activations act "
+                      "elementwise. Layer 1 holds the parameters dense0.W and dense0.b, and "
+                      f"so on ({', '.join(plan.param_names)})."))
         tex_rows, txt_rows = [rf"X &\in \mathbb{{R}}^{{n \times {plan.input_dim}}}"], [
             f"X: (n x {plan.input_dim})"]   # parallel lists: LaTeX rows and their text twins
+    add_rows(sec, list(zip(tex_rows, txt_rows, strict=True)))
     for layer in plan.layers:
         j = layer.index + 1
         z_tex, z_txt = mat("Z", j)
         a_tex, a_txt = _head_input(plan, j)
         bias_tex, bias_txt = (rf" + {mtex('b', j)}", f" + b{j}") if layer.bias else ("", "")
         s_tex, s_txt = shape("n", layer.out_dim)
-        tex_rows.append(rf"{z_tex} &= {a_tex} {mtex('W', j)}{bias_tex} \quad {s_tex}")
-        txt_rows.append(f"{z_txt} = {a_txt} @ W{j}{bias_txt}    {s_txt}")
+        # One display per layer, tagged with its plan key: the kernel's forward GEMM and
+        # its bias + activation pass cite it.
+        tex_rows = [rf"{z_tex} &= {a_tex} {mtex('W', j)}{bias_tex} \quad {s_tex}"]
+        txt_rows = [f"{z_txt} = {a_txt} @ W{j}{bias_txt}    {s_txt}"]
         names = layer_names(j, last=layer.index == L - 1)
         if layer.activation is not None:
             act = layer.activation
             out_tex, out_txt = mat("A", j)
             tex_rows.append(rf"{out_tex} &= {layer_latex(act.forward, names)} \quad {s_tex}")
             txt_rows.append(f"{out_txt} = {layer_str(act.forward, names)}    {s_txt}")
-        elif layer.index == L - 1:
-            tex_rows.append(rf"P &= {layer_latex(plan.output.prediction, names)} \quad {s_tex}")
-            txt_rows.append(f"P = {layer_str(plan.output.prediction, names)}    {s_txt}")
-    add_rows(sec, list(zip(tex_rows, txt_rows, strict=True)))
+        sec.add(math=r" \\ ".join(tex_rows), plain="\n".join(txt_rows), tag=dense_key("Z", j))
+        if layer.activation is None and layer.index == L - 1:
+            sec.add(math=rf"P = {layer_latex(plan.output.prediction, names)} \quad {s_tex}",
+                    plain=f"P = {layer_str(plan.output.prediction, names)}    {s_txt}",
+                    tag=PREDICTION_KEY)
 
     out = plan.output
     k = plan.output_dim
-    if out.reduction == "rows":
-        scale, how = 1 / N, "the mean over the $n$ rows of the sum over the"
+    if k == 1:   # one output: no sum over it
+        scale, how = 1 / N, "the mean over the $n$ rows of"
+        sums_tex, sums_txt, args = r"\sum_{i=1}^{n}", "sum_i", ("p_{i}", "y_{i}", "p_i, y_i")
+    elif out.reduction == "rows":
+        scale, how = 1 / N, f"the mean over the $n$ rows of the sum over the {k} outputs of"
+        sums_tex, sums_txt = rf"\sum_{{i=1}}^{{n}} \sum_{{c=1}}^{{{k}}}", "sum_ic"
+        args = ("p_{ic}", "y_{ic}", "p_ic, y_ic")
     else:
-        scale, how = 1 / (N * k), "the mean over all $n$ x"
-    sec.add(text=(f"The loss '{latex_safe_prose(out.loss_name)}' is {how} {k} outputs of the "
-                  "elementwise loss $l(p, y)$:"),
-            math=(rf"L = {sp.latex(scale)} \sum_{{i=1}}^{{n}} \sum_{{c=1}}^{{{k}}} "
-                  rf"l(p_{{ic}}, y_{{ic}}), \qquad l(p, y) = {layer_latex(out.loss_formula)}"),
-            plain=(f"L = {sp.sstr(scale)} * sum_ic l(p_ic, y_ic),   "
-                   f"l(p, y) = {layer_str(out.loss_formula)}"))
+        scale, how = 1 / (N * k), rf"the mean over all $n \times {k}$ outputs of"
+        sums_tex, sums_txt = rf"\sum_{{i=1}}^{{n}} \sum_{{c=1}}^{{{k}}}", "sum_ic"
+        args = ("p_{ic}", "y_{ic}", "p_ic, y_ic")
+    sec.add(text=(f"The loss, {loss_words(out.loss_name)}, is {how} the elementwise loss "
+                  "$l(p, y)$:"),
+            math=(rf"L = {sp.latex(scale)} {sums_tex} l({args[0]}, {args[1]}), \qquad "
+                  rf"l(p, y) = {layer_latex(out.loss_formula)}"),
+            plain=(f"L = {sp.sstr(scale)} * {sums_txt} l({args[2]}),   "
+                   f"l(p, y) = {layer_str(out.loss_formula)}"),
+            tag=LOSS_KEY)
 
     if plan.features:
         _image_journey(sec, plan)
@@ -146,11 +176,12 @@ def _dense_section(doc: Derivation, plan: NetworkPlan, layer: DensePlan,
     h, k = layer.in_dim, layer.out_dim
     a_tex, a_txt = _head_input(plan, j)
     dz_tex, dz_txt = dmat("Z", j)
-    sec = doc.section(f"Layer {j} ({layer.name}: Dense {h} -> {k}): gradients of W_{j}"
-                      + (f" and b_{j}" if layer.bias else ""))
+    # Headings are plain words: the text rendering prints them as they are.
+    sec = doc.section(f"Layer {j} ({layer.name}, Dense from {h} to {k} features): gradient of "
+                      + ("its weights and bias" if layer.bias else "its weights"))
     _chain_step(sec, j, L)
     sec.add(text=(f"The error arriving from above is ${dz_tex} = dL/d{mtex('Z', j)}$, "
-                  f"shape (n x {k}). Per element, each weight is multiplied by one input, so "
+                  rf"shape $n \times {k}$. Per element, each weight is multiplied by one input, so "
                   "its derivative is that input, and the rows of the batch add up:"),
             math=(rf"({mtex('Z', j)})_{{ic}} = \sum_{{r}} ({a_tex})_{{ir}} "
                   rf"({mtex('W', j)})_{{rc}} + \dots "
@@ -163,64 +194,90 @@ def _dense_section(doc: Derivation, plan: NetworkPlan, layer: DensePlan,
     s2, s2t = shape("n", k)
     sec.add(text=(f"In matrix form the sum over the batch index $i$ is a product with a "
                   f"transpose. The transpose appears so that the shapes match: ${mtex('W', j)}$ "
-                  f"is (in x out) = ({h} x {k}), ${a_tex}$ is (n x {h}) and ${dz_tex}$ is "
-                  f"(n x {k}); only ${a_tex}^T$ times ${dz_tex}$ pairs up the $n$ rows and "
-                  f"gives ({h} x {k})."),
+                  rf"is $\mathrm{{in}} \times \mathrm{{out}} = {h} \times {k}$, ${a_tex}$ is "
+                  rf"$n \times {h}$ and ${dz_tex}$ is $n \times {k}$; only ${a_tex}^T$ times "
+                  rf"${dz_tex}$ pairs up the $n$ rows and gives ${h} \times {k}$."),
             math=rf"{eqs.line(f'dW{j}')[0]} \qquad {s1} \cdot {s2} \to {h} \times {k}",
-            plain=f"{eqs.line(f'dW{j}')[1]}    {s1t} . {s2t} -> {h} x {k}")
+            plain=f"{eqs.line(f'dW{j}')[1]}    {s1t} . {s2t} -> {h} x {k}",
+            tag=dense_key("dW", j))
     if layer.bias:
         sec.add(text=(f"The bias ${mtex('b', j)}$ is added to every row, so its gradient sums "
                       f"${dz_tex}$ over the rows (a product with a row of ones):"),
                 math=(rf"{eqs.line(f'db{j}')[0]} \qquad {shape(1, 'n')[0]} \cdot {s2} "
                       rf"\to 1 \times {k}"),
-                plain=f"{eqs.line(f'db{j}')[1]}    (1 x n) . {s2t} -> 1 x {k}")
+                plain=f"{eqs.line(f'db{j}')[1]}    (1 x n) . {s2t} -> 1 x {k}",
+                tag=dense_key("db", j))
     else:
         sec.add(text=f"Layer {j} has no bias, so there is no ${mtex('db', j)}$.")
     if j > 1:
         sec.add(text=(f"The error flows back to ${a_tex}$ through the same weights. Now "
-                      f"${mtex('W', j)}^T$ ({k} x {h}) appears, so that (n x {k}) times "
-                      f"({k} x {h}) has the shape (n x {h}) of ${a_tex}$:"),
+                      rf"${mtex('W', j)}^T$, ${k} \times {h}$, appears, so that "
+                      rf"$n \times {k}$ times ${k} \times {h}$ has the shape "
+                      rf"$n \times {h}$ of ${a_tex}$:"),
                 math=(rf"{eqs.line(f'dA{j - 1}')[0]} \qquad {s2} \cdot "
                       rf"{shape(k, h)[0]} \to n \times {h}"),
-                plain=f"{eqs.line(f'dA{j - 1}')[1]}    {s2t} . {shape(k, h)[1]} -> n x {h}")
+                plain=f"{eqs.line(f'dA{j - 1}')[1]}    {s2t} . {shape(k, h)[1]} -> n x {h}",
+                tag=dense_key("dA", j - 1))
     elif plan.features:
         sec.add(text=(f"The error flows back to the flattened features $F$ through the same "
-                      f"weights. Now ${mtex('W', j)}^T$ ({k} x {h}) appears, so that (n x {k}) "
-                      f"times ({k} x {h}) has the shape (n x {h}) of $F$; from $dF$ the error "
-                      "continues through the image layers (below):"),
+                      rf"weights. Now ${mtex('W', j)}^T$, ${k} \times {h}$, appears, so that "
+                      rf"$n \times {k}$ times ${k} \times {h}$ has the shape $n \times {h}$ "
+                      "of $F$; from $dF$ the error continues through the image layers (below):"),
                 math=(rf"{eqs.line('dF')[0]} \qquad {s2} \cdot "
                       rf"{shape(k, h)[0]} \to n \times {h}"),
-                plain=f"{eqs.line('dF')[1]}    {s2t} . {shape(k, h)[1]} -> n x {h}")
+                plain=f"{eqs.line('dF')[1]}    {s2t} . {shape(k, h)[1]} -> n x {h}",
+                tag=FEATURES_GRAD_KEY)
     else:
         sec.add(text=("$dX = dZ_1 W_1^T$ is not needed: $X$ is data, not a parameter, so the "
                       "backward pass stops here and the kernel skips that product."))
 
 
 def _architecture(plan: NetworkPlan) -> str:
-    parts = features.architecture(plan)
+    """The layers as inline math, one ``$...$`` per layer (a line may break between them)."""
+    parts = []
+    for feature in plan.features:   # class names are ours; activation names are data
+        parts.append(rf"$\mathrm{{{type(feature.layer).__name__}}}$")
+        if feature.activation is not None:
+            parts.append(latex_safe_prose(feature.activation.name))
     for layer in plan.layers:
-        parts.append(f"Dense({layer.in_dim}, {layer.out_dim})")
-        parts.append(layer.activation.name if layer.activation else plan.output.activation_name)
-    return " -> ".join(parts)
+        parts.append(rf"$\mathrm{{Dense}}({layer.in_dim}, {layer.out_dim})$")
+        act = layer.activation.name if layer.activation else plan.output.activation_name
+        parts.append(latex_safe_prose(act))
+    return ", ".join(parts)
 
 
-def network_derivation(plan: NetworkPlan, title: str | None = None) -> Derivation:
-    """The backward pass of ``plan`` derived step by step, as seed 001 does by hand.
+def _title(plan: NetworkPlan) -> str:
+    # Plain words: every rendering prints the title as it is (no inline math there).
+    kind = "convolutional network" if plan.features else f"{len(plan.layers)}-layer network"
+    return f"Backpropagation through a {kind} with {loss_words(plan.output.loss_name)} loss"
 
-    Raises `TypeError` if ``plan`` is not a `NetworkPlan` and `ValueError` if
-    it has no layers or its layer sizes do not chain.
+
+def network_derivation(plan: NetworkPlan, title: str | None = None, optimizer: object = None,
+                       batch_size: int | None = None, source: str | None = None
+                       ) -> Derivation:
+    """The backward pass of ``plan`` derived step by step, as seeds 001 and 002 do by hand.
+
+    ``optimizer`` (the model's, e.g. ``sg.Adam()``) adds its update rule with its
+    settings; ``batch_size`` the minibatch size the model trains with (else |B|);
+    ``source`` the kernel module's text (``model.source``): an appendix lists each
+    numbered equation beside the kernel lines that cite it. Every displayed equation
+    is numbered. Raises `TypeError` if ``plan`` is not a `NetworkPlan` and `ValueError`
+    if it has no layers or its layer sizes do not chain.
     """
     if not isinstance(plan, NetworkPlan):
         raise TypeError(f"network_derivation needs a NetworkPlan, got {type(plan).__name__}")
     _check_plan(plan)
     doc = Derivation(
-        title or f"Backpropagation: {_architecture(plan)} with {plan.output.loss_name} loss",
-        intro=("Every formula below is printed from the SymPy expressions the compiler derived "
-               "and the kernel evaluates; none is typed by hand. "
+        title or _title(plan),
+        intro=("The layers of this network, in order: " + _architecture(plan) + ". Every "
+               "formula below is printed "
+               "from the SymPy expressions the compiler derived and the kernel evaluates; "
+               "none is typed by hand. "
                + ("The Dense layers of the head are numbered from 1 as in the lecture notes; "
                   "the image layers before it go by their names (conv0, maxpool0, ...)."
                   if plan.features else
                   "Layers are numbered from 1 as in the lecture notes.")),
+        numbered=True,
     )
     eqs = BackwardEquations(plan)
     notes = getattr(plan, "notes", ())   # what the compile left undone (symbolic budget)
@@ -240,7 +297,13 @@ def network_derivation(plan: NetworkPlan, title: str | None = None) -> Derivatio
                 activation_section(doc, prev, prev.activation)
     if plan.features:
         features.backward_sections(doc, plan)
+    jacobian_section(doc, plan)
     summary_section(doc, plan, eqs)
+    training_section(doc, plan, optimizer, batch_size)
+    if optimizer is not None:
+        optimizer_section(doc, optimizer)
+    if source is not None:
+        kernel_appendix(doc, source)
     return doc
 
 

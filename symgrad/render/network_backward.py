@@ -3,7 +3,9 @@
 `BackwardEquations` holds the plan's equations ``(lhs, rhs)`` (``dW2 = A1.T*dZ2``
 ...) and how each matrix symbol is shown; the Dense sections print single
 lines from it and `summary_section` prints all of them in order, as LaTeX and
-as NumPy code lines.
+as NumPy code lines, each tagged with its plan key (the name of its left side).
+`kernel_appendix` lists every numbered equation beside the lines of the kernel
+source that cite its key (``# [eq dW2]``, written by the kernel generator).
 """
 
 from __future__ import annotations
@@ -59,15 +61,17 @@ class BackwardEquations:
 def summary_section(doc: Derivation, plan: NetworkPlan, eqs: BackwardEquations) -> None:
     """The plan's matrix-form backward equations, in order, as LaTeX and as NumPy lines."""
     L = len(plan.layers)
-    lines = [eqs.render(lhs, rhs) for lhs, rhs in eqs.equations]
-    rows = [(tex.replace(" = ", " &= ", 1), txt) for tex, txt in lines]
     scale = 1 / N if plan.output.reduction == "rows" else 1 / (N * plan.output_dim)
     sec = doc.section("Summary: the backward pass as code")
-    add_rows(sec, rows, text=(
-        f"With $dZ_j = dL/dZ_j$, the loss scale {sp.sstr(scale)} of the batch mean times the "
-        f"output error of Step C on the matrices of layer {L}, and the elementwise product "
-        "(* in NumPy), the backward pass is these lines, in this order (the plain-text "
-        "version is NumPy):"))
+    text = (f"With $dZ_j = dL/dZ_j$, the loss scale ${sp.latex(scale)}$ of the batch mean "
+            f"times the output error of Step C on the matrices of layer {L}, and the "
+            "elementwise product (* in NumPy), the backward pass is these lines, in this "
+            "order (the plain-text version is NumPy); each is one statement of the kernel:")
+    for lhs, rhs in eqs.equations:
+        # One display per statement, tagged with its key: the kernel line cites it.
+        tex, txt = eqs.render(lhs, rhs)
+        sec.add(text=text, math=tex, plain=txt, tag=lhs.name)
+        text = ""
     if plan.features:
         add_rows(sec, features.summary_rows(plan), text=(
             "Then on from $dF$ through the image layers, last layer first: each line is a rule "
@@ -130,3 +134,44 @@ def _saved_values(plan: NetworkPlan) -> list[str]:
     return saved
 
 
+
+
+_CITATION = re.compile(r"#.*\[eq ([^\]]+)\]")
+
+
+def kernel_lines(source: str) -> dict[str, list[tuple[int, str]]]:
+    """Key -> [(line number, code)] of every kernel line citing it in a ``# [eq ...]`` comment.
+
+    >>> kernel_lines("x = 1\\n_mm(A0, D1, gW1)  # [eq dW2]\\n")
+    {'dW2': [(2, '_mm(A0, D1, gW1)')]}
+    """
+    found: dict[str, list[tuple[int, str]]] = {}
+    for number, line in enumerate(source.splitlines(), start=1):
+        match = _CITATION.search(line)
+        if match is None:
+            continue
+        code = line[:line.index("#")].strip()
+        for key in match.group(1).split():
+            found.setdefault(key, []).append((number, code))
+    return found
+
+
+def kernel_appendix(doc: Derivation, source: str) -> None:
+    """Each numbered equation with a key beside the kernel lines that implement it."""
+    lines = kernel_lines(source)
+    sec = doc.appendix("each equation beside its kernel line")
+    sec.add(text=("The kernel module (model.source, the file model.export writes) names in a "
+                  "comment, [eq key], the equations each statement implements; the key is "
+                  "the one the printout gives the equation. Line numbers are those of "
+                  "model.source."))
+    for key, number in sorted(doc.equation_numbers().items(), key=lambda item: item[1]):
+        cited = lines.get(key, [])
+        where = "no kernel line"
+        if cited:
+            # The first line in full; the same statement repeated (one call per
+            # parameter, the same call in another entry point) by line number.
+            where = f"line {cited[0][0]}: `{cited[0][1]}`"
+            if len(cited) > 1:
+                where += ", also line" + ("s " if len(cited) > 2 else " ") + ", ".join(
+                    str(k) for k, _ in cited[1:])
+        sec.add(text=f"({number}) [eq {key}], {where}")

@@ -18,7 +18,7 @@ import re
 
 from symgrad.definition.formulas import A, Z
 from symgrad.definition.layer_kinds import BackwardRule, layer_kind
-from symgrad.derive.plan import ActivationPlan, NetworkPlan
+from symgrad.derive.plan import ActivationPlan, NetworkPlan, feature_key
 from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import layer_latex, layer_str
 
@@ -203,7 +203,7 @@ def definitions_section(doc: Derivation, plan: NetworkPlan) -> None:
         op_tex, op_txt = forward_form(f)
         sec.add(text=text,
                 math=r" \\ ".join([*rows, rf"{t.letter} &= {op_tex}"]),
-                plain=f"{formula_txt}\n{t.letter} = {op_txt}")
+                plain=f"{formula_txt}\n{t.letter} = {op_txt}", tag=feature_key(f.name, "fwd"))
 
 
 # -- backward (after the Dense head, last layer first) ---------------------------------------
@@ -240,8 +240,9 @@ def _layer_section(doc: Derivation, t: LayerTensors, first: int) -> None:
     kind = layer_kind(f.kind)
     params = [p for p, _ in f.param_shapes]
     what = (f"gradients of {' and '.join(params)}" if params else "the error passed back")
-    sec = doc.section(f"Back through {f.name} ({_inert(repr(f.layer))}, {kind.title}): "
-                      f"{what}")
+    # Plain words: the text rendering prints headings as they are (the layer's settings,
+    # with their arrows, are in the text below).
+    sec = doc.section(f"Back through {f.name} ({_inert(kind.title)}): {what}")
     dy = grad(t.raw)
     arrives = ("from the Dense head" if t.raw == ("F", "F") else
                "through the activation above" if f.activation is not None else
@@ -289,7 +290,8 @@ def _rule_step(sec: Section, t: LayerTensors, rule: BackwardRule) -> None:
         forms.append(rule.latex)
     sec.add(text=f"{_what(rule, t)} In words: {_inert(rule.text)}.",
             math=r" \\ ".join([*map(_lhs_rows, forms), rf"&\text{{shapes: }} {shape_tex}"]),
-            plain=f"{index_text(rule.index_latex)}\nshapes: {shape_txt}")
+            plain=f"{index_text(rule.index_latex)}\nshapes: {shape_txt}",
+            tag=feature_key(t.feature.name, rule.target))
 
 
 def _operands(rule: BackwardRule, t: LayerTensors) -> list[str]:
@@ -333,7 +335,8 @@ def _activation_section(doc: Derivation, t: LayerTensors, act: ActivationPlan) -
     names = {Z: t.raw, A: t.output}
     canon = {Z: ("z", "z"), A: ("a", "a")}
     shape_tex, shape_txt = shape_of(f.out_shape)
-    sec = doc.section(f"Activation after {f.name}: {t.output[1]} = {act.name}({t.raw[1]})")
+    # Plain words: the text rendering prints headings as they are.
+    sec = doc.section(f"The activation after {f.name}: {latex_safe_prose(act.name)}")
     fn = function_tex(act.latex_name, act.name)
     formula_tex, formula_txt = layer_latex(act.forward, canon), layer_str(act.forward, canon)
     same = formula_txt == f"{act.name}(z)"
@@ -341,7 +344,8 @@ def _activation_section(doc: Derivation, t: LayerTensors, act: ActivationPlan) -
             math=(rf"{t.output[0]} = f({t.raw[0]}), \qquad f(z) = {fn}(z)"
                   + ("" if same else f" = {formula_tex}")),
             plain=(f"{t.output[1]} = f({t.raw[1]}),   f(z) = {act.name}(z)"
-                   + ("" if same else f" = {formula_txt}")))
+                   + ("" if same else f" = {formula_txt}")),
+            tag=feature_key(f.name, "act"))
     raw_tex, raw_txt = layer_latex(act.derivative_raw, names), layer_str(act.derivative_raw, names)
     new_tex, new_txt = layer_latex(act.derivative, names), layer_str(act.derivative, names)
     rewritten = new_txt != raw_txt
@@ -366,7 +370,8 @@ def _activation_section(doc: Derivation, t: LayerTensors, act: ActivationPlan) -
     sec.add(text=(f"The error {_m(da)} {shape_txt} arrives from the layer above and passes "
                   "through the activation as an elementwise product:"),
             math=f"{dz[0]} = {odot_tex(da[0], act.derivative, new_tex)} \\quad {shape_tex}",
-            plain=f"{dz[1]} = {odot_txt(da[1], act.derivative, new_txt)}    {shape_txt}")
+            plain=f"{dz[1]} = {odot_txt(da[1], act.derivative, new_txt)}    {shape_txt}",
+            tag=feature_key(f.name, "dZ"))
 
 
 # -- summary ------------------------------------------------------------------------------
