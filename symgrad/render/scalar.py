@@ -175,7 +175,9 @@ def derivation(root: Value, steps: str = "chain", h: float = 1e-4) -> Derivation
     coefficient, product, power, chain...; `symgrad.render.scalar_rules`).
     Join them with ``+`` (``"limit+slope"``, ``"rules+limit"``). Does not
     modify ``.grad`` (numbers come from the same derived local derivatives
-    `Value.backward` uses).
+    `Value.backward` uses). Where ``backward`` evaluates a local derivative in
+    another form than SymPy's (tanh: ``1 - o**2``), an appendix states it and
+    its proof; `ProofError` if that proof fails.
 
     >>> from symgrad.definition.value import Value
     >>> a, b, c = Value(2.0, label="a"), Value(-3.0, label="b"), Value(10.0, label="c")
