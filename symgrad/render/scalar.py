@@ -37,9 +37,9 @@ from symgrad.derive.scalar import _number as as_number
 from symgrad.derive.scalar_backward import gradients
 from symgrad.graph.scalar import graph_order
 from symgrad.prove.identity import prove_identity
-from symgrad.render.document import Derivation, Section, escape_latex_prose
+from symgrad.render.document import Derivation, Section
 from symgrad.render.prose import escape_latex_text
-from symgrad.simplify.limit import limit_steps
+from symgrad.simplify.limit import function_name, limit_steps
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)?$")
 STEPS = ("chain", "limit", "slope", "rules")
@@ -416,36 +416,19 @@ def _limit_reference(sec: Section, x: sp.Expr, raw: sp.Expr, first: Value,
                      first_x: sp.Expr, sym) -> None:
     # A repeat of a table shown above: one line that says where, and its result.
     what = op_of(first).short(first.params)
+    fn = function_name(x, raw)   # "f", unless a node is called f: then f(f + h) would mislead
     sec.add(text=f"From the limit definition: the same steps as for the {what} node "
-                 f"${tex(sym(first))}$ above (with ${tex(x)}$ in place of ${tex(first_x)}$):",
-            math=rf"\lim_{{h \to 0}} \frac{{f({tex(x)} + h) - f({tex(x)})}}{{h}} = {tex(raw)}",
-            plain=f"lim (f({plain(x)} + h) - f({plain(x)}))/h = {plain(raw)}    "
-                  f"[as for node {plain(sym(first))} above]")
+                 f"${tex(sym(first))}$ above:",
+            math=rf"\lim_{{h \to 0}} \frac{{{fn}({tex(x)} + h) - {fn}({tex(x)})}}{{h}}"
+                 rf" = {tex(raw)}",
+            plain=f"lim_(h->0) ({fn}({plain(x)} + h) - {fn}({plain(x)}))/h = {plain(raw)}")
 
 
 def _limit_block(sec: Section, formula: sp.Expr, x: sp.Expr, out: sp.Expr, unary: bool) -> None:
+    # The notes' table (step, expression, why) as the page can hold it: a line of prose, then
+    # the equation; limit_steps splits quotients too long for the line.
     lines = limit_steps(formula, x, output=out if unary else None, latex=tex, text=plain)
-    sec.add(text="From the limit definition; every line below is computed by SymPy.")
-    rows_t: list[str] = []
-    rows_p: list[str] = []
-    for s in lines:
-        if len(s.label) > 40:  # the honest fallback note: prose, not an equation label
-            _flush(sec, rows_t, rows_p)
-            sec.add(text=s.label + ":", math=s.latex, plain=s.text)
-            continue
-        if s.relation == "":
-            _flush(sec, rows_t, rows_p)
-            rows_t.append(rf"{s.latex} && \text{{{escape_latex_prose(s.label)}}}")
-            rows_p.append(f"{s.text}    [{s.label}]")
-            continue
-        rel_t = r"\xrightarrow{h \to 0}" if s.relation == "->" else "="
-        rows_t.append(rf"&{rel_t} {s.latex} && \text{{{escape_latex_prose(s.label)}}}")
-        rows_p.append(f"  {s.relation} {s.text}    [{s.label}]")
-    _flush(sec, rows_t, rows_p)
-
-
-def _flush(sec: Section, rows_t: list[str], rows_p: list[str]) -> None:
-    if rows_t:
-        sec.add(math=" \\\\\n".join(rows_t), plain="\n".join(rows_p))
-        rows_t.clear()
-        rows_p.clear()
+    intro = "From the limit definition, every line below computed by SymPy. "
+    for k, s in enumerate(lines):
+        sec.add(text=(intro if k == 0 else "") + s.note, math=s.lead_latex + s.latex,
+                plain=s.lead_text + s.text)
