@@ -2,7 +2,8 @@
 
 The lecture notes' PyTorch course sets two heads side by side -- binary
 classification (one output, sigmoid, binary cross-entropy) and multiclass (one
-output per class, softmax, cross-entropy) -- and then builds a convolutional
+output per class, softmax, cross-entropy), tabulated here by `sg.head_table` from
+the two compiled models -- and then builds a convolutional
 network from ``nn.Conv2d``, ``nn.ReLU``, ``nn.MaxPool2d``, ``nn.Flatten`` and
 ``nn.Linear``. Here both heads are *derived*: SymPy finds that dL/dz is p - y for
 each (the sigmoid's p(1 - p) and the softmax Jacobian cancel), the CNN's backward
@@ -46,22 +47,25 @@ def features() -> list:
             Conv2d(8, 16, 3, padding=1), sg.ReLU(), MaxPool2d(2), Flatten()]
 
 
-def heads_table() -> list[tuple[str, str, object]]:
+def head_models() -> tuple[sg.Model, sg.Model]:
+    """The binary head (one sigmoid output, BCE) and the multiclass head (softmax, CE)."""
+    binary = sg.compile(sg.Sequential(sg.Dense(4, 1), sg.Sigmoid()), loss="bce")
+    multi = sg.compile(sg.Sequential(sg.Dense(4, 3), sg.Softmax()), loss="cross_entropy")
+    return binary, multi
+
+
+def heads_table(models: tuple[sg.Model, sg.Model] | None = None) -> list[tuple[str, str, object]]:
     """(head, loss, derived dL/dz) for the binary and the multiclass head."""
-    rows = []
-    for head, loss, k in (("Sigmoid", "bce", 1), ("Softmax", "cross_entropy", 3)):
-        net = sg.Sequential(sg.Dense(4, k), getattr(sg, head)())
-        plan = sg.compile(net, loss=loss).plan
-        rows.append((head, loss, plan.output.delta))
-    return rows
+    return [(m.plan.output.activation_name, m.plan.output.loss_name, m.plan.output.delta)
+            for m in models or head_models()]
 
 
 def main(out_dir: Path, epochs: int = 30) -> dict:
-    print("head      loss            dL/dz (derived by SymPy)")
-    table = heads_table()
-    for head, loss, delta in table:
-        print(f"{head:<9} {loss:<15} {delta}")
-    print()
+    models = head_models()
+    heads = sg.head_table(*models, title="Binary vs multiclass classification head")
+    print(heads.text())
+    heads.to_tex(Path(out_dir) / "seed004_heads.tex")
+    table = heads_table(models)
 
     X, y, X_test, y_test = digits()
     multiclass = sg.Sequential(*features(), Dense(64, 32), sg.ReLU(), Dense(32, 10),
@@ -84,8 +88,9 @@ def main(out_dir: Path, epochs: int = 30) -> dict:
     zero.fit(X, (y == 0).astype(float), epochs=10, batch_size=32, shuffle=True, seed=0)
     zero_accuracy = zero.evaluate(X_test, (y_test == 0).astype(float))["accuracy"]
     print(f"binary (is it a zero?): test accuracy {zero_accuracy:.3f}")
-    return {"heads": table, "accuracy": accuracy, "zero_accuracy": zero_accuracy,
-            "loss": hist.history["loss"], "derivation": text, "report": report}
+    return {"heads": table, "head_table": heads, "accuracy": accuracy,
+            "zero_accuracy": zero_accuracy, "loss": hist.history["loss"], "derivation": text,
+            "report": report}
 
 
 if __name__ == "__main__":

@@ -147,7 +147,9 @@ def head_table(model_a: object, model_b: object, title: str = "Two output heads 
     body = [rf"& {head_tex} \\ \hline"]
     for cell in cells:
         label = escape_latex_text(cell.row)
-        body.append(rf"\text{{{label}}} & " + " & ".join(t for t, _ in cell.cells) + r" \\")
+        # Display style: the fractions of Steps A and B read as in the printout, not shrunk.
+        body.append(rf"\text{{{label}}} & "
+                    + " & ".join(rf"\displaystyle {t}" for t, _ in cell.cells) + r" \\[2pt]")
     math = r"\begin{array}{l|l|l} " + " ".join(body) + r" \end{array}"
     sec.add(text="Both heads, row by row (Step B of a softmax is the Jacobian of one row of "
                  "logits):", math=math, plain=_text_table(headings, cells))

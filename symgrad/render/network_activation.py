@@ -26,7 +26,7 @@ from symgrad.simplify.step_algebra import AlgebraLine, piecewise_branches, saved
 
 EVALUATION_APPENDIX = "How the kernel evaluates it"
 IDENTITY_APPENDIX = "Identities proven by sg.check"
-REASON_SHOWN_CHARS = 60   # a line's reason goes beside it only while the row stays short
+REASON_SHOWN_CHARS = 100  # a line's reason goes beside it only while the row stays short
 
 
 def name_math(latex_name: str, name: str) -> str:
