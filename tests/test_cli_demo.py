@@ -20,5 +20,5 @@ def test_demo_derives_proves_and_trains(tmp_path):
     assert "Data set: two moons" in out and "2048 training points" in out  # the data is named
     accuracy = float(out.split("validation accuracy")[-1].split()[0])
     assert accuracy > 0.85  # two moons are not linearly separable: the hidden layer must learn
-    for name in ("neuron.png", "network_derivation.tex", "loss.png"):
+    for name in ("neuron.png", "neuron_derivation.tex", "network_derivation.tex", "loss.png"):
         assert (tmp_path / name).stat().st_size > 0

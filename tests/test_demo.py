@@ -26,6 +26,8 @@ def test_scalar_part_shows_each_limit_table_once(tmp_path, capsys):
     # the notes' training simulation
     assert (tmp_path / "neuron.png").stat().st_size > 0
     assert (tmp_path / "neuron_training.gif").stat().st_size > 0
+    tex = (tmp_path / "neuron_derivation.tex").read_text()
+    assert tex.startswith(r"\documentclass") and r"\frac{\partial o}{\partial n}" in tex
     assert "animation (5 frames)" in out
 
 
@@ -42,7 +44,7 @@ def test_demo_default_folder_is_named_and_said(tmp_path, capsys, monkeypatch):
     folder = tmp_path / DEFAULT_OUT
     assert f"writing its files to {folder.resolve()}" in out
     assert seen == [(Path(DEFAULT_OUT), 3)]
-    for name in ("neuron.png", "neuron_training.gif"):
+    for name in ("neuron.png", "neuron_training.gif", "neuron_derivation.tex"):
         assert (folder / name).stat().st_size > 0
         assert str(Path(DEFAULT_OUT) / name) in out
     # the help documents --out and its default

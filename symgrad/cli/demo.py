@@ -2,8 +2,8 @@
 
 1. Seed 000: the neuron o = tanh(x1 w1 + x2 w2 + b) back-propagated node by
    node, each local derivative also derived from the limit definition (a limit
-   table repeated up to names is shown once and referred back to), its graph
-   drawn, and a few steps of gradient descent animated.
+   table repeated up to names is shown once and referred back to), written as
+   LaTeX too, its graph drawn, and a few steps of gradient descent animated.
 2. Seed 001: a network (ReLU hidden layer, sigmoid output, binary
    cross-entropy) derived layer by layer, proof-checked, and trained with the
    Numba kernels on the two-moons data set (named and described in the output).
@@ -48,7 +48,9 @@ def scalar_part(out_dir: Path) -> None:
     o, leaves = _neuron()
     o.backward()
     _banner("1. A neuron, back-propagated node by node (seed 000)")
-    print(sg.derivation(o, steps="limit").text())
+    doc = sg.derivation(o, steps="limit")
+    print(doc.text())
+    print(f"  LaTeX written to {doc.to_tex(out_dir / 'neuron_derivation.tex')}")
     for leaf in leaves:
         print(f"  {leaf.label:>2}.grad = {leaf.grad:+.6f}")
     print(f"  symbolic do/dw1 = {sg.grad(o, leaves[1])}")
@@ -119,10 +121,10 @@ def add_arguments(parser: argparse.ArgumentParser,
     """The demo's options, for whichever parser hosts the ``demo`` subcommand."""
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-        help=f"folder for the files the demo writes: the neuron's graph (neuron.png), its "
-             f"training animation (neuron_training.gif), the network derivation "
-             f"(network_derivation.tex) and the loss curve (loss.png); created if missing "
-             f"(default: ./{DEFAULT_OUT})")
+        help=f"folder for the files the demo writes: the neuron's derivation "
+             f"(neuron_derivation.tex), graph (neuron.png) and training animation "
+             f"(neuron_training.gif), the network derivation (network_derivation.tex) and "
+             f"the loss curve (loss.png); created if missing (default: ./{DEFAULT_OUT})")
     parser.add_argument("--epochs", type=epochs_type, default=30,
                         help="training epochs of the network on two moons (default: 30)")
 
