@@ -17,7 +17,9 @@ from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.losses import LOSSES
 from symgrad.derive.elementwise import derive_elementwise
 from symgrad.render.latex_printer import layer_str
+from symgrad.render.network import network_derivation
 from symgrad.simplify.fusion import fuse_output
+from symgrad.simplify.network import derive_network
 from symgrad.simplify.saved_output import activation_plan
 from symgrad.simplify.step_algebra import (
     loss_derivative_steps,
@@ -175,3 +177,40 @@ def test_printed_lines_use_the_layer_names():
     text = sg.compile(net, loss="mse").derivation.text()
     assert f"f'(Z1) = {layer_str(1 - sp.tanh(Z)**2, {Z: ('Z_1', 'Z1')})}" in text
     assert "= 1 - A1**2    (substituted)" in text
+
+
+def _registry_docs():
+    """One printout with every elementwise activation hidden, one per loss (and log-cosh)."""
+    acts = [cls() for _, cls in sorted(REGISTRY.items()) if cls.entry.kind == "elementwise"]
+    layers: list = [sg.Dense(2, 3)]
+    for act in acts:
+        layers += [act, sg.Dense(3, 3)]
+    docs = {"activations": network_derivation(derive_network(sg.Sequential(*layers), "mse"))}
+    yhat, y = sg.var("yhat"), sg.var("y")
+    losses = {**LOSSES, "h3_logcosh": sg.loss("h3_logcosh", sg.log(sg.cosh(yhat - y)))}
+    for name, entry in losses.items():
+        if entry.requires_softmax:
+            head = sg.Softmax()
+        elif entry.formula.has(sp.log) and not entry.formula.has(sp.cosh):
+            head = sg.Sigmoid()
+        else:
+            head = sg.Identity()
+        net = sg.Sequential(sg.Dense(2, 3), sg.Tanh(), sg.Dense(3, 2), head)
+        docs[name] = network_derivation(derive_network(net, entry))
+    return docs
+
+
+@pytest.mark.usefixtures("scratch_registries")
+def test_no_latex_leaks_and_no_overfull_box_for_any_registry_entry(tmp_path, pdflatex):
+    import re
+
+    for name, doc in _registry_docs().items():
+        text = doc.text()
+        assert "\\" not in text and "$" not in text, (name, [
+            line for line in text.splitlines() if "\\" in line or "$" in line][:3])
+        for line in doc.markdown().splitlines():
+            if not line.startswith(("$$", "#", r"\begin")):
+                assert line.count("$") % 2 == 0, (name, line)
+        doc.to_tex(tmp_path / f"{name}.tex", compile_pdf=True)
+        log = (tmp_path / f"{name}.log").read_text(errors="replace")
+        assert not re.findall(r"Overfull \\hbox.*", log), name
