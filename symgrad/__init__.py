@@ -62,6 +62,7 @@ from symgrad.render import notebook as _notebook  # noqa: F401
 from symgrad.render.animate import Animation, animate_network_training, animate_training
 from symgrad.render.document import Derivation
 from symgrad.render.draw import draw
+from symgrad.render.function_plot import plot_derivative
 from symgrad.render.head_table import head_table
 from symgrad.render.scalar import derivation
 from symgrad.render.stages import stage_table
@@ -80,7 +81,7 @@ __all__ = [
     # scalar engine (micrograd-compatible)
     "Value", "SCALAR_OPS", "register_scalar_op", "grad", "symbolic", "derivation",
     "draw", "Derivation", "nn", "animate_training", "animate_network_training", "Animation",
-    "stage_table",
+    "stage_table", "plot_derivative",
     # networks
     "Dense", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "LAYER_KINDS",
     "ELU", "GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid",

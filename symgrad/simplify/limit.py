@@ -396,6 +396,15 @@ def _shifted(expr: sp.Expr, x: sp.Symbol, h: sp.Symbol, show: Printer, latex: bo
             parts.append(paren(body) if factor == x or factor.is_Add else body)
         lead = "-" if coeff == -1 else ("" if coeff == 1 else show(coeff) + dot)
         return lead + dot.join(parts)
+    if expr.is_Pow and expr.base == x and expr.exp.is_positive:
+        power = (r"^{{{}}}" if latex else "**{}").format(show(expr.exp))
+        return paren(f"{show(x)} + {show(h)}") + power
+    if isinstance(expr, sp.Function) and all(arg == x or not arg.has(x) for arg in expr.args):
+        # sin(x + h), not SymPy's sin(h + x): print with a stand-in for x, then put x + h
+        # in its place; safe because the stand-in is a whole argument, never a term.
+        stand_in = sp.Symbol("zshiftz", **x.assumptions0)
+        return show(expr.xreplace({x: stand_in})).replace(show(stand_in),
+                                                            f"{show(x)} + {show(h)}")
     return show(expr.xreplace({x: x + h}))
 
 
@@ -439,8 +448,10 @@ def _angle_sum(formula: sp.Expr, x: sp.Symbol, h: sp.Symbol, show: _Show, deriva
     latex, text, lh = show.latex, show.text, show.latex(h)
     identity = show.step(
         "angle-sum formula", "The angle-sum formula (SymPy's expand_trig):",
-        r",\quad ".join(f"{latex(t)} = {latex(split[t])}" for t in shifted),
-        ",  ".join(f"{text(t)} = {text(split[t])}" for t in shifted),
+        r",\quad ".join(f"{_shifted(t.subs(h, 0), x, h, latex, True)} = {latex(split[t])}"
+                         for t in shifted),
+        ",  ".join(f"{_shifted(t.subs(h, 0), x, h, text, False)} = {text(split[t])}"
+                   for t in shifted),
         sp.Tuple(*(sp.Eq(t, split[t], evaluate=False) for t in shifted)), relation="")
     minus = [(not n, t) for n, t in _signed_terms(base)]
     opened_step = show.quotient(_signed_terms(opened) + minus, h, "use the angle-sum formula",
