@@ -171,3 +171,18 @@ def test_every_equals_line_is_the_difference_quotient(name):
     final = [s for s in steps if s.relation == "->" or s.label == "SymPy differentiates"]
     assert len(final) == 1
     assert sp.simplify((final[0].expr - differentiate(formula, x)).rewrite(sp.exp)) == 0
+
+
+def test_nodes_named_h_f_and_g_do_not_collide_with_the_tables_letters():
+    h, f = sg.Value(0.7, label="h"), sg.Value(1.2, label="f")
+    p = h * f
+    p.label = "p"
+    q = f * h * 2.0    # the same product again: its table refers back to p's
+    q.label = "q"
+    root = (p + q).sin()
+    root.label = "g"
+    text = sg.derivation(root, steps="limit").text()
+    # the step is h_0 and the function g wherever a node is called h or f
+    assert "(g(f + h_0) - g(f))/h_0,  g(f) = f*h" in text
+    assert "lim_(h_0->0) (g(h + h_0) - g(h))/h_0 = f" in text
+    assert not re.search(r"\b[fg]\((f|h) \+ h\)", text)

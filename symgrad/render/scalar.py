@@ -417,11 +417,14 @@ def _limit_reference(sec: Section, x: sp.Expr, raw: sp.Expr, first: Value,
     # A repeat of a table shown above: one line that says where, and its result.
     what = op_of(first).short(first.params)
     fn = function_name(x, raw)   # "f", unless a node is called f: then f(f + h) would mislead
+    named = {s.name for s in x.free_symbols | raw.free_symbols}
+    h_t, h_p = (r"h_{0}", "h_0") if "h" in named else ("h", "h")   # as limit_steps renames it
     sec.add(text=f"From the limit definition: the same steps as for the {what} node "
                  f"${tex(sym(first))}$ above:",
-            math=rf"\lim_{{h \to 0}} \frac{{{fn}({tex(x)} + h) - {fn}({tex(x)})}}{{h}}"
-                 rf" = {tex(raw)}",
-            plain=f"lim_(h->0) ({fn}({plain(x)} + h) - {fn}({plain(x)}))/h = {plain(raw)}")
+            math=rf"\lim_{{{h_t} \to 0}} \frac{{{fn}({tex(x)} + {h_t}) - {fn}({tex(x)})}}"
+                 rf"{{{h_t}}} = {tex(raw)}",
+            plain=f"lim_({h_p}->0) ({fn}({plain(x)} + {h_p}) - {fn}({plain(x)}))/{h_p} = "
+                  f"{plain(raw)}")
 
 
 def _limit_block(sec: Section, formula: sp.Expr, x: sp.Expr, out: sp.Expr, unary: bool) -> None:
