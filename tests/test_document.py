@@ -72,3 +72,45 @@ def test_unnumbered_document_has_no_tags():
     doc = Derivation("T")
     doc.section("S").add(math="a = 1", tag="a")
     assert doc.equation_numbers() == {} and r"\tag" not in doc.latex()
+
+
+@pytest.mark.latex_unchecked   # the document is too wide on purpose
+def test_overfull_boxes_are_read_from_the_log_with_their_source(tmp_path, pdflatex):
+    from symgrad.render.document import OverfullBoxError, overfull_boxes
+
+    doc = Derivation("Too wide")
+    doc.section("S").add(text="fine", math=" + ".join(f"y_{{{k}}}" for k in range(90)))
+    tex = doc.to_tex(tmp_path / "wide.tex")
+    compile_tex(tex)                      # compiles: not an error unless strict
+    boxes = overfull_boxes(tmp_path / "wide.log")
+    assert len(boxes) == 1 and boxes[0].startswith("Overfull \\hbox (")
+    assert "| y_{0} + y_{1}" in boxes[0]  # the display it came from
+    with pytest.raises(OverfullBoxError, match="1 overfull box") as err:
+        doc.to_tex(tmp_path / "wide2.tex", strict=True)
+    assert err.value.boxes == overfull_boxes(tmp_path / "wide2.log")
+
+
+def test_the_suite_fails_a_test_whose_document_runs_off_the_page(tmp_path, pdflatex):
+    """conftest.py compiles every to_tex of a test: a wide document fails its test."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    (tmp_path / "test_wide.py").write_text(
+        "from symgrad.render.document import Derivation\n\n"
+        "def _doc(n):\n"
+        "    d = Derivation('Wide')\n"
+        "    d.section('S').add(math=' + '.join(f'y_{{{k}}}' for k in range(n)))\n"
+        "    return d\n\n"
+        "def test_wide(tmp_path):\n"
+        "    _doc(90).to_tex(tmp_path / 'w.tex')\n\n"
+        "def test_narrow(tmp_path):\n"
+        "    _doc(3).to_tex(tmp_path / 'n.tex')\n"
+        "    assert sorted(p.name for p in tmp_path.iterdir()) == ['n.tex']\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path), str(tmp_path / "test_wide.py")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "1 failed, 1 passed" in proc.stdout, proc.stdout[-3000:]
+    assert "1 overfull box(es) in the LaTeX of 'Wide' (w.tex)" in proc.stdout
