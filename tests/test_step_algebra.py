@@ -22,6 +22,7 @@ from symgrad.simplify.fusion import fuse_output
 from symgrad.simplify.network import derive_network
 from symgrad.simplify.saved_output import activation_plan
 from symgrad.simplify.step_algebra import (
+    branch_rewrite_steps,
     loss_derivative_steps,
     piecewise_branches,
     saved_output_steps,
@@ -214,3 +215,17 @@ def test_no_latex_leaks_and_no_overfull_box_for_any_registry_entry(tmp_path, pdf
         doc.to_tex(tmp_path / f"{name}.tex", compile_pdf=True)
         log = (tmp_path / f"{name}.log").read_text(errors="replace")
         assert not re.findall(r"Overfull \\hbox.*", log), name
+
+
+def test_elu_is_rewritten_branch_by_branch_through_the_inverse():
+    elu = _plan(sg.ELU())
+    steps = branch_rewrite_steps(elu.forward, elu.derivative_raw, elu.derivative, Z, A)
+    assert [(st.value, st.value_out) for st in steps] == [(1, 1), (sp.exp(Z), A + 1)]
+    negative = steps[1]
+    assert negative.forward == sp.exp(Z) - 1 and negative.inverse == sp.log(A + 1)
+    assert sp.simplify(negative.value.subs(Z, negative.inverse) - negative.value_out) == 0
+    assert negative.boundary == (0, 0) and negative.condition_out == (A <= 0)
+    text = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.ELU(), sg.Dense(3, 1)),
+                      loss="mse").derivation.text()
+    assert "Rewritten in terms of the saved output, branch by branch:" in text
+    assert "A1 + 1  if A1 <= 0" in text and "Z_1 = log(A_1 + 1)" in text

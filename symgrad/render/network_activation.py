@@ -22,7 +22,12 @@ from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import SymbolNames, indicator_condition, layer_latex, layer_str
 from symgrad.render.network_names import dmat, function_tex, layer_names, mat, mtex, parenthesize
 from symgrad.render.prose import latex_safe_prose
-from symgrad.simplify.step_algebra import AlgebraLine, piecewise_branches, saved_output_steps
+from symgrad.simplify.step_algebra import (
+    AlgebraLine,
+    branch_rewrite_steps,
+    piecewise_branches,
+    saved_output_steps,
+)
 
 EVALUATION_APPENDIX = "How the kernel evaluates it"
 IDENTITY_APPENDIX = "Identities proven by sg.check"
@@ -117,6 +122,42 @@ def branch_steps(sec: Section, forward: sp.Expr, derivative: sp.Expr, names: Sym
             plain="\n".join(t for _, t in rows))
 
 
+def branch_rewrites(sec: Section, f: sp.Expr, d: sp.Expr, final: sp.Expr, out: sp.Symbol,
+                    lhs: tuple[str, str], names: SymbolNames) -> bool:
+    """A piecewise f' rewritten in the saved output, branch by branch; False if not shown.
+
+    Shown when some branch needs the inverse of its forward branch (ELU: e^z = a + 1) or
+    a condition is carried over to the output (z > 0 exactly when a > 0).
+    """
+    steps = branch_rewrite_steps(f, d, final, Z, out)
+    if not any(st.inverse is not None or st.boundary is not None for st in steps):
+        return False
+    in_z = cases_math([(st.value, st.condition) for st in steps], lhs, names)
+    in_out = cases_math([(st.value_out, st.condition_out) for st in steps], lhs, names)
+    tex = in_z[0].replace(" = ", " &= ", 1) + r" \\ &= " + in_out[0].split(" = ", 1)[1]
+    pad = " " * len(lhs[1])
+    txt = in_z[1] + "\n" + pad + " = " + in_out[1].split(" = ", 1)[1].replace(
+        "\n" + " " * (len(lhs[1]) + 3), "\n" + pad + "   ")
+    sec.add(text="Rewritten in terms of the saved output, branch by branch:", math=tex,
+            plain=txt)
+    out_tex, z_tex = layer_latex(out, names), layer_latex(Z, names)
+    for st in steps:
+        if st.inverse is None:
+            continue
+        sec.add(text=(f"Where ${layer_latex(st.condition, names)}$ the forward branch is "
+                      f"${out_tex} = {layer_latex(st.forward, names)}$, so "
+                      f"${z_tex} = {layer_latex(st.inverse, names)}$ and "
+                      f"${layer_latex(st.value, names)} = {layer_latex(st.value_out, names)}$."))
+    bounds = [st for st in steps if st.boundary is not None][:1]
+    for st in bounds:
+        c, fc = st.boundary
+        sec.add(text=(f"The conditions are read in the output: $f$ increases through "
+                      f"${z_tex} = {sp.latex(c)}$ and $f({sp.latex(c)}) = {sp.latex(fc)}$, so "
+                      f"${layer_latex(st.condition, names)}$ exactly when "
+                      f"${layer_latex(st.condition_out, names)}$."))
+    return True
+
+
 def appendix_identity(doc: Derivation, where: str, ident: Identity, names: SymbolNames,
                       max_ops: int = 24) -> None:
     """One identity in the appendix of proven identities: its name and raw == simplified."""
@@ -174,7 +215,8 @@ def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -
                       "line by line as SymPy computes it:"), math=math, plain=plain)
         for sentence in using_sentences(lines, names):
             sec.add(text=sentence)
-    else:
+    elif not branch_rewrites(sec, act.forward, act.derivative_raw, act.derivative, A,
+                             (f"f'({z_tex})", f"f'({z_txt})"), names):
         if A in free:
             text = (f"Rewritten in terms of the saved output $a = f(z)$, i.e. ${a_tex}$ "
                     "(proven equal by sg.check):")

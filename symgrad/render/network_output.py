@@ -24,6 +24,7 @@ from symgrad.render.network_activation import (
     EVALUATION_APPENDIX,
     algebra_rows,
     appendix_identity,
+    branch_rewrites,
     branch_steps,
     name_math,
     using_sentences,
@@ -156,6 +157,8 @@ def _step_b_lines(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
                      "one before:", math=math, plain=plain)
         for sentence in using_sentences(lines, names):
             sec.add(text=sentence)
+        return
+    if branch_rewrites(sec, out.prediction, derived, out.step_b, P, lhs, names):
         return
     raw_tex, new_tex = layer_latex(derived, names), layer_latex(out.step_b, names)
     raw_txt, new_txt = layer_str(derived, names), layer_str(out.step_b, names)

@@ -223,3 +223,82 @@ def _by_inverse(f: sp.Expr, d: sp.Expr, z: sp.Symbol, out: sp.Symbol) -> list[Al
         return []
     return [AlgebraLine(substituted, "inverse substituted", using=(z, inv)),
             AlgebraLine(tidy(substituted), "simplified")]
+
+
+@dataclass(frozen=True)
+class BranchRewrite:
+    """One branch of a piecewise f'(z) rewritten in the saved output (ELU: e^z = a + 1).
+
+    ``forward`` is the branch of f active where ``condition`` holds and ``inverse``
+    z in terms of the output on it (None when the value needs no inverse);
+    ``boundary`` is (c, f(c)) for a condition z > c, whose image ``condition_out``
+    is out > f(c) because f increases through c.
+    """
+
+    value: sp.Expr
+    condition: sp.Basic
+    value_out: sp.Expr
+    condition_out: sp.Basic
+    forward: sp.Expr | None = None
+    inverse: sp.Expr | None = None
+    boundary: tuple[sp.Expr, sp.Expr] | None = None
+
+
+def _active_branch(f: sp.Expr, cond: sp.Basic, z: sp.Symbol) -> sp.Expr | None:
+    """The branch of f (as a Piecewise) that holds at sample points where ``cond`` holds."""
+    fpw = sp.piecewise_fold(f.rewrite(sp.Piecewise))
+    branches = list(fpw.args) if isinstance(fpw, sp.Piecewise) else [(fpw, sp.true)]
+    inside = [pt for pt in (sp.Integer(k) / 4 for k in range(-16, 17)) if bool(cond.subs(z, pt))]
+    for value, c in branches:
+        if inside and all(bool(c.subs(z, pt)) for pt in inside):
+            return value
+    return None
+
+
+def _boundary(cond: sp.Basic, f: sp.Expr, d: sp.Expr, z: sp.Symbol
+              ) -> tuple[sp.Expr, sp.Expr] | None:
+    """(c, f(c)) for a condition z > c (or z <= c) where f increases through c, else None."""
+    if not isinstance(cond, sp.core.relational.Relational):
+        return None
+    sol = sp.solve_linear(cond.lhs - cond.rhs, symbols=[z])
+    if not sol or sol[0] != z or sol[1].free_symbols:
+        return None
+    c, eps = sol[1], sp.Rational(1, 1000)
+    if not all(d.subs(z, c + s) > 0 for s in (eps, -eps)):
+        return None
+    return c, f.subs(z, c)
+
+
+def branch_rewrite_steps(f: sp.Expr, d: sp.Expr, final: sp.Expr, z: sp.Symbol,
+                         out: sp.Symbol) -> list[BranchRewrite]:
+    """A piecewise f'(z) and its form in ``out`` = f(z), branch by branch (see `BranchRewrite`).
+
+    The branches of ``final`` (the simplify stage's result) are matched with those of
+    ``d`` in order; each value in z is checked to become the value in ``out`` through the
+    inverse of the forward branch active there. Empty if ``final`` is not piecewise in
+    ``out`` or a branch cannot be shown.
+
+    >>> z, a = sp.symbols("z a", real=True)
+    >>> elu = sp.Piecewise((z, z > 0), (sp.exp(z) - 1, True))
+    >>> steps = branch_rewrite_steps(elu, sp.diff(elu, z), sp.Piecewise((1, a > 0),
+    ...                              (a + 1, True)), z, a)
+    >>> [(s.value, s.inverse, s.value_out, s.condition_out) for s in steps]
+    [(1, None, 1, a > 0), (exp(z), log(a + 1), a + 1, a <= 0)]
+    """
+    d_branches, out_branches = piecewise_branches(d), piecewise_branches(final)
+    if not d_branches or not out_branches or len(d_branches) != len(out_branches) \
+            or final.has(z):
+        return []
+    steps = []
+    for (value, cond), (value_out, cond_out) in zip(d_branches, out_branches, strict=True):
+        forward = inverse = None
+        if value.has(z):
+            forward = _active_branch(f, cond, z)
+            inverse = invert(forward, z, out) if forward is not None else None
+            if inverse is None or not equal(value.subs(z, inverse), value_out):
+                return []
+        elif not equal(value, value_out):
+            return []
+        steps.append(BranchRewrite(value, cond, value_out, cond_out, forward, inverse,
+                                   _boundary(cond, f, d.rewrite(sp.Piecewise), z)))
+    return steps
