@@ -107,7 +107,7 @@ def _step_a(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
                 math=rf"{_dd('l', 'p')} = {layer_latex(lines[-1].expr, names)}",
                 plain=f"dl/dp = {layer_str(lines[-1].expr, names)}")
     elif len(lines) > 1:
-        sec.add(text="No terms cancel in this derivative; SymPy only regroups it.")
+        sec.add(text="No terms cancel in this derivative; SymPy only writes it in a shorter form.")
 
 
 def _step_b(doc: Derivation, sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
