@@ -12,15 +12,21 @@ References, and why they are good enough:
 * float32: NumPy's float64 function of the float32 input (glibc's float64
   functions are within 1 float64 ulp, i.e. 2^-29 float32 ulp). Checked here
   against mpmath on a sample.
-* float64, exp/expm1/log/log1p/tanh/sinh/cosh/atan: NumPy's x87 ``longdouble``
-  ufuncs (64-bit significand: 11 bits more than float64, within 1e-3 float64
-  ulp). Checked here against mpmath on a sample. mpmath itself at 10^6 points
-  per function takes ~3 minutes; longdouble takes 0.1 s.
+* float64, exp/expm1/log/log1p/tanh/sinh/cosh/atan/sin/cos/pow: NumPy's x87
+  ``longdouble`` ufuncs (64-bit significand: 11 bits more than float64, within 1e-3
+  float64 ulp; glibc's sinl/cosl reduce huge arguments exactly). Checked here
+  against mpmath on a sample. mpmath itself at 10^6 points per function takes ~3
+  minutes; longdouble takes 0.1 s.
 * float64 erf/erfc: NumPy has no longdouble erf, and mpmath's erfc costs
   ~120 us a point. So: 3*10^4 points against mpmath over the whole range (the
   asserted 4 ulp bound), and 10^6 points in |x| <= 3 against SciPy's float64
   erf/erfc with the bound widened by SciPy's own error measured on the mpmath
   sample (beyond 3 SciPy's erfc drifts: 16 ulp at x = 5, 220 ulp at 20).
+
+sin and cos are also measured at the doubles closest to a multiple of pi/2 (below
+2^20, where Cody-Waite reduces, and over the whole range, where Payne-Hanek does);
+pow over (x, y) pairs whose result spans the whole range, subnormals included, and
+its C99 special cases one by one.
 
 Bounds asserted: 2 ulp in float32, 4 ulp in float64 (issue 8). The measured
 maxima (for README) are printed with ``pytest -s``.
@@ -43,6 +49,9 @@ N_RANDOM = int(os.environ.get('VM_N', 1_000_000))
 BOUND = {"float32": 2.0, "float64": 4.0}
 F32_MAX, F64_MAX = float(np.finfo(np.float32).max), float(np.finfo(np.float64).max)
 
+TRIG_POINTS = [1048576.0, 0.7853981633974483, 1.5707963267948966, 3.141592653589793,
+               4.71238898038469, 45.553093477052, 6381956970095103 * 2.0**797,
+               5.319372648326541e255, 1e22, 1.4901161193847656e-08]
 # name: (interesting range (lo, hi), thresholds where behaviour changes, float64 thresholds,
 #        float32 thresholds)
 DOMAINS = {
@@ -61,17 +70,24 @@ DOMAINS = {
     "erfc": ((-7.0, 28.0), [0.5, 1.0, 2.5, 26.55, 27.2, 27.5], [0.5, 2.5, 9.19, 10.05]),
     "atan": ((-10.0, 10.0), [0.41421356237309503, 2.414213562373095, 7.450580596923828e-09,
                              1e300], [0.41421357, 2.4142137, 1e30]),
+    # the Cody-Waite / Payne-Hanek switch (2^20), multiples of pi/4, and the doubles
+    # closest to a multiple of pi/2 below 2^20 (45.553...) and overall (Muller's book)
+    "sin": ((-2e6, 2e6), TRIG_POINTS, [1048576.0, 0.7853982, 1.5707964, 3.1415927,
+                                       4.7123890, 1e4, 1e30, 2.4e-4]),
+    "cos": ((-2e6, 2e6), TRIG_POINTS, [1048576.0, 0.7853982, 1.5707964, 3.1415927,
+                                       4.7123890, 1e4, 1e30, 2.4e-4]),
 }
 # float32 overflows sooner: there the uniform points cover its narrower finite range.
 RANGE32 = {"exp": (-105.0, 89.0), "expm1": (-20.0, 89.0), "sinh": (-90.0, 90.0),
-           "cosh": (-90.0, 90.0), "erfc": (-5.0, 11.0)}
+           "cosh": (-90.0, 90.0), "erfc": (-5.0, 11.0), "sin": (-1e4, 1e4), "cos": (-1e4, 1e4)}
 FUNCS = list(DOMAINS)
 MPMATH = {"exp": mpmath.exp, "expm1": mpmath.expm1, "log": mpmath.log,
           "log1p": mpmath.log1p, "tanh": mpmath.tanh, "sinh": mpmath.sinh,
-          "cosh": mpmath.cosh, "erf": mpmath.erf, "erfc": mpmath.erfc, "atan": mpmath.atan}
+          "cosh": mpmath.cosh, "erf": mpmath.erf, "erfc": mpmath.erfc, "atan": mpmath.atan,
+          "sin": mpmath.sin, "cos": mpmath.cos}
 NUMPY = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
          "sinh": np.sinh, "cosh": np.cosh, "erf": scipy.special.erf, "erfc": scipy.special.erfc,
-         "atan": np.arctan}
+         "atan": np.arctan, "sin": np.sin, "cos": np.cos}
 EXTENDED = np.finfo(np.longdouble).nmant >= 63   # x87 80-bit long double
 
 
@@ -257,3 +273,157 @@ def test_special_values_like_libm() -> None:
             same = ((got == want) & (np.signbit(got) == np.signbit(want))) \
                 | (np.isnan(got) & np.isnan(want))
             assert same.all(), f"{name} {dtype.__name__}: {got} != {want} at {x}"
+
+
+# ---- pow: two arguments ------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def _apply2(f, x, y, out):
+    for i in range(x.size):
+        out[i] = f(x[i], y[i])
+
+
+def _pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    _apply2(getattr(vecmath_kernels, vecmath.function_name("pow", x.dtype.name)), x, y, out)
+    return out
+
+
+def _pow_points(dtype: type, n: int, seed: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) pairs, about 5 n of them: y chosen so that x^y spans the dtype's whole range
+    (subnormal results included), x near 1 with large y (where log x must be extra
+    precise), moderate values, negative x with integer y, and random bit patterns
+    (overflow, underflow and NaN, checked exactly)."""
+    rng = np.random.default_rng(seed)
+    itype = np.int64 if dtype is np.float64 else np.int32
+    info, fi = np.iinfo(itype), np.finfo(dtype)
+    top, bottom = math.log(float(fi.max)), math.log(float(fi.smallest_subnormal))
+    with np.errstate(all="ignore"):   # NaN bit patterns
+        x1 = np.abs(rng.integers(info.min, info.max, n, dtype=itype).view(dtype))
+        x1 = x1[np.isfinite(x1) & (x1 > 0) & (x1 != 1)].astype(np.float64)
+    y1 = rng.uniform(bottom, top, x1.size) / np.log(x1)
+    x2 = 1.0 + rng.uniform(-0.01, 0.01, n)
+    y2 = rng.uniform(bottom, top, n) / np.log(x2)
+    x3, y3 = rng.uniform(0, 20, n), rng.uniform(-20, 20, n)
+    x4 = -rng.uniform(0, 4, n)
+    y4 = rng.integers(-400 if dtype is np.float64 else -50, 400, n).astype(np.float64)
+    xb = rng.integers(info.min, info.max, n, dtype=itype).view(dtype)
+    yb = rng.integers(info.min, info.max, n, dtype=itype).view(dtype)
+    x = np.concatenate([x1, x2, x3, x4]).astype(dtype)
+    y = np.concatenate([y1, y2, y3, y4]).astype(dtype)
+    return np.concatenate([x, xb]), np.concatenate([y, yb])
+
+
+POW_SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 3.0, -3.0, 2.5, -2.5, np.inf, -np.inf,
+               np.nan, 1e-310, -1e-310, 1e300, -1e300, 2.0**53, 2.0**53 + 2, -(2.0**53 + 2),
+               9007199254740991.0, -9007199254740991.0, 1e22]
+
+
+def test_pow_float32_within_2_ulp() -> None:
+    x, y = _pow_points(np.float32, N_RANDOM // 4)
+    got = _pow(x, y)
+    assert got.dtype == np.float32
+    with np.errstate(all="ignore"):
+        ref = np.power(x.astype(np.float64), y.astype(np.float64))
+    keep = _check_nonfinite("pow", x, got, ref, np.float32)
+    with np.errstate(all="ignore"):
+        err = _ulps(got[keep], ref[keep], np.float32)
+    _record("pow", "float32", err, x[keep])
+
+
+def test_pow_float64_within_4_ulp() -> None:
+    if not EXTENDED:
+        pytest.skip("no 80-bit long double here: no vectorised pow reference for 10^6 points")
+    x, y = _pow_points(np.float64, N_RANDOM // 4)
+    got = _pow(x, y)
+    with np.errstate(all="ignore"):
+        ref = np.power(x.astype(np.longdouble), y.astype(np.longdouble))
+    keep = _check_nonfinite("pow", x, got, ref, np.float64)
+    _record("pow", "float64", _ulps(got[keep], ref[keep], np.float64), x[keep])
+
+
+def test_pow_longdouble_reference_agrees_with_mpmath() -> None:
+    if not EXTENDED:
+        pytest.skip("no 80-bit long double here")
+    x, y = _pow_points(np.float64, 300, seed=5)
+    fin = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    x, y = x[fin][::3], y[fin][::3]
+    with np.errstate(all="ignore"):
+        ref = np.power(x.astype(np.longdouble), y.astype(np.longdouble))
+    with mpmath.workprec(80), np.errstate(all="ignore"):   # beyond long double: inf
+        exact = np.array([np.longdouble(mpmath.nstr(mpmath.power(mpmath.mpf(float(a)),
+                                                                 mpmath.mpf(float(b))),
+                                                    24, strip_zeros=False))
+                          for a, b in zip(x, y, strict=True)])
+    ok = np.isfinite(exact) & (np.abs(exact) < F64_MAX) & (np.abs(exact) > 1e-300)
+    assert ok.sum() > 200
+    assert float(_ulps(ref[ok], exact[ok], np.float64).max()) < 0.01
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pow_special_values_like_libm(dtype: type) -> None:
+    """Every pair of special values: exactly libm's result, sign of zero and inf included
+    (x^0 = 1 and 1^y = 1 even for NaN, (-1)^inf = 1, NaN for x < 0 and non-integer y,
+    the sign of an odd integer power, 0^-y = inf, |x|^+-inf by |x| vs 1)."""
+    with np.errstate(all="ignore"):
+        v = np.array(POW_SPECIAL, dtype=dtype)      # 1e300 is inf in float32: kept
+    x, y = np.repeat(v, v.size), np.tile(v, v.size)
+    got = _pow(x, y)
+    with np.errstate(all="ignore"):
+        want = np.power(x.astype(np.float64), y.astype(np.float64)).astype(dtype)
+    exact = ~np.isfinite(want) | (want == 0) | (want == 1) | (np.abs(want) == 1)
+    same = ((got == want) & (np.signbit(got) == np.signbit(want))) \
+        | (np.isnan(got) & np.isnan(want))
+    with np.errstate(all="ignore"):
+        close = np.isfinite(want) & (np.abs(got - want) <= np.spacing(np.abs(want)))
+    bad = ~same & (exact | ~close)
+    assert not bad.any(), [(a, b, g, w) for a, b, g, w in
+                           zip(x[bad], y[bad], got[bad], want[bad], strict=True)][:8]
+
+
+# ---- erfc of a constant times u, the reduction tables --------------------------------------
+@pytest.mark.parametrize("c", [1 / mpmath.sqrt(2), -1 / mpmath.sqrt(2), mpmath.pi, 3])
+def test_erfc_scaled_carries_the_rounding_of_c_times_u(c) -> None:
+    """erfc(c u) with c u as a double-double is within 4 ulp over erfc's tail, where erfc of
+    the rounded product is hundreds of ulps off (condition number ~2x^2)."""
+    with mpmath.workprec(200):
+        hi = float(c)
+        lo = float(mpmath.mpf(c) - hi)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-27.5, 27.5, 3000) / float(c)      # c u from -27.5 (erfc = 2) to 27.5
+    got, naive = np.empty_like(x), np.empty_like(x)
+    _apply_scaled(x, hi, lo, got)
+    _apply(vecmath_kernels.vm_erfc_f64, hi * x, naive)
+    with mpmath.workprec(120):
+        ref = np.array([np.longdouble(mpmath.nstr(mpmath.erfc(mpmath.mpf(c) * mpmath.mpf(float(v))),
+                                                  24, strip_zeros=False)) for v in x])
+    normal = np.abs(ref) >= np.finfo(np.float64).tiny
+    err = _ulps(got[normal], ref[normal], np.float64)
+    print(f"| erfc(c u), c = {float(c):.4g} | float64 | {float(err.max()):.3f} ulp |"
+          f" {err.size} points |")
+    assert float(err.max()) <= BOUND["float64"], x[normal][np.argmax(err)]
+    assert float(_ulps(naive[normal], ref[normal], np.float64).max()) > 100
+
+
+@njit(cache=True, error_model="numpy")
+def _apply_scaled(x, hi, lo, out):
+    for i in range(x.size):
+        out[i] = vecmath_kernels.vm_erfc_scaled_f64(x[i], hi, lo)
+
+
+def test_two_over_pi_digits_and_table() -> None:
+    """The 1200 bits of 2/pi in the source are mpmath's, and each Payne-Hanek row is the
+    stated window of them (an exact comparison of rationals)."""
+    from fractions import Fraction
+
+    digits = len(vecmath_kernels._VM_TWO_OVER_PI_HEX) * 4
+    bits = int(vecmath_kernels._VM_TWO_OVER_PI_HEX, 16)
+    with mpmath.workprec(digits + 64):
+        assert bits == int(mpmath.floor(2 / mpmath.pi * mpmath.mpf(2) ** digits))
+    table = vecmath_kernels._VM_PH_TABLE
+    first = vecmath_kernels._VM_PH_MIN_EXP
+    assert table.shape == (1024 - first, 7)
+    for e in (first, 53, 54, 100, 600, 1023):
+        # the bits p = e - 53 ... e + 128 of 2/pi, scaled by 2^e
+        window = (bits >> (digits - (e + 128))) & ((1 << 182) - 1)
+        want = Fraction(window, 1 << (e + 128)) * (1 << e)
+        assert sum(Fraction(float(c)) for c in table[e - first]) == want, e

@@ -14,7 +14,10 @@ Two rules keep the generated loops fast and honest:
   loop body to float64.
 * Elementary functions print as symgrad's own branch-free implementations
   for the dtype (``vm_tanh_f32``, `symgrad.codegen.vecmath`), not ``math.*``:
-  a libm call per element keeps LLVM from vectorising the loop.
+  a libm call per element keeps LLVM from vectorising the loop. So do powers
+  other than small integers and square roots (``vm_pow_f64``), and erfc of a
+  constant times a variable (``vm_erfc_scaled_f64``: the product is carried as a
+  double-double, see `symgrad.simplify.accuracy.scaled_erfc`).
 
 >>> from symgrad.definition.formulas import Z
 >>> print_expr(2 * Z + 1, {Z: "z"}, "float64")
@@ -25,6 +28,10 @@ Two rules keep the generated loops fast and honest:
 '1.0/((z + 1.0)*(z + 1.0))'
 >>> print_expr(sp.Heaviside(Z, 0), {Z: "z"}, "float64")
 '(1.0 if z > 0.0 else 0.0)'
+>>> print_expr(Z**sp.Rational(3, 2) + sp.sin(Z), {Z: "z"}, "float64")
+'vm_pow_f64(z, 1.5) + vm_sin_f64(z)'
+>>> print_expr(sp.erfc(Z / sp.sqrt(2)), {Z: "z"}, "float32")
+'vm_erfc_scaled_f32(z, f64(0.7071067811865476), f64(-4.833646656726457e-17))'
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.pycode import PythonCodePrinter
 
 from symgrad.codegen import vecmath
+from symgrad.simplify.accuracy import double_double, scaled_erfc
 
 __all__ = ["UnsupportedExpressionError", "NumbaScalarPrinter", "print_expr", "check_printable"]
 
@@ -45,8 +53,8 @@ class UnsupportedExpressionError(TypeError):
 # Functions with a rule below. Anything else found in an expression is an
 # error raised before any source is generated. Each maps to its SymPy name;
 # names in `vecmath.FUNCTIONS` print as our vectorisable implementations
-# (``vm_exp_f64``...), the rest as Python's ``math`` module (a scalar libm
-# call per element, which keeps LLVM from vectorising the loop).
+# (``vm_exp_f64``...), any other as Python's ``math`` module (a scalar libm
+# call per element, which keeps LLVM from vectorising the loop; none today).
 _MATH_FUNCS: dict[type, str] = {
     sp.exp: "exp",
     sp.log: "log",
@@ -172,8 +180,22 @@ class NumbaScalarPrinter(PythonCodePrinter):
     # Route the functions PythonCodePrinter knows through our table so the
     # whitelist is the single source of what may appear in a kernel.
     _print_exp = _print_log = _print_tanh = _print_sinh = _print_cosh = _print_Function
-    _print_sin = _print_cos = _print_atan = _print_erf = _print_erfc = _print_Function
+    _print_sin = _print_cos = _print_atan = _print_erf = _print_Function
     _print_log1p = _print_expm1 = _print_Function
+
+    def _print_erfc(self, expr: sp.erfc) -> str:
+        scaled = scaled_erfc(expr)
+        if scaled is None:
+            return self._print_Function(expr)
+        c, u = scaled
+        hi, lo = double_double(c)
+        name = vecmath.function_name("erfc_scaled", self._dtype)
+        return f"{name}({self._print(u)}, {self._double(hi)}, {self._double(lo)})"
+
+    def _double(self, value: float) -> str:
+        """A float64 constant, typed as one in float32 code too (an argument of a vm_*
+        function that computes in float64: rounding it to float32 would lose it)."""
+        return f"f64({value!r})" if self._f32 else repr(value)
 
     def _print_Abs(self, expr: sp.Abs) -> str:
         return f"abs({self._print(expr.args[0])})"
@@ -238,8 +260,11 @@ class NumbaScalarPrinter(PythonCodePrinter):
             return f"math.sqrt({self._print(base)})"
         if exp == -sp.Rational(1, 2):
             return f"{self._lit(1)}/math.sqrt({self._print(base)})"
-        e = self.parenthesize(exp, sp.printing.precedence.PRECEDENCE["Pow"])
-        return f"{b}**{e}"
+        # Any other power: C99 pow semantics (x < 0 with a non-integer y is NaN, an odd
+        # integer y keeps the sign), vectorisable; the exponent is a literal of the dtype
+        # like every other one.
+        name = vecmath.function_name("pow", self._dtype)
+        return f"{name}({self._print(base)}, {self._print(exp)})"
 
     def _print_not_supported(self, expr: sp.Basic) -> str:
         raise UnsupportedExpressionError(

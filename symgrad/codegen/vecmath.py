@@ -54,17 +54,23 @@ _END = "# ---- end kernel source ----\n"
 FUNCTIONS: dict[str, str] = {
     "exp": "vm_exp", "expm1": "vm_expm1", "log": "vm_log", "log1p": "vm_log1p",
     "tanh": "vm_tanh", "sinh": "vm_sinh", "cosh": "vm_cosh", "erf": "vm_erf", "erfc": "vm_erfc",
-    "atan": "vm_atan",
+    "atan": "vm_atan", "sin": "vm_sin", "cos": "vm_cos",
 }
+#: Printing rules that are not one SymPy function: x**y, and erfc(c*u) with c*u carried
+#: as a double-double (``vm_erfc_scaled_f64(u, c_hi, c_lo)``).
+FORMS: dict[str, str] = {"pow": "vm_pow", "erfc_scaled": "vm_erfc_scaled"}
 
 
 def function_name(name: str, dtype: str) -> str:
-    """The vecmath function for SymPy function ``name`` in ``dtype``.
+    """The vecmath function for SymPy function (or `FORMS` entry) ``name`` in ``dtype``.
 
     >>> function_name("exp", "float32")
     'vm_exp_f32'
+    >>> function_name("pow", "float64")
+    'vm_pow_f64'
     """
-    return f"{FUNCTIONS[name]}_{'f32' if dtype == 'float32' else 'f64'}"
+    stem = FUNCTIONS.get(name) or FORMS[name]
+    return f"{stem}_{'f32' if dtype == 'float32' else 'f64'}"
 
 
 def kernel_source() -> str:

@@ -81,6 +81,31 @@ def _vm_pow2(k):
 
 
 @_vm_njit(**_VM_JIT)
+def _vm_two_sum(a, b):
+    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth; no branch)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_split(a):
+    """a = hi + lo exactly, hi the top 26 significant bits (lo has 27): no overflow."""
+    hi = _i2f(_f2i(a) & -134217728)
+    return hi, a - hi
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_two_prod(a, b):
+    """(p, e) with p = fl(a*b) and p + e = a*b exactly (Dekker; the four partial
+    products of the 26/27-bit halves are exact, so FMA contraction cannot change them)."""
+    p = a * b
+    ah, al = _vm_split(a)
+    bh, bl = _vm_split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@_vm_njit(**_VM_JIT)
 def _vm_exp_reduce(x):
     """x = k*ln2 + r, |r| <= ln2/2, for x already clamped to a finite range."""
     t = x * _VM_LOG2E + _VM_SHIFTER
@@ -119,6 +144,23 @@ def vm_exp_f64(x):
     k1 = k >> 1                                # 2^k = 2^k1 * 2^(k-k1): both normal
     y = (e * _vm_pow2(k1)) * _vm_pow2(k - k1)
     return x + x if x != x else y
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_exp_dd(hi, lo):
+    """e^(hi + lo), |lo| <= 2^-40 |hi|: as `vm_exp_f64`, with lo and the reduction's
+    rounding carried into the last step (e^(r + d) = e^r + e^r d)."""
+    xc = hi if hi > -746.0 else -746.0
+    xc = xc if xc < 710.0 else 710.0
+    t = xc * _VM_LOG2E + _VM_SHIFTER
+    kf = t - _VM_SHIFTER
+    k = _f2i(t) - _VM_SHIFTER_BITS
+    lo = lo if xc == hi else 0.0               # clamped: 0 or inf whatever lo is
+    r, d = _vm_two_sum(xc - kf * _VM_LN2_HI, lo - kf * _VM_LN2_LO)
+    p = _vm_expm1_poly(r)
+    e = 1.0 + (p + d * (1.0 + p))
+    k1 = k >> 1
+    return (e * _vm_pow2(k1)) * _vm_pow2(k - k1)
 
 
 @_vm_njit(**_VM_JIT)
@@ -266,14 +308,18 @@ def _vm_erf_small(x):
 
 
 @_vm_njit(**_VM_JIT)
-def _vm_erfc_pos(ax):
-    """erfc(x) for x in [0.5, 27.5] as e^(-x^2) G(x) / x with G(x) = x e^(x^2) erfc(x).
+def _vm_erfc_pos(ax, dx):
+    """erfc(x) for x = ax + dx in [0.5, 27.5] as e^(-x^2) G(x) / x, G(x) = x e^(x^2) erfc(x).
 
     G is entire in x and tends to 1/sqrt(pi): a degree-22 polynomial in x on
     [0.5, 2.5] and a degree-20 polynomial in t = 1/x beyond (Chebyshev
     interpolants computed with mpmath at 200 bits, converted to Horner form;
-    interpolation error < 2^-56). e^(-x^2) is taken in two exact parts,
-    x^2 = h^2 + d with h = x cut to 26 bits (h*h is exact).
+    interpolation error < 2^-56). e^(-x^2) is taken in two parts, x^2 = h^2 + d
+    with h = x cut to 26 bits (h*h is exact).
+
+    dx (|dx| <= 2^-50 ax) is the low part of a double-double argument; it enters the
+    exponent, where an argument's rounding would cost ~2x^2 ulp (erfc's condition
+    number, see `vm_erfc_scaled_f64`).
     """
     u = ax - 1.5
     gx = -1.120569316999998e-11
@@ -324,10 +370,12 @@ def _vm_erfc_pos(ax):
     gt = gt * v + 0.5516214579618675
     g = gx if ax < 2.5 else gt
     h = _i2f(_f2i(ax) & -134217728)            # clear the low 27 bits
-    d = (ax - h) * (ax + h)                    # x^2 - h^2, |d| < 2^-15 (x < 27.5)
-    em = d * (1.0 - d * (0.5 - d * (1.0 / 6.0 - d * (1.0 / 24.0))))   # 1 - e^-d, to d^4
-    y = vm_exp_f64(-(h * h)) * (g / ax)        # g / ax, not g * t: one rounding less
-    return y - y * em                          # y (1 - em) would round 1 - em first
+    # x^2 - h^2 (|d| < 2^-15 for x < 27.5), plus dx's share: d/dx of x^2 - log(G/x)
+    # is 2x + 1/x - G'/G, and G'/G is below 1/(2x^3) where dx matters (x >= 2.5)
+    d = (ax - h) * (ax + h) + dx * (2.0 * ax + t)
+    # e^-(h^2 + d) with d carried into the exponential's last step (one rounding
+    # less than e^-h^2 (1 - em)); g / ax, not g * t: one rounding less
+    return _vm_exp_dd(-(h * h), -d) * (g / ax)
 
 
 @_vm_njit(**_VM_JIT)
@@ -336,7 +384,7 @@ def vm_erf_f64(x):
     ax = abs(x)
     axc = ax if ax < 27.5 else 27.5            # NaN -> 27.5 too (fixed below)
     axc = axc if axc > 0.5 else 0.5
-    big = 1.0 - _vm_erfc_pos(axc)
+    big = 1.0 - _vm_erfc_pos(axc, 0.0)
     big = -big if x < 0.0 else big
     y = _vm_erf_small(x if ax <= 1.0 else 1.0)
     y = y if ax <= 1.0 else big
@@ -344,17 +392,38 @@ def vm_erf_f64(x):
 
 
 @_vm_njit(**_VM_JIT)
-def vm_erfc_f64(x):
-    """erfc, float64: 1 - erf(x) below |x| = 0.5, e^(-x^2) G(x) / x (or 2 minus it) above."""
+def _vm_erfc_dd(x, dx):
+    """erfc(x + dx), |dx| <= 2^-50 |x|: 1 - erf(x) below |x| = 0.5 (dx is below
+    the rounding there), e^(-x^2) G(x) / x (or 2 minus it) above."""
     ax = abs(x)
     axc = ax if ax < 27.5 else 27.5
     axc = axc if axc > 0.5 else 0.5
-    tail = _vm_erfc_pos(axc)
+    adx = -dx if x < 0.0 else dx                # |x + dx| = ax + adx
+    tail = _vm_erfc_pos(axc, adx if ax == axc else 0.0)   # NaN/inf dx past 27.5: unused
     tail = 0.0 if ax > 27.5 else tail
     tail = 2.0 - tail if x < 0.0 else tail
     y = 1.0 - _vm_erf_small(x if ax < 0.5 else 0.5)
     y = y if ax < 0.5 else tail
     return x + x if x != x else y
+
+
+@_vm_njit(**_VM_JIT)
+def vm_erfc_f64(x):
+    """erfc, float64 (see `_vm_erfc_dd`)."""
+    return _vm_erfc_dd(x, 0.0)
+
+
+@_vm_njit(**_VM_JIT)
+def vm_erfc_scaled_f64(u, c_hi, c_lo):
+    """erfc(c u), float64, for a constant c = c_hi + c_lo (a double-double).
+
+    fl(c u) is off by up to an ulp of c u, and erfc multiplies an argument's relative
+    error by its condition number 2x^2 e^(-x^2) / (sqrt(pi) erfc x) ~ 2x^2: GELU's
+    z erfc(-z/sqrt 2)/2 was ~970 ulp off at z = -38. Here c u is an exact
+    double-double (Dekker's product plus c_lo u) and erfc takes its low part.
+    """
+    p, e = _vm_two_prod(c_hi, u)
+    return _vm_erfc_dd(p, e + c_lo * u)
 
 
 @_vm_njit(**_VM_JIT)
@@ -390,6 +459,282 @@ def vm_atan_f64(x):
     y = -y if x < 0.0 else y
     return x if (ax < 7.450580596923828e-09) | (x != x) else y   # 2^-27: atan(x) = x
 
+
+
+# ---- sin, cos: reduction modulo pi/2, exact over the whole finite range ----
+# 2/pi to 1200 bits after the binary point (2/pi = 0.a2f9836e... in hex), the digits
+# fdlibm calls ipio2; tests/test_vecmath_accuracy.py checks them against mpmath.
+_VM_TWO_OVER_PI_HEX = (
+    "a2f9836e4e441529fc2757d1f534ddc0db6295993c439041fe5163abdebbc561b7246e3a424dd2e0"
+    "06492eea09d1921cfe1deb1cb129a73ee88235f52ebb4484e99c7026b45f7e413991d639835339f4"
+    "9c845f8bbdf9283b1ff897ffde05980fef2f118b5a0a6d1f6d367ecf27cb09b74f463f669e5fea2d"
+    "7527bac7ebe5f17b3d0739f78a5292ea6bfb5fb11f8d5d0856033046fc7b")
+_VM_2_OVER_PI = 0.6366197723675814
+# pi/2 = P1 + P2 + P3 + P4 (+ 7.4e-49): P1..P3 have 33 significant bits, so k*Pi is
+# exact for k < 2^20 (Cody-Waite); P4 is the next 53 bits.
+_VM_PIO2_1 = 1.5707963267341256
+_VM_PIO2_2 = 6.077100506303966e-11
+_VM_PIO2_3 = 2.0222662487111665e-21
+_VM_PIO2_4 = 8.4784276603689e-32
+_VM_PIO2_HI = 1.5707963267948966          # pi/2 as a double-double, the high part
+_VM_PIO2_HI_H = 1.5707963109016418        # split in 26 + 27 bits (for an exact product)
+_VM_PIO2_HI_L = 1.5893254712295857e-08
+_VM_PIO2_LO = 6.123233995736766e-17
+_VM_CW_LIMIT = 1048576.0                  # 2^20: Cody-Waite below, Payne-Hanek above
+_VM_PH_MIN_EXP = 20                       # the table's first row: |x| in [2^20, 2^21)
+
+
+def _vm_payne_hanek_table():
+    """Row e - 20 holds 2/pi cut to the bits that matter for |x| in [2^e, 2^(e+1)).
+
+    x = m 2^e with m in [1, 2). A bit of 2/pi of weight 2^-p adds m 2^(e-p) to
+    x*2/pi, a multiple of 4 (a whole turn: it changes neither sin nor cos) when
+    p <= e - 54 (m is a multiple of 2^-52). The row keeps the 7 chunks of 26 bits
+    from p = e - 53 on, each scaled by 2^e: chunk j holds the bits p in
+    [e - 53 + 26j, e - 28 + 26j] and is an integer times 2^(28 - 26j), so m's two
+    halves (26 and 27 bits) times a chunk are exact products. 182 bits cover the
+    worst case: no double is closer than 2^-61 to a multiple of pi/2 (Muller,
+    Elementary Functions, ch. 11), and 2^-61 must keep 53 bits.
+    """
+    digits = len(_VM_TWO_OVER_PI_HEX) * 4
+    bits = int(_VM_TWO_OVER_PI_HEX, 16)
+    rows = []
+    for e in range(_VM_PH_MIN_EXP, 1024):
+        row = []
+        for j in range(7):
+            last = e - 28 + 26 * j                 # the chunk's lowest bit position
+            chunk = (bits >> (digits - last)) & 0x3FFFFFF if last >= 1 else 0
+            row.append(float(chunk) * 2.0 ** (28 - 26 * j))
+        rows.append(row)
+    return _vm_np.array(rows, dtype=_vm_np.float64)
+
+
+_VM_PH_TABLE = _vm_payne_hanek_table()
+
+
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_round(v):
+    """v rounded to the nearest integer (|v| < 2^51), as a float64."""
+    return (v + _VM_SHIFTER) - _VM_SHIFTER
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_mod4(v):
+    """v - 4*round(v/4), in [-2, 2]: exact (v*0.25 and 4*q are)."""
+    return v - 4.0 * _vm_round(v * 0.25)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_reduce_cody_waite(ax):
+    """(n, r_hi, r_lo) with ax = n pi/2 + r_hi + r_lo, for 0 <= ax < 2^20.
+
+    k*P1..k*P3 are exact; ax - k*P1 is exact (Sterbenz), the next two subtractions
+    are carried exactly in (s, e1 + e2). Error below 2^-130: tiny next to the closest
+    approach of a double below 2^20 to a multiple of pi/2 (2^-60.5, at 45.553...).
+    """
+    t = ax * _VM_2_OVER_PI + _VM_SHIFTER
+    kf = t - _VM_SHIFTER
+    n = _f2i(t) - _VM_SHIFTER_BITS
+    u = ax - kf * _VM_PIO2_1
+    s, e1 = _vm_two_sum(u, -(kf * _VM_PIO2_2))
+    s, e2 = _vm_two_sum(s, -(kf * _VM_PIO2_3))
+    lo = (e1 + e2) - kf * _VM_PIO2_4
+    r_hi = s + lo
+    return n, r_hi, lo - (r_hi - s)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_reduce_payne_hanek(ax):
+    """(n, r_hi, r_lo) with ax = n pi/2 + r_hi + r_lo (mod 2 pi), for ax >= 2^20 finite.
+
+    ax*2/pi summed from exact products of m's halves and the row's chunks (see
+    `_vm_payne_hanek_table`); terms are taken modulo 4 while they are large (exact),
+    the fraction is carried as a double-double. Error below 2^-120 of a turn.
+    """
+    bits = _f2i(ax)
+    e = (bits >> 52) - 1023
+    e = e if e > _VM_PH_MIN_EXP else _VM_PH_MIN_EXP    # rows exist for [2^20, inf)
+    e = e if e < 1023 else 1023
+    row = _VM_PH_TABLE[e - _VM_PH_MIN_EXP]
+    m = _i2f((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
+    ma, mb = _vm_split(m)
+    # ma*c0 is a multiple of 8: left out. Below, every sum is exact (see the bounds in
+    # the table's docstring: each product's lowest bit and size are known).
+    s = (_vm_mod4(mb * row[0]) + _vm_mod4(ma * row[1])) + _vm_mod4(mb * row[1])
+    n1 = _vm_round(s)
+    s = (s - n1) + _vm_mod4(ma * row[2])
+    n2 = _vm_round(s)
+    h = s - n2                                          # in [-1/2, 1/2], 51 bits
+    h, l1 = _vm_two_sum(h, mb * row[2])
+    h, l2 = _vm_two_sum(h, ma * row[3])
+    h, l3 = _vm_two_sum(h, mb * row[3])
+    h, l4 = _vm_two_sum(h, ma * row[4])
+    low = (((mb * row[5] + ma * row[6]) + (mb * row[4] + ma * row[5])) + l4 + l3) + (l2 + l1)
+    f = h + low
+    f_lo = low - (f - h)
+    # r = f pi/2 as a double-double: Dekker's exact product of f and pi/2's high part.
+    fh, fl = _vm_split(f)
+    r_hi = f * _VM_PIO2_HI
+    err = ((fh * _VM_PIO2_HI_H - r_hi) + fh * _VM_PIO2_HI_L + fl * _VM_PIO2_HI_H) \
+        + fl * _VM_PIO2_HI_L
+    r_lo = err + (f * _VM_PIO2_LO + f_lo * _VM_PIO2_HI)
+    n = _f2i((n1 + n2) + _VM_SHIFTER) - _VM_SHIFTER_BITS
+    return n, r_hi, r_lo
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_reduce_pio2(ax):
+    """(n mod 4, r_hi, r_lo): ax = n pi/2 + r, |r| <= pi/4 (a hair more past 2^20).
+
+    Both reductions run for every element (no branch: the loop vectorises); a select
+    keeps the one valid for ax. NaN and inf give garbage here (fixed by the caller).
+    """
+    small = ax < _VM_CW_LIMIT
+    n1, h1, l1 = _vm_reduce_cody_waite(ax if small else 0.0)
+    n2, h2, l2 = _vm_reduce_payne_hanek(ax)
+    n = n1 if small else n2
+    return n & 3, (h1 if small else h2), (l1 if small else l2)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_sin_poly(r, r_lo, z):
+    """sin(r + r_lo) for |r| <= pi/4, z = r^2: Taylor to r^17 (truncation < 2^-63)."""
+    p = -1.0 / 355687428096000.0
+    p = p * z + 1.0 / 1307674368000.0
+    p = p * z + -1.0 / 6227020800.0
+    p = p * z + 1.0 / 39916800.0
+    p = p * z + -1.0 / 362880.0
+    p = p * z + 1.0 / 5040.0
+    p = p * z + -1.0 / 120.0
+    p = p * z + 1.0 / 6.0
+    # sin(r + d) = sin r + d cos r, cos r = 1 - z/2 to the precision d needs
+    return r - (r * (z * p) - r_lo * (1.0 - 0.5 * z))
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_cos_poly(r, r_lo, z):
+    """cos(r + r_lo) for |r| <= pi/4: 1 - z/2 + z^2 q(z), Taylor to r^18 (truncation
+    < 2^-68); 1 - z/2 is summed exactly (w plus its rounding error) as fdlibm does."""
+    q = 1.0 / 6402373705728000.0
+    q = q * z + -1.0 / 20922789888000.0
+    q = q * z + 1.0 / 87178291200.0
+    q = q * z + -1.0 / 479001600.0
+    q = q * z + 1.0 / 3628800.0
+    q = q * z + -1.0 / 40320.0
+    q = q * z + 1.0 / 720.0
+    q = q * z + -1.0 / 24.0
+    hz = 0.5 * z
+    w = 1.0 - hz
+    return w + (((1.0 - w) - hz) - (z * (z * q) + r * r_lo))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_sin_f64(x):
+    """sin, float64: reduced modulo pi/2 exactly (Cody-Waite / Payne-Hanek), a sin or cos
+    polynomial by quadrant; odd through the sign bit (sin(-0) = -0); NaN at +-inf."""
+    ax = abs(x)
+    q, r, r_lo = _vm_reduce_pio2(ax)
+    z = r * r
+    s = _vm_sin_poly(r, r_lo, z)
+    c = _vm_cos_poly(r, r_lo, z)
+    y = s if (q & 1) == 0 else c
+    y = -y if (q & 2) != 0 else y
+    y = -y if _f2i(x) < 0 else y
+    return y if ax < _vm_np.inf else x - x
+
+
+@_vm_njit(**_VM_JIT)
+def vm_cos_f64(x):
+    """cos, float64: as `vm_sin_f64` (even, so the reduction runs on |x|); NaN at +-inf."""
+    ax = abs(x)
+    q, r, r_lo = _vm_reduce_pio2(ax)
+    z = r * r
+    s = _vm_sin_poly(r, r_lo, z)
+    c = _vm_cos_poly(r, r_lo, z)
+    y = c if (q & 1) == 0 else s
+    y = -y if ((q + 1) & 2) != 0 else y          # quadrants 1, 2: negative
+    return y if ax < _vm_np.inf else x - x
+
+
+# ---- pow: x^y = e^(y log x) with log x as a double-double ----
+_VM_TWO_THIRDS_HI = 0.6666666666666666
+_VM_TWO_THIRDS_LO = 3.700743415417188e-17       # 2/3 - _VM_TWO_THIRDS_HI
+_VM_TWO_P53 = 9007199254740992.0                # 2^53: every double from here on is even
+_VM_POW_Y_MAX = 1.1805916207174113e21           # 2^70: beyond, |y log x| > 2^17 anyway
+
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_log_dd(u):
+    """log u as a double-double (hi, lo), relative error below 2^-68, u > 0 finite.
+
+    u = 2^k (1 + f), log(1 + f) = 2 atanh(s) = 2s + 2s^3/3 + 2s^5 R(s^2) with
+    s = f/(2 + f), |s| <= 0.172. s is carried as s_h (26 bits, so its powers are exact
+    products) + s_l; 2s^3/3 as a double-double; the rest, below 2^-14 relative, in
+    double. k ln2 = k*_VM_LN2_HI (exact) + k*_VM_LN2_LO.
+    """
+    k, f = _vm_log_parts(u)
+    v = 2.0 + f
+    v_h, _unused = _vm_split(v)
+    v_l = (2.0 - v_h) + f                          # exact: 2 + f = v_h + v_l
+    s_h, _unused = _vm_split(f / v)
+    s_l = ((f - s_h * v_h) - s_h * v_l) / v        # f - s_h v_h is exact
+    s2 = s_h * s_h                                 # exact (52 bits)
+    p3, e3 = _vm_two_prod(s2, s_h)                 # s_h^3, exactly
+    s3_lo = e3 + s_l * (3.0 * s2 + 3.0 * s_h * s_l)  # (s_h + s_l)^3 - p3
+    a_hi, a_e = _vm_two_prod(_VM_TWO_THIRDS_HI, p3)
+    a_lo = a_e + (_VM_TWO_THIRDS_HI * s3_lo + _VM_TWO_THIRDS_LO * p3)
+    z = s2 + 2.0 * s_h * s_l
+    r = 2.0 / 27.0
+    r = r * z + 2.0 / 25.0
+    r = r * z + 2.0 / 23.0
+    r = r * z + 2.0 / 21.0
+    r = r * z + 2.0 / 19.0
+    r = r * z + 2.0 / 17.0
+    r = r * z + 2.0 / 15.0
+    r = r * z + 2.0 / 13.0
+    r = r * z + 2.0 / 11.0
+    r = r * z + 2.0 / 9.0
+    r = r * z + 2.0 / 7.0
+    r = r * z + 2.0 / 5.0
+    tail = ((p3 + s3_lo) * z) * r                  # 2 s^5 R, truncation below 2^-72
+    m_hi, e1 = _vm_two_sum(2.0 * s_h, a_hi)
+    m_lo = e1 + (2.0 * s_l + (a_lo + tail))
+    kf = _vm_np.float64(k)
+    hi, e2 = _vm_two_sum(kf * _VM_LN2_HI, m_hi)
+    lo = e2 + (m_lo + kf * _VM_LN2_LO)
+    out = hi + lo
+    return out, lo - (out - hi)
+
+
+
+@_vm_njit(**_VM_JIT)
+def vm_pow_f64(x, y):
+    """x^y, float64, with C99/IEEE special cases: x^+-0 = 1 and 1^y = 1 (even NaN),
+    (-1)^+-inf = 1; x < 0 finite with y not an integer -> NaN; an odd integer y keeps
+    x's sign (-0 and -inf included); 0^y<0 = inf; |x|^+-inf and inf^y by |x| vs 1."""
+    ax = abs(x)
+    ay = abs(y)
+    ok = (ax > 0.0) & (ax < _vm_np.inf)
+    hi, lo = _vm_log_dd(ax if ok else 1.0)
+    yc = y if ay < _VM_POW_Y_MAX else (_VM_POW_Y_MAX if y > 0.0 else -_VM_POW_Y_MAX)
+    p_hi, p_e = _vm_two_prod(yc, hi)
+    mag = _vm_exp_dd(p_hi, p_e + yc * lo)
+    # |x| = 0 or inf, or y = +-inf: 0 or inf by the sign of y log|x|
+    big = (ax > 1.0) == (y > 0.0)
+    mag = mag if ok & (ay < _vm_np.inf) else (_vm_np.inf if big else 0.0)
+    # y an integer? odd? (every double from 2^53 on is an even integer; inf counts as even)
+    yt = ay if ay < _VM_TWO_P53 else _VM_TWO_P53
+    yi = _vm_np.int64(yt)
+    integral = _vm_np.float64(yi) == yt
+    odd = integral & ((yi & 1) == 1)
+    out = -mag if odd & (_f2i(x) < 0) else mag
+    out = _vm_np.nan if (x < 0.0) & (x > -_vm_np.inf) & (ay < _vm_np.inf) & ~integral else out
+    out = x + y if (x != x) | (y != y) else out
+    one = (y == 0.0) | (x == 1.0) | ((x == -1.0) & (ay == _vm_np.inf))
+    return 1.0 if one else out
 
 # float32: evaluate in float64, round once (see the module docstring).
 # Native float32 (16 lanes with AVX-512 instead of 8): every constant is a typed
@@ -574,7 +919,32 @@ def vm_erfc_f32(x):
     return _vm_np.float32(vm_erfc_f64(_vm_np.float64(x)))
 
 @_vm_njit(**_VM_JIT)
+def vm_erfc_scaled_f32(u, c_hi, c_lo):
+    """erfc(c u), float32 (float64 evaluation, one rounding: u is exact in float64, and
+    c u's rounding there is far below a float32 ulp even times erfc's 2x^2)."""
+    return _vm_np.float32(vm_erfc_scaled_f64(_vm_np.float64(u), c_hi, c_lo))
+
+
+@_vm_njit(**_VM_JIT)
 def vm_atan_f32(x):
     """atan, float32 (float64 evaluation, one rounding)."""
     return _vm_np.float32(vm_atan_f64(_vm_np.float64(x)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_sin_f32(x):
+    """sin, float32 (float64 evaluation, one rounding)."""
+    return _vm_np.float32(vm_sin_f64(_vm_np.float64(x)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_pow_f32(x, y):
+    """x^y, float32 (float64 evaluation, one rounding)."""
+    return _vm_np.float32(vm_pow_f64(_vm_np.float64(x), _vm_np.float64(y)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_cos_f32(x):
+    """cos, float32 (float64 evaluation, one rounding)."""
+    return _vm_np.float32(vm_cos_f64(_vm_np.float64(x)))
 # ---- end kernel source ----

@@ -63,6 +63,67 @@ def _libm(fn):
 _erf_np, _erfc_np = _libm(math.erf), _libm(math.erfc)
 
 
+def scaled_erfc(expr: sp.Basic) -> tuple[sp.Expr, sp.Expr] | None:
+    """(c, u) if ``expr`` is erfc(c*u) for a constant c whose product with u rounds.
+
+    Such an erfc is evaluated with c*u as a double-double (hi + lo), here and in the
+    kernels (`symgrad.codegen.printer` asks this function): rounding c*u first would
+    cost up to ~x^2 ulp in erfc's tail (its condition number is ~2x^2), e.g. 970 ulp
+    in GELU's z*erfc(-z/sqrt(2))/2 at z = -38. A power of two as c is exact: no match.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> scaled_erfc(sp.erfc(sp.sqrt(2) * sp.Abs(z) / 2))
+    (sqrt(2)/2, Abs(z))
+    >>> scaled_erfc(sp.erfc(z / 2)) is None
+    True
+    """
+    if not isinstance(expr, sp.erfc):
+        return None
+    arg = expr.args[0]
+    if not arg.free_symbols:
+        return None
+    c, u = arg.as_independent(*arg.free_symbols, as_Add=False)
+    if not c.is_number or not c.is_nonzero:
+        return None
+    if c.is_Rational and all(v & (v - 1) == 0 for v in (abs(c.p), c.q)):
+        return None
+    return c, u
+
+
+def double_double(c: sp.Expr) -> tuple[float, float]:
+    """The constant ``c`` as hi + lo: hi the nearest float64, lo the nearest to c - hi.
+
+    >>> double_double(sp.sqrt(2) / 2)
+    (0.7071067811865476, -4.833646656726457e-17)
+    """
+    exact = sp.N(c, 50)
+    hi = float(exact)
+    return hi, float(exact - sp.Float(hi, 50))
+
+
+def _two_prod_error(a: float, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """a*b - p exactly (p = fl(a*b)), Dekker's product on 26/27-bit halves."""
+    def split(x):
+        x = np.asarray(x, dtype=np.float64)
+        hi = (x.view(np.int64) & np.int64(-134217728)).view(np.float64)
+        return hi, x - hi
+    ah, al = split(a)
+    bh, bl = split(b)
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _erfc_scaled_np(u: np.ndarray, c: sp.Expr, dt: np.dtype) -> np.ndarray:
+    """erfc(c*u) with c*u as a double-double, as the kernels evaluate it (float64 inside,
+    one rounding to the dtype): erfc(p + e) = erfc(p) - e 2/sqrt(pi) e^(-p^2)."""
+    hi, lo = double_double(c)
+    u64 = np.asarray(u, dtype=np.float64)
+    p = hi * u64
+    e = _two_prod_error(hi, u64, p) + lo * u64
+    slope = 2.0 / math.sqrt(math.pi) * np.exp(-p * p)
+    fix = np.where(np.isfinite(e), e * slope, 0.0)
+    return (_erfc_np(p) - fix).astype(dt)
+
+
 _NUMPY_FUNCS = {
     sp.exp: np.exp, sp.log: np.log, log1p: np.log1p, expm1: np.expm1, sp.tanh: np.tanh,
     sp.sinh: np.sinh, sp.cosh: np.cosh, sp.sin: np.sin, sp.cos: np.cos, sp.atan: np.arctan,
@@ -77,6 +138,7 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
 
     Literals are cast to the dtype (a kernel prints ``f32(0.5)``), quotients are
     divisions, small integer powers repeated products: float32 stays float32 throughout.
+    erfc(c*u) takes c*u as a double-double (`scaled_erfc`), as the kernels do.
 
     >>> z = sp.Symbol("z", real=True)
     >>> evaluate(1 + sp.exp(z) / 2, {z: np.array([0.0, 1.0], np.float32)}, "float32")
@@ -134,6 +196,9 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
             return reduce(np.logical_or, [ev(a) for a in e.args])
         if isinstance(e, sp.Not):
             return np.logical_not(ev(e.args[0]))
+        scaled = scaled_erfc(e)
+        if scaled is not None:
+            return _erfc_scaled_np(ev(scaled[1]), scaled[0], dt)
         fn = _NUMPY_FUNCS.get(type(e))
         if fn is None:
             raise TypeError(f"no float evaluation rule for {type(e).__name__} (in {expr})")
