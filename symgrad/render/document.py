@@ -52,8 +52,13 @@ _INLINE_MATH = re.compile(r"(\$[^$]+\$)")
 def escape_latex_prose(text: str) -> str:
     """Escape LaTeX specials in prose, leaving ``$...$`` math untouched.
 
+    A `code` span (Markdown's backticks, as the Markdown rendering shows it) is set
+    in typewriter type, where a backtick would print as an opening quote.
+
     >>> escape_latex_prose("p_1 & $p_1$ 50%")
     'p\\\\_1 \\\\& $p_1$ 50\\\\%'
+    >>> escape_latex_prose("line `_mm(X, W0)`")
+    'line \\\\texttt{\\\\_mm(X, W0)}'
     """
     parts = _INLINE_MATH.split(text)
     out = []
@@ -61,8 +66,27 @@ def escape_latex_prose(text: str) -> str:
         if part.startswith("$") and part.endswith("$") and len(part) > 1:
             out.append(part)
         else:
-            out.append("".join(_LATEX_SPECIALS.get(ch, ch) for ch in part))
+            out.append(_escape_with_code(part))
     return "".join(out)
+
+
+# A backtick pair around code; doubled backticks (LaTeX's ``quotes'') are not code.
+_CODE_SPAN = re.compile("(?<!`)`([^`\\s][^`]*?)`(?!`)")
+
+
+def _escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def _escape_with_code(part: str) -> str:
+    """Escape prose; its code spans become ``\\texttt``, escaped too."""
+    pieces, last = [], 0
+    for m in _CODE_SPAN.finditer(part):
+        pieces.append(_escape(part[last:m.start()]))
+        pieces.append(r"\texttt{" + _escape(m.group(1)) + "}")
+        last = m.end()
+    pieces.append(_escape(part[last:]))
+    return "".join(pieces)
 
 
 def _aligned(math: str) -> str:

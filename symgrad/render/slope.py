@@ -67,6 +67,22 @@ def _exact_decimal(x: float) -> str:
     return f"{Decimal(x):.20g}"
 
 
+def _math_number(text: str) -> str:
+    r"""A Python number for display math: ``2.5e-05`` as ``2.5 \cdot 10^{-5}``.
+
+    >>> _math_number("-3.535e-05"), _math_number("0.5")
+    ('-3.535 \\cdot 10^{-5}', '0.5')
+    """
+    mantissa, e, exponent = text.partition("e")
+    return rf"{mantissa} \cdot 10^{{{int(exponent)}}}" if e else text
+
+
+def _prose_number(text: str) -> str:
+    """A number in prose as one unbreakable piece of math, printed as Python prints it
+    (a line break inside ``-2.9998`` or ``2.11e-12`` would read as two numbers)."""
+    return rf"$\text{{{text}}}$"
+
+
 def slope_report(root: Value, leaf: Value, h: float = 1e-4) -> SlopeReport:
     """Bump ``leaf`` by ``h``, rerun ``root``'s forward pass, compare with the exact derivative.
 
@@ -114,11 +130,13 @@ def slope_section(doc: Derivation, root: Value, h: float = 1e-4) -> None:
     for leaf in leaves:
         r = slope_report(root, leaf, h)
         x_t, x_p, t_t, t_p = tex(names[id(leaf)]), plain(names[id(leaf)]), tex(top), plain(top)
+        m = _math_number
         sec.add(
             math=(rf"\frac{{{t_t}({x_t} + h) - {t_t}({x_t})}}{{h}} &= "
-                  rf"\frac{{{r.f1!r} - {r.f0!r}}}{{{h:g}}} = {r.slope!r} \\"
-                  rf"\frac{{\partial {t_t}}}{{\partial {x_t}}} &= {r.exact!r}, "
-                  rf"\quad \text{{error }} {r.error:.4g}"),
+                  rf"\frac{{{m(repr(r.f1))} - {m(repr(r.f0))}}}{{{m(f'{h:g}')}}} = "
+                  rf"{m(repr(r.slope))} \\"
+                  rf"\frac{{\partial {t_t}}}{{\partial {x_t}}} &= {m(repr(r.exact))}, "
+                  rf"\quad \text{{error }} {m(f'{r.error:.4g}')}"),
             plain=(f"slope ({t_p}({x_p} + h) - {t_p}({x_p}))/h = ({r.f1!r} - {r.f0!r})/{h:g} = "
                    f"{r.slope!r}\nexact d{t_p}/d{x_p} = {r.exact!r}; error {r.error:.4g}"))
         if r.error == 0.0:
@@ -127,12 +145,14 @@ def slope_section(doc: Derivation, root: Value, h: float = 1e-4) -> None:
         step_part = r.exact * step_rel
         rest = r.error - step_part - r.truncation
         ulp = math.ulp(r.f1)
+        n = _prose_number
         sec.add(text=(
-            f"Why not exactly {r.exact!r}: (1) ${x_t} + h$ = {r.x!r} + {h:g} is stored as the "
-            f"nearest double, {_exact_decimal(r.stored)}, so the step actually taken is "
-            f"{r.taken!r}, a relative error of {step_rel:.4g}; it moves the slope by "
-            f"{r.exact!r} times that, {step_part:.4g}. (2) The truncation error $h/2 \\cdot f''$ "
-            f"is {r.truncation:.4g} (SymPy: $f'' = {r.second:.6g}$). (3) The rest, "
-            f"{rest:.4g}, is the rounding of the values of ${t_t}$ themselves, at most about "
-            f"one spacing of doubles over h: doubles near {r.f1!r} are {ulp:.4g} apart, and "
-            f"{ulp:.4g} / h = {ulp / h:.4g}."))
+            f"Why not exactly {n(repr(r.exact))}: (1) ${x_t} + h$ = {n(repr(r.x))} + {h:g} is "
+            f"stored as the nearest double, {n(_exact_decimal(r.stored))}, so the step actually "
+            f"taken is {n(repr(r.taken))}, a relative error of {n(f'{step_rel:.4g}')}; it moves "
+            f"the slope by {n(repr(r.exact))} times that, {n(f'{step_part:.4g}')}. (2) The "
+            f"truncation error $h/2 \\cdot f''$ is {n(f'{r.truncation:.4g}')} (SymPy: "
+            f"$f'' = {m(f'{r.second:.6g}')}$). (3) The rest, {n(f'{rest:.4g}')}, is the "
+            f"rounding of the values of ${t_t}$ themselves, at most about one spacing of "
+            f"doubles over h: doubles near {n(repr(r.f1))} are {n(f'{ulp:.4g}')} apart, and "
+            f"{n(f'{ulp:.4g}')} / h = {n(f'{ulp / h:.4g}')}."))
