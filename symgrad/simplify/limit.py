@@ -165,7 +165,7 @@ def latex_quotient(terms: list[tuple[bool, str, bool]], den: str, width: float =
 # -- a rough width of LaTeX math, to decide where to break lines --------------
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}^_]|[^\s]")
 _ZERO = {r"\left", r"\right", r"\Bigl", r"\Bigr", r"\bigl", r"\bigr", r"\displaystyle",
-         r"\begin", r"\end", "&", "."}
+         "&", "."}
 _BINARY = {"+": 1.2, "-": 1.2, "=": 1.35, r"\cdot": 0.8, r"\to": 1.5, r"\times": 1.2,
            ",": 0.45, r"\quad": 1.0, r"\qquad": 2.0, r"\,": 0.17, r"\;": 0.28}
 
@@ -229,8 +229,8 @@ def _em(tokens: list[str], i: int, end: int) -> tuple[float, int]:
             width += 0.0
         elif tok in _BINARY:
             width += _BINARY[tok]
-        elif tok.startswith("\\") and len(tok) > 2:
-            width += 0.6 if len(tok) <= 6 and tok[1:] not in _FUNCTIONS else 0.5 * len(tok[1:])
+        elif tok.startswith("\\") and len(tok) > 2:   # \sin is three letters, \theta one
+            width += 0.5 * len(tok[1:]) if tok[1:] in _FUNCTIONS else 0.6
         elif tok in "()[]|":
             width += 0.4
         else:
