@@ -108,15 +108,16 @@ def stages(loss: Value, lr: float = 0.1, params: Sequence[Value] | None = None,
                              f"= {_fmt(n.data)}")
     table.append(forward)
     table.append(stage("Output", "the prediction", [row(output)]))
+    seed = rf"$\partial {tex(names[id(loss)])}/\partial {tex(names[id(loss)])} = 1$"
     lo = Stage("Loss", "how far the prediction is from the target; backpropagation starts "
-               "here with dL/dL = 1", [(plain(names[id(loss)]), loss.data)])
+               f"here with {seed}", [(plain(names[id(loss)]), loss.data)])
     formula = symbolic(loss, cut=(output,) if output is not loss else ())
     lo.latex.append(f"{tex(names[id(loss)])} = {tex(formula)} = {_fmt(loss.data)}")
     lo.plain.append(f"{plain(names[id(loss)])} = {plain(formula)} = {_fmt(loss.data)}")
     table.append(lo)
 
     grads = {id(n): g for n, g in gradients(loss)}
-    back = Stage("Backpropagation", "the chain rule carries dL/dL = 1 back to every parameter")
+    back = Stage("Backpropagation", f"the chain rule carries {seed} back to every parameter")
     L_t, L_p = tex(names[id(loss)]), plain(names[id(loss)])
     for p in params:
         g = grads[id(p)]
@@ -126,7 +127,8 @@ def stages(loss: Value, lr: float = 0.1, params: Sequence[Value] | None = None,
         back.plain.append(f"d{L_p}/d{p_p} = {_fmt(g)}")
     table.append(back)
 
-    update = Stage("Update", f"gradient descent: new = old - lr * grad with lr = {lr:g}")
+    update = Stage("Update", r"gradient descent: $\text{new} = \text{old} - \text{lr} \cdot "
+                   rf"\text{{grad}}$ with $\text{{lr}} = {lr:g}$")
     new = [p.data - lr * grads[id(p)] for p in params]
     for p, value in zip(params, new, strict=True):
         p_t, p_p = tex(names[id(p)]), plain(names[id(p)])
@@ -157,8 +159,8 @@ def stage_table(loss: Value, lr: float = 0.1, params: Sequence[Value] | None = N
     """Seed 000's stage table (input -> ... -> update) for one step on ``loss``, as a document."""
     table = stages(loss, lr, params, inputs, output)
     doc = Derivation("Training stages, one gradient-descent step",
-                     intro="input -> forward pass -> output -> loss -> backpropagation -> "
-                           "update, with this graph's numbers.")
+                     intro=r"input $\to$ forward pass $\to$ output $\to$ loss $\to$ "
+                           r"backpropagation $\to$ update, with this graph's numbers.")
     for k, s in enumerate(table, start=1):
         sec = doc.section(f"{k}. {s.name}")
         sec.add(text=s.role[0].upper() + s.role[1:] + ".")
