@@ -128,7 +128,8 @@ def test_appendix_lists_number_line_and_code(name, request):
     assert len(appendix) == 1
     entries = {m.group(2): (int(m.group(1)), int(m.group(3)), m.group(4))
                for step in appendix[0].steps
-               if (m := re.match(r"\((\d+)\) \[eq (\S+)\], line (\d+): `(.*?)`", step.text))}
+               if (m := re.match(r"\((\d+)\) (?:\$[^$]*\$ )?\[eq (\S+)\], line (\d+): `(.*?)`",
+                                 step.text))}
     numbers = doc.equation_numbers()
     assert set(entries) == set(numbers)
     for key, (number, line, code) in entries.items():
@@ -143,7 +144,9 @@ def test_numbers_follow_the_document(mlp):
     text = doc.text()
     # dW2's number in the appendix is the number printed beside dW2 = A1.T @ dZ2.
     assert re.search(rf"^\({numbers['dW2']}\)\s*dW2 = A1\.T @ dZ2", text, re.M)
-    assert f"({numbers['dW2']}) [eq dW2], line " in text
+    assert f"({numbers['dW2']}) dW_2 = A_1^T dZ_2 [eq dW2], line " in text
+    assert f"({numbers['dW2']}) $dW_2 = A_1^{{T}} dZ_2$ [eq dW2], line" in \
+        doc.markdown()
 
 
 def test_exported_module_keeps_the_citations(mlp, tmp_path):

@@ -15,7 +15,7 @@ import re
 import sympy as sp
 
 from symgrad.derive.network import matrix_backward
-from symgrad.derive.plan import NetworkPlan
+from symgrad.derive.plan import UPDATE_KEY, NetworkPlan
 from symgrad.render import network_features as features
 from symgrad.render.document import Derivation
 from symgrad.render.latex_printer import layer_latex, layer_str, matrix_latex, matrix_str
@@ -159,6 +159,11 @@ def kernel_lines(source: str) -> dict[str, list[tuple[int, str]]]:
 def kernel_appendix(doc: Derivation, source: str) -> None:
     """Each numbered equation with a key beside the kernel lines that implement it."""
     lines = kernel_lines(source)
+    steps = {}
+    for part in doc.ordered():
+        for step in part.steps:
+            if step.tag and step.math:
+                steps.setdefault(step.tag, step)
     sec = doc.appendix("each equation beside its kernel line")
     sec.add(text=("The kernel module (model.source, the file model.export writes) names in a "
                   "comment, [eq key], the equations each statement implements; the key is "
@@ -174,4 +179,29 @@ def kernel_appendix(doc: Derivation, source: str) -> None:
             if len(cited) > 1:
                 where += ", also line" + ("s " if len(cited) > 2 else " ") + ", ".join(
                     str(k) for k, _ in cited[1:])
-        sec.add(text=f"({number}) [eq {key}], {where}")
+        shown = inline_equation(steps[key].math, last=key == UPDATE_KEY)
+        sec.add(text=f"({number}) " + (f"${shown}$ " if shown else "") + f"[eq {key}], {where}")
+
+
+INLINE_LIMIT = 80   # characters of LaTeX: longer equations are cited by number and key only
+
+
+def inline_equation(math: str, last: bool = False) -> str:
+    r"""A display's equation as short inline math (rows without their shape notes), or "".
+
+    ``last``: only the last row (an update rule ends in the step itself).
+
+    >>> inline_equation(r"dW_{2} = A_{1}^{T} dZ_{2} \qquad (8 \times n)")
+    'dW_{2} = A_{1}^{T} dZ_{2}'
+    """
+    if any(cmd in math for cmd in (r"\begin", r"\underbrace", r"\text")):
+        return ""
+    rows = [re.split(r"\\q?quad", row.replace("&", ""))[0].strip().rstrip(",")
+            for row in math.split(r"\\")]
+    if any(row.count("{") != row.count("}") for row in rows):
+        return ""   # a "\\" inside a group (\substack): no clean rows to cut
+    rows = rows[-1:] if last else rows
+    joined = r", \; ".join(rows)
+    if len(joined) <= INLINE_LIMIT:
+        return joined
+    return rows[0] if len(rows[0]) <= INLINE_LIMIT else ""
