@@ -111,3 +111,13 @@ def test_latex_compiles_without_overfull_boxes(mlp, cnn, tmp_path, pdflatex):
         pdf = model.derivation.to_tex(tmp_path / f"{name}.tex", compile_pdf=True)
         log = (tmp_path / f"{name}.log").read_text(errors="replace")
         assert pdf.exists() and "Overfull \\hbox" not in log
+
+
+def test_cnn_layer_settings_are_typeset(cnn):
+    doc = cnn.derivation
+    latex, text = doc.latex(), doc.text()
+    assert r"\mathrm{Conv2d}(1 \to 2,\ \text{kernel } 3 \times 3)" in latex
+    assert r"\mathrm{MaxPool2d}(2 \times 2)" in latex
+    assert "->" not in latex and not re.search(r"\d+x\d+", latex)
+    # The plain text keeps the layer's repr, as Python prints it.
+    assert "Conv2d(1 -> 2, kernel 3x3)" in text

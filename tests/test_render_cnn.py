@@ -23,7 +23,12 @@ from symgrad.derive.plan import NetworkPlan
 from symgrad.render.document import Derivation
 from symgrad.render.latex_printer import layer_str
 from symgrad.render.network import network_derivation
-from symgrad.render.network_feature_names import index_text, rule_operands, substitute_latex
+from symgrad.render.network_feature_names import (
+    index_text,
+    layer_setting,
+    rule_operands,
+    substitute_latex,
+)
 
 S = sg.Sequential
 
@@ -138,7 +143,10 @@ def test_each_layer_is_defined_by_its_kinds_index_formula(plans, texts, docs):
         assert "symgrad.prove.layer_rules" in definitions
         for f in plan.features:
             lhs, rhs = layer_kind(f.kind).index_formula(f.layer)
-            assert f"{f.name} = {f.layer!r}: {layer_kind(f.kind).title}." in definitions
+            # The layer's settings typeset (arrows, times) in LaTeX; its repr in the text rows.
+            assert f"{f.name} = ${layer_setting(f.layer)[0]}$: {layer_kind(f.kind).title}." \
+                in docs[name].markdown()
+            assert f"{f.name}(" in text and repr(f.layer) in text
             assert sp.latex(lhs) in latex
             if isinstance(rhs, sp.Max):
                 # One element per window position, row-major, each printed by SymPy.
@@ -283,8 +291,9 @@ def test_markdown_and_text_state_the_same_facts(plans, docs, texts):
             [sec.heading for sec in docs[name].ordered()]
         for f in plan.features:
             notes = layer_kind(f.kind).notes if f.index >= _first_trained(plan) else ()
-            for fact in (_batch(f.out_shape), repr(f.layer), *notes):
+            for fact in (_batch(f.out_shape), *notes):
                 assert fact in md and fact in text, (name, fact)
+            assert layer_setting(f.layer)[0] in md and repr(f.layer) in text
             for rule in layer_kind(f.kind).rules:
                 has = rule.target == "dX" or rule.target[1:] in dict(f.param_shapes)
                 if has and (f.index > _first_trained(plan) or rule.target != "dX"):

@@ -28,6 +28,7 @@ import sympy as sp
 
 from symgrad.definition.layer_kinds import BackwardRule, layer_kind
 from symgrad.derive.plan import FeaturePlan, NetworkPlan
+from symgrad.render.prose import escape_latex_text
 
 Name = tuple[str, str]   # (LaTeX, plain text)
 
@@ -231,3 +232,30 @@ def forward_form(feature: FeaturePlan) -> Name:
         bias = ("+ b", "+ b") if "b" in has else ("", "")
         return rf"X \star W {bias[0]}".strip(), f"X (correlation) W {bias[1]}".strip()
     return rf"\operatorname{{{feature.kind}}}(X)", f"{feature.kind}(X)"
+
+
+_SETTING = re.compile(r"[A-Za-z0-9 ,>x-]*")   # what a built-in layer's repr is made of
+
+
+def layer_setting(layer: object) -> Name:
+    r"""(LaTeX math, text) of a layer as its repr states it, typeset: arrows and times.
+
+    The text is the repr itself. A repr of other characters (a user's layer kind) is
+    shown as escaped text in the math.
+
+    >>> class Conv2d:
+    ...     def __repr__(self): return "Conv2d(1 -> 4, kernel 3x3, stride 1x2)"
+    >>> print(layer_setting(Conv2d())[0])
+    \mathrm{Conv2d}(1 \to 4,\ \text{kernel } 3 \times 3,\ \text{stride } 1 \times 2)
+    """
+    text, name = repr(layer), type(layer).__name__
+    inner = text[len(name) + 1:-1] if text.startswith(f"{name}(") and text.endswith(")") \
+        else None
+    if inner is None or not name.isidentifier() or not _SETTING.fullmatch(inner):
+        return rf"\text{{{escape_latex_text(text)}}}", text
+    parts = []
+    for part in filter(None, (p.strip() for p in inner.split(","))):
+        part = re.sub(r"(\d+)x(\d+)", r"\1 \\times \2", part).replace(" -> ", r" \to ")
+        part = re.sub(r"^([A-Za-z]+) ", r"\\text{\1 } ", part)
+        parts.append(part)
+    return rf"\mathrm{{{name}}}(" + r",\ ".join(parts) + ")", text

@@ -32,6 +32,7 @@ from symgrad.render.network_feature_names import (
     image_tensors,
     index_formula,
     index_text,
+    layer_setting,
     plain_shape,
     rule_operands,
     shape_of,
@@ -40,7 +41,7 @@ from symgrad.render.network_feature_names import (
     tensor,
 )
 from symgrad.render.network_names import function_tex
-from symgrad.render.prose import escape_latex_text, latex_safe_prose
+from symgrad.render.prose import latex_safe_prose
 
 PROOF_MODULE = "symgrad.prove.layer_rules"
 JOURNEY_PER_ROW = 7   # tensors per display row of the backward journey
@@ -103,9 +104,8 @@ def forward_rows(plan: NetworkPlan) -> list[tuple[str, str]]:
     for t in image_tensors(plan):
         f = t.feature
         s_tex, s_txt = shape_of(f.out_shape)
-        setting = escape_latex_text(repr(f.layer))
         rows.append((rf"{t.raw[0]} &= \operatorname{{{f.name}}}({t.input[0]}) \quad {s_tex}"
-                     rf" \quad \text{{{setting}}}",
+                     rf" \quad {layer_setting(f.layer)[0]}",
                      f"{t.raw[1]} = {f.name}({t.input[1]})    {s_txt}    {f.layer!r}"))
         if f.activation is not None:
             names = {Z: t.raw, A: t.output}
@@ -196,7 +196,7 @@ def definitions_section(doc: Derivation, plan: NetworkPlan) -> None:
         kind = layer_kind(f.kind)
         sizes = _sizes(f.layer)
         pad = getattr(f.layer, "padding", (0, 0))
-        text = (f"{f.name} = {_inert(repr(f.layer))}: {kind.title}. {_binding(t)}"
+        text = (f"{f.name} = ${layer_setting(f.layer)[0]}$: {kind.title}. {_binding(t)}"
                 + (f" Sizes: {sizes}." if sizes else "")
                 + (" $X$ reads 0 outside the image (zero padding)." if any(pad) else ""))
         rows, formula_txt = index_formula(f)
@@ -267,7 +267,7 @@ def _layer_section(doc: Derivation, t: LayerTensors, first: int) -> None:
     inst = kind.proof_instances
     how = (" (max is piecewise: SymPy's derivative is compared with the rule at random points, "
            "ties included)" if kind.piecewise else "")
-    example = (f", e.g. {_inert(repr(inst[0][0]))} on an input of shape {inst[0][1]}"
+    example = (f", e.g. ${layer_setting(inst[0][0])[0]}$ on an input of shape {inst[0][1]}"
                if inst else "")
     sec.add(text=(f"Each rule above is proven by SymPy on {len(inst)} small instance"
                   f"{'s' if len(inst) != 1 else ''}{example}{how}: {PROOF_MODULE}."))
