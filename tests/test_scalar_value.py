@@ -27,7 +27,7 @@ def test_seed000_expression_gradients(tmp_path, capsys):
     grads = _example("seed000_expression").main(tmp_path)
     assert grads == {"a": 6.0, "b": -4.0, "c": -2.0, "e": -2.0, "d": -2.0, "f": 4.0, "L": 1.0}
     out = capsys.readouterr().out
-    assert "dL/da = dL/de * de/da = (-2) * (-3) = 6" in out
+    assert "dL/da = dL/de * (de/da)_local = (-2) * (-3) = 6" in out
     assert (tmp_path / "seed000_expression.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -12,7 +12,7 @@ calls them.
   bias, ``bwd(D, A, Zs)`` multiplies D by the derived f'(a or z);
 * output: ``_output(ZL, Yb, D, P, want_delta)``, the fused output activation +
   loss (prediction, stable loss from the logits, delta = scale * dL/dz, correct
-  count);
+  count); D must have a row per batch row (it is scratch when no delta is wanted);
 * optimizer: ``_prologue(H, t, Hs)`` (the step's scalars, e.g. Adam's bias
   corrections, once per step) and ``_step(w, g, states..., Hs)``, the written update
   rule over a parameter's flat view.
@@ -78,7 +78,15 @@ def activation_body(act: ActivationPlan, dtype: str, prefix: str = "") -> str:
 
 
 def output_body(out: OutputPlan, dtype: str, classify: bool) -> str:
-    """``_output``: the output activation + loss fused, for any batch and class count."""
+    """``_output``: the output activation + loss fused, for any batch and class count.
+
+    Written as passes without a reduction or a branch inside, so LLVM vectorises them:
+    one computes p (into P) and each element's loss (into D, used as scratch), then a
+    plain loop sums the losses (a float sum in order: a reduction LLVM may not reorder),
+    then, for training, one computes D = scale * delta from the stored p. Elementwise
+    heads run each pass over the whole batch as one flat loop (a sigmoid head has one
+    column: a loop per row would have one iteration); softmax heads row by row.
+    """
     cast = dtype_cast(dtype)
     # Softmax rows are evaluated from zmax and acc = sum exp(z - zmax), not through lse:
     # zmax + log(acc) rounds log(acc) away once the logits are large.
@@ -91,33 +99,53 @@ def output_body(out: OutputPlan, dtype: str, classify: bool) -> str:
     s(f"@njit({JIT})", "def _output(ZL, Yb, D, P, want_delta):")
     s(f'    """{source_comment_text(out.activation_name)} + '
       f'{source_comment_text(out.loss_name)} fused: returns (loss sum over {per},'
-      ' correct count); fills P (and D = scale * dL/dz)."""')
+      ' correct count); fills P (and D = scale * dL/dz; D is scratch otherwise)."""')
     s.indent()
     s("m = ZL.shape[0]", "k = ZL.shape[1]", "loss = 0.0", "correct = 0")
     scale = "1.0 / m" if out.reduction == "rows" else "1.0 / (m * k)"
     s(f"scale = {cast}({scale})")
-    s("for i in range(m):")
-    s.indent()
     if out.kind == "softmax":
         exp, log = vecmath.function_name("exp", dtype), vecmath.function_name("log", dtype)
+        s("for i in range(m):")
+        s.indent()
         s("zmax = ZL[i, 0]", "for j in range(1, k):", "    zmax = max(zmax, ZL[i, j])",
-          f"acc = {cast}(0.0)", "for j in range(k):", f"    acc += {exp}(ZL[i, j] - zmax)")
+          "for j in range(k):", f"    D[i, j] = {exp}(ZL[i, j] - zmax)",
+          f"acc = {cast}(0.0)", "for j in range(k):", "    acc += D[i, j]")
         if any(e.has(LSE) for e in (out.evaluated_prediction, out.evaluated_loss, out.delta)):
             s(f"lse = zmax + {log}(acc)")   # only plans still written through lse
-    if classify:  # several outputs: one decision per row (argmax of logits vs of target)
-        s("best_z = 0", "best_y = 0")
-    s("for j in range(k):")
-    s.indent()
-    s("z = ZL[i, j]", "y = Yb[i, j]", f"p = {pred}", "P[i, j] = p", f"loss += {loss}",
-      "if want_delta:", f"    D[i, j] = scale * ({delta})")
-    if classify:
-        s("if k > 1:", "    if ZL[i, j] > ZL[i, best_z]:", "        best_z = j",
-          "    if Yb[i, j] > Yb[i, best_y]:", "        best_y = j",
-          "elif (p > 0.5) == (y > 0.5):", "    correct += 1")
-    s.dedent()
-    if classify:
-        s("if k > 1 and best_z == best_y:", "    correct += 1")
-    s.dedent()
+        s("for j in range(k):",
+          "    z = ZL[i, j]", "    y = Yb[i, j]", f"    p = {pred}", "    P[i, j] = p",
+          f"    D[i, j] = {loss}",
+          "for j in range(k):", "    loss += D[i, j]",
+          "if want_delta:", "    for j in range(k):",
+          "        z = ZL[i, j]", "        y = Yb[i, j]", "        p = P[i, j]",
+          f"        D[i, j] = scale * ({delta})")
+        if classify:  # one decision per row: argmax of the logits vs of the target
+            s("best_z = 0", "best_y = 0", "for j in range(1, k):",
+              "    if ZL[i, j] > ZL[i, best_z]:", "        best_z = j",
+              "    if Yb[i, j] > Yb[i, best_y]:", "        best_y = j",
+              "if best_z == best_y:", "    correct += 1")
+        s.dedent()
+    else:
+        s("Zf = ZL.reshape(-1)", "Yf = Yb.reshape(-1)", "Pf = P.reshape(-1)",
+          "Df = D.reshape(-1)", "size = m * k",
+          "for e in range(size):",
+          "    z = Zf[e]", "    y = Yf[e]", f"    p = {pred}", "    Pf[e] = p",
+          f"    Df[e] = {loss}",
+          "for e in range(size):", "    loss += Df[e]",
+          "if want_delta:", "    for e in range(size):",
+          "        z = Zf[e]", "        y = Yf[e]", "        p = Pf[e]",
+          f"        Df[e] = scale * ({delta})")
+        if classify:
+            s("if k > 1:")   # one decision per row: argmax of the logits vs of the target
+            s.indent()
+            s("for i in range(m):", "    best_z = 0", "    best_y = 0",
+              "    for j in range(1, k):", "        if ZL[i, j] > ZL[i, best_z]:",
+              "            best_z = j", "        if Yb[i, j] > Yb[i, best_y]:",
+              "            best_y = j", "    if best_z == best_y:", "        correct += 1")
+            s.dedent()
+            s("else:", "    for e in range(size):",
+              "        correct += (Pf[e] > 0.5) == (Yf[e] > 0.5)")
     s("return loss, correct")
     s.dedent()
     s("", "")
