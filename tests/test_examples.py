@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,15 @@ def test_seed004_heads_cancel_to_p_minus_y_and_the_cnn_learns_digits(tmp_path, c
     names = got["report"].names()
     assert any("conv0.W" in n for n in names) and any("kernel" in n for n in names)
     assert (tmp_path / "out" / "seed004_cnn.tex").read_text().startswith(r"\documentclass")
+
+
+def test_seed003_limits_derive_sin_and_cos_by_the_angle_sum_and_plot(tmp_path, capsys):
+    got = _example("seed003_limits").main(tmp_path / "out")
+    out = capsys.readouterr().out
+    assert got["derivatives"] == {"b": "cos(a)", "c": "-sin(a)", "p": "3*x**2"}
+    assert got["grads"]["b"] == pytest.approx(math.cos(math.pi / 6))
+    assert got["grads"]["c"] == pytest.approx(-0.5) and got["grads"]["p"] == pytest.approx(6.75)
+    assert "sin(a + h) = sin(a)*cos(h) + sin(h)*cos(a)" in out
+    assert "lim_(h->0) (cos(h) - 1)/h = 0,  lim_(h->0) sin(h)/h = 1" in out
+    assert "-> cos(a)*0 - sin(a)*1 = -sin(a)" in out
+    assert all(p.stat().st_size > 0 for p in got["files"])
