@@ -276,7 +276,7 @@ def _backward_fn(s: _Src, lay: KernelLayout, optimizer=None, cast: str = "") -> 
     if fused:
         s("t[0] += 1", *optimizer.prologue(cast))
         alpha, beta = optimizer.fused_gemm(cast)
-        s(f"alpha = {alpha}", f"beta = {beta}")
+        s(_cited(f"alpha = {alpha}", UPDATE_KEY), _cited(f"beta = {beta}", UPDATE_KEY))
     for layer in reversed(lay.layers):
         i = layer.index
         src = lay.input_of(i)
@@ -405,7 +405,8 @@ def _predict_fns(s: _Src, lay: KernelLayout) -> None:
                     + [lay.view(n) for n in lay.forward_arrays()] + ["ab"])
     s(f"_forward({fwd})")
     s("yb = Y[start:stop] if want_loss else out[start:stop]")
-    s(f"batch_loss, batch_correct = _output({lay.view('ZL')}, yb, D_, out[start:stop], False)")
+    s(_cited(f"batch_loss, batch_correct = _output({lay.view('ZL')}, yb, D_, out[start:stop], "
+             "False)", PREDICTION_KEY, LOSS_KEY))
     per = "" if lay.plan.output.reduction == "rows" else " / k"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
     s.dedent()
