@@ -121,3 +121,10 @@ def test_cnn_layer_settings_are_typeset(cnn):
     assert "->" not in latex and not re.search(r"\d+x\d+", latex)
     # The plain text keeps the layer's repr, as Python prints it.
     assert "Conv2d(1 -> 2, kernel 3x3)" in text
+
+
+def test_cnn_intro_typesets_the_head_shapes(cnn):
+    latex = cnn.derivation.latex()
+    assert r"Dense layer $j$ computes $Z_j = A_{j-1} W_j + b_j$ with $W_j$ of shape " \
+        r"$\mathrm{in} \times \mathrm{out}$" in latex
+    assert "(in x out)" not in latex

@@ -90,8 +90,9 @@ def forward_intro(plan: NetworkPlan) -> str:
     first = image_tensors(plan)[0]
     return (f"A batch $X$ holds $n$ images of shape (C, H, W) = ({c}, {h}, {w}), channels "
             "first (NCHW, as PyTorch). The image layers map it to the features $F$, one row of "
-            f"{features} values per image; from there Dense layer j computes "
-            "$Z_j = A_{j-1} W_j + b_j$ with $W_j$ of shape (in x out) and $A_0 = F$; "
+            f"{features} values per image; from there Dense layer $j$ computes "
+            "$Z_j = A_{j-1} W_j + b_j$ with $W_j$ of shape $\\mathrm{in} \\times \\mathrm{out}$ "
+            "and $A_0 = F$; "
             "activations act elementwise. The image layers go by their names, as their "
             f"parameters do, and their tensors too: {_m(first.raw)} is {first.feature.name}'s "
             f"output. Parameters: {', '.join(plan.param_names)}.")
