@@ -7,7 +7,15 @@ activation's derived derivative and its rewrite in terms of saved values, and
 a closing summary of the backward pass as code. A convolutional network's image
 layers (Conv2d, pooling, Flatten) get their shapes, index-form definitions and
 stated backward rules from `symgrad.render.network_features`; its Dense head reads
-the flattened features F and passes dF back to them.
+the flattened features F and passes dF back to them. Seed 002 follows
+(`symgrad.render.network_training`): the Jacobian view and the fan-out sum with the
+layer sizes, batch / stochastic / minibatch gradient descent with the model's loss,
+and the update rule of the model's optimizer.
+
+Every displayed equation is numbered. An equation the kernel implements carries its
+plan key (`symgrad.derive.plan.dense_key`, ...) as its tag; the kernel generator cites
+the same key in a comment at the implementing line, and with the kernel's source the
+printout ends with an appendix listing each equation number beside its kernel lines.
 
 Every formula is printed from the plan's SymPy expressions (symbols renamed
 per layer by `symgrad.render.latex_printer`); nothing here knows any
