@@ -110,6 +110,15 @@ def test_network_worksheet_blanks_step_c_and_the_relu_mask():
     assert "p - y" in answers and "(A1 > 0)" in answers
     sections = {b.section for b in ws.blanks}
     assert any(s.startswith("Output layer: Steps A, B, C") for s in sections)
+    # The printout numbers its equations: the sheet keeps every number, the key cites them.
+    assert doc.numbered and ws.sheet.equation_numbers() == doc.equation_numbers()
+    numbers = doc.numbers()
+    blanked = [numbers[id(step)] for step, sheet_step in _step_pairs(doc, ws.sheet)
+               for _ in BLANK_TEXT.findall(sheet_step.plain)]
+    assert [b.equation for b in ws.blanks] == blanked
+    assert f"Blank {ws.blanks[0].number} (equation {ws.blanks[0].equation}):" in ws.key.text()
+    # A result's plain answer carries no trailing note ("    (cancelled)").
+    assert not any(re.search(r"\s{3,}", b.plain) for b in ws.blanks)
     # Definitions stay: Z_1 = X W_1 + b_1 is the question, not an answer.
     assert re.search(r"Z_\{?1\}? &?= X W_\{?1\}? \+ b_\{?1\}?", ws.sheet.latex())
 

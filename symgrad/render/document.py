@@ -277,8 +277,9 @@ class Derivation:
                 shown = step.plain or latex_to_text(step.math)
                 if shown:
                     rows = ["    " + row for row in shown.splitlines()]
-                    if id(step) in numbers:
-                        rows[0] = f"({numbers[id(step)]})".ljust(4) + rows[0][4:]
+                    if id(step) in numbers:   # "(7) " or "(12) ": a space either way
+                        label = f"({numbers[id(step)]})"
+                        rows[0] = label.ljust(4) + (" " if len(label) >= 4 else "") + rows[0][4:]
                     lines += rows
             lines.append("")
         return "\n".join(lines)

@@ -43,7 +43,7 @@ _SYMBOLS = {
     "quad": "  ", "qquad": "    ", "enspace": " ", "thinspace": " ", "hfill": " ",
     "displaystyle": "", "textstyle": "", "scriptstyle": "", "scriptscriptstyle": "",
     "limits": "", "nolimits": "", "nonumber": "", "notag": "", "allowbreak": "",
-    "centerdot": " * ", "bullet": " * ", "lbrace": "{", "rbrace": "}",
+    "centerdot": " * ", "bullet": " * ", "lbrace": "{", "rbrace": "}", "ell": "l",
 }
 # Commands whose one argument is shown as it is: fonts, operator names, boxes.
 _KEEP_ARGUMENT = {
@@ -60,7 +60,7 @@ _DROP_ARGUMENTS = {"hspace": 1, "vspace": 1, "color": 1, "label": 1, "textcolor"
 # Delimiter sizes: the delimiter that follows stays ("." means none).
 _SIZES = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr",
           "biggl", "biggr", "Biggl", "Biggr", "middle"}
-_ENV_ROWS = {"cases": ("; ", " "), "matrix": ("; ", ", "), "pmatrix": ("; ", ", "),
+_ENV_ROWS = {"cases": ("; ", " if "), "matrix": ("; ", ", "), "pmatrix": ("; ", ", "),
              "bmatrix": ("; ", ", "), "vmatrix": ("; ", ", "), "Bmatrix": ("; ", ", "),
              "smallmatrix": ("; ", ", "), "array": ("; ", ", ")}
 _ENV_BRACKETS = {"cases": ("{ ", " }"), "pmatrix": ("(", ")"), "bmatrix": ("[", "]"),
@@ -139,6 +139,8 @@ def _environment(name: str, body: str) -> str:
     row_sep, cell_sep = _ENV_ROWS.get(name, ("\n", ""))
     rows = [r for r in re.split(r"\\\\", body) if r.strip()]
     cells = [cell_sep.join(_convert(c).strip() for c in row.split("&")) for row in rows]
+    if name == "cases":   # value if condition ("for z > 0" and "otherwise" say it already)
+        cells = [re.sub(r"^(.*?) if (for |if |otherwise|else)", r"\1 \2", c) for c in cells]
     opening, closing = _ENV_BRACKETS.get(name, ("", ""))
     return opening + row_sep.join(cells) + closing
 

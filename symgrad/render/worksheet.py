@@ -98,7 +98,11 @@ def _top_level(math: str) -> list[int]:
 
 
 def _rows(math: str) -> list[tuple[int, int]]:
-    """(start, end) of each top-level row of a multi-row display."""
+    """(start, end) of each top-level row of a display.
+
+    A ``\\qquad`` followed by another equation (``L = ..., \\qquad l(p, y) = ...``)
+    starts a row of its own; one followed by a note (``\\qquad (n \\times 3)``) does not.
+    """
     depth = _top_level(math)
     rows, start = [], 0
     for m in re.finditer(r"\\\\", math):
@@ -106,7 +110,17 @@ def _rows(math: str) -> list[tuple[int, int]]:
             rows.append((start, m.start()))
             start = m.end()
     rows.append((start, len(math)))
-    return rows
+    split = []
+    for r_start, r_end in rows:
+        cuts = [m for m in re.finditer(r"\\qquad(?![A-Za-z])", math[:r_end])
+                if m.start() >= r_start and depth[m.start()] == 0]
+        for m in cuts:
+            rest = range(m.end(), r_end)
+            if any(math[i] == "=" and depth[i] == 0 for i in rest):
+                split.append((r_start, m.start()))
+                r_start = m.end()
+        split.append((r_start, r_end))
+    return split
 
 
 def _final_rhs(math: str, start: int, end: int) -> tuple[int, int] | None:
@@ -137,8 +151,9 @@ def _continues(row: str) -> bool:
 
 def _result_spans(math: str) -> list[tuple[tuple[int, int], bool]]:
     """The final right-hand side of each equation of a display (one per row group), and
-    whether it is *derived*: reached through at least two relations (``a = b = c``,
-    ``a = b \\ &= c``), unlike a given value or a definition (``x_1 = 2``)."""
+    whether it is *derived*: reached through two or more relations (``a = b = c``), or
+    stated of something other than a bare name (``dL/da = -3``), unlike a given value
+    or a definition (``x_1 = 2``, ``Z_1 = X W_1 + b_1``)."""
     rows = _rows(math)
     groups: list[tuple[int, int]] = []
     for start, end in rows:
@@ -173,14 +188,25 @@ def _plain_results(plain: str) -> list[tuple[int, int]]:
         offset += len(line) + 1
     for group in groups:
         at, line = group[-1]
-        body = re.split(r"\s{3,}\[|;\s", line)[0]   # "    [label]" notes, "; error ..."
+        lead = len(line) - len(line.lstrip())
+        # Notes after the result: "    [label]", "    (cancelled)", "; error ...".
+        body = re.split(r"\s{3,}|;\s", line[lead:])[0]
         cut = body.rfind(" = ")
         if cut < 0:
             continue
-        answer = body[cut + 3:].rstrip()
+        answer = body[cut + 3:].rstrip().rstrip(",").rstrip()
         if answer.strip():
-            spans.append((at + cut + 3, at + cut + 3 + len(answer)))
+            start = at + lead + cut + 3
+            spans.append((start, start + len(answer)))
     return spans
+
+
+def _same(text: str, plain: str) -> bool:
+    """Whether two renderings of a result say the same, up to spacing, ``*``, brackets and
+    subscript marks (``(A_1 > 0)`` and ``(A1 > 0)``; ``p (1 - p)`` and ``p*(1 - p)``)."""
+    def norm(s: str) -> str:
+        return re.sub(r"[\s*(){}\[\]_]", "", s.replace("**", "^"))
+    return norm(text) == norm(plain)
 
 
 def _chooser(blank: BlankChoice) -> Callable[[Section, Step, str, bool], bool]:
@@ -242,7 +268,11 @@ def _blank_step(sec: Section, step: Step, choose, blanks: list[Blank],
         return step
     spans = _result_spans(step.math)
     plain_spans = _plain_results(step.plain) if step.plain else []
-    paired = len(plain_spans) == len(spans)
+    # The plain form pairs with the display when it has the same results, written alike
+    # (a plain line may hold fewer equations, or only the first row of a case split).
+    paired = len(plain_spans) == len(spans) and all(
+        _same(latex_to_text(step.math[a:b]), step.plain[pa:pb])
+        for ((a, b), _), (pa, pb) in zip(spans, plain_spans, strict=True))
     chosen = []
     for k, ((a, b), derived) in enumerate(spans):
         answer_tex = step.math[a:b].strip()
