@@ -52,11 +52,13 @@ def every_latex_document_fits_the_page(request, monkeypatch):
     """Every ``Derivation.to_tex`` a test calls also compiles, and fails the test on an
     overfull box (issue 10: nothing runs off the page), so no document can skip the check.
 
-    Needs pdflatex (CI has it); ``@pytest.mark.latex_unchecked`` opts a test out.
+    Needs pdflatex: without it the check is skipped, unless SYMGRAD_REQUIRE_PDFLATEX=1
+    (CI), where a to_tex call then fails. ``@pytest.mark.latex_unchecked`` opts a test out.
     Documents written by subprocesses are not seen here: tests/test_overfull.py runs the
     demo and the examples in process for that.
     """
-    if request.node.get_closest_marker("latex_unchecked") or shutil.which("pdflatex") is None:
+    if request.node.get_closest_marker("latex_unchecked") or (
+            shutil.which("pdflatex") is None and not REQUIRE_PDFLATEX):
         yield
         return
     from symgrad.render.document import Derivation
@@ -64,6 +66,9 @@ def every_latex_document_fits_the_page(request, monkeypatch):
     original = Derivation.to_tex
 
     def checked(self, path, compile_pdf: bool = False, strict: bool = False):
+        if shutil.which("pdflatex") is None:   # CI requires it: the check must not lapse
+            pytest.fail("pdflatex is required (SYMGRAD_REQUIRE_PDFLATEX=1) to check the "
+                        "page of every to_tex document, but it is not on PATH")
         result = original(self, path, compile_pdf=compile_pdf, strict=strict)
         boxes = page_problems(Path(path), compiled=compile_pdf or strict)
         if boxes:
