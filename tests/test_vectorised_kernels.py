@@ -16,6 +16,10 @@ and compiled once. In the optimised LLVM IR:
 vectorised yet whatever the math: it sums the loss into one float
 (``loss += ...``), a reduction LLVM may only vectorise with reassociation.
 
+A custom activation built from sin, cos and a fractional power (its derivative
+holds another one) is checked the same way: those print as vecmath's own sin, cos
+and pow (`vm_sin_f64`, ...), which vectorise, not as libm calls.
+
 Layer width 97: a loop of a few constant iterations is fully unrolled instead of
 vectorised (and then not SLP-vectorised, because the arrays may alias), so the
 width must exceed LLVM's full-unroll threshold for a cheap body like ReLU's.
@@ -28,6 +32,7 @@ import re
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from symgrad.definition import activations as acts
 from symgrad.definition.layers import Dense, Sequential
@@ -49,17 +54,11 @@ def _function_source(source: str, name: str) -> str:
     return source[start:start + 1 + end.start()] if end else source[start:]
 
 
-@pytest.fixture(scope="module", params=["float64", "float32"])
-def compiled(request, tmp_path_factory):
+def _standalone(layers: list, dtype: str, tmp_path_factory, tag: str):
     """(generated source, imported standalone module) after one compiled backward pass."""
-    layers = [Dense(3, WIDTH)]
-    for name in HIDDEN:
-        layers += [acts.REGISTRY[name](), Dense(WIDTH, WIDTH)]
-    layers[-1] = Dense(WIDTH, 2)
-    model = sg_compile(Sequential(*layers, acts.Sigmoid()), loss="bce", dtype=request.param,
-                       seed=1)
+    model = sg_compile(Sequential(*layers, acts.Sigmoid()), loss="bce", dtype=dtype, seed=1)
     source = trainer_for(model).standalone_source()
-    path = tmp_path_factory.mktemp("vec") / f"vec_{request.param}.py"
+    path = tmp_path_factory.mktemp("vec") / f"{tag}_{dtype}.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
@@ -71,6 +70,26 @@ def compiled(request, tmp_path_factory):
     loss, _ = module.loss_and_grads(X, Y, params)
     assert np.isfinite(loss)
     return source, module
+
+
+@pytest.fixture(scope="module", params=["float64", "float32"])
+def compiled(request, tmp_path_factory):
+    """Every registered elementwise activation as a hidden layer."""
+    layers = [Dense(3, WIDTH)]
+    for name in HIDDEN:
+        layers += [acts.REGISTRY[name](), Dense(WIDTH, WIDTH)]
+    layers[-1] = Dense(WIDTH, 2)
+    return _standalone(layers, request.param, tmp_path_factory, "vec")
+
+
+@pytest.fixture(scope="module", params=["float64", "float32"])
+def trig_pow(request, scratch_registries, tmp_path_factory):
+    """One custom activation with sin, cos and (1 + x^2)^(3/4) (slope: a -1/4 power)."""
+    x = sp.Symbol("x", real=True)
+    layer = acts.activation("vec_trig_pow", sp.sin(x) * sp.cos(2 * x)
+                            + (1 + x**2) ** sp.Rational(3, 4), replace=True)
+    layers = [Dense(3, WIDTH), layer(), Dense(WIDTH, 2)]
+    return _standalone(layers, request.param, tmp_path_factory, "trig")
 
 
 def _llvm(module, name: str) -> str:
@@ -113,6 +132,19 @@ def test_no_scalar_math_call_remains(compiled, function: str) -> None:
     for name in names:
         calls = sorted(set(_SCALAR_MATH.findall(_llvm(module, name))))
         assert not calls, f"{name} still calls scalar math: {calls}"
+
+
+@pytest.mark.parametrize("part", ["fwd_b", "bwd"])
+def test_sin_cos_pow_loops_are_vectorised_without_libm(trig_pow, part: str) -> None:
+    source, module = trig_pow
+    (name,) = _kernels(source, part)
+    body = _function_source(source, name)
+    for fn in (["vm_sin", "vm_cos", "vm_pow"] if part == "fwd_b" else ["vm_pow"]):
+        assert re.search(rf"{fn}_f(32|64)\(", body), f"{name} does not use {fn}: {body}"
+    ir = _llvm(module, name)
+    assert re.search(r"^vector\.body\d*:", ir, re.M), f"{name}: its loop is not vectorised"
+    calls = sorted(set(_SCALAR_MATH.findall(ir)))
+    assert not calls, f"{name} still calls scalar math: {calls}"
 
 
 def test_pattern_catches_a_scalar_libm_loop() -> None:

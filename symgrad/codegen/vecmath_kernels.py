@@ -462,13 +462,18 @@ def vm_atan_f64(x):
 
 
 # ---- sin, cos: reduction modulo pi/2, exact over the whole finite range ----
-# 2/pi to 1200 bits after the binary point (2/pi = 0.a2f9836e... in hex), the digits
+# 2/pi to 1280 bits after the binary point (2/pi = 0.a2f9836e... in hex), the digits
 # fdlibm calls ipio2; tests/test_vecmath_accuracy.py checks them against mpmath.
 _VM_TWO_OVER_PI_HEX = (
     "a2f9836e4e441529fc2757d1f534ddc0db6295993c439041fe5163abdebbc561b7246e3a424dd2e0"
     "06492eea09d1921cfe1deb1cb129a73ee88235f52ebb4484e99c7026b45f7e413991d639835339f4"
     "9c845f8bbdf9283b1ff897ffde05980fef2f118b5a0a6d1f6d367ecf27cb09b74f463f669e5fea2d"
-    "7527bac7ebe5f17b3d0739f78a5292ea6bfb5fb11f8d5d0856033046fc7b")
+    "7527bac7ebe5f17b3d0739f78a5292ea6bfb5fb11f8d5d0856033046fc7b6babf0cfbc209af4361d")
+# The same bits as int64 words: word k >= 1 holds the bits of weight 2^-(64k-63) ...
+# 2^-64k, word 0 the (zero) integer part; two's complement, so the top bit is the sign.
+_VM_PIO2_WORDS = tuple(
+    w - (1 << 64) if w >> 63 else w for w in
+    [0] + [int(_VM_TWO_OVER_PI_HEX[16 * k:16 * k + 16], 16) for k in range(19)])
 _VM_2_OVER_PI = 0.6366197723675814
 # pi/2 = P1 + P2 + P3 + P4 (+ 7.4e-49): P1..P3 have 33 significant bits, so k*Pi is
 # exact for k < 2^20 (Cody-Waite); P4 is the next 53 bits.
@@ -481,37 +486,112 @@ _VM_PIO2_HI_H = 1.5707963109016418        # split in 26 + 27 bits (for an exact 
 _VM_PIO2_HI_L = 1.5893254712295857e-08
 _VM_PIO2_LO = 6.123233995736766e-17
 _VM_CW_LIMIT = 1048576.0                  # 2^20: Cody-Waite below, Payne-Hanek above
-_VM_PH_MIN_EXP = 20                       # the table's first row: |x| in [2^20, 2^21)
+_VM_TWO_P52 = 4503599627370496.0
+_VM_TWO_P52_BITS = 0x4330000000000000
 
 
-def _vm_payne_hanek_table():
-    """Row e - 20 holds 2/pi cut to the bits that matter for |x| in [2^e, 2^(e+1)).
+@_vm_njit(**_VM_JIT)
+def _vm_pio2_words(i):
+    """Words i .. i+3 of `_VM_PIO2_WORDS` (0 <= i <= 16), picked by masks.
+
+    NOTE: not an array lookup. A load at a data-dependent index (a gather) keeps LLVM
+    from vectorising a loop over reshaped arrays ("cannot identify array bounds": it
+    cannot prove the loop's stores miss the table), and the kernels loop over reshaped
+    arrays. 16 compares and 64 masked blends (h = all ones where i == k) vectorise
+    anywhere; written out, since a loop over k would index the tuple at run time.
+    """
+    w = _VM_PIO2_WORDS
+    a, b, c, d = w[0], w[1], w[2], w[3]
+    h = -_vm_np.int64(i == 1)
+    a, b = a ^ ((a ^ w[1]) & h), b ^ ((b ^ w[2]) & h)
+    c, d = c ^ ((c ^ w[3]) & h), d ^ ((d ^ w[4]) & h)
+    h = -_vm_np.int64(i == 2)
+    a, b = a ^ ((a ^ w[2]) & h), b ^ ((b ^ w[3]) & h)
+    c, d = c ^ ((c ^ w[4]) & h), d ^ ((d ^ w[5]) & h)
+    h = -_vm_np.int64(i == 3)
+    a, b = a ^ ((a ^ w[3]) & h), b ^ ((b ^ w[4]) & h)
+    c, d = c ^ ((c ^ w[5]) & h), d ^ ((d ^ w[6]) & h)
+    h = -_vm_np.int64(i == 4)
+    a, b = a ^ ((a ^ w[4]) & h), b ^ ((b ^ w[5]) & h)
+    c, d = c ^ ((c ^ w[6]) & h), d ^ ((d ^ w[7]) & h)
+    h = -_vm_np.int64(i == 5)
+    a, b = a ^ ((a ^ w[5]) & h), b ^ ((b ^ w[6]) & h)
+    c, d = c ^ ((c ^ w[7]) & h), d ^ ((d ^ w[8]) & h)
+    h = -_vm_np.int64(i == 6)
+    a, b = a ^ ((a ^ w[6]) & h), b ^ ((b ^ w[7]) & h)
+    c, d = c ^ ((c ^ w[8]) & h), d ^ ((d ^ w[9]) & h)
+    h = -_vm_np.int64(i == 7)
+    a, b = a ^ ((a ^ w[7]) & h), b ^ ((b ^ w[8]) & h)
+    c, d = c ^ ((c ^ w[9]) & h), d ^ ((d ^ w[10]) & h)
+    h = -_vm_np.int64(i == 8)
+    a, b = a ^ ((a ^ w[8]) & h), b ^ ((b ^ w[9]) & h)
+    c, d = c ^ ((c ^ w[10]) & h), d ^ ((d ^ w[11]) & h)
+    h = -_vm_np.int64(i == 9)
+    a, b = a ^ ((a ^ w[9]) & h), b ^ ((b ^ w[10]) & h)
+    c, d = c ^ ((c ^ w[11]) & h), d ^ ((d ^ w[12]) & h)
+    h = -_vm_np.int64(i == 10)
+    a, b = a ^ ((a ^ w[10]) & h), b ^ ((b ^ w[11]) & h)
+    c, d = c ^ ((c ^ w[12]) & h), d ^ ((d ^ w[13]) & h)
+    h = -_vm_np.int64(i == 11)
+    a, b = a ^ ((a ^ w[11]) & h), b ^ ((b ^ w[12]) & h)
+    c, d = c ^ ((c ^ w[13]) & h), d ^ ((d ^ w[14]) & h)
+    h = -_vm_np.int64(i == 12)
+    a, b = a ^ ((a ^ w[12]) & h), b ^ ((b ^ w[13]) & h)
+    c, d = c ^ ((c ^ w[14]) & h), d ^ ((d ^ w[15]) & h)
+    h = -_vm_np.int64(i == 13)
+    a, b = a ^ ((a ^ w[13]) & h), b ^ ((b ^ w[14]) & h)
+    c, d = c ^ ((c ^ w[15]) & h), d ^ ((d ^ w[16]) & h)
+    h = -_vm_np.int64(i == 14)
+    a, b = a ^ ((a ^ w[14]) & h), b ^ ((b ^ w[15]) & h)
+    c, d = c ^ ((c ^ w[16]) & h), d ^ ((d ^ w[17]) & h)
+    h = -_vm_np.int64(i == 15)
+    a, b = a ^ ((a ^ w[15]) & h), b ^ ((b ^ w[16]) & h)
+    c, d = c ^ ((c ^ w[17]) & h), d ^ ((d ^ w[18]) & h)
+    h = -_vm_np.int64(i == 16)
+    a, b = a ^ ((a ^ w[16]) & h), b ^ ((b ^ w[17]) & h)
+    c, d = c ^ ((c ^ w[18]) & h), d ^ ((d ^ w[19]) & h)
+    return a, b, c, d
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_lsr(v, n):
+    """v >> n as an unsigned (logical) shift of the int64 v, 1 <= n <= 64."""
+    return ((v >> 1) & 0x7FFFFFFFFFFFFFFF) >> (n - 1)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_chunk(bits, scale):
+    """A 26-bit integer times a power of two, as a float64 (exact: 2^52 + bits)."""
+    return (_i2f(bits | _VM_TWO_P52_BITS) - _VM_TWO_P52) * scale
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_pio2_chunks(e):
+    """2/pi cut to the bits that matter for |x| in [2^e, 2^(e+1)), 20 <= e <= 1023.
 
     x = m 2^e with m in [1, 2). A bit of 2/pi of weight 2^-p adds m 2^(e-p) to
     x*2/pi, a multiple of 4 (a whole turn: it changes neither sin nor cos) when
-    p <= e - 54 (m is a multiple of 2^-52). The row keeps the 7 chunks of 26 bits
-    from p = e - 53 on, each scaled by 2^e: chunk j holds the bits p in
-    [e - 53 + 26j, e - 28 + 26j] and is an integer times 2^(28 - 26j), so m's two
-    halves (26 and 27 bits) times a chunk are exact products. 182 bits cover the
-    worst case: no double is closer than 2^-61 to a multiple of pi/2 (Muller,
-    Elementary Functions, ch. 11), and 2^-61 must keep 53 bits.
+    p <= e - 54 (m is a multiple of 2^-52). So 7 chunks of 26 bits from p = e - 53
+    on, each scaled by 2^e: chunk j holds the bits p in [e - 53 + 26j, e - 28 + 26j]
+    and is an integer times 2^(28 - 26j), so m's two halves (26 and 27 bits) times a
+    chunk are exact products. 182 bits cover the worst case: no double is closer
+    than 2^-61 to a multiple of pi/2 (Muller, Elementary Functions, ch. 11), and
+    2^-61 must keep 53 bits.
     """
-    digits = len(_VM_TWO_OVER_PI_HEX) * 4
-    bits = int(_VM_TWO_OVER_PI_HEX, 16)
-    rows = []
-    for e in range(_VM_PH_MIN_EXP, 1024):
-        row = []
-        for j in range(7):
-            last = e - 28 + 26 * j                 # the chunk's lowest bit position
-            chunk = (bits >> (digits - last)) & 0x3FFFFFF if last >= 1 else 0
-            row.append(float(chunk) * 2.0 ** (28 - 26 * j))
-        rows.append(row)
-    return _vm_np.array(rows, dtype=_vm_np.float64)
-
-
-_VM_PH_TABLE = _vm_payne_hanek_table()
-
-
+    o = e - 53                                     # first bit needed: p = o
+    a, b, c, d = _vm_pio2_words((o + 63) >> 6)
+    s = (o + 63) & 63                              # p = o sits s bits below a's top bit
+    h0 = (a << s) | _vm_lsr(b, 64 - s)             # bits p in [o, o + 63]
+    h1 = (b << s) | _vm_lsr(c, 64 - s)             # [o + 64, o + 127]
+    h2 = (c << s) | _vm_lsr(d, 64 - s)             # [o + 128, o + 191]
+    m = 0x3FFFFFF
+    return (_vm_chunk((h0 >> 38) & m, 268435456.0),                       # 2^28
+            _vm_chunk((h0 >> 12) & m, 4.0),
+            _vm_chunk(((h0 & 0xFFF) << 14) | ((h1 >> 50) & 0x3FFF), 5.960464477539063e-08),
+            _vm_chunk((h1 >> 24) & m, 8.881784197001252e-16),             # 2^-50
+            _vm_chunk(((h1 & 0xFFFFFF) << 2) | ((h2 >> 62) & 3), 1.3234889800848443e-23),
+            _vm_chunk((h2 >> 36) & m, 1.9721522630525295e-31),            # 2^-102
+            _vm_chunk((h2 >> 10) & m, 2.938735877055719e-39))             # 2^-128
 
 
 @_vm_njit(**_VM_JIT)
@@ -549,19 +629,19 @@ def _vm_reduce_cody_waite(ax):
 def _vm_reduce_payne_hanek(ax):
     """(n, r_hi, r_lo) with ax = n pi/2 + r_hi + r_lo (mod 2 pi), for ax >= 2^20 finite.
 
-    ax*2/pi summed from exact products of m's halves and the row's chunks (see
-    `_vm_payne_hanek_table`); terms are taken modulo 4 while they are large (exact),
+    ax*2/pi summed from exact products of m's halves and the chunks of 2/pi for ax's
+    exponent (`_vm_pio2_chunks`); terms are taken modulo 4 while they are large (exact),
     the fraction is carried as a double-double. Error below 2^-120 of a turn.
     """
     bits = _f2i(ax)
     e = (bits >> 52) - 1023
-    e = e if e > _VM_PH_MIN_EXP else _VM_PH_MIN_EXP    # rows exist for [2^20, inf)
-    e = e if e < 1023 else 1023
-    row = _VM_PH_TABLE[e - _VM_PH_MIN_EXP]
+    e = e if e > 20 else 20                             # below 2^20 (unused then) and
+    e = e if e < 1023 else 1023                         # inf/NaN: any valid row
+    row = _vm_pio2_chunks(e)
     m = _i2f((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
     ma, mb = _vm_split(m)
     # ma*c0 is a multiple of 8: left out. Below, every sum is exact (see the bounds in
-    # the table's docstring: each product's lowest bit and size are known).
+    # `_vm_pio2_chunks`' docstring: each product's lowest bit and size are known).
     s = (_vm_mod4(mb * row[0]) + _vm_mod4(ma * row[1])) + _vm_mod4(mb * row[1])
     n1 = _vm_round(s)
     s = (s - n1) + _vm_mod4(ma * row[2])
