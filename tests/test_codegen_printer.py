@@ -33,7 +33,8 @@ def _call(func: type) -> sp.Expr:
 
 
 def _evaluate(code: str, z: float, y: float, f32: bool = False) -> float:
-    env = {"math": math, "f32": np.float32, "z": z, "y": y, "a": 0.3, "p": 0.4, "lse": 1.0}
+    env = {"math": math, "f32": np.float32, "f64": np.float64, "z": z, "y": y, "a": 0.3,
+           "p": 0.4, "lse": 1.0}
     env.update({name: getattr(vecmath, name) for name in dir(vecmath) if name.startswith("vm_")})
     if f32:
         env.update(z=np.float32(z), y=np.float32(y))
@@ -58,6 +59,44 @@ def test_float32_code_has_only_typed_literals(func: type) -> None:
     value = _evaluate(code, 0.7, 0.2, f32=True)
     want = float((_call(func) + 3 * Z**2 - sp.Rational(1, 7) / (1 + Z**2)).subs({Z: 0.7, Y: 0.2}))
     assert value == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("func", sorted(SUPPORTED_FUNCTIONS, key=lambda f: f.__name__))
+def test_no_libm_call_is_printed(func: type) -> None:
+    """Every supported function prints as vecmath code (a libm call per element would keep
+    the loop from vectorising); math.sqrt is an LLVM instruction, not a call."""
+    for dtype in ("float64", "float32"):
+        code = print_expr(_call(func) + Z**sp.Rational(2, 3), SYMS, dtype)
+        assert not re.search(r"math\.(?!sqrt\()", code), code
+        assert "**" not in code, code
+
+
+def test_other_powers_print_as_vectorisable_pow() -> None:
+    assert print_expr(Z**sp.Rational(3, 2), SYMS) == "vm_pow_f64(z, 1.5)"
+    assert print_expr(Z**7, SYMS) == "vm_pow_f64(z, 7.0)"
+    assert print_expr(2**Z, SYMS) == "vm_pow_f64(2.0, z)"
+    assert print_expr(Z**Y, SYMS, "float32") == "vm_pow_f32(z, y)"
+    assert print_expr(Z**sp.Rational(3, 2), SYMS, "float32") == "vm_pow_f32(z, f32(1.5))"
+    # C99 pow: an odd integer power keeps the sign, a fractional power of x < 0 is NaN
+    assert _evaluate(print_expr(Z**-5, SYMS), -1.5, 0.0) == pytest.approx((-1.5)**-5, rel=1e-15)
+    assert math.isnan(_evaluate(print_expr(Z**sp.Rational(1, 3), SYMS), -8.0, 0.0))
+    assert _evaluate(print_expr(Z**Y, SYMS), 0.0, -1.0) == math.inf
+
+
+def test_erfc_of_a_constant_times_u_carries_the_product_exactly() -> None:
+    """erfc(c*u) passes c as a double-double and u unrounded (GELU's far tail); a power of
+    two as c is exact and prints the plain erfc."""
+    gelu_tail = sp.erfc(sp.sqrt(2) * sp.Abs(Z) / 2)
+    code = print_expr(gelu_tail, SYMS)
+    assert code == "vm_erfc_scaled_f64(abs(z), 0.7071067811865476, -4.833646656726457e-17)"
+    assert print_expr(sp.erfc(Z / 2), SYMS) == "vm_erfc_f64(0.5*z)"
+    import mpmath
+    with mpmath.workprec(200):
+        exact = mpmath.erfc(mpmath.sqrt(2) * 30 / 2)
+    got = _evaluate(code, -30.0, 0.0)
+    assert abs(got - float(exact)) <= 4 * math.ulp(float(exact))
+    rounded = _evaluate("vm_erfc_f64(0.7071067811865476*abs(z))", -30.0, 0.0)
+    assert abs(rounded - float(exact)) > 50 * math.ulp(float(exact))   # why it matters
 
 
 def test_small_integer_powers_become_products() -> None:
