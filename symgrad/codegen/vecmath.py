@@ -20,13 +20,25 @@ and the coefficients here are our own):
 * every special case (NaN, +-inf, +-0, overflow, underflow) is a select
   (``a if cond else b``) over values computed unconditionally.
 
+sin and cos reduce x modulo pi/2 exactly over the whole finite range: Cody-Waite
+with a four-part pi/2 below 2^20, Payne-Hanek above (x's halves times 26-bit chunks
+of 2/pi, all exact products, summed modulo 4 and then as a double-double). Both
+reductions run for every element and a select keeps the valid one; the chunks are
+cut from 1280 bits of 2/pi with integer shifts and masks, not loaded from a table
+(a load at a data-dependent index stops LLVM vectorising loops over reshaped arrays).
+pow is e^(y log x) with log x as a double-double (relative error < 2^-68) and the
+product's low part carried into the exponential; its special cases are C99's.
+erfc(c*u) for a constant c (GELU's tail) takes c*u as a double-double
+(``vm_erfc_scaled_f64``): erfc's condition number ~2x^2 would otherwise turn the
+product's rounding into ~1000 ulp.
+
 float32: exp, expm1, log, log1p and tanh are native float32 code (shorter
 polynomials, 16 lanes with AVX-512: they carry sigmoid, swish, tanh, ELU and
-softplus). sinh, cosh, erf, erfc and atan evaluate the float64 algorithm and
-round once: the float64 result is within ~3 float64 ulp, so the float32 value
-is within 0.5 + 2^-28 float32 ulp, and the loop still vectorises (through
-``<8 x double>``). NOTE: a native float32 erf/erfc (GELU) would be about twice
-as fast.
+softplus). sinh, cosh, erf, erfc, atan, sin, cos and pow evaluate the float64
+algorithm and round once: the float64 result is within ~3 float64 ulp, so the
+float32 value is within 0.5 + 2^-28 float32 ulp, and the loop still vectorises
+(through ``<8 x double>``). NOTE: a native float32 erf/erfc (GELU) would be about
+twice as fast.
 
 Exported trainers carry this code inline: `kernel_source` returns the text
 between the two markers of `symgrad/codegen/vecmath_kernels.py`, which needs only
