@@ -460,7 +460,6 @@ def vm_atan_f64(x):
     return x if (ax < 7.450580596923828e-09) | (x != x) else y   # 2^-27: atan(x) = x
 
 
-
 # ---- sin, cos: reduction modulo pi/2, exact over the whole finite range ----
 # 2/pi to 1280 bits after the binary point (2/pi = 0.a2f9836e... in hex), the digits
 # fdlibm calls ipio2; tests/test_vecmath_accuracy.py checks them against mpmath.
