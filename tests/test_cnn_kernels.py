@@ -133,6 +133,35 @@ def test_kernel_equals_reference_on_random_cnns(label: str, dtype: str) -> None:
                                atol=RTOL[dtype] * np.abs(P).max())
 
 
+def _layouts_net() -> Sequential:
+    """Convs on both sides of the im2col layout switch (`layer_kernels.lk_transposed`)."""
+    return Sequential(Conv2d(4, 6, (3, 4), stride=(1, 2), padding=1), sg.Tanh(),
+                      Conv2d(6, 2, (2, 3), stride=2, padding=1), sg.ReLU(),
+                      Conv2d(2, 3, (3, 2), padding=1), sg.Sigmoid(), MaxPool2d(2),
+                      Flatten(), Dense(12, 3), sg.Softmax(), input_shape=(4, 9, 10))
+
+
+def test_kernel_equals_reference_in_both_im2col_layouts() -> None:
+    """(R, K) im2col for kw*C >= 16 (first layer, and a middle one with col2im), the
+    transposed (K, R) one below (with its col2im); padding, strides and odd sizes."""
+    from symgrad.codegen.layer_kernels import lk_transposed
+
+    net = _layouts_net()
+    convs = [x for x in net if isinstance(x, Conv2d)]
+    assert [lk_transposed.py_func(c.in_ch, c.kernel[1]) for c in convs] == [
+        False, False, True]
+    model = sg.compile(net, loss="cross_entropy", dtype="float64", seed=1)
+    model.set_params(random_params(model, seed=2))
+    X, y = _bands(np.random.default_rng(3), net.input_shape, 3)
+    loss, grads = model.backward(X, y)
+    k_loss, k_grads = model.compiled_backward(X, y)
+    assert abs(k_loss - loss) <= RTOL["float64"] * abs(loss)
+    _assert_grads_close(k_grads, grads, RTOL["float64"], "layouts")
+    P = model.forward(X)
+    np.testing.assert_allclose(model.predict_proba(X), P, rtol=0,
+                               atol=RTOL["float64"] * np.abs(P).max())
+
+
 def test_kernel_routes_max_pool_ties_like_the_reference(m64) -> None:
     """conv0 = 0 makes every max-pooling window a tie; dW of conv0 shows where dY went.
 
