@@ -141,53 +141,48 @@ def _derivative_pass(s, feature: FeaturePlan, prefix) -> None:
       _cited(f"{prefix(act)}bwd(FD{j}, FA{j}, {saved})", feature, "dZ"))
 
 
-def _layout_test(f: FeaturePlan) -> str:
-    """The driver's run-time choice of im2col layout (channel counts live in G)."""
-    return (f"if lk_transposed({_g(f.index, 'C_in')}, {f.layer.kernel[1]}):"
-            "  # short kw*C runs: im2col matrix kept transposed, (K, R)")
+def _by_layout(rows: str, transposed: str, f: FeaturePlan) -> str:
+    """One statement: ``rows`` for an (R, K) im2col matrix, else ``transposed`` for (K, R).
+
+    The driver picks at run time (`layer_kernels.lk_transposed`; channel counts live in
+    G). A conditional expression, not an if block, keeps each equation's kernel line one
+    line, as the printout's appendix lists it.
+    """
+    return (f"{rows} if not lk_transposed({_g(f.index, 'C_in')}, {f.layer.kernel[1]}) "
+            f"else {transposed}")
 
 
 class _Conv:
-    """Convolution as im2col + GEMM; the im2col matrix is (R, K) or, for few input
-    channels, transposed (K, R) (`layer_kernels.lk_transposed`), chosen at run time."""
+    """Convolution as im2col + GEMM; for few input channels the im2col matrix is kept
+    transposed, (K, R) (`layer_kernels.lk_transposed`): the loops and GEMMs follow it."""
 
     buffers = staticmethod(_conv_buffers)
 
     @staticmethod
     def forward(s, f: FeaturePlan, features, prefix) -> None:
         j, layer = f.index, f.layer
-        args = f"{_src(features, j)}, {_window_args(f)}, FC{j}"
         s(_cited(f"lk_conv_weights(CW{j}, FW{j})", f, "fwd"),
-          _layout_test(f),
-          "    " + _cited(f"lk_im2col_t({args})", f, "fwd"),
-          "    " + _cited(f"_mm_tn(lk_kr(FC{j}), FW{j}, FA{j}, ONE, ZERO, ab)", f, "fwd"),
-          "else:",
-          "    " + _cited(f"lk_im2col({args})", f, "fwd"),
-          "    " + _cited(f"_mm(FC{j}, FW{j}, FA{j}, ONE, ZERO, ab)", f, "fwd"))
+          _cited(f"lk_im2col({_src(features, j)}, {_window_args(f)}, FC{j})", f, "fwd"),
+          _cited(_by_layout(f"_mm(FC{j}, FW{j}, FA{j}, ONE, ZERO, ab)",
+                            f"_mm_tn(lk_kr(FC{j}), FW{j}, FA{j}, ONE, ZERO, ab)", f), f, "fwd"))
         _activation_pass(s, f, prefix, f"Cb{j}" if layer.bias else None)
 
     @staticmethod
     def backward(s, f: FeaturePlan, features, prefix) -> None:
         j, layer = f.index, f.layer
         _derivative_pass(s, f, prefix)
-        dw = "dW = cols.T @ dZ (correlation)"
-        s(_layout_test(f),
-          "    " + _cited(f"_mm(lk_kr(FC{j}), FD{j}, FGW{j}, ONE, ZERO, ab)", f, "dW", note=dw),
-          "else:",
-          "    " + _cited(f"_mm_tn(FC{j}, FD{j}, FGW{j}, ONE, ZERO, ab)", f, "dW", note=dw),
+        s(_cited(_by_layout(f"_mm_tn(FC{j}, FD{j}, FGW{j}, ONE, ZERO, ab)",
+                            f"_mm(lk_kr(FC{j}), FD{j}, FGW{j}, ONE, ZERO, ab)", f), f, "dW",
+                 note="dW = cols.T @ dZ (correlation)"),
           _cited(f"lk_conv_weight_grad(FGW{j}, gCW{j})", f, "dW"))
         if layer.bias:
             s(_cited(f"_column_sums(FD{j}, gCb{j})", f, "db", note="db = sum of dZ over n, i, j"))
         if _needs_dx(f, features):
-            args = f"FC{j}, {_window_args(f)}, FD{j - 1}"
-            s(_layout_test(f),
-              "    " + _cited(f"_mm_nt(FW{j}, FD{j}, lk_kr(FC{j}), ONE, ZERO, ab)", f, "dX",
-                              note="dcols.T = W @ dZ.T"),
-              "    " + _cited(f"lk_col2im_t({args})", f, "dX", note="full convolution"),
-              "else:",
-              "    " + _cited(f"_mm_nt(FD{j}, FW{j}, FC{j}, ONE, ZERO, ab)", f, "dX",
-                              note="dcols = dZ @ W.T"),
-              "    " + _cited(f"lk_col2im({args})", f, "dX", note="full convolution"))
+            s(_cited(_by_layout(f"_mm_nt(FD{j}, FW{j}, FC{j}, ONE, ZERO, ab)",
+                                f"_mm_nt(FW{j}, FD{j}, lk_kr(FC{j}), ONE, ZERO, ab)", f),
+                     f, "dX", note="dcols = dZ @ W.T"),
+              _cited(f"lk_col2im(FC{j}, {_window_args(f)}, FD{j - 1})", f, "dX",
+                     note="full convolution"))
 
 
 class _Pool:

@@ -220,9 +220,16 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
       "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
       "            Z[i, j] += b[j]", "", "",
       f"@njit({_JIT})", "def _column_sums(D, g):", '    """g = sum of the rows of D (db)."""',
-      "    for j in range(g.shape[0]):", "        g[j] = 0.0",
-      "    for i in range(D.shape[0]):", "        for j in range(D.shape[1]):",
-      "            g[j] += D[i, j]", "", "")
+      "    # 8 rows per step into an 8 x n accumulator, one flat loop of 8*n values with",
+      "    # unsigned offsets: it vectorises even for n = 8 columns, a row loop does not",
+      "    # (LeNet conv0's bias gradient, 36864 x 8: 0.14 -> 0.02 ms).",
+      "    rows, n = D.shape", "    flat = D.reshape(-1)",
+      "    acc = np.zeros(8 * n, dtype=D.dtype)", "    full = rows - rows % 8",
+      "    for r0 in range(0, full, 8):", "        s0 = np.uint64(r0 * n)",
+      "        for e in range(8 * n):", "            acc[e] += flat[s0 + np.uint64(e)]",
+      "    for j in range(n):", "        total = acc[j]", "        for k in range(1, 8):",
+      "            total += acc[k * n + j]", "        for i in range(full, rows):",
+      "            total += D[i, j]", "        g[j] = total", "", "")
 
 
 def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
