@@ -134,7 +134,7 @@ def test_kernel_equals_reference_on_random_cnns(label: str, dtype: str) -> None:
 
 
 def _layouts_net() -> Sequential:
-    """Convs on both sides of the im2col layout switch (`layer_kernels.lk_transposed`)."""
+    """Convs on both sides of the im2col layout switch (`layer_kernels.lk_rk`)."""
     return Sequential(Conv2d(4, 6, (3, 4), stride=(1, 2), padding=1), sg.Tanh(),
                       Conv2d(6, 2, (2, 3), stride=2, padding=1), sg.ReLU(),
                       Conv2d(2, 3, (3, 2), padding=1), sg.Sigmoid(), MaxPool2d(2),
@@ -144,12 +144,11 @@ def _layouts_net() -> Sequential:
 def test_kernel_equals_reference_in_both_im2col_layouts() -> None:
     """(R, K) im2col for kw*C >= 16 (first layer, and a middle one with col2im), the
     transposed (K, R) one below (with its col2im); padding, strides and odd sizes."""
-    from symgrad.codegen.layer_kernels import lk_transposed
+    from symgrad.codegen.layer_kernels import lk_rk
 
     net = _layouts_net()
     convs = [x for x in net if isinstance(x, Conv2d)]
-    assert [lk_transposed.py_func(c.in_ch, c.kernel[1]) for c in convs] == [
-        False, False, True]
+    assert [lk_rk.py_func(c.in_ch, c.kernel[1]) for c in convs] == [True, True, False]
     model = sg.compile(net, loss="cross_entropy", dtype="float64", seed=1)
     model.set_params(random_params(model, seed=2))
     X, y = _bands(np.random.default_rng(3), net.input_shape, 3)

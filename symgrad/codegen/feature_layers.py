@@ -12,7 +12,8 @@ Buffers are maps of shape (m * H * W, C) (NHWC, see `layer_kernels`); in the nam
 below ``j`` is the image layer's index: ``FA{j}`` its output (after the activation),
 ``FZ{j}`` its saved pre-activation, ``FD{j}`` the gradient of the loss w.r.t. its
 output (multiplied in place by the activation's derivative), ``FC{j}`` a
-convolution's im2col matrix (reused for dcols in the backward pass), ``FW{j}`` and
+convolution's im2col matrix ((R, K), or (K, R) in the same buffer when kw*C is small,
+see `layer_kernels.lk_rk`; reused for dcols in the backward pass), ``FW{j}`` and
 ``FGW{j}`` its kernel and kernel gradient in GEMM layout. ``FX`` is the input batch
 as a map.
 """
@@ -144,17 +145,16 @@ def _derivative_pass(s, feature: FeaturePlan, prefix) -> None:
 def _by_layout(rows: str, transposed: str, f: FeaturePlan) -> str:
     """One statement: ``rows`` for an (R, K) im2col matrix, else ``transposed`` for (K, R).
 
-    The driver picks at run time (`layer_kernels.lk_transposed`; channel counts live in
+    The driver picks at run time (`layer_kernels.lk_rk`; channel counts live in
     G). A conditional expression, not an if block, keeps each equation's kernel line one
     line, as the printout's appendix lists it.
     """
-    return (f"{rows} if not lk_transposed({_g(f.index, 'C_in')}, {f.layer.kernel[1]}) "
-            f"else {transposed}")
+    return f"{rows} if lk_rk({_g(f.index, 'C_in')}, {f.layer.kernel[1]}) else {transposed}"
 
 
 class _Conv:
     """Convolution as im2col + GEMM; for few input channels the im2col matrix is kept
-    transposed, (K, R) (`layer_kernels.lk_transposed`): the loops and GEMMs follow it."""
+    transposed, (K, R) (`layer_kernels.lk_rk`): the loops and GEMMs follow it."""
 
     buffers = staticmethod(_conv_buffers)
 
