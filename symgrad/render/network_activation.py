@@ -162,8 +162,10 @@ def appendix_identity(doc: Derivation, where: str, ident: Identity, names: Symbo
                       max_ops: int = 24) -> None:
     """One identity in the appendix of proven identities: its name and raw == simplified."""
     sec = doc.appendix(IDENTITY_APPENDIX)
-    text = f"{where}, {latex_safe_prose(ident.name)}"
-    text += f" (assuming {latex_safe_prose(ident.assumptions)})" if ident.assumptions else ""
+    # The identity's name and assumptions are the plan's identifiers (what sg.check
+    # reports): printed as such, in typewriter type, not as prose.
+    text = f"{where}, identity `{latex_safe_prose(ident.name)}`"
+    text += f" (assuming `{latex_safe_prose(ident.assumptions)}`)" if ident.assumptions else ""
     new_tex, new_txt = layer_latex(ident.simplified, names), layer_str(ident.simplified, names)
     ops = sp.count_ops(ident.raw)
     if ops > max_ops:

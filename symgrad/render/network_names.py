@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.definition.formulas import A, P, Y, Z
-from symgrad.derive.plan import LSE
+from symgrad.derive.plan import LSE, SUMEXP, ZMAX
 from symgrad.render.document import Section
 from symgrad.render.latex_printer import SymbolNames
 
@@ -47,6 +47,10 @@ def layer_names(j: int, last: bool) -> SymbolNames:
     names: dict[sp.Symbol, tuple[str, str]] = {Z: mat("Z", j), A: mat("A", j)}
     if last:
         names[LSE] = (rf"\operatorname{{lse}}({mtex('Z', j)})", f"lse(Z{j})")
+        # The softmax row's max and sum of exponentials: words, typeset upright (a
+        # multi-letter italic name reads as a product of letters).
+        names[ZMAX] = (r"\mathrm{zmax}", "zmax")
+        names[SUMEXP] = (r"\mathrm{sumexp}", "sumexp")
     return names
 
 
