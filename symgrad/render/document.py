@@ -58,7 +58,7 @@ def escape_latex_prose(text: str) -> str:
     >>> escape_latex_prose("p_1 & $p_1$ 50%")
     'p\\\\_1 \\\\& $p_1$ 50\\\\%'
     >>> escape_latex_prose("line `_mm(X, W0)`")
-    'line \\\\texttt{\\\\_mm(X, W0)}'
+    'line \\\\texttt{\\\\_mm(\\\\allowbreak{}X,\\\\allowbreak{} W0)}'
     """
     parts = _INLINE_MATH.split(text)
     out = []
@@ -78,12 +78,22 @@ def _escape(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
 
 
+# Typewriter text does not hyphenate: a long line of code (a kernel call in the
+# equation-to-kernel appendix) may break after these characters instead.
+_CODE_BREAKS = frozenset("(,[=")
+
+
+def _escape_code(code: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(ch, ch) + (r"\allowbreak{}" if ch in _CODE_BREAKS else "")
+                   for ch in code)
+
+
 def _escape_with_code(part: str) -> str:
     """Escape prose; its code spans become ``\\texttt``, escaped too."""
     pieces, last = [], 0
     for m in _CODE_SPAN.finditer(part):
         pieces.append(_escape(part[last:m.start()]))
-        pieces.append(r"\texttt{" + _escape(m.group(1)) + "}")
+        pieces.append(r"\texttt{" + _escape_code(m.group(1)) + "}")
         last = m.end()
     pieces.append(_escape(part[last:]))
     return "".join(pieces)
