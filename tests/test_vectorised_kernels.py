@@ -12,9 +12,8 @@ and compiled once. In the optimised LLVM IR:
   ``_backward`` and ``_output`` (``exp``, ``tanh``, ..., ``llvm.exp.*``, or an
   un-inlined ``vm_*`` function).
 
-``_output`` must be free of scalar math calls too. NOTE: its loop is not
-vectorised yet whatever the math: it sums the loss into one float
-(``loss += ...``), a reduction LLVM may only vectorise with reassociation.
+``_output`` must be free of scalar math calls too; that its passes are vectorised
+for every kind of head is checked in ``tests/test_output_vectorised.py``.
 
 A custom activation built from sin, cos and a fractional power (its derivative
 holds another one) is checked the same way: those print as vecmath's own sin, cos
