@@ -8,6 +8,7 @@ import re
 
 import pytest
 import sympy as sp
+from seed_graphs import seed000_loss
 
 import symgrad as sg
 from symgrad.definition.convention import differentiate
@@ -66,20 +67,10 @@ def test_a_long_numerator_is_split_over_lines_that_each_fit():
     assert joined.replace("  ", " ") == one_line
 
 
-def _seed000():
-    a, b = sg.Value(2.0, label="a"), sg.Value(-3.0, label="b")
-    c, f = sg.Value(10.0, label="c"), sg.Value(-2.0, label="f")
-    e = a * b
-    e.label = "e"
-    d = e + c
-    d.label = "d"
-    L = d * f
-    L.label = "L"
-    return L
 
 
 def test_products_are_dotted_and_keep_their_order_as_in_the_notes():
-    doc = sg.derivation(_seed000(), steps="limit")
+    doc = sg.derivation(seed000_loss(), steps="limit")
     tex, text = doc.latex(), doc.text()
     # (d + h) * f - d * f: the moved factor where it stood, products with a dot
     assert r"\frac{\left(d + h\right) \cdot f - d \cdot f}{h}" in tex
@@ -108,7 +99,7 @@ def test_the_function_letter_avoids_every_name_in_the_line():
     assert steps[0].text.startswith("(F(f + h) - F(f))/h")
 
 
-@pytest.mark.parametrize("root", [_seed000, lambda: _every_op(("x1", "w1"))],
+@pytest.mark.parametrize("root", [seed000_loss, lambda: _every_op(("x1", "w1"))],
                          ids=["seed000", "every_op"])
 def test_text_and_markdown_of_the_tables_carry_no_latex(root):
     # The tables' own lines: what steps="limit" adds to the chain-rule printout.

@@ -6,23 +6,12 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+from seed_graphs import seed000_loss
 
 import symgrad as sg
 from symgrad.derive.scalar import node_symbols
 from symgrad.render.draw import node_names
 from symgrad.render.scalar import tex
-
-
-def _seed():
-    a, b, c, f = (sg.Value(v, label=n) for v, n in [(2.0, "a"), (-3.0, "b"), (10.0, "c"),
-                                                      (-2.0, "f")])
-    e = a * b
-    e.label = "e"
-    d = e + c
-    d.label = "d"
-    L = d * f
-    L.label = "L"
-    return L
 
 
 def _fan_out():
@@ -34,6 +23,7 @@ def _fan_out():
 
 
 def _neuron():
+    # the lecture-style labels: every intermediate node named by its inputs (x1w1, ...)
     x1, x2 = sg.Value(2.0, label="x1"), sg.Value(0.0, label="x2")
     w1, w2 = sg.Value(-3.0, label="w1"), sg.Value(1.0, label="w2")
     b = sg.Value(6.8813735870195432, label="b")
@@ -53,13 +43,13 @@ def _lines(text: str, start: str) -> list[str]:
 
 
 def test_local_derivative_and_gradient_have_different_symbols():
-    text = sg.derivation(_seed()).text()
+    text = sg.derivation(seed000_loss()).text()
     assert "(dL/dd)_local = d/dd[d*f] = f = -2" in text
     assert "dL/dd = dL/dL * (dL/dd)_local = (1) * (-2) = -2" in text
     assert "dL/da = dL/de * (de/da)_local = (-2) * (-3) = 6" in text
     # the old reading "dL/dd = dL/dL * dL/dd" (one symbol for two things) is gone
     assert not re.search(r"dL/dd = dL/dL \* dL/dd", text)
-    latex = sg.derivation(_seed()).latex()
+    latex = sg.derivation(seed000_loss()).latex()
     assert (r"\frac{\partial L}{\partial d} = \frac{\partial L}{\partial L} \cdot "
             r"\left(\frac{\partial L}{\partial d}\right)_{\text{local}}") in latex
 
@@ -99,7 +89,7 @@ def test_an_intermediate_node_used_twice_sums_before_it_passes_its_gradient_on()
 
 
 def test_headings_are_typeset_in_latex_and_plain_in_text(tmp_path, pdflatex):
-    doc = sg.derivation(_seed())
+    doc = sg.derivation(seed000_loss())
     latex, text, md = doc.latex(), doc.text(), doc.markdown()
     assert r"\subsection*{Node $L = d \cdot f$}" in latex
     assert r"\section*{Backpropagation through $L$}" in latex
@@ -167,6 +157,6 @@ def test_internal_facts_go_to_an_appendix_at_the_end(tmp_path, pdflatex):
     main = "\n".join(s.text for sec in doc.ordered()[:-1] for s in sec.steps)
     assert "identity" not in main and "evaluated so" not in main
     # no rewrite in the graph (only + and *): no appendix at all
-    assert not any(s.appendix for s in sg.derivation(_seed()))
+    assert not any(s.appendix for s in sg.derivation(seed000_loss()))
     doc.to_tex(tmp_path / "neuron.tex", compile_pdf=True)
     assert "Overfull \\hbox" not in (tmp_path / "neuron.log").read_text(errors="replace")

@@ -6,6 +6,7 @@ import random
 
 import pytest
 import sympy as sp
+from seed_graphs import leaf, neuron, seed000_loss
 
 import symgrad as sg
 from symgrad.definition.formulas import sigmoid
@@ -15,26 +16,10 @@ from symgrad.simplify.limit import limit_steps
 
 
 def _seed_expression():
-    a, b, c, f = (sg.Value(v, label=n) for v, n in [(2.0, "a"), (-3.0, "b"), (10.0, "c"),
-                                                      (-2.0, "f")])
-    e = a * b
-    e.label = "e"
-    d = e + c
-    d.label = "d"
-    L = d * f
-    L.label = "L"
-    return L, a
+    L = seed000_loss()
+    return L, leaf(L, "a")
 
 
-def _neuron():
-    x1, x2 = sg.Value(2.0, label="x1"), sg.Value(0.0, label="x2")
-    w1, w2 = sg.Value(-3.0, label="w1"), sg.Value(1.0, label="w2")
-    b = sg.Value(6.8813735870195432, label="b")
-    n = x1 * w1 + x2 * w2 + b
-    n.label = "n"
-    o = n.tanh()
-    o.label = "o"
-    return o
 
 
 def test_chain_derivation_walks_the_graph_in_reverse_order_with_numbers():
@@ -74,7 +59,7 @@ def test_a_node_with_several_consumers_shows_the_sum():
 
 
 def test_tanh_limit_steps_end_in_the_output_and_come_from_sympy():
-    o = _neuron()
+    o = neuron()
     text = sg.derivation(o, steps="limit").text()
     block = text[text.index("Node o = tanh(n)"):text.index("Node n =")]
     # wording-free: the exponential form, a limit line, then SymPy's form and the output's
@@ -138,14 +123,14 @@ def test_limit_derivation_compiles_with_pdflatex(tmp_path, pdflatex):
     a = sg.Value(0.5, label="my input")  # a label needing \text{} in LaTeX
     y = (a * 2.0).sigmoid() + a.relu() ** 2
     y.label = "y"
-    pdf = sg.derivation(_neuron(), steps="limit").to_tex(tmp_path / "neuron.tex", compile_pdf=True)
+    pdf = sg.derivation(neuron(), steps="limit").to_tex(tmp_path / "neuron.tex", compile_pdf=True)
     assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")
     pdf2 = sg.derivation(y, steps="limit").to_tex(tmp_path / "mixed.tex", compile_pdf=True)
     assert pdf2.read_bytes().startswith(b"%PDF")
 
 
 def test_draw_writes_png_and_svg(tmp_path):
-    o = _neuron()
+    o = neuron()
     o.backward()
     png = sg.draw(o, tmp_path / "g.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from seed_graphs import neuron
 
 import symgrad as sg
 from symgrad.render.document import Derivation
@@ -14,15 +15,6 @@ BLANK_TEXT = re.compile(r"____\((\d+)\)")
 BLANK_TEX = re.compile(r"\\underline\{\\hspace\{[\d.]+em\}\}_\{\((\d+)\)\}")
 
 
-def _neuron() -> sg.Value:
-    x1, x2 = sg.Value(2.0, label="x1"), sg.Value(0.0, label="x2")
-    w1, w2 = sg.Value(-3.0, label="w1"), sg.Value(1.0, label="w2")
-    b = sg.Value(6.8813735870195432, label="b")
-    n = x1 * w1 + x2 * w2 + b
-    n.label = "n"
-    o = n.tanh()
-    o.label = "o"
-    return o
 
 
 def _network_doc() -> Derivation:
@@ -75,7 +67,7 @@ def _assert_blanks_hide_exactly_their_answers(doc: Derivation, ws) -> None:
 
 
 def test_scalar_worksheet_blanks_derived_numbers_and_keeps_the_inputs():
-    o = _neuron()
+    o = neuron()
     doc = sg.derivation(o)
     ws = doc.worksheet("numbers")
     _assert_blanks_hide_exactly_their_answers(doc, ws)
@@ -94,7 +86,7 @@ def test_scalar_worksheet_blanks_derived_numbers_and_keeps_the_inputs():
 
 
 def test_symbolic_blanks_in_a_limit_derivation():
-    doc = sg.derivation(_neuron(), steps="limit")
+    doc = sg.derivation(neuron(), steps="limit")
     ws = doc.worksheet("symbolic")
     _assert_blanks_hide_exactly_their_answers(doc, ws)
     answers = [b.plain for b in ws.blanks]
@@ -170,7 +162,7 @@ def test_bad_choice_is_rejected():
 
 @pytest.mark.parametrize("which", ["scalar", "network"])
 def test_worksheet_and_key_compile_without_overfull_boxes(which, tmp_path, pdflatex):
-    doc = sg.derivation(_neuron()) if which == "scalar" else _network_doc()
+    doc = sg.derivation(neuron()) if which == "scalar" else _network_doc()
     ws = doc.worksheet("results")
     assert ws.blanks
     for name, part in (("sheet", ws.sheet), ("key", ws.key)):
