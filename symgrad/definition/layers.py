@@ -198,7 +198,7 @@ def layer_names(layers: tuple[object, ...]) -> list[str]:
         if isinstance(layer, ActivationLayer):
             names.append(names[-1] if names else "input")
             continue
-        prefix = "dense" if isinstance(layer, Dense) else layer.prefix
+        prefix = layer.prefix
         names.append(f"{prefix}{counts.get(prefix, 0)}")
         counts[prefix] = counts.get(prefix, 0) + 1
     return names

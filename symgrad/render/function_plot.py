@@ -27,6 +27,7 @@ import sympy as sp
 
 from symgrad.definition.convention import differentiate
 from symgrad.definition.scalar_ops import SCALAR_OPS
+from symgrad.definition.supported import LAMBDIFY_MODULES
 from symgrad.definition.value import ScalarDomainError, Value, apply
 from symgrad.derive.scalar import node_symbols, symbolic
 
@@ -140,7 +141,8 @@ def values(expr: sp.Expr, var: sp.Symbol, xs: np.ndarray) -> np.ndarray:
     >>> values(sp.Integer(2), x, np.zeros(3)).tolist()
     [2.0, 2.0, 2.0]
     """
-    fn = sp.lambdify([var], expr, modules="numpy")
+    # The project's table (erf/erfc as ufuncs, Heaviside(0) = 0 as the kernels use).
+    fn = sp.lambdify([var], expr, modules=LAMBDIFY_MODULES)
     with np.errstate(all="ignore"):
         out = np.asarray(fn(xs), dtype=float)
     return np.broadcast_to(out, xs.shape).copy()

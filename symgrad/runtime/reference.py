@@ -86,7 +86,7 @@ class ReferenceEvaluator:
 
     @staticmethod
     def _dense_params(params: Mapping[str, np.ndarray], layer) -> dict[str, np.ndarray]:
-        return {n.split(".")[-1]: params[n] for n in layer.param_names}
+        return {p: params[f"{layer.name}.{p}"] for p in DENSE.params if p != "b" or layer.bias}
 
     def _feature_params(self, params: Mapping[str, np.ndarray], feature) -> dict:
         return {p: params[f"{feature.name}.{p}"] for p, _ in feature.param_shapes}
