@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 
+from symgrad.codegen.source_text import cited
 from symgrad.definition.names import source_comment_text
-from symgrad.derive.plan import FeaturePlan, cite, feature_key
+from symgrad.derive.plan import FeaturePlan, feature_key
 
 __all__ = ["EMITTERS", "Workspace", "workspaces", "emit_forward", "emit_backward",
            "feature_params"]
@@ -48,8 +49,7 @@ def geometry(features: tuple[FeaturePlan, ...]) -> list[tuple[int, ...]]:
 
 def _cited(line: str, f: FeaturePlan, *what: str, note: str = "") -> str:
     """``line`` citing the printout's equations ``what`` of image layer ``f`` (plan keys)."""
-    text = cite(*(feature_key(f.name, w) for w in what)) + (f" {note}" if note else "")
-    return f"{line}  # {source_comment_text(text)}"
+    return cited(line, *(feature_key(f.name, w) for w in what), note=note)
 
 
 def _g(j: int, column: str) -> str:

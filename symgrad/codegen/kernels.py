@@ -44,6 +44,7 @@ from symgrad.codegen.checks import LOGISTIC_LOSSES, checks_source
 from symgrad.codegen.elementwise_kernels import dtype_cast as _cast
 from symgrad.codegen.source_text import JIT as _JIT
 from symgrad.codegen.source_text import Src as _Src
+from symgrad.codegen.source_text import cited as _cited
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import (
@@ -54,7 +55,6 @@ from symgrad.derive.plan import (
     UPDATE_KEY,
     ActivationPlan,
     NetworkPlan,
-    cite,
     dense_key,
 )
 
@@ -153,15 +153,6 @@ class KernelLayout:
         if per == 0:
             return f"{name}_"
         return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * ({per})]"
-
-
-def _cited(line: str, *keys: str, note: str = "") -> str:
-    """``line`` with a trailing comment citing the printout's equations it implements.
-
-    The keys are the plan's statement keys (`symgrad.derive.plan.dense_key`, ...); the
-    printout tags its equations with the same keys and lists each beside this line.
-    """
-    return f"{line}  # {source_comment_text(cite(*keys) + (' ' + note if note else ''))}"
 
 
 def _output_keys(lay: KernelLayout) -> tuple[str, ...]:

@@ -1,8 +1,12 @@
-"""A tiny indented line buffer and the njit options every generated kernel uses."""
+"""A tiny indented line buffer, the njit options every generated kernel uses, and the
+equation citation comment every implementing line carries."""
 
 from __future__ import annotations
 
-__all__ = ["Src", "JIT"]
+from symgrad.definition.names import source_comment_text
+from symgrad.derive.plan import cite
+
+__all__ = ["Src", "JIT", "cited"]
 
 # error_model="numpy": float division by zero yields inf/nan (as NumPy)
 # instead of raising, which also drops the zero-check branches that stop
@@ -31,3 +35,13 @@ class Src:
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
+
+
+def cited(line: str, *keys: str, note: str = "") -> str:
+    """``line`` with a trailing comment citing the printout's equations it implements.
+
+    The keys are the plan's statement keys (`symgrad.derive.plan.dense_key`, ...); the
+    printout tags its equations with the same keys and lists each beside this line.
+    Comment text passes through `source_comment_text` (names are data).
+    """
+    return f"{line}  # {source_comment_text(cite(*keys) + (' ' + note if note else ''))}"
