@@ -172,11 +172,17 @@ def _equal(a: sp.Expr, b: sp.Expr) -> bool:
     symbols = sorted(diff.free_symbols, key=str)
     f = sp.lambdify(symbols, diff, modules="mpmath")
     g = sp.lambdify(symbols, a, modules="mpmath")
-    for k in range(4):
+    # A point on a pole or outside the domain says nothing: skip it (it used to count as
+    # a disagreement, which would blame a correct rule); at least two points must agree.
+    agreed = 0
+    for k in range(8):
         point = [0.3 + 0.37 * k + 0.11 * i for i in range(len(symbols))]
         try:
             if abs(complex(f(*point))) > 1e-9 * (1 + abs(complex(g(*point)))):
                 return False
         except (ZeroDivisionError, ValueError, TypeError):
-            return False
-    return True
+            continue
+        agreed += 1
+        if agreed == 4:
+            break
+    return agreed >= 2
