@@ -685,17 +685,22 @@ def _fused(plan: NetworkPlan, optimizer, cast: str) -> bool:
         and not plan.features
 
 
-def _shared_bodies(plan: NetworkPlan, dtype: str, optimizer) -> list[tuple[str, str, str]]:
-    """(stem, title, body) of every shared piece the driver calls, bodies unprefixed."""
-    lay = KernelLayout(plan)
-    pieces = [("act", f"activation {act.name}", elementwise_kernels.activation_body(act, dtype))
-              for _, act in lay.activations.values()]
+def _shared_bodies(lay: KernelLayout, dtype: str, optimizer
+                   ) -> list[tuple[str, str, str, str]]:
+    """(stem, title, body, prefix) of every shared piece the driver calls.
+
+    Bodies are unprefixed; ``prefix`` is the name the driver imports an activation's
+    functions under (``a0_``), empty for the output and optimizer pieces.
+    """
+    plan = lay.plan
+    pieces = [("act", f"activation {act.name}", elementwise_kernels.activation_body(act, dtype),
+               prefix) for prefix, act in lay.activations.values()]
     out = plan.output
     pieces.append(("output", f"output {out.activation_name} + loss {out.loss_name}",
-                   elementwise_kernels.output_body(out, dtype, is_classification(plan))))
+                   elementwise_kernels.output_body(out, dtype, is_classification(plan)), ""))
     if not _fused(plan, optimizer, _cast(dtype)):
         pieces.append(("opt", f"optimizer {optimizer.key}",
-                       elementwise_kernels.optimizer_body(optimizer, dtype)))
+                       elementwise_kernels.optimizer_body(optimizer, dtype), ""))
     return pieces
 
 
@@ -779,13 +784,11 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
         sources.append(("layers", layers))
         imports.append(f"from {module_name(layers, 'layers')} import "
                        f"{', '.join(layer_kernels.FUNCTIONS)}  # noqa: F401")
-    prefixes = iter(prefix for prefix, _ in lay.activations.values())
-    for stem, title, body in _shared_bodies(plan, dtype, optimizer):
+    for stem, title, body, p in _shared_bodies(lay, dtype, optimizer):
         source = elementwise_kernels.shared_module_source(title, body, dtype)
         sources.append((stem, source))
         name = module_name(source, stem)
         if stem == "act":
-            p = next(prefixes)
             names = ", ".join(f"{f} as {p}{f}" for f in elementwise_kernels.ACTIVATION_FUNCTIONS)
             imports.append(f"from {name} import {names}  # noqa: F401")
         else:
