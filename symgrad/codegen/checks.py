@@ -92,28 +92,25 @@ def check_inputs(X: object, input_dim: int | tuple[int, ...], dtype: object = "f
     arr = np.asarray(X)
     if arr.dtype.kind not in "biuf":
         raise InputShapeError(f"X must be numeric, got dtype {arr.dtype}")
-    if isinstance(input_dim, tuple):
+    images = isinstance(input_dim, tuple)
+    if images:
         if arr.ndim != 1 + len(input_dim) or arr.shape[1:] != input_dim:
             raise InputShapeError(
                 f"X must have shape (n, {', '.join(map(str, input_dim))}) (NCHW images) for "
                 f"the first layer {first_layer}, whose input is (C, H, W) = {input_dim}; got "
                 f"{arr.shape}")
-        if arr.shape[0] == 0:
-            raise InputShapeError("X has no rows")
-        # Checked before flattening, so a NaN is located as (image, c, h, w).
-        arr = np.ascontiguousarray(arr, dtype=as_dtype(dtype))
-        check_finite(arr, "X")
-        return arr.reshape(arr.shape[0], -1)
-    if arr.ndim == 1 and input_dim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2 or arr.shape[1] != input_dim:
-        raise InputShapeError(f"X must have shape (n, {input_dim}) for the first Dense layer "
-                              f"(dense0: in_dim={input_dim}), got {arr.shape}")
+    else:
+        if arr.ndim == 1 and input_dim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[1] != input_dim:
+            raise InputShapeError(f"X must have shape (n, {input_dim}) for the first Dense "
+                                  f"layer (dense0: in_dim={input_dim}), got {arr.shape}")
     if arr.shape[0] == 0:
         raise InputShapeError("X has no rows")
     arr = np.ascontiguousarray(arr, dtype=as_dtype(dtype))
+    # Images are checked before flattening, so a NaN is located as (image, c, h, w).
     check_finite(arr, "X")
-    return arr
+    return arr.reshape(arr.shape[0], -1) if images else arr
 
 
 def one_hot(labels: np.ndarray, k: int, dtype: object = "float64") -> np.ndarray:

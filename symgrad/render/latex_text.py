@@ -34,7 +34,7 @@ _SYMBOLS = {
     "Rightarrow": " => ", "Longrightarrow": " => ", "implies": " => ", "iff": " <=> ",
     "leftarrow": " <- ", "longleftarrow": " <- ", "Leftarrow": " <= ", "gets": " <- ",
     "leftrightarrow": " <-> ", "Leftrightarrow": " <=> ",
-    "infty": "inf", "partial": "d", "nabla": "grad", "prime": "'", "top": "T",
+    "infty": "inf", "nabla": "grad", "prime": "'", "top": "T",
     "intercal": "T", "dagger": "+", "emptyset": "{}", "forall": "for all ", "exists": "exists ",
     "ldots": "...", "cdots": "...", "dots": "...", "dotsc": "...", "dotsb": "...",
     "vdots": "...", "ddots": "...", "colon": ":", "mid": " | ", "vert": "|", "lvert": "|",
