@@ -25,7 +25,7 @@ all of it in one standalone file importing only numpy and numba. The pieces:
   for the first layer), and one fused loop multiplying by the derived
   activation derivative.
 * ``_update``: the optimizer's written rule, one loop per parameter.
-* ``_epoch``: the whole epoch (shuffle, gather, forward, backward, update,
+* ``_epoch``: the whole epoch (gather in the given order, forward, backward, update,
   loss and accuracy sums) in one njit call; workspaces allocated once.
 
 Every expression inside a loop comes from the plan through
@@ -207,6 +207,9 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
           f"    n = {n_dim}",
           *_blas_call(layout, cblas),
           "", "")
+    s("@njit(cache=True)", "def _permutation(n, seed):",
+      '    """A seeded shuffle of range(n): the batch order of a training epoch."""',
+      "    np.random.seed(seed)", "    return np.random.permutation(n)", "", "")
     s(f"@njit({_JIT})", "def _add_bias(Z, b):", '    """Z += b on every row."""',
       "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
       "            Z[i, j] += b[j]", "", "",
@@ -333,18 +336,16 @@ def _update_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
 
 def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     states = [f"s_{st}_{p}" for p in lay.params for st in optimizer.state_names]
-    args = ", ".join(["X", "Y", "G", "order", "seed", "batch_size"] + lay.params + states
+    args = ", ".join(["X", "Y", "G", "order", "batch_size"] + lay.params + states
                      + ["H", "t"])
     s(f"@njit({_JIT})", f"def _epoch({args}):")
     s('    """One whole epoch: shuffle, gather, forward, backward, update; returns'
       ' (loss sum over samples, correct count)."""')
     s.indent()
     s("n = X.shape[0]", "bs = min(batch_size, n)")
-    s("# Batch order: a given permutation, else a seeded shuffle, else in order",
-      "# (in order, batches are row slices of X: no gather copy at all).",
-      "gather = True", "if order.size == n:", "    perm = order",
-      "elif seed >= 0:", "    np.random.seed(seed)", "    perm = np.random.permutation(n)",
-      "else:", "    perm = order", "    gather = False")
+    s("# Batch order: a given permutation (a seeded shuffle is drawn by the caller,",
+      "# _permutation), else in order: then batches are row slices of X, no gather copy.",
+      "perm = order", "gather = order.size == n")
     s("# Workspaces: allocated once per epoch, row-sliced to each batch (views, no copies).")
     s("Xb = np.empty((bs if gather else 0, X.shape[1]), dtype=DTYPE)",
       "Yb = np.empty((bs if gather else 0, Y.shape[1]), dtype=DTYPE)",
@@ -433,12 +434,6 @@ def _grads_fn(s: _Src, lay: KernelLayout) -> None:
     s(f"return loss / {scale}, ({', '.join(grads)},)")
     s.dedent()
     s("", "")
-
-
-def _permutation_fn(s: _Src) -> None:
-    s("@njit(cache=True)", "def _permutation(n, seed):",
-      '    """The batch order _epoch draws for ``seed`` (same generator, same calls)."""',
-      "    np.random.seed(seed)", "    return np.random.permutation(n)", "", "")
 
 
 _API_HEAD = '''
@@ -532,10 +527,13 @@ def train_epoch(X, Y, batch_size=32, hyper=None, order=None, seed=-1,
 
 def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
     """One epoch on checked arguments (train_epoch and Model.fit check them first)."""
-    order = np.empty(0, np.int64) if order is None else order
+    if order is None or order.size == 0:
+        # A seeded shuffle (compiled once in the shared helpers, not in every driver);
+        # without a seed an empty order: batches are row slices, in order.
+        order = _permutation(X.shape[0], seed) if seed >= 0 else np.empty(0, np.int64)
     args = [params[name] for name in PARAM_NAMES]
     args += [state[f"{s}:{name}"] for name in PARAM_NAMES for s in STATE_NAMES]
-    loss, correct = _epoch(X, Y, GEOMETRY, order, seed, batch_size, *args, hyper, state["t"])
+    loss, correct = _epoch(X, Y, GEOMETRY, order, batch_size, *args, hyper, state["t"])
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
 
@@ -723,7 +721,6 @@ def _driver(plan: NetworkPlan, dtype: str, optimizer, imports: list[str]) -> str
     _epoch_fn(s, lay, optimizer, fused)
     _predict_fns(s, lay)
     _grads_fn(s, lay)
-    _permutation_fn(s)
     return s.text()
 
 
@@ -778,7 +775,7 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
     sources = [("gemm", gemm)]
     imports = ["import math  # noqa: F401", "", "import numpy as np", "from numba import njit",
                "", f"from {module_name(gemm, 'gemm')} import _add_bias, _column_sums, _mm, "
-               "_mm_nt, _mm_tn  # noqa: F401"]
+               "_mm_nt, _mm_tn, _permutation  # noqa: F401"]
     if plan.features:
         layers = layers_source()
         sources.append(("layers", layers))
@@ -841,8 +838,8 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
       vecmath.kernel_source().rstrip("\n"), "# ---- end of vecmath ----", "", "")
     if gemm_module:
         s("# The GEMM helpers are shared by every kernel module of this dtype (compiled once).",
-          f"from {gemm_module} import _add_bias, _column_sums, _mm, _mm_nt, _mm_tn"
-          "  # noqa: F401", "")
+          f"from {gemm_module} import _add_bias, _column_sums, _mm, _mm_nt, _mm_tn, "
+          "_permutation  # noqa: F401", "")
     else:
         _gemm_header(s, dtype)
         s(f"DTYPE = np.{dtype}", "")
