@@ -986,22 +986,212 @@ def vm_cosh_f32(x):
     """cosh, float32 (float64 evaluation, one rounding)."""
     return _vm_np.float32(vm_cosh_f64(_vm_np.float64(x)))
 
+
+# ---- erf, erfc in native float32 (coefficients: tools/fit_erf_f32.py) ----
+# erfc(x) = e^(-x^2) t G(t), t = 1/x, for x in [1/2, 10.125]: G(t) = x e^(x^2) erfc(x) is
+# smooth (it tends to 1/sqrt(pi)), a degree-18 polynomial in v = t - 1.05. Every rounding
+# that scales the result is carried as a float32 pair, and rounded once at the end:
+# x^2 (h^2 exact plus 2hl + l^2), 1/x (plus its residual), G (plus the last Horner sum's
+# error and G'(t) times 1/x's residual), t G (Dekker's exact product), e^r (1 + r exact plus
+# a small tail) and m r (exact). Plain float32 would leave ~10 roundings of up to 1/2 ulp
+# each in the result (a first version with a rational P(x)/Q(x) was 6 ulp off).
+_VM_F_ERFC_CUT = _VM_F(10.125)           # erfc is below half the smallest subnormal beyond
+_VM_F_ERFC_T0 = _VM_F(1.05)              # G's centre: v = t - T0, |v| < 0.96
+_VM_F_LN2_HI15 = _VM_F(0.693145751953125)  # 15 bits: k*hi exact for |k| < 256
+_VM_F_LN2_LO15 = _VM_F(1.4286068203094173e-06)   # ln2 - _VM_F_LN2_HI15
+_VM_F_TWO_OVER_SQRTPI = _VM_F(1.1283791670955126)
+_VM_F_SQRTPI = _VM_F(1.7724538509055159)
+_VM_F_INV_SQRTPI = _VM_F(0.5641895835477563)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_split_f32(a):
+    """a = hi + lo exactly, hi the top 12 significant bits (so products of halves are exact)."""
+    hi = _i2f32(_f2i32(a) & -4096)
+    return hi, a - hi
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_two_sum_f32(a, b):
+    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth; no branch)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_two_prod_f32(a, b):
+    """(p, e) with p = fl(a*b) and p + e = a*b exactly (Dekker, as `_vm_two_prod`)."""
+    p = a * b
+    ah, al = _vm_split_f32(a)
+    bh, bl = _vm_split_f32(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_erf_s_f32(z):
+    """erf(x)/x - 1 for z = x^2 in [0, 1]: degree 6 in z (absolute error 2^-29.6)."""
+    p = _VM_F(7.920368079794571e-05)
+    p = p * z + _VM_F(-0.0008030761382542551)
+    p = p * z + _VM_F(0.005190733820199966)
+    p = p * z + _VM_F(-0.02685512602329254)
+    p = p * z + _VM_F(0.11283618211746216)
+    p = p * z + _VM_F(-0.3761262893676758)
+    return p * z + _VM_F(0.12837916612625122)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_erfcx_dd_f32(ax, h, l):
+    """e^(x^2) erfc(x) as a float32 pair (m, m_lo), and G's value g, for x in [1/2, 10.125].
+
+    x = ax = h + l (`_vm_split_f32`); e^(x^2) erfc(x) = t G(t) with t = 1/x; g ~ G(t) is
+    returned for `vm_erfc_scaled_f32`.
+    """
+    t = _VM_F_ONE / ax
+    th, tl = _vm_split_f32(t)
+    rho = ((_VM_F_ONE - h * th) - h * tl - l * th) - l * tl   # 1 - x t: exact partial products
+    t_lo = t * rho                                            # 1/x = t + t_lo
+    v = t - _VM_F_ERFC_T0
+    p = _VM_F(-0.00013041628699284047)
+    p = p * v + _VM_F(0.0005388865829445422)
+    p = p * v + _VM_F(-0.00033372052712365985)
+    p = p * v + _VM_F(-0.0010062830988317728)
+    p = p * v + _VM_F(0.0012492805253714323)
+    p = p * v + _VM_F(0.00013306840264704078)
+    p = p * v + _VM_F(-0.00014289998216554523)
+    p = p * v + _VM_F(-0.0011636142153292894)
+    p = p * v + _VM_F(0.0011911806650459766)
+    p = p * v + _VM_F(8.617966159363277e-06)
+    p = p * v + _VM_F(-0.001627455116249621)
+    p = p * v + _VM_F(0.004298740066587925)
+    p = p * v + _VM_F(-0.0084384735673666)
+    p = p * v + _VM_F(0.013057388365268707)
+    p = p * v + _VM_F(-0.014771541580557823)
+    p = p * v + _VM_F(0.0048622009344398975)
+    p = p * v + _VM_F(0.03649918735027313)
+    p = p * v + _VM_F(-0.15076592564582825)
+    vp = p * v
+    c0 = _VM_F(0.41995474696159363)
+    g = c0 + vp
+    g_lo = ((c0 - g) + vp) + _VM_F(-3.6683145410165707e-09)   # |c0| > |vp|: exact error
+    # G(t + t_lo) = G(t) + G'(t) t_lo, G'(t) = -x (G + 2 x^2 (G - 1/sqrt(pi))): t's rounding
+    # would otherwise cost up to 0.6 of its relative error (at x = 1/2)
+    g_lo = g_lo - (ax * (g + (ax + ax) * ax * (g - _VM_F_INV_SQRTPI))) * t_lo
+    m, m_e = _vm_two_prod_f32(t, g)
+    return m, m_e + (t_lo * g + t * g_lo), g
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_erfc_tail_f32(h, l, m, m_lo, corr):
+    """(m + m_lo) e^-(x^2 + corr), rounded once (subnormal results included).
+
+    x = h + l in [1/2, 10.125] (`_vm_split_f32`), |corr| < 2^-14.
+    x^2 = h^2 + 2hl + l^2 with h^2 and 2hl exact; x^2 = k ln2 - r with
+    ln2 = _VM_F_LN2_HI15 + _VM_F_LN2_LO15 (k hi is exact), r and its rounding c carried
+    apart: an ulp of r alone would be 2^-25 relative in the result.
+    """
+    hh = h * h
+    two_hl = (h + h) * l
+    s = (hh + two_hl) * -_VM_F_LOG2E + _VM_F_SHIFTER
+    kf = s - _VM_F_SHIFTER
+    k = _f2i32(s) - _VM_F_SHIFTER_BITS
+    r_hi = -hh - kf * _VM_F_LN2_HI15                       # exact
+    r, c = _vm_two_sum_f32(r_hi, -(two_hl + kf * _VM_F_LN2_LO15))
+    c = (c - l * l) - corr
+    # e^r - 1 - r: Taylor to r^8 (|r| <= ln2/2: truncation < 2^-30)
+    p = _VM_F(1.0 / 40320.0)
+    p = p * r + _VM_F_C7
+    p = p * r + _VM_F_C6
+    p = p * r + _VM_F_C5
+    p = p * r + _VM_F_C4
+    p = p * r + _VM_F_C3
+    p = p * r + _VM_F_HALF
+    w = r * (r * p)
+    er = (_VM_F_ONE + r) + w                               # e^r, for the small terms
+    w = w + c * er                                         # e^(r + c) = 1 + r + w
+    mr, mr_e = _vm_two_prod_f32(m, r)
+    y = m + mr                                             # |mr| < |m|: exact error below
+    y_lo = ((m - y) + mr) + (mr_e + (m * w + m_lo * er))
+    k1 = k >> 1                                            # 2^k = 2^k1 2^(k - k1), both normal
+    return ((y + y_lo) * _i2f32((k1 + 127) << 23)) * _i2f32((k - k1 + 127) << 23)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_erfc_join_f32(x, ax, tail, d):
+    """erfc(x) from ``tail`` = erfc(|x|) (used above |x| = 1/2) and the series below.
+
+    Below 1/2: 1 - x - x S(x^2) - d, with 1 - x carried exactly and d the scaled
+    argument's share; above: ``tail``, or 2 minus it for x < 0; NaN for NaN.
+    """
+    xs = x if ax <= _VM_F_HALF else _VM_F_HALF
+    r = _VM_F_ONE - xs
+    e = (_VM_F_ONE - r) - xs                               # |xs| <= 1/2: exact (fast two-sum)
+    head = r + ((e - d) - xs * _vm_erf_s_f32(xs * xs))
+    tail = _VM_F_TWO - tail if x < _VM_F_ZERO else tail
+    y = head if ax <= _VM_F_HALF else tail
+    return x + x if x != x else y
+
+
 @_vm_njit(**_VM_JIT)
 def vm_erf_f32(x):
-    """erf, float32 (float64 evaluation, one rounding)."""
-    return _vm_np.float32(vm_erf_f64(_vm_np.float64(x)))
+    """erf, native float32: x + x S(x^2) up to |x| = 1, 1 - erfc(|x|) beyond (odd)."""
+    x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
+    ax = abs(x)
+    small = x + x * _vm_erf_s_f32(x * x)
+    axc = ax if ax < _VM_F_ERFC_CUT else _VM_F_ERFC_CUT    # NaN -> the cut too (fixed below)
+    axc = axc if axc > _VM_F_ONE else _VM_F_ONE
+    h, l = _vm_split_f32(axc)
+    m, m_lo, _g = _vm_erfcx_dd_f32(axc, h, l)
+    big = _VM_F_ONE - _vm_erfc_tail_f32(h, l, m, m_lo, _VM_F_ZERO)
+    big = -big if x < _VM_F_ZERO else big
+    y = small if ax <= _VM_F_ONE else big
+    return x + x if x != x else y
 
 
 @_vm_njit(**_VM_JIT)
 def vm_erfc_f32(x):
-    """erfc, float32 (float64 evaluation, one rounding)."""
-    return _vm_np.float32(vm_erfc_f64(_vm_np.float64(x)))
+    """erfc, native float32 (see `_vm_erfcx_dd_f32` and `_vm_erfc_join_f32`)."""
+    x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
+    ax = abs(x)
+    axc = ax if ax < _VM_F_ERFC_CUT else _VM_F_ERFC_CUT    # 0 beyond, 2 below -cut
+    axc = axc if axc > _VM_F_HALF else _VM_F_HALF
+    h, l = _vm_split_f32(axc)
+    m, m_lo, _g = _vm_erfcx_dd_f32(axc, h, l)
+    return _vm_erfc_join_f32(x, ax, _vm_erfc_tail_f32(h, l, m, m_lo, _VM_F_ZERO), _VM_F_ZERO)
+
 
 @_vm_njit(**_VM_JIT)
 def vm_erfc_scaled_f32(u, c_hi, c_lo):
-    """erfc(c u), float32 (float64 evaluation, one rounding: u is exact in float64, and
-    c u's rounding there is far below a float32 ulp even times erfc's 2x^2)."""
-    return _vm_np.float32(vm_erfc_scaled_f64(_vm_np.float64(u), c_hi, c_lo))
+    """erfc(c u), native float32, for a constant c = c_hi + c_lo (float64 double-double).
+
+    As `vm_erfc_scaled_f64`: c u is carried as x + dx (c as a float32 pair, Dekker's
+    product), and dx enters to first order -- in the exponent, times
+    d/dx (x^2 - log erfcx x) = 2x / (sqrt(pi) G), beyond |x| = 1/2, and as erfc'(x) dx
+    below. Without it GELU's tail at z = -13 was up to ~90 ulp off (condition number 2x^2).
+    """
+    u = _VM_F(u)
+    ch = _VM_F(c_hi)
+    cl = _VM_F((c_hi - _vm_np.float64(ch)) + c_lo)        # constants: folded by LLVM
+    x, dx = _vm_two_prod_f32(ch, u)
+    dx = dx + cl * u
+    ax = abs(x)
+    axc = ax if ax < _VM_F_ERFC_CUT else _VM_F_ERFC_CUT
+    axc = axc if axc > _VM_F_HALF else _VM_F_HALF
+    h, l = _vm_split_f32(axc)
+    m, m_lo, g = _vm_erfcx_dd_f32(axc, h, l)
+    adx = -dx if x < _VM_F_ZERO else dx
+    adx = adx if ax == axc else _VM_F_ZERO                 # clamped (or inf, NaN dx): unused
+    # 1/(sqrt(pi) G) by two Newton steps from 2 - sqrt(pi) G (in [0.55, 1]): relative error
+    # (1 - sqrt(pi) G)^4, 4 % at x = 1/2 (where the term is below 2^-24), < 1e-9 at x = 10
+    # (where it is largest, ~2^-16)
+    a = _VM_F_SQRTPI * g
+    b = _VM_F_TWO - a
+    b = b * (_VM_F_TWO - a * b)
+    tail = _vm_erfc_tail_f32(h, l, m, m_lo, adx * (axc + axc) * b)
+    # below 1/2: erfc(x + dx) = erfc(x) - (2/sqrt(pi)) e^(-x^2) dx, e^(-z) to z^3 (error < 2e-4)
+    z = x * x
+    ez = _VM_F_ONE - z * (_VM_F_ONE - z * (_VM_F_HALF - z * _VM_F_C3))
+    return _vm_erfc_join_f32(x, ax, tail, (_VM_F_TWO_OVER_SQRTPI * dx) * ez)
 
 
 @_vm_njit(**_VM_JIT)
