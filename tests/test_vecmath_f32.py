@@ -14,6 +14,7 @@ float32 loops, and accuracy where `tests/test_vecmath_accuracy.py` does not look
 from __future__ import annotations
 
 import re
+import sys
 
 import mpmath
 import numpy as np
@@ -138,3 +139,26 @@ def test_scaled_special_values() -> None:
     np.testing.assert_array_equal(got[[0, 1, 3, 4, 5, 6]], [0.0, 2.0, 1.0, 1.0, 0.0, 2.0])
     assert np.isnan(got[2])
     np.testing.assert_array_equal(_scaled(u, -3)[[0, 1, 3]], [2.0, 0.0, 1.0])
+
+
+def test_gelu_float32_kernels_stay_float32() -> None:
+    """GELU's fused float32 loops (erfc(c z) forward, erf in the slope) widen nothing to
+    double: no fpext, no double vector (they did with the float64 erf/erfc)."""
+    from symgrad.definition import activations as acts
+    from symgrad.definition.layers import Dense, Sequential
+    from symgrad.model import compile as sg_compile
+    from symgrad.runtime.training import trainer_for
+
+    model = sg_compile(Sequential(Dense(3, 4), acts.GELU(), Dense(4, 2), acts.Softmax()),
+                       loss="cross_entropy", dtype="float32")
+    rng = np.random.default_rng(0)
+    model.compiled_backward(rng.normal(size=(8, 3)), rng.integers(0, 2, 8))
+    mod = trainer_for(model).module
+    driver = sys.modules[mod._forward.py_func.__module__]
+    kernels = [getattr(driver, n) for n in dir(driver) if re.fullmatch(r"a\d+_(fwd_b|bwd)", n)]
+    assert len(kernels) == 2
+    for fn in kernels:
+        for sig in fn.signatures:
+            ir = fn.inspect_llvm(sig)
+            assert re.search(r"<(?:4|8|16) x float>", ir), fn.__name__
+            assert "fpext" not in ir and not re.search(r"<\d+ x double>", ir), fn.__name__
