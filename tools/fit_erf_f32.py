@@ -5,7 +5,7 @@ prints the coefficients as the kernel file holds them (highest degree first, Hor
 order) and the worst error of each approximation with its float32-rounded coefficients,
 evaluated exactly (mpmath) on a fine grid: the approximation alone, not float32 arithmetic.
 
-Two polynomials:
+Three polynomials:
 
 * ``S(z) = erf(x)/x - 1`` with z = x^2, for |x| <= 1: degree 6, minimax *absolute* error.
   erf(x) = x + x S(x^2) keeps 2/sqrt(pi) (which float32 rounds by 2^-24.2 relative) out of
@@ -15,6 +15,9 @@ Two polynomials:
   so erfc(x) = e^(-x^2) t G(t) has its steep parts (e^(-x^2), 1/x) outside the polynomial.
   The constant term is a float32 pair (high, low): at v = 0 the value is the constant
   alone, so its rounding (up to 2^-25 relative) could not be refitted away.
+* The same G for erf's tail, x in [1, 4] (erf rounds to 1 beyond 3.92): degree 9 in
+  v = t - T1 (|v| <= 3/8). erf = 1 - erfc there needs erfc to a few of its own ulps only
+  (erfc/erf < 0.19 and its ulp is at least 4 times finer), so erf takes this short one.
 
 Method: Lawson's iteratively reweighted least squares (converges to the minimax fit) on
 3000 Chebyshev-spaced points, values from mpmath at 40 digits. Then each coefficient is
@@ -33,6 +36,7 @@ N_POINTS = 3000
 ITERATIONS = 60
 ERFC_CUT = 10.125      # erfc(x) is below half the smallest float32 subnormal beyond
 T0 = float(np.float32(1.05))   # centre of t = 1/x in [1/10.125, 2]
+T1 = float(np.float32(0.625))  # centre of t = 1/x in [1/4, 1]
 
 
 def erf_s(z: mpmath.mpf) -> mpmath.mpf:
@@ -136,6 +140,12 @@ def main() -> None:
           f" worst relative error {e_g:.3g} (2^{np.log2(e_g):.1f})")
     print(_horner_lines("v", g[2:]) + "   # times v, then + c0")
     print(f"c0 = _VM_F({float(g[0])!r}), c0_lo = _VM_F({float(g[1])!r})")
+    g1 = fit_poly(erfc_g, 0.25, 1.0, 9, relative=True, centre=T1)
+    e_g1 = worst_error(erfc_g, lambda t: _horner(g1, t - mpmath.mpf(T1)), 0.25, 1.0,
+                       relative=True)
+    print(f"# G(t) for erf, t in [1/4, 1], v = t - {T1!r}: worst relative error {e_g1:.3g}"
+          f" (2^{np.log2(e_g1):.1f})")
+    print(_horner_lines("v", g1))
 
 
 if __name__ == "__main__":

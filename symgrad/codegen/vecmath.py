@@ -37,7 +37,9 @@ code (shorter polynomials, 16 lanes with AVX-512: they carry sigmoid, swish, tan
 ELU, softplus and GELU). erfc is e^(-x^2) G(1/x) / x with G a polynomial, and a
 float32 result would collect ~10 roundings, so the factors that scale it (x^2, 1/x,
 G, their product, e^r) are carried as float32 pairs and rounded once: within 1.1
-float32 ulp, 2.2x faster than the float64 route (coefficients: ``tools/fit_erf_f32.py``).
+float32 ulp, 2.2x faster than the float64 route. erf = 1 - erfc beyond |x| = 1 needs
+erfc to a few of its own ulps only, and takes a short version of it (5x faster).
+Coefficients: ``tools/fit_erf_f32.py``.
 sinh, cosh, atan, sin, cos and pow evaluate the float64 algorithm and round once: the
 float64 result is within ~3 float64 ulp, so the float32 value is within 0.5 + 2^-28
 float32 ulp, and the loop still vectorises (through ``<8 x double>``).

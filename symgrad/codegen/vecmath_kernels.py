@@ -1133,16 +1133,47 @@ def _vm_erfc_join_f32(x, ax, tail, d):
 
 
 @_vm_njit(**_VM_JIT)
+def _vm_erf_tail_f32(ax):
+    """erfc(x) for x = ax in [1, 4], within ~2 of its own ulps: all `vm_erf_f32` needs.
+
+    1 - erfc(x) is erf: erfc < 0.19 erf there and erfc's ulp is at least 4 times finer,
+    so the pairs of `_vm_erfcx_dd_f32` and `_vm_erfc_tail_f32` are not needed; G(1/x)
+    is a shorter polynomial on this range (degree 9 in v = t - 0.625), and
+    e^-x^2 = 2^k e^r is normal, so 2^k is one exact factor.
+    """
+    t = _VM_F_ONE / ax
+    v = t - _VM_F(0.625)
+    p = _VM_F(-0.04670962691307068)
+    p = p * v + _VM_F(0.05335478484630585)
+    p = p * v + _VM_F(-0.024919932708144188)
+    p = p * v + _VM_F(-0.010768191888928413)
+    p = p * v + _VM_F(0.04964004456996918)
+    p = p * v + _VM_F(-0.07802753895521164)
+    p = p * v + _VM_F(0.0721011683344841)
+    p = p * v + _VM_F(-0.001294068992137909)
+    p = p * v + _VM_F(-0.17158564925193787)
+    p = p * v + _VM_F(0.489524781703949)
+    m = t * p
+    h, l = _vm_split_f32(ax)
+    hh = h * h
+    two_hl = (h + h) * l
+    s = (hh + two_hl) * -_VM_F_LOG2E + _VM_F_SHIFTER
+    kf = s - _VM_F_SHIFTER
+    k = _f2i32(s) - _VM_F_SHIFTER_BITS
+    # x^2 = h^2 + 2hl + l^2 with the big part h^2 - k ln2_hi exact: r within 2^-26
+    r = (-hh - kf * _VM_F_LN2_HI15) - ((two_hl + l * l) + kf * _VM_F_LN2_LO15)
+    return (m + m * _vm_expm1_poly_f32(r)) * _i2f32((k + 127) << 23)
+
+
+@_vm_njit(**_VM_JIT)
 def vm_erf_f32(x):
     """erf, native float32: x + x S(x^2) up to |x| = 1, 1 - erfc(|x|) beyond (odd)."""
     x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
     ax = abs(x)
     small = x + x * _vm_erf_s_f32(x * x)
-    axc = ax if ax < _VM_F_ERFC_CUT else _VM_F_ERFC_CUT    # NaN -> the cut too (fixed below)
+    axc = ax if ax < _VM_F(4.0) else _VM_F(4.0)           # erf(4) rounds to 1; NaN -> 4
     axc = axc if axc > _VM_F_ONE else _VM_F_ONE
-    h, l = _vm_split_f32(axc)
-    m, m_lo, _g = _vm_erfcx_dd_f32(axc, h, l)
-    big = _VM_F_ONE - _vm_erfc_tail_f32(h, l, m, m_lo, _VM_F_ZERO)
+    big = _VM_F_ONE - _vm_erf_tail_f32(axc)
     big = -big if x < _VM_F_ZERO else big
     y = small if ax <= _VM_F_ONE else big
     return x + x if x != x else y
