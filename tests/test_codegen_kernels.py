@@ -166,7 +166,7 @@ def test_source_is_readable_and_names_the_derivation() -> None:
     assert "def _epoch(" in src and "def _predict(" in src
     assert "1 - a**2" in src                       # the derived tanh' as a comment
     assert "d_[k] *= 1.0 - (a_[k]*a_[k])" in src           # ... and as the loop body
-    assert "a0_bwd(D0, A0, A0)" in src                     # which the driver calls
+    assert "a0_bwd(below, src, src)" in src              # which the Dense loop calls
     assert "p - y" in src.replace("(p - y)", "p - y")
     assert "sympy" not in src and "symgrad." not in src
     compile(src, "<kernels>", "exec")  # valid Python

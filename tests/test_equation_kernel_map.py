@@ -1,7 +1,8 @@
 """Kernel line <-> equation (issue 10, item 14): every numbered equation of a network
-printout that has a key is cited by the kernel line implementing it (``# [eq dW2]``), the
-cited line is that statement, every backward statement is cited, and the printout's
-appendix lists each equation number beside its kernel line. Render and codegen agree by
+printout that has a key is cited by the kernel line implementing it (``# [eq dW_l]``: the
+Dense layers run as one loop, whose lines implement every layer's equation), the cited
+line is that statement, every backward statement is cited, and the printout's appendix
+lists each equation number beside its kernel line. Render and codegen agree by
 construction: both take the keys from the plan stage (`symgrad.derive.plan`)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 import pytest
 
 import symgrad as sg
-from symgrad.derive.plan import NetworkPlan
+from symgrad.derive.plan import NetworkPlan, citing_key, generic_dense_key
 from symgrad.render.network_backward import kernel_lines
 
 
@@ -45,13 +46,22 @@ def _function(source: str, name: str) -> list[str]:
     return [line for line in body if line.strip()]
 
 
+# A line that does work calls a kernel (a GEMM, a shared loop, the output, a step);
+# the others are the loop's bookkeeping (sizes, offsets, views, branches).
+_CALL = re.compile(r"^\s*(?:\w+(?:, \w+)? = )?(_mm\w*|_column_sums|_add_bias|a\d+_\w+|lk_\w+|"
+                   r"_output|_step|_prologue)\(")
+
+
 def _statements(lines: list[str]) -> list[str]:
-    """Lines that do work: not comments, the docstring or the batch-size line."""
-    return [line for line in lines if not line.strip().startswith(("#", '"""', "m = X.shape"))]
+    """Lines that call a kernel (not comments, bookkeeping or the docstring)."""
+    return [line for line in lines if _CALL.match(line)]
 
 
-def _cited(source: str, key: str) -> list[str]:
-    return [code for _, code in kernel_lines(source).get(key, [])]
+def _cited(source: str, key: str, dense_layers: int = 3) -> list[str]:
+    """The lines citing equation ``key`` (directly or by its layer-generic key)."""
+    lines = kernel_lines(source)
+    found = lines.get(key) or lines.get(citing_key(key, dense_layers), [])
+    return [code for _, code in found]
 
 
 @pytest.mark.parametrize("name", ["mlp", "fused", "cnn"])
@@ -59,46 +69,65 @@ def test_every_tagged_equation_has_a_citing_kernel_line(name, request):
     model = request.getfixturevalue(name)
     tagged = model.derivation.equation_numbers()
     cited = kernel_lines(model.source)
-    missing = [key for key in tagged if key not in cited]
+    dense = len(model.plan.layers)
+    missing = [key for key in tagged if key not in cited
+               and citing_key(key, dense) not in cited]
     assert not missing
-    # ... and every key the kernel cites is an equation of the printout.
-    assert set(cited) <= set(tagged), set(cited) - set(tagged)
+    # ... and every key the kernel cites is an equation of the printout, the generic key
+    # of some of them, or a line of the Dense loop no layer of this model runs (with one
+    # Dense layer there is no dA).
+    resolved = set(tagged) | {citing_key(key, dense) for key in tagged}
+    loop = {generic_dense_key(what) for what in ("Z", "dZ", "dW", "db", "dA")}
+    assert set(cited) - resolved <= loop, set(cited) - resolved
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_every_backward_statement_is_cited(name, request):
     source = request.getfixturevalue(name).source
     statements = _statements(_function(source, "_backward"))
-    assert statements
+    assert len(statements) >= 4
     uncited = [line for line in statements if "[eq " not in line]
     assert not uncited, uncited
 
 
 def test_cited_lines_are_the_implementing_statements(mlp):
-    # Printout layer j is the kernel's index j - 1 (W_3 is W2 there, dZ_3 is D2).
+    # Every Dense layer's dW is the loop's one dW product, and so on.
     src = mlp.source
-    assert _cited(src, "dW3")[0].startswith("_mm_tn(A1, D2, gW2,")      # dW3 = A2^T dZ3
-    assert _cited(src, "dW2")[0].startswith("_mm_tn(A0, D1, gW1,")      # dW2 = A1^T dZ2
-    assert _cited(src, "dW1")[0].startswith("_mm_tn(X, D0, gW0,")       # dW1 = X^T dZ1
-    assert _cited(src, "db2") == ["_column_sums(D1, gb1)"]
-    assert _cited(src, "dA2")[0].startswith("_mm_nt(D2, W2, D1,")       # dA2 = dZ3 W3^T
-    assert _cited(src, "dA1")[0].startswith("_mm_nt(D1, W1, D0,")
-    assert re.match(r"a\d_bwd\(D1, A1, A1\)", _cited(src, "dZ2")[0])   # tanh' in A2
-    assert re.match(r"a\d_bwd\(D0, A0, A0\)", _cited(src, "dZ1")[0])   # relu' in A1
+    for j in (1, 2, 3):
+        assert _cited(src, f"dW{j}") == [
+            "_mm_tn(src, D, _dense_view(gtheta, w_at, n_in, n_out), ONE, ZERO, ab)"]
+        assert _cited(src, f"db{j}") == ["_column_sums(D, gtheta[b_at:b_at + n_out])"]
+        assert _cited(src, f"Z{j}")[0] == "_mm(src, W, out, ONE, ZERO, ab)"
+    for j in (1, 2):
+        assert _cited(src, f"dA{j}") == ["_mm_nt(D, W, below, ONE, ZERO, ab)"]
+        bwd = _cited(src, f"dZ{j}")           # one branch per activation: relu, tanh
+        assert len(bwd) == 2 and all(re.fullmatch(r"a\d_bwd\(below, src, src\)", c) for c in bwd)
     assert "_output(" in _cited(src, "dZ3")[0]                        # p - y, Step C
-    assert _cited(src, "Z1")[0].startswith("_mm(X, W0, A0,")
     assert all(line.startswith(("_prologue(", "_step(")) for line in _cited(src, "update"))
-    assert len([c for c in _cited(src, "update") if c.startswith("_step(")]) == 6
+    assert _cited(src, "update")[-1] == "_step(theta, gtheta, S[0], S[1], Hs)"   # one call
+
+
+def test_the_loop_branches_to_each_layers_own_activation(mlp):
+    # The layout table's activation column picks the branch whose comment names it.
+    from symgrad.runtime.training import trainer_for
+
+    module = trainer_for(mlp).module
+    src = _function(mlp.source, "_forward")
+    branch = {int(m.group(1)): m.group(2) for line in src
+              if (m := re.search(r"act == (\d+):  # (\w+)", line))}
+    codes = [int(row[4]) for row in module.DENSE_LAYOUT]
+    assert [branch[c] for c in codes[:-1]] == ["relu", "tanh"] and codes[-1] == -1
 
 
 def test_fused_sgd_cites_gradient_and_update_on_the_gemm(fused):
     src = fused.source
     step = _function(src, "_backward_step")
-    dw = [line for line in step if "[eq dW2 update]" in line]
-    assert len(dw) == 1 and "_mm_tn(A0, D1, W1, alpha, beta, ab)" in dw[0]
-    # Identity between the layers: dZ1 = dA1 is the dA product itself.
-    assert _cited(src, "dZ1")[0].startswith("_mm_nt(D1, W1, D0,")
-    assert _cited(src, "dA1") == _cited(src, "dZ1")
+    dw = [line for line in step if "[eq dW_l update]" in line]
+    assert len(dw) == 1 and "_mm_tn(src, D, W, alpha, beta, ab)" in dw[0]
+    # Identity between the layers: dZ1 = dA1 is the dA product itself (in _backward and
+    # in _backward_step).
+    assert _cited(src, "dZ1", 2) == ["_mm_nt(D, W, below, ONE, ZERO, ab)"] * 2
+    assert _cited(src, "dA1", 2) == _cited(src, "dZ1", 2)
 
 
 def test_cnn_lines(cnn):
@@ -112,7 +141,8 @@ def test_cnn_lines(cnn):
     assert _cited(src, "maxpool0.dX")[0].startswith("lk_maxpool_back(FA0, FD1,")
     assert _cited(src, "avgpool0.dX")[0].startswith("lk_avgpool_back(FD3,")
     assert _cited(src, "flatten0.dX")[0].startswith("lk_rows_to_map(FD4,")
-    assert _cited(src, "dF")[0].startswith("_mm_nt(D0, W0, FD4,")
+    assert _cited(src, "dF")[0].startswith(
+        "_mm_nt(_dense_view(Dbuf, 0, m, n0), _dense_view(theta, LT[0, 2], m0, n0), FD4,")
     assert re.match(r"a\d_bwd\(FD2, FA2, FA2\)", _cited(src, "conv1.dZ")[0])   # tanh'
     assert _cited(src, "conv1.fwd")[2].startswith("_mm(FC2, FW2, FA2,")
     assert re.match(r"a\d_fwd_b\(FA2, Cb2\)", _cited(src, "conv1.fwd")[3])   # bias + tanh
@@ -132,9 +162,11 @@ def test_appendix_lists_number_line_and_code(name, request):
                                  step.text))}
     numbers = doc.equation_numbers()
     assert set(entries) == set(numbers)
+    dense = len(model.plan.layers)
     for key, (number, line, code) in entries.items():
         assert number == numbers[key]
-        assert "[eq " in lines[line - 1] and key in lines[line - 1].split("[eq ")[1]
+        keys = re.search(r"\[eq ([^\]]+)\]", lines[line - 1]).group(1).split()
+        assert key in keys or citing_key(key, dense) in keys
         assert lines[line - 1].strip().startswith(code)
 
 
@@ -172,4 +204,4 @@ def test_driver_source_has_no_numbers_or_widths():
         return dict(kernel_sources(plan, "float64", Adam()))["driver"]
 
     assert driver(4) == driver(16)
-    assert "[eq dW2]" in driver(4)
+    assert "[eq dW_l]" in driver(4)

@@ -37,9 +37,17 @@ written into the driver.
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
-from symgrad.codegen import elementwise_kernels, feature_layers, layer_kernels, vecmath
+from symgrad.codegen import (
+    dense_layers,
+    elementwise_kernels,
+    feature_layers,
+    layer_kernels,
+    vecmath,
+)
 from symgrad.codegen.checks import LOGISTIC_LOSSES, checks_source
 from symgrad.codegen.elementwise_kernels import dtype_cast as _cast
 from symgrad.codegen.source_text import JIT as _JIT
@@ -48,14 +56,13 @@ from symgrad.codegen.source_text import cited as _cited
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import (
-    FEATURES_GRAD_KEY,
     LOSS_KEY,
     LSE,
     PREDICTION_KEY,
     UPDATE_KEY,
     ActivationPlan,
     NetworkPlan,
-    dense_key,
+    generic_dense_key,
 )
 
 __all__ = ["generate_module_source", "kernel_sources", "gemm_source", "numpy_cblas_available",
@@ -79,10 +86,14 @@ def _activation_key(act: ActivationPlan) -> tuple[str, ...]:
 class KernelLayout:
     """Names of arrays in the generated code, derived from the plan.
 
+    Image layers keep one argument per parameter and per workspace (their code is
+    written per layer). Dense layers are run by one loop (`symgrad.codegen.dense_layers`)
+    over the flat parameter buffer ``theta`` and the shared buffers ``Abuf``/``Zbuf``/
+    ``Dbuf``, sized from the layout table ``LT``: the driver's source does not depend on
+    the Dense widths or on how many Dense layers there are.
+
     A workspace is ``(name, rows per sample, columns, fixed rows)``: per-batch buffers
     have ``rows per sample * m`` rows; a fixed one (rows per sample 0) has its own.
-    Dense columns are expressions read from the weights (``W1.shape[1]``), so the
-    driver's source does not depend on the widths.
     """
 
     def __init__(self, plan: NetworkPlan) -> None:
@@ -90,66 +101,59 @@ class KernelLayout:
         self.layers = plan.layers
         self.features = plan.features
         self.last = len(plan.layers) - 1
-        self.params: list[str] = []   # kernel variable names, aligned with plan.param_names
+        # Image-layer parameters by kernel variable name, aligned with the first
+        # plan.param_names; the Dense ones follow, all inside theta.
+        self.fparams: list[str] = []
         for feature in plan.features:
-            self.params += feature_layers.feature_params(feature)
-        for layer in plan.layers:
-            self.params.append(f"W{layer.index}")
-            if layer.bias:
-                self.params.append(f"b{layer.index}")
-        # Each distinct activation gets a prefix: a0_fwd_b, a0_bwd, ...
+            self.fparams += feature_layers.feature_params(feature)
+        # Each distinct activation gets a prefix (a0_fwd_b, a0_bwd, ...) and a code,
+        # its position here (the Dense loop branches on it: LT[l, 4]).
         self.activations: dict[tuple[str, ...], tuple[str, ActivationPlan]] = {}
         acts = [f.activation for f in plan.features] + [d.activation for d in plan.layers[:-1]]
-        for act in acts:
-            if act is not None and _activation_key(act) not in self.activations:
-                self.activations[_activation_key(act)] = (f"a{len(self.activations)}_", act)
+        # Sorted by formula, so models using the same activations in another order share
+        # a driver.
+        found = {_activation_key(act): act for act in reversed(acts) if act is not None}
+        for key in sorted(found):
+            self.activations[key] = (f"a{len(self.activations)}_", found[key])
 
     def prefix(self, act: ActivationPlan) -> str:
         return self.activations[_activation_key(act)][0]
 
-    def saves_z(self, index: int) -> bool:
-        act = self.layers[index].activation
-        return act is not None and "z" in act.saved
+    def code(self, act: ActivationPlan) -> int:
+        """The Dense loop's branch number of ``act``."""
+        return list(self.activations).index(_activation_key(act))
 
-    def input_of(self, index: int) -> str:
-        if index == 0:
-            return f"FA{self.features[-1].index}" if self.features else "X"
-        return f"A{index - 1}"
+    def feature_input(self) -> str:
+        return f"FA{self.features[-1].index}" if self.features else "X"
 
     def work_arrays(self) -> list[tuple[str, int, object, int]]:
-        """Per-batch workspaces: image-layer buffers, activations, saved z, deltas."""
-        out: list[tuple[str, int, object, int]] = list(feature_layers.workspaces(self.features))
-        for layer in self.layers[:-1]:
-            out.append((f"A{layer.index}", 1, f"W{layer.index}.shape[1]", 0))
-            if self.saves_z(layer.index):
-                out.append((f"Z{layer.index}", 1, f"W{layer.index}.shape[1]", 0))
-        out.append(("ZL", 1, f"W{self.last}.shape[1]", 0))
-        out += feature_layers.deltas(self.features)
-        for layer in self.layers:
-            out.append((f"D{layer.index}", 1, f"W{layer.index}.shape[1]", 0))
-        return out
+        """Image layers' per-batch workspaces and errors (the Dense buffers are apart)."""
+        return (list(feature_layers.workspaces(self.features))
+                + list(feature_layers.deltas(self.features)))
 
     def forward_arrays(self) -> list[str]:
-        names = [w[0] for w in feature_layers.workspaces(self.features)]
-        for layer in self.layers[:-1]:
-            names.append(f"A{layer.index}")
-            if self.saves_z(layer.index):
-                names.append(f"Z{layer.index}")
-        return names + ["ZL"]
+        return [w[0] for w in feature_layers.workspaces(self.features)] + ["Abuf", "Zbuf"]
 
     def delta_arrays(self) -> list[str]:
-        return ([w[0] for w in feature_layers.deltas(self.features)]
-                + [f"D{layer.index}" for layer in self.layers])
+        return [w[0] for w in feature_layers.deltas(self.features)] + ["Dbuf"]
 
     def allocate(self, s: _Src, rows: str, suffix: str = "") -> None:
         """Emit the allocation of every workspace for batches of up to ``rows`` rows."""
         for name, per, cols, fixed in self.work_arrays():
             count = f"{fixed}" if per == 0 else rows if per == 1 else f"{rows} * ({per})"
             s(f"{name}{suffix} = np.empty(({count}, {cols}), dtype=DTYPE)")
+        s("width = LT[LT.shape[0] - 1, 5] + LT[LT.shape[0] - 1, 1]  # all Dense outputs",
+          f"Abuf{suffix} = np.empty({rows} * width, dtype=DTYPE)",
+          f"Dbuf{suffix} = np.empty({rows} * width, dtype=DTYPE)",
+          f"Zbuf{suffix} = np.empty("
+          + (f"{rows} * width" if dense_layers.saves_any_z(self) else "0")
+          + ", dtype=DTYPE)  # z, for activations whose derivative reads it")
 
     def view(self, name: str, rows: str = "m") -> str:
         """The batch view of workspace ``name`` (allocated with suffix ``_``)."""
-        per = {w[0]: w[1] for w in self.work_arrays()}[name]
+        per = {w[0]: w[1] for w in self.work_arrays()}.get(name)
+        if per is None:      # a Dense buffer: the loop takes its own views
+            return f"{name}_"
         if per == 0:
             return f"{name}_"
         return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * ({per})]"
@@ -157,7 +161,14 @@ class KernelLayout:
 
 def _output_keys(lay: KernelLayout) -> tuple[str, ...]:
     """What ``_output`` computes: the prediction, the loss and the output error dZ_L."""
-    return (PREDICTION_KEY, LOSS_KEY, dense_key("dZ", lay.last + 1))
+    return (PREDICTION_KEY, LOSS_KEY, generic_dense_key("dZ", output=True))
+
+
+def _logits(s: _Src, a: str, d: str, rows: str = "m") -> None:
+    """ZL and DL: the last Dense layer's blocks of the buffers (its logits and error)."""
+    s("last = LT.shape[0] - 1", f"at = {rows} * LT[last, 5]",
+      f"ZL = _dense_view({a}, at, {rows}, LT[last, 1])",
+      f"DL = _dense_view({d}, at, {rows}, LT[last, 1])")
 
 
 def _blas_call(layout: str, cblas: bool) -> list[str]:
@@ -207,6 +218,9 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
           f"    n = {n_dim}",
           *_blas_call(layout, cblas),
           "", "")
+    s(f"@njit({_JIT})", "def _dense_view(buf, start, rows, cols):",
+      '    """The rows x cols matrix stored in buf from start (a view, no copy)."""',
+      "    return buf[start:start + rows * cols].reshape((rows, cols))", "", "")
     s("@njit(cache=True)", "def _permutation(n, seed):",
       '    """A seeded shuffle of range(n): the batch order of a training epoch."""',
       "    np.random.seed(seed)", "    return np.random.permutation(n)", "", "")
@@ -227,31 +241,15 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
 
 
 def _forward_fn(s: _Src, lay: KernelLayout, dtype: str) -> None:
-    args = ", ".join(["X", "G"] + lay.params + lay.forward_arrays() + ["ab"])
+    args = ", ".join(["X", "G"] + lay.fparams + ["theta", "LT"] + lay.forward_arrays() + ["ab"])
     s(f"@njit({_JIT})", f"def _forward({args}):",
-      '    """Forward pass of one batch into preallocated buffers; logits end in ZL."""')
+      '    """Forward pass of one batch into preallocated buffers; the logits end in the last'
+      " Dense layer's block of Abuf.\"\"\"")
     s.indent()
     s("m = X.shape[0]")
     if lay.features:
         feature_layers.emit_forward(s, lay.features, lay.prefix)
-    for layer in lay.layers:
-        i = layer.index
-        out = "ZL" if i == lay.last else f"A{i}"
-        act = layer.activation
-        s(f"# {layer.name}: Z = {lay.input_of(i)} @ W{i}" + (f" + b{i}" if layer.bias else "")
-          + ("" if act is None else f"; A{i} = {source_comment_text(act.name)}(Z)"))
-        z_key = dense_key("Z", i + 1)
-        s(_cited(f"_mm({lay.input_of(i)}, W{i}, {out}, ONE, ZERO, ab)", z_key))
-        if act is None:
-            if layer.bias:
-                s(_cited(f"_add_bias({out}, b{i})", z_key))
-            continue
-        # Bias and activation fused into the one pass that follows the GEMM.
-        zs = f", Z{i}" if lay.saves_z(i) else ""
-        if layer.bias:
-            s(_cited(f"{lay.prefix(act)}fwd_b({out}, b{i}{zs})", z_key))
-        else:
-            s(_cited(f"{lay.prefix(act)}fwd({out}{zs})", z_key))
+    dense_layers.emit_forward(s, lay, lay.feature_input())
     s.dedent()
     s("", "")
 
@@ -261,85 +259,52 @@ def _backward_fn(s: _Src, lay: KernelLayout, optimizer=None, cast: str = "") -> 
     step is a GEMM epilogue (plain SGD), ``_backward_step``: each dW product is
     accumulated straight into W with alpha = -lr and beta = 1 - lr*wd."""
     fused = optimizer is not None
-    deltas = lay.delta_arrays()
-    if fused:
-        grads = [f"g{p}" for p in lay.params if p.startswith("b")]
-        args = ["X", "G"] + lay.params + lay.forward_arrays() + deltas + grads + ["H", "t", "ab"]
-        name, doc = "_backward_step", "Backward pass fused with the SGD step"
-    else:
-        grads = [f"g{p}" for p in lay.params]
-        args = ["X", "G"] + lay.params + lay.forward_arrays() + deltas + grads + ["ab"]
-        name, doc = "_backward", "Backward pass of one batch into gradient buffers"
+    grads = [] if fused else [f"g{p}" for p in lay.fparams]
+    args = (["X", "G"] + lay.fparams + ["theta", "LT"] + lay.forward_arrays()
+            + lay.delta_arrays() + grads + ["gtheta"] + (["H", "t"] if fused else []) + ["ab"])
+    name, doc = (("_backward_step", "Backward pass fused with the SGD step") if fused else
+                 ("_backward", "Backward pass of one batch into gradient buffers"))
     s(f"@njit({_JIT})", f"def {name}({', '.join(args)}):",
-      f'    """{doc}; D{lay.last} holds dL/dZ of the output layer."""')
+      f'    """{doc}; the last Dense block of Dbuf holds dL/dZ of the output layer."""')
     s.indent()
     s("m = X.shape[0]")
     if fused:
         s("t[0] += 1", *optimizer.prologue(cast))
         alpha, beta = optimizer.fused_gemm(cast)
         s(_cited(f"alpha = {alpha}", UPDATE_KEY), _cited(f"beta = {beta}", UPDATE_KEY))
-    for layer in reversed(lay.layers):
-        i = layer.index
-        src = lay.input_of(i)
-        s(f"# {layer.name}: dW = {src}.T @ dZ; db = sum over rows of dZ"
-          + ("" if i == 0 else f"; dA{i - 1} = dZ @ W{i}.T"))
-        if i > 0:
-            # dA before the (possibly fused) update: it must see the old W. With an
-            # identity activation below, dZ = dA: this product is that statement too.
-            keys = [dense_key("dA", i)]
-            if lay.layers[i - 1].activation.derivative == 1:
-                keys.append(dense_key("dZ", i))
-            s(_cited(f"_mm_nt(D{i}, W{i}, D{i - 1}, ONE, ZERO, ab)", *keys))
-        if fused:
-            s(_cited(f"_mm_tn({src}, D{i}, W{i}, alpha, beta, ab)", dense_key("dW", i + 1),
-                     UPDATE_KEY, note="W = beta*W + alpha*dW"))
-        else:
-            s(_cited(f"_mm_tn({src}, D{i}, gW{i}, ONE, ZERO, ab)", dense_key("dW", i + 1)))
-        if layer.bias:
-            s(_cited(f"_column_sums(D{i}, gb{i})", dense_key("db", i + 1)))
-            if fused:
-                s(_cited(f"for k in range(b{i}.size):", UPDATE_KEY), f"    w = b{i}[k]",
-                  f"    g = gb{i}[k]", *["    " + line for line in optimizer.update()],
-                  f"    b{i}[k] = w")
-        if i == 0 and feature_layers.first_trained(lay.features) < len(lay.features):
-            last = lay.features[-1].index
-            s(_cited(f"_mm_nt(D0, W0, FD{last}, ONE, ZERO, ab)", FEATURES_GRAD_KEY,
-                     note="dF = dZ @ W0.T: into the image layers"))
-            feature_layers.emit_backward(s, lay.features, lay.prefix)
-        if i == 0:
-            continue  # no gradient flows into X: that GEMM is skipped entirely
-        act = lay.layers[i - 1].activation
-        if act.derivative == 1:
-            continue  # identity activation: dZ = dA, nothing to multiply
-        saved = f"Z{i - 1}" if lay.saves_z(i - 1) else f"A{i - 1}"
-        s(f"# {source_comment_text(act.name)}'(z), as derived: "
-          f"{source_comment_text(act.derivative)}",
-          _cited(f"{lay.prefix(act)}bwd(D{i - 1}, A{i - 1}, {saved})", dense_key("dZ", i)))
+    dense_layers.emit_backward(s, lay, lay.feature_input(), optimizer, cast)
+    if lay.features and feature_layers.first_trained(lay.features) < len(lay.features):
+        dense_layers.emit_features_error(s, f"FD{lay.features[-1].index}")
+        feature_layers.emit_backward(s, lay.features, lay.prefix)
     s.dedent()
     s("", "")
 
 
 def _update_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
-    states = [f"s_{st}_{p}" for p in lay.params for st in optimizer.state_names]
-    args = ", ".join(lay.params + [f"g{p}" for p in lay.params] + states + ["H", "t", "Hs"])
+    fstates = [f"s_{st}_{p}" for p in lay.fparams for st in optimizer.state_names]
+    args = ", ".join(lay.fparams + ["theta"] + [f"g{p}" for p in lay.fparams] + ["gtheta"]
+                     + fstates + ["S", "H", "t", "Hs"])
     s(f"@njit({_JIT})", f"def _update({args}):",
-      f'    """{type(optimizer).__name__} step on every parameter (the shared _step)."""')
+      f'    """{type(optimizer).__name__} step on every parameter (the shared _step); the'
+      ' Dense ones in one call over theta."""')
     s.indent()
     s("t[0] += 1", _cited("_prologue(H, t, Hs)", UPDATE_KEY))
-    for p in lay.params:
+    for p in lay.fparams:
         views = [f"{p}.reshape({p}.size)", f"g{p}.reshape({p}.size)"]
         views += [f"s_{st}_{p}.reshape({p}.size)" for st in optimizer.state_names]
         s(_cited(f"_step({', '.join(views)}, Hs)", UPDATE_KEY))
+    rows = [f"S[{k}]" for k in range(len(optimizer.state_names))]
+    s(_cited(f"_step({', '.join(['theta', 'gtheta', *rows])}, Hs)", UPDATE_KEY))
     s.dedent()
     s("", "")
 
 
 def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
-    states = [f"s_{st}_{p}" for p in lay.params for st in optimizer.state_names]
-    args = ", ".join(["X", "Y", "G", "order", "batch_size"] + lay.params + states
-                     + ["H", "t"])
+    fstates = [f"s_{st}_{p}" for p in lay.fparams for st in optimizer.state_names]
+    args = ", ".join(["X", "Y", "G", "order", "batch_size"] + lay.fparams + ["theta"]
+                     + fstates + ["S", "H", "t", "LT"])
     s(f"@njit({_JIT})", f"def _epoch({args}):")
-    s('    """One whole epoch: shuffle, gather, forward, backward, update; returns'
+    s('    """One whole epoch: gather, forward, backward, update; returns'
       ' (loss sum over samples, correct count)."""')
     s.indent()
     s("n = X.shape[0]", "bs = min(batch_size, n)")
@@ -354,9 +319,10 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
         count = len(elementwise_kernels.prologue_names(optimizer))
         s(f"Hs = np.empty({max(count, 1)}, dtype=DTYPE)")
     lay.allocate(s, "bs", "_")
-    grads = [f"g{p}" for p in lay.params if not fused or p.startswith("b")]
+    grads = [] if fused else [f"g{p}" for p in lay.fparams]
     for g in grads:
         s(f"{g} = np.empty_like({g[1:]})")
+    s("gtheta = np.empty_like(theta)")
     s("loss_sum = 0.0", "correct = 0")
     s("for start in range(0, n, bs):")
     s.indent()
@@ -366,21 +332,21 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
       "        for c in range(Y.shape[1]):", "            Yb[r, c] = Y[src, c]",
       "    xb = Xb[:m]", "    yb = Yb[:m]",
       "else:", "    xb = X[start:stop]", "    yb = Y[start:stop]")
-    views = {w[0]: lay.view(w[0]) for w in lay.work_arrays()}
-    fwd_arrays = [views[n] for n in lay.forward_arrays()]
-    s("_forward(" + ", ".join(["xb", "G"] + lay.params + fwd_arrays + ["ab"]) + ")")
-    s(_cited(f"batch_loss, batch_correct = _output({views['ZL']}, yb, "
-             f"{views[f'D{lay.last}']}, P[:m], True)", *_output_keys(lay)))
+    fwd_arrays = [lay.view(n) for n in lay.forward_arrays()]
+    s("_forward(" + ", ".join(["xb", "G"] + lay.fparams + ["theta", "LT"] + fwd_arrays + ["ab"])
+      + ")")
+    _logits(s, "Abuf_", "Dbuf_")
+    s(_cited("batch_loss, batch_correct = _output(ZL, yb, DL, P[:m], True)", *_output_keys(lay)))
     per = "" if lay.plan.output.reduction == "rows" else " / Y.shape[1]"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
-    deltas = [views[name] for name in lay.delta_arrays()]
+    deltas = [lay.view(name) for name in lay.delta_arrays()]
+    common = ["xb", "G"] + lay.fparams + ["theta", "LT"] + fwd_arrays + deltas + grads
     if fused:
-        s("_backward_step(" + ", ".join(["xb", "G"] + lay.params + fwd_arrays + deltas + grads
-                                        + ["H", "t", "ab"]) + ")")
+        s("_backward_step(" + ", ".join(common + ["gtheta", "H", "t", "ab"]) + ")")
     else:
-        s("_backward(" + ", ".join(["xb", "G"] + lay.params + fwd_arrays + deltas + grads
-                                   + ["ab"]) + ")")
-        s("_update(" + ", ".join(lay.params + grads + states + ["H", "t", "Hs"]) + ")")
+        s("_backward(" + ", ".join(common + ["gtheta", "ab"]) + ")")
+        s("_update(" + ", ".join(lay.fparams + ["theta"] + grads + ["gtheta"] + fstates
+                                 + ["S", "H", "t", "Hs"]) + ")")
     s.dedent()
     s("return loss_sum, correct")
     s.dedent()
@@ -388,11 +354,11 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
 
 
 def _predict_fns(s: _Src, lay: KernelLayout) -> None:
-    args = ", ".join(["X", "Y", "G", "want_loss", "chunk"] + lay.params)
+    args = ", ".join(["X", "Y", "G", "want_loss", "chunk"] + lay.fparams + ["theta", "LT"])
     s(f"@njit({_JIT})", f"def _predict({args}):",
       '    """Predictions for all rows (in chunks); with want_loss also (loss sum, correct)."""')
     s.indent()
-    s("n = X.shape[0]", "bs = min(chunk, max(n, 1))", f"k = W{lay.last}.shape[1]",
+    s("n = X.shape[0]", "bs = min(chunk, max(n, 1))", "k = LT[LT.shape[0] - 1, 1]",
       "out = np.empty((n, k), dtype=DTYPE)", "ab = np.empty(2, dtype=DTYPE)")
     lay.allocate(s, "bs", "_")
     s("D_ = np.empty((bs, k), dtype=DTYPE)  # _output's scratch (no delta here)")
@@ -400,12 +366,13 @@ def _predict_fns(s: _Src, lay: KernelLayout) -> None:
     s("for start in range(0, n, bs):")
     s.indent()
     s("stop = min(start + bs, n)", "m = stop - start")
-    fwd = ", ".join(["X[start:stop]", "G"] + lay.params
+    fwd = ", ".join(["X[start:stop]", "G"] + lay.fparams + ["theta", "LT"]
                     + [lay.view(n) for n in lay.forward_arrays()] + ["ab"])
     s(f"_forward({fwd})")
+    s("ZL = _dense_view(Abuf_, m * LT[LT.shape[0] - 1, 5], m, k)")
     s("yb = Y[start:stop] if want_loss else out[start:stop]")
-    s(_cited(f"batch_loss, batch_correct = _output({lay.view('ZL')}, yb, D_, out[start:stop], "
-             "False)", PREDICTION_KEY, LOSS_KEY))
+    s(_cited("batch_loss, batch_correct = _output(ZL, yb, D_[:m], out[start:stop], False)",
+             PREDICTION_KEY, LOSS_KEY))
     per = "" if lay.plan.output.reduction == "rows" else " / k"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
     s.dedent()
@@ -415,23 +382,28 @@ def _predict_fns(s: _Src, lay: KernelLayout) -> None:
 
 
 def _grads_fn(s: _Src, lay: KernelLayout) -> None:
-    args = ", ".join(["X", "Y", "G"] + lay.params)
+    args = ", ".join(["X", "Y", "G"] + lay.fparams + ["theta", "LT"])
     s(f"@njit({_JIT})", f"def _loss_and_grads({args}):",
-      '    """Mean loss and gradients of one batch (the whole of X): used to test the kernels."""')
+      '    """Mean loss and gradients of one batch (the whole of X): used to test the kernels;'
+      ' the Dense gradients come as one flat buffer laid out like theta."""')
     s.indent()
     s("m = X.shape[0]", "P = np.empty((m, Y.shape[1]), dtype=DTYPE)",
       "ab = np.empty(2, dtype=DTYPE)")
-    lay.allocate(s, "m")
-    grads = [f"g{p}" for p in lay.params]
-    for p in lay.params:
+    lay.allocate(s, "m", "_")
+    grads = [f"g{p}" for p in lay.fparams]
+    for p in lay.fparams:
         s(f"g{p} = np.empty_like({p})")
-    s("_forward(" + ", ".join(["X", "G"] + lay.params + lay.forward_arrays() + ["ab"]) + ")")
-    s(_cited(f"loss, _ = _output(ZL, Y, D{lay.last}, P, True)", *_output_keys(lay)))
-    deltas = lay.delta_arrays()
-    s("_backward(" + ", ".join(["X", "G"] + lay.params + lay.forward_arrays() + deltas + grads
-                               + ["ab"]) + ")")
+    s("gtheta = np.empty_like(theta)")
+    fwd_arrays = [lay.view(n) for n in lay.forward_arrays()]
+    s("_forward(" + ", ".join(["X", "G"] + lay.fparams + ["theta", "LT"] + fwd_arrays + ["ab"])
+      + ")")
+    _logits(s, "Abuf_", "Dbuf_")
+    s(_cited("loss, _ = _output(ZL, Y, DL, P, True)", *_output_keys(lay)))
+    deltas = [lay.view(name) for name in lay.delta_arrays()]
+    s("_backward(" + ", ".join(["X", "G"] + lay.fparams + ["theta", "LT"] + fwd_arrays + deltas
+                               + grads + ["gtheta", "ab"]) + ")")
     scale = "m" if lay.plan.output.reduction == "rows" else "(m * Y.shape[1])"
-    s(f"return loss / {scale}, ({', '.join(grads)},)")
+    s(f"return loss / {scale}, ({', '.join(grads + ['gtheta'])},)")
     s.dedent()
     s("", "")
 
@@ -475,10 +447,86 @@ def _params(params, in_place=False):
                         DTYPE, in_place)
 
 
+# The Dense parameters travel to the kernels as one flat buffer, theta (DENSE_SLOTS:
+# name, offset, shape), and their optimizer state as the rows of one (states, size)
+# array. Arrays that are already views of such a buffer (what flat_params and
+# init_state make) are passed without a copy; others are packed, and written back
+# after a training call.
+def _address(arr):
+    return arr.__array_interface__["data"][0]
+
+
+def _owner(arrays, shape, row_of):
+    """The C-contiguous DTYPE buffer of ``shape`` the arrays are consecutive views of, or
+    None. ``row_of(i)`` is array i's row in it (its offset is DENSE_SLOTS[i][1])."""
+    base = arrays[0].base if arrays else None
+    if not isinstance(base, np.ndarray) or base.shape != shape or base.dtype != DTYPE \\
+            or not base.flags.c_contiguous or not base.flags.writeable:
+        return None
+    start, item = _address(base), base.itemsize
+    for i, (arr, (_, at, _)) in enumerate(zip(arrays, DENSE_SLOTS)):
+        if arr.base is not base or \\
+                _address(arr) != start + (row_of(i) * DENSE_SIZE + at) * item:
+            return None
+    return base
+
+
+def flat_params(params):
+    """A copy of ``params`` whose Dense arrays are views of one flat buffer (no packing
+    at each call)."""
+    theta = np.empty(DENSE_SIZE, dtype=DTYPE)
+    out = {name: np.array(params[name], dtype=DTYPE) for name in PARAM_NAMES}
+    for name, at, shape in DENSE_SLOTS:
+        view = theta[at:at + int(np.prod(shape))].reshape(shape)
+        view[...] = out[name]
+        out[name] = view
+    return out
+
+
+def _theta(params):
+    """(theta, packed): the flat Dense buffer, and whether it is a packed copy."""
+    arrays = [params[name] for name, _, _ in DENSE_SLOTS]
+    theta = _owner(arrays, (DENSE_SIZE,), lambda i: 0)
+    if theta is not None:
+        return theta, False
+    theta = np.empty(DENSE_SIZE, dtype=DTYPE)
+    for arr, (_, at, _) in zip(arrays, DENSE_SLOTS):
+        theta[at:at + arr.size] = arr.reshape(-1)
+    return theta, True
+
+
+def _states(state):
+    """(S, packed): the Dense optimizer state as rows of one array, and whether packed."""
+    count = len(STATE_NAMES)
+    arrays = [state[f"{s}:{name}"] for s in STATE_NAMES for name, _, _ in DENSE_SLOTS]
+    per = len(DENSE_SLOTS)
+    owned = _owner(arrays[:per], (count, DENSE_SIZE), lambda i: 0) if count else None
+    if owned is not None and all(
+            _owner(arrays[k * per:(k + 1) * per], (count, DENSE_SIZE), lambda i, k=k: k)
+            is owned for k in range(1, count)):
+        return owned, False
+    S = np.empty((count, DENSE_SIZE), dtype=DTYPE)
+    for k in range(count):
+        for arr, (_, at, _) in zip(arrays[k * per:(k + 1) * per], DENSE_SLOTS):
+            S[k, at:at + arr.size] = arr.reshape(-1)
+    return S, True
+
+
+def _unpack(flat, arrays):
+    """Write the flat buffer's slots back into the arrays (a packed copy was trained)."""
+    for arr, (_, at, _) in zip(arrays, DENSE_SLOTS):
+        arr.reshape(-1)[...] = flat[at:at + arr.size]
+
+
 def init_state(params):
-    """Zeroed optimizer state for ``params`` (plus the step counter ``t``)."""
-    state = {f"{s}:{name}": np.zeros_like(params[name]) for name in PARAM_NAMES
+    """Zeroed optimizer state for ``params`` (plus the step counter ``t``); the Dense
+    entries are rows of one array, as the kernels take them."""
+    state = {f"{s}:{name}": np.zeros_like(params[name]) for name in FEATURE_NAMES
              for s in STATE_NAMES}
+    S = np.zeros((len(STATE_NAMES), DENSE_SIZE), dtype=DTYPE)
+    for k, s in enumerate(STATE_NAMES):
+        for name, at, shape in DENSE_SLOTS:
+            state[f"{s}:{name}"] = S[k, at:at + int(np.prod(shape))].reshape(shape)
     state["t"] = np.zeros(1, dtype=np.int64)
     return state
 
@@ -491,7 +539,7 @@ def load_weights(path_or_dict):
             src = {name: archive[name] for name in archive.files}
     checked = check_params(src, PARAM_NAMES, PARAM_SHAPES, DTYPE)
     WEIGHTS.clear()
-    WEIGHTS.update({name: arr.copy() for name, arr in checked.items()})
+    WEIGHTS.update(flat_params(checked))
     STATE.clear()
     STATE.update(init_state(WEIGHTS))
     return WEIGHTS
@@ -531,11 +579,24 @@ def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
         # A seeded shuffle (compiled once in the shared helpers, not in every driver);
         # without a seed an empty order: batches are row slices, in order.
         order = _permutation(X.shape[0], seed) if seed >= 0 else np.empty(0, np.int64)
-    args = [params[name] for name in PARAM_NAMES]
-    args += [state[f"{s}:{name}"] for name in PARAM_NAMES for s in STATE_NAMES]
-    loss, correct = _epoch(X, Y, GEOMETRY, order, batch_size, *args, hyper, state["t"])
+    theta, packed = _theta(params)
+    S, packed_state = _states(state)
+    args = [params[name] for name in FEATURE_NAMES] + [theta]
+    args += [state[f"{s}:{name}"] for name in FEATURE_NAMES for s in STATE_NAMES]
+    loss, correct = _epoch(X, Y, GEOMETRY, order, batch_size, *args, S, hyper, state["t"],
+                           DENSE_LAYOUT)
+    if packed:
+        _unpack(theta, [params[name] for name, _, _ in DENSE_SLOTS])
+    if packed_state:
+        for k, s in enumerate(STATE_NAMES):
+            _unpack(S[k], [state[f"{s}:{name}"] for name, _, _ in DENSE_SLOTS])
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
+
+
+def _arguments(params):
+    """The kernels' parameter arguments: image-layer arrays, theta and the layout."""
+    return [params[name] for name in FEATURE_NAMES] + [_theta(params)[0], DENSE_LAYOUT]
 
 
 def predict(X, params=None):
@@ -545,8 +606,7 @@ def predict(X, params=None):
 
 def _predict_rows(X, params):
     dummy = np.empty((0, OUTPUT_DIM), dtype=DTYPE)
-    out, _, _ = _predict(X, dummy, GEOMETRY, False, PREDICT_CHUNK,
-                         *[params[name] for name in PARAM_NAMES])
+    out, _, _ = _predict(X, dummy, GEOMETRY, False, PREDICT_CHUNK, *_arguments(params))
     return out
 
 
@@ -557,8 +617,7 @@ def evaluate(X, Y, params=None):
 
 
 def _evaluate_rows(X, Y, params):
-    _, loss, correct = _predict(X, Y, GEOMETRY, True, PREDICT_CHUNK,
-                                *[params[name] for name in PARAM_NAMES])
+    _, loss, correct = _predict(X, Y, GEOMETRY, True, PREDICT_CHUNK, *_arguments(params))
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
 
@@ -570,8 +629,12 @@ def loss_and_grads(X, Y, params=None):
 
 
 def _loss_and_grads_rows(X, Y, params):
-    loss, grads = _loss_and_grads(X, Y, GEOMETRY, *[params[name] for name in PARAM_NAMES])
-    return loss, dict(zip(PARAM_NAMES, grads))
+    loss, grads = _loss_and_grads(X, Y, GEOMETRY, *_arguments(params))
+    out = dict(zip(FEATURE_NAMES, grads[:-1]))
+    gtheta = grads[-1]
+    for name, at, shape in DENSE_SLOTS:
+        out[name] = gtheta[at:at + int(np.prod(shape))].reshape(shape).copy()
+    return loss, {name: out[name] for name in PARAM_NAMES}
 '''
 
 
@@ -581,9 +644,15 @@ def _describe(plan: NetworkPlan, widths: bool = True) -> str:
     for feature in plan.features:
         act = f"({feature.activation.name})" if feature.activation else ""
         parts.append(f"{feature.kind}{act}")
-    for layer in plan.layers:
+    if not widths:   # the driver fits any depth: only the set of activations shows
+        used = {_activation_key(layer.activation) for layer in plan.layers[:-1]}
+        acts = [act.name for key, (_, act) in KernelLayout(plan).activations.items()
+                if key in used]
+        parts.append(f"dense layers ({', '.join(acts) or 'no activation'})")
+        parts.append(f"dense({plan.output.activation_name})")
+    for layer in plan.layers if widths else ():
         act = layer.activation.name if layer.activation else plan.output.activation_name
-        parts.append(f"{layer.out_dim if widths else 'dense'}({act})")
+        parts.append(f"{layer.out_dim}({act})")
     # Pasted into the module docstring: only characters inert there (names are data).
     return source_comment_text("-".join(parts) + f", loss {plan.output.loss_name}")
 
@@ -731,6 +800,12 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
         shapes.append((layer.in_dim, layer.out_dim))
         if layer.bias:
             shapes.append((layer.out_dim,))
+    lay = KernelLayout(plan)
+    rows, slots = dense_layers.layout(plan, lay.code)
+    dense_names = plan.param_names[len(lay.fparams):]
+    dense_slots = tuple((name, at, shape) for name, (at, shape)
+                        in zip(dense_names, slots, strict=True))
+    dense_size = sum(math.prod(shape) for _, shape in slots)
     chunk = PREDICT_CHUNK
     if plan.features:   # bound predict's workspaces (im2col matrices grow with the batch)
         chunk = min(PREDICT_CHUNK, max(16, 4_000_000 // feature_layers.per_sample_elements(
@@ -740,6 +815,11 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
       f"INPUT_DIM = {plan.input_layout!r}", f"FIRST_LAYER = {plan.first_layer!r}",
       f"OUTPUT_DIM = {plan.output_dim}",
       f"PARAM_NAMES = {tuple(plan.param_names)!r}", f"PARAM_SHAPES = {tuple(shapes)!r}",
+      f"FEATURE_NAMES = {tuple(plan.param_names[:len(lay.fparams)])!r}",
+      "# The Dense parameters' (name, offset, shape) in theta, and the layout table LT the",
+      "# driver's loop reads, one row per Dense layer: " + ", ".join(dense_layers.LAYOUT_COLUMNS),
+      f"DENSE_SLOTS = {dense_slots!r}", f"DENSE_SIZE = {dense_size}",
+      f"DENSE_LAYOUT = np.array({rows!r}, dtype=np.int64)",
       f"STATE_NAMES = {tuple(optimizer.state_names)!r}",
       f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
       "HYPER_DEFAULT = None  # hyperparameters are run-time values (export fills this in)",
@@ -774,8 +854,8 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
     gemm = gemm_source(dtype, cblas)
     sources = [("gemm", gemm)]
     imports = ["import math  # noqa: F401", "", "import numpy as np", "from numba import njit",
-               "", f"from {module_name(gemm, 'gemm')} import _add_bias, _column_sums, _mm, "
-               "_mm_nt, _mm_tn, _permutation  # noqa: F401"]
+               "", f"from {module_name(gemm, 'gemm')} import _add_bias, _column_sums, "
+               "_dense_view, _mm, _mm_nt, _mm_tn, _permutation  # noqa: F401"]
     if plan.features:
         layers = layers_source()
         sources.append(("layers", layers))
@@ -838,8 +918,8 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
       vecmath.kernel_source().rstrip("\n"), "# ---- end of vecmath ----", "", "")
     if gemm_module:
         s("# The GEMM helpers are shared by every kernel module of this dtype (compiled once).",
-          f"from {gemm_module} import _add_bias, _column_sums, _mm, _mm_nt, _mm_tn, "
-          "_permutation  # noqa: F401", "")
+          f"from {gemm_module} import _add_bias, _column_sums, _dense_view, _mm, _mm_nt, "
+          "_mm_tn, _permutation  # noqa: F401", "")
     else:
         _gemm_header(s, dtype)
         s(f"DTYPE = np.{dtype}", "")

@@ -19,6 +19,7 @@ layers, `FeaturePlan`) first; the Dense head then starts at the flattened featur
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -204,6 +205,33 @@ def dense_key(what: str, j: int) -> str:
     'dW2'
     """
     return f"{what}{j}"
+
+
+def generic_dense_key(what: str, output: bool = False) -> str:
+    """Key a depth-generic kernel line cites for Dense statement ``what`` of *every* layer
+    (``output``: of the output layer only, dZ_L from the loss).
+
+    The kernels run the Dense chain as one loop, so one line implements the equation of
+    each layer; `citing_key` maps each layer's key to it.
+
+    >>> generic_dense_key("dW"), generic_dense_key("dZ", output=True)
+    ('dW_l', 'dZ_L')
+    """
+    return f"{what}_L" if output else f"{what}_l"
+
+
+def citing_key(key: str, dense_layers: int) -> str:
+    """The key a kernel line cites for equation ``key`` of a plan with ``dense_layers``
+    Dense layers: the layer-generic key for Dense statements, else ``key`` itself.
+
+    >>> citing_key("dW2", 3), citing_key("dZ3", 3), citing_key("dZ2", 3), citing_key("L", 3)
+    ('dW_l', 'dZ_L', 'dZ_l', 'L')
+    """
+    match = re.fullmatch(r"(Z|dZ|dW|db|dA)(\d+)", key)
+    if match is None:
+        return key
+    what, j = match.group(1), int(match.group(2))
+    return generic_dense_key(what, output=what == "dZ" and j == dense_layers)
 
 
 def feature_key(name: str, what: str) -> str:

@@ -311,7 +311,7 @@ def network_derivation(plan: NetworkPlan, title: str | None = None, optimizer: o
     if optimizer is not None:
         optimizer_section(doc, optimizer)
     if source is not None:
-        kernel_appendix(doc, source)
+        kernel_appendix(doc, source, len(plan.layers))
     return doc
 
 

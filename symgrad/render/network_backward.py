@@ -15,7 +15,7 @@ import re
 import sympy as sp
 
 from symgrad.derive.network import matrix_backward
-from symgrad.derive.plan import UPDATE_KEY, NetworkPlan
+from symgrad.derive.plan import UPDATE_KEY, NetworkPlan, citing_key
 from symgrad.render import network_features as features
 from symgrad.render.document import Derivation
 from symgrad.render.latex_printer import layer_latex, layer_str, matrix_latex, matrix_str
@@ -156,8 +156,12 @@ def kernel_lines(source: str) -> dict[str, list[tuple[int, str]]]:
     return found
 
 
-def kernel_appendix(doc: Derivation, source: str) -> None:
-    """Each numbered equation with a key beside the kernel lines that implement it."""
+def kernel_appendix(doc: Derivation, source: str, dense_layers: int) -> None:
+    """Each numbered equation with a key beside the kernel lines that implement it.
+
+    The Dense chain runs as one loop, whose lines cite layer-generic keys (``dW_l``):
+    each layer's equation is resolved to them (`symgrad.derive.plan.citing_key`).
+    """
     lines = kernel_lines(source)
     steps = {}
     for part in doc.ordered():
@@ -167,10 +171,12 @@ def kernel_appendix(doc: Derivation, source: str) -> None:
     sec = doc.appendix("each equation beside its kernel line")
     sec.add(text=("The kernel module (model.source, the file model.export writes) names in a "
                   "comment, [eq key], the equations each statement implements; the key is "
-                  "the one the printout gives the equation. Line numbers are those of "
-                  "model.source."))
+                  "the one the printout gives the equation. The Dense layers run in one "
+                  "loop over the layers, whose lines cite every layer's equation at once "
+                  "(key dW_l: the dW of each layer l; dZ_L: the output layer's error). "
+                  "Line numbers are those of model.source."))
     for key, number in sorted(doc.equation_numbers().items(), key=lambda item: item[1]):
-        cited = lines.get(key, [])
+        cited = lines.get(key) or lines.get(citing_key(key, dense_layers), [])
         where = "no kernel line"
         if cited:
             # The first line in full; the same statement repeated (one call per
