@@ -86,11 +86,16 @@ def emit_forward(s, lay, source: str) -> None:
     first = True
     for code, prefix, act in _hidden_activations(lay):
         zs = ", _dense_view(Zbuf, at, m, n_out)" if "z" in act.saved else ""
-        s(f"{'if' if first else 'elif'} act == {code}:  # {source_comment_text(act.name)}",
-          "    if b_at >= 0:",
-          "        " + cited(f"{prefix}fwd_b(out, theta[b_at:b_at + n_out]{zs})", z),
-          "    else:",
-          "        " + cited(f"{prefix}fwd(out{zs})", z))
+        # Only the variants the model has (a bias-free layer is rare): each one is code
+        # to compile.
+        biases = {layer.bias for layer in lay.layers[:-1] if lay.code(layer.activation) == code}
+        with_bias = cited(f"{prefix}fwd_b(out, theta[b_at:b_at + n_out]{zs})", z)
+        without = cited(f"{prefix}fwd(out{zs})", z)
+        s(f"{'if' if first else 'elif'} act == {code}:  # {source_comment_text(act.name)}")
+        if len(biases) == 2:
+            s("    if b_at >= 0:", "        " + with_bias, "    else:", "        " + without)
+        else:
+            s("    " + (with_bias if True in biases else without))
         first = False
     s(f"{'if' if first else 'elif'} b_at >= 0:  # no activation (the output layer's logits)",
       "    " + cited("_add_bias(out, theta[b_at:b_at + n_out])", z),

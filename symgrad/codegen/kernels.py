@@ -221,9 +221,6 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
     s(f"@njit({_JIT})", "def _dense_view(buf, start, rows, cols):",
       '    """The rows x cols matrix stored in buf from start (a view, no copy)."""',
       "    return buf[start:start + rows * cols].reshape((rows, cols))", "", "")
-    s("@njit(cache=True)", "def _permutation(n, seed):",
-      '    """A seeded shuffle of range(n): the batch order of a training epoch."""',
-      "    np.random.seed(seed)", "    return np.random.permutation(n)", "", "")
     s(f"@njit({_JIT})", "def _add_bias(Z, b):", '    """Z += b on every row."""',
       "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
       "            Z[i, j] += b[j]", "", "",
@@ -576,8 +573,7 @@ def train_epoch(X, Y, batch_size=32, hyper=None, order=None, seed=-1,
 def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
     """One epoch on checked arguments (train_epoch and Model.fit check them first)."""
     if order is None or order.size == 0:
-        # A seeded shuffle (compiled once in the shared helpers, not in every driver);
-        # without a seed an empty order: batches are row slices, in order.
+        # A seeded shuffle; without a seed an empty order: batches are row slices, in order.
         order = _permutation(X.shape[0], seed) if seed >= 0 else np.empty(0, np.int64)
     theta, packed = _theta(params)
     S, packed_state = _states(state)
@@ -592,6 +588,12 @@ def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
             _unpack(S[k], [state[f"{s}:{name}"] for name, _, _ in DENSE_SLOTS])
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
+
+
+def _permutation(n, seed):
+    """The batch order of an epoch shuffled with ``seed``: NumPy's Mersenne Twister, the
+    generator (and order) Numba's np.random gives for the same seed, without compiling."""
+    return np.random.RandomState(seed).permutation(n)
 
 
 def _arguments(params):
@@ -834,8 +836,7 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
     return s.text()
 
 
-_DRIVER_NAMES = ("_forward", "_backward", "_output", "_epoch", "_predict", "_loss_and_grads",
-                 "_permutation")
+_DRIVER_NAMES = ("_forward", "_backward", "_output", "_epoch", "_predict", "_loss_and_grads")
 
 
 def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
@@ -855,7 +856,7 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
     sources = [("gemm", gemm)]
     imports = ["import math  # noqa: F401", "", "import numpy as np", "from numba import njit",
                "", f"from {module_name(gemm, 'gemm')} import _add_bias, _column_sums, "
-               "_dense_view, _mm, _mm_nt, _mm_tn, _permutation  # noqa: F401"]
+               "_dense_view, _mm, _mm_nt, _mm_tn  # noqa: F401"]
     if plan.features:
         layers = layers_source()
         sources.append(("layers", layers))
@@ -919,7 +920,7 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
     if gemm_module:
         s("# The GEMM helpers are shared by every kernel module of this dtype (compiled once).",
           f"from {gemm_module} import _add_bias, _column_sums, _dense_view, _mm, _mm_nt, "
-          "_mm_tn, _permutation  # noqa: F401", "")
+          "_mm_tn  # noqa: F401", "")
     else:
         _gemm_header(s, dtype)
         s(f"DTYPE = np.{dtype}", "")
