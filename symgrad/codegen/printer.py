@@ -46,6 +46,32 @@ from symgrad.simplify.accuracy import double_double, scaled_erfc
 __all__ = ["UnsupportedExpressionError", "NumbaScalarPrinter", "print_expr", "check_printable"]
 
 
+def _erfc_of_negated(expr: sp.Piecewise) -> sp.Expr | None:
+    """A, if ``expr`` is Piecewise((2 - erfc(A), A > 0), (erfc(|A|), True)), else None.
+
+    That is erfc(-A) for every real A, written per sign by the simplify stage because
+    SymPy turns erfc(-A) into 2 - erfc(A) on sight (`symgrad.simplify.stable`). A select
+    evaluates both branches in a vectorised loop, i.e. erfc twice per element; the kernels'
+    erfc takes negative arguments accurately (2 - erfc(|x|) inside), so one call does.
+
+    >>> u = sp.Symbol("u", real=True)
+    >>> _erfc_of_negated(sp.Piecewise((2 - sp.erfc(u), u > 0), (sp.erfc(sp.Abs(u)), True)))
+    u
+    >>> _erfc_of_negated(sp.Piecewise((2 - sp.erfc(u), u < 0), (sp.erfc(sp.Abs(u)), True)))
+    """
+    if len(expr.args) != 2 or expr.args[1].cond != sp.true:
+        return None
+    (first, cond), (second, _) = expr.args
+    negative = sp.expand(2 - first)
+    if not isinstance(negative, sp.erfc) or not isinstance(second, sp.erfc):
+        return None
+    a = negative.args[0]
+    if sp.Abs(a) != second.args[0] or not isinstance(cond, sp.StrictGreaterThan) \
+            or cond.rhs != 0 or not (a / cond.lhs).is_positive:
+        return None
+    return a
+
+
 class UnsupportedExpressionError(TypeError):
     """An expression contains a node the kernel printer has no rule for."""
 
@@ -230,6 +256,9 @@ class NumbaScalarPrinter(PythonCodePrinter):
         return f"({one} if {x} > {zero} else (-{one} if {x} < {zero} else {zero}))"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        negated = _erfc_of_negated(expr)
+        if negated is not None:   # erfc(-A) spelled per sign: one call, not two
+            return self._print(sp.erfc(-negated, evaluate=False))
         if expr.args[-1].cond != sp.true:
             raise UnsupportedExpressionError(
                 f"Piecewise without a default branch cannot be compiled: {expr}"
