@@ -815,7 +815,8 @@ def vm_pow_f64(x, y):
     one = (y == 0.0) | (x == 1.0) | ((x == -1.0) & (ay == _vm_np.inf))
     return 1.0 if one else out
 
-# float32: evaluate in float64, round once (see the module docstring).
+# float32: native code for exp, expm1, log, log1p, tanh, erf, erfc and erfc(c*u); sinh,
+# cosh, atan, sin, cos and pow evaluate in float64 and round once (module docstring).
 # Native float32 (16 lanes with AVX-512 instead of 8): every constant is a typed
 # float32 global, because a bare literal is a float64 to Numba and would promote.
 _VM_F = _vm_np.float32
