@@ -485,7 +485,9 @@ def _address(arr):
     return arr.__array_interface__["data"][0]
 
 
-_OWNERS = {}   # (shape, ids) -> (the arrays, their buffer): a training call checks once
+import weakref  # noqa: E402
+
+_OWNERS = {}   # (shape, ids) -> weak references to (the arrays, their buffer)
 
 
 def _owner(arrays, shape, row_of):
@@ -493,15 +495,17 @@ def _owner(arrays, shape, row_of):
     None. ``row_of(i)`` is array i's row in it (its offset is DENSE_SLOTS[i][1])."""
     key = (shape, tuple(map(id, arrays)))
     known = _OWNERS.get(key)
-    # An array's buffer and place in it never change, so the same array objects (held
-    # in the entry, so their ids are not reused) need no second look.
-    if known is not None and all(a is b for a, b in zip(known[0], arrays)):
-        return known[1]
+    # An array's buffer and place in it never change, so the same array objects need no
+    # second look (weak references: an id reused by a new array does not match).
+    if known is not None and all(ref() is a for ref, a in zip(known[0], arrays)):
+        base = known[1]()
+        if base is not None:
+            return base
     base = _owner_of(arrays, shape, row_of)
     if base is not None:
         if len(_OWNERS) >= 8:
             _OWNERS.clear()
-        _OWNERS[key] = (tuple(arrays), base)
+        _OWNERS[key] = (tuple(weakref.ref(a) for a in arrays), weakref.ref(base))
     return base
 
 
