@@ -34,7 +34,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from mlp_setup import ACTIVATIONS, DTYPES, OPTIMIZERS, SIZES, flops_per_epoch  # noqa: E402
+from mlp_setup import ACTIVATIONS, ADAM, DTYPES, OPTIMIZERS, SIZES, flops_per_epoch  # noqa: E402
 
 FRAMEWORKS = ("numpy", "symgrad", "torch", "jax")
 # Largest acceptable |w - w_numpy| after one epoch; far above rounding, far below a real bug.
@@ -127,6 +127,20 @@ def max_weight_diff(out: Path, framework: str, tag: str) -> float | None:
                    for k in a.files)
 
 
+def weights_over(out: Path, framework: str, tag: str, tol: float) -> float | None:
+    """Fraction of all weights and biases that differ from the NumPy reference by > tol."""
+    ref, other = out / f"numpy_{tag}.npz", out / f"{framework}_{tag}.npz"
+    if not (ref.exists() and other.exists()):
+        return None
+    with np.load(ref) as a, np.load(other) as b:
+        if sorted(a.files) != sorted(b.files):
+            return 1.0
+        over = sum(int(np.count_nonzero(np.abs(a[k].astype(np.float64)
+                                               - b[k].astype(np.float64)) > tol))
+                   for k in a.files)
+        return over / sum(a[k].size for k in a.files)
+
+
 def _merge(row: dict, fw: str, res: dict) -> None:
     """Add one round's result for ``fw`` to its cell: pool epoch times, keep the worst diff."""
     if fw not in row or "error" in row[fw]:
@@ -146,9 +160,9 @@ def _merge(row: dict, fw: str, res: dict) -> None:
     if res.get("loss_diff_vs_numpy") is not None:
         cell["loss_diff_vs_numpy"] = max(cell.get("loss_diff_vs_numpy") or 0.0,
                                          res["loss_diff_vs_numpy"])
-    if res.get("max_weight_diff_vs_numpy") is not None:
-        cell["max_weight_diff_vs_numpy"] = max(cell.get("max_weight_diff_vs_numpy") or 0.0,
-                                               res["max_weight_diff_vs_numpy"])
+    for key in ("max_weight_diff_vs_numpy", "weights_over_tol"):
+        if res.get(key) is not None:
+            cell[key] = max(cell.get(key) or 0.0, res[key])
 
 
 def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats: int,
@@ -187,6 +201,8 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
                     notes[f"{fw} {' '.join(case)}"] = res["error"]
                 elif fw != "numpy":
                     res["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, "_".join(case))
+                    res["weights_over_tol"] = weights_over(out, fw, "_".join(case),
+                                                           TOLERANCE[res["dtype"]])
                     if ref_loss.get(case) is not None:
                         # The epoch-1 loss must agree too (relative, as losses are O(1)).
                         res["loss_diff_vs_numpy"] = abs(res["loss_epoch1"] - ref_loss[case])
@@ -286,11 +302,38 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
+# Adam in float32: a weight whose gradient is ~0 (below float32's rounding of the sum
+# that forms it) can get either sign, and Adam moves it by ~lr whatever the gradient's
+# size, so it may end up to 2*lr per step away from the reference. A few such weights
+# are expected; more than this fraction of them is not.
+SIGN_FLIP_FRACTION = 1e-3
+
+
+def _sign_flip_bound(res: dict) -> float | None:
+    """The largest difference a sign flip can make in epoch 1 (Adam float32), else None."""
+    if res.get("optimizer") != "adam" or res.get("dtype") != "float32" \
+            or res.get("size") not in SIZES:
+        return None
+    size = SIZES[res["size"]]
+    return 2 * ADAM["lr"] * (size.n // size.batch)
+
+
 def _agrees(res: dict, dtype: str) -> bool:
-    """Weights and epoch-1 loss within the dtype's tolerance of the NumPy reference."""
+    """Weights and epoch-1 loss within the dtype's tolerance of the NumPy reference.
+
+    Adam in float32 may also leave up to `SIGN_FLIP_FRACTION` of the weights further off,
+    by at most 2*lr per step (`_sign_flip_bound`).
+    """
     tol = TOLERANCE[dtype]
-    return ((res.get("max_weight_diff_vs_numpy") or 0.0) <= tol
-            and (res.get("loss_diff_vs_numpy") or 0.0) <= tol)
+    if (res.get("loss_diff_vs_numpy") or 0.0) > tol:
+        return False
+    worst = res.get("max_weight_diff_vs_numpy") or 0.0
+    if worst <= tol:
+        return True
+    bound = _sign_flip_bound(res)
+    over = res.get("weights_over_tol")
+    return bound is not None and over is not None and worst <= bound \
+        and over <= SIGN_FLIP_FRACTION
 
 
 def _diff(res: dict | None, dtype: str) -> str:
@@ -299,8 +342,11 @@ def _diff(res: dict | None, dtype: str) -> str:
     d = res.get("max_weight_diff_vs_numpy")
     if d is None:
         return "n/a"
-    flag = "" if _agrees(res, dtype) else " MISMATCH"
-    return f"{d:.0e}{flag}"
+    if not _agrees(res, dtype):
+        return f"{d:.0e} MISMATCH"
+    if d > TOLERANCE[dtype]:   # accepted as Adam float32 sign flips: say how many
+        return f"{d:.0e} ({100 * res['weights_over_tol']:.2g} % sign flips)"
+    return f"{d:.0e}"
 
 
 def markdown(report: dict) -> str:

@@ -222,3 +222,32 @@ def test_thread_cap_pins_the_worker_to_that_many_cores():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, preexec_fn=bench_mlp.pin_to_cores(1)).stdout
     assert out.strip() == "1"
+
+
+def test_adam_float32_gate_accepts_few_sign_flips_only(tmp_path):
+    # Adam moves a weight by ~lr whatever its gradient's size, so in float32 a gradient
+    # that rounds to the other sign leaves that weight up to 2*lr per step off. The gate
+    # accepts a few such weights, never many, never more than 2*lr*steps, and never in
+    # float64 or with SGD.
+    import bench_mlp
+
+    tag, ref = "medium_float32_relu_adam", np.zeros(10_000, dtype=np.float32)
+    np.savez(tmp_path / f"numpy_{tag}.npz", W0=ref)
+    steps = SIZES["medium"].n // SIZES["medium"].batch
+    flipped = ref.copy()
+    flipped[:3] = 2 * 1e-3 * 0.9          # three sign flips of an lr = 1e-3 step
+    np.savez(tmp_path / f"symgrad_{tag}.npz", W0=flipped)
+    res = {"size": "medium", "dtype": "float32", "optimizer": "adam",
+           "max_weight_diff_vs_numpy": bench_mlp.max_weight_diff(tmp_path, "symgrad", tag),
+           "weights_over_tol": bench_mlp.weights_over(tmp_path, "symgrad", tag, 1e-3),
+           "loss_diff_vs_numpy": 0.0}
+    assert res["weights_over_tol"] == pytest.approx(3e-4)
+    assert bench_mlp._agrees(res, "float32")
+    assert "sign flips" in bench_mlp._diff(res, "float32")
+    assert not bench_mlp._agrees(dict(res, optimizer="sgd"), "float32")
+    assert not bench_mlp._agrees(dict(res, dtype="float64"), "float64")
+    assert not bench_mlp._agrees(dict(res, weights_over_tol=0.01), "float32")   # too many
+    far = dict(res, max_weight_diff_vs_numpy=2 * 1e-3 * steps * 1.5)
+    assert not bench_mlp._agrees(far, "float32")                                   # too far
+    assert "MISMATCH" in bench_mlp._diff(far, "float32")
+    assert not bench_mlp._agrees(dict(res, loss_diff_vs_numpy=0.1), "float32")
