@@ -5,26 +5,28 @@ mattering. Every piece whose source depends only on formulas is a shared module,
 cached on disk by content and compiled once for every model that uses it: the GEMM
 helpers (per dtype), the image-layer loops (`layer_kernels`), and one module per
 activation, per output + loss and per optimizer (`elementwise_kernels`). The
-per-model *driver* (``_forward``, ``_backward``, ``_update``, ``_epoch``,
-``_predict``, ``_loss_and_grads``) only calls them, and reads every Dense width from
-the arrays it gets: two MLPs that differ only in widths share one driver, and a new
-depth compiles only a small driver. The *API* module (``train_epoch``, ``predict``,
-``evaluate``, ``loss_and_grads``, ``load_weights`` and the argument checks) is plain
-Python holding the model's shapes (its text: `symgrad.codegen.api_source`). An exported trainer (`generate_module_source`) is
+*driver* (``_forward``, ``_backward``, ``_update``, ``_epoch``, ``_predict``,
+``_loss_and_grads``) only calls them, and runs the Dense layers as one loop over a
+layout table (`symgrad.codegen.dense_layers`): MLPs that differ in widths or depth share
+one driver; only a new set of activations (or image layers) needs another. The *API*
+module (``train_epoch``, ``predict``, ``evaluate``, ``loss_and_grads``, ``load_weights``
+and the argument checks; its text is `symgrad.codegen.api_source`) is plain Python
+holding the model's shapes. An exported trainer (`generate_module_source`) is
 all of it in one standalone file importing only numpy and numba. The pieces:
 
 * ``_mm``/``_mm_tn``/``_mm_nt``: out = A@B, A.T@B, A@B.T. Big products call
   BLAS through ``np.dot(..., out)``; ``A.T`` of a C array is typed F-ordered,
   so Numba passes a transpose flag to GEMM instead of copying. Tiny products
   run plain loops, because there a BLAS call costs more than the arithmetic.
-* ``_forward``: per Dense layer one GEMM, then ONE fused loop adding the bias
-  and applying the activation printed from the plan's SymPy formula.
+* ``_forward``: per Dense layer (one loop iteration) one GEMM, then ONE fused loop
+  adding the bias and applying the activation printed from the plan's SymPy formula.
 * ``_output``: the fused output activation + loss: prediction, stable loss
   from logits, and the derived delta (e.g. ``p - y``), all in one loop.
 * ``_backward``: dW = A_prev.T @ dZ, db = column sums, dA = dZ @ W.T (never
   for the first layer), and one fused loop multiplying by the derived
   activation derivative.
-* ``_update``: the optimizer's written rule, one loop per parameter.
+* ``_update``: the optimizer's written rule: one call over all Dense parameters (the
+  flat buffer ``theta``), one per image-layer parameter.
 * ``_epoch``: the whole epoch (gather in the given order, forward, backward, update,
   loss and accuracy sums) in one njit call; workspaces allocated once.
 
@@ -101,7 +103,6 @@ class KernelLayout:
         self.plan = plan
         self.layers = plan.layers
         self.features = plan.features
-        self.last = len(plan.layers) - 1
         # Image-layer parameters by kernel variable name, aligned with the first
         # plan.param_names; the Dense ones follow, all inside theta.
         self.fparams: list[str] = []
@@ -153,9 +154,7 @@ class KernelLayout:
     def view(self, name: str, rows: str = "m") -> str:
         """The batch view of workspace ``name`` (allocated with suffix ``_``)."""
         per = {w[0]: w[1] for w in self.work_arrays()}.get(name)
-        if per is None:      # a Dense buffer: the loop takes its own views
-            return f"{name}_"
-        if per == 0:
+        if per is None or per == 0:   # a Dense buffer (the loop takes its own views), fixed
             return f"{name}_"
         return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * ({per})]"
 
@@ -165,11 +164,11 @@ def _output_keys(lay: KernelLayout) -> tuple[str, ...]:
     return (PREDICTION_KEY, LOSS_KEY, generic_dense_key("dZ", output=True))
 
 
-def _logits(s: _Src, a: str, d: str, rows: str = "m") -> None:
+def _logits(s: _Src) -> None:
     """ZL and DL: the last Dense layer's blocks of the buffers (its logits and error)."""
-    s("last = LT.shape[0] - 1", f"at = {rows} * LT[last, 5]",
-      f"ZL = _dense_view({a}, at, {rows}, LT[last, 1])",
-      f"DL = _dense_view({d}, at, {rows}, LT[last, 1])")
+    s("last = LT.shape[0] - 1", "at = m * LT[last, 5]",
+      "ZL = _dense_view(Abuf_, at, m, LT[last, 1])",
+      "DL = _dense_view(Dbuf_, at, m, LT[last, 1])")
 
 
 def _blas_call(layout: str, cblas: bool) -> list[str]:
@@ -365,7 +364,7 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     fwd_arrays = [lay.view(n) for n in lay.forward_arrays()]
     s("_forward(" + ", ".join(["xb", "G"] + lay.fparams + ["theta", "LT"] + fwd_arrays + ["ab"])
       + ")")
-    _logits(s, "Abuf_", "Dbuf_")
+    _logits(s)
     s(_cited("batch_loss, batch_correct = _output(ZL, yb, DL, P[:m], True)", *_output_keys(lay)))
     per = "" if lay.plan.output.reduction == "rows" else " / Y.shape[1]"
     s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
@@ -427,7 +426,7 @@ def _grads_fn(s: _Src, lay: KernelLayout) -> None:
     fwd_arrays = [lay.view(n) for n in lay.forward_arrays()]
     s("_forward(" + ", ".join(["X", "G"] + lay.fparams + ["theta", "LT"] + fwd_arrays + ["ab"])
       + ")")
-    _logits(s, "Abuf_", "Dbuf_")
+    _logits(s)
     s(_cited("loss, _ = _output(ZL, Y, DL, P, True)", *_output_keys(lay)))
     deltas = [lay.view(name) for name in lay.delta_arrays()]
     s("_backward(" + ", ".join(["X", "G"] + lay.fparams + ["theta", "LT"] + fwd_arrays + deltas
