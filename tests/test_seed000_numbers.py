@@ -4,6 +4,7 @@ import math
 import shutil
 
 import pytest
+from seed_graphs import leaf, neuron
 
 import symgrad as sg
 from symgrad.render.slope import slope_report
@@ -102,13 +103,8 @@ def test_bad_slope_options():
 
 
 def _neuron_loss():
-    x1, x2 = sg.Value(2.0, label="x1"), sg.Value(0.0, label="x2")
-    w1, w2 = sg.Value(-3.0, label="w1"), sg.Value(1.0, label="w2")
-    b = sg.Value(6.8813735870195432, label="b")
-    n = x1 * w1 + x2 * w2 + b
-    n.label = "n"
-    o = n.tanh()
-    o.label = "o"
+    o = neuron()
+    x1, x2, w1, w2, b = (leaf(o, name) for name in ("x1", "x2", "w1", "w2", "b"))
     loss = (o - 1.0) ** 2
     loss.label = "L"
     return loss, o, (x1, x2), (w1, w2, b)
