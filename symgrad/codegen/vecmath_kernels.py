@@ -1013,14 +1013,6 @@ def _vm_split_f32(a):
 
 
 @_vm_njit(**_VM_JIT)
-def _vm_two_sum_f32(a, b):
-    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth; no branch)."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-@_vm_njit(**_VM_JIT)
 def _vm_two_prod_f32(a, b):
     """(p, e) with p = fl(a*b) and p + e = a*b exactly (Dekker, as `_vm_two_prod`)."""
     p = a * b
@@ -1097,7 +1089,7 @@ def _vm_erfc_tail_f32(h, l, m, m_lo, corr):
     kf = s - _VM_F_SHIFTER
     k = _f2i32(s) - _VM_F_SHIFTER_BITS
     r_hi = -hh - kf * _VM_F_LN2_HI15                       # exact
-    r, c = _vm_two_sum_f32(r_hi, -(two_hl + kf * _VM_F_LN2_LO15))
+    r, c = _vm_two_sum(r_hi, -(two_hl + kf * _VM_F_LN2_LO15))   # float32 in, float32 out
     c = (c - l * l) - corr
     # e^r - 1 - r: Taylor to r^8 (|r| <= ln2/2: truncation < 2^-30)
     p = _VM_F(1.0 / 40320.0)
