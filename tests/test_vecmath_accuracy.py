@@ -91,7 +91,10 @@ NUMPY = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "ta
 EXTENDED = np.finfo(np.longdouble).nmant >= 63   # x87 80-bit long double
 
 
-@njit(cache=True, error_model="numpy")
+# The loops below are not cached on disk: Numba's cache keys a function by its own file,
+# so after a change to vecmath_kernels.py a cached loop would still run the old inlined
+# function (or fail to load its index, which pickles the function arguments).
+@njit(error_model="numpy")
 def _apply(f, x, out):
     for i in range(x.size):
         out[i] = f(x[i])
@@ -276,7 +279,7 @@ def test_special_values_like_libm() -> None:
 
 
 # ---- pow: two arguments ------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")   # not cached: see _apply
 def _apply2(f, x, y, out):
     for i in range(x.size):
         out[i] = f(x[i], y[i])
@@ -404,7 +407,7 @@ def test_erfc_scaled_carries_the_rounding_of_c_times_u(c) -> None:
     assert float(_ulps(naive[normal], ref[normal], np.float64).max()) > 100
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")   # not cached: see _apply
 def _apply_scaled(x, hi, lo, out):
     for i in range(x.size):
         out[i] = vecmath_kernels.vm_erfc_scaled_f64(x[i], hi, lo)
