@@ -112,10 +112,15 @@ def flat_params(params):
     return out
 
 
+def _flat_buffer(params):
+    """The flat Dense buffer the parameters are views of, or None (they need packing)."""
+    return _owner([params[name] for name, _, _ in DENSE_SLOTS], (DENSE_SIZE,), lambda i: 0)
+
+
 def _theta(params):
     """(theta, packed): the flat Dense buffer, and whether it is a packed copy."""
     arrays = [params[name] for name, _, _ in DENSE_SLOTS]
-    theta = _owner(arrays, (DENSE_SIZE,), lambda i: 0)
+    theta = _flat_buffer(params)
     if theta is not None:
         return theta, False
     theta = np.empty(DENSE_SIZE, dtype=DTYPE)

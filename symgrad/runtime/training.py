@@ -89,7 +89,7 @@ class Trainer:
         for name, arr in check_params(params, names, shapes, self.dtype).items():
             if arr is not params[name] or not arr.flags.writeable:
                 params[name] = arr.copy()   # a converted (or read-only) array: own a copy
-        if self.module._theta(params)[1]:
+        if self.module._flat_buffer(params) is None:
             # The kernels take the Dense parameters as one flat buffer: hold them as views
             # of one (once), so that no training call has to pack and unpack them.
             for name, arr in self.module.flat_params(params).items():
