@@ -159,6 +159,10 @@ def test_gelu_float32_kernels_stay_float32() -> None:
     assert len(kernels) == 2
     for fn in kernels:
         for sig in fn.signatures:
-            ir = fn.inspect_llvm(sig)
+            # Compiled afresh from the same source: a kernel Numba loaded from its disk
+            # cache (another process may have compiled it first) has no IR to inspect.
+            fresh = njit(error_model="numpy")(fn.py_func)
+            fresh.compile(sig)
+            ir = fresh.inspect_llvm(sig)
             assert re.search(r"<(?:4|8|16) x float>", ir), fn.__name__
             assert "fpext" not in ir and not re.search(r"<\d+ x double>", ir), fn.__name__
