@@ -43,6 +43,7 @@ from sympy.core.relational import Relational
 
 from symgrad.definition.exact import MAX_BITS, converged, mp_function
 from symgrad.definition.formulas import Z
+from symgrad.simplify.op_count import evaluation_cost
 
 DTYPES = ("float32", "float64")
 
@@ -405,28 +406,38 @@ def choose(candidates: Sequence[tuple[str, sp.Expr]], exact: sp.Expr, bound: flo
            floor: float = 0.0, saved: Mapping[sp.Symbol, sp.Expr] | None = None,
            targets: Mapping[sp.Symbol, Sequence[float]] | None = None,
            var: sp.Symbol = Z) -> Choice:
-    """The first candidate within ``bound`` ulps in both dtypes, else the most accurate.
+    """The cheapest candidate within ``bound`` ulps in both dtypes, else the most accurate.
 
     Candidates come in order of preference (shortest, most readable first); duplicates
-    are measured once. "Most accurate" counts the points past the bound first (a form
-    that fails only where z**3 itself overflows beats one that fails from z = 20 on),
-    then the worst error.
+    are measured once. "Cheapest" is `evaluation_cost` (the special functions a kernel
+    evaluates): a later candidate replaces an accurate earlier one only when it costs
+    fewer of them (Swish's slope through one exponential instead of a cosh and an exp),
+    and is then measured like the others. "Most accurate" counts the points past the
+    bound first (a form that fails only where z**3 itself overflows beats one that
+    fails from z = 20 on), then the worst error.
     """
     probes = [make_probe(exact, dt, floor, saved, targets, var) for dt in DTYPES]
     seen: set[sp.Expr] = set()
     best: tuple[tuple[int, float], Choice] | None = None
+    accepted: tuple[int, Choice] | None = None
     for label, cand in candidates:
         if cand in seen:
             continue
         seen.add(cand)
+        cost = evaluation_cost(cand)
+        if accepted is not None and cost >= accepted[0]:
+            continue
         errs = [p.errors(cand) for p in probes]
         choice = Choice(cand, label, tuple(p.measure(cand, e) for p, e in zip(probes, errs,
                                                                               strict=True)))
         if choice.ulps <= bound:
-            return choice
+            accepted = (cost, choice)
+            continue
         rank = (sum(int(np.count_nonzero(e > bound)) for e in errs), choice.ulps)
-        if best is None or rank < best[0]:
+        if accepted is None and (best is None or rank < best[0]):
             best = (rank, choice)
+    if accepted is not None:
+        return accepted[1]
     if best is None:
         raise ValueError("choose() needs at least one candidate")
     return best[1]

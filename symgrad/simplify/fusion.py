@@ -48,6 +48,7 @@ from symgrad.simplify.saved_output import (
     choose_forward,
     flip_sign,
     in_saved_output,
+    one_exponential_forms,
     tidy,
 )
 from symgrad.simplify.stable import OVERFLOW_RULES, expand_logs, stabilise
@@ -119,6 +120,7 @@ def choose_delta(step_a: sp.Expr, step_b: sp.Expr, exact: sp.Expr, prediction: s
         stable, used = stabilise(base, distribute=False)
         if used:
             candidates.append((f"{label}, stable rules", stable))
+    candidates += one_exponential_forms(candidates)
     chosen = choose(candidates, exact, DERIVATIVE_ULPS, floor=1.0, saved={P: prediction},
                     targets={Y: _targets(y_dom)})
     return chosen.expr

@@ -87,3 +87,28 @@ def op_counts(expr: sp.Basic) -> OpCount:
         kind = _kind(sym.name)
         by_kind[kind] = by_kind.get(kind, 0) + int(coeff)
     return OpCount(int(sp.count_ops(expr)), by_kind)
+
+
+# What one vectorised evaluation of each function costs in a kernel (`symgrad.codegen.
+# vecmath`), in exponentials: exp, expm1, log, log1p and tanh are one range reduction
+# and one polynomial each; cosh and sinh take two exponentials; erf and erfc an
+# exponential and a long polynomial. Selects (Abs, Max, Min, Heaviside, sign) are free.
+_EVALUATION_COST = {"exp": 1, "expm1": 1, "log": 1, "log1p": 1, "tanh": 1}
+_FREE = {"Abs", "Max", "Min", "Heaviside", "sign", "Piecewise"}
+
+
+def evaluation_cost(expr: sp.Basic) -> int:
+    """The special functions a kernel evaluates for ``expr``, weighted by their cost.
+
+    A function the formula repeats with the same argument counts once: the kernels'
+    compiler computes it once (common subexpressions of inlined code).
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> evaluation_cost(z / (4 * sp.cosh(z / 2)**2) + 1 / (1 + sp.exp(-z)))
+    3
+    >>> evaluation_cost(sp.exp(-sp.Abs(z)) / (1 + sp.exp(-sp.Abs(z)))**2)
+    1
+    """
+    funcs = {f for f in sp.sympify(expr).atoms(sp.Function)
+             if type(f).__name__ not in _FREE}
+    return sum(_EVALUATION_COST.get(type(f).__name__, 2) for f in funcs)

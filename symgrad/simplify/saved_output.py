@@ -49,6 +49,7 @@ from symgrad.definition.supported import LAMBDIFY_MODULES, unsupported_nodes
 from symgrad.derive.elementwise import RawActivation
 from symgrad.derive.plan import ActivationPlan, Identity
 from symgrad.simplify.accuracy import Choice, choose
+from symgrad.simplify.one_exponential import through_one_exponential
 from symgrad.simplify.stable import stabilise
 from symgrad.simplify.zero import bounded_step, breakpoints, zero_method
 
@@ -172,15 +173,27 @@ def _verified(candidate: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Sy
     return zero_method(candidate.subs(a, f) - d) is not None
 
 
-def in_z_forms(d: sp.Expr) -> list[tuple[str, sp.Expr]]:
-    """f'(z) as derived, then the stable rules' rewrites of it (as is and term by term)."""
+def in_z_forms(d: sp.Expr, z: sp.Symbol = Z) -> list[tuple[str, sp.Expr]]:
+    """f'(z) as derived, then the stable rules' rewrites of it (as is and term by term),
+    then each of these through one exponential (`through_one_exponential`)."""
     forms = [("as derived", d)]
     for label, base in (("", d), (" term by term", sp.expand(d, power_exp=False))):
         stable, used = stabilise(base, distribute=False)
         if used:
             names = ", ".join(rule.name for rule in used)
             forms.append((f"stable rules{label}: {names}", stable))
-    return forms
+    return forms + one_exponential_forms(forms, z)
+
+
+def one_exponential_forms(forms: list[tuple[str, sp.Expr]], z: sp.Symbol = Z
+                          ) -> list[tuple[str, sp.Expr]]:
+    """Each form rewritten through t = e^(-|z|) where it can be (labels say so)."""
+    out = []
+    for label, form in forms:
+        rewritten = through_one_exponential(form, z)
+        if rewritten is not None:
+            out.append((f"{label}, through one exponential", rewritten))
+    return out
 
 
 def _branches(d: sp.Expr) -> list[tuple[sp.Expr, sp.Basic]] | None:
@@ -281,7 +294,7 @@ def in_saved_output(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol,
     # "simplified" forms of such derivatives (e.g. cosh(z/2)**-2) are no shorter and
     # overflow sooner. A form in a comes first when it is accurate enough.
     kept = "no form in the output found; kept in z" if not in_a else "kept in z"
-    in_z = [(kept + ("" if m == "as derived" else f" ({m})"), c) for m, c in in_z_forms(d)]
+    in_z = [(kept + ("" if m == "as derived" else f" ({m})"), c) for m, c in in_z_forms(d, z)]
     chosen = choose(in_a + in_z, d, DERIVATIVE_ULPS, floor=1.0, saved={a: forward}, var=z)
     uses = tuple(s.name for s in (z, a) if chosen.expr.has(s))
     return Rewrite(chosen.expr, uses, chosen.label)
@@ -298,6 +311,7 @@ def choose_forward(f: sp.Expr, given: sp.Expr | None, z: sp.Symbol = Z) -> Choic
         stable, used = stabilise(base, distribute=False)
         if used:
             candidates.append((label + "; " + " ".join(rule.note for rule in used), stable))
+    candidates += one_exponential_forms(candidates, z)
     return choose(candidates, f, FORWARD_ULPS, floor=0.0, var=z)
 
 
