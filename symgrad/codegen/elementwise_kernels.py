@@ -22,6 +22,8 @@ An exported trainer carries the same bodies inline, with a prefix per activation
 
 from __future__ import annotations
 
+import sympy as sp
+
 from symgrad.codegen import vecmath
 from symgrad.codegen.printer import print_expr
 from symgrad.codegen.source_text import JIT, Src
@@ -91,9 +93,18 @@ def output_body(out: OutputPlan, dtype: str, classify: bool) -> str:
     # Softmax rows are evaluated from zmax and acc = sum exp(z - zmax), not through lse:
     # zmax + log(acc) rounds log(acc) away once the logits are large.
     symbols = {Z: "z", Y: "y", P: "p", LSE: "lse", ZMAX: "zmax", SUMEXP: "acc"}
-    pred = print_expr(out.evaluated_prediction, symbols, dtype)
-    loss = print_expr(out.evaluated_loss, symbols, dtype)
-    delta = print_expr(out.delta, symbols, dtype)
+    computed: dict[sp.Expr, str] = {}
+    if out.kind == "softmax":
+        # Values the row pass has computed already are read, not evaluated again: the
+        # shifted exponential of each logit (stored in D) and the log of the row's sum
+        # (once per row). One vectorised exp and a log per element fewer, and one
+        # inlined copy less of each for Numba to type and LLVM to optimise.
+        computed = {sp.exp(Z - ZMAX): "e", sp.log(SUMEXP): "log_acc"}
+    pred = print_expr(out.evaluated_prediction, symbols, dtype, computed)
+    loss = print_expr(out.evaluated_loss, symbols, dtype, computed)
+    delta = print_expr(out.delta, symbols, dtype)   # its pass reads p; D holds losses then
+    uses = {key for key in computed if out.evaluated_prediction.has(key)
+            or out.evaluated_loss.has(key)}
     per = "rows" if out.reduction == "rows" else "elements"
     s = Src()
     s(f"@njit({JIT})", "def _output(ZL, Yb, D, P, want_delta):")
@@ -113,8 +124,12 @@ def output_body(out: OutputPlan, dtype: str, classify: bool) -> str:
           f"acc = {cast}(0.0)", "for j in range(k):", "    acc += D[i, j]")
         if any(e.has(LSE) for e in (out.evaluated_prediction, out.evaluated_loss, out.delta)):
             s(f"lse = zmax + {log}(acc)")   # only plans still written through lse
+        if sp.log(SUMEXP) in uses:
+            s(f"log_acc = {log}(acc)")
         s("for j in range(k):",
-          "    z = ZL[i, j]", "    y = Yb[i, j]", f"    p = {pred}", "    P[i, j] = p",
+          "    z = ZL[i, j]", "    y = Yb[i, j]",
+          *(["    e = D[i, j]"] if sp.exp(Z - ZMAX) in uses else []),
+          f"    p = {pred}", "    P[i, j] = p",
           f"    D[i, j] = {loss}",
           "for j in range(k):", "    loss += D[i, j]",
           "if want_delta:", "    for j in range(k):",

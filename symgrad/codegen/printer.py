@@ -133,17 +133,26 @@ class NumbaScalarPrinter(PythonCodePrinter):
     ``symbols`` maps each SymPy symbol to the local variable name used in the
     loop. ``dtype`` is "float64" or "float32"; in float32 every literal is
     emitted as ``f32(<value>)`` (the kernel module binds ``f32 = np.float32``).
+    ``computed`` maps subexpressions the loop holds already (e.g. a row's
+    ``log(acc)``) to the local that holds them: printed as that name, the formula's
+    structure (and so the order its terms are rounded in) unchanged.
     """
 
     printmethod = "_numbacode"
 
-    def __init__(self, symbols: dict[sp.Symbol, str], dtype: str = "float64") -> None:
+    def __init__(self, symbols: dict[sp.Symbol, str], dtype: str = "float64",
+                 computed: dict[sp.Expr, str] | None = None) -> None:
         if dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
         super().__init__({"fully_qualified_modules": True, "strict": True})
         self._symbols = dict(symbols)
+        self._computed = dict(computed or {})
         self._f32 = dtype == "float32"
         self._dtype = dtype
+
+    def _print(self, expr, **kwargs) -> str:
+        name = self._computed.get(expr) if self._computed else None
+        return name if name is not None else super()._print(expr, **kwargs)
 
     # -- literals -------------------------------------------------------
     def _lit(self, value: float) -> str:
@@ -302,12 +311,15 @@ class NumbaScalarPrinter(PythonCodePrinter):
     emptyPrinter = _print_not_supported
 
 
-def print_expr(expr: sp.Basic, symbols: dict[sp.Symbol, str], dtype: str = "float64") -> str:
-    """Print one scalar expression for a Numba loop body.
+def print_expr(expr: sp.Basic, symbols: dict[sp.Symbol, str], dtype: str = "float64",
+               computed: dict[sp.Expr, str] | None = None) -> str:
+    """Print one scalar expression for a Numba loop body (``computed``: see the printer).
 
     >>> from symgrad.definition.formulas import Z
     >>> print_expr(sp.exp(-Z) / 2, {Z: "z"}, "float32")
     'f32(0.5)*vm_exp_f32(-z)'
+    >>> print_expr(Z - sp.log(2 + Z), {Z: "z"}, computed={sp.log(2 + Z): "log_z2"})
+    'z - log_z2'
     """
     check_printable(expr)
-    return NumbaScalarPrinter(symbols, dtype).doprint(sp.sympify(expr))
+    return NumbaScalarPrinter(symbols, dtype, computed).doprint(sp.sympify(expr))
