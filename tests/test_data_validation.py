@@ -118,3 +118,30 @@ def test_fit_order_names_the_bad_index(classifier) -> None:
         model.fit(X, y, epochs=2, order=per_epoch)
     with pytest.raises(ValueError, match=r"order\[1\] is not a permutation.*row 0 appears 2"):
         model.fit(X, y, epochs=2, order=np.stack([np.arange(40), np.r_[0, 0, 2:40]]))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_row_with_a_zero_stride_is_read_like_its_copy(dtype) -> None:
+    """x[None, :] (the usual way to predict one sample) has stride 0 on its length-1 axis
+    and NumPy still calls it C-contiguous: the kernels once handed BLAS that 0 as the
+    leading dimension and returned garbage. Targets and parameters likewise."""
+    model = sg.compile(sg.Sequential(sg.Dense(16, 16), sg.Tanh(), sg.Dense(16, 3),
+                                     sg.Softmax()), loss="cross_entropy", dtype=dtype, seed=2)
+    x = np.linspace(-2, 2, 16)
+    view, copy = x[None, :], x.reshape(1, -1).copy()
+    assert view.strides[0] == 0 and view.flags.c_contiguous
+    assert check_inputs(view, 16, dtype).strides == copy.astype(dtype).strides
+    np.testing.assert_array_equal(model.predict_proba(view), model.predict_proba(copy))
+    target = np.array([0.0, 1.0, 0.0])
+    loss_view, grads_view = model.compiled_backward(view, target[None, :])
+    loss_copy, grads_copy = model.compiled_backward(copy, target.reshape(1, -1).copy())
+    assert loss_view == loss_copy
+    for name in grads_copy:
+        np.testing.assert_array_equal(grads_view[name], grads_copy[name])
+    start = {k: v.copy() for k, v in model.params.items()}
+    model.fit(view, np.array([1]), epochs=2, batch_size=1)
+    after_view = {k: v.copy() for k, v in model.params.items()}
+    model.set_params(start)
+    model.fit(copy, np.array([1]), epochs=2, batch_size=1)
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(after_view[name], value)

@@ -150,6 +150,12 @@ CASES = [
      r"dense1\.W has shape \(2, 4\), expected \(4, 2\)"),
     ("T.load_weights(W(**{'dense1.W': np.full((4, 2), np.nan)}))", "ValueError",
      r"dense1\.W has a non-finite value nan"),
+    # weights files: as Model.load, an extra array is refused, and so is what is no archive
+    ("T.load_weights('extra.npz')", "WeightsFileError",
+     r"extra\.npz: parameter names do not match .*unexpected \['dense9\.W'\]"),
+    ("T.load_weights('X.npy')", "WeightsFileError", r"X\.npy: not a weights archive"),
+    ("T.load_weights('object.npz')", "WeightsFileError",
+     r"object\.npz: not a weights archive .*pickle"),
 ]
 
 
@@ -178,6 +184,8 @@ def exported(tmp_path_factory):
     np.save(folder / "Y.npy", Y)
     model.export(str(folder / "trainer.py"))
     model.save(str(folder / "weights.npz"))
+    np.savez(folder / "extra.npz", **model.params, **{"dense9.W": np.zeros((2, 2))})
+    np.savez(folder / "object.npz", **{**model.params, "dense0.b": np.array([{}], object)})
     return model, folder, X, Y
 
 
@@ -212,7 +220,8 @@ def test_messages_are_those_of_model_fit(exported) -> None:
     model, folder, X, Y = exported
     # The exported module carries the very functions fit uses, not a copy kept by hand.
     source = (folder / "trainer.py").read_text()
-    for fn in (checks.check_order, checks.check_params, checks.check_xy, checks.first_nonfinite):
+    for fn in (checks.check_order, checks.check_params, checks.check_xy, checks.first_nonfinite,
+               checks.c_array):
         assert inspect.getsource(fn) in source
     calls = {   # the same bad input through fit and through the exported trainer
         "batch": ("dict(batch_size=0)", None),
@@ -245,7 +254,8 @@ def test_valid_arguments_train_exactly_like_fit(exported) -> None:
         for _ in range(2):
             T.train_epoch(X, Y, batch_size=8, order=np.array({perm.tolist()}), params=params,
                           state=state)
-        T.train_epoch(X, Y, batch_size=8, order={subset.tolist()})   # WEIGHTS, STATE
+        # WEIGHTS, STATE; the seed must not reshuffle the order given
+        T.train_epoch(X, Y, batch_size=8, order={subset.tolist()}, seed=11)
         print(json.dumps({{"full": {{k: v.tolist() for k, v in params.items()}},
                           "subset": {{k: v.tolist() for k, v in T.WEIGHTS.items()}},
                           "t": int(state["t"][0])}}))

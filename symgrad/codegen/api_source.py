@@ -25,6 +25,10 @@ class InputShapeError(ValueError):
     """Data (X or targets) whose shape or values do not fit the network."""
 
 
+class WeightsFileError(ValueError):
+    """A weights file that cannot be read, or whose arrays do not fit the network."""
+
+
 '''
 
 API = _API_HEAD + checks_source() + '''
@@ -169,8 +173,17 @@ def load_weights(path_or_dict):
     """Load weights (an .npz path or a dict) into this module's WEIGHTS; resets STATE."""
     src = path_or_dict
     if isinstance(src, str) or hasattr(src, "__fspath__"):
-        with np.load(src, allow_pickle=False) as archive:
-            src = {name: archive[name] for name in archive.files}
+        path = src
+        try:   # no pickles: an object array is refused, nothing in the file can run
+            with np.load(path, allow_pickle=False) as archive:
+                src = {name: archive[name] for name in archive.files}
+        except Exception as err:   # a .npy (no archive), a damaged zip, object arrays...
+            raise WeightsFileError(f"{path}: not a weights archive this trainer can read "
+                                   f"({type(err).__name__}: {err})") from None
+        extra = sorted(set(src) - set(PARAM_NAMES))
+        if extra:
+            raise WeightsFileError(f"{path}: parameter names do not match the model: "
+                                   f"unexpected {extra} (model has {list(PARAM_NAMES)})")
     checked = check_params(src, PARAM_NAMES, PARAM_SHAPES, DTYPE)
     WEIGHTS.clear()
     WEIGHTS.update(flat_params(checked))
@@ -201,8 +214,9 @@ def train_epoch(X, Y, batch_size=32, hyper=None, order=None, seed=-1,
         state.update(init_state(params))
     check_state(state, params, PARAM_NAMES, STATE_NAMES)
     if order is not None and order.size < n:
-        # A subset: its rows, gathered once, train in the given order.
-        X, Y, order = X[order], Y[order], None
+        # A subset: its rows, gathered once, train in the given order (no seed: a
+        # shuffle now would lose that order).
+        X, Y, order, seed = X[order], Y[order], None, -1
         batch_size = min(batch_size, X.shape[0])
     return _train_epoch(X, Y, batch_size, hyper, order, seed, params, state)
 

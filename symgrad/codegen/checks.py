@@ -82,6 +82,27 @@ def check_finite(arr: np.ndarray, what: str, error: type = InputShapeError) -> N
     raise error(f"{what} has a non-finite value {arr[bad]} at {where}")
 
 
+def c_array(arr: np.ndarray, dtype: object) -> np.ndarray:
+    """``arr`` as a C-ordered array with the canonical strides (a copy only if needed).
+
+    `np.ascontiguousarray` is not enough: NumPy calls ``x[None, :]`` C-contiguous although
+    its length-1 axis has stride 0, and the kernels hand BLAS the row stride as the
+    leading dimension (0: "DGEMM parameter number 10 had an illegal value", then garbage).
+
+    >>> x = np.arange(3.0)[None, :]
+    >>> x.strides, c_array(x, "float64").strides
+    ((0, 8), (24, 8))
+    """
+    out = np.ascontiguousarray(arr, dtype=as_dtype(dtype))
+    step, canonical = out.itemsize, []
+    for size in reversed(out.shape):
+        canonical.append(step)
+        step *= size
+    if out.strides != tuple(reversed(canonical)):
+        out = out.copy(order="C")
+    return out
+
+
 def check_inputs(X: object, input_dim: int | tuple[int, ...], dtype: object = "float64",
                  first_layer: str = "dense0") -> np.ndarray:
     """X as a C-contiguous (n, input_dim) float array; (n,) allowed when input_dim == 1.
@@ -107,7 +128,7 @@ def check_inputs(X: object, input_dim: int | tuple[int, ...], dtype: object = "f
                                   f"layer (dense0: in_dim={input_dim}), got {arr.shape}")
     if arr.shape[0] == 0:
         raise InputShapeError("X has no rows")
-    arr = np.ascontiguousarray(arr, dtype=as_dtype(dtype))
+    arr = c_array(arr, dtype)
     # Images are checked before flattening, so a NaN is located as (image, c, h, w).
     check_finite(arr, "X")
     return arr.reshape(arr.shape[0], -1) if images else arr
@@ -151,7 +172,7 @@ def check_targets(y: object, output_dim: int, reduction: str, n: int | None = No
                               f"Dense layer's out_dim={output_dim}, got {arr.shape}")
     if n is not None and arr.shape[0] != n:
         raise InputShapeError(f"X has {n} rows but the targets have {arr.shape[0]}")
-    arr = np.ascontiguousarray(arr, dtype=as_dtype(dtype))
+    arr = c_array(arr, dtype)
     check_finite(arr, "targets")
     if reduction == "rows" and arr.size:
         sums = arr.sum(axis=1)
@@ -317,7 +338,7 @@ def check_params(params: object, names: tuple[str, ...], shapes: tuple[tuple[int
                                  f"array (training updates it in place); it is "
                                  f"{', '.join(p for p in problems if p)}")
         if not in_place:
-            arr = np.ascontiguousarray(arr, dtype=dt)
+            arr = c_array(arr, dt)
         check_finite(arr, f"parameter {name}", ValueError)
         out[name] = arr
     return out
@@ -353,7 +374,7 @@ def check_state(state: object, params: dict[str, np.ndarray], names: tuple[str, 
 
 # What a generated module carries, in dependency order (each uses only np,
 # InputShapeError and the functions above it).
-_EMITTED = (as_dtype, first_nonfinite, check_finite, check_inputs, one_hot, check_targets,
+_EMITTED = (as_dtype, c_array, first_nonfinite, check_finite, check_inputs, one_hot, check_targets,
             check_xy, check_batch_size, check_order, check_seed, check_hyper, check_params,
             check_state)
 
