@@ -197,6 +197,9 @@ CUSTOM = {
     "elu_like": sg.Piecewise((_x, _x > 0), (sg.exp(_x) - 1, True)),  # cancels near 0-
     "half_tanh_logistic": (1 + sg.tanh(_x / 2)) / 2,          # 0 at x = -20 in float32
     "scaled_expm1": 3 * sg.exp(_x) - 3,                       # c*exp - c: cancels near 0
+    # log-expanded first, log(1 + e^-x) became x - max(x, 0) - log1p(e^-|x|): 0 for x > 0
+    "log_sigmoid": -sg.log(1 + sg.exp(-_x)),
+    "swish_by_hand": _x * sg.exp(_x) / (1 + sg.exp(_x)),      # slope: one exponential
 }
 
 

@@ -178,10 +178,12 @@ def in_z_forms(d: sp.Expr, z: sp.Symbol = Z) -> list[tuple[str, sp.Expr]]:
     then each of these through one exponential (`through_one_exponential`)."""
     forms = [("as derived", d)]
     for label, base in (("", d), (" term by term", sp.expand(d, power_exp=False))):
-        stable, used = stabilise(base, distribute=False)
-        if used:
-            names = ", ".join(rule.name for rule in used)
-            forms.append((f"stable rules{label}: {names}", stable))
+        for expand in (True, False):
+            stable, used = stabilise(base, distribute=False, expand=expand)
+            if used:
+                names = ", ".join(rule.name for rule in used)
+                logs = "" if expand else " (logs as written)"
+                forms.append((f"stable rules{label}{logs}: {names}", stable))
     return forms + one_exponential_forms(forms, z)
 
 
@@ -308,9 +310,12 @@ def choose_forward(f: sp.Expr, given: sp.Expr | None, z: sp.Symbol = Z) -> Choic
         if base is None:
             continue
         candidates.append((label, base))
-        stable, used = stabilise(base, distribute=False)
-        if used:
-            candidates.append((label + "; " + " ".join(rule.note for rule in used), stable))
+        for expand in (True, False):
+            stable, used = stabilise(base, distribute=False, expand=expand)
+            if used:
+                note = " ".join(rule.note for rule in used)
+                candidates.append((label + "; " + note + ("" if expand else " (logs as written)"),
+                                   stable))
     candidates += one_exponential_forms(candidates, z)
     return choose(candidates, f, FORWARD_ULPS, floor=0.0, var=z)
 

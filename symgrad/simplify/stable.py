@@ -240,14 +240,17 @@ def expand_logs(expr: sp.Expr, distribute: bool = True) -> sp.Expr:
     return sp.expand(expr, power_exp=False) if distribute else expr
 
 
-def stabilise(expr: sp.Expr, rules: tuple[StableRule, ...] = RULES, distribute: bool = True
-              ) -> tuple[sp.Expr, tuple[StableRule, ...]]:
+def stabilise(expr: sp.Expr, rules: tuple[StableRule, ...] = RULES, distribute: bool = True,
+              expand: bool = True) -> tuple[sp.Expr, tuple[StableRule, ...]]:
     """``expr`` with log expansion and every applicable rule; returns (stable, rules used).
 
     Use ``distribute=False`` for derivatives and activations: multiplying out a
     denominator (1 + e^u)(1 + e^v) would re-create the e^u e^v the rules removed.
+    ``expand=False`` applies the rules to the logs as written: expanding first can
+    cancel (log(1 + e^-z) becomes log(e^z + 1) - z, then z - max(z, 0) - log1p(e^-|z|),
+    which is 0 for every z > 0 where the exact log-sigmoid is -e^-z).
     """
-    out = expand_logs(expr, distribute) if expr.has(sp.log) else expr
+    out = expand_logs(expr, distribute) if expand and expr.has(sp.log) else expr
     used = []
     for rule in rules:
         if rule.pattern is None:
