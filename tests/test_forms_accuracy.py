@@ -241,3 +241,15 @@ def test_the_measure_sees_the_old_forms_fail():
         for dtype in DTYPES:
             z, err = forward_errors(plan, dtype)
             assert err.max() > 1000, (name, dtype, _worst(z, err))
+
+
+def test_a_form_past_the_bound_is_said_in_the_plan_notes(scratch_registries):
+    """x*tanh(e^x): its slope x(1 - tanh^2(e^x))e^x + tanh(e^x) is inf*0 = NaN once e^x
+    overflows, in every form the rules propose; the most accurate is used and the plan
+    (and so the printout) says where it fails, instead of a silent NaN gradient."""
+    act = sg.activation("acc_tanhexp", _x * sg.tanh(sg.exp(_x)), replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), act(), sg.Dense(3, 1)), loss="mse")
+    (note,) = [n for n in model.plan.notes if "acc_tanhexp" in n]
+    assert "derivative" in note and "inf ulp (float32" in note and "float64" in note
+    plain = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.Swish(), sg.Dense(3, 1)), loss="mse")
+    assert not [n for n in plain.plan.notes if "accuracy bound" in n]

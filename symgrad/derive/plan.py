@@ -64,6 +64,7 @@ class ActivationPlan:
     derivative: sp.Expr       # simplified; in a where the engine found a form, else in z
     saved: tuple[str, ...]    # forward values the derivative reads: subset of ("z", "a")
     identity: Identity        # derivative_raw == derivative (with a -> f(z))
+    accuracy_note: str = ""   # set where no evaluation form met the accuracy bound
 
 
 @dataclass(frozen=True)

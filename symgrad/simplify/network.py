@@ -193,6 +193,8 @@ def derive_network(net: Sequential, loss: str | LossEntry,
                 identities.setdefault(ident.name, ident)
             if note:
                 notes[note] = None
+            if plan.accuracy_note:
+                notes[plan.accuracy_note] = None
         features.append(FeaturePlan(i, names[i], layer.kind, layer, in_shape, out_shape,
                                     tuple(layer.param_shapes(in_shape).items()), plan))
     for i, (dense, act) in enumerate(blocks):
@@ -203,6 +205,8 @@ def derive_network(net: Sequential, loss: str | LossEntry,
                 identities.setdefault(ident.name, ident)
             if note:
                 notes[note] = None
+            if plan.accuracy_note:
+                notes[plan.accuracy_note] = None
         layers.append(DensePlan(i, f"dense{i}", dense.in_dim, dense.out_dim, dense.bias, plan))
     output, note = _output(out_act, entry, seconds)
     if note:

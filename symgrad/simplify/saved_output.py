@@ -65,6 +65,7 @@ class Rewrite:
     expr: sp.Expr
     uses: tuple[str, ...]   # subset of ("z", "a"), by the names of the given symbols
     method: str
+    shortfall: str = ""     # where no form met the bound: the chosen one's worst error
 
 
 @bounded_step(lambda expr, *args, **kwargs: expr)   # out of time: keep the form as it is
@@ -299,7 +300,14 @@ def in_saved_output(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol,
     in_z = [(kept + ("" if m == "as derived" else f" ({m})"), c) for m, c in in_z_forms(d, z)]
     chosen = choose(in_a + in_z, d, DERIVATIVE_ULPS, floor=1.0, saved={a: forward}, var=z)
     uses = tuple(s.name for s in (z, a) if chosen.expr.has(s))
-    return Rewrite(chosen.expr, uses, chosen.label)
+    return Rewrite(chosen.expr, uses, chosen.label, shortfall(chosen, DERIVATIVE_ULPS))
+
+
+def shortfall(chosen: Choice, bound: float) -> str:
+    """"" if ``chosen`` is within ``bound`` ulps in both dtypes, else its worst errors."""
+    if chosen.ulps <= bound:
+        return ""
+    return "; ".join(str(a) for a in chosen.accuracy if a.ulps > bound)
 
 
 def choose_forward(f: sp.Expr, given: sp.Expr | None, z: sp.Symbol = Z) -> Choice:
@@ -326,8 +334,20 @@ def activation_plan(raw: RawActivation, out_symbol: sp.Symbol = A
 
     ``out_symbol`` is the saved output the derivative may read (``a`` hidden, ``p`` output).
     """
-    stable = choose_forward(raw.forward, raw.stable_given).expr
+    forward_choice = choose_forward(raw.forward, raw.stable_given)
+    stable = forward_choice.expr
     found = in_saved_output(raw.forward, raw.derivative_raw, Z, out_symbol, stable)
+    # No candidate form met the bound: the most accurate is used, and the plan says so
+    # (e.g. x*tanh(e^x): its slope is inf*0 = NaN once e^x overflows, in every form).
+    short = [f"its forward value as {stable} is off by {shortfall(forward_choice, FORWARD_ULPS)}"
+             if shortfall(forward_choice, FORWARD_ULPS) else "",
+             f"its derivative as {found.expr} is off by {found.shortfall}"
+             if found.shortfall else ""]
+    accuracy_note = ""
+    if any(short):
+        accuracy_note = (f"activation {raw.name!r}: no evaluation form within the accuracy "
+                         f"bound was found; " + "; ".join(t for t in short if t) + " (inf: "
+                         "not finite where the exact value is)")
     uses = tuple(("a" if s == out_symbol.name else s) for s in found.uses)
     domain = {Z: (-4.0, 4.0)}
     ident = Identity(f"{raw.name}: derivative in saved values ({found.method})",
@@ -337,5 +357,5 @@ def activation_plan(raw: RawActivation, out_symbol: sp.Symbol = A
         extra = (Identity(f"{raw.name}: stable forward form", raw.forward, stable, {},
                           {Z: (-10.0, 10.0)}),)
     plan = ActivationPlan(raw.name, raw.latex, raw.forward, stable, raw.derivative_raw,
-                          found.expr, uses, ident)
+                          found.expr, uses, ident, accuracy_note)
     return plan, extra
