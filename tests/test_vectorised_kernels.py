@@ -8,9 +8,9 @@ and compiled once. In the optimised LLVM IR:
 * every activation's fused loop -- forward (bias + f) and backward (times f') --
   has a vectorised body (a ``vector.body`` block of LLVM's loop vectoriser): each
   kernel is checked, so one loop falling back to scalar code fails;
-* no call to a scalar math routine remains in those kernels or in ``_forward``,
-  ``_backward`` and ``_output`` (``exp``, ``tanh``, ..., ``llvm.exp.*``, or an
-  un-inlined ``vm_*`` function).
+* no call to a scalar math routine remains in those kernels or in ``_loss_and_grads``
+  (the forward and backward passes, inlined) and ``_output`` (``exp``, ``tanh``, ...,
+  ``llvm.exp.*``, or an un-inlined ``vm_*`` function).
 
 ``_output`` must be free of scalar math calls too; that its passes are vectorised
 for every kind of head is checked in ``tests/test_output_vectorised.py``.
@@ -122,7 +122,9 @@ def test_every_fused_loop_is_vectorised(compiled, part: str) -> None:
     assert re.search(r"vm_(tanh|exp|erfc?)_f(32|64)\(", source)
 
 
-@pytest.mark.parametrize("function", ["_forward", "_backward", "_output", "kernels"])
+# The batch passes (_forward, _backward) are inlined into their callers: the exported
+# module's loss_and_grads runs them inside _loss_and_grads.
+@pytest.mark.parametrize("function", ["_loss_and_grads", "_output", "kernels"])
 def test_no_scalar_math_call_remains(compiled, function: str) -> None:
     source, module = compiled
     names = [function] if function != "kernels" else [

@@ -356,7 +356,8 @@ def _activation_section(doc: Derivation, t: LayerTensors, act: ActivationPlan) -
             math=(f"f'(z) = {layer_latex(act.derivative_raw, canon)}, \\qquad "
                   f"f'({t.raw[0]}) = {new_tex}" if not rewritten else
                   f"f'(z) &= {layer_latex(act.derivative_raw, canon)} \\\\ "
-                  f"f'({t.raw[0]}) &= {raw_tex} = {new_tex}"),
+                  # the rewrite on a line of its own: beside the raw form it overflows
+                  f"f'({t.raw[0]}) &= {raw_tex} \\\\ &= {new_tex}"),
             plain=(f"f'(z) = {layer_str(act.derivative_raw, canon)}\n"
                    f"f'({t.raw[1]}) = {raw_txt}" + (f" = {new_txt}" if rewritten else "")))
     free = act.derivative.free_symbols

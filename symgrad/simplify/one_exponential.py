@@ -18,8 +18,8 @@ u = 0, would fail there), and the plan proves the chosen form equal to the deriv
 
 >>> z = sp.Symbol("z", real=True)
 >>> through_one_exponential(z / (4 * sp.cosh(z / 2)**2) + 1 / (1 + sp.exp(-z)), z)
-Piecewise(((z*exp(-Abs(z)) + exp(-Abs(z)) + 1)/(exp(-Abs(z)) + 1)**2, z >= 0), \
-((z + exp(-Abs(z)) + 1)*exp(-Abs(z))/(exp(-Abs(z)) + 1)**2, True))
+Piecewise((((z + 1)*exp(-Abs(z)) + 1)/(1 + exp(-Abs(z)))**2, z >= 0), \
+((z + 1 + exp(-Abs(z)))*exp(-Abs(z))/(1 + exp(-Abs(z)))**2, True))
 >>> through_one_exponential(sp.exp(-z**2), z) is None     # not of multiples of z
 True
 """

@@ -33,7 +33,7 @@ evaluated.
 a*(1 - a)
 >>> r = in_saved_output(z/(1 + sp.exp(-z)), sp.diff(z/(1 + sp.exp(-z)), z), z, a)
 >>> r.uses, r.method
-(('z',), 'no form in the output found; kept in z (stable rules: logistic slope)')
+(('z',), 'no form in the output found; kept in z (as derived, through one exponential)')
 """
 
 from __future__ import annotations
