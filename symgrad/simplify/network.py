@@ -191,10 +191,9 @@ def derive_network(net: Sequential, loss: str | LossEntry,
             (plan, extra), note = _activation(act, seconds)
             for ident in (plan.identity, *extra):
                 identities.setdefault(ident.name, ident)
-            if note:
-                notes[note] = None
-            if plan.accuracy_note:
-                notes[plan.accuracy_note] = None
+            for said in (note, plan.accuracy_note):   # budget, accuracy
+                if said:
+                    notes[said] = None
         features.append(FeaturePlan(i, names[i], layer.kind, layer, in_shape, out_shape,
                                     tuple(layer.param_shapes(in_shape).items()), plan))
     for i, (dense, act) in enumerate(blocks):
@@ -203,10 +202,9 @@ def derive_network(net: Sequential, loss: str | LossEntry,
             (plan, extra), note = _activation(act or IdentityLayer(), seconds)
             for ident in (plan.identity, *extra):
                 identities.setdefault(ident.name, ident)
-            if note:
-                notes[note] = None
-            if plan.accuracy_note:
-                notes[plan.accuracy_note] = None
+            for said in (note, plan.accuracy_note):   # budget, accuracy
+                if said:
+                    notes[said] = None
         layers.append(DensePlan(i, f"dense{i}", dense.in_dim, dense.out_dim, dense.bias, plan))
     output, note = _output(out_act, entry, seconds)
     if note:

@@ -179,13 +179,21 @@ def in_z_forms(d: sp.Expr, z: sp.Symbol = Z) -> list[tuple[str, sp.Expr]]:
     then each of these through one exponential (`through_one_exponential`)."""
     forms = [("as derived", d)]
     for label, base in (("", d), (" term by term", sp.expand(d, power_exp=False))):
-        for expand in (True, False):
-            stable, used = stabilise(base, distribute=False, expand=expand)
-            if used:
-                names = ", ".join(rule.name for rule in used)
-                logs = "" if expand else " (logs as written)"
-                forms.append((f"stable rules{label}{logs}: {names}", stable))
+        for logs, stable, used in _rule_rewrites(base):
+            names = ", ".join(rule.name for rule in used)
+            forms.append((f"stable rules{label}{logs}: {names}", stable))
     return forms + one_exponential_forms(forms, z)
+
+
+def _rule_rewrites(base: sp.Expr) -> list[tuple[str, sp.Expr, tuple]]:
+    """The stable rules' rewrites of ``base``, with its logs expanded first and as written:
+    (label suffix, rewrite, rules used), for each that some rule changed."""
+    out = []
+    for expand in (True, False):
+        stable, used = stabilise(base, distribute=False, expand=expand)
+        if used:
+            out.append(("" if expand else " (logs as written)", stable, used))
+    return out
 
 
 def one_exponential_forms(forms: list[tuple[str, sp.Expr]], z: sp.Symbol = Z
@@ -318,12 +326,9 @@ def choose_forward(f: sp.Expr, given: sp.Expr | None, z: sp.Symbol = Z) -> Choic
         if base is None:
             continue
         candidates.append((label, base))
-        for expand in (True, False):
-            stable, used = stabilise(base, distribute=False, expand=expand)
-            if used:
-                note = " ".join(rule.note for rule in used)
-                candidates.append((label + "; " + note + ("" if expand else " (logs as written)"),
-                                   stable))
+        for logs, stable, used in _rule_rewrites(base):
+            candidates.append((label + "; " + " ".join(rule.note for rule in used) + logs,
+                               stable))
     candidates += one_exponential_forms(candidates, z)
     return choose(candidates, f, FORWARD_ULPS, floor=0.0, var=z)
 
@@ -339,15 +344,16 @@ def activation_plan(raw: RawActivation, out_symbol: sp.Symbol = A
     found = in_saved_output(raw.forward, raw.derivative_raw, Z, out_symbol, stable)
     # No candidate form met the bound: the most accurate is used, and the plan says so
     # (e.g. x*tanh(e^x): its slope is inf*0 = NaN once e^x overflows, in every form).
-    short = [f"its forward value as {stable} is off by {shortfall(forward_choice, FORWARD_ULPS)}"
-             if shortfall(forward_choice, FORWARD_ULPS) else "",
-             f"its derivative as {found.expr} is off by {found.shortfall}"
-             if found.shortfall else ""]
+    misses = [(what, form, off) for what, form, off in (
+        ("forward value", stable, shortfall(forward_choice, FORWARD_ULPS)),
+        ("derivative", found.expr, found.shortfall)) if off]
     accuracy_note = ""
-    if any(short):
+    if misses:
         accuracy_note = (f"activation {raw.name!r}: no evaluation form within the accuracy "
-                         f"bound was found; " + "; ".join(t for t in short if t) + " (inf: "
-                         "not finite where the exact value is)")
+                         "bound was found; "
+                         + "; ".join(f"its {what} as {form} is off by {off}"
+                                     for what, form, off in misses)
+                         + " (inf: not finite where the exact value is)")
     uses = tuple(("a" if s == out_symbol.name else s) for s in found.uses)
     domain = {Z: (-4.0, 4.0)}
     ident = Identity(f"{raw.name}: derivative in saved values ({found.method})",
