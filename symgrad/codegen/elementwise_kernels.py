@@ -32,7 +32,7 @@ from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import LSE, SUMEXP, ZMAX, ActivationPlan, OutputPlan
 
 __all__ = ["activation_body", "output_body", "optimizer_body", "shared_module_source",
-           "ACTIVATION_FUNCTIONS"]
+           "ACTIVATION_FUNCTIONS", "activation_links", "optimizer_links", "OUTPUT_LINKS"]
 
 ACTIVATION_FUNCTIONS = ("fwd_b", "fwd", "bwd")
 
@@ -198,8 +198,29 @@ def optimizer_body(optimizer, dtype: str) -> str:
     return s.text()
 
 
-def shared_module_source(title: str, body: str, dtype: str) -> str:
-    """A shared module: imports, the vectorisable math it may call, typed constants, body."""
+def activation_links(act: ActivationPlan) -> dict[str, str]:
+    """The argument types a driver calls each activation kernel with (its ``LINK``,
+    see `symgrad.codegen.linked_calls`): batch matrices, a bias vector; lower case where
+    the kernel only reads."""
+    zs = " A2" if saves_z(act) else ""
+    return {"fwd_b": "A2 a1" + zs, "fwd": "A2" + zs, "bwd": "A2 a2 a2"}
+
+
+OUTPUT_LINKS = {"_output": "a2 a2 A2 A2 b"}
+
+
+def optimizer_links(optimizer) -> dict[str, str]:
+    """``_prologue(H, t, Hs)`` (float64 hyperparameters, int64 step count) and
+    ``_step`` over flat parameter, gradient and state views."""
+    states = ["A1"] * len(optimizer.state_names)
+    return {"_prologue": "f1 i1 A1", "_step": " ".join(["A1", "a1", *states, "a1"])}
+
+
+def shared_module_source(title: str, body: str, dtype: str,
+                         links: dict[str, str] | None = None) -> str:
+    """A shared module: imports, the vectorisable math it may call, typed constants, body.
+
+    ``links``: the ``LINK`` table (kernel name -> argument types) drivers link by."""
     s = Src()
     s(f'"""symgrad shared kernels: {source_comment_text(title)} ({dtype}).',
       "",
@@ -208,5 +229,6 @@ def shared_module_source(title: str, body: str, dtype: str) -> str:
       "import math  # noqa: F401", "", "import numpy as np", "from numba import njit", "",
       "# ---- vectorisable elementary functions (symgrad's vecmath module) ----",
       vecmath.kernel_source().rstrip("\n"), "# ---- end of vecmath ----", "", "",
-      "f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}", "", "")
+      "f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}",
+      f"LINK = {links or {}!r}  # the argument types drivers call these kernels with", "", "")
     return s.text() + body

@@ -40,6 +40,7 @@ written into the driver.
 from __future__ import annotations
 
 import math
+import re
 
 import sympy as sp
 
@@ -48,6 +49,7 @@ from symgrad.codegen import (
     elementwise_kernels,
     feature_layers,
     layer_kernels,
+    linked_calls,
     vecmath,
 )
 from symgrad.codegen.api_source import API as _API
@@ -93,6 +95,11 @@ def _batch_pass_jit(lay: KernelLayout) -> str:
     drivers with image layers keep them as functions.
     """
     return _JIT if lay.features else _JIT + ', inline="always"'
+
+
+# The GEMM calls and the bias add are a few lines each: Numba inlines them into the
+# caller instead of compiling each as a function of its own (~0.1 s apiece, cold).
+_INLINE_JIT = _JIT + ', inline="always"'
 
 
 def _activation_key(act: ActivationPlan) -> tuple[str, ...]:
@@ -242,6 +249,11 @@ def _dense_view(typingctx, buf, start, rows, cols):
 '''
 
 
+# The shared GEMM-module kernel drivers call by symbol (codegen/linked_calls.py);
+# _mm* and _add_bias are inlined instead.
+_GEMM_LINKS = {"_column_sums": "a2 A1"}
+
+
 def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
     """out = alpha * op(A) @ op(B) + beta * out, three layouts, always through BLAS.
 
@@ -260,22 +272,24 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
              "B.shape[1]"),
             ("_mm_nt", "nt", "out = alpha * A @ B.T + beta * out (A: m x k, B: n x k).",
              "B.shape[0]")):
-        s(f"@njit({_JIT})", f"def {name}(A, B, out, alpha, beta, ab):",
+        s(f"@njit({_INLINE_JIT})", f"def {name}(A, B, out, alpha, beta, ab):",
           f'    """{doc}"""',
           "    m, kk = A.shape",
           f"    n = {n_dim}",
           *_blas_call(layout, cblas),
           "", "")
     s(*_DENSE_VIEW.strip("\n").splitlines(), "", "")
-    s(f"@njit({_JIT})", "def _add_bias(Z, b):", '    """Z += b on every row."""',
+    s(f"@njit({_INLINE_JIT})", "def _add_bias(Z, b):", '    """Z += b on every row."""',
       "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
       "            Z[i, j] += b[j]", "", "",
       f"@njit({_JIT})", "def _column_sums(D, g):", '    """g = sum of the rows of D (db)."""',
       "    # 8 rows per step into an 8 x n accumulator, one flat loop of 8*n values with",
       "    # unsigned offsets: it vectorises even for n = 8 columns, a row loop does not",
       "    # (LeNet conv0's bias gradient, 36864 x 8: 0.14 -> 0.02 ms).",
+      "    # np.empty as the driver calls it (same signature: one implementation to compile).",
       "    rows, n = D.shape", "    flat = D.reshape(-1)",
-      "    acc = np.zeros(8 * n, dtype=D.dtype)", "    full = rows - rows % 8",
+      "    acc = np.empty(8 * n, dtype=DTYPE)", "    for e in range(8 * n):",
+      "        acc[e] = 0.0", "    full = rows - rows % 8",
       "    for r0 in range(0, full, 8):", "        s0 = np.uint64(r0 * n)",
       "        for e in range(8 * n):", "            acc[e] += flat[s0 + np.uint64(e)]",
       "    for j in range(n):", "        total = acc[j]", "        for k in range(1, 8):",
@@ -547,15 +561,20 @@ def gemm_source(dtype: str, cblas: bool | None = None) -> str:
     s(f'"""symgrad GEMM helpers ({dtype}): out = alpha*op(A)@op(B) + beta*out."""', "",
       "import numpy as np", "from numba import njit")
     _gemm_header(s, dtype, cblas)
-    s("f32 = np.float32", "f64 = np.float64", "", "")
+    s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}", "", "")
     _gemm_helpers(s, cblas)
+    s("# ---- calls by symbol (symgrad's codegen/linked_calls.py) ----",
+      linked_calls.kernel_source().rstrip("\n"), "# ---- end of calls by symbol ----", "",
+      f"LINK_DTYPE = types.{dtype}",
+      f"LINK = {_GEMM_LINKS!r}  # the argument types drivers call these kernels with")
     return s.text()
 
 
 def layers_source() -> str:
     """Source of the shared module of image-layer loops (one for every dtype and size)."""
     head = '"""symgrad image-layer loops (shape-generic; see symgrad.codegen.layer_kernels)."""'
-    return head + "\n\n" + layer_kernels.kernel_source()
+    return (head + "\n\n" + layer_kernels.kernel_source()
+            + f"\nLINK = {layer_kernels.LINKS!r}  # the argument types drivers call them with\n")
 
 
 def _fused(plan: NetworkPlan, optimizer, cast: str) -> bool:
@@ -566,21 +585,25 @@ def _fused(plan: NetworkPlan, optimizer, cast: str) -> bool:
 
 
 def _shared_bodies(lay: KernelLayout, dtype: str, optimizer
-                   ) -> list[tuple[str, str, str, str]]:
-    """(stem, title, body, prefix) of every shared piece the driver calls.
+                   ) -> list[tuple[str, str, str, str, dict[str, str]]]:
+    """(stem, title, body, prefix, links) of every shared piece the driver calls.
 
     Bodies are unprefixed; ``prefix`` is the name the driver imports an activation's
-    functions under (``a0_``), empty for the output and optimizer pieces.
+    functions under (``a0_``), empty for the output and optimizer pieces; ``links`` the
+    argument types the driver calls each function with (`linked_calls`).
     """
     plan = lay.plan
     pieces = [("act", f"activation {act.name}", elementwise_kernels.activation_body(act, dtype),
-               prefix) for prefix, act in lay.activations.values()]
+               prefix, elementwise_kernels.activation_links(act))
+              for prefix, act in lay.activations.values()]
     out = plan.output
     pieces.append(("output", f"output {out.activation_name} + loss {out.loss_name}",
-                   elementwise_kernels.output_body(out, dtype, is_classification(plan)), ""))
+                   elementwise_kernels.output_body(out, dtype, is_classification(plan)), "",
+                   elementwise_kernels.OUTPUT_LINKS))
     if not _fused(plan, optimizer, _cast(dtype)):
         pieces.append(("opt", f"optimizer {optimizer.key}",
-                       elementwise_kernels.optimizer_body(optimizer, dtype), ""))
+                       elementwise_kernels.optimizer_body(optimizer, dtype), "",
+                       elementwise_kernels.optimizer_links(optimizer)))
     return pieces
 
 
@@ -647,7 +670,18 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
     return s.text()
 
 
-_DRIVER_NAMES = ("_forward", "_backward", "_output", "_epoch", "_predict", "_loss_and_grads")
+_DRIVER_NAMES = ("_forward", "_backward", "_epoch", "_predict", "_loss_and_grads")
+
+
+def _linked_imports(module: str, alias: str, names: dict[str, str], body: str) -> list[str]:
+    """Lines binding each ``local: kernel`` of ``module`` that the driver ``body`` calls to
+    a call by symbol (`linked_calls`); kernels the body never calls are not compiled."""
+    used = {local: kernel for local, kernel in names.items()
+            if re.search(rf"\b{re.escape(local)}\(", body)}
+    if not used:
+        return []
+    return [f"import {module} as {alias}"] + [
+        f'{local} = linked({alias}, "{kernel}", LINK_DTYPE)' for local, kernel in used.items()]
 
 
 def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
@@ -657,37 +691,45 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
     Shared: the GEMM helpers, the image-layer loops (convolutional plans), one module
     per activation, the output + loss and the optimizer; then the model's driver
     (width-free for Dense layers) and its API module (shapes, checks, entry points).
-    Each source imports the ones before it by their content-hash module names.
+    Each source imports the ones before it by their content-hash module names; the
+    driver calls the activation, output, optimizer and bias-gradient kernels by symbol
+    (`linked_calls`), so its own compile does not optimise their code again.
     """
     from symgrad.codegen.cache import module_name
 
     _check_dtype(dtype)
     lay = KernelLayout(plan)
+    body = _driver(plan, dtype, optimizer, [])
     gemm = gemm_source(dtype, cblas)
+    gemm_name = module_name(gemm, "gemm")
     sources = [("gemm", gemm)]
     imports = ["import math  # noqa: F401", "", "import numpy as np", "from numba import njit",
-               "", f"from {module_name(gemm, 'gemm')} import _add_bias, _column_sums, "
-               "_dense_view, _mm, _mm_nt, _mm_tn  # noqa: F401"]
+               "", f"from {gemm_name} import LINK_DTYPE, _add_bias, _dense_view, _mm, _mm_nt, "
+               "_mm_tn, linked  # noqa: F401",
+               "# Shared kernels are called by symbol: compiled once in their own modules, not",
+               "# copied into this one (symgrad/codegen/linked_calls.py).", ""]
+    imports += _linked_imports(gemm_name, "_k_gemm", {"_column_sums": "_column_sums"}, body)
     if plan.features:
         layers = layers_source()
         sources.append(("layers", layers))
+        plain = [f for f in layer_kernels.FUNCTIONS if f not in layer_kernels.LINKS]
         imports.append(f"from {module_name(layers, 'layers')} import "
-                       f"{', '.join(layer_kernels.FUNCTIONS)}  # noqa: F401")
-    for stem, title, body, p in _shared_bodies(lay, dtype, optimizer):
-        source = elementwise_kernels.shared_module_source(title, body, dtype)
+                       f"{', '.join(plain)}  # noqa: F401")
+        imports += _linked_imports(module_name(layers, "layers"), "_k_layers",
+                                   {f: f for f in layer_kernels.LINKS}, body)
+    output_module = None
+    for k, (stem, title, source_body, p, links) in enumerate(
+            _shared_bodies(lay, dtype, optimizer)):
+        source = elementwise_kernels.shared_module_source(title, source_body, dtype, links)
         sources.append((stem, source))
         name = module_name(source, stem)
-        if stem == "act":
-            names = ", ".join(f"{f} as {p}{f}" for f in elementwise_kernels.ACTIVATION_FUNCTIONS)
-            imports.append(f"from {name} import {names}  # noqa: F401")
-        else:
-            names = "_output" if stem == "output" else "_prologue, _step"
-            imports.append(f"from {name} import {names}  # noqa: F401")
+        output_module = name if stem == "output" else output_module
+        imports += _linked_imports(name, f"_k_{stem}{k}", {p + f: f for f in links}, body)
     head = [f'"""symgrad driver: {_describe(plan, widths=False)}; {dtype}; '
             f'optimizer {optimizer.key}.', "",
             "The per-model njit functions; every formula lives in the shared modules it",
             'imports, and every width and image size is read from the arrays."""', ""]
-    driver = _driver(plan, dtype, optimizer, head + imports + [""])
+    driver = "\n".join(head + imports + [""]) + "\n" + body
     sources.append(("driver", driver))
     names = list(_DRIVER_NAMES)
     names.insert(3, "_backward_step" if _fused(plan, optimizer, _cast(dtype)) else "_update")
@@ -695,7 +737,8 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
         f'"""symgrad kernels: {_describe(plan)}; {dtype}; optimizer {optimizer.key}.', "",
         "The model's shapes, the argument checks and the NumPy-level API; the compiled",
         'functions are imported from its driver."""', "", "import numpy as np", "",
-        f"from {module_name(driver, 'driver')} import {', '.join(names)}  # noqa: F401", "", ""])
+        f"from {module_name(driver, 'driver')} import {', '.join(names)}  # noqa: F401",
+        f"from {output_module} import _output  # noqa: F401", "", ""])
     sources.append(("kernels", api + _constants(plan, dtype, optimizer) + _API))
     return sources
 
