@@ -68,14 +68,14 @@ def linked(module, name, dtype):
     def call(typingctx, *args):
         if len(args) != len(sig.args) or any(
                 not _ln_passes(got, want, ro) and typingctx.can_convert(got, want) is None
-                for got, want, ro in zip(args, sig.args, reads)):
+                for got, want, ro in zip(args, sig.args, reads, strict=True)):
             raise _ln_TypingError(f"{symbol} is linked for {sig.args}, called with {args}")
 
         def codegen(context, builder, signature, values):
             given = _ln_cgutils.unpack_tuple(builder, values[0], len(args))
             cast = [value if _ln_passes(got, want, ro) else
                     context.cast(builder, value, got, want)
-                    for value, got, want, ro in zip(given, args, sig.args, reads)]
+                    for value, got, want, ro in zip(given, args, sig.args, reads, strict=True)]
             fnty = context.call_conv.get_function_type(sig.return_type, sig.args)
             fn = _ln_cgutils.get_or_insert_function(builder.module, fnty, symbol)
             status, out = context.call_conv.call_function(
