@@ -377,10 +377,10 @@ def kernel_source() -> str:
     """The text between the markers (the shared module's body, and what exports inline)."""
     from pathlib import Path
 
-    text = Path(__file__).read_text(encoding="utf-8")
-    begin = text.index("# ---- begin kernel source")
-    end = text.index("# ---- end kernel source ----")
-    return text[text.index("\n", begin) + 1:end]
+    from symgrad.codegen.source_text import marked_source
+
+    return marked_source(Path(__file__), "# ---- begin kernel source",
+                         "# ---- end kernel source ----")
 
 
 FUNCTIONS = ("lk_zero_rows", "lk_rows_to_map", "lk_map_to_rows", "lk_window_columns",

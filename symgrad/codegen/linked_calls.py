@@ -95,7 +95,7 @@ def kernel_source() -> str:
     """The linker's source, to be written into the GEMM helper module."""
     from pathlib import Path
 
-    text = Path(__file__).read_text(encoding="utf-8")
-    begin, end = "# ---- begin linked calls ----\n", "# ---- end linked calls ----"
-    start = text.index(begin) + len(begin)
-    return text[start:text.index(end, start)]
+    from symgrad.codegen.source_text import marked_source
+
+    return marked_source(Path(__file__), "# ---- begin linked calls ----",
+                         "# ---- end linked calls ----")

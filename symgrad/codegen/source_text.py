@@ -3,10 +3,12 @@ equation citation comment every implementing line carries."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import cite
 
-__all__ = ["Src", "JIT", "cited"]
+__all__ = ["Src", "JIT", "cited", "marked_source"]
 
 # error_model="numpy": float division by zero yields inf/nan (as NumPy)
 # instead of raising, which also drops the zero-check branches that stop
@@ -45,3 +47,11 @@ def cited(line: str, *keys: str, note: str = "") -> str:
     Comment text passes through `source_comment_text` (names are data).
     """
     return f"{line}  # {source_comment_text(cite(*keys) + (' ' + note if note else ''))}"
+
+
+def marked_source(path: Path, begin: str, end: str) -> str:
+    """The lines of ``path`` after the line that starts with ``begin`` and before the first
+    ``end`` after it: the part of a library file written verbatim into generated modules."""
+    text = path.read_text(encoding="utf-8")
+    start = text.index("\n", text.index(begin)) + 1
+    return text[start:text.index(end, start)]

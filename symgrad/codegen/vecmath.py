@@ -95,6 +95,6 @@ def kernel_source() -> str:
     It is read from `vecmath_kernels.py` (one source of truth) and imports only
     numpy, numba and llvmlite.
     """
-    text = _KERNELS.read_text(encoding="utf-8")
-    start = text.index(_BEGIN) + len(_BEGIN)
-    return text[start:text.index(_END, start)]
+    from symgrad.codegen.source_text import marked_source
+
+    return marked_source(_KERNELS, _BEGIN, _END)
