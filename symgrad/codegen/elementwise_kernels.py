@@ -26,7 +26,7 @@ import sympy as sp
 
 from symgrad.codegen import vecmath
 from symgrad.codegen.printer import print_expr
-from symgrad.codegen.source_text import JIT, Src
+from symgrad.codegen.source_text import KERNEL_JIT, Src
 from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import LSE, SUMEXP, ZMAX, ActivationPlan, OutputPlan
@@ -55,14 +55,14 @@ def activation_body(act: ActivationPlan, dtype: str, prefix: str = "") -> str:
     # With a bias: row by row (b[j] per column). Without, and for the derivative, one
     # flat loop over the contiguous batch: short rows (a 16-wide layer) vectorise badly
     # one row at a time.
-    s(f"@njit({JIT})", f"def {prefix}fwd_b(Z, b{zs}):",
+    s(f"@njit({KERNEL_JIT})", f"def {prefix}fwd_b(Z, b{zs}):",
       f'    """Z = {name}(Z + b) in place' + (", z saved in Zs" if zs else "") + '."""',
       "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
       "            z = Z[i, j] + b[j]")
     if zs:
         s("            Zs[i, j] = z")
     s(f"            Z[i, j] = {forward}", "", "")
-    s(f"@njit({JIT})", f"def {prefix}fwd(Z{zs}):",
+    s(f"@njit({KERNEL_JIT})", f"def {prefix}fwd(Z{zs}):",
       f'    """Z = {name}(Z) in place' + (", z saved in Zs" if zs else "") + '."""',
       "    z_ = Z.reshape(Z.size)")
     if zs:
@@ -72,7 +72,7 @@ def activation_body(act: ActivationPlan, dtype: str, prefix: str = "") -> str:
         s("        zs_[k] = z")
     s(f"        z_[k] = {forward}", "", "")
     deriv = print_expr(act.derivative, {A: "a_[k]", Z: "zs_[k]"}, dtype)
-    s(f"@njit({JIT})", f"def {prefix}bwd(D, A, Zs):",
+    s(f"@njit({KERNEL_JIT})", f"def {prefix}bwd(D, A, Zs):",
       f"    \"\"\"D *= {name}'(z), as derived: {source_comment_text(act.derivative)}.\"\"\"",
       "    d_ = D.reshape(D.size)", "    a_ = A.reshape(A.size)", "    zs_ = Zs.reshape(Zs.size)",
       "    for k in range(d_.size):", f"        d_[k] *= {deriv}", "", "")
@@ -107,7 +107,7 @@ def output_body(out: OutputPlan, dtype: str, classify: bool) -> str:
             or out.evaluated_loss.has(key)}
     per = "rows" if out.reduction == "rows" else "elements"
     s = Src()
-    s(f"@njit({JIT})", "def _output(ZL, Yb, D, P, want_delta):")
+    s(f"@njit({KERNEL_JIT})", "def _output(ZL, Yb, D, P, want_delta):")
     s(f'    """{source_comment_text(out.activation_name)} + '
       f'{source_comment_text(out.loss_name)} fused: returns (loss sum over {per},'
       ' correct count); fills P (and D = scale * dL/dz; D is scratch otherwise)."""')
@@ -180,14 +180,14 @@ def optimizer_body(optimizer, dtype: str) -> str:
     s = Src()
     # The prologue (bias corrections: two powers for Adam) runs once per step, not once
     # per parameter: _step reads its results from Hs.
-    s(f"@njit({JIT})", "def _prologue(H, t, Hs):",
+    s(f"@njit({KERNEL_JIT})", "def _prologue(H, t, Hs):",
       f'    """{type(optimizer).__name__}: the step\'s scalars from H and t into Hs."""')
     s.indent()
     s(*optimizer.prologue(cast))
     s(*[f"Hs[{i}] = {name}" for i, name in enumerate(names)])
     s.dedent()
     s("", "")
-    s(f"@njit({JIT})", f"def _step({', '.join(['w_', 'g_'] + states + ['Hs'])}):",
+    s(f"@njit({KERNEL_JIT})", f"def _step({', '.join(['w_', 'g_'] + states + ['Hs'])}):",
       f'    """{type(optimizer).__name__} step (written rule) on one parameter\'s flat view."""')
     s.indent()
     s(*[f"{name} = Hs[{i}]" for i, name in enumerate(names)])

@@ -8,13 +8,27 @@ from pathlib import Path
 from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import cite
 
-__all__ = ["Src", "JIT", "cited", "marked_source"]
+__all__ = ["Src", "JIT", "KERNEL_JIT", "cited", "marked_source"]
 
 # error_model="numpy": float division by zero yields inf/nan (as NumPy)
 # instead of raising, which also drops the zero-check branches that stop
-# LLVM from vectorising the fused loops. No fastmath: it would break isnan
-# and make results depend on reassociation.
+# LLVM from vectorising the fused loops. Full fastmath stays off everywhere:
+# nnan/ninf would delete the NaN/inf selects (isnan), and reassoc would make
+# results depend on the vectoriser's order.
 JIT = 'cache=True, nogil=True, error_model="numpy"'
+
+# The elementwise kernels (activation, output + loss, optimizer step) add
+# fastmath={"contract"}: LLVM may fuse a*b + c into one FMA (one rounding
+# instead of two). The vecmath functions are inlined into these loops at
+# Numba-IR level and so compiled under the loop's flags, not their own:
+# without it every polynomial step was a separate multiply and add (the exp,
+# tanh and logistic loops 1.3-1.5x slower). The vecmath algorithms are written
+# for it (Cody-Waite and Dekker splits keep their products exact). The
+# drivers (epoch, batch passes, GEMM helpers) keep plain JIT: they only move
+# data and call BLAS, and an add of theirs must not fuse with a multiply of a
+# kernel that LLVM inlined into them (an exported trainer calls its kernels
+# plainly, fit calls them by symbol: both train bit-identically).
+KERNEL_JIT = JIT + ', fastmath={"contract"}'
 
 
 class Src:

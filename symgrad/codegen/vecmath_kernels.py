@@ -946,34 +946,54 @@ def vm_log1p_f32(x):
     return x if (abs(x) < _VM_F_TINY) | (x != x) else y
 
 
+# tanh in float32 (coefficients: tools/fit_tanh_f32.py): g(v) for the branch below
+# |x| = 1 (degree 7 in v = 2x^2 - 1), q(r) for a short e^r = 1 + r + r^2 q(r) above it.
+_VM_F_TH0, _VM_F_TH1 = _VM_F(-0.27788565535972914), _VM_F(0.04611875776536052)
+_VM_F_TH2, _VM_F_TH3 = _VM_F(-0.007757358357312256), _VM_F(0.0013068158247598034)
+_VM_F_TH4, _VM_F_TH5 = _VM_F(-0.00021995242957829601), _VM_F(3.7047264440028915e-05)
+_VM_F_TH6, _VM_F_TH7 = _VM_F(-6.621041533007436e-06), _VM_F(1.1236626519939869e-06)
+_VM_F_THQ0, _VM_F_THQ1 = _VM_F(0.5000000013462217), _VM_F(0.16666577003160266)
+_VM_F_THQ2, _VM_F_THQ3 = _VM_F(0.041666464976127214), _VM_F(0.008363175565469543)
+_VM_F_THQ4 = _VM_F(0.0013933643522443435)
+
+
 @_vm_njit(**_VM_JIT)
 def vm_tanh_f32(x):
     """tanh, native float32: x + x u g(u) (u = x^2) below |x| = 1, 1 - 2/(e^2|x| + 1) above.
 
-    g is a degree-8 Chebyshev interpolant in u on [0, 1] (mpmath), its error scaled
-    down by |u g| / 1 < 0.31; from |x| = 1 on, 2/(e + 1) < 0.24, so its rounding
-    errors stay near 1 ulp of the result.
+    Both branches run for every element (a select keeps one), so each is as short as its
+    range allows. g's error is scaled down by |u g| < 0.24. The exponential's relative
+    error reaches the result scaled by 1/sinh(2|x|) <= 0.28, so a degree-6 e^r does, and
+    2|x| is clamped at 20 (tanh rounds to 1 from |x| = 9.01 on): 2^k (k <= 29) never
+    overflows and is added to the exponent bits directly.
     """
     x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
     ax = abs(x)
     u = x * x
     v = u + u - _VM_F_ONE                      # [0, 1] -> [-1, 1]
-    p = _VM_F(-1.8932465608851074e-07)
-    p = p * v + _VM_F(1.1236043942375826e-06)
-    p = p * v + _VM_F(-6.24238974890606e-06)
-    p = p * v + _VM_F(3.704736628625952e-05)
-    p = p * v + _VM_F(-0.0002201890891017372)
-    p = p * v + _VM_F(0.0013068157739150863)
-    p = p * v + _VM_F(-0.0077573110247623495)
-    p = p * v + _VM_F(0.04611875777169991)
-    p = p * v + _VM_F(-0.2778856568389047)
+    p = _VM_F_TH7 * v + _VM_F_TH6
+    p = p * v + _VM_F_TH5
+    p = p * v + _VM_F_TH4
+    p = p * v + _VM_F_TH3
+    p = p * v + _VM_F_TH2
+    p = p * v + _VM_F_TH1
+    p = p * v + _VM_F_TH0
     small = x + x * (u * p)
-    e = vm_exp_f32(_VM_F(2.0) * (ax if ax < _VM_F(20.0) else _VM_F(20.0)))
+    a2 = ax + ax
+    a2 = a2 if a2 < _VM_F(20.0) else _VM_F(20.0)   # NaN -> 20 too (y is small's NaN)
+    t = a2 * _VM_F_LOG2E + _VM_F_SHIFTER
+    kf = t - _VM_F_SHIFTER
+    k = _f2i32(t) - _VM_F_SHIFTER_BITS
+    r = (a2 - kf * _VM_F_LN2_HI) - kf * _VM_F_LN2_LO
+    q = _VM_F_THQ4 * r + _VM_F_THQ3
+    q = q * r + _VM_F_THQ2
+    q = q * r + _VM_F_THQ1
+    q = q * r + _VM_F_THQ0
+    e = _i2f32(_f2i32(_VM_F_ONE + (r + r * (r * q))) + (k << 23))   # e^r 2^k
     big = _VM_F_ONE - _VM_F(2.0) / (e + _VM_F_ONE)
     big = -big if x < _VM_F(0.0) else big
-    y = small if ax < _VM_F_ONE else big
-    y = x if ax < _VM_F(0.000244140625) else y   # 2^-12: tanh(x) = x; keeps -0.0 (u*p is -0)
-    return x + x if x != x else y
+    y = big if ax >= _VM_F_ONE else small      # NaN: small, which is NaN
+    return x if ax < _VM_F(0.000244140625) else y   # 2^-12: tanh(x) = x; keeps -0.0
 
 
 @_vm_njit(**_VM_JIT)
