@@ -5,8 +5,8 @@ large buffer runs within 1.5x of NumPy's own ufunc on the same buffer. Each loop
 compiled the way the kernels compile theirs (`symgrad.codegen.source_text.KERNEL_JIT`:
 ``error_model="numpy"``, no zero-division branch, so LLVM vectorises; fastmath
 ``contract``, so the polynomials run as FMAs) around the `symgrad.codegen.vecmath`
-function the printer emits; NumPy gets ``out=`` so neither side allocates. Medians of ``--repeats`` calls over
-786 432 values drawn from N(0, 3).
+function the printer emits; NumPy gets ``out=`` so neither side allocates. Medians of
+``--repeats`` calls over 786 432 values drawn from N(0, 3).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_vecmath.py
 """
