@@ -39,7 +39,10 @@ float32 result would collect ~10 roundings, so the factors that scale it (x^2, 1
 G, their product, e^r) are carried as float32 pairs and rounded once: within 1.1
 float32 ulp, 2.2x faster than the float64 route. erf = 1 - erfc beyond |x| = 1 needs
 erfc to a few of its own ulps only, and takes a short version of it (5x faster).
-Coefficients: ``tools/fit_erf_f32.py``.
+Coefficients: ``tools/fit_erf_f32.py``. tanh runs both of its branches for every
+element (x + x u g(u) below |x| = 1, 1 - 2/(e^2|x| + 1) above), each as short as its
+range allows: the exponential's error reaches tanh scaled by 1/sinh(2|x|) <= 0.28, so it
+is a degree-6 e^r (``tools/fit_tanh_f32.py``).
 sinh, cosh, atan, sin, cos and pow evaluate the float64 algorithm and round once: the
 float64 result is within ~3 float64 ulp, so the float32 value is within 0.5 + 2^-28
 float32 ulp, and the loop still vectorises (through ``<8 x double>``).
