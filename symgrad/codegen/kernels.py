@@ -84,6 +84,11 @@ def is_classification(plan: NetworkPlan) -> bool:
     return plan.output.loss_name.lower() in {"bce", "binary_cross_entropy", "cross_entropy"}
 
 
+# Small helpers (the GEMM calls, the bias add; ~0.1 s apiece as functions of their own,
+# cold) and the batch passes are inlined by Numba into their callers.
+_INLINE_JIT = _JIT + ', inline="always"'
+
+
 def _batch_pass_jit(lay: KernelLayout) -> str:
     """Options of a batch pass (_forward, _backward, _update): inlined into its callers
     (_epoch, _predict, ...) by Numba itself where it can be.
@@ -94,12 +99,9 @@ def _batch_pass_jit(lay: KernelLayout) -> str:
     ("Calling a closure with *args is unsupported", their argument lists are long), so
     drivers with image layers keep them as functions.
     """
-    return _JIT if lay.features else _JIT + ', inline="always"'
+    return _JIT if lay.features else _INLINE_JIT
 
 
-# The GEMM calls and the bias add are a few lines each: Numba inlines them into the
-# caller instead of compiling each as a function of its own (~0.1 s apiece, cold).
-_INLINE_JIT = _JIT + ', inline="always"'
 
 
 def _activation_key(act: ActivationPlan) -> tuple[str, ...]:
