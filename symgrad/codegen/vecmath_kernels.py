@@ -837,6 +837,16 @@ _VM_F_TINY = _VM_F(2.9802322387695312e-08)   # 2^-25: expm1(x) = log1p(x) = x be
 
 
 @_vm_njit(**_VM_JIT)
+def _vm_exp_reduce_f32(x):
+    """x = k*ln2 + r, |r| <= ln2/2, float32, for x already clamped to a finite range."""
+    t = x * _VM_F_LOG2E + _VM_F_SHIFTER
+    kf = t - _VM_F_SHIFTER
+    k = _f2i32(t) - _VM_F_SHIFTER_BITS
+    r = (x - kf * _VM_F_LN2_HI) - kf * _VM_F_LN2_LO
+    return k, r
+
+
+@_vm_njit(**_VM_JIT)
 def _vm_expm1_poly_f32(r):
     """e^r - 1 for |r| <= ln2/2 in float32: Taylor to r^8 (truncation < 2^-30 relative)."""
     p = _VM_F(1.0 / 40320.0)
@@ -855,10 +865,7 @@ def vm_exp_f32(x):
     x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
     xc = x if x > _VM_F_EXP_LO else _VM_F_EXP_LO
     xc = xc if xc < _VM_F_EXP_HI else _VM_F_EXP_HI
-    t = xc * _VM_F_LOG2E + _VM_F_SHIFTER
-    kf = t - _VM_F_SHIFTER
-    k = _f2i32(t) - _VM_F_SHIFTER_BITS
-    r = (xc - kf * _VM_F_LN2_HI) - kf * _VM_F_LN2_LO
+    k, r = _vm_exp_reduce_f32(xc)
     e = _VM_F_ONE + _vm_expm1_poly_f32(r)
     k1 = k >> 1                                # 2^k = 2^k1 * 2^(k-k1): both normal
     y = (e * _i2f32((k1 + 127) << 23)) * _i2f32((k - k1 + 127) << 23)
@@ -871,10 +878,7 @@ def vm_expm1_f32(x):
     x = _VM_F(x)   # a float64 operand (e.g. a mixed-type expression) is rounded once
     xc = x if x > _VM_F(-20.0) else _VM_F(-20.0)
     xc = xc if xc < _VM_F_EXP_HI else _VM_F_EXP_HI
-    t = xc * _VM_F_LOG2E + _VM_F_SHIFTER
-    kf = t - _VM_F_SHIFTER
-    k = _f2i32(t) - _VM_F_SHIFTER_BITS
-    r = (xc - kf * _VM_F_LN2_HI) - kf * _VM_F_LN2_LO
+    k, r = _vm_exp_reduce_f32(xc)
     e = _vm_expm1_poly_f32(r)
     ks = k if k < 30 else 30
     s = _i2f32((ks + 127) << 23)
@@ -981,10 +985,7 @@ def vm_tanh_f32(x):
     small = x + x * (u * p)
     a2 = ax + ax
     a2 = a2 if a2 < _VM_F(20.0) else _VM_F(20.0)   # NaN -> 20 too (y is small's NaN)
-    t = a2 * _VM_F_LOG2E + _VM_F_SHIFTER
-    kf = t - _VM_F_SHIFTER
-    k = _f2i32(t) - _VM_F_SHIFTER_BITS
-    r = (a2 - kf * _VM_F_LN2_HI) - kf * _VM_F_LN2_LO
+    k, r = _vm_exp_reduce_f32(a2)
     q = _VM_F_THQ4 * r + _VM_F_THQ3
     q = q * r + _VM_F_THQ2
     q = q * r + _VM_F_THQ1
