@@ -102,8 +102,6 @@ def _batch_pass_jit(lay: KernelLayout) -> str:
     return _JIT if lay.features else _INLINE_JIT
 
 
-
-
 def _activation_key(act: ActivationPlan) -> tuple[str, ...]:
     """What makes two activation plans the same kernel (their printed formulas)."""
     return (act.name, str(act.stable_forward), str(act.derivative), *act.saved)
@@ -710,7 +708,7 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
                "_mm_tn, linked  # noqa: F401",
                "# Shared kernels are called by symbol: compiled once in their own modules, not",
                "# copied into this one (symgrad/codegen/linked_calls.py).", ""]
-    imports += _linked_imports(gemm_name, "_k_gemm", {"_column_sums": "_column_sums"}, body)
+    imports += _linked_imports(gemm_name, "_k_gemm", {f: f for f in _GEMM_LINKS}, body)
     if plan.features:
         layers = layers_source()
         sources.append(("layers", layers))
