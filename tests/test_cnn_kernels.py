@@ -161,6 +161,65 @@ def test_kernel_equals_reference_in_both_im2col_layouts() -> None:
                                atol=RTOL["float64"] * np.abs(P).max())
 
 
+def _layer_kernels_module(folder, name: str):
+    """The shared image-layer loops, compiled uncached from their source in ``folder``."""
+    import importlib.util
+
+    from symgrad.codegen import layer_kernels
+
+    path = folder / f"{name}.py"
+    path.write_text(layer_kernels.kernel_source().replace("cache=True", "cache=False"))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    lk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lk)
+    return lk
+
+
+def _max_pool_numpy(x4: np.ndarray, k: int, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling of an NHWC batch and the mask of each window's first maximum."""
+    n, h, w, c = x4.shape
+    oh, ow = (h - k) // s + 1, (w - k) // s + 1
+    best = np.full((n, oh, ow, c), -np.inf, x4.dtype)
+    for p in range(k):
+        for q in range(k):
+            best = np.maximum(best, x4[:, p:p + (oh - 1) * s + 1:s, q:q + (ow - 1) * s + 1:s])
+    return best, oh
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_max_pool_kernels_equal_numpy_for_every_channel_count(dtype: str, tmp_path) -> None:
+    """lk_maxpool splits the channels into blocks of 8, 4 and 1; channel counts 1-19 take
+    every mix of them, with disjoint (k = s = 2) and overlapping (k = 3, s = 2) windows,
+    and the backward routes each window's dY to its first maximum."""
+    lk = _layer_kernels_module(tmp_path, f"lk_pool_{dtype}")
+    rng = np.random.default_rng(3)
+    for c in range(1, 20):
+        for k, s, h in ((2, 2, 6), (3, 2, 7)):
+            x4 = rng.standard_normal((3, h, h, c)).astype(dtype)
+            x4[0, :2, :2] = 0.5                       # a tied window
+            want, o = _max_pool_numpy(x4, k, s)
+            got = np.empty((3 * o * o, c), dtype)
+            sizes = (3, h, h, c, k, k, s, s, o, o)
+            lk.lk_maxpool(x4.reshape(-1, c), *sizes, got)
+            np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"C={c} k={k}")
+            dy = rng.standard_normal((3 * o * o, c)).astype(dtype)
+            dx = np.empty((3 * h * h, c), dtype)
+            lk.lk_maxpool_back(x4.reshape(-1, c), dy, *sizes, dx)
+            ref = np.zeros_like(x4)
+            taken = np.zeros(want.shape, bool)
+            for p in range(k):
+                for q in range(k):
+                    win = (slice(None), slice(p, p + (o - 1) * s + 1, s),
+                           slice(q, q + (o - 1) * s + 1, s))
+                    hit = (x4[win] == want) & ~taken
+                    ref[win] += np.where(hit, dy.reshape(want.shape), 0)
+                    taken |= hit
+            # overlapping windows add several dY into one element, in another order
+            np.testing.assert_allclose(dx.reshape(ref.shape), ref, rtol=0,
+                                       atol=8 * np.finfo(dtype).eps * np.abs(dy).max(),
+                                       err_msg=f"backward C={c} k={k}")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_im2col_and_col2im_runs_are_vector_copies(dtype: str, tmp_path) -> None:
     """The run copies of both im2col layouts, and their col2im, load whole vectors.
@@ -169,16 +228,9 @@ def test_im2col_and_col2im_runs_are_vector_copies(dtype: str, tmp_path) -> None:
     vectorising these loops (no vector load at all in the loops this replaced); a
     regression to scalar copies costs LeNet most of its epoch time.
     """
-    import importlib.util
     import re
 
-    from symgrad.codegen import layer_kernels
-
-    path = tmp_path / f"lk_vector_{dtype}.py"
-    path.write_text(layer_kernels.kernel_source().replace("cache=True", "cache=False"))
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    lk = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lk)
+    lk = _layer_kernels_module(tmp_path, f"lk_vector_{dtype}")
     x, cols = np.ones((2 * 36, 3), dtype), np.zeros((2 * 16, 27), dtype)
     args = (2, 6, 6, 3, 3, 3, 1, 1, 0, 0, 4, 4)
     element = "float" if dtype == "float32" else "double"
