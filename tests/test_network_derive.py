@@ -38,6 +38,17 @@ def test_seed_001_network_printed_and_checked():
     assert any("Step C" in name for name in report.names("identity"))
 
 
+
+def test_check_names_a_misplaced_argument():
+    """check(model) draws its own batches: data passed as the seed is a clear TypeError."""
+    import numpy as np
+
+    model = sg.compile(seed001(), loss="bce")
+    with pytest.raises(TypeError, match="seed must be an int, got ndarray"):
+        sg.check(model, np.zeros((4, 2)))
+    with pytest.raises(TypeError, match="got bool"):
+        sg.check(model, True)
+
 def test_gradients_are_matrix_rules_with_consistent_shapes():
     plan = derive_network(sg.Sequential(sg.Dense(3, 5), sg.Tanh(), sg.Dense(5, 2)), "mse")
     n = sp.Symbol("n", integer=True, positive=True)

@@ -209,6 +209,9 @@ def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
 def check(model, seed: int = 0, kernel: bool = True) -> ProofReport:
     """Prove the model's identities, its layer kinds' rules, its gradients and (``kernel``) that
     the compiled kernel matches the reference; see module doc."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"check: seed must be an int, got {type(seed).__name__}; check(model) "
+                        "draws its own batches, it takes no data")
     report = ProofReport()
     dtype = getattr(getattr(model, "dtype", None), "name", "float64")
     for ident in model.plan.identities:
