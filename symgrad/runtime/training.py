@@ -62,6 +62,7 @@ class Trainer:
         self._module = None
         self.state: dict[str, np.ndarray] | None = None
         self._state_owner: tuple[int, ...] = ()
+        self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
 
     @property
     def module(self):
@@ -127,6 +128,23 @@ class Trainer:
         Xa, Ya = prepare_xy(self.plan, X, y, self.dtype, "compiled_backward")
         return self.module._loss_and_grads_rows(Xa, Ya, self.prepare_params(params))
 
+    def _rollback_copy(self, params: dict[str, np.ndarray]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The parameters and optimizer state as they are now, to restore if the epoch diverges.
+
+        Copied into buffers kept from call to call: a fresh copy of a medium float64 MLP
+        with Adam (5.6 MB) cost 1.4 ms per epoch, mostly page faults, against 0.16 ms.
+        """
+        for held, live in zip(self._rollback, (params, self.state), strict=True):
+            for name, value in live.items():
+                buf = held.get(name)
+                if buf is None or buf.shape != value.shape or buf.dtype != value.dtype:
+                    held[name] = buf = np.empty_like(value)
+                np.copyto(buf, value)
+            for name in [k for k in held if k not in live]:
+                del held[name]
+        return self._rollback
+
     # -- training --------------------------------------------------------
     def fit(self, params: dict[str, np.ndarray], X: object, y: object, *, epochs: int = 1,
             batch_size: int = 32, shuffle: bool = True, seed: int | None = None,
@@ -164,8 +182,7 @@ class Trainer:
         # Numba compiles (or loads from its cache) on the first call: say so in the log.
         compiles_first = not getattr(mod._epoch, "signatures", ())
         for epoch in range(int(epochs)):
-            saved = ({k: v.copy() for k, v in params.items()},
-                     {k: v.copy() for k, v in self.state.items()})
+            saved = self._rollback_copy(params)
             start = time.perf_counter()
             if orders is not None:
                 ep_order, ep_seed = orders[min(epoch, orders.shape[0] - 1)], -1
