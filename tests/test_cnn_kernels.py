@@ -43,10 +43,10 @@ def _bands(rng: np.random.Generator, shape: tuple[int, ...], k: int
     return X, y
 
 
-def _m64_net() -> Sequential:
-    return Sequential(Conv2d(2, 4, (3, 2), stride=(2, 1), padding=1), sg.Tanh(),
-                      MaxPool2d(2, stride=1), Conv2d(4, 3, 2, padding=1, bias=False), sg.GELU(),
-                      AvgPool2d((2, 3), stride=2), sg.Softplus(), Flatten(), Dense(24, 6),
+def _m64_net(c1: int = 4, c2: int = 3) -> Sequential:
+    return Sequential(Conv2d(2, c1, (3, 2), stride=(2, 1), padding=1), sg.Tanh(),
+                      MaxPool2d(2, stride=1), Conv2d(c1, c2, 2, padding=1, bias=False), sg.GELU(),
+                      AvgPool2d((2, 3), stride=2), sg.Softplus(), Flatten(), Dense(8 * c2, 6),
                       sg.ELU(), Dense(6, 3), sg.Softmax(), input_shape=(2, 9, 8))
 
 
@@ -108,6 +108,20 @@ def test_kernel_equals_reference(setup) -> None:
     assert abs(k_loss - loss) <= rtol * abs(loss)
     _assert_grads_close(k_grads, grads, rtol, setup.name)
     assert all(g.dtype == np.dtype(setup.dtype) for g in k_grads.values())
+
+
+@pytest.mark.parametrize(("c1", "c2"), [(5, 9), (8, 13), (12, 4), (17, 7)])
+def test_kernel_equals_reference_for_other_channel_counts(c1: int, c2: int) -> None:
+    """m64's layer kinds with channel counts that take every channel block of the pooling
+    loops (8, 4, 1; `layer_kernels.lk_maxpool`) and both im2col layouts: the same driver,
+    loaded from the cache, since only widths change."""
+    model = sg.compile(_m64_net(c1, c2), loss="cross_entropy", dtype="float64", seed=4)
+    model.set_params(random_params(model, seed=6))
+    X, y = _bands(np.random.default_rng(c1 * c2), (2, 9, 8), 3)
+    loss, grads = model.backward(X, y)
+    k_loss, k_grads = model.compiled_backward(X, y)
+    assert abs(k_loss - loss) <= RTOL["float64"] * abs(loss)
+    _assert_grads_close(k_grads, grads, RTOL["float64"], f"m64 with {c1}, {c2} channels")
 
 
 # One of the random CNNs through the kernel too (each new model costs ~10 s of Numba
