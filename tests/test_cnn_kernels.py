@@ -189,8 +189,9 @@ def _layer_kernels_module(folder, name: str):
     return lk
 
 
-def _max_pool_numpy(x4: np.ndarray, k: int, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Max pooling of an NHWC batch and the mask of each window's first maximum."""
+def _max_pool_numpy(x4: np.ndarray, k: int, s: int) -> tuple[np.ndarray, int]:
+    """Max pooling (k x k windows, stride s) of an NHWC batch of square images, and the
+    output side."""
     n, h, w, c = x4.shape
     oh, ow = (h - k) // s + 1, (w - k) // s + 1
     best = np.full((n, oh, ow, c), -np.inf, x4.dtype)
