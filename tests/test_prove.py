@@ -121,3 +121,28 @@ def test_symbolic_zero_test_gives_up_after_its_time_budget(monkeypatch):
     assert zero.zero_method(fresh) is None               # "not shown", not a hang
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert signal.getsignal(signal.SIGALRM) is handler   # the caller's handler is back
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_stop_swallowed_by_a_gc_callback_still_ends_the_step():
+    """Python only reports an exception raised in a gc callback (hypothesis installs
+    one): the step must still notice its deadline and give its fallback."""
+    import gc
+
+    from symgrad.simplify import zero
+
+    def spin_until_expired(phase, info):
+        budget = getattr(zero._local, "budget", None)
+        while budget is not None and not budget.expired:
+            pass                      # Python bytecode: the stop lands in here
+
+    @zero.bounded_step(lambda: "fallback", seconds=lambda: 0.05)
+    def step():
+        gc.collect()                  # runs the callback, which swallows the stop
+        return "finished"
+
+    gc.callbacks.append(spin_until_expired)
+    try:
+        assert step() == "fallback"
+    finally:
+        gc.callbacks.remove(spin_until_expired)

@@ -87,6 +87,7 @@ class Budget:
 
     seconds: float
     cut: list[str] = field(default_factory=list)   # steps that returned their fallback
+    expired: bool = False   # set by the watchdog just before it raises the soft stop
 
 
 _local = threading.local()   # .budget: the Budget this thread works under, or None
@@ -128,10 +129,17 @@ def _thread_clock() -> Callable[[], float]:
 
 class _Watchdog(threading.Thread):
     """Raises `_SoftStop` in the thread that made it after ``seconds`` of its CPU time,
-    then `_HardStop` after a grace period; `stop()` cancels both."""
+    then `_HardStop` after a grace period; `stop()` cancels both.
 
-    def __init__(self, seconds: float) -> None:
+    Before the soft stop it marks ``budget.expired``: an asynchronous exception that
+    lands in a garbage-collector callback or a ``__del__`` is only reported by Python,
+    never propagated, so the steps check the mark as well.
+    """
+
+    def __init__(self, budget: Budget) -> None:
         super().__init__(name="symgrad-budget", daemon=True)
+        seconds = budget.seconds
+        self.budget = budget
         self.target = threading.get_ident()
         self.clock = _thread_clock()
         self.begin = self.clock()
@@ -149,6 +157,7 @@ class _Watchdog(threading.Thread):
                     return
             if self.cancelled.is_set():
                 return
+            self.budget.expired = True
             _SET_ASYNC_EXC(ctypes.c_ulong(self.target), ctypes.py_object(exc))
 
     def stop(self) -> None:
@@ -190,7 +199,7 @@ def run_within_budget(work: Callable[[], T], seconds: float) -> Bounded:
     if outer is not None:
         return Bounded(work(), True, ())
     budget = Budget(seconds)
-    watchdog = _Watchdog(seconds) if _SET_ASYNC_EXC is not None else None
+    watchdog = _Watchdog(budget) if _SET_ASYNC_EXC is not None else None
     result, completed = None, False
     try:
         try:
@@ -230,10 +239,14 @@ def bounded_step(fallback: Callable[..., Any], seconds: Callable[[], float] | No
             if budget.cut:
                 return fallback(*args, **kwargs)
             try:
-                return step(*args, **kwargs)
+                result = step(*args, **kwargs)
             except _SoftStop:
                 budget.cut.append(name)
                 return fallback(*args, **kwargs)
+            if budget.expired:   # the stop was raised but swallowed (see _Watchdog)
+                budget.cut.append(name)
+                return fallback(*args, **kwargs)
+            return result
         return bounded
     return decorate
 
