@@ -27,6 +27,7 @@ from cnn_cases import draw_cases, random_params
 import symgrad as sg
 from symgrad.definition.errors import InputShapeError
 from symgrad.definition.layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, Sequential
+from symgrad.runtime.training import trainer_for
 
 RTOL = {"float64": 1e-12, "float32": 1e-5}
 N, BATCH = 37, 8   # the last batch of an epoch is a 5-row remainder
@@ -320,6 +321,39 @@ def test_sgd_epoch_equals_reference_epoch(m64) -> None:
 def test_adam_float32_epochs_follow_reference(m32) -> None:
     # float32 kernel vs float64 NumPy steps: they agree to float32 rounding.
     _assert_epochs_equal_reference(m32, epochs=2, rtol=1e-4)
+
+
+# ------------------------------------------------------------------ split batches
+@pytest.mark.parametrize("parts", [2, 3])
+def test_split_batches_train_like_the_reference(setup, parts: int, monkeypatch) -> None:
+    """Each batch in 2 or 3 parts side by side (8 rows: 4+4 or 3+3+2; the 5-row remainder:
+    3+2 or 2+2+1), the parts' gradients weighted by their rows: the reference's epochs."""
+    module = trainer_for(setup.model).module
+    asked = []
+    monkeypatch.setattr(module, "batch_parts", lambda batch_size: asked.append(batch_size)
+                        or parts)
+    epochs = 1 if setup.dtype == "float64" else 2
+    _assert_epochs_equal_reference(setup, epochs, 1e-10 if setup.dtype == "float64" else 1e-4)
+    assert asked == [BATCH] * epochs
+
+
+def test_split_batches_leave_the_callers_blas_threads_alone(m64, monkeypatch) -> None:
+    """A part pins its GEMMs to one BLAS thread (the parts use every core) and restores
+    the thread's own setting: the main thread runs a part too."""
+    import ctypes
+
+    from symgrad.codegen import kernels
+
+    module = trainer_for(m64.model).module
+    assert module.BLAS_PINNED, "this OpenBLAS cannot pin threads: batches never split"
+    paths = kernels._blas_library_paths(kernels.numpy_cblas_available("float64"))
+    pin = ctypes.CDLL(paths[0]).openblas_set_num_threads_local
+    monkeypatch.setattr(module, "batch_parts", lambda batch_size: 2)
+    before = pin(3)
+    try:
+        m64.reset().fit(m64.X, m64.y, epochs=1, batch_size=BATCH, order=m64.order)
+    finally:
+        assert pin(before) == 3
 
 
 def _tiny_setup(make_optimizer) -> Setup:

@@ -230,8 +230,9 @@ def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
     S, packed_state = _states(state)
     args = [params[name] for name in FEATURE_NAMES] + [theta]
     args += [state[f"{s}:{name}"] for name in FEATURE_NAMES for s in STATE_NAMES]
-    loss, correct = _epoch(X, Y, GEOMETRY, order, batch_size, *args, S, hyper, state["t"],
-                           DENSE_LAYOUT)
+    split = (batch_parts(batch_size),) if SPLITS_BATCHES else ()
+    loss, correct = _epoch(X, Y, GEOMETRY, order, batch_size, *split, *args, S, hyper,
+                           state["t"], DENSE_LAYOUT)
     if packed:
         _unpack(theta, [params[name] for name, _, _ in DENSE_SLOTS])
     if packed_state:
@@ -239,6 +240,29 @@ def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
             _unpack(S[k], [state[f"{s}:{name}"] for name, _, _ in DENSE_SLOTS])
     n = X.shape[0]
     return loss / n, (correct / n if CLASSIFICATION else float("nan"))
+
+
+# A part of a split batch has at least this many rows: below it the parts' start-up
+# (one parallel launch per batch, ~10 us) costs more than the second core saves.
+MIN_PART_ROWS = 16
+
+
+def batch_parts(batch_size):
+    """Into how many parts _epoch splits each batch (drivers with SPLITS_BATCHES): one per
+    Numba thread, while each part keeps MIN_PART_ROWS rows.
+
+    Only in the main thread: a split epoch sets OpenBLAS's process-wide thread count
+    to 1 and restores it after (see BLAS_PINNED), and two epochs doing so at once in
+    two threads could leave it at 1. Fits running in worker threads (Dask, joblib)
+    use the cores side by side anyway.
+    """
+    import threading
+
+    import numba
+
+    if not BLAS_PINNED or threading.current_thread() is not threading.main_thread():
+        return 1
+    return max(1, min(numba.get_num_threads(), batch_size // MIN_PART_ROWS))
 
 
 def _permutation(n, seed):

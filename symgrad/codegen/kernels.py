@@ -160,24 +160,28 @@ class KernelLayout:
     def delta_arrays(self) -> list[str]:
         return [w[0] for w in feature_layers.deltas(self.features)] + ["Dbuf"]
 
-    def allocate(self, s: _Src, rows: str, suffix: str = "") -> None:
-        """Emit the allocation of every workspace for batches of up to ``rows`` rows."""
+    def allocate(self, s: _Src, rows: str, suffix: str = "", parts: str | None = None) -> None:
+        """Emit the allocation of every workspace for batches of up to ``rows`` rows; with
+        ``parts`` one set per part of a split batch (a leading axis of that length)."""
+        lead = f"{parts}, " if parts else ""
         for name, per, cols, fixed in self.work_arrays():
             count = f"{fixed}" if per == 0 else rows if per == 1 else f"{rows} * ({per})"
-            s(f"{name}{suffix} = np.empty(({count}, {cols}), dtype=DTYPE)")
+            s(f"{name}{suffix} = np.empty(({lead}{count}, {cols}), dtype=DTYPE)")
+        z_rows = f"{rows} * width" if dense_layers.saves_any_z(self) else "0"
         s("width = LT[LT.shape[0] - 1, 5] + LT[LT.shape[0] - 1, 1]  # all Dense outputs",
-          f"Abuf{suffix} = np.empty({rows} * width, dtype=DTYPE)",
-          f"Dbuf{suffix} = np.empty({rows} * width, dtype=DTYPE)",
-          f"Zbuf{suffix} = np.empty("
-          + (f"{rows} * width" if dense_layers.saves_any_z(self) else "0")
-          + ", dtype=DTYPE)  # z, for activations whose derivative reads it")
+          f"Abuf{suffix} = np.empty(({lead}{rows} * width), dtype=DTYPE)",
+          f"Dbuf{suffix} = np.empty(({lead}{rows} * width), dtype=DTYPE)",
+          f"Zbuf{suffix} = np.empty(({lead}{z_rows}), dtype=DTYPE)"
+          "  # z, for activations whose derivative reads it")
 
-    def view(self, name: str, rows: str = "m") -> str:
-        """The batch view of workspace ``name`` (allocated with suffix ``_``)."""
+    def view(self, name: str, rows: str = "m", part: str | None = None) -> str:
+        """The batch view of workspace ``name`` (allocated with suffix ``_``); with
+        ``part``, of that part's set."""
         per = {w[0]: w[1] for w in self.work_arrays()}.get(name)
+        whole = f"{name}_[{part}]" if part else f"{name}_"
         if per is None or per == 0:   # a Dense buffer (the loop takes its own views), fixed
-            return f"{name}_"
-        return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * ({per})]"
+            return whole
+        return f"{whole}[:{rows}]" if per == 1 else f"{whole}[:{rows} * ({per})]"
 
 
 def _output_keys(lay: KernelLayout) -> tuple[str, ...]:
@@ -282,6 +286,11 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
     s(f"@njit({_INLINE_JIT})", "def _add_bias(Z, b):", '    """Z += b on every row."""',
       "    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
       "            Z[i, j] += b[j]", "", "",
+      f"@njit({_INLINE_JIT})", "def _sum_parts(Gp, w, used):",
+      '    """Gp[0] = sum of w[q] * Gp[q] over the parts q < used (a split batch\'s gradient)."""',
+      "    size = Gp.shape[1]", "    for i in range(size):", "        Gp[0, i] *= w[0]",
+      "    for q in range(1, used):", "        wq = w[q]", "        for i in range(size):",
+      "            Gp[0, i] += wq * Gp[q, i]", "", "",
       f"@njit({_JIT})", "def _column_sums(D, g):", '    """g = sum of the rows of D (db)."""',
       "    # 8 rows per step into an 8 x n accumulator, one flat loop of 8*n values with",
       "    # unsigned offsets: it vectorises even for n = 8 columns, a row loop does not",
@@ -356,7 +365,136 @@ def _update_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
     s("", "")
 
 
+# A split batch's parts run in one prange loop; every other parallel rewrite of Numba is
+# off (np.zeros fills, array expressions and reductions stay serial, as written).
+_PARALLEL_JIT = _JIT + (', parallel={"comprehension": False, "reduction": False, '
+                        '"inplace_binop": False, "setitem": False, "numpy": False, '
+                        '"stencil": False, "fusion": False}')
+
+
+def splits_batches(lay: KernelLayout) -> bool:
+    """Whether the driver splits each batch into parts, one per core (`_part_fn`).
+
+    Image models: their pooling, im2col and activation loops are single-threaded
+    and most of an epoch, so a GEMM's own threads leave a core idle. An MLP's epoch is
+    mostly GEMMs (and their SGD step fused into them), which BLAS already spreads.
+    """
+    return bool(lay.features)
+
+
+def _part_fn(s: _Src, lay: KernelLayout) -> None:
+    """``_part``: forward, output and backward of one part of a batch into its buffers."""
+    fwd = lay.forward_arrays()
+    fwd_args = [f"{n}_" for n in fwd]
+    delta_args = [f"{n}_" for n in lay.delta_arrays()]
+    grads = [f"g{p}" for p in lay.fparams] + ["gtheta"]
+    head = ["X", "G"] + lay.fparams + ["theta", "LT"]
+    args = ["X", "Y"] + head[1:] + fwd_args + delta_args + grads + ["P", "ab", "pin"]
+    s(f"@njit({_JIT})", f"def _part({', '.join(args)}):",
+      '    """Forward, output and backward of the rows X of a batch (a part, or all of it)'
+      " into its own buffers\n    and gradients; returns (loss sum, correct count). With"
+      " pin its GEMMs run single-threaded:\n    the other parts run on the other cores."
+      '"""')
+    s.indent()
+    s("m = X.shape[0]")
+    s("if pin:", "    _pin_blas(1)  # where OpenBLAS counts per thread, this thread's"
+      " (see _pin_blas)")
+    s("_forward(" + ", ".join(head + fwd_args + ["ab"]) + ")")
+    _logits(s)
+    s(_cited("loss, correct = _output(ZL, Y, DL, P, True)", *_output_keys(lay)))
+    s("_backward(" + ", ".join(head + fwd_args + delta_args + grads + ["ab"]) + ")")
+    s("return loss, correct")
+    s.dedent()
+    s("", "")
+
+
+def _split_epoch_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
+    """``_epoch`` of a driver that splits each batch into ``parts`` (one per core).
+
+    Each part runs `_part` on its rows, in its own workspaces (a leading axis of length
+    ``parts``) and gradient buffers; the batch's gradient is their sum weighted by
+    rows / m (each part's output error is scaled by 1 / its rows), summed into part
+    0's buffers, which the update reads. A batch of one part calls `_part` directly,
+    with BLAS's own threads: the same arithmetic as an unsplit batch.
+    """
+    fstates = [f"s_{st}_{p}" for p in lay.fparams for st in optimizer.state_names]
+    params = lay.fparams + ["theta"]
+    args = ", ".join(["X", "Y", "G", "order", "batch_size", "parts"] + params + fstates
+                     + ["S", "H", "t", "LT"])
+    s(f"@njit({_PARALLEL_JIT})", f"def _epoch({args}):")
+    s('    """One whole epoch: gather, forward, backward, update; returns'
+      ' (loss sum over samples, correct count).\n\n    Each batch splits into up to'
+      ' ``parts`` parts of equal rows, run side by side (one per core)."""')
+    s.indent()
+    s("n = X.shape[0]", "bs = min(batch_size, n)", "parts = max(1, min(parts, bs))",
+      "rows = (bs + parts - 1) // parts  # rows of one part")
+    s("perm = order", "gather = order.size == n")
+    s("Xb = np.empty((bs if gather else 0, X.shape[1]), dtype=DTYPE)",
+      "Yb = np.empty((bs if gather else 0, Y.shape[1]), dtype=DTYPE)",
+      "P_ = np.empty((parts, rows, Y.shape[1]), dtype=DTYPE)",
+      "ab_ = np.empty((parts, 2), dtype=DTYPE)")
+    count = len(elementwise_kernels.prologue_names(optimizer))
+    s(f"Hs = np.empty({max(count, 1)}, dtype=DTYPE)")
+    s("# Workspaces and gradients: one set per part, allocated once per epoch.")
+    lay.allocate(s, "rows", "_", parts="parts")
+    grads = [f"g{p}" for p in lay.fparams] + ["gtheta"]
+    for g, p in zip(grads, params, strict=True):
+        s(f"{g}_ = np.empty((parts, {p}.size), dtype=DTYPE)",
+          f"{g} = {g}_[0].reshape({p}.shape)  # part 0's: the batch's, after _sum_parts")
+    s("losses = np.empty(parts)", "corrects = np.empty(parts, dtype=np.int64)",
+      "weights = np.empty(parts, dtype=DTYPE)")
+    s("# Split batches: BLAS single-threaded for the epoch (the parts use the cores), the",
+      "# caller's setting back after it.",
+      "blas_before = _pin_blas(1) if parts > 1 else 0")
+    s("loss_sum = 0.0", "correct = 0")
+    s("for start in range(0, n, bs):")
+    s.indent()
+    s("stop = min(start + bs, n)", "m = stop - start")
+    s("if gather:", "    for r in range(m):", "        src = perm[start + r]",
+      "        for c in range(X.shape[1]):", "            Xb[r, c] = X[src, c]",
+      "        for c in range(Y.shape[1]):", "            Yb[r, c] = Y[src, c]",
+      "    xb = Xb[:m]", "    yb = Yb[:m]",
+      "else:", "    xb = X[start:stop]", "    yb = Y[start:stop]")
+    s("h = (m + parts - 1) // parts", "used = (m + h - 1) // h  # parts with rows")
+
+    def call(x: str, y: str, rows: str, part: str, pin: str) -> str:
+        views = [lay.view(n, rows, part) for n in lay.forward_arrays() + lay.delta_arrays()]
+        gviews = [f"{g}_[{part}].reshape({p}.shape)" for g, p in zip(grads, params, strict=True)]
+        return ("_part(" + ", ".join([x, y, "G"] + params + ["LT"] + views + gviews
+                                     + [f"P_[{part}, :{rows}]", f"ab_[{part}]", pin]) + ")")
+
+    per = "" if lay.plan.output.reduction == "rows" else " / Y.shape[1]"
+    s("if used == 1:")
+    s.indent()
+    s(f"batch_loss, batch_correct = {call('xb', 'yb', 'm', '0', 'False')}")
+    s(f"loss_sum += batch_loss{per}", "correct += batch_correct")
+    s.dedent()
+    s("else:")
+    s.indent()
+    s("for q in prange(used):")
+    s.indent()
+    s("lo = q * h", "hi = min(lo + h, m)",
+      f"r = {call('xb[lo:hi]', 'yb[lo:hi]', '(hi - lo)', 'q', 'True')}",
+      "losses[q] = r[0]", "corrects[q] = r[1]", "weights[q] = DTYPE((hi - lo) / m)")
+    s.dedent()
+    s("for q in range(used):")
+    s(f"    loss_sum += losses[q]{per}", "    correct += corrects[q]")
+    for g in grads:
+        s(f"_sum_parts({g}_, weights, used)")
+    s.dedent()
+    s("_update(" + ", ".join(params + grads + fstates + ["S", "H", "t", "Hs"]) + ")")
+    s.dedent()
+    s("if parts > 1:", "    _pin_blas(blas_before)")
+    s("return loss_sum, correct")
+    s.dedent()
+    s("", "")
+
+
 def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
+    if splits_batches(lay):
+        _part_fn(s, lay)
+        _split_epoch_fn(s, lay, optimizer)
+        return
     fstates = [f"s_{st}_{p}" for p in lay.fparams for st in optimizer.state_names]
     args = ", ".join(["X", "Y", "G", "order", "batch_size"] + lay.fparams + ["theta"]
                      + fstates + ["S", "H", "t", "LT"])
@@ -513,6 +651,7 @@ def _gemm_header(s: _Src, dtype: str, cblas: bool = False) -> None:
           "    types.intc, types.intc, types.intc, types.int64, types.int64, types.int64,",
           "    _T, _PT, types.int64, _PT, types.int64, _T, _PT, types.int64))",
           "ROW, NO, TR = 101, 111, 112  # CblasRowMajor, CblasNoTrans, CblasTrans", "")
+        _blas_pin(s, cblas)
         return
     s("from numba import types",
       "from numba.np.linalg import ensure_blas", "",
@@ -525,6 +664,91 @@ def _gemm_header(s: _Src, dtype: str, cblas: bool = False) -> None:
       "_xxgemm = types.ExternalFunction('numba_xxgemm', types.intc(",
       "    types.char, types.char, types.char, types.intp, types.intp, types.intp,",
       "    _P, _P, types.intp, _P, types.intp, _P, _P, types.intp))", "")
+    _blas_pin(s, cblas)
+
+
+# Where the GEMMs' OpenBLAS lives: NumPy's own copy (CBLAS path) or SciPy's (behind
+# Numba's numba_xxgemm), as pip installs them.
+_BLAS_LIBS = {True: ("numpy", "numpy.libs", "libscipy_openblas64_*.so"),
+              False: ("scipy", "scipy.libs", "libscipy_openblas*.so")}
+_PIN_FUNCTION = "openblas_set_num_threads_local"   # OpenBLAS >= 0.3.27
+
+
+def _blas_library_paths(cblas: bool) -> list[str]:
+    import glob
+    import importlib.util
+    import os
+
+    package, folder, pattern = _BLAS_LIBS[cblas]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    root = os.path.dirname(list(spec.submodule_search_locations)[0])
+    return sorted(glob.glob(os.path.join(root, folder, pattern)))
+
+
+def blas_pin_available(cblas: bool) -> bool:
+    """True if the OpenBLAS the GEMMs call has ``openblas_set_num_threads_local`` (0.3.27
+    and later): then batches split into parts, one per core (`splits_batches`), their
+    GEMMs single-threaded."""
+    import ctypes
+
+    for path in _blas_library_paths(cblas):
+        try:
+            if getattr(ctypes.CDLL(path), _PIN_FUNCTION, None) is not None:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _blas_pin(s: _Src, cblas: bool) -> None:
+    """``_pin_blas(k)``: OpenBLAS's thread count := k; returns the previous count.
+
+    ``openblas_set_num_threads_local`` is meant to set the calling thread's count, but in
+    the OpenBLAS builds of the NumPy and SciPy wheels (0.3.30-0.3.31, pthreads) it sets
+    the process-wide one: a split epoch sets it once, in the calling thread, and
+    restores it at the end; each part sets it again, which matters only where the
+    count is per thread. ``BLAS_PINNED``: whether it does anything (else batches never
+    split).
+    """
+    if not blas_pin_available(cblas):
+        s("# No openblas_set_num_threads_local in this BLAS: batches are never split into",
+          "# parts (two parts' multi-threaded GEMMs would fight for the cores).",
+          "BLAS_PINNED = False", "", "",
+          f"@njit({_INLINE_JIT})", "def _pin_blas(k):",
+          '    """A no-op here (see BLAS_PINNED)."""', "    return 0", "", "")
+        return
+    package, folder, pattern = _BLAS_LIBS[cblas]
+    symbol = f"symgrad_blas_threads_{package}"
+    s("import ctypes as _pin_ctypes",
+      "import glob as _pin_glob",
+      "import importlib.util as _pin_util",
+      "import os as _pin_os", "",
+      "import llvmlite.binding as _pin_llb",
+      "from numba import types as _pin_types", "",
+      "# A split batch runs each part's GEMMs single-threaded on its own core",
+      f"# ({_PIN_FUNCTION}, OpenBLAS >= 0.3.27; see symgrad/codegen/kernels.py _blas_pin).",
+      "def _register_blas_pin():",
+      f"    spec = _pin_util.find_spec({package!r})",
+      "    root = _pin_os.path.dirname(list(spec.submodule_search_locations)[0])",
+      f"    pattern = _pin_os.path.join(root, {folder!r}, {pattern!r})",
+      "    for path in sorted(_pin_glob.glob(pattern)):",
+      f"        fn = getattr(_pin_ctypes.CDLL(path), {_PIN_FUNCTION!r}, None)",
+      "        if fn is not None:",
+      f"            _pin_llb.add_symbol({symbol!r}, "
+      "_pin_ctypes.cast(fn, _pin_ctypes.c_void_p).value)",
+      "            return",
+      f'    raise ImportError("{_PIN_FUNCTION} was not found in {package}\'s OpenBLAS: these"',
+      '                      " kernels were generated for another installation; regenerate them")',
+      "", "",
+      "_register_blas_pin()",
+      "BLAS_PINNED = True",
+      f"_blas_local = _pin_types.ExternalFunction({symbol!r}, _pin_types.intc(_pin_types.intc))",
+      "", "",
+      f"@njit({_INLINE_JIT})", "def _pin_blas(k):",
+      '    """OpenBLAS\'s thread count := k (see BLAS_PINNED); returns the previous one."""',
+      "    return _blas_local(np.intc(k))", "", "")
 
 
 def numpy_cblas_available(dtype: str) -> bool:
@@ -660,6 +884,8 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
       f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
       "HYPER_DEFAULT = None  # hyperparameters are run-time values (export fills this in)",
       f"CLASSIFICATION = {is_classification(plan)}",
+      "# Whether _epoch splits each batch into parts, one per core (takes a parts count).",
+      f"SPLITS_BATCHES = {splits_batches(lay)}",
       f"REDUCTION = {plan.output.reduction!r}",
       f"LOGISTIC_TARGETS = {plan.output.loss_name.lower() in LOGISTIC_LOSSES}",
       f"PREDICT_CHUNK = {chunk}",
@@ -704,8 +930,9 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
     gemm_name = module_name(gemm, "gemm")
     sources = [("gemm", gemm)]
     imports = ["import math  # noqa: F401", "", "import numpy as np", "from numba import njit",
-               "", f"from {gemm_name} import LINK_DTYPE, _add_bias, _dense_view, _mm, _mm_nt, "
-               "_mm_tn, linked  # noqa: F401",
+               "from numba import prange  # noqa: F401",
+               "", f"from {gemm_name} import BLAS_PINNED, LINK_DTYPE, _add_bias, _dense_view, "
+               "_mm, _mm_nt, _mm_tn, _pin_blas, _sum_parts, linked  # noqa: F401",
                "# Shared kernels are called by symbol: compiled once in their own modules, not",
                "# copied into this one (symgrad/codegen/linked_calls.py).", ""]
     imports += _linked_imports(gemm_name, "_k_gemm", {f: f for f in _GEMM_LINKS}, body)
@@ -737,7 +964,8 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
         f'"""symgrad kernels: {_describe(plan)}; {dtype}; optimizer {optimizer.key}.', "",
         "The model's shapes, the argument checks and the NumPy-level API; the compiled",
         'functions are imported from its driver."""', "", "import numpy as np", "",
-        f"from {module_name(driver, 'driver')} import {', '.join(names)}  # noqa: F401",
+        f"from {module_name(driver, 'driver')} import BLAS_PINNED, {', '.join(names)}"
+        "  # noqa: F401",
         f"from {output_module} import _output  # noqa: F401", "", ""])
     sources.append(("kernels", api + _constants(plan, dtype, optimizer) + _API))
     return sources
@@ -766,15 +994,15 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
                                               else ': standalone."""'))
     if gemm_module:
         s('"""')
-    s("", "import math", "", "import numpy as np", "from numba import njit", "")
+    s("", "import math", "", "import numpy as np", "from numba import njit, prange", "")
     # The printer's vm_exp_f64(...) calls land here: our vectorisable elementary
     # functions, written inline so an exported module needs only numpy and numba.
     s("# ---- vectorisable elementary functions (symgrad's vecmath module) ----",
       vecmath.kernel_source().rstrip("\n"), "# ---- end of vecmath ----", "", "")
     if gemm_module:
         s("# The GEMM helpers are shared by every kernel module of this dtype (compiled once).",
-          f"from {gemm_module} import _add_bias, _column_sums, _dense_view, _mm, _mm_nt, "
-          "_mm_tn  # noqa: F401", "")
+          f"from {gemm_module} import BLAS_PINNED, _add_bias, _column_sums, _dense_view, "
+          "_mm, _mm_nt, _mm_tn, _pin_blas, _sum_parts  # noqa: F401", "")
     else:
         _gemm_header(s, dtype)
         s(f"DTYPE = np.{dtype}", "")
