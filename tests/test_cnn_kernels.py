@@ -337,6 +337,23 @@ def test_split_batches_train_like_the_reference(setup, parts: int, monkeypatch) 
     assert asked == [BATCH] * epochs
 
 
+def test_batches_split_by_threads_and_rows_in_the_main_thread_only(m64) -> None:
+    import threading
+
+    import numba
+
+    module = trainer_for(m64.model).module
+    threads = numba.get_num_threads()
+    assert module.batch_parts(64) == (min(threads, 64 // module.MIN_PART_ROWS)
+                                      if module.BLAS_PINNED else 1)
+    assert module.batch_parts(2 * module.MIN_PART_ROWS - 1) == 1
+    elsewhere = []
+    worker = threading.Thread(target=lambda: elsewhere.append(module.batch_parts(64)))
+    worker.start()
+    worker.join()
+    assert elsewhere == [1]   # the BLAS thread count is process-wide: one splitter at a time
+
+
 def test_split_batches_leave_the_callers_blas_threads_alone(m64, monkeypatch) -> None:
     """A part pins its GEMMs to one BLAS thread (the parts use every core) and restores
     the thread's own setting: the main thread runs a part too."""
