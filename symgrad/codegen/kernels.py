@@ -160,28 +160,24 @@ class KernelLayout:
     def delta_arrays(self) -> list[str]:
         return [w[0] for w in feature_layers.deltas(self.features)] + ["Dbuf"]
 
-    def allocate(self, s: _Src, rows: str, suffix: str = "", parts: str | None = None) -> None:
-        """Emit the allocation of every workspace for batches of up to ``rows`` rows; with
-        ``parts`` one set per part of a split batch (a leading axis of that length)."""
-        lead = f"{parts}, " if parts else ""
+    def allocate(self, s: _Src, rows: str, suffix: str = "") -> None:
+        """Emit the allocation of every workspace for batches of up to ``rows`` rows."""
         for name, per, cols, fixed in self.work_arrays():
             count = f"{fixed}" if per == 0 else rows if per == 1 else f"{rows} * ({per})"
-            s(f"{name}{suffix} = np.empty(({lead}{count}, {cols}), dtype=DTYPE)")
+            s(f"{name}{suffix} = np.empty(({count}, {cols}), dtype=DTYPE)")
         z_rows = f"{rows} * width" if dense_layers.saves_any_z(self) else "0"
         s("width = LT[LT.shape[0] - 1, 5] + LT[LT.shape[0] - 1, 1]  # all Dense outputs",
-          f"Abuf{suffix} = np.empty(({lead}{rows} * width), dtype=DTYPE)",
-          f"Dbuf{suffix} = np.empty(({lead}{rows} * width), dtype=DTYPE)",
-          f"Zbuf{suffix} = np.empty(({lead}{z_rows}), dtype=DTYPE)"
+          f"Abuf{suffix} = np.empty(({rows} * width), dtype=DTYPE)",
+          f"Dbuf{suffix} = np.empty(({rows} * width), dtype=DTYPE)",
+          f"Zbuf{suffix} = np.empty(({z_rows}), dtype=DTYPE)"
           "  # z, for activations whose derivative reads it")
 
-    def view(self, name: str, rows: str = "m", part: str | None = None) -> str:
-        """The batch view of workspace ``name`` (allocated with suffix ``_``); with
-        ``part``, of that part's set."""
+    def view(self, name: str, rows: str = "m") -> str:
+        """The batch view of workspace ``name`` (allocated with suffix ``_``)."""
         per = {w[0]: w[1] for w in self.work_arrays()}.get(name)
-        whole = f"{name}_[{part}]" if part else f"{name}_"
         if per is None or per == 0:   # a Dense buffer (the loop takes its own views), fixed
-            return whole
-        return f"{whole}[:{rows}]" if per == 1 else f"{whole}[:{rows} * ({per})]"
+            return f"{name}_"
+        return f"{name}_[:{rows}]" if per == 1 else f"{name}_[:{rows} * ({per})]"
 
 
 def _output_keys(lay: KernelLayout) -> tuple[str, ...]:
@@ -473,6 +469,16 @@ def part_call_lines(lay: KernelLayout, link: bool) -> str:
             "_part_call = linked(_sys.modules[__name__], '_part', LINK_DTYPE)\n")
 
 
+def _batch_rows(s: _Src) -> None:
+    """xb, yb: the batch's rows start:stop, gathered into Xb, Yb in the epoch's order, or
+    row slices of X, Y when the rows train in order."""
+    s("if gather:", "    for r in range(m):", "        src = perm[start + r]",
+      "        for c in range(X.shape[1]):", "            Xb[r, c] = X[src, c]",
+      "        for c in range(Y.shape[1]):", "            Yb[r, c] = Y[src, c]",
+      "    xb = Xb[:m]", "    yb = Yb[:m]",
+      "else:", "    xb = X[start:stop]", "    yb = Y[start:stop]")
+
+
 def _split_epoch_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
     """``_epoch`` of a driver that splits each batch into ``parts`` (one per core).
 
@@ -517,11 +523,7 @@ def _split_epoch_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
     s("for start in range(0, n, bs):")
     s.indent()
     s("stop = min(start + bs, n)", "m = stop - start")
-    s("if gather:", "    for r in range(m):", "        src = perm[start + r]",
-      "        for c in range(X.shape[1]):", "            Xb[r, c] = X[src, c]",
-      "        for c in range(Y.shape[1]):", "            Yb[r, c] = Y[src, c]",
-      "    xb = Xb[:m]", "    yb = Yb[:m]",
-      "else:", "    xb = X[start:stop]", "    yb = Y[start:stop]")
+    _batch_rows(s)
     s("h = (m + parts - 1) // parts", "used = (m + h - 1) // h  # parts with rows")
 
     def call(lo: str, hi: str, part: str, pin: str) -> str:
@@ -585,11 +587,7 @@ def _epoch_fn(s: _Src, lay: KernelLayout, optimizer, fused: bool) -> None:
     s("for start in range(0, n, bs):")
     s.indent()
     s("stop = min(start + bs, n)", "m = stop - start")
-    s("if gather:", "    for r in range(m):", "        src = perm[start + r]",
-      "        for c in range(X.shape[1]):", "            Xb[r, c] = X[src, c]",
-      "        for c in range(Y.shape[1]):", "            Yb[r, c] = Y[src, c]",
-      "    xb = Xb[:m]", "    yb = Yb[:m]",
-      "else:", "    xb = X[start:stop]", "    yb = Y[start:stop]")
+    _batch_rows(s)
     fwd_arrays = [lay.view(n) for n in lay.forward_arrays()]
     s("_forward(" + ", ".join(["xb", "G"] + lay.fparams + ["theta", "LT"] + fwd_arrays + ["ab"])
       + ")")
@@ -750,19 +748,24 @@ def _blas_library_paths(cblas: bool) -> list[str]:
     return sorted(glob.glob(os.path.join(root, folder, pattern)))
 
 
-def blas_pin_available(cblas: bool) -> bool:
-    """True if the OpenBLAS the GEMMs call has ``openblas_set_num_threads_local`` (0.3.27
-    and later): then batches split into parts, one per core (`splits_batches`), their
-    GEMMs single-threaded."""
+def _blas_exports(cblas: bool, function: str) -> bool:
+    """True if the OpenBLAS of that GEMM path (`_BLAS_LIBS`) exports ``function``."""
     import ctypes
 
     for path in _blas_library_paths(cblas):
         try:
-            if getattr(ctypes.CDLL(path), _PIN_FUNCTION, None) is not None:
+            if getattr(ctypes.CDLL(path), function, None) is not None:
                 return True
         except OSError:
             continue
     return False
+
+
+def blas_pin_available(cblas: bool) -> bool:
+    """True if the OpenBLAS the GEMMs call has ``openblas_set_num_threads_local`` (0.3.27
+    and later): then batches split into parts, one per core (`splits_batches`), their
+    GEMMs single-threaded."""
+    return _blas_exports(cblas, _PIN_FUNCTION)
 
 
 def _blas_pin(s: _Src, cblas: bool) -> None:
@@ -816,21 +819,7 @@ def _blas_pin(s: _Src, cblas: bool) -> None:
 
 def numpy_cblas_available(dtype: str) -> bool:
     """True if NumPy ships its own OpenBLAS with ``scipy_cblas_?gemm64_`` (pip wheels)."""
-    import ctypes
-    import glob
-    import os
-
-    import numpy as np
-
-    k = "s" if dtype == "float32" else "d"
-    root = os.path.dirname(os.path.dirname(np.__file__))
-    for path in sorted(glob.glob(os.path.join(root, "numpy.libs", "libscipy_openblas64_*.so"))):
-        try:
-            if getattr(ctypes.CDLL(path), f"scipy_cblas_{k}gemm64_", None) is not None:
-                return True
-        except OSError:
-            continue
-    return False
+    return _blas_exports(True, f"scipy_cblas_{'s' if dtype == 'float32' else 'd'}gemm64_")
 
 
 def gemm_source(dtype: str, cblas: bool | None = None) -> str:
