@@ -12,7 +12,8 @@ one driver; only a new set of activations (or image layers) needs another. The *
 module (``train_epoch``, ``predict``, ``evaluate``, ``loss_and_grads``, ``load_weights``
 and the argument checks; its text is `symgrad.codegen.api_source`) is plain Python
 holding the model's shapes. An exported trainer (`generate_module_source`) is
-all of it in one standalone file importing only numpy and numba. The pieces:
+all of it in one standalone file importing only numpy and numba (and llvmlite, Numba's own
+dependency, for the calls by symbol). The pieces:
 
 * ``_mm``/``_mm_tn``/``_mm_nt``: out = A@B, A.T@B, A@B.T. Big products call
   BLAS through ``np.dot(..., out)``; ``A.T`` of a C array is typed F-ordered,
@@ -39,6 +40,7 @@ written into the driver.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 
@@ -455,15 +457,12 @@ def _part_link(lay: KernelLayout) -> str:
                     + ["A1", "i2", "A2", "A2", "A3", "A2", "b"])
 
 
-def part_call_lines(lay: KernelLayout, link: bool) -> str:
-    """The driver's tail binding ``_part_call``: `_part` called by symbol (``link``: it is
-    compiled once in its own library; linked into _epoch and into the gufunc of its
-    prange loop instead, its code, with _forward's and _backward's, was optimised again
-    in each), or plainly (an exported trainer)."""
+def part_call_lines(lay: KernelLayout) -> str:
+    """The driver's tail binding ``_part_call``: `_part` called by symbol (compiled once in
+    its own library; linked into _epoch and into the gufunc of its prange loop instead,
+    its code, with _forward's and _backward's, was optimised again in each)."""
     if not splits_batches(lay):
         return ""
-    if not link:
-        return "_part_call = _part\n"
     return ("import sys as _sys  # noqa: E402\n\n"
             f"LINK = {{'_part': {_part_link(lay)!r}}}\n"
             "_part_call = linked(_sys.modules[__name__], '_part', LINK_DTYPE)\n")
@@ -1008,7 +1007,7 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
             f'optimizer {optimizer.key}.', "",
             "The per-model njit functions; every formula lives in the shared modules it",
             'imports, and every width and image size is read from the arrays."""', ""]
-    driver = "\n".join(head + imports + [""]) + "\n" + body + part_call_lines(lay, link=True)
+    driver = "\n".join(head + imports + [""]) + "\n" + body + part_call_lines(lay)
     sources.append(("driver", driver))
     names = list(_DRIVER_NAMES)
     names.insert(3, "_backward_step" if _fused(plan, optimizer, _cast(dtype)) else "_update")
@@ -1042,8 +1041,8 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
     s(f'"""symgrad kernels: {_describe(plan)}; {dtype}; optimizer {optimizer.key}.',
       "",
       "Generated from the derived SymPy expressions of the network plan.",
-      "Imports only math, numpy and numba" + (" (and the shared GEMM helpers)." if gemm_module
-                                              else ': standalone."""'))
+      "Imports only the standard library, numpy and numba (with its llvmlite)"
+      + (" and the shared GEMM helpers." if gemm_module else ': standalone."""'))
     if gemm_module:
         s('"""')
     s("", "import math", "", "import numpy as np", "from numba import njit, prange", "")
@@ -1071,8 +1070,52 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
       "", "")
     if not _fused(plan, optimizer, _cast(dtype)):
         s(elementwise_kernels.optimizer_body(optimizer, dtype).rstrip("\n"), "", "")
-    return (s.text() + _driver(plan, dtype, optimizer, []) + part_call_lines(lay, link=False)
+    body = _driver(plan, dtype, optimizer, [])
+    kernels = s.text() + body
+    return (kernels + _export_links(lay, dtype, optimizer, body, kernels)
             + _constants(plan, dtype, optimizer) + _API)
+
+
+def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, kernels: str) -> str:
+    """An exported trainer's calls by symbol: the kernels its driver ``body`` calls, as
+    `kernel_sources` links them across modules (`linked_calls`), here within one module.
+
+    Without them Numba optimises the code of every kernel again inside each function
+    that calls it: a CNN trainer's first epoch compiled for 101 s instead of ~40 s. The
+    symbols are named after a hash of the ``kernels`` text, which keeps two exported
+    trainers loaded in one process apart (a module name can repeat; this text cannot
+    differ under one hash).
+    """
+    plan = lay.plan
+    links = dict(_GEMM_LINKS)
+    if plan.features:
+        links.update(layer_kernels.LINKS)
+    for prefix, act in lay.activations.values():
+        links.update({prefix + f: tokens
+                      for f, tokens in elementwise_kernels.activation_links(act).items()})
+    links.update(elementwise_kernels.OUTPUT_LINKS)
+    if not _fused(plan, optimizer, _cast(dtype)):
+        links.update(elementwise_kernels.optimizer_links(optimizer))
+    used = {name: tokens for name, tokens in links.items()
+            if re.search(rf"\b{re.escape(name)}\(", body)}
+    if splits_batches(lay):
+        used["_part"] = _part_link(lay)   # last: its compile sees the others linked
+    tag = hashlib.sha256(kernels.encode("utf-8")).hexdigest()[:16]
+    s = _Src()
+    s("# ---- calls by symbol (symgrad's codegen/linked_calls.py) ----",
+      linked_calls.kernel_source().rstrip("\n"), "# ---- end of calls by symbol ----", "",
+      "from types import SimpleNamespace as _LinkScope  # noqa: E402", "",
+      f"LINK_DTYPE = _ln_types.{dtype}",
+      f"LINK = {used!r}  # the argument types the driver calls these kernels with",
+      "# Each kernel the driver calls is compiled once, on import, and called by symbol",
+      "# (named after this file's kernels: two exported trainers never share a symbol).",
+      f"_LINKED = _LinkScope(__name__='symgrad_export_{tag}', LINK=LINK,",
+      "                     **{name: globals()[name] for name in LINK})")
+    for name in used:
+        local = "_part_call" if name == "_part" else name
+        s(f"{local} = linked(_LINKED, {name!r}, LINK_DTYPE)")
+    s("", "")
+    return s.text()
 
 
 def expression_symbols() -> tuple[sp.Symbol, ...]:
