@@ -135,3 +135,38 @@ def test_second_process_hits_the_kernel_cache(tmp_path) -> None:
     assert second["hits"] >= 1 and second["misses"] == 0                        # loaded, not built
     assert sorted(os.listdir(cache / "__pycache__")) == index
     assert len(os.listdir(cache / "derivations")) == 2   # read, not written again
+
+
+def test_two_exported_trainers_of_one_name_keep_their_own_kernels(trained, tmp_path) -> None:
+    """An exported driver calls its kernels by symbol (`linked_calls`); the symbols are
+    named after the kernels' text, not the module name, so a second trainer imported
+    under the same name (another folder) does not take over the first one's kernels."""
+    first, folder, X, _ = trained
+    # The same layout with another activation: its kernels take the same symbol names
+    # if a module name made them.
+    net = sg.Sequential(sg.Dense(4, 5), sg.Sigmoid(), sg.Dense(5, 3), sg.Softmax())
+    second = sg.compile(net, loss="cross_entropy", seed=3)
+    other = tmp_path / "other"
+    other.mkdir()
+    second.export(str(other / "trainer.py"))
+    second.save(str(other / "weights.npz"))
+    code = BLOCKER + textwrap.dedent("""
+        import importlib.util, json, sys
+        import numpy as np
+        X = np.load(sys.argv[1])
+        trainers = []
+        for folder in sys.argv[2:]:   # both imported (kernels linked) before either predicts
+            spec = importlib.util.spec_from_file_location("trainer", folder + "/trainer.py")
+            trainer = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(trainer)
+            trainer.load_weights(folder + "/weights.npz")
+            trainers.append(trainer)
+        print(json.dumps([trainer.predict(X).tolist() for trainer in trainers]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(folder / "X.npy"), str(folder),
+                           str(other)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(got[0], first.predict_proba(X), rtol=1e-12)
+    np.testing.assert_allclose(got[1], second.predict_proba(X), rtol=1e-12)
