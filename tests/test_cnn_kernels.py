@@ -359,11 +359,11 @@ def test_split_batches_leave_the_callers_blas_threads_alone(m64, monkeypatch) ->
     the thread's own setting: the main thread runs a part too."""
     import ctypes
 
-    from symgrad.codegen import kernels
+    from symgrad.codegen import gemm_module
 
     module = trainer_for(m64.model).module
     assert module.BLAS_PINNED, "this OpenBLAS cannot pin threads: batches never split"
-    paths = kernels._blas_library_paths(kernels.numpy_cblas_available("float64"))
+    paths = gemm_module._blas_library_paths(gemm_module.numpy_cblas_available("float64"))
     pin = ctypes.CDLL(paths[0]).openblas_set_num_threads_local
     monkeypatch.setattr(module, "batch_parts", lambda batch_size: 2)
     before = pin(3)

@@ -141,7 +141,13 @@ def test_two_exported_trainers_of_one_name_keep_their_own_kernels(trained, tmp_p
     """An exported driver calls its kernels by symbol (`linked_calls`); the symbols are
     named after the kernels' text, not the module name, so a second trainer imported
     under the same name (another folder) does not take over the first one's kernels."""
-    first, folder, X, _ = trained
+    first, data, X, _ = trained
+    # Fresh folders: Numba rebuilds a cached function's globals by importing its module by
+    # name, which a module loaded from a path without a sys.modules entry cannot serve.
+    folder = tmp_path / "one"
+    folder.mkdir()
+    first.export(str(folder / "trainer.py"))
+    first.save(str(folder / "weights.npz"))
     # The same layout with another activation: its kernels take the same symbol names
     # if a module name made them.
     net = sg.Sequential(sg.Dense(4, 5), sg.Sigmoid(), sg.Dense(5, 3), sg.Softmax())
@@ -163,7 +169,7 @@ def test_two_exported_trainers_of_one_name_keep_their_own_kernels(trained, tmp_p
             trainers.append(trainer)
         print(json.dumps([trainer.predict(X).tolist() for trainer in trainers]))
     """)
-    proc = subprocess.run([sys.executable, "-c", code, str(folder / "X.npy"), str(folder),
+    proc = subprocess.run([sys.executable, "-c", code, str(data / "X.npy"), str(folder),
                            str(other)], capture_output=True, text=True, timeout=300,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -119,7 +119,7 @@ def test_blas_path_matches_reference_on_wide_layers() -> None:
 @pytest.mark.parametrize("cblas", [True, False], ids=["numpy-cblas", "numba-xxgemm"])
 def test_both_gemm_backends_match_reference(cblas: bool) -> None:
     from symgrad.codegen.cache import load_source, module_name
-    from symgrad.codegen.kernels import gemm_source, numpy_cblas_available
+    from symgrad.codegen.gemm_module import gemm_source, numpy_cblas_available
 
     if cblas and not numpy_cblas_available("float64"):
         pytest.xfail("this NumPy build does not bundle its own OpenBLAS")

@@ -102,7 +102,7 @@ def check(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     """Train on a data file; write the weights, a history plot and print the final metrics."""
     from symgrad.cli.data import load_data
-    from symgrad.codegen.kernels import is_classification
+    from symgrad.codegen.layout import is_classification
 
     out = _output_path(args.output, (".npz",), "-o")
     plot = out.with_name(out.stem + "_history.png")

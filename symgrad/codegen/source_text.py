@@ -8,7 +8,7 @@ from pathlib import Path
 from symgrad.definition.names import source_comment_text
 from symgrad.derive.plan import cite
 
-__all__ = ["Src", "JIT", "KERNEL_JIT", "cited", "marked_source"]
+__all__ = ["Src", "JIT", "INLINE_JIT", "KERNEL_JIT", "cited", "marked_source"]
 
 # error_model="numpy": float division by zero yields inf/nan (as NumPy)
 # instead of raising, which also drops the zero-check branches that stop
@@ -16,6 +16,10 @@ __all__ = ["Src", "JIT", "KERNEL_JIT", "cited", "marked_source"]
 # nnan/ninf would delete the NaN/inf selects (isnan), and reassoc would make
 # results depend on the vectoriser's order.
 JIT = 'cache=True, nogil=True, error_model="numpy"'
+
+# Small helpers (GEMM calls, the bias add, batch passes of MLP drivers) are inlined at
+# Numba-IR level into their callers: a function of their own costs compile time each.
+INLINE_JIT = JIT + ', inline="always"'
 
 # The elementwise kernels (activation, output + loss, optimizer step) add
 # fastmath={"contract"}: LLVM may fuse a*b + c into one FMA (one rounding
@@ -26,8 +30,8 @@ JIT = 'cache=True, nogil=True, error_model="numpy"'
 # for it (Cody-Waite and Dekker splits keep their products exact). The
 # drivers (epoch, batch passes, GEMM helpers) keep plain JIT: they only move
 # data and call BLAS, and an add of theirs must not fuse with a multiply of a
-# kernel that LLVM inlined into them (an exported trainer calls its kernels
-# plainly, fit calls them by symbol: both train bit-identically).
+# kernel that LLVM inlined into them (fit and an exported trainer call their
+# kernels by symbol, and train bit-identically).
 KERNEL_JIT = JIT + ', fastmath={"contract"}'
 
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from symgrad.codegen.cache import load_source
 from symgrad.codegen.checks import check_params
-from symgrad.codegen.kernels import generate_module_source, is_classification, kernel_sources
+from symgrad.codegen.kernels import generate_module_source, kernel_sources
+from symgrad.codegen.layout import is_classification
 from symgrad.definition.errors import InputShapeError
 from symgrad.derive.plan import NetworkPlan
 from symgrad.runtime.callbacks import CallbackList, Progress
