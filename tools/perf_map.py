@@ -31,7 +31,9 @@ def jit_entries() -> list[tuple[int, str]]:
 
     entries = set()
     for obj in gc.get_objects():
-        if not isinstance(obj, CPUDispatcher):
+        # type(), not isinstance: gc also holds dead weak proxies, and isinstance asks
+        # them for __class__ (ReferenceError).
+        if not issubclass(type(obj), CPUDispatcher):
             continue
         module = re.sub(r"_[0-9a-f]{20}$", "", (obj.py_func.__module__ or "?").rsplit(".", 1)[-1])
         for cres in obj.overloads.values():
