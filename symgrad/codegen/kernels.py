@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 
 import sympy as sp
 
@@ -296,25 +297,27 @@ def _fused(plan: NetworkPlan, optimizer, cast: str) -> bool:
         and not plan.features
 
 
-def _shared_bodies(lay: KernelLayout, dtype: str, optimizer
-                   ) -> list[tuple[str, str, str, str, dict[str, str]]]:
+def _shared_pieces(lay: KernelLayout, dtype: str, optimizer
+                   ) -> list[tuple[str, str, Callable[[], str], str, dict[str, str]]]:
     """(stem, title, body, prefix, links) of every shared piece the driver calls.
 
-    Bodies are unprefixed; ``prefix`` is the name the driver imports an activation's
-    functions under (``a0_``), empty for the output and optimizer pieces; ``links`` the
-    argument types the driver calls each function with (`linked_calls`).
+    ``body()`` writes the piece's source, unprefixed (only `kernel_sources` needs it);
+    ``prefix`` is the name the driver calls an activation's functions under (``a0_``),
+    empty for the output and optimizer pieces; ``links`` the argument types the driver
+    calls each function with (`linked_calls`: across modules, or within an export).
     """
     plan = lay.plan
-    pieces = [("act", f"activation {act.name}", elementwise_kernels.activation_body(act, dtype),
-               prefix, elementwise_kernels.activation_links(act))
+    pieces = [("act", f"activation {act.name}",
+               lambda act=act: elementwise_kernels.activation_body(act, dtype), prefix,
+               elementwise_kernels.activation_links(act))
               for prefix, act in lay.activations.values()]
     out = plan.output
     pieces.append(("output", f"output {out.activation_name} + loss {out.loss_name}",
-                   elementwise_kernels.output_body(out, dtype, is_classification(plan)), "",
-                   elementwise_kernels.OUTPUT_LINKS))
+                   lambda: elementwise_kernels.output_body(out, dtype, is_classification(plan)),
+                   "", elementwise_kernels.OUTPUT_LINKS))
     if not _fused(plan, optimizer, _cast(dtype)):
         pieces.append(("opt", f"optimizer {optimizer.key}",
-                       elementwise_kernels.optimizer_body(optimizer, dtype), "",
+                       lambda: elementwise_kernels.optimizer_body(optimizer, dtype), "",
                        elementwise_kernels.optimizer_links(optimizer)))
     return pieces
 
@@ -434,8 +437,8 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
                                    {f: f for f in layer_kernels.LINKS}, body)
     output_module = None
     for k, (stem, title, source_body, p, links) in enumerate(
-            _shared_bodies(lay, dtype, optimizer)):
-        source = elementwise_kernels.shared_module_source(title, source_body, dtype, links)
+            _shared_pieces(lay, dtype, optimizer)):
+        source = elementwise_kernels.shared_module_source(title, source_body(), dtype, links)
         sources.append((stem, source))
         name = module_name(source, stem)
         output_module = name if stem == "output" else output_module
@@ -527,12 +530,8 @@ def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, kernels: 
     links = dict(GEMM_LINKS)
     if plan.features:
         links.update(layer_kernels.LINKS)
-    for prefix, act in lay.activations.values():
-        links.update({prefix + f: tokens
-                      for f, tokens in elementwise_kernels.activation_links(act).items()})
-    links.update(elementwise_kernels.OUTPUT_LINKS)
-    if not _fused(plan, optimizer, _cast(dtype)):
-        links.update(elementwise_kernels.optimizer_links(optimizer))
+    for _, _, _, prefix, piece_links in _shared_pieces(lay, dtype, optimizer):
+        links.update({prefix + f: tokens for f, tokens in piece_links.items()})
     used = {name: tokens for name, tokens in links.items()
             if re.search(rf"\b{re.escape(name)}\(", body)}
     if splits_batches(lay):
