@@ -120,12 +120,14 @@ def test_second_process_hits_the_kernel_cache(tmp_path) -> None:
     files = sorted(os.listdir(cache))
     index = sorted(os.listdir(cache / "__pycache__"))
     # __pycache__, the derived plans, the shared modules (GEMM helpers, the ReLU kernels,
-    # the softmax + cross-entropy output; plain SGD is fused into the GEMMs, so no
-    # optimizer module), the model's driver and API modules, and the (empty: no scalar
-    # Value here) folder of scalar backward steps
+    # the softmax + cross-entropy output, the SGD step), the model's driver and API
+    # modules, and the (empty: no scalar Value here) folder of scalar backward steps
     stems = sorted(name.split("_")[0] for name in files if name.endswith(".py"))
-    assert stems == ["act", "driver", "gemm", "kernels", "output"], files
-    assert "__pycache__" in files and "derivations" in files and len(files) == 8
+    assert stems == ["act", "driver", "gemm", "kernels", "opt", "output"], files
+    assert "__pycache__" in files and "derivations" in files and len(files) == 9
+    # Plain SGD is fused into the GEMMs: its module serves only a split epoch (big batches),
+    # and these batches never split, so nothing of it (nor the driver's _part) was compiled.
+    assert not [name for name in index if name.startswith("opt_") or "_part" in name], index
     assert "scalar_steps" in files and os.listdir(cache / "scalar_steps") == []
     assert len(os.listdir(cache / "derivations")) == 2   # the hidden activation, the output
     assert any(name.endswith(".nbi") for name in index) and any(n.endswith(".nbc") for n in index)

@@ -230,9 +230,14 @@ def _train_epoch(X, Y, batch_size, hyper, order, seed, params, state):
     S, packed_state = _states(state)
     args = [params[name] for name in FEATURE_NAMES] + [theta]
     args += [state[f"{s}:{name}"] for name in FEATURE_NAMES for s in STATE_NAMES]
-    split = (batch_parts(batch_size),) if SPLITS_BATCHES else ()
-    loss, correct = _epoch(X, Y, GEOMETRY, order, batch_size, *split, *args, S, hyper,
-                           state["t"], DENSE_LAYOUT)
+    tail = (*args, S, hyper, state["t"], DENSE_LAYOUT)
+    if SPLITS_BATCHES:
+        loss, correct = _epoch(X, Y, GEOMETRY, order, batch_size, batch_parts(batch_size), *tail)
+    elif (parts := dense_parts(batch_size)) > 1:
+        _ensure_split()
+        loss, correct = _epoch_split(X, Y, GEOMETRY, order, batch_size, parts, *tail)
+    else:
+        loss, correct = _epoch(X, Y, GEOMETRY, order, batch_size, *tail)
     if packed:
         _unpack(theta, [params[name] for name, _, _ in DENSE_SLOTS])
     if packed_state:
@@ -264,6 +269,23 @@ def batch_parts(batch_size):
     if not BLAS_PINNED or threading.current_thread() is not threading.main_thread():
         return 1
     return max(1, min(numba.get_num_threads(), batch_size // MIN_PART_ROWS))
+
+
+# A Dense-only model splits its batches (_epoch_split) only where each part's GEMMs are
+# big enough to pay for the parallel launch, single-threaded GEMMs and the SGD step no
+# longer fused into them: at least DENSE_PART_ROWS rows a part and DENSE_SPLIT_MACS
+# multiply-adds of forward GEMM work a batch (see benchmarks/README.md, "Split MLP batches").
+DENSE_PART_ROWS = 32
+DENSE_SPLIT_MACS = 2_000_000
+ROW_MACS = int((DENSE_LAYOUT[:, 0] * DENSE_LAYOUT[:, 1]).sum())   # per row, all Dense layers
+
+
+def dense_parts(batch_size):
+    """Into how many parts _epoch_split splits each batch of a Dense-only model: 1 (the
+    serial _epoch) unless the batch's work is worth a split (DENSE_SPLIT_MACS)."""
+    if not SPLIT_EPOCH or batch_size * ROW_MACS < DENSE_SPLIT_MACS:
+        return 1
+    return max(1, min(batch_parts(batch_size), batch_size // DENSE_PART_ROWS))
 
 
 def _permutation(n, seed):

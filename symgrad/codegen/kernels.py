@@ -74,6 +74,8 @@ from symgrad.codegen.source_text import JIT as _JIT
 from symgrad.codegen.source_text import Src as _Src
 from symgrad.codegen.source_text import cited as _cited
 from symgrad.codegen.split_batches import (
+    ensure_split_fn,
+    has_split_epoch,
     part_call_lines,
     part_fn,
     part_link,
@@ -315,19 +317,21 @@ def _shared_pieces(lay: KernelLayout, dtype: str, optimizer
     pieces.append(("output", f"output {out.activation_name} + loss {out.loss_name}",
                    lambda: elementwise_kernels.output_body(out, dtype, is_classification(plan)),
                    "", elementwise_kernels.OUTPUT_LINKS))
-    if not _fused(plan, optimizer, _cast(dtype)):
-        pieces.append(("opt", f"optimizer {optimizer.key}",
-                       lambda: elementwise_kernels.optimizer_body(optimizer, dtype), "",
-                       elementwise_kernels.optimizer_links(optimizer)))
+    # Also where the SGD step is fused into the GEMMs: a split epoch (`_epoch_split`) sums
+    # the parts' gradients first, then steps with the written rule.
+    pieces.append(("opt", f"optimizer {optimizer.key}",
+                   lambda: elementwise_kernels.optimizer_body(optimizer, dtype), "",
+                   elementwise_kernels.optimizer_links(optimizer)))
     return pieces
 
 
-def _driver(plan: NetworkPlan, dtype: str, optimizer, imports: list[str]) -> str:
-    """The per-model njit functions, after ``imports`` (import lines or inlined bodies)."""
+def _driver(plan: NetworkPlan, dtype: str, optimizer) -> tuple[str, str]:
+    """The per-model njit functions: (main, split), where ``split`` holds what only a
+    Dense-only driver's ``_epoch_split`` calls (its kernels are linked lazily), or "".
+    """
     lay = KernelLayout(plan)
     cast = _cast(dtype)
     s = _Src()
-    s(*imports)
     s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}",
       "ONE, ZERO = DTYPE(1.0), DTYPE(0.0)  # typed GEMM alpha/beta (no float64 promotion)",
       "", "")
@@ -341,7 +345,14 @@ def _driver(plan: NetworkPlan, dtype: str, optimizer, imports: list[str]) -> str
     _epoch_fn(s, lay, optimizer, fused)
     _predict_fns(s, lay)
     _grads_fn(s, lay)
-    return s.text()
+    if not has_split_epoch(lay):
+        return s.text(), ""
+    split = _Src()
+    if fused:   # the split epoch sums the parts' gradients, then steps
+        _update_fn(split, lay, optimizer)
+    part_fn(split, lay)
+    split_epoch_fn(split, lay, optimizer, "_epoch_split")
+    return s.text(), split.text()
 
 
 def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
@@ -375,8 +386,9 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
       f"HYPER_NAMES = {tuple(optimizer.hyper())!r}",
       "HYPER_DEFAULT = None  # hyperparameters are run-time values (export fills this in)",
       f"CLASSIFICATION = {is_classification(plan)}",
-      "# Whether _epoch splits each batch into parts, one per core (takes a parts count).",
-      f"SPLITS_BATCHES = {splits_batches(lay)}",
+      "# Whether _epoch splits each batch into parts, one per core (takes a parts count),",
+      "# and whether the driver has _epoch_split beside a serial _epoch (Dense layers only).",
+      f"SPLITS_BATCHES = {splits_batches(lay)}", f"SPLIT_EPOCH = {has_split_epoch(lay)}",
       f"REDUCTION = {plan.output.reduction!r}",
       f"LOGISTIC_TARGETS = {plan.output.loss_name.lower() in LOGISTIC_LOSSES}",
       f"PREDICT_CHUNK = {chunk}",
@@ -390,15 +402,26 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
 _DRIVER_NAMES = ("_forward", "_backward", "_epoch", "_predict", "_loss_and_grads")
 
 
-def _linked_imports(module: str, alias: str, names: dict[str, str], body: str) -> list[str]:
-    """Lines binding each ``local: kernel`` of ``module`` that the driver ``body`` calls to
-    a call by symbol (`linked_calls`); kernels the body never calls are not compiled."""
-    used = {local: kernel for local, kernel in names.items()
-            if re.search(rf"\b{re.escape(local)}\(", body)}
-    if not used:
+def _linked_imports(module: str, alias: str, names: dict[str, str], body: str,
+                    split: str, lazy: list[str]) -> list[str]:
+    """Lines binding each ``local: kernel`` of ``module`` that the driver calls to a call by
+    symbol (`linked_calls`): those ``body`` calls when the driver is imported, those only
+    ``split`` (``_epoch_split``) calls lazily, their locals appended to ``lazy``; kernels
+    the driver never calls are not compiled."""
+    def calls(text: str, local: str) -> bool:
+        return re.search(rf"\b{re.escape(local)}\(", text) is not None
+
+    used = {local: kernel for local, kernel in names.items() if calls(body, local)}
+    later = {local: kernel for local, kernel in names.items()
+             if local not in used and calls(split, local)}
+    if not used and not later:
         return []
-    return [f"import {module} as {alias}"] + [
-        f'{local} = linked({alias}, "{kernel}", LINK_DTYPE)' for local, kernel in used.items()]
+    lazy += later
+    return ([f"import {module} as {alias}"]
+            + [f'{local} = linked({alias}, "{kernel}", LINK_DTYPE)'
+               for local, kernel in used.items()]
+            + [f'{local} = linked({alias}, "{kernel}", LINK_DTYPE, lazy=True)'
+               for local, kernel in later.items()])
 
 
 def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
@@ -416,7 +439,8 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
 
     _check_dtype(dtype)
     lay = KernelLayout(plan)
-    body = _driver(plan, dtype, optimizer, [])
+    body, split = _driver(plan, dtype, optimizer)
+    lazy: list[str] = []
     gemm = gemm_source(dtype, cblas)
     gemm_name = module_name(gemm, "gemm")
     sources = [("gemm", gemm)]
@@ -426,7 +450,8 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
                "_mm, _mm_nt, _mm_tn, _pin_blas, _sum_parts, linked  # noqa: F401",
                "# Shared kernels are called by symbol: compiled once in their own modules, not",
                "# copied into this one (symgrad/codegen/linked_calls.py).", ""]
-    imports += _linked_imports(gemm_name, "_k_gemm", {f: f for f in GEMM_LINKS}, body)
+    imports += _linked_imports(gemm_name, "_k_gemm", {f: f for f in GEMM_LINKS}, body,
+                               split, lazy)
     if plan.features:
         layers = layers_source()
         sources.append(("layers", layers))
@@ -434,7 +459,7 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
         imports.append(f"from {module_name(layers, 'layers')} import "
                        f"{', '.join(plain)}  # noqa: F401")
         imports += _linked_imports(module_name(layers, "layers"), "_k_layers",
-                                   {f: f for f in layer_kernels.LINKS}, body)
+                                   {f: f for f in layer_kernels.LINKS}, body, split, lazy)
     output_module = None
     for k, (stem, title, source_body, p, links) in enumerate(
             _shared_pieces(lay, dtype, optimizer)):
@@ -442,15 +467,19 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
         sources.append((stem, source))
         name = module_name(source, stem)
         output_module = name if stem == "output" else output_module
-        imports += _linked_imports(name, f"_k_{stem}{k}", {p + f: f for f in links}, body)
+        imports += _linked_imports(name, f"_k_{stem}{k}", {p + f: f for f in links}, body,
+                                   split, lazy)
     head = [f'"""symgrad driver: {_describe(plan, widths=False)}; {dtype}; '
             f'optimizer {optimizer.key}.', "",
             "The per-model njit functions; every formula lives in the shared modules it",
             'imports, and every width and image size is read from the arrays."""', ""]
-    driver = "\n".join(head + imports + [""]) + "\n" + body + part_call_lines(lay)
-    sources.append(("driver", driver))
+    driver = "\n".join(head + imports + [""]) + "\n" + body + split + part_call_lines(lay)
     names = list(_DRIVER_NAMES)
     names.insert(3, "_backward_step" if _fused(plan, optimizer, _cast(dtype)) else "_update")
+    if split:
+        driver += ensure_split_fn(lazy + ["_part_call"])
+        names += ["_epoch_split", "_ensure_split"]
+    sources.append(("driver", driver))
     api = "\n".join([
         f'"""symgrad kernels: {_describe(plan)}; {dtype}; optimizer {optimizer.key}.', "",
         "The model's shapes, the argument checks and the NumPy-level API; the compiled",
@@ -508,17 +537,18 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
           elementwise_kernels.activation_body(act, dtype, prefix).rstrip("\n"), "", "")
     s(elementwise_kernels.output_body(plan.output, dtype, is_classification(plan)).rstrip("\n"),
       "", "")
-    if not _fused(plan, optimizer, _cast(dtype)):
-        s(elementwise_kernels.optimizer_body(optimizer, dtype).rstrip("\n"), "", "")
-    body = _driver(plan, dtype, optimizer, [])
-    kernels = s.text() + body
-    return (kernels + _export_links(lay, dtype, optimizer, body, kernels)
+    s(elementwise_kernels.optimizer_body(optimizer, dtype).rstrip("\n"), "", "")
+    body, split = _driver(plan, dtype, optimizer)
+    kernels = s.text() + body + split
+    return (kernels + _export_links(lay, dtype, optimizer, body, split, kernels)
             + _constants(plan, dtype, optimizer) + _API)
 
 
-def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, kernels: str) -> str:
+def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, split: str,
+                  kernels: str) -> str:
     """An exported trainer's calls by symbol: the kernels its driver ``body`` calls, as
-    `kernel_sources` links them across modules (`linked_calls`), here within one module.
+    `kernel_sources` links them across modules (`linked_calls`), here within one module;
+    those only the ``split`` epoch calls lazily, as there.
 
     Without them Numba optimises the code of every kernel again inside each function
     that calls it: a CNN trainer's first epoch compiled for 101 s instead of ~40 s. The
@@ -532,10 +562,15 @@ def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, kernels: 
         links.update(layer_kernels.LINKS)
     for _, _, _, prefix, piece_links in _shared_pieces(lay, dtype, optimizer):
         links.update({prefix + f: tokens for f, tokens in piece_links.items()})
-    used = {name: tokens for name, tokens in links.items()
-            if re.search(rf"\b{re.escape(name)}\(", body)}
-    if splits_batches(lay):
+    def calls(text: str, name: str) -> bool:
+        return re.search(rf"\b{re.escape(name)}\(", text) is not None
+
+    used = {name: tokens for name, tokens in links.items() if calls(body, name)}
+    lazy = [name for name in links if name not in used and calls(split, name)]
+    used.update({name: links[name] for name in lazy})
+    if splits_batches(lay) or split:
         used["_part"] = part_link(lay)   # last: its compile sees the others linked
+        lazy += ["_part"] if split else []
     tag = hashlib.sha256(kernels.encode("utf-8")).hexdigest()[:16]
     s = _Src()
     s("# ---- calls by symbol (symgrad's codegen/linked_calls.py) ----",
@@ -549,7 +584,10 @@ def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, kernels: 
       "                     **{name: globals()[name] for name in LINK})")
     for name in used:
         local = "_part_call" if name == "_part" else name
-        s(f"{local} = linked(_LINKED, {name!r}, LINK_DTYPE)")
+        s(f"{local} = linked(_LINKED, {name!r}, LINK_DTYPE" + (", lazy=True)" if name in lazy
+                                                                 else ")"))
+    if split:
+        s(ensure_split_fn(["_part_call" if name == "_part" else name for name in lazy]))
     s("", "")
     return s.text()
 

@@ -50,22 +50,37 @@ def _ln_passes(got, want, read_only_ok):
             and got.copy(readonly=False) == want)
 
 
-def linked(module, name, dtype):
+def linked(module, name, dtype, lazy=False):
     """``module.<name>`` compiled for ``module.LINK[name]``, as an njit-callable
-    intrinsic that calls it through a registered symbol (``.kernel`` is the dispatcher)."""
+    intrinsic that calls it through a registered symbol (``.kernel`` is the dispatcher).
+
+    With ``lazy`` the kernel is compiled (or loaded from its cache) and its symbol
+    registered only when a caller is compiled, or when ``.ensure()`` is called: a
+    caller loaded from Numba's cache skips typing, so whoever calls it must call
+    ``.ensure()`` first (the split epoch's kernels: `_ensure_split`)."""
     kernel = getattr(module, name)
     tokens = module.LINK[name].split()
     argtypes = tuple(_ln_argtype(token, dtype) for token in tokens)
     reads = tuple(token[0].islower() and token not in ("b", "i") for token in tokens)
-    kernel.compile(argtypes)
-    result = kernel.overloads[argtypes]
     symbol = f"{module.__name__}.{name}.{dtype}"   # the image-layer module serves both dtypes
-    _ln_llb.add_symbol(symbol, result.library.get_pointer_to_function(
-        result.fndesc.llvm_func_name))
-    sig = result.signature
+    linked_sig = []
+
+    def ensure():
+        """Compile (or load) the kernel and register its symbol, once; its signature."""
+        if not linked_sig:
+            kernel.compile(argtypes)
+            result = kernel.overloads[argtypes]
+            _ln_llb.add_symbol(symbol, result.library.get_pointer_to_function(
+                result.fndesc.llvm_func_name))
+            linked_sig.append(result.signature)
+        return linked_sig[0]
+
+    if not lazy:
+        ensure()
 
     @_ln_intrinsic
     def call(typingctx, *args):
+        sig = ensure()
         if len(args) != len(sig.args) or any(
                 not _ln_passes(got, want, ro) and typingctx.can_convert(got, want) is None
                 for got, want, ro in zip(args, sig.args, reads, strict=True)):
@@ -87,6 +102,7 @@ def linked(module, name, dtype):
         return sig.return_type(_ln_types.StarArgTuple.from_types(args)), codegen
 
     call.kernel = kernel
+    call.ensure = ensure
     return call
 # ---- end linked calls ----
 

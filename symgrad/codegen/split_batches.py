@@ -1,10 +1,16 @@
-"""Batches split into parts, one per core: the split epoch of image-layer drivers.
+"""Batches split into parts, one per core: the split epoch.
 
-`split_epoch_fn` writes an ``_epoch`` that cuts each batch into up to ``parts`` parts
+`split_epoch_fn` writes an epoch that cuts each batch into up to ``parts`` parts
 and runs them side by side in one ``prange`` loop; `part_fn` writes ``_part``, the whole
 forward, output and backward pass of one part's rows, in that part's own workspaces
 and gradients (carved from row q of two buffers). The parts' gradients are summed,
 weighted by rows, before the update. See ``docs/design.md``, "Two cores".
+
+Image-layer drivers always split (their ``_epoch`` is the split one). A Dense-only
+driver keeps its serial ``_epoch`` (the SGD step fused into the GEMMs) and carries
+``_epoch_split`` beside it, which the API calls only for batches big enough to gain
+(`dense_parts`); the kernels only the split epoch calls are linked lazily, so an MLP
+that never splits never compiles them.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from symgrad.codegen.source_text import JIT as _JIT
 from symgrad.codegen.source_text import Src as _Src
 from symgrad.codegen.source_text import cited as _cited
 
-__all__ = ["splits_batches", "part_fn", "part_link", "part_call_lines", "split_epoch_fn"]
+__all__ = ["splits_batches", "has_split_epoch", "part_fn", "part_link", "part_call_lines",
+           "split_epoch_fn", "ensure_split_fn"]
 
 
 # A split batch's parts run in one prange loop; every other parallel rewrite of Numba is
@@ -33,6 +40,16 @@ def splits_batches(lay: KernelLayout) -> bool:
     mostly GEMMs (and their SGD step fused into them), which BLAS already spreads.
     """
     return bool(lay.features)
+
+
+def has_split_epoch(lay: KernelLayout) -> bool:
+    """Whether a Dense-only driver carries ``_epoch_split`` beside its serial ``_epoch``.
+
+    An MLP's GEMMs spread over BLAS's threads, but its activation, output and update
+    loops run on one core: at medium sizes a GELU or Swish network spends a fifth of its
+    epoch there (issue 8). Split, each part runs them on its own core.
+    """
+    return not lay.features
 
 
 def _part_spaces(lay: KernelLayout) -> list[tuple[str, str, str | None, str]]:
@@ -115,16 +132,30 @@ def part_link(lay: KernelLayout) -> str:
 def part_call_lines(lay: KernelLayout) -> str:
     """The driver's tail binding ``_part_call``: `_part` called by symbol (compiled once in
     its own library; linked into _epoch and into the gufunc of its prange loop instead,
-    its code, with _forward's and _backward's, was optimised again in each)."""
-    if not splits_batches(lay):
+    its code, with _forward's and _backward's, was optimised again in each). Lazily for
+    a Dense-only driver's ``_epoch_split`` (`_ensure_split` links it before the first call)."""
+    if not (splits_batches(lay) or has_split_epoch(lay)):
         return ""
+    lazy = ", lazy=True" if has_split_epoch(lay) else ""
     return ("import sys as _sys  # noqa: E402\n\n"
             f"LINK = {{'_part': {part_link(lay)!r}}}\n"
-            "_part_call = linked(_sys.modules[__name__], '_part', LINK_DTYPE)\n")
+            f"_part_call = linked(_sys.modules[__name__], '_part', LINK_DTYPE{lazy})\n")
 
 
-def split_epoch_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
-    """``_epoch`` of a driver that splits each batch into ``parts`` (one per core).
+def ensure_split_fn(lazy: list[str]) -> str:
+    """``_ensure_split``: link the kernels only ``_epoch_split`` calls (``lazy``, their local
+    names), compiling or loading each once. The API calls it before ``_epoch_split``: a
+    cached ``_epoch_split`` is loaded without being typed, so nothing else would."""
+    names = ", ".join(lazy) + ("," if len(lazy) == 1 else "")
+    return ("\n\ndef _ensure_split():\n"
+            '    """Compile or load, once, the kernels only _epoch_split calls (linked lazily: a\n'
+            '    model whose batches never split never compiles them)."""\n'
+            f"    for call in ({names}):\n"
+            "        call.ensure()\n")
+
+
+def split_epoch_fn(s: _Src, lay: KernelLayout, optimizer, name: str = "_epoch") -> None:
+    """``_epoch`` (or ``name``) of a driver that splits each batch into ``parts`` (one per core).
 
     Each part runs `_part` on its rows, in its own workspaces and gradients (row q of
     WS and of GR); the batch's gradient is their sum weighted by rows / m (each part's
@@ -136,7 +167,7 @@ def split_epoch_fn(s: _Src, lay: KernelLayout, optimizer) -> None:
     params = lay.fparams + ["theta"]
     args = ", ".join(["X", "Y", "G", "order", "batch_size", "parts"] + params + fstates
                      + ["S", "H", "t", "LT"])
-    s(f"@njit({_PARALLEL_JIT})", f"def _epoch({args}):")
+    s(f"@njit({_PARALLEL_JIT})", f"def {name}({args}):")
     s('    """One whole epoch: gather, forward, backward, update; returns'
       ' (loss sum over samples, correct count).\n\n    Each batch splits into up to'
       ' ``parts`` parts of equal rows, run side by side (one per core)."""')

@@ -1,0 +1,150 @@
+"""Dense-only models split big batches into parts, one per core (`_epoch_split`).
+
+The split epoch must train like the NumPy reference (the parts' gradients summed,
+weighted by their rows) for every optimizer, the SGD one included, whose serial step is
+fused into the GEMMs; it is compiled only for a model whose batches split.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from symgrad.definition import activations as acts
+from symgrad.definition.layers import Dense, Sequential
+from symgrad.model import compile as sg_compile
+from symgrad.runtime.optimizers import SGD, Adam, AdamW
+from symgrad.runtime.training import trainer_for
+
+N, BATCH = 26, 8   # 8 rows: 4+4 or 3+3+2 parts; the 2-row remainder: 1+1
+
+CONFIGS = {
+    "sgd": lambda: SGD(lr=0.3),                                   # fused serial step
+    "sgd-l2": lambda: SGD(lr=0.2, weight_decay=0.01),             # fused, beta = 1 - lr wd
+    "sgd-momentum": lambda: SGD(lr=0.1, momentum=0.9),
+    "adam": lambda: Adam(lr=0.01),
+    "adamw": lambda: AdamW(lr=0.01, weight_decay=0.05),
+}
+
+
+def _net() -> Sequential:
+    # GELU's derivative reads the saved z (its own workspace per part); tanh reads a.
+    return Sequential(Dense(3, 7), acts.GELU(), Dense(7, 5), acts.Tanh(), Dense(5, 3),
+                      acts.Softmax())
+
+
+def _data():
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(N, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+    return X, y, rng.permutation(N)
+
+
+def _reference(model, opt, X, y, order, epochs: int) -> dict[str, np.ndarray]:
+    params = {k: v.astype(np.float64).copy() for k, v in model.params.items()}
+    ref = sg_compile(model.net, loss="cross_entropy")
+    state = opt.init_state(params)
+    for _ in range(epochs):
+        for start in range(0, N, BATCH):
+            rows = order[start:start + BATCH]
+            opt.step_numpy(params, ref.backward(X[rows], y[rows], params)[1], state)
+    return params
+
+
+def test_the_split_epoch_compiles_only_when_a_batch_splits(monkeypatch) -> None:
+    # An activation set no other test of this file uses: this driver is fresh here.
+    net = Sequential(Dense(3, 4), acts.Softplus(), Dense(4, 2), acts.Softmax())
+    model = sg_compile(net, loss="cross_entropy", optimizer=SGD(lr=0.1), seed=1)
+    X, y, order = _data()
+    y = y % 2
+    model.fit(X, y, epochs=1, batch_size=BATCH, order=order)
+    module = trainer_for(model).module
+    driver = __import__(module._epoch_split.py_func.__module__)
+    assert not module._epoch_split.overloads and not driver._part_call.kernel.overloads
+    monkeypatch.setattr(module, "dense_parts", lambda batch_size: 2)
+    model.fit(X, y, epochs=1, batch_size=BATCH, order=order)
+    assert module._epoch_split.overloads and driver._part_call.kernel.overloads
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize(("name", "dtype"), [(name, "float64") for name in CONFIGS]
+                         + [("sgd", "float32"), ("adamw", "float32")])
+def test_split_batches_train_like_the_reference(name: str, dtype: str, parts: int,
+                                                monkeypatch) -> None:
+    model = sg_compile(_net(), loss="cross_entropy", optimizer=CONFIGS[name](), dtype=dtype,
+                       seed=4)
+    X, y, order = _data()
+    start = {k: v.copy() for k, v in model.params.items()}
+    want = _reference(model, CONFIGS[name](), X, y, order, epochs=2)
+    module = trainer_for(model).module
+    asked = []
+    monkeypatch.setattr(module, "dense_parts",
+                        lambda batch_size: asked.append(batch_size) or parts)
+    model.fit(X, y, epochs=2, batch_size=BATCH, order=order)
+    assert asked == [BATCH, BATCH]
+    for key, value in want.items():
+        assert not np.allclose(model.params[key], start[key]), f"{key} did not move"
+        rtol = 1e-12 if dtype == "float64" else 1e-5
+        np.testing.assert_allclose(model.params[key], value, rtol=rtol,
+                                   atol=rtol * np.abs(value).max(), err_msg=key)
+
+
+def test_only_batches_worth_it_split() -> None:
+    import numba
+
+    wide = Sequential(Dense(784, 256), acts.ReLU(), Dense(256, 10), acts.Softmax())
+    small = Sequential(Dense(4, 8), acts.ReLU(), Dense(8, 2), acts.Softmax())
+    big = trainer_for(sg_compile(wide, loss="cross_entropy")).module
+    few = trainer_for(sg_compile(small, loss="cross_entropy")).module
+    assert big.ROW_MACS == 784 * 256 + 256 * 10
+    can = big.BLAS_PINNED and numba.get_num_threads() > 1
+    assert big.dense_parts(128) == (min(numba.get_num_threads(), 128 // big.DENSE_PART_ROWS)
+                                    if can else 1)
+    assert big.dense_parts(big.DENSE_PART_ROWS * 2 - 1) == 1   # parts would be too short
+    assert few.dense_parts(4096) == 1                          # too little work a batch
+    elsewhere = []
+    worker = threading.Thread(target=lambda: elsewhere.append(big.dense_parts(128)))
+    worker.start()
+    worker.join()
+    assert elsewhere == [1]   # a worker thread never splits (the BLAS count is process-wide)
+
+
+def test_an_exported_trainer_splits_like_fit(tmp_path, monkeypatch) -> None:
+    """The export links the split epoch's kernels lazily too, and trains bit-identically."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    model = sg_compile(_net(), loss="cross_entropy", optimizer=Adam(lr=0.01), seed=6)
+    X, y, order = _data()
+    model.export(str(tmp_path / "split_trainer.py"))
+    model.save(str(tmp_path / "start.npz"))
+    np.savez(tmp_path / "data.npz", X=X, Y=np.eye(3)[y], order=order)
+    code = textwrap.dedent(f"""
+        import json
+        import numpy as np
+        import split_trainer as t
+        d = np.load("data.npz")
+        t.load_weights("start.npz")
+        t.dense_parts = lambda batch_size: 2
+        losses = [t.train_epoch(d["X"], d["Y"], batch_size={BATCH}, order=d["order"])[0]
+                  for _ in range(2)]
+        np.savez("out.npz", **t.WEIGHTS)
+        print(json.dumps({{"losses": losses, "split": len(t._epoch_split.overloads)}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    losses = out["losses"]
+    assert out["split"] == 1   # the exported trainer ran its split epoch
+    monkeypatch.setattr(trainer_for(model).module, "dense_parts", lambda batch_size: 2)
+    history = model.fit(X, y, epochs=2, batch_size=BATCH, order=order)
+    np.testing.assert_array_equal(losses, history.history["loss"])
+    exported = np.load(tmp_path / "out.npz")
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(exported[name], value, err_msg=name)
