@@ -288,6 +288,12 @@ def dense_parts(batch_size):
     return max(1, min(batch_parts(batch_size), batch_size // DENSE_PART_ROWS))
 
 
+def epoch_compiled(batch_size):
+    """Whether the epoch function that batches of this size run is compiled (or loaded)."""
+    split = not SPLITS_BATCHES and dense_parts(batch_size) > 1
+    return bool((_epoch_split if split else _epoch).overloads)
+
+
 def _permutation(n, seed):
     """The batch order of an epoch shuffled with ``seed``: NumPy's Mersenne Twister, the
     generator (and order) Numba's np.random gives for the same seed, without compiling."""

@@ -181,7 +181,7 @@ class Trainer:
         progress = Progress(verbose, int(epochs))
         empty = np.empty(0, dtype=np.int64)
         # Numba compiles (or loads from its cache) on the first call: say so in the log.
-        compiles_first = not mod._epoch.overloads   # (.signatures costs ~10 us a call)
+        compiles_first = not mod.epoch_compiled(bs)   # (.signatures costs ~10 us a call)
         for epoch in range(int(epochs)):
             saved = self._rollback_copy(params)
             start = time.perf_counter()
