@@ -402,18 +402,20 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
 _DRIVER_NAMES = ("_forward", "_backward", "_epoch", "_predict", "_loss_and_grads")
 
 
+def _calls(text: str, name: str) -> bool:
+    """Whether the source ``text`` calls ``name``."""
+    return re.search(rf"\b{re.escape(name)}\(", text) is not None
+
+
 def _linked_imports(module: str, alias: str, names: dict[str, str], body: str,
                     split: str, lazy: list[str]) -> list[str]:
     """Lines binding each ``local: kernel`` of ``module`` that the driver calls to a call by
     symbol (`linked_calls`): those ``body`` calls when the driver is imported, those only
     ``split`` (``_epoch_split``) calls lazily, their locals appended to ``lazy``; kernels
     the driver never calls are not compiled."""
-    def calls(text: str, local: str) -> bool:
-        return re.search(rf"\b{re.escape(local)}\(", text) is not None
-
-    used = {local: kernel for local, kernel in names.items() if calls(body, local)}
+    used = {local: kernel for local, kernel in names.items() if _calls(body, local)}
     later = {local: kernel for local, kernel in names.items()
-             if local not in used and calls(split, local)}
+             if local not in used and _calls(split, local)}
     if not used and not later:
         return []
     lazy += later
@@ -562,11 +564,8 @@ def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, split: st
         links.update(layer_kernels.LINKS)
     for _, _, _, prefix, piece_links in _shared_pieces(lay, dtype, optimizer):
         links.update({prefix + f: tokens for f, tokens in piece_links.items()})
-    def calls(text: str, name: str) -> bool:
-        return re.search(rf"\b{re.escape(name)}\(", text) is not None
-
-    used = {name: tokens for name, tokens in links.items() if calls(body, name)}
-    lazy = [name for name in links if name not in used and calls(split, name)]
+    used = {name: tokens for name, tokens in links.items() if _calls(body, name)}
+    lazy = [name for name in links if name not in used and _calls(split, name)]
     used.update({name: links[name] for name in lazy})
     if splits_batches(lay) or split:
         used["_part"] = part_link(lay)   # last: its compile sees the others linked
