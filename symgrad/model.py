@@ -57,33 +57,64 @@ def init_params(net: Sequential, seed: int = 0, init: str | None = None,
         else:
             continue
         how = init or layer.init
-        if how == "he":
-            W = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape["W"])
-        elif how == "xavier":
-            W = rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), shape["W"])
-        elif how == "uniform":
-            bound = 1.0 / np.sqrt(fan_in)
-            W = rng.uniform(-bound, bound, shape["W"])
-        else:
+        if how not in ("he", "xavier", "uniform"):
             raise DefinitionError(f"{name}: init must be 'he', 'xavier' or 'uniform', "
                                   f"got {how!r}")
-        params[f"{name}.W"] = np.ascontiguousarray(W, dtype=dt)
-        if "b" in shape:
-            params[f"{name}.b"] = np.zeros(shape["b"], dtype=dt)
+        try:
+            if how == "he":
+                W = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape["W"])
+            elif how == "xavier":
+                W = rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), shape["W"])
+            else:
+                bound = 1.0 / np.sqrt(fan_in)
+                W = rng.uniform(-bound, bound, shape["W"])
+            params[f"{name}.W"] = np.ascontiguousarray(W, dtype=dt)
+            if "b" in shape:
+                params[f"{name}.b"] = np.zeros(shape["b"], dtype=dt)
+        except (ValueError, MemoryError) as err:   # e.g. Dense(10**20, 4)
+            count = int(np.prod([int(d) for d in shape["W"]], dtype=object))
+            raise DefinitionError(f"{name}: its weights of shape {shape['W']} ({count:.3g} "
+                                  f"values) cannot be allocated: {err}") from None
     return params
 
 
 class Parameters(OrderedDict):
-    """A model's parameters by name; an array assigned to a name must be finite.
+    """A model's parameters by name; an array assigned to a name must be one of the
+    model's parameters, of its shape, and finite.
 
-    ``model.params["dense0.W"] = W`` with a NaN or inf in ``W`` raises
-    ``ValueError`` naming the parameter (as `fit` refuses NaN data). Writes into
-    an array in place (``model.params["dense0.W"][0, 0] = nan``) are not seen here.
+    ``model.params["dense0.W"] = W`` with a NaN or inf in ``W``, a wrong shape or a
+    name the network does not have raises ``ValueError`` naming the parameter (as
+    `fit` refuses NaN data), before anything is replaced. Writes into an array in
+    place (``model.params["dense0.W"][0, 0] = nan``) are not seen here.
     """
 
-    def __setitem__(self, name: str, value: np.ndarray) -> None:
+    def __init__(self, values: Mapping[str, np.ndarray], shapes: Mapping[str, tuple]) -> None:
+        self.shapes = dict(shapes)
+        missing = [name for name in self.shapes if name not in values]
+        if missing:
+            raise ValueError(f"params: parameter {missing[0]!r} is missing; the network's "
+                             f"parameters are {list(self.shapes)}")
+        super().__init__()
+        for name, value in values.items():
+            self._check(name, value)
+        super().update(values)
+
+    def _check(self, name: str, value: np.ndarray) -> None:
+        if name not in self.shapes:
+            raise ValueError(f"params: {name!r} is not a parameter of this network; its "
+                             f"parameters are {list(self.shapes)}")
+        if np.shape(value) != tuple(self.shapes[name]):
+            raise ValueError(f"params: {name!r} must have shape {tuple(self.shapes[name])}, "
+                             f"got {np.shape(value)}")
         check_finite_param(name, value)
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self._check(name, value)
         super().__setitem__(name, value)
+
+    def __reduce__(self):
+        # Pickled with its shapes (OrderedDict's own reduce would call Parameters()).
+        return (Parameters, (OrderedDict(self), self.shapes))
 
 
 def _check_finite_values(values: Mapping[str, object], dtype: np.dtype, where: str) -> None:
@@ -104,7 +135,8 @@ class Model:
                  optimizer: object = None) -> None:
         self.net, self.plan, self.loss_entry = net, plan, loss
         self.dtype, self.seed, self.optimizer = dtype, seed, optimizer
-        self.params = params   # after dtype: the setter checks the values in it
+        self._param_shapes = {name: np.shape(value) for name, value in params.items()}
+        self.params = params   # after dtype and shapes: the setter checks the values in it
         self.reference = ReferenceEvaluator(plan)
 
     def __repr__(self) -> str:
@@ -242,7 +274,7 @@ class Model:
     @params.setter
     def params(self, values: Mapping[str, np.ndarray]) -> None:
         _check_finite_values(values, self.dtype, "params: ")
-        self._param_store = Parameters(values)
+        self._param_store = Parameters(values, self._param_shapes)
 
     def to_onnx(self, path: str) -> str:
         """Write the network and its current weights as an ONNX model (needs ``onnx``)."""

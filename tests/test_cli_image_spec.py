@@ -33,3 +33,37 @@ def test_bad_image_specs_name_the_problem(spec: str, words: list[str]) -> None:
         parse_spec(spec)
     for word in words:
         assert word in str(err.value)
+
+
+def test_sizes_that_differ_by_axis_are_pairs() -> None:
+    net = parse_spec("Input(1,5,6) Conv2d(1,2,(3,2),stride=(2,1),padding=(1,0)) ReLU "
+                     "MaxPool2d((2,1)) Flatten Dense(10,3) Softmax")
+    conv, pool = net.layers[0], net.layers[2]
+    assert (conv.kernel, conv.stride, conv.padding) == ((3, 2), (2, 1), (1, 0))
+    assert pool.kernel == (2, 1)
+    for bad, words in [("Conv2d(1,2,(3,2,1))", ["(h, w) pair"]),
+                       ("Dense((2,3),4)", ["two positive ints"]),
+                       ("Conv2d(1,2,(3,-2))", ["kernel_size", "-2"])]:
+        with pytest.raises(SpecError) as err:
+            parse_spec(f"Input(1,5,6) {bad} Flatten Dense(4,1)")
+        assert all(word in str(err.value) for word in words), str(err.value)
+
+
+def test_train_reads_nchw_images_from_an_npz(tmp_path, monkeypatch, capsys) -> None:
+    """An .npz X of shape (n, C, H, W), as the Python API takes it; a mismatch names both."""
+    import numpy as np
+
+    from symgrad.cli import main
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "img.npz", X=rng.normal(size=(30, 1, 5, 6)), y=rng.integers(0, 3, 30))
+    monkeypatch.chdir(tmp_path)
+    spec = "Input(1,5,6) Conv2d(1,2,3,padding=1) ReLU MaxPool2d(2) Flatten Dense(12,3) Softmax"
+    assert main(["train", spec, "--loss", "cross_entropy", "--data", "img.npz", "--epochs", "1",
+                 "-o", "w.npz", "--quiet"]) == 0
+    assert (tmp_path / "w.npz").is_file() and "trained 1 epochs" in capsys.readouterr().out
+    wrong = spec.replace("Input(1,5,6)", "Input(1,6,5)")
+    assert main(["train", wrong, "--loss", "cross_entropy", "--data", "img.npz", "-o",
+                 "v.npz"]) == 1
+    err = capsys.readouterr().err
+    assert "images (1, 5, 6)" in err and "images (1, 6, 5)" in err and "conv0" in err

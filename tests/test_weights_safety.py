@@ -4,6 +4,7 @@ enter, a killed save leaves nothing behind for long, and user files get the umas
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -88,6 +89,40 @@ def test_non_finite_weights_are_refused_naming_the_parameter(model, tmp_path) ->
     model.set_params(ok)   # finite values still go through
     model.params["dense1.b"] = np.array([0.25])
     assert model.params["dense1.b"][0] == 0.25
+
+
+def test_assigned_parameters_must_be_the_networks_own(model) -> None:
+    """model.params[name] = value and model.params = {...} refuse a wrong shape, a name the
+    network does not have and a missing one, before anything is replaced."""
+    import pickle
+
+    before = {k: v.copy() for k, v in model.params.items()}
+    W = before["dense0.W"]
+    with pytest.raises(ValueError, match=re.escape(f"'dense0.W' must have shape {W.shape}, "
+                                                   f"got {W.T.shape}")):
+        model.params["dense0.W"] = W.T.copy()
+    with pytest.raises(ValueError, match=r"'dense9\.W' is not a parameter.*dense0\.W"):
+        model.params["dense9.W"] = np.zeros((2, 2))
+    with pytest.raises(ValueError, match=r"'dense1\.b' is missing"):
+        model.params = {k: v for k, v in before.items() if k != "dense1.b"}
+    with pytest.raises(ValueError, match=r"'extra' is not a parameter"):
+        model.params = {**before, "extra": np.zeros(1)}
+    assert sorted(model.params) == sorted(before)
+    for name, value in before.items():
+        np.testing.assert_array_equal(model.params[name], value)
+    copy = pickle.loads(pickle.dumps(model.params))   # pickled with its shapes
+    assert copy.shapes == model.params.shapes and sorted(copy) == sorted(before)
+    with pytest.raises(ValueError, match="must have shape"):
+        copy["dense0.W"] = W.T.copy()
+
+
+def test_a_layer_too_big_to_allocate_is_named() -> None:
+    from symgrad.definition.errors import DefinitionError
+
+    net = sg.Sequential(sg.Dense(10**20, 4), sg.Tanh(), sg.Dense(4, 1))
+    with pytest.raises(DefinitionError, match=r"dense0: its weights of shape "
+                                              r"\(100000000000000000000, 4\).*allocated"):
+        sg.compile(net, loss="mse")
 
 
 _WRITER = textwrap.dedent("""

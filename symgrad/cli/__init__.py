@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "history plot (<output>_history.png) and print metrics.")
     _model_args(p)
     p.add_argument("--data", required=True,
-                   help="a .csv (header row; numbers) or .npz (arrays X and y) file")
+                   help="a .csv (header row; numbers; images flattened in C order) or .npz "
+                        "(arrays X and y; X as rows, or images (n, C, H, W)) file")
     p.add_argument("--target", default=None,
                    help="target column of the CSV (default: the last) or array of the .npz "
                         "(default: y)")

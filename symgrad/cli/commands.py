@@ -108,6 +108,13 @@ def train(args: argparse.Namespace) -> int:
     plot = out.with_name(out.stem + "_history.png")
     X, y, _ = load_data(args.data, args.target)
     model = compile_spec(args)
+    if X.ndim == 4:   # images from an .npz, NCHW as the Python API takes them
+        if not model.plan.features or X.shape[1:] != tuple(model.plan.input_shape):
+            want = (f"images {tuple(model.plan.input_shape)} (C, H, W)" if model.plan.features
+                    else f"rows of {model.plan.input_dim} features (no Input(C, H, W) layer)")
+            raise SpecError(f"{args.data}: the data holds images {X.shape[1:]} (C, H, W) but "
+                            f"the network's first layer {model.plan.first_layer} reads {want}")
+        X = X.reshape(X.shape[0], -1)
     if X.shape[1] != model.plan.input_dim:
         what = (f"first layer {model.plan.first_layer} reads images {model.plan.input_shape} "
                 f"(C, H, W), i.e. {model.plan.input_dim} columns in C order"

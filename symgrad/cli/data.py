@@ -81,9 +81,10 @@ def _load_npz(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, l
     for key, arr in (("X", X), (ykey, y)):
         if arr.dtype.kind not in "biuf":
             raise DataFileError(f"{path}: array {key!r} has dtype {arr.dtype}, expected numbers")
-    if X.ndim != 2:
-        raise DataFileError(f"{path}: array 'X' must be 2-d (rows, features), got {X.shape}")
-    return X.astype(np.float64), y, [f"x{i}" for i in range(X.shape[1])]
+    if X.ndim not in (2, 4):
+        raise DataFileError(f"{path}: array 'X' must be 2-d (rows, features) or, for an "
+                            f"image network, 4-d (n, C, H, W); got {X.shape}")
+    return X.astype(np.float64), y, [f"x{i}" for i in range(int(np.prod(X.shape[1:])))]
 
 
 def load_data(path: str | Path, target: str | None = None

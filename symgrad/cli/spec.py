@@ -6,11 +6,12 @@ A SPEC is a row of layers separated by spaces (commas or ``->`` also work)::
     Dense(4, 8) LeakyReLU(alpha=0.2) -> Dense(8, 3) Softmax
     Input(1,8,8) Conv2d(1,8,3,padding=1) ReLU MaxPool2d(2) Flatten Dense(128,10) Softmax
 
-``Dense(in, out)`` takes two positive ints (and ``bias=false``, ``init=xavier``
-as keywords); an activation is any registered name, written as its registry
-key (``leaky_relu``) or its class name (``LeakyReLU``), case-insensitive,
-with optional numeric parameters. Anything else is an error that names the
-position and what was expected.
+Image layers take PyTorch's arguments; a size that differs by axis is an (h, w) pair,
+e.g. ``Conv2d(1,8,(3,2),stride=(2,1))``. ``Dense(in, out)`` takes two positive ints
+(and ``bias=false``, ``init=xavier`` as keywords); an activation is any registered
+name, written as its registry key (``leaky_relu``) or its class name (``LeakyReLU``),
+case-insensitive, with optional numeric parameters. Anything else is an error that
+names the position and what was expected.
 
 >>> parse_spec("Dense(2,16) ReLU Dense(16,1) Sigmoid")
 Sequential(Dense(2 -> 16), Relu(), Dense(16 -> 1), Sigmoid())
@@ -21,8 +22,8 @@ Sequential(Dense(2 -> 4), LeakyRelu(alpha=0.2), Dense(4 -> 1))
 >>> parse_spec("Dense(2,4) __import__('os')")
 Traceback (most recent call last):
 ...
-symgrad.cli.spec.SpecError: SPEC layer 1 "__import__('os')": argument "'os'" is not a number \
-or key=number
+symgrad.cli.spec.SpecError: SPEC layer 1 "__import__('os')": argument "'os'" is not a number, \
+an (h, w) pair or key=value
 
 A SPEC that names an existing ``.py`` file runs that file (the user's own
 program, as ``python file.py`` would) and takes its variable ``net``, and
@@ -60,12 +61,15 @@ class SpecError(ValueError):
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _WORD = r"[A-Za-z_][A-Za-z0-9_]*"
-_ARG = re.compile(rf"\s*(?:(?P<key>{_WORD})\s*=\s*)?(?P<value>{_NUMBER}|{_WORD})\s*$")
-_LAYER = re.compile(rf"(?P<name>{_WORD})(?:\s*\((?P<args>[^()]*)\))?")
+_PAIR = r"\(\s*[-+]?\d+\s*,\s*[-+]?\d+\s*\)"   # (height, width) of an image layer
+_ARG = re.compile(rf"\s*(?:(?P<key>{_WORD})\s*=\s*)?(?P<value>{_PAIR}|{_NUMBER}|{_WORD})\s*$")
+_LAYER = re.compile(rf"(?P<name>{_WORD})(?:\s*\((?P<args>(?:[^()]|\([^()]*\))*)\))?")
 _SEPARATOR = re.compile(r"(?:\s|,|->)*")
 
 
-def _value(text: str) -> int | float | str | bool:
+def _value(text: str) -> int | float | str | bool | tuple[int, int]:
+    if text.startswith("("):
+        return tuple(int(v) for v in text.strip("() ").split(","))
     if re.fullmatch(r"[-+]?\d+", text):
         return int(text)
     if re.fullmatch(_NUMBER, text):
@@ -80,10 +84,11 @@ def _arguments(text: str | None, where: str) -> tuple[list, dict]:
     kwargs: dict = {}
     if text is None or not text.strip():
         return args, kwargs
-    for part in text.split(","):
+    for part in re.split(r",(?![^()]*\))", text):   # commas outside (h, w) pairs
         match = _ARG.match(part)
         if match is None:
-            raise SpecError(f"{where}: argument {part.strip()!r} is not a number or key=number")
+            raise SpecError(f"{where}: argument {part.strip()!r} is not a number, an (h, w) "
+                            "pair or key=value")
         value = _value(match["value"])
         if match["key"]:
             if match["key"] in kwargs:
