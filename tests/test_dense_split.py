@@ -92,18 +92,27 @@ def test_split_batches_train_like_the_reference(name: str, dtype: str, parts: in
 
 
 def test_only_batches_worth_it_split() -> None:
+    """A split needs big batches and loop work: GELU's (7 special functions a value, forward
+    and derivative) on a wide network splits, ReLU's (none) does not, nor a small network."""
     import numba
 
-    wide = Sequential(Dense(784, 256), acts.ReLU(), Dense(256, 10), acts.Softmax())
-    small = Sequential(Dense(4, 8), acts.ReLU(), Dense(8, 2), acts.Softmax())
-    big = trainer_for(sg_compile(wide, loss="cross_entropy")).module
-    few = trainer_for(sg_compile(small, loss="cross_entropy")).module
-    assert big.ROW_MACS == 784 * 256 + 256 * 10
+    def module(act, dims):
+        layers = []
+        for a, b in zip(dims[:-2], dims[1:-1], strict=True):
+            layers += [Dense(a, b), act()]
+        net = Sequential(*layers, Dense(dims[-2], dims[-1]), acts.Softmax())
+        return trainer_for(sg_compile(net, loss="cross_entropy")).module
+
+    big = module(acts.GELU, (784, 256, 128, 10))
+    assert big.ROW_MACS == 784 * 256 + 256 * 128 + 128 * 10
+    assert big.ACTIVATION_COST == (7,) and big.ROW_LOOP_COST == 7 * (256 + 128)
     can = big.BLAS_PINNED and numba.get_num_threads() > 1
     assert big.dense_parts(128) == (min(numba.get_num_threads(), 128 // big.DENSE_PART_ROWS)
                                     if can else 1)
     assert big.dense_parts(big.DENSE_PART_ROWS * 2 - 1) == 1   # parts would be too short
-    assert few.dense_parts(4096) == 1                          # too little work a batch
+    assert big.dense_parts(16) == 1                           # too little work a batch
+    assert module(acts.ReLU, (784, 256, 128, 10)).dense_parts(128) == 1   # no loop work
+    assert module(acts.GELU, (4, 8, 2)).dense_parts(4096) == 1            # tiny GEMMs
     elsewhere = []
     worker = threading.Thread(target=lambda: elsewhere.append(big.dense_parts(128)))
     worker.start()

@@ -271,19 +271,27 @@ def batch_parts(batch_size):
     return max(1, min(numba.get_num_threads(), batch_size // MIN_PART_ROWS))
 
 
-# A Dense-only model splits its batches (_epoch_split) only where each part's GEMMs are
-# big enough to pay for the parallel launch, single-threaded GEMMs and the SGD step no
-# longer fused into them: at least DENSE_PART_ROWS rows a part and DENSE_SPLIT_MACS
-# multiply-adds of forward GEMM work a batch (see benchmarks/README.md, "Split MLP batches").
+# A Dense-only model splits its batches (_epoch_split) only where it pays: the split runs
+# the activation loops on every core, but its GEMMs single-threaded, its SGD step no
+# longer fused into them, and it adds a pass summing the parts' gradients. Measured
+# (benchmarks/dense_split_probe.py; benchmarks/README.md, "Split MLP batches"): GELU at
+# 784-256-128-10, batch 128, gains 3-15 %; tanh and Swish there, and every activation on
+# batches of 1-2 M multiply-adds, lose up to 40 %. So: parts of at least DENSE_PART_ROWS
+# rows, at least DENSE_SPLIT_MACS multiply-adds of forward GEMM work a batch, and loop
+# work (ROW_LOOP_COST: special-function evaluations a row) of DENSE_SPLIT_SHARE of it.
 DENSE_PART_ROWS = 32
-DENSE_SPLIT_MACS = 2_000_000
+DENSE_SPLIT_MACS = 8_000_000
+DENSE_SPLIT_SHARE = 0.01
 ROW_MACS = int((DENSE_LAYOUT[:, 0] * DENSE_LAYOUT[:, 1]).sum())   # per row, all Dense layers
+ROW_LOOP_COST = sum(int(n_out) * ACTIVATION_COST[code]
+                    for n_out, code in DENSE_LAYOUT[:, [1, 4]] if code >= 0)
 
 
 def dense_parts(batch_size):
     """Into how many parts _epoch_split splits each batch of a Dense-only model: 1 (the
-    serial _epoch) unless the batch's work is worth a split (DENSE_SPLIT_MACS)."""
-    if not SPLIT_EPOCH or batch_size * ROW_MACS < DENSE_SPLIT_MACS:
+    serial _epoch) unless the batch's work is worth a split (see DENSE_SPLIT_MACS)."""
+    if (not SPLIT_EPOCH or batch_size * ROW_MACS < DENSE_SPLIT_MACS
+            or ROW_LOOP_COST < DENSE_SPLIT_SHARE * ROW_MACS):
         return 1
     return max(1, min(batch_parts(batch_size), batch_size // DENSE_PART_ROWS))
 

@@ -91,6 +91,7 @@ from symgrad.derive.plan import (
     UPDATE_KEY,
     NetworkPlan,
 )
+from symgrad.simplify.op_count import evaluation_cost
 
 __all__ = ["generate_module_source", "kernel_sources", "layers_source"]
 
@@ -389,6 +390,9 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
       "# Whether _epoch splits each batch into parts, one per core (takes a parts count),",
       "# and whether the driver has _epoch_split beside a serial _epoch (Dense layers only).",
       f"SPLITS_BATCHES = {splits_batches(lay)}", f"SPLIT_EPOCH = {has_split_epoch(lay)}",
+      "# Special-function evaluations (forward + derivative) of each activation branch of LT:",
+      "# the loop work a split spreads over the cores (see dense_parts).",
+      f"ACTIVATION_COST = {_activation_costs(lay)!r}",
       f"REDUCTION = {plan.output.reduction!r}",
       f"LOGISTIC_TARGETS = {plan.output.loss_name.lower() in LOGISTIC_LOSSES}",
       f"PREDICT_CHUNK = {chunk}",
@@ -397,6 +401,12 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
       f"GEOMETRY = np.array({feature_layers.geometry(plan.features)!r}, dtype=np.int64)"
       ".reshape(-1, 6)", "", "")
     return s.text()
+
+
+def _activation_costs(lay: KernelLayout) -> tuple[int, ...]:
+    """Each activation branch's `evaluation_cost` (forward + derivative), in code order."""
+    return tuple(evaluation_cost(act.stable_forward) + evaluation_cost(act.derivative)
+                 for _, act in lay.activations.values())
 
 
 _DRIVER_NAMES = ("_forward", "_backward", "_epoch", "_predict", "_loss_and_grads")
