@@ -85,3 +85,12 @@ def test_a_gradient_off_by_a_tenth_of_a_percent_still_fails(which, poly40):
     check_gradients(model)   # the model itself is right
     with pytest.raises(ProofError, match="disagrees with central finite differences"):
         check_gradients(_wrong(model))
+
+
+def test_an_activation_outside_its_domain_is_named_not_called_a_wrong_gradient() -> None:
+    """log(z) of a standard normal z is NaN: sg.check says where, as fit does."""
+    log_act = sg.activation("check_log_domain", "log(x)")
+    model = sg.compile(sg.Sequential(sg.Dense(3, 4), log_act(), sg.Dense(4, 1)), loss="mse")
+    with pytest.raises(ProofError, match=r"activation check_log_domain of dense0 gives nan "
+                                         r"at z = -[0-9.e-]+, outside its domain"):
+        check_gradients(model)

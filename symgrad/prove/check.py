@@ -141,6 +141,30 @@ def _fd_error(an: float, fd: float, fd2: float, size: float, h: float) -> float:
     return abs(fd - an) / allowance
 
 
+def _require_finite_loss(model, params: dict, X: np.ndarray, Y: np.ndarray) -> None:
+    """`ProofError` naming the first activation that is not finite on the check's batch
+    (e.g. log or sqrt of a negative z): finite differences cannot check a NaN."""
+    with np.errstate(all="ignore"):
+        loss = float(model.reference.loss(params, X, Y))
+        if np.isfinite(loss):
+            return
+        fwd = model.reference.forward(params, X)
+    where = ""
+    acts = iter(fwd["A"][1:])
+    for layer, z in zip(model.plan.layers, fwd["Z"], strict=True):
+        a = next(acts) if layer.activation is not None else z
+        bad = ~np.isfinite(a) & np.isfinite(z)
+        if layer.activation is not None and bad.any():
+            k = np.argwhere(bad)[0]
+            kind = "outside its domain" if np.isnan(a[tuple(k)]) else "it overflows there"
+            where = (f": the activation {layer.activation.name} of {layer.name} gives "
+                     f"{a[tuple(k)]} at z = {z[tuple(k)]:.6g}, {kind}")
+            break
+    raise ProofError(f"the loss on the check's sample batch ({X.shape[0]} rows of standard "
+                     f"normal inputs) is {loss}{where}; finite differences need a network "
+                     "that is finite there (use an activation defined for every real z)")
+
+
 def check_gradients(model, seed: int = 0, rows: int = 5, attempts: int = 2
                     ) -> list[ReportEntry]:
     """Reference gradients vs central finite differences (float64); `ProofError` if off.
@@ -156,6 +180,8 @@ def check_gradients(model, seed: int = 0, rows: int = 5, attempts: int = 2
     errors: dict[str, float] = {}
     for attempt in range(attempts):
         X, Y = _batch(model.plan, rng, rows)
+        if attempt == 0:
+            _require_finite_loss(model, params, X, Y)
         at = params if attempt == 0 else {
             k: v + 0.05 * rng.standard_normal(v.shape) for k, v in params.items()}
         errors = _fd_errors(model, at, X, Y, rng)
