@@ -157,3 +157,30 @@ def test_an_exported_trainer_splits_like_fit(tmp_path, monkeypatch) -> None:
     exported = np.load(tmp_path / "out.npz")
     for name, value in model.params.items():
         np.testing.assert_array_equal(exported[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize(("head", "loss", "targets"), [
+    (acts.Sigmoid, "bce", lambda y: (y > 0).astype(float)),     # one logistic output
+    (None, "mse", lambda y: np.stack([y % 2, y / 3.0], axis=1)),  # two regression outputs
+])
+def test_split_batches_follow_the_reference_for_other_losses(head, loss, targets,
+                                                             monkeypatch) -> None:
+    """The output kernel scales each part's error by 1 / its rows (and outputs): the
+    parts' weights must undo exactly that, for per-row and per-element reductions."""
+    k = 1 if head is not None else 2
+    layers = [Dense(3, 6), acts.Swish(), Dense(6, k)] + ([head()] if head else [])
+    model = sg_compile(Sequential(*layers), loss=loss, optimizer=SGD(lr=0.1), seed=2)
+    X, y, order = _data()
+    Y = targets(y.astype(float))
+    params = {name: v.copy() for name, v in model.params.items()}
+    ref = sg_compile(model.net, loss=loss)
+    opt = SGD(lr=0.1)
+    state = opt.init_state(params)
+    for start in range(0, N, BATCH):
+        rows = order[start:start + BATCH]
+        opt.step_numpy(params, ref.backward(X[rows], Y[rows], params)[1], state)
+    monkeypatch.setattr(trainer_for(model).module, "dense_parts", lambda batch_size: 3)
+    model.fit(X, Y, epochs=1, batch_size=BATCH, order=order)
+    for name, value in params.items():
+        np.testing.assert_allclose(model.params[name], value, rtol=1e-12,
+                                   atol=1e-12 * np.abs(value).max(), err_msg=name)
