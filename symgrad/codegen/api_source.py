@@ -274,11 +274,12 @@ def batch_parts(batch_size):
 # A Dense-only model splits its batches (_epoch_split) only where it pays: the split runs
 # the activation loops on every core, but its GEMMs single-threaded, its SGD step no
 # longer fused into them, and it adds a pass summing the parts' gradients. Measured
-# (benchmarks/dense_split_probe.py; benchmarks/README.md, "Split MLP batches"): GELU at
-# 784-256-128-10, batch 128, gains 3-15 %; tanh and Swish there, and every activation on
-# batches of 1-2 M multiply-adds, lose up to 40 %. So: parts of at least DENSE_PART_ROWS
-# rows, at least DENSE_SPLIT_MACS multiply-adds of forward GEMM work a batch, and loop
-# work (ROW_LOOP_COST: special-function evaluations a row) of DENSE_SPLIT_SHARE of it.
+# (benchmarks/dense_split_probe.py; benchmarks/README.md, "Split MLP batches"),
+# serial/split: GELU at 784-256-128-10, batch 128, 0.99-1.17; tanh and Swish there
+# 0.86-1.07; every activation on batches of 1-3 M multiply-adds down to 0.40. So: parts
+# of at least DENSE_PART_ROWS rows, at least DENSE_SPLIT_MACS multiply-adds of forward
+# GEMM work a batch, and loop work (ROW_LOOP_COST: special-function evaluations a row)
+# of DENSE_SPLIT_SHARE of it.
 DENSE_PART_ROWS = 32
 DENSE_SPLIT_MACS = 8_000_000
 DENSE_SPLIT_SHARE = 0.01
