@@ -1,8 +1,8 @@
 """Random convolutional networks for the CNN tests, and their PyTorch mirror.
 
 `draw_cases` draws seeded CNN configurations (channels 1-3, odd and even images of
-5-11 pixels, kernels 1-4 including non-square pairs, strides 1-2, padding below the
-kernel, max and average pooling with strides different from the window, bias on and
+5-11 pixels, kernels 1-4 including non-square pairs, strides 1-2, padding 0-2 (also at
+or beyond the kernel), max and average pooling with strides different from the window, bias on and
 off, every built-in activation after image and Dense layers, the three output heads).
 The sizes are worked out here, independently of `Sequential`'s shape rule, so a test
 can compare the two.
@@ -72,7 +72,9 @@ def _image_layer(rng: np.random.Generator, shape: tuple[int, int, int], first: b
             k = int(rng.integers(1, 5))
             kernel = (k, k) if rng.random() < 0.6 else (k, int(rng.integers(1, 5)))
             stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
-            padding = tuple(int(rng.integers(0, min(2, kk - 1) + 1)) for kk in kernel)
+            # 0-2, also at or beyond the kernel (as PyTorch allows): then the outer output
+            # pixels see only padding and give the bias alone.
+            padding = tuple(int(rng.integers(0, 3)) for _ in kernel)
             if any(kk > n + 2 * p for kk, n, p in zip(kernel, (h, w), padding, strict=True)):
                 continue
             out_ch = int(rng.integers(1, 4))

@@ -128,15 +128,20 @@ def test_kernel_equals_reference_for_other_channel_counts(c1: int, c2: int) -> N
 # One of the random CNNs through the kernel too (each new model costs ~10 s of Numba
 # compilation on a cold cache; every drawn CNN, in both dtypes, agreed with the reference
 # when this file was written: float64 within 2.1e-15, float32 within 1.6e-6 of the largest
-# entry). cnn14 adds what m64 and m32 lack: three stacked convs (a 1x1 with stride 2, a 4x4
-# with padding 1, no activation after it), two hidden Dense layers and an MSE head.
+# entry). cnn8 adds what m64 and m32 lack: three stacked convs, two of them with padding
+# at or beyond the kernel (4x1 padded 2x1, 4x2 padded 1x2: output pixels that see only
+# padding), two Dense layers and an MSE head; cnn12 a 3x2 kernel padded 2x2, in float32.
 RANDOM = {case.label: case for case in draw_cases(18, seed=0)}
 
 
-@pytest.mark.parametrize(("label", "dtype"), [("cnn14", "float64")])
-def test_kernel_equals_reference_on_random_cnns(label: str, dtype: str) -> None:
+@pytest.mark.parametrize(("label", "dtype", "convs", "loss"),
+                         [("cnn8", "float64", 3, "mse"), ("cnn12", "float32", 1, "cross_entropy")])
+def test_kernel_equals_reference_on_random_cnns(label: str, dtype: str, convs: int,
+                                                loss: str) -> None:
     case = RANDOM[label]
-    assert case.loss == "mse" and sum(isinstance(x, Conv2d) for x in case.net) == 3
+    layers = [x for x in case.net if isinstance(x, Conv2d)]
+    assert case.loss == loss and len(layers) == convs
+    assert any(p >= k for x in layers for p, k in zip(x.padding, x.kernel, strict=True))
     model = sg.compile(case.net, loss=case.loss, dtype=dtype, seed=1)
     model.set_params(random_params(model, seed=2))
     loss, grads = model.backward(case.X, case.y)

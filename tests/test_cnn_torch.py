@@ -84,6 +84,9 @@ def test_cases_cover_what_they_claim() -> None:
     assert {layer.kernel[0] for layer in convs} == {1, 2, 3, 4}
     assert {s for layer in convs for s in layer.stride} == {1, 2}
     assert {p for layer in convs for p in layer.padding} == {0, 1, 2}
+    # Padding at or beyond the kernel: output pixels whose window is all padding.
+    assert any(p >= k for layer in convs for p, k in zip(layer.padding, layer.kernel,
+                                                          strict=True))
     assert not all(layer.bias for layer in convs)
     assert {type(p) for p in pools} == {MaxPool2d, AvgPool2d}
     assert {type(p) for p in pools if p.stride != p.kernel} == {MaxPool2d, AvgPool2d}

@@ -99,10 +99,6 @@ class Conv2d(FeatureLayer):
                 f"{where} {self!r}: the {kh}x{kw} kernel is larger than its (padded) input "
                 f"{h + 2 * ph}x{w + 2 * pw} (input shape (C, H, W) = {in_shape}, padding "
                 f"{_pair_text(self.padding)})")
-        if ph >= kh or pw >= kw:
-            raise LayerSizeError(f"{where} {self!r}: padding {_pair_text(self.padding)} must be "
-                                 f"smaller than the kernel {kh}x{kw} (an output pixel would "
-                                 "see only padding)")
         return (self.out_ch, out_size(h, kh, sh, ph), out_size(w, kw, sw, pw))
 
     def param_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
@@ -209,5 +205,7 @@ CONV2D = register_layer_kind(LayerKind(
         (Conv2d(2, 3, 3, stride=2, padding=1), (2, 5, 5)),
         (Conv2d(1, 2, (2, 3), stride=(1, 2), padding=(0, 1)), (1, 4, 5)),
         (Conv2d(2, 1, 2, bias=False), (2, 3, 3)),
+        # padding beyond the kernel: the corner outputs see only padding (bias alone)
+        (Conv2d(1, 2, (1, 2), stride=(2, 1), padding=(1, 2)), (1, 2, 3)),
     ),
 ))
