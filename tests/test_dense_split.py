@@ -184,3 +184,41 @@ def test_split_batches_follow_the_reference_for_other_losses(head, loss, targets
     for name, value in params.items():
         np.testing.assert_allclose(model.params[name], value, rtol=1e-12,
                                    atol=1e-12 * np.abs(value).max(), err_msg=name)
+
+
+def test_a_second_process_loads_the_split_epoch_from_the_cache(tmp_path) -> None:
+    """A cached _epoch_split is loaded without being typed, so the kernels it calls by
+    symbol must be linked first (`_ensure_split`): without that the load cannot resolve
+    them. The second process hits the cache and trains to the same weights."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import json
+        import numpy as np
+        import symgrad as sg
+        from symgrad.runtime.training import trainer_for
+        net = sg.Sequential(sg.Dense(5, 7), sg.GELU(), sg.Dense(7, 3), sg.Softmax())
+        model = sg.compile(net, loss="cross_entropy", optimizer=sg.SGD(0.1), seed=3)
+        module = trainer_for(model).module
+        module.dense_parts = lambda batch_size: 2
+        X = np.random.default_rng(0).normal(size=(40, 5))
+        model.fit(X, np.arange(40) % 3, epochs=2, batch_size=16, shuffle=False)
+        st = module._epoch_split.stats
+        print(json.dumps({"hits": sum(st.cache_hits.values()),
+                          "misses": sum(st.cache_misses.values()),
+                          "W": model.params["dense0.W"].tolist()}))
+    """)
+    env = {**os.environ, "SYMGRAD_CACHE_DIR": str(tmp_path / "cache")}
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert runs[0]["misses"] == 1 and runs[0]["hits"] == 0     # compiled, then cached
+    assert runs[1]["hits"] == 1 and runs[1]["misses"] == 0     # loaded, not built
+    assert runs[1]["W"] == runs[0]["W"]
