@@ -11,6 +11,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from symgrad.definition import activations as acts
 from symgrad.definition.layers import Dense, Sequential
@@ -222,3 +224,39 @@ def test_a_second_process_loads_the_split_epoch_from_the_cache(tmp_path) -> None
     assert runs[0]["misses"] == 1 and runs[0]["hits"] == 0     # compiled, then cached
     assert runs[1]["hits"] == 1 and runs[1]["misses"] == 0     # loaded, not built
     assert runs[1]["W"] == runs[0]["W"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(widths=st.lists(st.integers(1, 9), min_size=1, max_size=4), n=st.integers(1, 40),
+       batch=st.integers(1, 17), parts=st.integers(2, 4), seed=st.integers(0, 2**16))
+def test_any_mlp_splits_to_the_serial_epochs(widths, n, batch, parts, seed) -> None:
+    """Random depths, widths, data sizes, batch sizes and part counts (parts of one row,
+    parts beyond the rows, a batch larger than the data): the split epochs train to the
+    serial epochs' weights, up to the rounding of the weighted sum. One driver serves every
+    shape here (widths and depth are run-time values), so only the first example compiles."""
+    rng = np.random.default_rng(seed)
+    dims = [3, *widths, 2]
+    layers = []
+    for k, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        layers.append(Dense(a, b))
+        if k < len(dims) - 2:
+            layers.append(acts.GELU() if k % 2 == 0 else acts.Tanh())
+    net = Sequential(*layers, acts.Softmax())
+    X = rng.normal(size=(n, 3))
+    y = rng.integers(0, 2, n)
+    order = rng.permutation(n)
+    models = [sg_compile(net, loss="cross_entropy", optimizer=SGD(lr=0.1, momentum=0.9),
+                          seed=seed % 97)
+              for _ in range(2)]
+    serial, split = models
+    module = trainer_for(split).module
+    original = module.dense_parts
+    module.dense_parts = lambda batch_size: parts
+    try:
+        split.fit(X, y, epochs=2, batch_size=batch, order=order)
+    finally:
+        module.dense_parts = original
+    serial.fit(X, y, epochs=2, batch_size=batch, order=order)
+    for name, value in serial.params.items():
+        np.testing.assert_allclose(split.params[name], value, rtol=1e-10,
+                                   atol=1e-12 * max(1.0, np.abs(value).max()), err_msg=name)
