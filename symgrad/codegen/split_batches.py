@@ -46,8 +46,9 @@ def has_split_epoch(lay: KernelLayout) -> bool:
     """Whether a Dense-only driver carries ``_epoch_split`` beside its serial ``_epoch``.
 
     An MLP's GEMMs spread over BLAS's threads, but its activation, output and update
-    loops run on one core: at medium sizes a GELU or Swish network spends a fifth of its
-    epoch there (issue 8). Split, each part runs them on its own core.
+    loops run on one core: at medium sizes a GELU network spends a fifth of its epoch
+    there (issue 8). Split, each part runs them on its own core; the API splits only
+    where the probe measured a gain (`dense_parts`).
     """
     return not lay.features
 
