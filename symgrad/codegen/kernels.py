@@ -488,7 +488,7 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
     driver = "\n".join(head + imports + [""]) + "\n" + body + split + part_call_lines(lay)
     names = list(_DRIVER_NAMES)
     names.insert(3, "_backward_step" if _fused(plan, optimizer, _cast(dtype)) else "_update")
-    if split:
+    if has_split_epoch(lay):
         driver += ensure_split_fn(lazy + ["_part_call"])
         names += ["_epoch_split", "_ensure_split"]
     sources.append(("driver", driver))
@@ -577,9 +577,9 @@ def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, split: st
     used = {name: tokens for name, tokens in links.items() if _calls(body, name)}
     lazy = [name for name in links if name not in used and _calls(split, name)]
     used.update({name: links[name] for name in lazy})
-    if splits_batches(lay) or split:
+    if splits_batches(lay) or has_split_epoch(lay):
         used["_part"] = part_link(lay)   # last: its compile sees the others linked
-        lazy += ["_part"] if split else []
+        lazy += ["_part"] if has_split_epoch(lay) else []
     tag = hashlib.sha256(kernels.encode("utf-8")).hexdigest()[:16]
     s = _Src()
     s("# ---- calls by symbol (symgrad's codegen/linked_calls.py) ----",
@@ -595,7 +595,7 @@ def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, split: st
         local = "_part_call" if name == "_part" else name
         s(f"{local} = linked(_LINKED, {name!r}, LINK_DTYPE" + (", lazy=True)" if name in lazy
                                                                  else ")"))
-    if split:
+    if has_split_epoch(lay):
         s(ensure_split_fn(["_part_call" if name == "_part" else name for name in lazy]))
     s("", "")
     return s.text()
