@@ -118,18 +118,23 @@ def _vm_exp_reduce(x):
 @_vm_njit(**_VM_JIT)
 def _vm_expm1_poly(r):
     """e^r - 1 for |r| <= ln2/2: Taylor to r^13 (truncation < 2^-60 relative)."""
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
+    # two Horner chains (c1.. and c6..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    p_high = 1.0 / 6227020800.0
+    p_high = p_high * r + 1.0 / 479001600.0
+    p_high = p_high * r + 1.0 / 39916800.0
+    p_high = p_high * r + 1.0 / 3628800.0
+    p_high = p_high * r + 1.0 / 362880.0
+    p_high = p_high * r + 1.0 / 40320.0
+    p_low = 1.0 / 5040.0
+    p_low = p_low * r + 1.0 / 720.0
+    p_low = p_low * r + 1.0 / 120.0
+    p_low = p_low * r + 1.0 / 24.0
+    p_low = p_low * r + 1.0 / 6.0
+    r2 = r * r
+    r4 = r2 * r2
+    r5 = r4 * r
+    p = (p_high * r5 + p_low) * r + 0.5
     # r + r*(r*p), not r + r*r*p: keeps the sign of r = -0.0
     return r + r * (r * p)
 
@@ -204,18 +209,23 @@ def _vm_log1p_small(f, corr):
     """
     s = f / (2.0 + f)
     z = s * s
-    p = 2.0 / 25.0
-    p = p * z + 2.0 / 23.0
-    p = p * z + 2.0 / 21.0
-    p = p * z + 2.0 / 19.0
-    p = p * z + 2.0 / 17.0
-    p = p * z + 2.0 / 15.0
-    p = p * z + 2.0 / 13.0
-    p = p * z + 2.0 / 11.0
-    p = p * z + 2.0 / 9.0
-    p = p * z + 2.0 / 7.0
-    p = p * z + 2.0 / 5.0
-    p = p * z + 2.0 / 3.0
+    # two Horner chains (c1.. and c6..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    p_high = 2.0 / 25.0
+    p_high = p_high * z + 2.0 / 23.0
+    p_high = p_high * z + 2.0 / 21.0
+    p_high = p_high * z + 2.0 / 19.0
+    p_high = p_high * z + 2.0 / 17.0
+    p_high = p_high * z + 2.0 / 15.0
+    p_low = 2.0 / 13.0
+    p_low = p_low * z + 2.0 / 11.0
+    p_low = p_low * z + 2.0 / 9.0
+    p_low = p_low * z + 2.0 / 7.0
+    p_low = p_low * z + 2.0 / 5.0
+    z2 = z * z
+    z4 = z2 * z2
+    z5 = z4 * z
+    p = (p_high * z5 + p_low) * z + 2.0 / 3.0
     big_r = z * p
     hfsq = 0.5 * f * f
     return f - (hfsq - (s * (hfsq + big_r) + corr))
@@ -285,25 +295,31 @@ def vm_sinh_f64(x):
 def _vm_erf_small(x):
     """erf(x) for |x| <= 1: its Taylor series to x^37 (truncation < 2^-57)."""
     z = x * x
-    p = 4.763348040515068e-18
-    p = p * z + -9.063970842808673e-17
-    p = p * z + 1.6342614095367152e-15
-    p = p * z + -2.7835162072109215e-14
-    p = p * z + 4.4632242632864775e-13
-    p = p * z + -6.7113668551641105e-12
-    p = p * z + 9.422759064650411e-11
-    p = p * z + -1.2290555301717928e-09
-    p = p * z + 1.4807192815879218e-08
-    p = p * z + -1.6365844691234924e-07
-    p = p * z + 1.6462114365889248e-06
-    p = p * z + -1.492565035840625e-05
-    p = p * z + 0.00012055332981789664
-    p = p * z + -0.0008548327023450853
-    p = p * z + 0.005223977625442188
-    p = p * z + -0.026866170645131252
-    p = p * z + 0.11283791670955126
-    p = p * z + -0.37612638903183754
-    p = p * z + 1.1283791670955126
+    # two Horner chains (c1.. and c10..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    p_high = 4.763348040515068e-18
+    p_high = p_high * z + -9.063970842808673e-17
+    p_high = p_high * z + 1.6342614095367152e-15
+    p_high = p_high * z + -2.7835162072109215e-14
+    p_high = p_high * z + 4.4632242632864775e-13
+    p_high = p_high * z + -6.7113668551641105e-12
+    p_high = p_high * z + 9.422759064650411e-11
+    p_high = p_high * z + -1.2290555301717928e-09
+    p_high = p_high * z + 1.4807192815879218e-08
+    p_low = -1.6365844691234924e-07
+    p_low = p_low * z + 1.6462114365889248e-06
+    p_low = p_low * z + -1.492565035840625e-05
+    p_low = p_low * z + 0.00012055332981789664
+    p_low = p_low * z + -0.0008548327023450853
+    p_low = p_low * z + 0.005223977625442188
+    p_low = p_low * z + -0.026866170645131252
+    p_low = p_low * z + 0.11283791670955126
+    p_low = p_low * z + -0.37612638903183754
+    z2 = z * z
+    z4 = z2 * z2
+    z8 = z4 * z4
+    z9 = z8 * z
+    p = (p_high * z9 + p_low) * z + 1.1283791670955126
     return x * p
 
 
@@ -322,52 +338,64 @@ def _vm_erfc_pos(ax, dx):
     number, see `vm_erfc_scaled_f64`).
     """
     u = ax - 1.5
-    gx = -1.120569316999998e-11
-    gx = gx * u + 4.628410799034018e-11
-    gx = gx * u + -1.2331945024936425e-10
-    gx = gx * u + 4.813080128705609e-10
-    gx = gx * u + -1.9993392433641495e-09
-    gx = gx * u + 7.527294089600554e-09
-    gx = gx * u + -2.7469508168432458e-08
-    gx = gx * u + 9.855065208431097e-08
-    gx = gx * u + -3.4476450161958834e-07
-    gx = gx * u + 1.1728751668184572e-06
-    gx = gx * u + -3.874532898723497e-06
-    gx = gx * u + 1.2401814034212022e-05
-    gx = gx * u + -3.836245449955183e-05
-    gx = gx * u + 0.00011432156371377873
-    gx = gx * u + -0.0003269651497883822
-    gx = gx * u + 0.0008932397770127691
-    gx = gx * u + -0.0023167552324482466
-    gx = gx * u + 0.005658404631122564
-    gx = gx * u + -0.012864893869962262
-    gx = gx * u + 0.02675468190613215
-    gx = gx * u + -0.049396357949343966
-    gx = gx * u + 0.07615103985547741
-    gx = gx * u + 0.48237812468147623
+    # two Horner chains (c1.. and c12..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    gx_high = -1.120569316999998e-11
+    gx_high = gx_high * u + 4.628410799034018e-11
+    gx_high = gx_high * u + -1.2331945024936425e-10
+    gx_high = gx_high * u + 4.813080128705609e-10
+    gx_high = gx_high * u + -1.9993392433641495e-09
+    gx_high = gx_high * u + 7.527294089600554e-09
+    gx_high = gx_high * u + -2.7469508168432458e-08
+    gx_high = gx_high * u + 9.855065208431097e-08
+    gx_high = gx_high * u + -3.4476450161958834e-07
+    gx_high = gx_high * u + 1.1728751668184572e-06
+    gx_high = gx_high * u + -3.874532898723497e-06
+    gx_low = 1.2401814034212022e-05
+    gx_low = gx_low * u + -3.836245449955183e-05
+    gx_low = gx_low * u + 0.00011432156371377873
+    gx_low = gx_low * u + -0.0003269651497883822
+    gx_low = gx_low * u + 0.0008932397770127691
+    gx_low = gx_low * u + -0.0023167552324482466
+    gx_low = gx_low * u + 0.005658404631122564
+    gx_low = gx_low * u + -0.012864893869962262
+    gx_low = gx_low * u + 0.02675468190613215
+    gx_low = gx_low * u + -0.049396357949343966
+    gx_low = gx_low * u + 0.07615103985547741
+    u2 = u * u
+    u4 = u2 * u2
+    u8 = u4 * u4
+    u11 = u8 * u2 * u
+    gx = (gx_high * u11 + gx_low) * u + 0.48237812468147623
     t = 1.0 / ax
     v = t * 5.5 - 1.2                          # t in [1/27.5, 0.4] -> [-1, 1]
-    gt = -1.883247788563708e-12
-    gt = gt * v + -3.6694259337408e-12
-    gt = gt * v + 3.4628855444132625e-11
-    gt = gt * v + -3.738091211156462e-11
-    gt = gt * v + -1.4077747627879018e-10
-    gt = gt * v + 6.362008767964021e-10
-    gt = gt * v + -1.103956075473643e-09
-    gt = gt * v + -1.127642766357051e-09
-    gt = gt * v + 1.34279610938536e-08
-    gt = gt * v + -3.7863222065543546e-08
-    gt = gt * v + 7.94565182984385e-09
-    gt = gt * v + 3.5618274392584285e-07
-    gt = gt * v + -1.390077872539818e-06
-    gt = gt * v + 9.153171161227958e-07
-    gt = gt * v + 1.4762909432812845e-05
-    gt = gt * v + -6.991121329358766e-05
-    gt = gt * v + 2.3609571750387805e-05
-    gt = gt * v + 0.0013226700260687183
-    gt = gt * v + -0.006241853911920181
-    gt = gt * v + -0.019654688378944882
-    gt = gt * v + 0.5516214579618675
+    # two Horner chains (c1.. and c11..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    gt_high = -1.883247788563708e-12
+    gt_high = gt_high * v + -3.6694259337408e-12
+    gt_high = gt_high * v + 3.4628855444132625e-11
+    gt_high = gt_high * v + -3.738091211156462e-11
+    gt_high = gt_high * v + -1.4077747627879018e-10
+    gt_high = gt_high * v + 6.362008767964021e-10
+    gt_high = gt_high * v + -1.103956075473643e-09
+    gt_high = gt_high * v + -1.127642766357051e-09
+    gt_high = gt_high * v + 1.34279610938536e-08
+    gt_high = gt_high * v + -3.7863222065543546e-08
+    gt_low = 7.94565182984385e-09
+    gt_low = gt_low * v + 3.5618274392584285e-07
+    gt_low = gt_low * v + -1.390077872539818e-06
+    gt_low = gt_low * v + 9.153171161227958e-07
+    gt_low = gt_low * v + 1.4762909432812845e-05
+    gt_low = gt_low * v + -6.991121329358766e-05
+    gt_low = gt_low * v + 2.3609571750387805e-05
+    gt_low = gt_low * v + 0.0013226700260687183
+    gt_low = gt_low * v + -0.006241853911920181
+    gt_low = gt_low * v + -0.019654688378944882
+    v2 = v * v
+    v4 = v2 * v2
+    v8 = v4 * v4
+    v10 = v8 * v2
+    gt = (gt_high * v10 + gt_low) * v + 0.5516214579618675
     g = gx if ax < 2.5 else gt
     h = _i2f(_f2i(ax) & -134217728)            # clear the low 27 bits
     # x^2 - h^2 (|d| < 2^-15 for x < 27.5), plus dx's share: d/dx of x^2 - log(G/x)
@@ -440,21 +468,26 @@ def vm_atan_f64(x):
     lo = 6.123233995736766e-17 if big else (3.061616997868383e-17 if mid else 0.0)
     u = t * t
     v = (u - 0.08578643762690495) * 11.65685424949238   # [0, tan(pi/8)^2] -> [-1, 1]
-    p = -1.2071201659983949e-17
-    p = p * v + 1.6321321032322376e-16
-    p = p * v + -2.171868740809e-15
-    p = p * v + 2.966908125179264e-14
-    p = p * v + -4.0793505432586713e-13
-    p = p * v + 5.6499490203789806e-12
-    p = p * v + -7.895561989959365e-11
-    p = p * v + 1.1154921191860317e-09
-    p = p * v + -1.5976278233791234e-08
-    p = p * v + 2.328612321520377e-07
-    p = p * v + -3.4742616368168473e-06
-    p = p * v + 5.3558515679694616e-05
-    p = p * v + -0.0008672151785396066
-    p = p * v + 0.015247015915511865
-    p = p * v + -0.3171618194239173
+    # two Horner chains (c1.. and c8..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    p_high = -1.2071201659983949e-17
+    p_high = p_high * v + 1.6321321032322376e-16
+    p_high = p_high * v + -2.171868740809e-15
+    p_high = p_high * v + 2.966908125179264e-14
+    p_high = p_high * v + -4.0793505432586713e-13
+    p_high = p_high * v + 5.6499490203789806e-12
+    p_high = p_high * v + -7.895561989959365e-11
+    p_low = 1.1154921191860317e-09
+    p_low = p_low * v + -1.5976278233791234e-08
+    p_low = p_low * v + 2.328612321520377e-07
+    p_low = p_low * v + -3.4742616368168473e-06
+    p_low = p_low * v + 5.3558515679694616e-05
+    p_low = p_low * v + -0.0008672151785396066
+    p_low = p_low * v + 0.015247015915511865
+    v2 = v * v
+    v4 = v2 * v2
+    v7 = v4 * v2 * v
+    p = (p_high * v7 + p_low) * v + -0.3171618194239173
     y = hi + (t + (t * (u * p) + lo))
     y = -y if x < 0.0 else y
     return x if (ax < 7.450580596923828e-09) | (x != x) else y   # 2^-27: atan(x) = x
@@ -766,18 +799,23 @@ def _vm_log_dd(u):
     a_hi, a_e = _vm_two_prod(_VM_TWO_THIRDS_HI, p3)
     a_lo = a_e + (_VM_TWO_THIRDS_HI * s3_lo + _VM_TWO_THIRDS_LO * p3)
     z = s2 + 2.0 * s_h * s_l
-    r = 2.0 / 27.0
-    r = r * z + 2.0 / 25.0
-    r = r * z + 2.0 / 23.0
-    r = r * z + 2.0 / 21.0
-    r = r * z + 2.0 / 19.0
-    r = r * z + 2.0 / 17.0
-    r = r * z + 2.0 / 15.0
-    r = r * z + 2.0 / 13.0
-    r = r * z + 2.0 / 11.0
-    r = r * z + 2.0 / 9.0
-    r = r * z + 2.0 / 7.0
-    r = r * z + 2.0 / 5.0
+    # two Horner chains (c1.. and c6..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    r_high = 2.0 / 27.0
+    r_high = r_high * z + 2.0 / 25.0
+    r_high = r_high * z + 2.0 / 23.0
+    r_high = r_high * z + 2.0 / 21.0
+    r_high = r_high * z + 2.0 / 19.0
+    r_high = r_high * z + 2.0 / 17.0
+    r_low = 2.0 / 15.0
+    r_low = r_low * z + 2.0 / 13.0
+    r_low = r_low * z + 2.0 / 11.0
+    r_low = r_low * z + 2.0 / 9.0
+    r_low = r_low * z + 2.0 / 7.0
+    z2 = z * z
+    z4 = z2 * z2
+    z5 = z4 * z
+    r = (r_high * z5 + r_low) * z + 2.0 / 5.0
     tail = ((p3 + s3_lo) * z) * r                  # 2 s^5 R, truncation below 2^-72
     m_hi, e1 = _vm_two_sum(2.0 * s_h, a_hi)
     m_lo = e1 + (2.0 * s_l + (a_lo + tail))
@@ -1066,24 +1104,29 @@ def _vm_erfcx_dd_f32(ax, h, l):
     rho = ((_VM_F_ONE - h * th) - h * tl - l * th) - l * tl   # 1 - x t: exact partial products
     t_lo = t * rho                                            # 1/x = t + t_lo
     v = t - _VM_F_ERFC_T0
-    p = _VM_F(-0.00013041628699284047)
-    p = p * v + _VM_F(0.0005388865829445422)
-    p = p * v + _VM_F(-0.00033372052712365985)
-    p = p * v + _VM_F(-0.0010062830988317728)
-    p = p * v + _VM_F(0.0012492805253714323)
-    p = p * v + _VM_F(0.00013306840264704078)
-    p = p * v + _VM_F(-0.00014289998216554523)
-    p = p * v + _VM_F(-0.0011636142153292894)
-    p = p * v + _VM_F(0.0011911806650459766)
-    p = p * v + _VM_F(8.617966159363277e-06)
-    p = p * v + _VM_F(-0.001627455116249621)
-    p = p * v + _VM_F(0.004298740066587925)
-    p = p * v + _VM_F(-0.0084384735673666)
-    p = p * v + _VM_F(0.013057388365268707)
-    p = p * v + _VM_F(-0.014771541580557823)
-    p = p * v + _VM_F(0.0048622009344398975)
-    p = p * v + _VM_F(0.03649918735027313)
-    p = p * v + _VM_F(-0.15076592564582825)
+    # two Horner chains (c1.. and c9..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    p_high = _VM_F(-0.00013041628699284047)
+    p_high = p_high * v + _VM_F(0.0005388865829445422)
+    p_high = p_high * v + _VM_F(-0.00033372052712365985)
+    p_high = p_high * v + _VM_F(-0.0010062830988317728)
+    p_high = p_high * v + _VM_F(0.0012492805253714323)
+    p_high = p_high * v + _VM_F(0.00013306840264704078)
+    p_high = p_high * v + _VM_F(-0.00014289998216554523)
+    p_high = p_high * v + _VM_F(-0.0011636142153292894)
+    p_high = p_high * v + _VM_F(0.0011911806650459766)
+    p_low = _VM_F(8.617966159363277e-06)
+    p_low = p_low * v + _VM_F(-0.001627455116249621)
+    p_low = p_low * v + _VM_F(0.004298740066587925)
+    p_low = p_low * v + _VM_F(-0.0084384735673666)
+    p_low = p_low * v + _VM_F(0.013057388365268707)
+    p_low = p_low * v + _VM_F(-0.014771541580557823)
+    p_low = p_low * v + _VM_F(0.0048622009344398975)
+    p_low = p_low * v + _VM_F(0.03649918735027313)
+    v2 = v * v
+    v4 = v2 * v2
+    v8 = v4 * v4
+    p = (p_high * v8 + p_low) * v + _VM_F(-0.15076592564582825)
     vp = p * v
     c0 = _VM_F(0.41995474696159363)
     g = c0 + vp
@@ -1157,16 +1200,20 @@ def _vm_erf_tail_f32(ax):
     """
     t = _VM_F_ONE / ax
     v = t - _VM_F(0.625)
-    p = _VM_F(-0.04670962691307068)
-    p = p * v + _VM_F(0.05335478484630585)
-    p = p * v + _VM_F(-0.024919932708144188)
-    p = p * v + _VM_F(-0.010768191888928413)
-    p = p * v + _VM_F(0.04964004456996918)
-    p = p * v + _VM_F(-0.07802753895521164)
-    p = p * v + _VM_F(0.0721011683344841)
-    p = p * v + _VM_F(-0.001294068992137909)
-    p = p * v + _VM_F(-0.17158564925193787)
-    p = p * v + _VM_F(0.489524781703949)
+    # two Horner chains (c1.. and c5..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    p_high = _VM_F(-0.04670962691307068)
+    p_high = p_high * v + _VM_F(0.05335478484630585)
+    p_high = p_high * v + _VM_F(-0.024919932708144188)
+    p_high = p_high * v + _VM_F(-0.010768191888928413)
+    p_high = p_high * v + _VM_F(0.04964004456996918)
+    p_low = _VM_F(-0.07802753895521164)
+    p_low = p_low * v + _VM_F(0.0721011683344841)
+    p_low = p_low * v + _VM_F(-0.001294068992137909)
+    p_low = p_low * v + _VM_F(-0.17158564925193787)
+    v2 = v * v
+    v4 = v2 * v2
+    p = (p_high * v4 + p_low) * v + _VM_F(0.489524781703949)
     m = t * p
     h, l = _vm_split_f32(ax)
     hh = h * h
