@@ -1,9 +1,9 @@
 """Fit the float32 erf/erfc coefficients of `symgrad/codegen/vecmath_kernels.py` against mpmath.
 
 Rerun with ``python tools/fit_erf_f32.py`` (a few seconds; needs numpy and mpmath). It
-prints the coefficients as the kernel file holds them (highest degree first, Horner's
-order) and the worst error of each approximation with its float32-rounded coefficients,
-evaluated exactly (mpmath) on a fine grid: the approximation alone, not float32 arithmetic.
+prints the polynomials as the kernel file holds them (`poly_lines.two_chain_lines`) and
+the worst error of each approximation with its float32-rounded coefficients, evaluated
+exactly (mpmath) on a fine grid: the approximation alone, not float32 arithmetic.
 
 Three polynomials:
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import mpmath
 import numpy as np
+from poly_lines import two_chain_lines
 
 mpmath.mp.dps = 40
 N_POINTS = 3000
@@ -120,10 +121,8 @@ def worst_error(f, approx, lo: float, hi: float, relative: bool, n: int = 20001)
 
 
 def _horner_lines(var: str, coef) -> str:
-    """The kernel's Horner lines, highest degree first."""
-    lines = [f"p = _VM_F({float(coef[-1])!r})"]
-    lines += [f"p = p * {var} + _VM_F({float(c)!r})" for c in coef[-2::-1]]
-    return "\n".join(lines)
+    """The kernel's lines for the polynomial (`poly_lines.two_chain_lines`)."""
+    return "\n".join(two_chain_lines("p", var, [f"_VM_F({float(c)!r})" for c in coef]))
 
 
 def main() -> None:

@@ -293,126 +293,171 @@ def vm_sinh_f64(x):
 
 @_vm_njit(**_VM_JIT)
 def _vm_erf_small(x):
-    """erf(x) for |x| <= 1: its Taylor series to x^37 (truncation < 2^-57)."""
+    """erf(x) for |x| <= 1: x S(x^2), S a degree-12 polynomial (`tools/fit_erf_f64.py`)."""
     z = x * x
-    # two Horner chains (c1.. and c10..): half the latency of one; c0 is added
+    # two Horner chains (c1.. and c7..): half the latency of one; c0 is added
     # last, by one FMA, so the result is rounded much as Horner's own
-    p_high = 4.763348040515068e-18
-    p_high = p_high * z + -9.063970842808673e-17
-    p_high = p_high * z + 1.6342614095367152e-15
-    p_high = p_high * z + -2.7835162072109215e-14
-    p_high = p_high * z + 4.4632242632864775e-13
-    p_high = p_high * z + -6.7113668551641105e-12
-    p_high = p_high * z + 9.422759064650411e-11
-    p_high = p_high * z + -1.2290555301717928e-09
-    p_high = p_high * z + 1.4807192815879218e-08
-    p_low = -1.6365844691234924e-07
-    p_low = p_low * z + 1.6462114365889248e-06
-    p_low = p_low * z + -1.492565035840625e-05
-    p_low = p_low * z + 0.00012055332981789664
-    p_low = p_low * z + -0.0008548327023450853
-    p_low = p_low * z + 0.005223977625442188
-    p_low = p_low * z + -0.026866170645131252
-    p_low = p_low * z + 0.11283791670955126
-    p_low = p_low * z + -0.37612638903183754
+    p_high = 5.957176147748911e-11
+    p_high = p_high * z + -1.1372848856791674e-09
+    p_high = p_high * z + 1.4659775274047436e-08
+    p_high = p_high * z + -1.6350312701054695e-07
+    p_high = p_high * z + 1.6461000484121368e-06
+    p_high = p_high * z + -1.4925595266831182e-05
+    p_low = 0.0001205533111164271
+    p_low = p_low * z + -0.000854832698083379
+    p_low = p_low * z + 0.0052239776248180145
+    p_low = p_low * z + -0.026866170645076792
+    p_low = p_low * z + 0.11283791670954879
+    p_low = p_low * z + -0.3761263890318375
     z2 = z * z
     z4 = z2 * z2
-    z8 = z4 * z4
-    z9 = z8 * z
-    p = (p_high * z9 + p_low) * z + 1.1283791670955126
+    z6 = z4 * z2
+    p = (p_high * z6 + p_low) * z + 1.1283791670955126
     return x * p
 
 
 @_vm_njit(**_VM_JIT)
 def _vm_erfc_pos(ax, dx):
-    """erfc(x) for x = ax + dx in [0.5, 27.5] as e^(-x^2) G(x) / x, G(x) = x e^(x^2) erfc(x).
+    """erfc(x) for x = ax + dx in [0, 27.5]: e^(-x^2) H(x) below 2.5, e^(-x^2) G(1/x) / x above.
 
-    G is entire in x and tends to 1/sqrt(pi): a degree-22 polynomial in x on
-    [0.5, 2.5] and a degree-20 polynomial in t = 1/x beyond (Chebyshev
-    interpolants computed with mpmath at 200 bits, converted to Horner form;
-    interpolation error < 2^-56). e^(-x^2) is taken in two parts, x^2 = h^2 + d
+    H(x) = e^(x^2) erfc(x) and G(t) = x e^(x^2) erfc(x), t = 1/x, are smooth: a
+    degree-25 polynomial in u = 0.8x - 1 on [0, 2.5] and a degree-20 polynomial in
+    t beyond (Chebyshev interpolants at 200 bits, interpolation error < 2^-58, rounded
+    to float64: `tools/fit_erf_f64.py`). e^(-x^2) is taken in two parts, x^2 = h^2 + d
     with h = x cut to 26 bits (h*h is exact).
 
     dx (|dx| <= 2^-50 ax) is the low part of a double-double argument; it enters the
     exponent, where an argument's rounding would cost ~2x^2 ulp (erfc's condition
     number, see `vm_erfc_scaled_f64`).
     """
-    u = ax - 1.5
-    # two Horner chains (c1.. and c12..): half the latency of one; c0 is added
+    u = ax * 0.8 - 1.0
+    # two Horner chains (c1.. and c13..): half the latency of one; c0 is added
     # last, by one FMA, so the result is rounded much as Horner's own
-    gx_high = -1.120569316999998e-11
-    gx_high = gx_high * u + 4.628410799034018e-11
-    gx_high = gx_high * u + -1.2331945024936425e-10
-    gx_high = gx_high * u + 4.813080128705609e-10
-    gx_high = gx_high * u + -1.9993392433641495e-09
-    gx_high = gx_high * u + 7.527294089600554e-09
-    gx_high = gx_high * u + -2.7469508168432458e-08
-    gx_high = gx_high * u + 9.855065208431097e-08
-    gx_high = gx_high * u + -3.4476450161958834e-07
-    gx_high = gx_high * u + 1.1728751668184572e-06
-    gx_high = gx_high * u + -3.874532898723497e-06
-    gx_low = 1.2401814034212022e-05
-    gx_low = gx_low * u + -3.836245449955183e-05
-    gx_low = gx_low * u + 0.00011432156371377873
-    gx_low = gx_low * u + -0.0003269651497883822
-    gx_low = gx_low * u + 0.0008932397770127691
-    gx_low = gx_low * u + -0.0023167552324482466
-    gx_low = gx_low * u + 0.005658404631122564
-    gx_low = gx_low * u + -0.012864893869962262
-    gx_low = gx_low * u + 0.02675468190613215
-    gx_low = gx_low * u + -0.049396357949343966
-    gx_low = gx_low * u + 0.07615103985547741
+    gx_high = -7.314629567428826e-11
+    gx_high = gx_high * u + 2.533607216245381e-10
+    gx_high = gx_high * u + -3.8880904307209657e-10
+    gx_high = gx_high * u + 1.2551421391224578e-09
+    gx_high = gx_high * u + -5.33588244923485e-09
+    gx_high = gx_high * u + 1.7011781085669855e-08
+    gx_high = gx_high * u + -5.095160648157862e-08
+    gx_high = gx_high * u + 1.5551430018391338e-07
+    gx_high = gx_high * u + -4.672369918579994e-07
+    gx_high = gx_high * u + 1.3671804401758455e-06
+    gx_high = gx_high * u + -3.907635065837384e-06
+    gx_high = gx_high * u + 1.0904897645634047e-05
+    gx_high = gx_high * u + -2.966215511901068e-05
+    gx_low = 7.851727525653716e-05
+    gx_low = gx_low * u + -0.00020191164857112209
+    gx_low = gx_low * u + 0.0005034176409412703
+    gx_low = gx_low * u + -0.0012141466841603514
+    gx_low = gx_low * u + 0.0028250832007684253
+    gx_low = gx_low * u + -0.006321825645779686
+    gx_low = gx_low * u + 0.01355403863205815
+    gx_low = gx_low * u + -0.02771492807902686
+    gx_low = gx_low * u + 0.05373868225308097
+    gx_low = gx_low * u + -0.0980825671795069
+    gx_low = gx_low * u + 0.1668680804634354
+    gx_low = gx_low * u + -0.2610273449557623
     u2 = u * u
     u4 = u2 * u2
     u8 = u4 * u4
-    u11 = u8 * u2 * u
-    gx = (gx_high * u11 + gx_low) * u + 0.48237812468147623
-    t = 1.0 / ax
+    u12 = u8 * u4
+    gx = (gx_high * u12 + gx_low) * u + 0.3678229164523611
+    # 1/x for G; capped at x = 0.886 for dx's share below, where 1/x would blow up
+    t = 1.0 / (ax if ax > 0.886 else 0.886)
     v = t * 5.5 - 1.2                          # t in [1/27.5, 0.4] -> [-1, 1]
     # two Horner chains (c1.. and c11..): half the latency of one; c0 is added
     # last, by one FMA, so the result is rounded much as Horner's own
-    gt_high = -1.883247788563708e-12
-    gt_high = gt_high * v + -3.6694259337408e-12
-    gt_high = gt_high * v + 3.4628855444132625e-11
-    gt_high = gt_high * v + -3.738091211156462e-11
-    gt_high = gt_high * v + -1.4077747627879018e-10
-    gt_high = gt_high * v + 6.362008767964021e-10
-    gt_high = gt_high * v + -1.103956075473643e-09
-    gt_high = gt_high * v + -1.127642766357051e-09
-    gt_high = gt_high * v + 1.34279610938536e-08
-    gt_high = gt_high * v + -3.7863222065543546e-08
-    gt_low = 7.94565182984385e-09
-    gt_low = gt_low * v + 3.5618274392584285e-07
-    gt_low = gt_low * v + -1.390077872539818e-06
-    gt_low = gt_low * v + 9.153171161227958e-07
-    gt_low = gt_low * v + 1.4762909432812845e-05
-    gt_low = gt_low * v + -6.991121329358766e-05
-    gt_low = gt_low * v + 2.3609571750387805e-05
-    gt_low = gt_low * v + 0.0013226700260687183
-    gt_low = gt_low * v + -0.006241853911920181
+    gt_high = -1.8832477885637066e-12
+    gt_high = gt_high * v + -3.669425933740794e-12
+    gt_high = gt_high * v + 3.462885544413259e-11
+    gt_high = gt_high * v + -3.7380912111564616e-11
+    gt_high = gt_high * v + -1.4077747627879e-10
+    gt_high = gt_high * v + 6.362008767964016e-10
+    gt_high = gt_high * v + -1.1039560754736423e-09
+    gt_high = gt_high * v + -1.1276427663570492e-09
+    gt_high = gt_high * v + 1.342796109385359e-08
+    gt_high = gt_high * v + -3.786322206554353e-08
+    gt_low = 7.945651829843868e-09
+    gt_low = gt_low * v + 3.5618274392584264e-07
+    gt_low = gt_low * v + -1.3900778725398173e-06
+    gt_low = gt_low * v + 9.15317116122796e-07
+    gt_low = gt_low * v + 1.476290943281284e-05
+    gt_low = gt_low * v + -6.991121329358764e-05
+    gt_low = gt_low * v + 2.360957175038782e-05
+    gt_low = gt_low * v + 0.0013226700260687181
+    gt_low = gt_low * v + -0.00624185391192018
     gt_low = gt_low * v + -0.019654688378944882
     v2 = v * v
     v4 = v2 * v2
     v8 = v4 * v4
     v10 = v8 * v2
     gt = (gt_high * v10 + gt_low) * v + 0.5516214579618675
-    g = gx if ax < 2.5 else gt
+    # gt / ax, not gt * t: one rounding less (inf at ax = 0, where gx is taken)
+    g = gx if ax < 2.5 else gt / ax
     h = _i2f(_f2i(ax) & -134217728)            # clear the low 27 bits
-    # x^2 - h^2 (|d| < 2^-15 for x < 27.5), plus dx's share: d/dx of x^2 - log(G/x)
-    # is 2x + 1/x - G'/G, and G'/G is below 1/(2x^3) where dx matters (x >= 2.5)
+    # x^2 - h^2 (|d| < 2^-15 for x < 27.5), plus dx's share: dx times d/dx of -log erfc(x),
+    # 2/(sqrt(pi) H(x)), which 2x + t overestimates by 18 % at most (at x = 0.886; exact as
+    # x grows: 2x + 1/x - G'/G, G'/G below 1/(2x^3)); dx's share is below 3 half-ulps
+    # there, so the slip is below a quarter ulp
     d = (ax - h) * (ax + h) + dx * (2.0 * ax + t)
     # e^-(h^2 + d) with d carried into the exponential's last step (one rounding
-    # less than e^-h^2 (1 - em)); g / ax, not g * t: one rounding less
-    return _vm_exp_dd(-(h * h), -d) * (g / ax)
+    # less than e^-h^2 (1 - em))
+    return _vm_exp_dd(-(h * h), -d) * g
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_erf_tail(ax):
+    """erfc(x) for x = ax in [1, 6], to what erf = 1 - erfc needs: e^(-x^2) H(x), H(x) =
+    e^(x^2) erfc(x) a degree-28 polynomial in u = 0.4x - 1.4 (2^-53.5 relative; erf needs
+    2^-52.3 at x = 1, less beyond: `tools/fit_erf_f64.py`). No division, no second range."""
+    u = ax * 0.4 - 1.4
+    # two Horner chains (c1.. and c15..): half the latency of one; c0 is added
+    # last, by one FMA, so the result is rounded much as Horner's own
+    p_high = 3.403549128809476e-09
+    p_high = p_high * u + -8.27808017002486e-09
+    p_high = p_high * u + -4.723529684323121e-09
+    p_high = p_high * u + 1.2368852435201621e-08
+    p_high = p_high * u + 4.825961898969941e-08
+    p_high = p_high * u + -1.1370578545985852e-07
+    p_high = p_high * u + 1.1143084433615192e-07
+    p_high = p_high * u + -2.4029191446724603e-07
+    p_high = p_high * u + 7.043754988574408e-07
+    p_high = p_high * u + -1.5335203223793152e-06
+    p_high = p_high * u + 3.1285932958036703e-06
+    p_high = p_high * u + -6.597721129314622e-06
+    p_high = p_high * u + 1.3828928244542998e-05
+    p_high = p_high * u + -2.8395881636091154e-05
+    p_low = 5.741823232072277e-05
+    p_low = p_low * u + -0.00011443636902313971
+    p_low = p_low * u + 0.00022453048643318593
+    p_low = p_low * u + -0.0004333630245212691
+    p_low = p_low * u + 0.0008222551763227133
+    p_low = p_low * u + -0.0015325155208559278
+    p_low = p_low * u + 0.002803326193753514
+    p_low = p_low * u + -0.005028067985897489
+    p_low = p_low * u + 0.008833423916019923
+    p_low = p_low * u + -0.015182511544736937
+    p_low = p_low * u + 0.02549555964371531
+    p_low = p_low * u + -0.04176678811945303
+    p_low = p_low * u + 0.06663208245319104
+    p_low = p_low * u + -0.10330894458313108
+    u2 = u * u
+    u4 = u2 * u2
+    u8 = u4 * u4
+    u14 = u8 * u4 * u2
+    p = (p_high * u14 + p_low) * u + 0.1552936556088943
+    h = _i2f(_f2i(ax) & -134217728)            # clear the low 27 bits: h*h is exact
+    return _vm_exp_dd(-(h * h), -((ax - h) * (ax + h))) * p
 
 
 @_vm_njit(**_VM_JIT)
 def vm_erf_f64(x):
-    """erf, float64: Taylor series below |x| = 1, 1 - erfc(|x|) above (odd)."""
+    """erf, float64: x S(x^2) below |x| = 1, 1 - erfc(|x|) above (odd; 1 beyond 6)."""
     ax = abs(x)
-    axc = ax if ax < 27.5 else 27.5            # NaN -> 27.5 too (fixed below)
-    axc = axc if axc > 0.5 else 0.5
-    big = 1.0 - _vm_erfc_pos(axc, 0.0)
+    axc = ax if ax < 6.0 else 6.0              # NaN -> 6 too (fixed below); erfc(6) < 2^-55
+    axc = axc if axc > 1.0 else 1.0
+    big = 1.0 - _vm_erf_tail(axc)
     big = -big if x < 0.0 else big
     y = _vm_erf_small(x if ax <= 1.0 else 1.0)
     y = y if ax <= 1.0 else big
@@ -421,17 +466,13 @@ def vm_erf_f64(x):
 
 @_vm_njit(**_VM_JIT)
 def _vm_erfc_dd(x, dx):
-    """erfc(x + dx), |dx| <= 2^-50 |x|: 1 - erf(x) below |x| = 0.5 (dx is below
-    the rounding there), e^(-x^2) G(x) / x (or 2 minus it) above."""
+    """erfc(x + dx), |dx| <= 2^-50 |x|: e^(-x^2) H(x) or e^(-x^2) G(1/x) / x (or 2 minus it)."""
     ax = abs(x)
-    axc = ax if ax < 27.5 else 27.5
-    axc = axc if axc > 0.5 else 0.5
+    axc = ax if ax < 27.5 else 27.5             # NaN -> 27.5 too (fixed below)
     adx = -dx if x < 0.0 else dx                # |x + dx| = ax + adx
     tail = _vm_erfc_pos(axc, adx if ax == axc else 0.0)   # NaN/inf dx past 27.5: unused
     tail = 0.0 if ax > 27.5 else tail
-    tail = 2.0 - tail if x < 0.0 else tail
-    y = 1.0 - _vm_erf_small(x if ax < 0.5 else 0.5)
-    y = y if ax < 0.5 else tail
+    y = 2.0 - tail if x < 0.0 else tail
     return x + x if x != x else y
 
 
