@@ -13,7 +13,10 @@ and the coefficients here are our own):
 * range reduction, e.g. exp: x = k ln2 + r with |r| <= ln2/2, ln2 split in a
   short high part (k*ln2_hi is exact) and a low part (Cody-Waite);
 * a polynomial on the reduced range (Taylor coefficients where they converge
-  fast enough, Chebyshev interpolants fitted against mpmath for erf/erfc);
+  fast enough, Chebyshev interpolants fitted against mpmath for erf/erfc:
+  ``tools/fit_erf_f64.py``, ``tools/fit_erf_f32.py``); from 10 coefficients on, as two
+  independent Horner chains with c0 added last (``tools/poly_lines.py``): one chain's
+  latency bound the AVX2 loops;
 * 2^k built from its bits (an int64 -> float64 bit cast, `_i2f`), split in
   two factors so that subnormal results are rounded once and 2^1024 is never
   formed;
