@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import machine  # noqa: E402
 from bench_mlp import (  # noqa: E402
     TOLERANCE,
     _csv,
@@ -120,11 +120,7 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
                 "frameworks": rows.get((size, dtype), {})}
                for size in sizes for dtype in dtypes]
     return {"results": results, "notes": notes, "versions": versions,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "python": platform.python_version(),
-                        "loadavg_at_end": os.getloadavg(),
-                        "openblas_env": {k: os.environ[k] for k in os.environ
-                                         if k.startswith("OPENBLAS")}}}
+            "machine": machine.describe()}
 
 
 def compile_times(sizes: list[str], dtypes: list[str], timeout: float,
@@ -291,11 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             report["notes"][fw] = "not run (left out of --frameworks)"
     report["config"] = {"sizes": sizes, "dtypes": dtypes, "repeats": args.repeats,
                         "rounds": args.rounds, "threads": args.threads or "default"}
-    report["machine"]["loadavg_at_start"] = load_start
-    busy = max(load_start, report["machine"]["loadavg_at_end"][0])
-    if busy > 0.5 * (os.cpu_count() or 1):
-        report["notes"]["machine"] = (f"1-min load average reached {busy:.1f} on "
-                                      f"{os.cpu_count()} cpus: timings are noisy")
+    machine.add_notes(report, load_start)
     if args.json:  # first: the numbers survive a closed stdout pipe
         args.json.write_text(json.dumps(report, indent=1))
     print(markdown(report))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import machine  # noqa: E402
 from mlp_setup import ACTIVATIONS, ADAM, DTYPES, OPTIMIZERS, SIZES, flops_per_epoch  # noqa: E402
 
 FRAMEWORKS = ("numpy", "symgrad", "torch", "jax")
@@ -218,11 +218,7 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
                         "optimizer": opt, "gflop_per_epoch": flops_per_epoch(SIZES[size]) / 1e9,
                         "frameworks": rows.get((size, dtype, act, opt), {})})
     return {"results": results, "notes": notes, "versions": versions,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "python": platform.python_version(),
-                        "loadavg_at_end": os.getloadavg(),
-                        "openblas_env": {k: os.environ[k] for k in os.environ
-                                         if k.startswith("OPENBLAS")}}}
+            "machine": machine.describe()}
 
 
 def compile_times(sizes: list[str], dtypes: list[str], timeout: float,
@@ -470,12 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     report["config"] = {"sizes": sizes, "dtypes": dtypes, "activations": activations,
                         "optimizers": optimizers, "repeats": args.repeats,
                         "rounds": args.rounds, "threads": args.threads or "default"}
-    report["machine"]["loadavg_at_start"] = load_start
-    busy = max(load_start, report["machine"]["loadavg_at_end"][0])
-    if busy > 0.5 * (os.cpu_count() or 1):
-        # Other processes on the cores make threaded BLAS spin and wait: say so in the output.
-        report["notes"]["machine"] = (f"1-min load average reached {busy:.1f} on "
-                                      f"{os.cpu_count()} cpus: timings are noisy")
+    machine.add_notes(report, load_start)
     if args.json:  # first: the numbers survive a closed stdout pipe
         args.json.write_text(json.dumps(report, indent=1))
     print(markdown(report))

@@ -251,3 +251,18 @@ def test_adam_float32_gate_accepts_few_sign_flips_only(tmp_path):
     assert not bench_mlp._agrees(far, "float32")                                   # too far
     assert "MISMATCH" in bench_mlp._diff(far, "float32")
     assert not bench_mlp._agrees(dict(res, loss_diff_vs_numpy=0.1), "float32")
+
+
+def test_reports_say_which_machine_they_ran_on():
+    """Tables from an AVX2 day and an AVX-512 day are not comparable: each report says
+    which CPU, which vector extension and how fast a single thread ran."""
+    import machine
+
+    cpuinfo = "model name\t: Intel Xeon\nflags\t\t: sse4_2 avx avx2 avx512f\n"
+    assert machine.cpu_model_and_vectors(cpuinfo) == ("Intel Xeon", "avx512f")
+    assert machine.cpu_model_and_vectors("flags\t: fpu sse2\n")[1] == "unknown"
+    report = {"machine": machine.describe(), "notes": {}}
+    assert report["machine"]["python_loop_ms"] > 0
+    machine.add_notes(report, load_start=0.0)
+    assert report["notes"]["cpu"].startswith(report["machine"]["cpu_model"])
+    assert report["machine"]["loadavg_at_start"] == 0.0
