@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numpy_steps import reference_epochs
 
 from symgrad.definition import activations as acts
 from symgrad.definition.layers import Dense, Sequential
@@ -44,17 +45,6 @@ def _data():
     return X, y, rng.permutation(N)
 
 
-def _reference(model, opt, X, y, order, epochs: int) -> dict[str, np.ndarray]:
-    params = {k: v.astype(np.float64).copy() for k, v in model.params.items()}
-    ref = sg_compile(model.net, loss="cross_entropy")
-    state = opt.init_state(params)
-    for _ in range(epochs):
-        for start in range(0, N, BATCH):
-            rows = order[start:start + BATCH]
-            opt.step_numpy(params, ref.backward(X[rows], y[rows], params)[1], state)
-    return params
-
-
 def test_the_split_epoch_compiles_only_when_a_batch_splits(monkeypatch) -> None:
     # An activation set no other test of this file uses: this driver is fresh here.
     net = Sequential(Dense(3, 4), acts.Softplus(), Dense(4, 2), acts.Softmax())
@@ -79,7 +69,8 @@ def test_split_batches_train_like_the_reference(name: str, dtype: str, parts: in
                        seed=4)
     X, y, order = _data()
     start = {k: v.copy() for k, v in model.params.items()}
-    want = _reference(model, CONFIGS[name](), X, y, order, epochs=2)
+    want = reference_epochs(model.net, "cross_entropy", CONFIGS[name](), model.params, X, y,
+                            order, BATCH, epochs=2)
     module = trainer_for(model).module
     asked = []
     monkeypatch.setattr(module, "dense_parts",
@@ -174,13 +165,7 @@ def test_split_batches_follow_the_reference_for_other_losses(head, loss, targets
     model = sg_compile(Sequential(*layers), loss=loss, optimizer=SGD(lr=0.1), seed=2)
     X, y, order = _data()
     Y = targets(y.astype(float))
-    params = {name: v.copy() for name, v in model.params.items()}
-    ref = sg_compile(model.net, loss=loss)
-    opt = SGD(lr=0.1)
-    state = opt.init_state(params)
-    for start in range(0, N, BATCH):
-        rows = order[start:start + BATCH]
-        opt.step_numpy(params, ref.backward(X[rows], Y[rows], params)[1], state)
+    params = reference_epochs(model.net, loss, SGD(lr=0.1), model.params, X, Y, order, BATCH)
     monkeypatch.setattr(trainer_for(model).module, "dense_parts", lambda batch_size: 3)
     model.fit(X, Y, epochs=1, batch_size=BATCH, order=order)
     for name, value in params.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy_steps import reference_epochs
 
 from symgrad.definition import activations as acts
 from symgrad.definition.layers import Dense, Sequential
@@ -28,18 +29,6 @@ def _data():
     return X, y, rng.permutation(N)
 
 
-def _reference_steps(model, opt, X, y, order, epochs: int) -> dict[str, np.ndarray]:
-    params = {k: v.astype(np.float64).copy() for k, v in model.params.items()}
-    ref = sg_compile(model.net, loss="cross_entropy")   # float64 reference evaluator
-    state = opt.init_state(params)
-    for _ in range(epochs):
-        for start in range(0, N, BATCH):
-            rows = order[start:start + BATCH]
-            _, grads = ref.backward(X[rows], y[rows], params)
-            opt.step_numpy(params, grads, state)
-    return params
-
-
 # Every optimizer in float64; float32 for one plain and one stateful optimizer.
 CASES = [(name, "float64") for name in sorted(CONFIGS)] + [("sgd", "float32"),
                                                           ("adamw", "float32")]
@@ -51,7 +40,8 @@ def test_compiled_steps_equal_numpy_steps(name: str, dtype: str) -> None:
     model = sg_compile(net, loss="cross_entropy", optimizer=CONFIGS[name](), dtype=dtype, seed=3)
     X, y, order = _data()
     start = {k: v.copy() for k, v in model.params.items()}
-    want = _reference_steps(model, CONFIGS[name](), X, y, order, epochs=2)
+    want = reference_epochs(net, "cross_entropy", CONFIGS[name](), model.params, X, y, order,
+                            BATCH, epochs=2)
     model.fit(X, y, epochs=2, batch_size=BATCH, order=order)
     for key, value in want.items():
         assert not np.allclose(model.params[key], start[key])     # training moved it
