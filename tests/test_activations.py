@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 import pytest
 import sympy as sp
@@ -94,11 +95,38 @@ def test_elu_branches_in_saved_output():
     np.testing.assert_allclose(d(np.array([0.0]), np.array([2.0])), [1.0])
 
 
-@pytest.mark.parametrize("name", ["swish", "silu", "gelu"])
+@pytest.mark.parametrize("name", ["swish", "silu"])
 def test_no_output_form_falls_back_to_z(name):
+    # Swish's gate form a(1 + z - a)/z is found but measured 11.5 ulp off in float64
+    # at z = 22 (z - a cancels a's rounding), so the slope stays in z.
     plan, _ = _plan(REGISTRY[name])
     assert plan.saved == ("z",)
     assert plan.derivative.has(Z) and not plan.derivative.has(A)
+    assert plan.evaluated_derivative is None
+
+
+@pytest.mark.parametrize("formula, gone", [
+    ("gelu", sp.erf),           # Phi(z) + z phi(z): erf(z/sqrt 2) = 2a/z - 1
+    ("x*atan(x)", sp.atan),     # atan(z) + z/(1 + z^2): atan(z) = a/z
+])
+def test_gated_activation_reads_its_gate_off_a(formula, gone):
+    if formula == "gelu":
+        plan, _ = _plan(REGISTRY["gelu"])
+    else:
+        plan, _ = _plan(sg.activation(f"gate_test_{gone.__name__}", formula))
+    assert plan.saved == ("z", "a")
+    assert not plan.derivative.atoms(gone) and plan.derivative.has(A / Z)
+    # The kernels evaluate the guarded form: no 0/0 at z = 0, nor from a subnormal a.
+    d = _fn(plan.kernel_derivative, Z, A)
+    f = _fn(plan.stable_forward, Z)
+    exact = sp.lambdify(Z, plan.derivative_raw, "mpmath")
+    zs = np.array([0.0, 1e-300, -1e-40, 5e-324, 1e-3, -0.7, 2.5, -6.0, 30.0])
+    with np.errstate(all="ignore"):   # NumPy evaluates both sides of the guard
+        got = d(zs, f(zs))
+    assert np.all(np.isfinite(got))
+    want = np.array([float(exact(mpmath.mpf(float(v)))) if v else float(
+        sp.limit(plan.derivative_raw, Z, 0)) for v in zs])
+    np.testing.assert_allclose(got, want, rtol=0, atol=8 * 2.0**-52)
 
 
 def test_parameterised_activation_takes_parameters_at_construction():

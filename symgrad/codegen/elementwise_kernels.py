@@ -71,9 +71,9 @@ def activation_body(act: ActivationPlan, dtype: str, prefix: str = "") -> str:
     if zs:
         s("        zs_[k] = z")
     s(f"        z_[k] = {forward}", "", "")
-    deriv = print_expr(act.derivative, {A: "a_[k]", Z: "zs_[k]"}, dtype)
+    deriv = print_expr(act.kernel_derivative, {A: "a_[k]", Z: "zs_[k]"}, dtype)
     s(f"@njit({KERNEL_JIT})", f"def {prefix}bwd(D, A, Zs):",
-      f"    \"\"\"D *= {name}'(z), as derived: {source_comment_text(act.derivative)}.\"\"\"",
+      f"    \"\"\"D *= {name}'(z), as derived: {source_comment_text(act.kernel_derivative)}.\"\"\"",
       "    d_ = D.reshape(D.size)", "    a_ = A.reshape(A.size)", "    zs_ = Zs.reshape(Zs.size)",
       "    for k in range(d_.size):", f"        d_[k] *= {deriv}", "", "")
     return s.text()

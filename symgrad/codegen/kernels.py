@@ -405,7 +405,7 @@ def _constants(plan: NetworkPlan, dtype: str, optimizer) -> str:
 
 def _activation_costs(lay: KernelLayout) -> tuple[int, ...]:
     """Each activation branch's `evaluation_cost` (forward + derivative), in code order."""
-    return tuple(evaluation_cost(act.stable_forward) + evaluation_cost(act.derivative)
+    return tuple(evaluation_cost(act.stable_forward) + evaluation_cost(act.kernel_derivative)
                  for _, act in lay.activations.values())
 
 

@@ -50,7 +50,7 @@ def batch_pass_jit(lay: KernelLayout) -> str:
 
 def activation_key(act: ActivationPlan) -> tuple[str, ...]:
     """What makes two activation plans the same kernel (their printed formulas)."""
-    return (act.name, str(act.stable_forward), str(act.derivative), *act.saved)
+    return (act.name, str(act.stable_forward), str(act.kernel_derivative), *act.saved)
 
 
 class KernelLayout:

@@ -65,6 +65,15 @@ class ActivationPlan:
     saved: tuple[str, ...]    # forward values the derivative reads: subset of ("z", "a")
     identity: Identity        # derivative_raw == derivative (with a -> f(z))
     accuracy_note: str = ""   # set where no evaluation form met the accuracy bound
+    # The derivative as kernels evaluate it, where that differs from ``derivative``
+    # (a gate a/z guarded at z = 0, `symgrad.simplify.saved_output.gate_forms`).
+    evaluated_derivative: sp.Expr | None = None
+
+    @property
+    def kernel_derivative(self) -> sp.Expr:
+        """What the kernels and the NumPy reference evaluate for f'."""
+        return self.derivative if self.evaluated_derivative is None \
+            else self.evaluated_derivative
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,8 @@ def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -
         plain = f"f'({z_txt}) = {raw_txt}" + (f" = {new_txt}" if new_txt != raw_txt else "")
         sec.add(text=text, math=math, plain=plain)
     sec.add(text=_saved_sentence(act, j))
+    if act.evaluated_derivative is not None:
+        _gate_guard(doc, act, j, f_name)
     _kink_steps(sec, act.derivative, names)
     sec.add(text="The error passes through the activation as an elementwise product:",
             math=f"{dz_tex} = " + odot_tex(da_tex, act.derivative, new_tex),
@@ -248,8 +250,39 @@ def _saved_sentence(act: ActivationPlan, j: int) -> str:
                 "in the forward pass and $f'$ is evaluated from it.")
     if not free:
         return "The derivative is constant, so no forward value is needed for it."
+    if act.evaluated_derivative is not None:
+        return (f"Since $f(z) = z\\,g(z)$, the factor $g(z) = a/z$ is read off the saved output "
+                f"wherever $z \\neq 0$, so the derivative reads both ${mtex('A', j)}$ and "
+                f"${mtex('Z', j)}$ (saved: {', '.join(act.saved)}){_gone(act)}.")
     return (f"The derivative reads both ${mtex('A', j)}$ and ${mtex('Z', j)}$ "
             f"(saved: {', '.join(act.saved)}).")
+
+
+def _gone(act: ActivationPlan) -> str:
+    """", and evaluates no erf" for the special functions the rewrite removed."""
+    def names(expr: sp.Expr) -> set[str]:
+        return {type(f).__name__ for f in expr.atoms(sp.Function)}
+    gone = sorted(names(act.derivative_raw) - names(act.derivative))
+    return f", and evaluates no {' or '.join(gone)}" if gone else ""
+
+
+def _power_of_two(x: sp.Expr) -> str:
+    """2^-100 in LaTeX rather than its 31 decimal digits."""
+    k = sp.log(x, 2)
+    return f"2^{{{k}}}" if k.is_Integer else sp.latex(x)
+
+
+def _gate_guard(doc: Derivation, act: ActivationPlan, j: int, f_name: str) -> None:
+    """The appendix line for a derivative that divides by z: what the kernel does at 0."""
+    (at_zero, near_zero), _ = act.evaluated_derivative.args
+    bound_tex = _power_of_two(near_zero.rhs)
+    doc.appendix(EVALUATION_APPENDIX).add(
+        text=(f"Layer {j}, {f_name}: the backward pass divides by $z$; where "
+              f"$|z| < {bound_tex}$ it evaluates the limit instead (there $a/z$ would be "
+              "$0/0$ or read a subnormal $a$, and $f'(z)$ differs from $f'(0)$ by far less "
+              "than a rounding error):"),
+        math=f"f'(0) = \\lim_{{z \\to 0}} f'(z) = {sp.latex(at_zero)}",
+        plain=f"f'(0) = lim_(z -> 0) f'(z) = {sp.sstr(at_zero)}")
 
 
 def _kinks(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]]:

@@ -67,7 +67,7 @@ class ReferenceEvaluator:
             act = feature.activation
             if act is not None and id(act) not in cache:
                 cache[id(act)] = (vectorise(act.stable_forward, [Z]),
-                                  vectorise(act.derivative, [Z, A]))
+                                  vectorise(act.kernel_derivative, [Z, A]))
             self._feature_act.append(None if act is None else cache[id(act)])
         for layer in plan.layers:
             act = layer.activation
@@ -76,7 +76,7 @@ class ReferenceEvaluator:
                 continue
             if id(act) not in cache:
                 cache[id(act)] = (vectorise(act.stable_forward, [Z]),
-                                  vectorise(act.derivative, [Z, A]))
+                                  vectorise(act.kernel_derivative, [Z, A]))
             self._act.append(cache[id(act)])
         out = plan.output
         self.softmax = out.kind == "softmax"

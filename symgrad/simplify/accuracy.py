@@ -243,7 +243,8 @@ def exact_values(expr: sp.Expr, values: Mapping[sp.Symbol, np.ndarray]
 def sample_points(dtype: str, count: int = 40) -> np.ndarray:
     """Points over the whole range of ``dtype``, both signs, as that dtype.
 
-    |z| log-spaced from 1e-6 to the largest finite number, a dense band up to twice the
+    |z| log-spaced from 1e-6 to the largest finite number (and a few tiny ones down to
+    the smallest subnormal, and 0), a dense band up to twice the
     overflow point of exp (where exponential forms break), and points right around the
     thresholds where exp over- or underflows (and half and twice them, for exp(z/2),
     cosh(z/2)**2 and exp(2z)).
@@ -253,13 +254,16 @@ def sample_points(dtype: str, count: int = 40) -> np.ndarray:
     over = math.log(float(info.max))                 # exp(z) overflows past this
     under = -math.log(float(info.smallest_subnormal))  # exp(-z) is 0 past this
     mags = list(np.logspace(-6, top - 0.01, count))
+    # Tiny inputs: where a/z reads a subnormal a (`saved_output.gate_forms`' guard)
+    mags += [float(info.smallest_subnormal), float(info.tiny), 4 * float(info.tiny),
+             1e-35, 1e-30, 1e-20, 1e-12]
     mags += list(np.geomspace(0.25, 2.2 * under, count))
     for t in (over, -math.log(float(info.tiny)), under):
         for scale in (0.5, 1.0, 2.0):
             mags += [scale * t + d for d in (-1.0, -0.05, 0.05, 1.0, 4.0)]
     mags = np.array(sorted(set(mags)), dtype=np.float64)
     mags = mags[mags < float(info.max)]
-    pts = np.concatenate([mags, -mags]).astype(dtype)
+    pts = np.concatenate([mags, -mags, [0.0]]).astype(dtype)
     return np.unique(pts)
 
 
@@ -375,9 +379,13 @@ def make_probe(exact: sp.Expr, dtype: str, floor: float,
                        key=lambda kv: kv[0].name))
     values = _grid(var, dtype, key)
     hi, lo = _exact_at_samples(sp.sympify(exact), dtype, var, key)
+    mask = compared_points(hi, values[var], dtype, floor)
     for sym, form in (saved or {}).items():
         values[sym] = evaluate(form, values, dtype)
-    mask = compared_points(hi, values[var], dtype, floor)
+        # Where the forward value itself overflowed, the backward pass reads inf whatever
+        # its form (z*atan(z) at z = -3e38 in float32); the forward form is measured on
+        # its own (`choose_forward`).
+        mask &= np.isfinite(values[sym])
     return Probe(dtype, values, hi, lo, mask, floor, var)
 
 

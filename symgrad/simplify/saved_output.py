@@ -11,6 +11,13 @@ The engine *searches*; nothing is keyed by activation name. Candidates:
    rewritten with the inverse of the forward branch active there, and each
    condition ``z > c`` becomes ``a > f(c)`` (ELU -> 1 if a > 0 else a + alpha,
    ReLU -> [a > 0]).
+4. for hidden layers, which save z beside a: a gated activation f = z g(z) gives
+   g(z) = a/z, and a part T of g that g depends on alone (erf(z/sqrt(2)) in GELU,
+   e^-z in Swish) is read off a by inverting g in T (`gate_forms`). GELU's slope
+   Phi(z) + z phi(z) becomes a/z + z phi(z): the backward pass evaluates one
+   exponential instead of an erf and an exponential. a/z is 0/0 at z = 0 and
+   inexact where a is subnormal, so the kernel evaluates the slope's limit at 0 for
+   |z| < `GATE_GUARD` (2^-100: there f'(z) and f'(0) differ by far less than an ulp).
 
 A candidate is accepted only if it is free of z, uses whitelisted functions,
 passes a numeric check at random points and kinks, is shown equal symbolically
@@ -66,6 +73,7 @@ class Rewrite:
     uses: tuple[str, ...]   # subset of ("z", "a"), by the names of the given symbols
     method: str
     shortfall: str = ""     # where no form met the bound: the chosen one's worst error
+    evaluated: sp.Expr | None = None   # what the kernel evaluates, where it differs
 
 
 @bounded_step(lambda expr, *args, **kwargs: expr)   # out of time: keep the form as it is
@@ -174,6 +182,76 @@ def _verified(candidate: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Sy
     return zero_method(candidate.subs(a, f) - d) is not None
 
 
+GATE_GUARD = sp.Integer(2) ** -100
+
+
+def gate_forms(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol
+               ) -> list[tuple[str, sp.Expr, sp.Expr]]:
+    """f'(z) (``d``) in a and z for a gated f = z g(z): (label, guarded form, exact form).
+
+    Each function call T in g such that g depends on z only through T is solved for
+    from g(T) = a/z (`invert`) and substituted. The exact form is proven equal to
+    ``d`` wherever z != 0; the guarded one returns lim f'(z) at z = 0 for
+    |z| < `GATE_GUARD`, where a/z would be 0/0 or read a subnormal a.
+
+    >>> z, a = sp.symbols("z a", real=True)
+    >>> gelu = z * (1 + sp.erf(z / sp.sqrt(2))) / 2
+    >>> [exact for _, _, exact in gate_forms(gelu, sp.diff(gelu, z), z, a)]
+    [a/z + sqrt(2)*z*exp(-z**2/2)/(2*sqrt(pi))]
+    """
+    if not isinstance(f, sp.Mul) or z not in f.args:
+        return []
+    g = f / z
+    if not g.has(z):
+        return []
+    at_zero = _limit_at_zero(d, z)
+    if at_zero is None:
+        return []
+    w = sp.Dummy("w")
+    out = []
+    for part in sp.preorder_traversal(g):
+        if not (isinstance(part, sp.Function) and part.has(z)) or not d.has(part):
+            continue
+        g_in_part = g.xreplace({part: w})
+        if g_in_part.has(z):
+            continue
+        solved = invert(g_in_part, w, a / z)
+        if solved is None:
+            continue
+        # Tidied, and as substituted: tidying can multiply out a square of a/z that
+        # then overflows as a**2 (z*(1 + tanh z)/2)
+        as_substituted = d.xreplace({part: solved})
+        for exact in dict.fromkeys((tidy(as_substituted), as_substituted)):
+            if exact.has(sp.nan, sp.zoo) or not _verified_gate(exact, f, d, z, a):
+                continue
+            guarded = sp.Piecewise((at_zero, sp.Abs(z) < GATE_GUARD), (exact, True))
+            out.append((f"the gate g(z) = a/z read off f = z g(z) for {part}", guarded,
+                        exact))
+    return out
+
+
+@bounded_step(lambda d, z: None)
+def _limit_at_zero(d: sp.Expr, z: sp.Symbol) -> sp.Expr | None:
+    value = sp.limit(d, z, 0)
+    return value if value.is_number and value.is_finite and value.is_real else None
+
+
+def _verified_gate(exact: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol
+                   ) -> bool:
+    """Printable, equal to f'(z) at sample points (z != 0) and symbolically."""
+    if unsupported_nodes(exact):
+        return False
+    pts = _sample_points(f, z)
+    pts = pts[pts != 0]
+    fn = sp.lambdify([z, a], exact, modules=LAMBDIFY_MODULES)
+    with np.errstate(all="ignore"):
+        lhs = np.broadcast_to(np.asarray(fn(pts, _lambda(f, z)(pts)), dtype=float), pts.shape)
+        rhs = _lambda(d, z)(pts)
+    if not np.allclose(lhs, rhs, rtol=1e-8, atol=1e-10, equal_nan=False):
+        return False
+    return zero_method(exact.subs(a, f) - d) is not None
+
+
 def in_z_forms(d: sp.Expr, z: sp.Symbol = Z) -> list[tuple[str, sp.Expr]]:
     """f'(z) as derived, then the stable rules' rewrites of it (as is and term by term),
     then each of these through one exponential (`through_one_exponential`)."""
@@ -280,10 +358,11 @@ def _branchwise(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> sp.Expr |
 
 
 def in_saved_output(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol,
-                    forward: sp.Expr | None = None) -> Rewrite:
+                    forward: sp.Expr | None = None, gates: bool = False) -> Rewrite:
     """Search for f'(z) (``d``) written in a = f(z); fall back to z. See module doc.
 
     ``forward`` is the form the forward pass evaluates a by (default: chosen here).
+    ``gates``: also forms in a and z (`gate_forms`), for layers that save both.
     """
     if not d.has(z):
         return Rewrite(d, (), "constant")
@@ -306,8 +385,16 @@ def in_saved_output(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol,
     # overflow sooner. A form in a comes first when it is accurate enough.
     kept = "no form in the output found; kept in z" if not in_a else "kept in z"
     in_z = [(kept + ("" if m == "as derived" else f" ({m})"), c) for m, c in in_z_forms(d, z)]
-    chosen = choose(in_a + in_z, d, DERIVATIVE_ULPS, floor=1.0, saved={a: forward}, var=z)
+    # Forms in a and z come last: choose() takes one only where it evaluates fewer
+    # special functions than the accurate forms before it.
+    gated = gate_forms(f, d, z, a) if gates else []
+    exact_of = {guarded: exact for _, guarded, exact in gated}
+    chosen = choose(in_a + in_z + [(m, guarded) for m, guarded, _ in gated], d,
+                    DERIVATIVE_ULPS, floor=1.0, saved={a: forward}, var=z)
     uses = tuple(s.name for s in (z, a) if chosen.expr.has(s))
+    if chosen.expr in exact_of:
+        return Rewrite(exact_of[chosen.expr], uses, chosen.label,
+                       shortfall(chosen, DERIVATIVE_ULPS), evaluated=chosen.expr)
     return Rewrite(chosen.expr, uses, chosen.label, shortfall(chosen, DERIVATIVE_ULPS))
 
 
@@ -341,7 +428,7 @@ def activation_plan(raw: RawActivation, out_symbol: sp.Symbol = A
     """
     forward_choice = choose_forward(raw.forward, raw.stable_given)
     stable = forward_choice.expr
-    found = in_saved_output(raw.forward, raw.derivative_raw, Z, out_symbol, stable)
+    found = in_saved_output(raw.forward, raw.derivative_raw, Z, out_symbol, stable, gates=True)
     # No candidate form met the bound: the most accurate is used, and the plan says so
     # (e.g. x*tanh(e^x): its slope is inf*0 = NaN once e^x overflows, in every form).
     misses = [(what, form, off) for what, form, off in (
@@ -363,5 +450,5 @@ def activation_plan(raw: RawActivation, out_symbol: sp.Symbol = A
         extra = (Identity(f"{raw.name}: stable forward form", raw.forward, stable, {},
                           {Z: (-10.0, 10.0)}),)
     plan = ActivationPlan(raw.name, raw.latex, raw.forward, stable, raw.derivative_raw,
-                          found.expr, uses, ident, accuracy_note)
+                          found.expr, uses, ident, accuracy_note, found.evaluated)
     return plan, extra
