@@ -155,6 +155,13 @@ def optimizer_section(doc: Derivation, optimizer: object) -> None:
     rows = _rule_rows(rule)
     sec.add(text=text + "):", math=r" \\ ".join(t for t, _ in rows),
             plain="\n".join(t for _, t in rows), tag=UPDATE_KEY)
+    if "m" in uses:
+        # The kernel's arithmetic differs from the lines (not their value): say how.
+        sec.add(text=("The kernel folds both bias corrections into two factors computed once "
+                      "per step, so each element takes one division and one square root:"),
+                math=(r"w \leftarrow w - \frac{\eta}{1 - \beta_1^t}\, "
+                      r"\frac{m}{\sqrt{v}\,/\sqrt{1 - \beta_2^t} + \epsilon}"),
+                plain="w <- w - (lr/(1 - beta1^t)) * m / (sqrt(v)/sqrt(1 - beta2^t) + eps)")
     values = [(_HYPER_TEX[k], k, *_number(v)) for k, v in rule.settings.items()]
     sec.add(text="With this model's settings:",
             math=r", \quad ".join(f"{tex} = {num}" for tex, _, num, _ in values),
