@@ -127,9 +127,11 @@ def max_weight_diff(out: Path, framework: str, tag: str) -> float | None:
                    for k in a.files)
 
 
-def weights_over(out: Path, framework: str, tag: str, tol: float) -> float | None:
-    """Fraction of all weights and biases that differ from the NumPy reference by > tol."""
-    ref, other = out / f"numpy_{tag}.npz", out / f"{framework}_{tag}.npz"
+def weights_over(out: Path, framework: str, tag: str, tol: float,
+                 reference: str = "numpy") -> float | None:
+    """Fraction of all weights and biases that differ from the reference by > tol
+    (``reference`` "numpy64": NumPy's float64 run of a float32 problem)."""
+    ref, other = out / f"{reference}_{tag}.npz", out / f"{framework}_{tag}.npz"
     if not (ref.exists() and other.exists()):
         return None
     with np.load(ref) as a, np.load(other) as b:
@@ -160,7 +162,8 @@ def _merge(row: dict, fw: str, res: dict) -> None:
     if res.get("loss_diff_vs_numpy") is not None:
         cell["loss_diff_vs_numpy"] = max(cell.get("loss_diff_vs_numpy") or 0.0,
                                          res["loss_diff_vs_numpy"])
-    for key in ("max_weight_diff_vs_numpy", "weights_over_tol"):
+    for key in ("max_weight_diff_vs_numpy", "weights_over_tol", "weights_off_float64",
+                "numpy_off_float64"):
         if res.get(key) is not None:
             cell[key] = max(cell.get(key) or 0.0, res[key])
 
@@ -199,10 +202,18 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
                 case = _case(res)
                 if "error" in res:
                     notes[f"{fw} {' '.join(case)}"] = res["error"]
-                elif fw != "numpy":
-                    res["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, "_".join(case))
-                    res["weights_over_tol"] = weights_over(out, fw, "_".join(case),
-                                                           TOLERANCE[res["dtype"]])
+                    _merge(rows.setdefault(case, {}), fw, res)
+                    continue
+                tag, tol = "_".join(case), TOLERANCE[res["dtype"]]
+                if res["dtype"] == "float32":
+                    # How far each run strays from the float64 run of the same start, and
+                    # how far NumPy float32 with its sums reordered does (`_agrees`)
+                    res["weights_off_float64"] = weights_over(out, fw, tag, tol, "numpy64")
+                    res["numpy_off_float64"] = weights_over(out, "numpy32r", tag, tol,
+                                                            "numpy64")
+                if fw != "numpy":
+                    res["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, tag)
+                    res["weights_over_tol"] = weights_over(out, fw, tag, tol)
                     if ref_loss.get(case) is not None:
                         # The epoch-1 loss must agree too (relative, as losses are O(1)).
                         res["loss_diff_vs_numpy"] = abs(res["loss_epoch1"] - ref_loss[case])
@@ -301,7 +312,9 @@ def _ratio(a: float | None, b: float | None) -> str:
 # Adam in float32: a weight whose gradient is ~0 (below float32's rounding of the sum
 # that forms it) can get either sign, and Adam moves it by ~lr whatever the gradient's
 # size, so it may end up to 2*lr per step away from the reference. A few such weights
-# are expected; more than this fraction of them is not.
+# are always accepted; more only if the run strays from the float64 run of the same
+# start no further than NumPy float32 with its sums in another order does (measured per
+# cell, `_agrees`).
 SIGN_FLIP_FRACTION = 1e-3
 
 
@@ -317,8 +330,24 @@ def _sign_flip_bound(res: dict) -> float | None:
 def _agrees(res: dict, dtype: str) -> bool:
     """Weights and epoch-1 loss within the dtype's tolerance of the NumPy reference.
 
-    Adam in float32 may also leave up to `SIGN_FLIP_FRACTION` of the weights further off,
-    by at most 2*lr per step (`_sign_flip_bound`).
+    Adam in float32 may also leave weights further off, by at most 2*lr per step
+    (`_sign_flip_bound`): up to `SIGN_FLIP_FRACTION` of them, or more where its own run
+    strays from the float64 run of the same start (the exact trajectory, up to float64
+    rounding) on at most twice the share of weights that NumPy float32 with every sum in
+    another order strays, plus that fraction. Flips are rounding, so a float32 run may
+    have as many as another order of the same sums gives; a wrong gradient moves a run
+    further from the exact trajectory. (Plain NumPy float32 is no yardstick: on medium
+    ReLU + Adam it happens to stay within 1e-4 of the float64 run, and summing each
+    product in two halves puts 1.1 % of its weights 1e-3 off, as far as symgrad, PyTorch
+    and JAX.)
+
+    >>> ok = {"optimizer": "adam", "dtype": "float32", "size": "medium",
+    ...       "max_weight_diff_vs_numpy": 4e-3, "weights_over_tol": 0.012}
+    >>> _agrees(ok, "float32"), _agrees(dict(ok, weights_off_float64=0.011,
+    ...                                      numpy_off_float64=0.010), "float32")
+    (False, True)
+    >>> _agrees(dict(ok, weights_off_float64=0.2, numpy_off_float64=0.010), "float32")
+    False
     """
     tol = TOLERANCE[dtype]
     if (res.get("loss_diff_vs_numpy") or 0.0) > tol:
@@ -328,8 +357,13 @@ def _agrees(res: dict, dtype: str) -> bool:
         return True
     bound = _sign_flip_bound(res)
     over = res.get("weights_over_tol")
-    return bound is not None and over is not None and worst <= bound \
-        and over <= SIGN_FLIP_FRACTION
+    if bound is None or over is None or worst > bound:
+        return False
+    if over <= SIGN_FLIP_FRACTION:
+        return True
+    own, plain = res.get("weights_off_float64"), res.get("numpy_off_float64")
+    return own is not None and plain is not None \
+        and own <= 2 * plain + SIGN_FLIP_FRACTION
 
 
 def _diff(res: dict | None, dtype: str) -> str:
@@ -341,7 +375,11 @@ def _diff(res: dict | None, dtype: str) -> str:
     if not _agrees(res, dtype):
         return f"{d:.0e} MISMATCH"
     if d > TOLERANCE[dtype]:   # accepted as Adam float32 sign flips: say how many
-        return f"{d:.0e} ({100 * res['weights_over_tol']:.2g} % sign flips)"
+        text = f"{d:.0e} ({100 * res['weights_over_tol']:.2g} % sign flips"
+        if res.get("weights_off_float64") is not None and res.get("numpy_off_float64"):
+            text += (f"; {100 * res['weights_off_float64']:.2g} % off the float64 run, "
+                     f"reordered NumPy float32 {100 * res['numpy_off_float64']:.2g} %")
+        return text + ")"
     return f"{d:.0e}"
 
 

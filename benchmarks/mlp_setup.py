@@ -89,6 +89,20 @@ class Problem:
     def copy_params(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(W.copy(), b.copy()) for W, b in self.params]
 
+    def in_float64(self) -> Problem:
+        """The same run in float64 from this run's own data and starting weights (cast up
+        exactly): the trajectory a float32 run would follow without rounding.
+
+        >>> p = make_problem("tiny", "float32").in_float64()
+        >>> p.dtype.name, p.tag
+        ('float64', 'tiny_float64_relu_sgd')
+        """
+        up = np.float64
+        return Problem(self.size, np.dtype(up), self.X.astype(up), self.labels,
+                       self.onehot.astype(up), [(W.astype(up), b.astype(up))
+                                                for W, b in self.params],
+                       self.activation, self.optimizer)
+
 
 def make_problem(size: Size | str, dtype: str, activation: str = "relu",
                  optimizer: str = "sgd") -> Problem:

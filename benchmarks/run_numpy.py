@@ -15,8 +15,11 @@ class NumpyTrainer:
 
     name = "numpy"
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, reordered: bool = False) -> None:
         self.p = problem
+        # ``reordered``: every product sums its contraction in two halves, another order
+        # of the same float additions (bench_mlp's yardstick for rounding, `_agrees`)
+        self.dot = _halves_dot if reordered else np.dot
         self.params = problem.copy_params()
         self.act, self.dact = activation_numpy(problem.activation)
         # Adam's moments per parameter and the step count.
@@ -44,7 +47,7 @@ class NumpyTrainer:
             acts, zs = [X], []
             A = X
             for i, (W, b) in enumerate(params):
-                Z = np.dot(A, W) + b
+                Z = self.dot(A, W) + b
                 zs.append(Z)
                 A = self.act(Z) if i < last else Z
                 acts.append(A)
@@ -62,10 +65,10 @@ class NumpyTrainer:
                 bc2 = dt(1.0 - ADAM["beta2"] ** self.t)
             for i in range(last, -1, -1):
                 W, b = params[i]
-                dW = np.dot(acts[i].T, dZ)
+                dW = self.dot(acts[i].T, dZ)
                 db = dZ.sum(axis=0)
                 if i > 0:
-                    dA = np.dot(dZ, W.T)
+                    dA = self.dot(dZ, W.T)
                     dZ = dA * self.dact(zs[i - 1], acts[i])
                 if adam:
                     mW, vW, mb, vb = self.moments[i]
@@ -78,6 +81,17 @@ class NumpyTrainer:
 
     def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(W.copy(), b.copy()) for W, b in self.params]
+
+
+def _halves_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b with the contraction summed as two halves, then added.
+
+    >>> a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    >>> bool(np.array_equal(_halves_dot(a, b), a @ b))
+    True
+    """
+    k = a.shape[1] // 2
+    return np.dot(a[:, :k], b[:k]) + np.dot(a[:, k:], b[k:])
 
 
 def matmul_floor_ms(problem: Problem, repeats: int) -> float:

@@ -4,7 +4,8 @@ Each framework gets a fresh interpreter so that thread pools (OpenMP, XLA,
 OpenBLAS) and global switches (JAX x64) cannot disturb the others. Results go
 to ``<out>/<framework>.json``; the weights after the first epoch go to
 ``<out>/<framework>_<size>_<dtype>_<activation>_<optimizer>.npz`` for the
-sanity comparison.
+sanity comparison (and, for float32, NumPy's first epoch in float64 from the same start
+to ``numpy64_...npz`` and in float32 with its sums reordered to ``numpy32r_...npz``).
 
 Usage (bench_mlp.py does this for you)::
 
@@ -48,6 +49,16 @@ def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name:
     np.savez(out / f"{name}_{problem.tag}.npz",
              **{f"W{i}": W for i, (W, _) in enumerate(weights)},
              **{f"b{i}": b for i, (_, b) in enumerate(weights)})
+    if name == "numpy" and problem.dtype == np.float32:
+        # The same first epoch without float32 rounding, and in float32 with every sum
+        # in another order: how far the second strays from the first is this cell's
+        # yardstick for rounding (bench_mlp's `_agrees`).
+        for label, run in (("numpy64", cls(problem.in_float64())),
+                           ("numpy32r", cls(problem, reordered=True))):
+            run.epoch()
+            np.savez(out / f"{label}_{problem.tag}.npz",
+                     **{f"W{i}": W for i, (W, _) in enumerate(run.weights())},
+                     **{f"b{i}": b for i, (_, b) in enumerate(run.weights())})
     trainer.epoch()  # warm-up: caches, thread pools, any lazy second-call work
     med, times = median_ms(trainer.epoch, repeats)
     res = {

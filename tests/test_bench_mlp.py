@@ -253,6 +253,41 @@ def test_adam_float32_gate_accepts_few_sign_flips_only(tmp_path):
     assert not bench_mlp._agrees(dict(res, loss_diff_vs_numpy=0.1), "float32")
 
 
+def test_many_sign_flips_pass_only_as_far_from_float64_as_reordered_numpy(tmp_path):
+    """More flips than SIGN_FLIP_FRACTION pass where the run is no further from the
+    float64 run of the same start than NumPy float32 with its sums reordered is."""
+    import bench_mlp
+
+    tag, n = "medium_float32_relu_adam", 10_000
+    exact = np.zeros(n, dtype=np.float32)
+    np.savez(tmp_path / f"numpy64_{tag}.npz", W0=exact)
+    np.savez(tmp_path / f"numpy_{tag}.npz", W0=exact)
+    step = np.float32(2 * 1e-3 * 0.9)
+    reordered, run, wrong = exact.copy(), exact.copy(), exact.copy()
+    reordered[:110] = step                 # 1.1 %: rounding alone, another order of sums
+    run[5000:5120] = step                  # 1.2 %, other weights: as far from float64
+    wrong[:2500] = step                    # 25 %: further than rounding takes any run
+    for name, w in (("numpy32r", reordered), ("symgrad", run), ("torch", wrong)):
+        np.savez(tmp_path / f"{name}_{tag}.npz", W0=w)
+
+    def cell(fw):
+        return {"size": "medium", "dtype": "float32", "optimizer": "adam",
+                "loss_diff_vs_numpy": 0.0,
+                "max_weight_diff_vs_numpy": bench_mlp.max_weight_diff(tmp_path, fw, tag),
+                "weights_over_tol": bench_mlp.weights_over(tmp_path, fw, tag, 1e-3),
+                "weights_off_float64": bench_mlp.weights_over(tmp_path, fw, tag, 1e-3,
+                                                              "numpy64"),
+                "numpy_off_float64": bench_mlp.weights_over(tmp_path, "numpy32r", tag, 1e-3,
+                                                            "numpy64")}
+
+    ok, bad = cell("symgrad"), cell("torch")
+    assert ok["weights_over_tol"] == pytest.approx(0.012)   # over SIGN_FLIP_FRACTION
+    assert bench_mlp._agrees(ok, "float32")
+    assert "reordered NumPy float32 1.1 %" in bench_mlp._diff(ok, "float32")
+    assert not bench_mlp._agrees(bad, "float32")
+    assert not bench_mlp._agrees(dict(ok, numpy_off_float64=None), "float32")   # no yardstick
+
+
 def test_reports_say_which_machine_they_ran_on():
     """Tables from an AVX2 day and an AVX-512 day are not comparable: each report says
     which CPU, which vector extension and how fast a single thread ran."""
