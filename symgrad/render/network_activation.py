@@ -231,9 +231,14 @@ def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -
                 else f"f'({z_tex}) = {raw_tex}")
         plain = f"f'({z_txt}) = {raw_txt}" + (f" = {new_txt}" if new_txt != raw_txt else "")
         sec.add(text=text, math=math, plain=plain)
-    sec.add(text=_saved_sentence(act, j))
     if act.evaluated_derivative is not None:
+        gate = act.forward / Z   # the factor of f(z) = z g(z) that the slope reads off a
+        sec.add(text=_saved_sentence(act, j),
+                math=f"g(z) = \\frac{{f(z)}}{{z}} = {layer_latex(gate, canon)} = \\frac{{a}}{{z}}",
+                plain=f"g(z) = f(z)/z = {layer_str(gate, canon)} = a/z")
         _gate_guard(doc, act, j, f_name)
+    else:
+        sec.add(text=_saved_sentence(act, j))
     _kink_steps(sec, act.derivative, names)
     sec.add(text="The error passes through the activation as an elementwise product:",
             math=f"{dz_tex} = " + odot_tex(da_tex, act.derivative, new_tex),
@@ -251,9 +256,9 @@ def _saved_sentence(act: ActivationPlan, j: int) -> str:
     if not free:
         return "The derivative is constant, so no forward value is needed for it."
     if act.evaluated_derivative is not None:
-        return (f"Since $f(z) = z\\,g(z)$, the factor $g(z) = a/z$ is read off the saved output "
+        return (f"Since $f(z) = z\\,g(z)$, the factor $g$ is read off the saved output "
                 f"wherever $z \\neq 0$, so the derivative reads both ${mtex('A', j)}$ and "
-                f"${mtex('Z', j)}$ (saved: {', '.join(act.saved)}){_gone(act)}.")
+                f"${mtex('Z', j)}$ (saved: {', '.join(act.saved)}){_gone(act)}:")
     return (f"The derivative reads both ${mtex('A', j)}$ and ${mtex('Z', j)}$ "
             f"(saved: {', '.join(act.saved)}).")
 
