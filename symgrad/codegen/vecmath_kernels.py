@@ -65,6 +65,22 @@ def _i2f32(typingctx, x):
     return _vm_types.float32(_vm_types.int64), codegen
 
 
+@_vm_intrinsic
+def _vm_fma(typingctx, a, b, c):
+    """a*b + c rounded once (llvm.fma: one vector FMA on any x86-64 with FMA3, which
+    AVX2 machines all have), for three float64 or three float32 values."""
+    if not (a == b == c and a in (_vm_types.float64, _vm_types.float32)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        kind = _vm_ir.DoubleType() if sig.return_type == _vm_types.float64 \
+            else _vm_ir.FloatType()
+        fma = builder.module.declare_intrinsic(
+            "llvm.fma", [kind], _vm_ir.FunctionType(kind, [kind, kind, kind]))
+        return builder.call(fma, args)
+    return a(a, a, a), codegen
+
+
 _VM_LN2_HI = 6.93147180369123816490e-01   # 32 significant bits: k*_VM_LN2_HI is exact
 _VM_LN2_LO = 1.90821492927058770002e-10   # ln2 - _VM_LN2_HI
 _VM_LOG2E = 1.4426950408889634
@@ -97,12 +113,11 @@ def _vm_split(a):
 
 @_vm_njit(**_VM_JIT)
 def _vm_two_prod(a, b):
-    """(p, e) with p = fl(a*b) and p + e = a*b exactly (Dekker; the four partial
-    products of the 26/27-bit halves are exact, so FMA contraction cannot change them)."""
+    """(p, e) with p = fl(a*b) and p + e = a*b exactly: e = fma(a, b, -p), the
+    product's rounding error, is itself exact (one instruction where Dekker's
+    splitting took a dozen)."""
     p = a * b
-    ah, al = _vm_split(a)
-    bh, bl = _vm_split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, _vm_fma(a, b, -p)
 
 
 @_vm_njit(**_VM_JIT)
@@ -323,8 +338,8 @@ def _vm_erfc_pos(ax, dx):
     H(x) = e^(x^2) erfc(x) and G(t) = x e^(x^2) erfc(x), t = 1/x, are smooth: a
     degree-25 polynomial in u = 0.8x - 1 on [0, 2.5] and a degree-20 polynomial in
     t beyond (Chebyshev interpolants at 200 bits, interpolation error < 2^-58, rounded
-    to float64: `tools/fit_erf_f64.py`). e^(-x^2) is taken in two parts, x^2 = h^2 + d
-    with h = x cut to 26 bits (h*h is exact).
+    to float64: `tools/fit_erf_f64.py`). e^(-x^2) is taken with x^2 as an exact
+    double-double (`_vm_two_prod`).
 
     dx (|dx| <= 2^-50 ax) is the low part of a double-double argument; it enters the
     exponent, where an argument's rounding would cost ~2x^2 ulp (erfc's condition
@@ -395,15 +410,15 @@ def _vm_erfc_pos(ax, dx):
     gt = (gt_high * v10 + gt_low) * v + 0.5516214579618675
     # gt / ax, not gt * t: one rounding less (inf at ax = 0, where gx is taken)
     g = gx if ax < 2.5 else gt / ax
-    h = _i2f(_f2i(ax) & -134217728)            # clear the low 27 bits
-    # x^2 - h^2 (|d| < 2^-15 for x < 27.5), plus dx's share: dx times d/dx of -log erfc(x),
-    # 2/(sqrt(pi) H(x)), which 2x + t overestimates by 18 % at most (at x = 0.886; exact as
-    # x grows: 2x + 1/x - G'/G, G'/G below 1/(2x^3)); dx's share is below 3 half-ulps
-    # there, so the slip is below a quarter ulp
-    d = (ax - h) * (ax + h) + dx * (2.0 * ax + t)
-    # e^-(h^2 + d) with d carried into the exponential's last step (one rounding
-    # less than e^-h^2 (1 - em))
-    return _vm_exp_dd(-(h * h), -d) * g
+    sq, sq_e = _vm_two_prod(ax, ax)            # x^2 = sq + sq_e exactly
+    # plus dx's share: dx times d/dx of -log erfc(x), 2/(sqrt(pi) H(x)), which 2x + t
+    # overestimates by 18 % at most (at x = 0.886; exact as x grows: 2x + 1/x - G'/G,
+    # G'/G below 1/(2x^3)); dx's share is below 3 half-ulps there, so the slip is below
+    # a quarter ulp
+    d = sq_e + dx * (2.0 * ax + t)
+    # e^-(sq + d) with d carried into the exponential's last step (one rounding
+    # less than e^-sq (1 - em))
+    return _vm_exp_dd(-sq, -d) * g
 
 
 @_vm_njit(**_VM_JIT)
@@ -447,8 +462,8 @@ def _vm_erf_tail(ax):
     u8 = u4 * u4
     u14 = u8 * u4 * u2
     p = (p_high * u14 + p_low) * u + 0.1552936556088943
-    h = _i2f(_f2i(ax) & -134217728)            # clear the low 27 bits: h*h is exact
-    return _vm_exp_dd(-(h * h), -((ax - h) * (ax + h))) * p
+    sq, sq_e = _vm_two_prod(ax, ax)            # x^2 = sq + sq_e exactly
+    return _vm_exp_dd(-sq, -sq_e) * p
 
 
 @_vm_njit(**_VM_JIT)
@@ -1114,11 +1129,9 @@ def _vm_split_f32(a):
 
 @_vm_njit(**_VM_JIT)
 def _vm_two_prod_f32(a, b):
-    """(p, e) with p = fl(a*b) and p + e = a*b exactly (Dekker, as `_vm_two_prod`)."""
+    """(p, e) with p = fl(a*b) and p + e = a*b exactly (an FMA, as `_vm_two_prod`)."""
     p = a * b
-    ah, al = _vm_split_f32(a)
-    bh, bl = _vm_split_f32(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, _vm_fma(a, b, -p)
 
 
 @_vm_njit(**_VM_JIT)
