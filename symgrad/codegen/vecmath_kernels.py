@@ -504,7 +504,7 @@ def vm_erfc_scaled_f64(u, c_hi, c_lo):
     fl(c u) is off by up to an ulp of c u, and erfc multiplies an argument's relative
     error by its condition number 2x^2 e^(-x^2) / (sqrt(pi) erfc x) ~ 2x^2: GELU's
     z erfc(-z/sqrt 2)/2 was ~970 ulp off at z = -38. Here c u is an exact
-    double-double (Dekker's product plus c_lo u) and erfc takes its low part.
+    double-double (an FMA's exact product plus c_lo u) and erfc takes its low part.
     """
     p, e = _vm_two_prod(c_hi, u)
     return _vm_erfc_dd(p, e + c_lo * u)
@@ -1108,7 +1108,7 @@ def vm_cosh_f32(x):
 # smooth (it tends to 1/sqrt(pi)), a degree-18 polynomial in v = t - 1.05. Every rounding
 # that scales the result is carried as a float32 pair, and rounded once at the end:
 # x^2 (h^2 exact plus 2hl + l^2), 1/x (plus its residual), G (plus the last Horner sum's
-# error and G'(t) times 1/x's residual), t G (Dekker's exact product), e^r (1 + r exact plus
+# error and G'(t) times 1/x's residual), t G (exact product by FMA), e^r (1 + r exact plus
 # a small tail) and m r (exact). Plain float32 would leave ~10 roundings of up to 1/2 ulp
 # each in the result (a first version with a rational P(x)/Q(x) was 6 ulp off).
 _VM_F_ERFC_CUT = _VM_F(10.125)           # erfc is below half the smallest subnormal beyond
@@ -1310,7 +1310,7 @@ def vm_erfc_f32(x):
 def vm_erfc_scaled_f32(u, c_hi, c_lo):
     """erfc(c u), native float32, for a constant c = c_hi + c_lo (float64 double-double).
 
-    As `vm_erfc_scaled_f64`: c u is carried as x + dx (c as a float32 pair, Dekker's
+    As `vm_erfc_scaled_f64`: c u is carried as x + dx (c as a float32 pair, an FMA's exact
     product), and dx enters to first order -- in the exponent, times
     d/dx (x^2 - log erfcx x) = 2x / (sqrt(pi) G), beyond |x| = 1/2, and as erfc'(x) dx
     below. Without it GELU's tail at z = -13 was up to ~90 ulp off (condition number 2x^2).
