@@ -211,7 +211,24 @@ CUSTOM = {
     "gauss_cdf_scaled": _x * (1 + sg.erf(_x / 3)) / 2,
     "x_erf_half": _x * sg.erf(_x / 2),
     "x_atan": "x*atan(x)",                                    # a overflows before its slope
+    # pi/2 + atan(x) cancels for x << 0: the arctan CDF was 0 below x = -1e16 in float64
+    "atan_cdf": "atan(x)/pi + 1/2",
+    "x_atan_cdf": "x*(atan(x)/pi + 1/2)",
+    "atan_saturating": "pi/2 - atan(2*x)",                     # cancels for x >> 0
 }
+
+
+@pytest.mark.parametrize("key", ["atan_cdf", "x_atan_cdf", "atan_saturating"])
+def test_atan_complement_forms_are_proven(scratch_registries, key):
+    """The rule's form (-atan(1/u) where pi/2 +- atan(u) is small) is proven equal to the
+    formula symbolically, branch by branch, not only measured."""
+    from symgrad.prove.identity import prove_identity
+
+    layer = sg.activation(f"acc_{key}", CUSTOM[key], replace=True)()
+    plan, extra = activation_plan(derive_elementwise(layer))
+    assert plan.stable_forward.has(sp.Piecewise) and extra
+    for ident in (plan.identity, *extra):
+        assert prove_identity(ident).max_error < 1e-12
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -141,6 +141,43 @@ def _erfc(expr: sp.Expr) -> sp.Expr:
     return _constant_pairs(expr, sp.erf, build)
 
 
+def _atan_complement(expr: sp.Expr) -> sp.Expr:
+    """c + k*atan(u) with c = +-k*pi/2 -> k*(+-pi/2 + atan(u)), written per sign of u.
+
+    pi/2 + atan(u) cancels for u << 0 (an arctan CDF, atan(z)/pi + 1/2, returned 0 for
+    z < -1e16 in float64); there it equals -atan(1/u), from atan(u) + atan(1/u) = -pi/2
+    for u < 0 (and pi/2 - atan(u) = atan(1/u) for u > 0).
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> _atan_complement(sp.atan(z) / sp.pi + sp.Rational(1, 2))
+    Piecewise((-atan(1/z)/pi, z < 0), ((atan(z) + pi/2)/pi, True))
+    """
+    def rewrite(add: sp.Add) -> sp.Expr:
+        consts = [t for t in add.args if t.is_number and not t.has(sp.Symbol)]
+        if len(consts) != 1:
+            return add
+        c = consts[0]
+        for t in add.args:
+            k, rest = t.as_independent(*t.free_symbols, as_Add=False)
+            if not isinstance(rest, sp.atan) or k == 0:
+                continue
+            sign = 1 if sp.simplify(c - k * sp.pi / 2) == 0 else (
+                -1 if sp.simplify(c + k * sp.pi / 2) == 0 else 0)
+            if sign == 0:
+                continue
+            u = rest.args[0]
+            # c + k atan(u) = k (sign pi/2 + atan(u)): near 0 for u << 0 (sign +) or
+            # u >> 0 (sign -), where it equals -atan(1/u) either way
+            small = u < 0 if sign > 0 else u > 0
+            # k inside the branches: z*pi/pi would overflow for z near the largest float
+            new = sp.Piecewise((-k * sp.atan(1 / u), small),
+                               (k * (sign * sp.pi / 2 + sp.atan(u)), True))
+            others = [a for a in add.args if a is not t and a is not c]
+            return sp.Add(*others, new)
+        return add
+    return expr.replace(lambda e: isinstance(e, sp.Add), rewrite)
+
+
 def _tanh_logistic(expr: sp.Expr) -> sp.Expr:
     """c + c*tanh(u) -> 2c/(1 + exp(-2u)); c - c*tanh(u) -> 2c/(1 + exp(2u))."""
     return _constant_pairs(expr, sp.tanh,
@@ -213,6 +250,13 @@ RULES: tuple[StableRule, ...] = (
         "accuracy",
     ),
     StableRule(
+        "atan complement", None, _atan_complement,
+        r"$\pi/2 \pm \arctan u$ is evaluated as $\mp\arctan(1/u)$ where it is small "
+        r"($u<0$ resp. $u>0$): the sum cancels there (an arctan CDF returned 0 below "
+        r"$z=-10^{16}$ in float64).",
+        "accuracy",
+    ),
+    StableRule(
         "tanh logistic", None, _tanh_logistic,
         r"$1 \pm \tanh u$ is evaluated as $2/(1+e^{\mp 2u})$: the sum cancels once "
         r"$\tanh u$ is near $\mp 1$ (the logistic function via tanh returned 0 at "
@@ -270,14 +314,35 @@ def elementary(expr: sp.Basic) -> sp.Basic:
     """The special functions the rules introduce, written back in exp/log/erf.
 
     For proofs: log1p(u) = log(1 + u), expm1(u) = exp(u) - 1, erfc(u) = 1 - erf(u)
-    are definitions, and the zero tests know exp, log and erf.
+    are definitions, and the zero tests know exp, log and erf; atan(1/u) becomes
+    +-pi/2 - atan(u) where the sign of u is known (`_atan_of_reciprocal`).
 
     >>> u = sp.Symbol("u", real=True)
     >>> elementary(log1p(u) + expm1(u) + sp.erfc(u))
     exp(u) + log(u + 1) - erf(u)
     """
-    if not expr.has(log1p, expm1, sp.erfc):
+    if not expr.has(log1p, expm1, sp.erfc, sp.atan):
         return expr
     return expr.replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0])) \
         .replace(lambda e: isinstance(e, expm1), lambda e: sp.exp(e.args[0]) - 1) \
-        .replace(lambda e: isinstance(e, sp.erfc), lambda e: 1 - sp.erf(e.args[0]))
+        .replace(lambda e: isinstance(e, sp.erfc), lambda e: 1 - sp.erf(e.args[0])) \
+        .replace(lambda e: isinstance(e, sp.atan), _atan_of_reciprocal)
+
+
+def _atan_of_reciprocal(e: sp.atan) -> sp.Expr:
+    """atan(1/u) = +-pi/2 - atan(u) where u's sign is known (the atan complement rule's
+    form, written back for proofs: SymPy does not simplify atan(u) + atan(1/u)).
+
+    >>> t = sp.Symbol("t", positive=True)
+    >>> _atan_of_reciprocal(sp.atan(1 / (2*t))), _atan_of_reciprocal(sp.atan(t))
+    (-atan(2*t) + pi/2, atan(t))
+    """
+    num, den = sp.fraction(e.args[0])
+    if den == 1 or not num.is_number:
+        return e
+    u = den / num                        # atan(num/den) = atan(1/u)
+    if u.is_positive:
+        return sp.pi / 2 - sp.atan(u)
+    if u.is_negative:
+        return -sp.pi / 2 - sp.atan(u)
+    return e

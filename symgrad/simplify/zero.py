@@ -268,6 +268,9 @@ def smooth_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     logs expanded, after which ``cancel`` treats each exp/log as a generator.
     Full ``simplify`` only runs below an operation-count bound.
     """
+    # again here: a branch substituted for the variable may have fixed a sign that
+    # `elementary` needs (atan(1/u) for u > 0)
+    expr = elementary(expr)
     if expr == 0:
         return "trivial"
     if sp.cancel(expr) == 0:
