@@ -163,7 +163,7 @@ def _merge(row: dict, fw: str, res: dict) -> None:
         cell["loss_diff_vs_numpy"] = max(cell.get("loss_diff_vs_numpy") or 0.0,
                                          res["loss_diff_vs_numpy"])
     for key in ("max_weight_diff_vs_numpy", "weights_over_tol", "weights_off_float64",
-                "numpy_off_float64"):
+                "reordered_off_float64"):
         if res.get(key) is not None:
             cell[key] = max(cell.get(key) or 0.0, res[key])
 
@@ -209,7 +209,7 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
                     # How far each run strays from the float64 run of the same start, and
                     # how far NumPy float32 with its sums reordered does (`_agrees`)
                     res["weights_off_float64"] = weights_over(out, fw, tag, tol, "numpy64")
-                    res["numpy_off_float64"] = weights_over(out, "numpy32r", tag, tol,
+                    res["reordered_off_float64"] = weights_over(out, "numpy32r", tag, tol,
                                                             "numpy64")
                 if fw != "numpy":
                     res["max_weight_diff_vs_numpy"] = max_weight_diff(out, fw, tag)
@@ -344,9 +344,9 @@ def _agrees(res: dict, dtype: str) -> bool:
     >>> ok = {"optimizer": "adam", "dtype": "float32", "size": "medium",
     ...       "max_weight_diff_vs_numpy": 4e-3, "weights_over_tol": 0.012}
     >>> _agrees(ok, "float32"), _agrees(dict(ok, weights_off_float64=0.011,
-    ...                                      numpy_off_float64=0.010), "float32")
+    ...                                      reordered_off_float64=0.010), "float32")
     (False, True)
-    >>> _agrees(dict(ok, weights_off_float64=0.2, numpy_off_float64=0.010), "float32")
+    >>> _agrees(dict(ok, weights_off_float64=0.2, reordered_off_float64=0.010), "float32")
     False
     """
     tol = TOLERANCE[dtype]
@@ -361,7 +361,7 @@ def _agrees(res: dict, dtype: str) -> bool:
         return False
     if over <= SIGN_FLIP_FRACTION:
         return True
-    own, plain = res.get("weights_off_float64"), res.get("numpy_off_float64")
+    own, plain = res.get("weights_off_float64"), res.get("reordered_off_float64")
     return own is not None and plain is not None \
         and own <= 2 * plain + SIGN_FLIP_FRACTION
 
@@ -376,9 +376,9 @@ def _diff(res: dict | None, dtype: str) -> str:
         return f"{d:.0e} MISMATCH"
     if d > TOLERANCE[dtype]:   # accepted as Adam float32 sign flips: say how many
         text = f"{d:.0e} ({100 * res['weights_over_tol']:.2g} % sign flips"
-        if res.get("weights_off_float64") is not None and res.get("numpy_off_float64"):
+        if res.get("weights_off_float64") is not None and res.get("reordered_off_float64"):
             text += (f"; {100 * res['weights_off_float64']:.2g} % off the float64 run, "
-                     f"reordered NumPy float32 {100 * res['numpy_off_float64']:.2g} %")
+                     f"reordered NumPy float32 {100 * res['reordered_off_float64']:.2g} %")
         return text + ")"
     return f"{d:.0e}"
 

@@ -35,6 +35,12 @@ RUNNERS = {
 }
 
 
+def save_weights(path: Path, weights: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """The weights after the first epoch as W0, b0, W1, ... (the sanity comparison's files)."""
+    np.savez(path, **{f"W{i}": W for i, (W, _) in enumerate(weights)},
+             **{f"b{i}": b for i, (_, b) in enumerate(weights)})
+
+
 def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name: str,
               activation: str = "relu", optimizer: str = "sgd") -> dict:
     """First epoch (compile included) for the sanity check, one warm-up, then ``repeats`` timed."""
@@ -46,9 +52,7 @@ def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name:
     loss1 = trainer.epoch()
     first_ms = (time.perf_counter() - t0) * 1e3
     weights = trainer.weights()
-    np.savez(out / f"{name}_{problem.tag}.npz",
-             **{f"W{i}": W for i, (W, _) in enumerate(weights)},
-             **{f"b{i}": b for i, (_, b) in enumerate(weights)})
+    save_weights(out / f"{name}_{problem.tag}.npz", weights)
     if name == "numpy" and problem.dtype == np.float32:
         # The same first epoch without float32 rounding, and in float32 with every sum
         # in another order: how far the second strays from the first is this cell's
@@ -56,9 +60,7 @@ def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name:
         for label, run in (("numpy64", cls(problem.in_float64())),
                            ("numpy32r", cls(problem, reordered=True))):
             run.epoch()
-            np.savez(out / f"{label}_{problem.tag}.npz",
-                     **{f"W{i}": W for i, (W, _) in enumerate(run.weights())},
-                     **{f"b{i}": b for i, (_, b) in enumerate(run.weights())})
+            save_weights(out / f"{label}_{problem.tag}.npz", run.weights())
     trainer.epoch()  # warm-up: caches, thread pools, any lazy second-call work
     med, times = median_ms(trainer.epoch, repeats)
     res = {

@@ -206,11 +206,9 @@ def gate_forms(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol
     g = f / z
     if not g.has(z):
         return []
-    at_zero = _limit_at_zero(d, z)
-    if at_zero is None:
-        return []
     w = sp.Dummy("w")
     out = []
+    at_zero: sp.Expr | None = None   # lim f'(z) at 0: only once a form needs its guard
     for part in sp.preorder_traversal(g):
         if not (isinstance(part, sp.Function) and part.has(z)) or not d.has(part):
             continue
@@ -226,6 +224,9 @@ def gate_forms(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol
         for exact in dict.fromkeys((tidy(as_substituted), as_substituted)):
             if exact.has(sp.nan, sp.zoo) or not _verified_gate(exact, f, d, z, a):
                 continue
+            at_zero = _limit_at_zero(d, z) if at_zero is None else at_zero
+            if at_zero is None:   # no finite slope at 0 to fall back on: no gate form
+                return []
             guarded = sp.Piecewise((at_zero, sp.Abs(z) < GATE_GUARD), (exact, True))
             out.append((f"the gate g(z) = a/z read off f = z g(z) for {part}", guarded,
                         exact))
