@@ -204,3 +204,20 @@ def test_derivative_is_finite_at_extreme_preactivations(name):
         a = _fn(plan.stable_forward, Z)(z)
         d = _fn(plan.derivative, Z, A)(z, a)
     assert np.all(np.isfinite(d)), (name, d)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_builtin_passes_the_checks_a_user_definition_gets(name):
+    # Built-ins skip `check_activation` at import (it is SymPy work every import would
+    # pay); here every one of them gets it, as `activation()` gives a user's formula.
+    from symgrad.definition.activations import check_activation
+    check_activation(REGISTRY[name].entry)
+
+
+def test_check_activation_refuses_a_wrong_stable_form():
+    from symgrad.definition.activations import ActivationEntry, check_activation
+    x = sp.Symbol("x", real=True)
+    wrong = ActivationEntry("wrong_stable", sp.log(1 + sp.exp(x)), x, r"\operatorname{w}",
+                            stable=sp.log(1 + sp.exp(-sp.Abs(x))))
+    with pytest.raises(DefinitionError, match="wrong_stable"):
+        check_activation(wrong)

@@ -137,3 +137,10 @@ def test_softmax_needs_cross_entropy_and_vice_versa():
 def test_loss_undefined_on_activation_range_is_refused():
     with pytest.raises(PairingError, match="'bce' is not defined on the outputs of 'relu'"):
         sg.compile(sg.Sequential(sg.Dense(2, 1), sg.ReLU()), loss="bce")
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_builtin_passes_the_checks_a_user_definition_gets(name):
+    # Built-ins skip `check_loss` at import; here every one of them gets it.
+    from symgrad.definition.losses import check_loss
+    check_loss(LOSSES[name])

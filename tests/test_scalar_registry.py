@@ -143,3 +143,20 @@ def test_pow_parameter_is_a_symbol_of_the_formula():
     assert param_symbol("k") in op.formula.free_symbols
     (d,) = local_derivatives(op)
     assert d.used == param_symbol("k") * op.operands[0] ** (param_symbol("k") - 1)
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+def test_builtin_passes_the_checks_a_user_definition_gets(op):
+    # Built-ins skip `check_scalar_op` (the stable form's numeric check) at import.
+    from symgrad.definition.scalar_ops import check_scalar_op
+    check_scalar_op(op)
+
+
+def test_check_scalar_op_refuses_a_wrong_stable_form():
+    from symgrad.definition.errors import DefinitionError
+    from symgrad.definition.scalar_ops import ScalarOp, check_scalar_op, operand_symbols
+    (x0,) = operand_symbols(1)
+    wrong = ScalarOp("wrong_stable", 1, sp.exp(x0) / (1 + sp.exp(x0)), "w({0})", "w({0})", "w",
+                     stable=1 / (1 + sp.exp(x0)))
+    with pytest.raises(DefinitionError, match="wrong_stable"):
+        check_scalar_op(wrong)

@@ -197,6 +197,14 @@ def activation(name: str, formula: sp.Expr | str, latex: str | None = None, *,
     proven equal by `symgrad.check`. A name already registered with a different
     definition is refused unless ``replace=True``.
     """
+    entry = _entry(name, formula, latex, stable, kind, params)
+    check_activation(entry)
+    return _register(entry, replace)
+
+
+def _entry(name: str, formula: sp.Expr | str, latex: str | None, stable: sp.Expr | str | None,
+           kind: Kind, params: dict[str, float]) -> ActivationEntry:
+    """Parse and check what costs nothing to check: names, LaTeX, variables, functions."""
     check_name(name, "activation")
     what = f"activation {name!r}"
     if kind not in ("elementwise", "softmax"):
@@ -229,13 +237,23 @@ def activation(name: str, formula: sp.Expr | str, latex: str | None = None, *,
         check_supported(stable_expr, f"{what} (stable form)")
     check_supported(expr, what)
     default_latex = r"\operatorname{" + name.replace("_", r"\_") + "}"
-    entry = ActivationEntry(name, expr, var, latex or default_latex,
-                            tuple((k, float(v)) for k, v in params.items()), kind, stable_expr)
-    bound = entry.forward(dict(entry.defaults))
-    derivative = differentiate(bound, Z, what)
+    return ActivationEntry(name, expr, var, latex or default_latex,
+                           tuple((k, float(v)) for k, v in params.items()), kind, stable_expr)
+
+
+def check_activation(entry: ActivationEntry) -> None:
+    """The checks that need SymPy's work: the derivative exists and uses only supported
+    functions, and a ``stable=`` form equals the formula (numerically, two parameter sets)."""
+    what = f"activation {entry.name!r}"
+    derivative = differentiate(entry.forward(dict(entry.defaults)), Z, what)
     check_supported(derivative, f"{what} (derivative {derivative})")
-    if stable_expr is not None:
-        check_user_stable(expr, stable_expr, [var], dict(entry.defaults), what)
+    if entry.stable is not None:
+        check_user_stable(entry.formula, entry.stable, [entry.variable], dict(entry.defaults),
+                          what)
+
+
+def _register(entry: ActivationEntry, replace: bool) -> type[ActivationLayer]:
+    name, what = entry.name, f"activation {entry.name!r}"
     existing = REGISTRY.get(name)
     if existing is not None and _same_entry(existing.entry, entry):
         return existing   # the same definition again (a re-run notebook cell): no collision
@@ -247,7 +265,7 @@ def activation(name: str, formula: sp.Expr | str, latex: str | None = None, *,
             f"by name, or choose another name")
     cls = type(_class_name(name), (ActivationLayer,), {
         "entry": entry,
-        "__doc__": f"Activation layer {name}: a = {sp.sstr(expr)} (registry entry).",
+        "__doc__": f"Activation layer {name}: a = {sp.sstr(entry.formula)} (registry entry).",
         "__module__": __name__,
     })
     REGISTRY[name] = cls
@@ -262,25 +280,32 @@ def _same_entry(old: ActivationEntry, new: ActivationEntry) -> bool:
         and old.stable_forward(params) == new.stable_forward(params)
 
 
-# --- built-ins: written exactly as a user would write them -----------------------------
+# --- built-ins: parsed and registered exactly as a user's ------------------------------
+def _builtin(name: str, formula: sp.Expr, latex: str, *, stable: sp.Expr | None = None,
+             kind: Kind = "elementwise", **params: float) -> type[ActivationLayer]:
+    """`activation` without `check_activation`: that runs for every built-in in
+    tests/test_activations.py instead of at every import (~0.2 s of SymPy work)."""
+    return _register(_entry(name, formula, latex, stable, kind, params), replace=False)
+
+
 _x = sp.Symbol("x", real=True)
 _alpha = sp.Symbol("alpha", real=True)
 
-Identity = activation("identity", _x, r"\operatorname{id}")
-Tanh = activation("tanh", sp.tanh(_x), r"\tanh")
-Sigmoid = activation("sigmoid", sigmoid(_x), r"\sigma",
-                     stable=(1 + sp.tanh(_x / 2)) / 2)   # no exp overflow for x << 0
-ReLU = activation("relu", sp.Max(0, _x), r"\operatorname{ReLU}")
-LeakyReLU = activation("leaky_relu", sp.Piecewise((_x, _x > 0), (_alpha * _x, True)),
-                       r"\operatorname{LeakyReLU}", alpha=0.01)
-ELU = activation("elu", sp.Piecewise((_x, _x > 0), (_alpha * (sp.exp(_x) - 1), True)),
-                 r"\operatorname{ELU}", alpha=1.0)
-Softplus = activation("softplus", sp.log(1 + sp.exp(_x)), r"\operatorname{softplus}",
-                      stable=sp.Max(_x, 0) + sp.log(1 + sp.exp(-sp.Abs(_x))))
-GELU = activation("gelu", _x * (1 + sp.erf(_x / sp.sqrt(2))) / 2, r"\operatorname{GELU}")
-Swish = activation("swish", _x * sigmoid(_x), r"\operatorname{swish}")
-SiLU = activation("silu", _x * sigmoid(_x), r"\operatorname{SiLU}")
-Softmax = activation("softmax", sp.exp(_x), r"\operatorname{softmax}", kind="softmax")
+Identity = _builtin("identity", _x, r"\operatorname{id}")
+Tanh = _builtin("tanh", sp.tanh(_x), r"\tanh")
+Sigmoid = _builtin("sigmoid", sigmoid(_x), r"\sigma",
+                   stable=(1 + sp.tanh(_x / 2)) / 2)   # no exp overflow for x << 0
+ReLU = _builtin("relu", sp.Max(0, _x), r"\operatorname{ReLU}")
+LeakyReLU = _builtin("leaky_relu", sp.Piecewise((_x, _x > 0), (_alpha * _x, True)),
+                     r"\operatorname{LeakyReLU}", alpha=0.01)
+ELU = _builtin("elu", sp.Piecewise((_x, _x > 0), (_alpha * (sp.exp(_x) - 1), True)),
+               r"\operatorname{ELU}", alpha=1.0)
+Softplus = _builtin("softplus", sp.log(1 + sp.exp(_x)), r"\operatorname{softplus}",
+                    stable=sp.Max(_x, 0) + sp.log(1 + sp.exp(-sp.Abs(_x))))
+GELU = _builtin("gelu", _x * (1 + sp.erf(_x / sp.sqrt(2))) / 2, r"\operatorname{GELU}")
+Swish = _builtin("swish", _x * sigmoid(_x), r"\operatorname{swish}")
+SiLU = _builtin("silu", _x * sigmoid(_x), r"\operatorname{SiLU}")
+Softmax = _builtin("softmax", sp.exp(_x), r"\operatorname{softmax}", kind="softmax")
 BUILTIN_NAMES.update(REGISTRY)
 
 __all__ = [

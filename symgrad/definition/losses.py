@@ -95,6 +95,16 @@ def loss(name: str, formula: sp.Expr | str, latex: str | None = None, *,
     name already registered with a different definition (``"mse"``, ...) is
     refused unless ``replace=True``.
     """
+    entry = _entry(name, formula, latex, prediction, target, reduction, requires_softmax,
+                   params)
+    check_loss(entry)
+    return _register(entry, replace)
+
+
+def _entry(name: str, formula: sp.Expr | str, latex: str | None, prediction: sp.Symbol | None,
+           target: sp.Symbol | None, reduction: Reduction, requires_softmax: bool,
+           params: dict[str, float]) -> LossEntry:
+    """Parse and check what costs nothing to check: names, LaTeX, variables, functions."""
     check_name(name, "loss")
     what = f"loss {name!r}"
     if reduction not in ("elements", "rows"):
@@ -121,11 +131,20 @@ def loss(name: str, formula: sp.Expr | str, latex: str | None = None, *,
             f"{found}")
     canon = expr.xreplace({prediction: P, target: Y})
     check_supported(canon, what)
-    entry = LossEntry(name, canon, latex or r"\operatorname{" + name.replace("_", r"\_") + "}",
-                      tuple((k, float(v)) for k, v in params.items()), reduction,
-                      requires_softmax)
+    return LossEntry(name, canon, latex or r"\operatorname{" + name.replace("_", r"\_") + "}",
+                     tuple((k, float(v)) for k, v in params.items()), reduction,
+                     requires_softmax)
+
+
+def check_loss(entry: LossEntry) -> None:
+    """The check that needs SymPy's work: dl/dp exists and uses only supported functions."""
+    what = f"loss {entry.name!r}"
     derivative = differentiate(entry.bound(), P, what)
     check_supported(derivative, f"{what} (derivative {derivative})")
+
+
+def _register(entry: LossEntry, replace: bool) -> LossEntry:
+    name, what = entry.name, f"loss {entry.name!r}"
     existing = LOSSES.get(name)
     if existing is not None and existing == entry:
         return existing   # the same definition again (a re-run notebook cell): no collision
@@ -139,18 +158,26 @@ def loss(name: str, formula: sp.Expr | str, latex: str | None = None, *,
     return entry
 
 
-# --- built-ins: written exactly as a user would write them -----------------------------
+# --- built-ins: parsed and registered exactly as a user's ------------------------------
+def _builtin(name: str, formula: sp.Expr, latex: str, *, reduction: Reduction = "elements",
+             requires_softmax: bool = False, **params: float) -> LossEntry:
+    """`loss` without `check_loss`: that runs for every built-in in tests/test_losses.py
+    instead of at every import."""
+    return _register(_entry(name, formula, latex, None, None, reduction, requires_softmax,
+                            params), replace=False)
+
+
 _p, _y = sp.symbols("p y", real=True)
 _delta = sp.Symbol("delta", real=True)
 
-MSE = loss("mse", (_p - _y) ** 2, r"\operatorname{MSE}")
-MAE = loss("mae", sp.Abs(_p - _y), r"\operatorname{MAE}")
-BCE = loss("bce", -(_y * sp.log(_p) + (1 - _y) * sp.log(1 - _p)), r"\operatorname{BCE}")
-CrossEntropy = loss("cross_entropy", -_y * sp.log(_p), r"\operatorname{CE}",
-                    reduction="rows", requires_softmax=True)
-Huber = loss("huber", sp.Piecewise(((_p - _y) ** 2 / 2, sp.Abs(_p - _y) <= _delta),
-                                   (_delta * (sp.Abs(_p - _y) - _delta / 2), True)),
-             r"\operatorname{Huber}", delta=1.0)
+MSE = _builtin("mse", (_p - _y) ** 2, r"\operatorname{MSE}")
+MAE = _builtin("mae", sp.Abs(_p - _y), r"\operatorname{MAE}")
+BCE = _builtin("bce", -(_y * sp.log(_p) + (1 - _y) * sp.log(1 - _p)), r"\operatorname{BCE}")
+CrossEntropy = _builtin("cross_entropy", -_y * sp.log(_p), r"\operatorname{CE}",
+                        reduction="rows", requires_softmax=True)
+Huber = _builtin("huber", sp.Piecewise(((_p - _y) ** 2 / 2, sp.Abs(_p - _y) <= _delta),
+                                       (_delta * (sp.Abs(_p - _y) - _delta / 2), True)),
+                 r"\operatorname{Huber}", delta=1.0)
 BUILTIN_NAMES.update(LOSSES)
 
 

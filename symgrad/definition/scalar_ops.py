@@ -77,6 +77,7 @@ class ScalarOp:
     params: tuple[str, ...] = ()
     domain: sp.Basic | None = None
     stable: sp.Expr | None = None
+    # lambdified on first use (`_callables`): 13 built-ins would cost ~50 ms per import
     _forward: Callable[..., float] | None = field(default=None, repr=False, compare=False)
     _domain_fn: Callable[..., bool] | None = field(default=None, repr=False, compare=False)
 
@@ -92,14 +93,25 @@ class ScalarOp:
 
     def forward(self, operands: Sequence[float], params: Sequence[float]) -> float:
         """Evaluate the formula numerically (lambdified once per op)."""
-        assert self._forward is not None
-        return self._forward(*operands, *params)
+        return self._callables()[0](*operands, *params)
 
     def check_domain(self, operands: Sequence[float], params: Sequence[float]) -> bool:
         """True when the operands lie in the op's domain."""
-        if self._domain_fn is None:
+        if self.domain is None:
             return True
-        return bool(self._domain_fn(*operands, *params))
+        return bool(self._callables()[1](*operands, *params))
+
+    def _callables(self) -> tuple[Callable[..., float], Callable[..., bool] | None]:
+        """The forward (the stable form if any) and the domain test as Python functions."""
+        if self._forward is None:
+            args = [*self.operands, *self.param_symbols]
+            body = self.formula if self.stable is None else self.stable
+            # frozen dataclass: the cache is set past __setattr__, once
+            object.__setattr__(self, "_forward", sp.lambdify(args, body, modules="math"))
+            if self.domain is not None:
+                object.__setattr__(self, "_domain_fn",
+                                   sp.lambdify(args, self.domain, modules="math"))
+        return self._forward, self._domain_fn
 
     def format(self, names: Sequence[str], params: Sequence[float], latex: bool = True) -> str:
         """The op applied to named operands, e.g. ``a \\cdot b``."""
@@ -205,6 +217,16 @@ def register_scalar_op(
     ...                    registry=ScalarOpRegistry()).formula
     x0**2
     """
+    op = _build(name, formula, latex, text, symbol, arity, params, domain, stable)
+    check_scalar_op(op)
+    return registry.add(op, replace=replace)
+
+
+def _build(name: str, formula: Callable[..., sp.Expr] | sp.Expr | str, latex: str,
+           text: str | None, symbol: str | None, arity: int | None, params: Sequence[str],
+           domain: Callable[..., sp.Basic] | sp.Basic | str | None,
+           stable: Callable[..., sp.Expr] | sp.Expr | str | None) -> ScalarOp:
+    """Parse and check what costs nothing to check: names, templates, operands, symbols."""
     check_name(name, "scalar op")
     what = f"scalar op {name!r}"
     if isinstance(params, str):
@@ -258,25 +280,16 @@ def register_scalar_op(
     _check_template(latex, "latex", what, n, params, latex=True)
     _check_template(text, "text", what, n, params)
     _check_template(symbol, "symbol", what, 0, params)
-    args = [*xs, *psyms]
-    forward = sp.lambdify(args, expr if stable_expr is None else stable_expr, modules="math")
-    domain_fn = None if cond is None else sp.lambdify(args, cond, modules="math")
-    if stable_expr is not None:
-        _check_op_stable(expr, stable_expr, xs, psyms, forward, domain_fn, what)
-    op = ScalarOp(
-        name=name,
-        arity=n,
-        formula=expr,
-        latex=latex,
-        text=text,
-        symbol=symbol,
-        params=tuple(params),
-        domain=cond,
-        stable=stable_expr,
-        _forward=forward,
-        _domain_fn=domain_fn,
-    )
-    return registry.add(op, replace=replace)
+    return ScalarOp(name=name, arity=n, formula=expr, latex=latex, text=text, symbol=symbol,
+                    params=tuple(params), domain=cond, stable=stable_expr)
+
+
+def check_scalar_op(op: ScalarOp) -> None:
+    """The check that needs numeric work: a ``stable`` form equals the formula (in the domain)."""
+    if op.stable is not None:
+        forward, domain_fn = op._callables()
+        _check_op_stable(op.formula, op.stable, op.operands, op.param_symbols, forward,
+                         domain_fn, f"scalar op {op.name!r}")
 
 
 MAX_ARITY = 16
@@ -384,32 +397,41 @@ def _safe_call(fn: Callable[..., float], args: tuple[float, ...]) -> float:
 
 
 # --- the built-in ops: forward formula + printing, nothing else -------------
+def _builtin(name: str, formula: Callable[..., sp.Expr], latex: str, text: str | None = None,
+             symbol: str | None = None, arity: int | None = None, params: Sequence[str] = (),
+             domain: Callable[..., sp.Basic] | None = None,
+             stable: Callable[..., sp.Expr] | None = None) -> ScalarOp:
+    """`register_scalar_op` without `check_scalar_op`: that runs for every built-in in
+    tests/test_scalar_registry.py instead of at every import."""
+    return SCALAR_OPS.add(_build(name, formula, latex, text, symbol, arity, params, domain,
+                                 stable))
+
+
 # sub and div are their own ops (micrograd lowers them to add/mul/pow) so a
 # derivation shows ``d = a - b`` rather than ``d = a + (-1)*b``.
-register_scalar_op("add", lambda x0, x1: x0 + x1, latex="{0} + {1}", text="{0} + {1}", symbol="+")
-register_scalar_op("sub", lambda x0, x1: x0 - x1, latex="{0} - {1}", text="{0} - {1}", symbol="-")
-register_scalar_op("mul", lambda x0, x1: x0 * x1, latex=r"{0} \cdot {1}", text="{0} * {1}",
-                   symbol="*")
-register_scalar_op("div", lambda x0, x1: x0 / x1, latex=r"\frac{{{0}}}{{{1}}}", text="{0} / {1}",
-                   symbol="/", domain=lambda x0, x1: sp.Ne(x1, 0))
-register_scalar_op("neg", lambda x0: -x0, latex="-{0}", text="-{0}", symbol="neg")
+_builtin("add", lambda x0, x1: x0 + x1, latex="{0} + {1}", text="{0} + {1}", symbol="+")
+_builtin("sub", lambda x0, x1: x0 - x1, latex="{0} - {1}", text="{0} - {1}", symbol="-")
+_builtin("mul", lambda x0, x1: x0 * x1, latex=r"{0} \cdot {1}", text="{0} * {1}", symbol="*")
+_builtin("div", lambda x0, x1: x0 / x1, latex=r"\frac{{{0}}}{{{1}}}", text="{0} / {1}",
+         symbol="/", domain=lambda x0, x1: sp.Ne(x1, 0))
+_builtin("neg", lambda x0: -x0, latex="-{0}", text="-{0}", symbol="neg")
 # Real powers: a negative base needs an integer exponent, and 0 needs k >= 0.
-register_scalar_op(
+_builtin(
     "pow", lambda x0, k: x0**k, params=("k",), latex="{0}^{{{k}}}", text="{0}**{k}",
     symbol="**{k}",
     domain=lambda x0, k: sp.Or(x0 > 0, sp.And(sp.Eq(k, sp.floor(k)), sp.Or(k >= 0, sp.Ne(x0, 0)))),
 )
-register_scalar_op("exp", sp.exp, latex=r"e^{{{0}}}", text="exp({0})", arity=1)
-register_scalar_op("log", sp.log, latex=r"\log\left({0}\right)", text="log({0})", arity=1,
-                   domain=lambda x0: x0 > 0)
-register_scalar_op("tanh", sp.tanh, latex=r"\tanh\left({0}\right)", text="tanh({0})", arity=1)
+_builtin("exp", sp.exp, latex=r"e^{{{0}}}", text="exp({0})", arity=1)
+_builtin("log", sp.log, latex=r"\log\left({0}\right)", text="log({0})", arity=1,
+         domain=lambda x0: x0 > 0)
+_builtin("tanh", sp.tanh, latex=r"\tanh\left({0}\right)", text="tanh({0})", arity=1)
 # sin and cos (seed 003): their limit tables use the angle-sum formula (simplify/limit.py).
-register_scalar_op("sin", sp.sin, latex=r"\sin\left({0}\right)", text="sin({0})", arity=1)
-register_scalar_op("cos", sp.cos, latex=r"\cos\left({0}\right)", text="cos({0})", arity=1)
-register_scalar_op("relu", relu, latex=r"\operatorname{{ReLU}}\left({0}\right)",
-                   text="relu({0})", arity=1)
+_builtin("sin", sp.sin, latex=r"\sin\left({0}\right)", text="sin({0})", arity=1)
+_builtin("cos", sp.cos, latex=r"\cos\left({0}\right)", text="cos({0})", arity=1)
+_builtin("relu", relu, latex=r"\operatorname{{ReLU}}\left({0}\right)", text="relu({0})",
+         arity=1)
 # 1/(1 + e^-x) overflows e^-x for x < -709; the equal form e^x/(1 + e^x) does not.
-register_scalar_op(
+_builtin(
     "sigmoid", sigmoid, latex=r"\sigma\left({0}\right)", text="sigmoid({0})", arity=1,
     stable=lambda x0: sp.Piecewise((sigmoid(x0), x0 >= 0), (sp.exp(x0) / (1 + sp.exp(x0)), True)),
 )
