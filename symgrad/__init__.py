@@ -68,9 +68,9 @@ from symgrad.render.scalar import derivation
 from symgrad.render.stages import stage_table
 from symgrad.render.textbook import textbook_vs_simplified
 from symgrad.runtime.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from symgrad.runtime.divergence import TrainingDivergedError
 from symgrad.runtime.history import History
 from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer
-from symgrad.runtime.training import TrainingDivergedError
 from symgrad.runtime.weights_io import WeightsFileError
 from symgrad.store.folder import CacheWarning
 

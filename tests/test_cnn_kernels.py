@@ -185,14 +185,27 @@ def _layer_kernels_module(folder, name: str):
     """The shared image-layer loops, compiled uncached from their source in ``folder``."""
     import importlib.util
 
-    from symgrad.codegen import layer_kernels
+    from symgrad.codegen.libraries import layer_loops_source
 
     path = folder / f"{name}.py"
-    path.write_text(layer_kernels.kernel_source().replace("cache=True", "cache=False"))
+    path.write_text(layer_loops_source().replace("cache=True", "cache=False"))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     lk = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lk)
     return lk
+
+
+def test_layer_loop_names_are_the_functions_of_their_source() -> None:
+    # The generator knows the loops by name without importing them (`codegen/libraries`):
+    # a loop added, renamed or removed in layer_kernels.py must be listed there too.
+    import ast
+
+    from symgrad.codegen.libraries import LAYER_FUNCTIONS, LAYER_LINKS, layer_loops_source
+
+    defined = [node.name for node in ast.parse(layer_loops_source()).body
+               if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")]
+    assert sorted(defined) == sorted(LAYER_FUNCTIONS)
+    assert set(LAYER_LINKS) <= set(LAYER_FUNCTIONS)
 
 
 def _max_pool_numpy(x4: np.ndarray, k: int, s: int) -> tuple[np.ndarray, int]:

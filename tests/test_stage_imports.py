@@ -176,3 +176,16 @@ def test_the_walk_sees_what_it_must() -> None:
 def test_every_stage_has_modules(stage) -> None:
     # A renamed or moved stage folder would otherwise make the walk silently skip it.
     assert len(list((PACKAGE / stage).glob("*.py"))) >= 2, stage
+
+
+def test_import_symgrad_leaves_numba_for_the_first_kernel():
+    # Deriving and printing need no JIT compiler: `import symgrad` must not pay for
+    # Numba (~0.4-0.8 s here); the kernel generators load it when a model first trains.
+    import subprocess
+    import sys
+    code = ("import sys, symgrad; "
+            "loaded = [m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite')]; "
+            "sys.exit(str(sorted(loaded)[:5]) if loaded else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"import symgrad loaded {proc.stderr or proc.stdout}"

@@ -11,7 +11,7 @@ matrix view (`_dense_view`) and the calls-by-symbol linker (`symgrad.codegen.lin
 
 from __future__ import annotations
 
-from symgrad.codegen import linked_calls
+from symgrad.codegen import libraries
 from symgrad.codegen.source_text import INLINE_JIT as _INLINE_JIT
 from symgrad.codegen.source_text import JIT as _JIT
 from symgrad.codegen.source_text import Src as _Src
@@ -286,7 +286,7 @@ def gemm_source(dtype: str, cblas: bool | None = None) -> str:
     s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}", "", "")
     _gemm_helpers(s, cblas)
     s("# ---- calls by symbol (symgrad's codegen/linked_calls.py) ----",
-      linked_calls.kernel_source().rstrip("\n"), "# ---- end of calls by symbol ----", "",
+      libraries.linked_calls_source().rstrip("\n"), "# ---- end of calls by symbol ----", "",
       f"LINK_DTYPE = types.{dtype}",
       f"LINK = {GEMM_LINKS!r}  # the argument types drivers call these kernels with")
     return s.text()

@@ -53,8 +53,7 @@ from symgrad.codegen import (
     dense_layers,
     elementwise_kernels,
     feature_layers,
-    layer_kernels,
-    linked_calls,
+    libraries,
     vecmath,
 )
 from symgrad.codegen.api_source import API as _API
@@ -289,8 +288,8 @@ def _describe(plan: NetworkPlan, widths: bool = True) -> str:
 def layers_source() -> str:
     """Source of the shared module of image-layer loops (one for every dtype and size)."""
     head = '"""symgrad image-layer loops (shape-generic; see symgrad.codegen.layer_kernels)."""'
-    return (head + "\n\n" + layer_kernels.kernel_source()
-            + f"\nLINK = {layer_kernels.LINKS!r}  # the argument types drivers call them with\n")
+    return (head + "\n\n" + libraries.layer_loops_source()
+            + f"\nLINK = {libraries.LAYER_LINKS!r}  # the argument types drivers call them with\n")
 
 
 def _fused(plan: NetworkPlan, optimizer, cast: str) -> bool:
@@ -467,11 +466,11 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
     if plan.features:
         layers = layers_source()
         sources.append(("layers", layers))
-        plain = [f for f in layer_kernels.FUNCTIONS if f not in layer_kernels.LINKS]
+        plain = [f for f in libraries.LAYER_FUNCTIONS if f not in libraries.LAYER_LINKS]
         imports.append(f"from {module_name(layers, 'layers')} import "
                        f"{', '.join(plain)}  # noqa: F401")
         imports += _linked_imports(module_name(layers, "layers"), "_k_layers",
-                                   {f: f for f in layer_kernels.LINKS}, body, split, lazy)
+                                   {f: f for f in libraries.LAYER_LINKS}, body, split, lazy)
     output_module = None
     for k, (stem, title, source_body, p, links) in enumerate(
             _shared_pieces(lay, dtype, optimizer)):
@@ -541,7 +540,7 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
         _gemm_helpers(s)
     if plan.features:
         s("# ---- image-layer loops (symgrad's codegen/layer_kernels.py) ----",
-          layer_kernels.kernel_source().rstrip("\n"), "# ---- end of image-layer loops ----",
+          libraries.layer_loops_source().rstrip("\n"), "# ---- end of image-layer loops ----",
           "", "")
     s("f32 = np.float32", "f64 = np.float64", f"DTYPE = np.{dtype}", "")
     for prefix, act in lay.activations.values():
@@ -571,7 +570,7 @@ def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, split: st
     plan = lay.plan
     links = dict(GEMM_LINKS)
     if plan.features:
-        links.update(layer_kernels.LINKS)
+        links.update(libraries.LAYER_LINKS)
     for _, _, _, prefix, piece_links in _shared_pieces(lay, dtype, optimizer):
         links.update({prefix + f: tokens for f, tokens in piece_links.items()})
     used = {name: tokens for name, tokens in links.items() if _calls(body, name)}
@@ -583,7 +582,7 @@ def _export_links(lay: KernelLayout, dtype: str, optimizer, body: str, split: st
     tag = hashlib.sha256(kernels.encode("utf-8")).hexdigest()[:16]
     s = _Src()
     s("# ---- calls by symbol (symgrad's codegen/linked_calls.py) ----",
-      linked_calls.kernel_source().rstrip("\n"), "# ---- end of calls by symbol ----", "",
+      libraries.linked_calls_source().rstrip("\n"), "# ---- end of calls by symbol ----", "",
       "from types import SimpleNamespace as _LinkScope  # noqa: E402", "",
       f"LINK_DTYPE = _ln_types.{dtype}",
       f"LINK = {used!r}  # the argument types the driver calls these kernels with",

@@ -105,13 +105,3 @@ def linked(module, name, dtype, lazy=False):
     call.ensure = ensure
     return call
 # ---- end linked calls ----
-
-
-def kernel_source() -> str:
-    """The linker's source, to be written into the GEMM helper module."""
-    from pathlib import Path
-
-    from symgrad.codegen.source_text import marked_source
-
-    return marked_source(Path(__file__), "# ---- begin linked calls ----",
-                         "# ---- end linked calls ----")

@@ -29,9 +29,19 @@ import numpy as np
 
 from symgrad.codegen.checks import first_nonfinite
 from symgrad.derive.plan import NetworkPlan
+from symgrad.runtime.history import History
 from symgrad.runtime.reference import ReferenceEvaluator
 
-__all__ = ["explain_divergence"]
+__all__ = ["TrainingDivergedError", "explain_divergence"]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or inf during `fit`; the last finite weights were restored."""
+
+    def __init__(self, message: str, epoch: int, history: History) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.history = history
 
 
 def _absmax(arr: np.ndarray) -> float:

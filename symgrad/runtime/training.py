@@ -28,21 +28,12 @@ from symgrad.definition.errors import InputShapeError
 from symgrad.derive.plan import NetworkPlan
 from symgrad.runtime.callbacks import CallbackList, Progress
 from symgrad.runtime.data import check_batch_size, check_order, labels_from_output, prepare_xy
-from symgrad.runtime.divergence import explain_divergence
+from symgrad.runtime.divergence import TrainingDivergedError, explain_divergence
 from symgrad.runtime.history import History
 from symgrad.runtime.optimizers import Optimizer, get_optimizer
 from symgrad.runtime.targets import as_dtype, prepare_inputs
 
 __all__ = ["Trainer", "TrainingDivergedError", "trainer_for"]
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or inf during `fit`; the last finite weights were restored."""
-
-    def __init__(self, message: str, epoch: int, history: History) -> None:
-        super().__init__(message)
-        self.epoch = epoch
-        self.history = history
 
 
 class Trainer:
