@@ -15,9 +15,9 @@ Two rules keep the generated loops fast and honest:
 * Elementary functions print as symgrad's own branch-free implementations
   for the dtype (``vm_tanh_f32``, `symgrad.codegen.vecmath`), not ``math.*``:
   a libm call per element keeps LLVM from vectorising the loop. So do powers
-  other than small integers and square roots (``vm_pow_f64``), and erfc of a
-  constant times a variable (``vm_erfc_scaled_f64``: the product is carried as a
-  double-double, see `symgrad.simplify.accuracy.scaled_erfc`).
+  other than small integers and square roots (``vm_pow_f64``), and erfc and exp of a
+  constant times a variable (``vm_erfc_scaled_f64``, ``vm_exp_scaled_f64``: the product
+  is carried as a double-double, see `symgrad.simplify.accuracy.scaled_argument`).
 
 >>> from symgrad.definition.formulas import Z
 >>> print_expr(2 * Z + 1, {Z: "z"}, "float64")
@@ -32,6 +32,8 @@ Two rules keep the generated loops fast and honest:
 'vm_pow_f64(z, 1.5) + vm_sin_f64(z)'
 >>> print_expr(sp.erfc(Z / sp.sqrt(2)), {Z: "z"}, "float32")
 'vm_erfc_scaled_f32(z, f64(0.7071067811865476), f64(-4.833646656726457e-17))'
+>>> print_expr(sp.exp(-Z / 3), {Z: "z"}, "float64")
+'vm_exp_scaled_f64(z, -0.3333333333333333, -1.850371707708594e-17)'
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.pycode import PythonCodePrinter
 
 from symgrad.codegen import vecmath
-from symgrad.simplify.accuracy import double_double, scaled_erfc
+from symgrad.simplify.accuracy import double_double, scaled_argument
 
 __all__ = ["UnsupportedExpressionError", "NumbaScalarPrinter", "print_expr", "check_printable"]
 
@@ -214,18 +216,20 @@ class NumbaScalarPrinter(PythonCodePrinter):
 
     # Route the functions PythonCodePrinter knows through our table so the
     # whitelist is the single source of what may appear in a kernel.
-    _print_exp = _print_log = _print_tanh = _print_sinh = _print_cosh = _print_Function
+    _print_log = _print_tanh = _print_sinh = _print_cosh = _print_Function
     _print_sin = _print_cos = _print_atan = _print_erf = _print_Function
     _print_log1p = _print_expm1 = _print_Function
 
-    def _print_erfc(self, expr: sp.erfc) -> str:
-        scaled = scaled_erfc(expr)
+    def _print_scaled(self, expr: sp.erfc | sp.exp) -> str:
+        scaled = scaled_argument(expr)
         if scaled is None:
             return self._print_Function(expr)
         c, u = scaled
         hi, lo = double_double(c)
-        name = vecmath.function_name("erfc_scaled", self._dtype)
+        name = vecmath.function_name(f"{type(expr).__name__}_scaled", self._dtype)
         return f"{name}({self._print(u)}, {self._double(hi)}, {self._double(lo)})"
+
+    _print_erfc = _print_exp = _print_scaled
 
     def _double(self, value: float) -> str:
         """A float64 constant, typed as one in float32 code too (an argument of a vm_*

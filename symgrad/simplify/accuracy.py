@@ -64,21 +64,25 @@ def _libm(fn):
 _erf_np, _erfc_np = _libm(math.erf), _libm(math.erfc)
 
 
-def scaled_erfc(expr: sp.Basic) -> tuple[sp.Expr, sp.Expr] | None:
-    """(c, u) if ``expr`` is erfc(c*u) for a constant c whose product with u rounds.
+def scaled_argument(expr: sp.Basic) -> tuple[sp.Expr, sp.Expr] | None:
+    """(c, u) if ``expr`` is erfc(c*u) or exp(c*u) for a constant c whose product rounds.
 
-    Such an erfc is evaluated with c*u as a double-double (hi + lo), here and in the
-    kernels (`symgrad.codegen.printer` asks this function): rounding c*u first would
-    cost up to ~x^2 ulp in erfc's tail (its condition number is ~2x^2), e.g. 970 ulp
-    in GELU's z*erfc(-z/sqrt(2))/2 at z = -38. A power of two as c is exact: no match.
+    Such a function is evaluated with c*u as a double-double (hi + lo), here and in the
+    kernels (`symgrad.codegen.printer` asks this function): rounding c*u first costs
+    erfc up to ~x^2 ulp in its tail (its condition number is ~2x^2), e.g. 970 ulp in
+    GELU's z*erfc(-z/sqrt(2))/2 at z = -38, and exp up to |c u|/2 ulp (its condition
+    number is |x|), e.g. 65 ulp in log(1 + e^(3z))/3 at z = -70. A power of two as c
+    is exact: no match.
 
     >>> z = sp.Symbol("z", real=True)
-    >>> scaled_erfc(sp.erfc(sp.sqrt(2) * sp.Abs(z) / 2))
+    >>> scaled_argument(sp.erfc(sp.sqrt(2) * sp.Abs(z) / 2))
     (sqrt(2)/2, Abs(z))
-    >>> scaled_erfc(sp.erfc(z / 2)) is None
-    True
+    >>> scaled_argument(sp.exp(-3 * z))
+    (-3, z)
+    >>> scaled_argument(sp.erfc(z / 2)) is None, scaled_argument(sp.exp(-z)) is None
+    (True, True)
     """
-    if not isinstance(expr, sp.erfc):
+    if not isinstance(expr, (sp.erfc, sp.exp)):
         return None
     arg = expr.args[0]
     if not arg.free_symbols:
@@ -113,16 +117,20 @@ def _two_prod_error(a: float, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-def _erfc_scaled_np(u: np.ndarray, c: sp.Expr, dt: np.dtype) -> np.ndarray:
-    """erfc(c*u) with c*u as a double-double, as the kernels evaluate it (float64 inside,
-    one rounding to the dtype): erfc(p + e) = erfc(p) - e 2/sqrt(pi) e^(-p^2)."""
+def _scaled_np(fn: type, u: np.ndarray, c: sp.Expr, dt: np.dtype) -> np.ndarray:
+    """erfc(c*u) or exp(c*u) with c*u as a double-double, as the kernels evaluate it
+    (float64 inside, one rounding to the dtype), to first order in the low part e:
+    erfc(p + e) = erfc(p) - e 2/sqrt(pi) e^(-p^2), e^(p + e) = e^p + e^p e."""
     hi, lo = double_double(c)
     u64 = np.asarray(u, dtype=np.float64)
     p = hi * u64
     e = _two_prod_error(hi, u64, p) + lo * u64
+    e = np.where(np.isfinite(e), e, 0.0)
+    if fn is sp.exp:
+        y = np.exp(p)
+        return (y + np.where(np.isfinite(y), y * e, 0.0)).astype(dt)
     slope = 2.0 / math.sqrt(math.pi) * np.exp(-p * p)
-    fix = np.where(np.isfinite(e), e * slope, 0.0)
-    return (_erfc_np(p) - fix).astype(dt)
+    return (_erfc_np(p) - e * slope).astype(dt)
 
 
 _NUMPY_FUNCS = {
@@ -139,7 +147,8 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
 
     Literals are cast to the dtype (a kernel prints ``f32(0.5)``), quotients are
     divisions, small integer powers repeated products: float32 stays float32 throughout.
-    erfc(c*u) takes c*u as a double-double (`scaled_erfc`), as the kernels do.
+    erfc(c*u) and exp(c*u) take c*u as a double-double (`scaled_argument`), as the
+    kernels do.
 
     >>> z = sp.Symbol("z", real=True)
     >>> evaluate(1 + sp.exp(z) / 2, {z: np.array([0.0, 1.0], np.float32)}, "float32")
@@ -197,9 +206,9 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
             return reduce(np.logical_or, [ev(a) for a in e.args])
         if isinstance(e, sp.Not):
             return np.logical_not(ev(e.args[0]))
-        scaled = scaled_erfc(e)
+        scaled = scaled_argument(e)
         if scaled is not None:
-            return _erfc_scaled_np(ev(scaled[1]), scaled[0], dt)
+            return _scaled_np(type(e), ev(scaled[1]), scaled[0], dt)
         fn = _NUMPY_FUNCS.get(type(e))
         if fn is None:
             raise TypeError(f"no float evaluation rule for {type(e).__name__} (in {expr})")
