@@ -16,7 +16,7 @@ The forward bound is the plain 4 ulp, also where the condition number
 kappa(z) = |z f'(z) / f(z)| is large: GELU's tail z*erfc(-z/sqrt 2)/2 (kappa = 170
 at z = -13, 2900 at z = -38) used to round the argument -z/sqrt 2, each rounding
 costing up to kappa/2 ulp (88 ulp in float32, ~970 in float64); erfc(c*u) now takes
-c*u as a double-double (`symgrad.simplify.accuracy.scaled_erfc`), in `evaluate` and in
+c*u as a double-double (`symgrad.simplify.accuracy.scaled_argument`), in `evaluate` and in
 the kernels, and `test_gelu_kernel_line_in_the_far_tail` measures the kernel's own line.
 """
 
@@ -215,18 +215,29 @@ CUSTOM = {
     "atan_cdf": "atan(x)/pi + 1/2",
     "x_atan_cdf": "x*(atan(x)/pi + 1/2)",
     "atan_saturating": "pi/2 - atan(2*x)",                     # cancels for x >> 0
+    # exp of a constant times x: fl(c x) would cost up to |c x|/2 ulp (exp_scaled)
+    "softplus_beta": "log(1 + exp(3*x))/3",                   # 65 ulp at x = -70 before
+    "quick_gelu": _x * sg.sigmoid(sp.Rational(1702, 1000) * _x),
+    "logistic_tenth": "1/(1 + exp(-x/10))",
+    # differences that cancel near 0 (each was 0 below |x| ~ 1e-8 in float64)
+    "log_cosh": "log(cosh(x))",                               # and cosh overflows past 710
+    "cosh_minus_one": "(cosh(x) - 1)/4",
+    "versine": "1 - cos(x)",
 }
 
 
-@pytest.mark.parametrize("key", ["atan_cdf", "x_atan_cdf", "atan_saturating"])
-def test_atan_complement_forms_are_proven(scratch_registries, key):
-    """The rule's form (-atan(1/u) where pi/2 +- atan(u) is small) is proven equal to the
-    formula symbolically, branch by branch, not only measured."""
+@pytest.mark.parametrize("key", ["atan_cdf", "x_atan_cdf", "atan_saturating", "log_cosh",
+                                 "cosh_minus_one", "versine", "sqrt_minus_one"])
+def test_rule_forms_are_proven(scratch_registries, key):
+    """The rules' forms (-atan(1/u) where pi/2 +- atan(u) is small, 2 sinh^2(u/2) for
+    cosh u - 1, ...) are proven equal to the formula symbolically (branch by branch), not
+    only measured."""
     from symgrad.prove.identity import prove_identity
 
-    layer = sg.activation(f"acc_{key}", CUSTOM[key], replace=True)()
+    formula = CUSTOM.get(key, "sqrt(1 + x**2) - 1")
+    layer = sg.activation(f"acc_{key}", formula, replace=True)()
     plan, extra = activation_plan(derive_elementwise(layer))
-    assert plan.stable_forward.has(sp.Piecewise) and extra
+    assert extra and plan.stable_forward != plan.forward
     for ident in (plan.identity, *extra):
         assert prove_identity(ident).max_error < 1e-12
 
@@ -240,6 +251,37 @@ def test_custom_formulas_get_an_accurate_form(scratch_registries, key, dtype):
     assert err.max() <= FORWARD_ULPS, f"{key} {dtype}: {plan.stable_forward}: {_worst(z, err)}"
     z, err = derivative_errors(plan, dtype)
     assert err.max() <= DERIVATIVE_ULPS, f"{key} {dtype}: {plan.derivative}: {_worst(z, err)}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("key", ["softplus_beta", "quick_gelu", "logistic_tenth"])
+def test_exp_of_a_scaled_argument_kernel_line(scratch_registries, key, dtype):
+    """The compiled forward line (vecmath's exp of a double-double c*z, not the NumPy
+    mirror in `evaluate`) is within 4 ulp over the whole range."""
+    plan = _plan(sg.activation(f"acc_{key}", CUSTOM[key], replace=True)())
+    code, line = _kernel_line(plan.stable_forward, dtype)
+    assert "vm_exp_scaled" in code, code
+    z = _points(dtype)
+    hi, lo = exact(plan.forward, z)
+    got = np.empty_like(z)
+    line(z, got)
+    normal = _normal(hi, z, dtype)
+    assert normal.sum() > 100
+    err = ulps(got, hi, lo, dtype, 0.0)[normal]
+    assert err.max() <= FORWARD_ULPS, f"{code}: {_worst(z[normal], err)}"
+
+
+def test_sqrt_minus_one_does_not_cancel(scratch_registries):
+    """sqrt(1 + x^2) - 1 was 0 below |x| ~ 1e-8 (float64); rationalised it is accurate up
+    to where x^2 overflows (past it every form tried is inf, which the plan notes)."""
+    plan = _plan(sg.activation("acc_sqrt_minus_one", "sqrt(1 + x**2) - 1", replace=True)())
+    assert plan.stable_forward != plan.forward
+    for dtype in DTYPES:
+        z, err = forward_errors(plan, dtype)
+        small = np.abs(z) < np.sqrt(float(np.finfo(dtype).max)) / 4
+        assert small.sum() > 100
+        assert err[small].max() <= FORWARD_ULPS, f"{dtype}: {_worst(z[small], err[small])}"
+        assert not np.isfinite(err[~small]).all()   # the stated limit is real
 
 
 def test_an_inaccurate_stable_form_is_not_trusted(scratch_registries):

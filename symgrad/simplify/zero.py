@@ -375,6 +375,28 @@ def branchwise_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     return None
 
 
+def every_branch_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
+    """"every branch" if ``expr`` holds one Piecewise and is 0 with each of its branches
+    in its place, whatever the conditions; else None.
+
+    A stable form spliced by magnitude (log cosh u: log1p(2 sinh^2(u/2)) for small |u|,
+    |u| + log1p(e^(-2|u|)) - log 2 beyond) has branches that are each equal to the formula
+    everywhere, only accurate in different places. Splitting the line into regions would
+    substitute expressions such as -16 + 16/(1 + t) for u, which the tools then fail to
+    simplify; here each branch is proven in the variable itself.
+    """
+    pieces = [p for p in expr.atoms(sp.Piecewise)]
+    if len(pieces) != 1:
+        return None
+    (piece,) = pieces
+    if piece.args[-1].cond != sp.true:
+        return None   # undefined outside its conditions: equal branches are not enough
+    for value, _cond in piece.args:
+        if zero_method.__wrapped__(expr.xreplace({piece: value}), max_ops) is None:
+            return None
+    return "every branch"
+
+
 @bounded_step(_not_shown)
 def zero_method(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     """How ``expr`` was shown to be identically 0 (a method name), or None if not shown."""
@@ -387,7 +409,7 @@ def zero_method(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
         quick = sp.piecewise_fold(expr)
         if quick == 0 or (not quick.has(*KINKED) and smooth_zero(quick, max_ops)):
             return "piecewise_fold"
-        return branchwise_zero(expr, max_ops)
+        return every_branch_zero(expr, max_ops) or branchwise_zero(expr, max_ops)
     return smooth_zero(expr, max_ops)
 
 
