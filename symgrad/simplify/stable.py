@@ -90,10 +90,12 @@ def _exp_products(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
 
 
-def _constant_pairs(expr: sp.Expr, head: type, build: Callable[[sp.Expr, sp.Expr, int],
-                                                                 sp.Expr | None]) -> sp.Expr:
+def _constant_pairs(expr: sp.Expr, head: type | Callable[[sp.Expr], bool],
+                    build: Callable[[sp.Expr, sp.Expr, int], sp.Expr | None]) -> sp.Expr:
     """In every sum holding a number c and a term +-c*head(u): replace the two terms by
-    ``build(c, u, sign)`` (None: leave them). The pair may sit in a longer sum."""
+    ``build(c, u, sign)`` (None: leave them). The pair may sit in a longer sum. ``head``
+    is a function class or a test of the term (u is then its first argument)."""
+    is_head = head if not isinstance(head, type) else (lambda e: isinstance(e, head))
     def rewrite(add: sp.Add) -> sp.Expr:
         consts = [t for t in add.args if t.is_Number]
         if len(consts) != 1 or consts[0] == 0:
@@ -101,7 +103,7 @@ def _constant_pairs(expr: sp.Expr, head: type, build: Callable[[sp.Expr, sp.Expr
         c = consts[0]
         for t in add.args:
             coeff, rest = t.as_coeff_Mul()
-            if isinstance(rest, head) and abs(coeff) == abs(c):
+            if is_head(rest) and abs(coeff) == abs(c):
                 new = build(c, rest.args[0], 1 if coeff == c else -1)
                 if new is not None:
                     others = [a for a in add.args if a is not t and a is not c]
@@ -164,19 +166,9 @@ def _sqrt_minus_one(expr: sp.Expr) -> sp.Expr:
     >>> _sqrt_minus_one(sp.sqrt(1 + z**2) - 1)
     z**2/(sqrt(z**2 + 1) + 1)
     """
-    def rewrite(add: sp.Add) -> sp.Expr:
-        consts = [t for t in add.args if t.is_Number]
-        if len(consts) != 1 or consts[0] == 0:
-            return add
-        c = consts[0]
-        for t in add.args:
-            coeff, rest = t.as_coeff_Mul()
-            if isinstance(rest, sp.Pow) and rest.exp == sp.S.Half and coeff == -c:
-                w = rest.base
-                others = [a for a in add.args if a is not t and a is not c]
-                return sp.Add(*others, c * sp.expand(1 - w) / (1 + rest))
-        return add
-    return expr.replace(lambda e: isinstance(e, sp.Add), rewrite)
+    return _constant_pairs(expr, lambda e: isinstance(e, sp.Pow) and e.exp == sp.S.Half,
+                           lambda c, w, sign: c * sp.expand(1 - w) / (1 + sp.sqrt(w))
+                           if sign < 0 else None)
 
 
 def _atan_complement(expr: sp.Expr) -> sp.Expr:
