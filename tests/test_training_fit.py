@@ -218,3 +218,25 @@ def test_history_plot_writes_png(model, data, tmp_path) -> None:
     assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="nothing recorded"):
         sg.History().plot(str(tmp_path / "empty.png"))
+
+
+def test_params_changed_between_fits_are_checked_again(net, data) -> None:
+    """`fit` skips re-checking parameters it prepared itself (one NaN test over the flat
+    Dense buffer); a value, an array or a layout changed in between takes the full
+    checks again, with errors that name the parameter."""
+    X, y = data
+    model = sg_compile(net, loss="cross_entropy", seed=0)
+    model.fit(X, y, epochs=1)
+    trainer = model._trainer[1]
+    assert trainer._unchanged(model.params)           # the fast path is really taken
+    W = model.params["dense0.W"]
+    W[0, 0] = np.nan                                  # in place: same array object
+    assert not trainer._unchanged(model.params)
+    with pytest.raises(ValueError, match=r"dense0\.W.*non-finite"):
+        model.fit(X, y, epochs=1)
+    W[0, 0] = 0.5
+    with pytest.raises(ValueError, match=r"dense0\.W' must have shape"):
+        model.params["dense0.W"] = np.zeros(W.shape[::-1])   # a new array, wrong shape
+    model.params["dense0.W"] = np.asfortranarray(np.ones(W.shape))   # other layout: copied
+    model.fit(X, y, epochs=1)
+    assert model.params["dense0.W"].flags.c_contiguous and trainer._unchanged(model.params)
