@@ -392,7 +392,7 @@ def every_branch_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     if piece.args[-1].cond != sp.true:
         return None   # undefined outside its conditions: equal branches are not enough
     for value, _cond in piece.args:
-        if zero_method.__wrapped__(expr.xreplace({piece: value}), max_ops) is None:
+        if zero_method(expr.xreplace({piece: value}), max_ops) is None:
             return None
     return "every branch"
 
