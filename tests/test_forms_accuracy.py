@@ -16,7 +16,7 @@ The forward bound is the plain 4 ulp, also where the condition number
 kappa(z) = |z f'(z) / f(z)| is large: GELU's tail z*erfc(-z/sqrt 2)/2 (kappa = 170
 at z = -13, 2900 at z = -38) used to round the argument -z/sqrt 2, each rounding
 costing up to kappa/2 ulp (88 ulp in float32, ~970 in float64); erfc(c*u) now takes
-c*u as a double-double (`symgrad.simplify.accuracy.scaled_argument`), in `evaluate` and in
+c*u as a double-double (`symgrad.simplify.accuracy.exact_argument`), in `evaluate` and in
 the kernels, and `test_gelu_kernel_line_in_the_far_tail` measures the kernel's own line.
 """
 
@@ -219,6 +219,10 @@ CUSTOM = {
     "softplus_beta": "log(1 + exp(3*x))/3",                   # 65 ulp at x = -70 before
     "quick_gelu": _x * sg.sigmoid(sp.Rational(1702, 1000) * _x),
     "logistic_tenth": "1/(1 + exp(-x/10))",
+    # exp of a product: fl(x*x) would cost up to x^2/2 ulp (exp_product), 370 at x = 27
+    "gaussian": "exp(-x**2)",
+    "gaussian_wide": "exp(-x**2/3)",
+    "x_gaussian": "x*exp(-x**2/2)",
     # differences that cancel near 0 (each was 0 below |x| ~ 1e-8 in float64)
     "log_cosh": "log(cosh(x))",                               # and cosh overflows past 710
     "cosh_minus_one": "(cosh(x) - 1)/4",
@@ -254,13 +258,15 @@ def test_custom_formulas_get_an_accurate_form(scratch_registries, key, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("key", ["softplus_beta", "quick_gelu", "logistic_tenth"])
-def test_exp_of_a_scaled_argument_kernel_line(scratch_registries, key, dtype):
-    """The compiled forward line (vecmath's exp of a double-double c*z, not the NumPy
-    mirror in `evaluate`) is within 4 ulp over the whole range."""
+@pytest.mark.parametrize("key, form", [("softplus_beta", "scaled"), ("quick_gelu", "scaled"),
+                                       ("logistic_tenth", "scaled"), ("gaussian", "product"),
+                                       ("gaussian_wide", "product")])
+def test_exp_of_an_exact_argument_kernel_line(scratch_registries, key, form, dtype):
+    """The compiled forward line (vecmath's exp of a double-double c*z or c*z*z, not the
+    NumPy mirror in `evaluate`) is within 4 ulp over the whole range."""
     plan = _plan(sg.activation(f"acc_{key}", CUSTOM[key], replace=True)())
     code, line = _kernel_line(plan.stable_forward, dtype)
-    assert "vm_exp_scaled" in code, code
+    assert f"vm_exp_{form}" in code, code
     z = _points(dtype)
     hi, lo = exact(plan.forward, z)
     got = np.empty_like(z)

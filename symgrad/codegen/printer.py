@@ -16,8 +16,9 @@ Two rules keep the generated loops fast and honest:
   for the dtype (``vm_tanh_f32``, `symgrad.codegen.vecmath`), not ``math.*``:
   a libm call per element keeps LLVM from vectorising the loop. So do powers
   other than small integers and square roots (``vm_pow_f64``), and erfc and exp of a
-  constant times a variable (``vm_erfc_scaled_f64``, ``vm_exp_scaled_f64``: the product
-  is carried as a double-double, see `symgrad.simplify.accuracy.scaled_argument`).
+  constant times a variable (``vm_erfc_scaled_f64``, ``vm_exp_scaled_f64``) or of a
+  product of two (``vm_exp_product_f64``: a Gaussian's -z*z), whose argument is carried
+  as a double-double (see `symgrad.simplify.accuracy.exact_argument`).
 
 >>> from symgrad.definition.formulas import Z
 >>> print_expr(2 * Z + 1, {Z: "z"}, "float64")
@@ -34,6 +35,8 @@ Two rules keep the generated loops fast and honest:
 'vm_erfc_scaled_f32(z, f64(0.7071067811865476), f64(-4.833646656726457e-17))'
 >>> print_expr(sp.exp(-Z / 3), {Z: "z"}, "float64")
 'vm_exp_scaled_f64(z, -0.3333333333333333, -1.850371707708594e-17)'
+>>> print_expr(sp.exp(-Z**2), {Z: "z"}, "float64")
+'vm_exp_product_f64(z, z, -1.0, 0.0)'
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.pycode import PythonCodePrinter
 
 from symgrad.codegen import vecmath
-from symgrad.simplify.accuracy import double_double, scaled_argument
+from symgrad.simplify.accuracy import coefficient_last, double_double, exact_argument
 
 __all__ = ["UnsupportedExpressionError", "NumbaScalarPrinter", "print_expr", "check_printable"]
 
@@ -192,6 +195,17 @@ class NumbaScalarPrinter(PythonCodePrinter):
             return self._print(item)
         return super().parenthesize(item, level, strict)
 
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        # A coefficient above 1 multiplies last: -2*z*a overflowed at z = -9e307 (then
+        # inf*0 = NaN) where z*a*2 is 0, as is its exact value (`coefficient_last`).
+        split = coefficient_last(expr)
+        if split is None:
+            return super()._print_Mul(expr)
+        coeff, rest = split
+        sign = "-" if coeff < 0 else ""
+        body = self.parenthesize(rest, sp.printing.precedence.PRECEDENCE["Mul"])
+        return f"{sign}{body}*{self._print(abs(coeff))}"
+
     # -- symbols and functions -----------------------------------------
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         try:
@@ -220,16 +234,18 @@ class NumbaScalarPrinter(PythonCodePrinter):
     _print_sin = _print_cos = _print_atan = _print_erf = _print_Function
     _print_log1p = _print_expm1 = _print_Function
 
-    def _print_scaled(self, expr: sp.erfc | sp.exp) -> str:
-        scaled = scaled_argument(expr)
-        if scaled is None:
+    def _print_exact_argument(self, expr: sp.erfc | sp.exp) -> str:
+        exact = exact_argument(expr)
+        if exact is None:
             return self._print_Function(expr)
-        c, u = scaled
+        c, factors = exact
         hi, lo = double_double(c)
-        name = vecmath.function_name(f"{type(expr).__name__}_scaled", self._dtype)
-        return f"{name}({self._print(u)}, {self._double(hi)}, {self._double(lo)})"
+        form = "scaled" if len(factors) == 1 else "product"
+        name = vecmath.function_name(f"{type(expr).__name__}_{form}", self._dtype)
+        args = [self._print(f) for f in factors] + [self._double(hi), self._double(lo)]
+        return f"{name}({', '.join(args)})"
 
-    _print_erfc = _print_exp = _print_scaled
+    _print_erfc = _print_exp = _print_exact_argument
 
     def _double(self, value: float) -> str:
         """A float64 constant, typed as one in float32 code too (an argument of a vm_*

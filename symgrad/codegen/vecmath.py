@@ -34,7 +34,8 @@ product's low part carried into the exponential; its special cases are C99's.
 erfc(c*u) for a constant c (GELU's tail) takes c*u as a double-double
 (``vm_erfc_scaled_f64``): erfc's condition number ~2x^2 would otherwise turn the
 product's rounding into ~1000 ulp. exp(c*u) likewise (``vm_exp_scaled_f64``): exp's
-condition number |x| would make it up to ~350 ulp.
+condition number |x| would make it up to ~350 ulp. So do both of c*u*v, u**2 included
+(``vm_exp_product_f64``: a Gaussian e^(-x^2) was ~370 ulp off near its underflow).
 
 float32: exp, expm1, log, log1p, tanh, erf, erfc and erfc(c*u) are native float32
 code (shorter polynomials, 16 lanes with AVX-512: they carry sigmoid, swish, tanh,
@@ -79,10 +80,12 @@ FUNCTIONS: dict[str, str] = {
     "tanh": "vm_tanh", "sinh": "vm_sinh", "cosh": "vm_cosh", "erf": "vm_erf", "erfc": "vm_erfc",
     "atan": "vm_atan", "sin": "vm_sin", "cos": "vm_cos",
 }
-#: Printing rules that are not one SymPy function: x**y, and erfc(c*u) and exp(c*u) with
-#: c*u carried as a double-double (``vm_erfc_scaled_f64(u, c_hi, c_lo)``).
+#: Printing rules that are not one SymPy function: x**y, and erfc and exp of c*u or c*u*v
+#: with the argument carried as a double-double (``vm_erfc_scaled_f64(u, c_hi, c_lo)``,
+#: ``vm_exp_product_f64(u, v, c_hi, c_lo)``).
 FORMS: dict[str, str] = {"pow": "vm_pow", "erfc_scaled": "vm_erfc_scaled",
-                         "exp_scaled": "vm_exp_scaled"}
+                         "exp_scaled": "vm_exp_scaled", "erfc_product": "vm_erfc_product",
+                         "exp_product": "vm_exp_product"}
 
 
 def function_name(name: str, dtype: str) -> str:

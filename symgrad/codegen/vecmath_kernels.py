@@ -525,6 +525,36 @@ def vm_exp_scaled_f64(u, c_hi, c_lo):
 
 
 @_vm_njit(**_VM_JIT)
+def _vm_product_dd(u, v, c_hi, c_lo):
+    """(x, dx) with x + dx = c u v to about 2^-104 relative: u v as an exact FMA pair
+    p + e, then c p exactly (another FMA pair) plus the first-order terms c_hi e + c_lo p."""
+    p, e = _vm_two_prod(u, v)
+    x, f = _vm_two_prod(c_hi, p)
+    return x, f + (c_hi * e + c_lo * p)
+
+
+@_vm_njit(**_VM_JIT)
+def vm_exp_product_f64(u, v, c_hi, c_lo):
+    """e^(c u v), float64, for a constant c = c_hi + c_lo (a double-double).
+
+    As `vm_exp_scaled_f64`, for an exponent with two variable factors (a Gaussian's
+    -x^2 is -1 * x * x): fl(x * x) alone is off by up to half an ulp of x^2, which e^x
+    turns into x^2/2 ulp (~370 ulp in e^(-x^2) near its underflow at x = 27). Here
+    c u v is carried as a double-double (`_vm_product_dd`).
+    """
+    x, dx = _vm_product_dd(u, v, c_hi, c_lo)
+    y = _vm_exp_dd(x, dx)
+    return x + x if x != x else y
+
+
+@_vm_njit(**_VM_JIT)
+def vm_erfc_product_f64(u, v, c_hi, c_lo):
+    """erfc(c u v), float64, with c u v as a double-double (see `vm_erfc_scaled_f64`)."""
+    x, dx = _vm_product_dd(u, v, c_hi, c_lo)
+    return _vm_erfc_dd(x, dx)
+
+
+@_vm_njit(**_VM_JIT)
 def vm_atan_f64(x):
     """atan, float64: reduced to |t| <= tan(pi/8) by atan(x) = pi/4 + atan((x-1)/(x+1)) or
     pi/2 - atan(1/x); there atan(t) = t + t u g(u), u = t^2, g a degree-14 Chebyshev
@@ -992,7 +1022,13 @@ def vm_exp_scaled_f32(u, c_hi, c_lo):
     ch = _VM_F(c_hi)
     cl = _VM_F((c_hi - _vm_np.float64(ch)) + c_lo)        # constants: folded by LLVM
     x, dx = _vm_two_prod_f32(ch, u)
-    dx = dx + cl * u
+    return _vm_exp_dd_f32(x, dx + cl * u)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_exp_dd_f32(x, dx):
+    """e^(x + dx), native float32, |dx| <= 2^-20 |x|: dx is added to the reduced argument
+    r, where it is below r's own rounding."""
     xc = x if x > _VM_F_EXP_LO else _VM_F_EXP_LO
     xc = xc if xc < _VM_F_EXP_HI else _VM_F_EXP_HI
     dx = dx if xc == x else _VM_F_ZERO                    # clamped: 0 or inf whatever dx is
@@ -1001,6 +1037,27 @@ def vm_exp_scaled_f32(u, c_hi, c_lo):
     k1 = k >> 1                                # 2^k = 2^k1 * 2^(k-k1): both normal
     y = (e * _i2f32((k1 + 127) << 23)) * _i2f32((k - k1 + 127) << 23)
     return x + x if x != x else y
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_product_dd_f32(u, v, c_hi, c_lo):
+    """(x, dx) with x + dx = c u v in float32 pairs (as `_vm_product_dd`; c as a float32
+    pair taken from the float64 double-double)."""
+    u = _VM_F(u)
+    v = _VM_F(v)
+    ch = _VM_F(c_hi)
+    cl = _VM_F((c_hi - _vm_np.float64(ch)) + c_lo)        # constants: folded by LLVM
+    p, e = _vm_two_prod_f32(u, v)
+    x, f = _vm_two_prod_f32(ch, p)
+    return x, f + (ch * e + cl * p)
+
+
+@_vm_njit(**_VM_JIT)
+def vm_exp_product_f32(u, v, c_hi, c_lo):
+    """e^(c u v), native float32, with c u v as a float32 pair (see `vm_exp_product_f64`:
+    e^(-x^2) was up to ~50 ulp off in float32 near its underflow at x = 10)."""
+    x, dx = _vm_product_dd_f32(u, v, c_hi, c_lo)
+    return _vm_exp_dd_f32(x, dx)
 
 
 @_vm_njit(**_VM_JIT)
@@ -1356,7 +1413,13 @@ def vm_erfc_scaled_f32(u, c_hi, c_lo):
     ch = _VM_F(c_hi)
     cl = _VM_F((c_hi - _vm_np.float64(ch)) + c_lo)        # constants: folded by LLVM
     x, dx = _vm_two_prod_f32(ch, u)
-    dx = dx + cl * u
+    return _vm_erfc_dd_f32(x, dx + cl * u)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_erfc_dd_f32(x, dx):
+    """erfc(x + dx), native float32, |dx| <= 2^-20 |x| (dx to first order, see
+    `vm_erfc_scaled_f32`)."""
     ax = abs(x)
     axc = ax if ax < _VM_F_ERFC_CUT else _VM_F_ERFC_CUT
     axc = axc if axc > _VM_F_HALF else _VM_F_HALF
@@ -1375,6 +1438,13 @@ def vm_erfc_scaled_f32(u, c_hi, c_lo):
     z = x * x
     ez = _VM_F_ONE - z * (_VM_F_ONE - z * (_VM_F_HALF - z * _VM_F_C3))
     return _vm_erfc_join_f32(x, ax, tail, (_VM_F_TWO_OVER_SQRTPI * dx) * ez)
+
+
+@_vm_njit(**_VM_JIT)
+def vm_erfc_product_f32(u, v, c_hi, c_lo):
+    """erfc(c u v), native float32, with c u v as a float32 pair (`_vm_product_dd_f32`)."""
+    x, dx = _vm_product_dd_f32(u, v, c_hi, c_lo)
+    return _vm_erfc_dd_f32(x, dx)
 
 
 @_vm_njit(**_VM_JIT)

@@ -64,22 +64,25 @@ def _libm(fn):
 _erf_np, _erfc_np = _libm(math.erf), _libm(math.erfc)
 
 
-def scaled_argument(expr: sp.Basic) -> tuple[sp.Expr, sp.Expr] | None:
-    """(c, u) if ``expr`` is erfc(c*u) or exp(c*u) for a constant c whose product rounds.
+def exact_argument(expr: sp.Basic) -> tuple[sp.Expr, tuple[sp.Expr, ...]] | None:
+    """(c, factors) if ``expr`` is erfc or exp of c * u (* v) whose product rounds.
 
-    Such a function is evaluated with c*u as a double-double (hi + lo), here and in the
-    kernels (`symgrad.codegen.printer` asks this function): rounding c*u first costs
-    erfc up to ~x^2 ulp in its tail (its condition number is ~2x^2), e.g. 970 ulp in
-    GELU's z*erfc(-z/sqrt(2))/2 at z = -38, and exp up to |c u|/2 ulp (its condition
-    number is |x|), e.g. 65 ulp in log(1 + e^(3z))/3 at z = -70. A power of two as c
-    is exact: no match.
+    Such a function is evaluated with its argument as a double-double (hi + lo), here and
+    in the kernels (`symgrad.codegen.printer` asks this function): rounding the argument
+    first costs erfc up to ~x^2 ulp in its tail (its condition number is ~2x^2), e.g.
+    970 ulp in GELU's z*erfc(-z/sqrt(2))/2 at z = -38, and exp up to |x|/2 ulp (its
+    condition number is |x|), e.g. 65 ulp in log(1 + e^(3z))/3 at z = -70 and 370 ulp in
+    a Gaussian e^(-z^2) at z = 27. One variable factor u with a constant c that is not a
+    power of two (a power of two is exact: no match) is the scaled form; two (u*v, or
+    u**2 as u*u) the product form, with any constant. The factors' own rounding stays:
+    only the products are carried exactly (in e^(-(z - 1)^2), z - 1 still rounds).
 
     >>> z = sp.Symbol("z", real=True)
-    >>> scaled_argument(sp.erfc(sp.sqrt(2) * sp.Abs(z) / 2))
-    (sqrt(2)/2, Abs(z))
-    >>> scaled_argument(sp.exp(-3 * z))
-    (-3, z)
-    >>> scaled_argument(sp.erfc(z / 2)) is None, scaled_argument(sp.exp(-z)) is None
+    >>> exact_argument(sp.erfc(sp.sqrt(2) * sp.Abs(z) / 2))
+    (sqrt(2)/2, (Abs(z),))
+    >>> exact_argument(sp.exp(-3 * z)), exact_argument(sp.exp(-z**2 / 2))
+    ((-3, (z,)), (-1/2, (z, z)))
+    >>> exact_argument(sp.erfc(z / 2)) is None, exact_argument(sp.exp(-z)) is None
     (True, True)
     """
     if not isinstance(expr, (sp.erfc, sp.exp)):
@@ -90,9 +93,51 @@ def scaled_argument(expr: sp.Basic) -> tuple[sp.Expr, sp.Expr] | None:
     c, u = arg.as_independent(*arg.free_symbols, as_Add=False)
     if not c.is_number or not c.is_nonzero:
         return None
+    factors = _product_factors(u)
+    if len(factors) == 2:
+        return c, factors
     if c.is_Rational and all(v & (v - 1) == 0 for v in (abs(c.p), c.q)):
         return None
-    return c, u
+    return c, (u,)
+
+
+def _product_factors(u: sp.Expr) -> tuple[sp.Expr, ...]:
+    """u as two factors whose product a kernel rounds (u*v, u**2), else (u,).
+
+    A quotient (a factor with a negative power) is not split: the division rounds
+    anyway. Three or more factors are not split either (not written yet).
+    """
+    factors: list[sp.Expr] = []
+    for f in sp.Mul.make_args(u):
+        base, ex = f.as_base_exp()
+        if ex == 2:
+            factors += [base, base]
+        elif ex.is_number and ex.is_negative:
+            return (u,)
+        else:
+            factors.append(f)
+    return tuple(factors) if len(factors) == 2 else (u,)
+
+
+def coefficient_last(expr: sp.Mul) -> tuple[sp.Rational, sp.Expr] | None:
+    """(c, rest) if the product c * rest should multiply its coefficient in last.
+
+    A kernel evaluates c*u*v left to right, and c*u overflows where u is near the
+    largest number even though c*u*v is small (a Gaussian's slope -2*z*e^(-z^2): inf*0
+    = NaN at z = -9e307). A coefficient |c| > 1 in front of two or more factors goes
+    last instead (printer and `evaluate` alike); one below 1 stays first, where it
+    makes the running product smaller.
+
+    >>> z, a = sp.symbols("z a", real=True)
+    >>> coefficient_last(-2 * z * a)
+    (-2, a*z)
+    >>> coefficient_last(z * a / 2) is None, coefficient_last(3 * z) is None
+    (True, True)
+    """
+    coeff, rest = expr.as_coeff_Mul()
+    if not isinstance(coeff, sp.Rational) or abs(coeff) <= 1 or len(sp.Mul.make_args(rest)) < 2:
+        return None
+    return coeff, rest
 
 
 def double_double(c: sp.Expr) -> tuple[float, float]:
@@ -106,7 +151,7 @@ def double_double(c: sp.Expr) -> tuple[float, float]:
     return hi, float(exact - sp.Float(hi, 50))
 
 
-def _two_prod_error(a: float, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+def _two_prod_error(a: np.ndarray | float, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     """a*b - p exactly (p = fl(a*b)), Dekker's product on 26/27-bit halves."""
     def split(x):
         x = np.asarray(x, dtype=np.float64)
@@ -117,20 +162,27 @@ def _two_prod_error(a: float, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-def _scaled_np(fn: type, u: np.ndarray, c: sp.Expr, dt: np.dtype) -> np.ndarray:
-    """erfc(c*u) or exp(c*u) with c*u as a double-double, as the kernels evaluate it
-    (float64 inside, one rounding to the dtype), to first order in the low part e:
-    erfc(p + e) = erfc(p) - e 2/sqrt(pi) e^(-p^2), e^(p + e) = e^p + e^p e."""
+def _exact_argument_np(fn: type, factors: Sequence[np.ndarray], c: sp.Expr, dt: np.dtype
+                       ) -> np.ndarray:
+    """erfc or exp of c * u (* v) with the argument as a double-double x + d, as the
+    kernels evaluate it (float64 inside, one rounding to the dtype), to first order in
+    the low part d: erfc(x + d) = erfc(x) - d 2/sqrt(pi) e^(-x^2), e^(x + d) = e^x + e^x d."""
     hi, lo = double_double(c)
-    u64 = np.asarray(u, dtype=np.float64)
-    p = hi * u64
-    e = _two_prod_error(hi, u64, p) + lo * u64
-    e = np.where(np.isfinite(e), e, 0.0)
+    u64 = np.asarray(factors[0], dtype=np.float64)
+    if len(factors) == 2:
+        v64 = np.asarray(factors[1], dtype=np.float64)
+        p = u64 * v64
+        e = _two_prod_error(u64, v64, p)
+    else:
+        p, e = u64, np.zeros_like(u64)
+    x = hi * p
+    d = _two_prod_error(hi, p, x) + (hi * e + lo * p)
+    d = np.where(np.isfinite(d), d, 0.0)
     if fn is sp.exp:
-        y = np.exp(p)
-        return (y + np.where(np.isfinite(y), y * e, 0.0)).astype(dt)
-    slope = 2.0 / math.sqrt(math.pi) * np.exp(-p * p)
-    return (_erfc_np(p) - e * slope).astype(dt)
+        y = np.exp(x)
+        return (y + np.where(np.isfinite(y), y * d, 0.0)).astype(dt)
+    slope = 2.0 / math.sqrt(math.pi) * np.exp(-x * x)
+    return (_erfc_np(x) - d * slope).astype(dt)
 
 
 _NUMPY_FUNCS = {
@@ -147,8 +199,8 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
 
     Literals are cast to the dtype (a kernel prints ``f32(0.5)``), quotients are
     divisions, small integer powers repeated products: float32 stays float32 throughout.
-    erfc(c*u) and exp(c*u) take c*u as a double-double (`scaled_argument`), as the
-    kernels do.
+    erfc and exp of c*u or c*u*v take their argument as a double-double
+    (`exact_argument`), as the kernels do.
 
     >>> z = sp.Symbol("z", real=True)
     >>> evaluate(1 + sp.exp(z) / 2, {z: np.array([0.0, 1.0], np.float32)}, "float32")
@@ -168,6 +220,9 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
             # The order the code printers write the terms in: rounding depends on it.
             return reduce(np.add, [ev(a) for a in e.as_ordered_terms()])
         if isinstance(e, sp.Mul):
+            split = coefficient_last(e)
+            if split is not None:
+                return ev(split[1]) * dt.type(float(split[0]))
             num, den = [], []
             for f in e.args:
                 base, ex = f.as_base_exp()
@@ -206,9 +261,9 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
             return reduce(np.logical_or, [ev(a) for a in e.args])
         if isinstance(e, sp.Not):
             return np.logical_not(ev(e.args[0]))
-        scaled = scaled_argument(e)
-        if scaled is not None:
-            return _scaled_np(type(e), ev(scaled[1]), scaled[0], dt)
+        exact = exact_argument(e)
+        if exact is not None:
+            return _exact_argument_np(type(e), [ev(f) for f in exact[1]], exact[0], dt)
         fn = _NUMPY_FUNCS.get(type(e))
         if fn is None:
             raise TypeError(f"no float evaluation rule for {type(e).__name__} (in {expr})")
