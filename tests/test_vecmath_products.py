@@ -28,27 +28,27 @@ _SCALAR_MATH = re.compile(r"call [^\n]*@\"?(?:llvm\.exp\.f\d+|expf?\b|erfcf?\b|[
 
 # Not cached on disk: a cached loop would keep an old inlined vecmath function.
 @njit(error_model="numpy", fastmath={"contract"})
-def _exp64(u, v, c_hi, c_lo, out):
+def _exp64(u, du, v, dv, c_hi, c_lo, out):
     for i in range(u.size):
-        out[i] = vk.vm_exp_product_f64(u[i], v[i], c_hi, c_lo)
+        out[i] = vk.vm_exp_product_f64(u[i], du, v[i], dv, c_hi, c_lo)
 
 
 @njit(error_model="numpy", fastmath={"contract"})
-def _exp32(u, v, c_hi, c_lo, out):
+def _exp32(u, du, v, dv, c_hi, c_lo, out):
     for i in range(u.size):
-        out[i] = vk.vm_exp_product_f32(u[i], v[i], c_hi, c_lo)
+        out[i] = vk.vm_exp_product_f32(u[i], du, v[i], dv, c_hi, c_lo)
 
 
 @njit(error_model="numpy", fastmath={"contract"})
-def _erfc64(u, v, c_hi, c_lo, out):
+def _erfc64(u, du, v, dv, c_hi, c_lo, out):
     for i in range(u.size):
-        out[i] = vk.vm_erfc_product_f64(u[i], v[i], c_hi, c_lo)
+        out[i] = vk.vm_erfc_product_f64(u[i], du, v[i], dv, c_hi, c_lo)
 
 
 @njit(error_model="numpy", fastmath={"contract"})
-def _erfc32(u, v, c_hi, c_lo, out):
+def _erfc32(u, du, v, dv, c_hi, c_lo, out):
     for i in range(u.size):
-        out[i] = vk.vm_erfc_product_f32(u[i], v[i], c_hi, c_lo)
+        out[i] = vk.vm_erfc_product_f32(u[i], du, v[i], dv, c_hi, c_lo)
 
 
 LOOPS = {("exp", np.float64): _exp64, ("exp", np.float32): _exp32,
@@ -58,7 +58,9 @@ RANGE = {("exp", np.float64): (-708.3, 709.7), ("exp", np.float32): (-87.3, 88.7
          ("erfc", np.float64): (-6.0, 26.5), ("erfc", np.float32): (-4.0, 9.1)}
 CASES = [("exp", -1, "square"), ("exp", -mpmath.mpf(1) / 2, "square"),
          ("exp", -mpmath.mpf(1) / 3, "square"), ("exp", mpmath.sqrt(2), "pair"),
-         ("erfc", 1, "square"), ("erfc", 1 / mpmath.sqrt(2), "pair")]
+         ("exp", -1, "centred"), ("erfc", 1, "square"), ("erfc", 1 / mpmath.sqrt(2), "pair")]
+#: the constant added to each factor: e^(-(z - 1.5)^2) for "centred"
+SHIFT = {"square": 0.0, "pair": 0.0, "centred": -1.5}
 
 
 def _pair(c) -> tuple[float, float]:
@@ -69,14 +71,14 @@ def _pair(c) -> tuple[float, float]:
 
 def _factors(fn: str, c, shape: str, dtype: type, n: int, seed: int
              ) -> tuple[np.ndarray, np.ndarray]:
-    """(u, v) with c u v spread over the range where the result is normal (and a band
-    past it): v = u for a square, v random for a pair."""
+    """(u, v) with c (u + d)(v + d) spread over the range where the result is normal (and
+    a band past it): v = u for a square, v random for a pair; d = `SHIFT`."""
     rng = np.random.default_rng(seed)
     lo, hi = RANGE[fn, dtype]
     x = rng.uniform(1.1 * lo, 1.1 * hi, n)
-    if shape == "square":
+    if shape in ("square", "centred"):
         x = np.abs(x) * np.sign(float(c))    # c u^2 has c's sign
-        u = np.sqrt(x / float(c)) * rng.choice([-1.0, 1.0], x.size)
+        u = np.sqrt(x / float(c)) * rng.choice([-1.0, 1.0], x.size) - SHIFT[shape]
         v = u
     else:
         v = np.exp(rng.uniform(-3, 3, n)) * rng.choice([-1.0, 1.0], n)
@@ -95,32 +97,34 @@ def _normal(ref: np.ndarray, dtype: type) -> np.ndarray:
     return np.isfinite(r) & (r >= fi.smallest_normal) & (r <= float(fi.max))
 
 
-def _run(fn: str, dtype: type, u: np.ndarray, v: np.ndarray, c) -> np.ndarray:
+def _run(fn: str, dtype: type, u: np.ndarray, v: np.ndarray, c, d: float = 0.0
+         ) -> np.ndarray:
     out = np.empty_like(u)
-    LOOPS[fn, dtype](u, v, *_pair(c), out)
+    LOOPS[fn, dtype](u, d, v, d, *_pair(c), out)
     return out
 
 
-def _naive(fn: str, dtype: type, u: np.ndarray, v: np.ndarray, c) -> np.ndarray:
-    """The function of the rounded product fl(fl(c u) v), in the dtype."""
-    x = (dtype(float(c)) * u * v).astype(dtype)
+def _naive(fn: str, dtype: type, u: np.ndarray, v: np.ndarray, c, d: float) -> np.ndarray:
+    """The function of the rounded product fl(fl(c (u + d)) (v + d)), in the dtype."""
+    x = (dtype(float(c)) * (u + dtype(d)) * (v + dtype(d))).astype(dtype)
     return _run(fn, dtype, x, np.ones_like(x), 1)
 
 
 @pytest.mark.parametrize("fn, c, shape", CASES, ids=lambda p: str(p))
 def test_float64_against_mpmath(fn: str, c, shape: str) -> None:
     u, v = _factors(fn, c, shape, np.float64, 20_000, seed=11)
-    got = _run(fn, np.float64, u, v, c)
+    d = SHIFT[shape]
+    got = _run(fn, np.float64, u, v, c, d)
     f = mpmath.exp if fn == "exp" else mpmath.erfc
     with mpmath.workprec(120):
-        exact = [f(mpmath.mpf(c) * mpmath.mpf(float(a)) * mpmath.mpf(float(b)))
+        exact = [f(mpmath.mpf(c) * (mpmath.mpf(float(a)) + d) * (mpmath.mpf(float(b)) + d))
                  for a, b in zip(u, v, strict=True)]
         ref = np.array([float(e) for e in exact])
         rest = np.array([float(e - float(e)) if abs(e) < 1e300 else 0.0 for e in exact])
     keep = _normal(ref, np.float64)
     # (got - ref) - rest: the error against the exact value, not its rounding
     err = np.abs((got - ref)[keep] - rest[keep]) / np.spacing(np.abs(ref[keep]))
-    naive = _ulps(_naive(fn, np.float64, u, v, c)[keep], ref[keep], np.float64)
+    naive = _ulps(_naive(fn, np.float64, u, v, c, d)[keep], ref[keep], np.float64)
     print(f"| {fn}(c u v), c = {float(c):.4g}, {shape} | float64 | {err.max():.3f} ulp |"
           f" rounded product {naive.max():.0f} ulp | {err.size} points |")
     assert keep.sum() > 15_000
@@ -131,9 +135,11 @@ def test_float64_against_mpmath(fn: str, c, shape: str) -> None:
 @pytest.mark.parametrize("fn, c, shape", CASES, ids=lambda p: str(p))
 def test_float32_on_a_million_points(fn: str, c, shape: str) -> None:
     u, v = _factors(fn, c, shape, np.float32, 1_000_000, seed=12)
-    got = _run(fn, np.float32, u, v, c)
+    d = SHIFT[shape]
+    got = _run(fn, np.float32, u, v, c, d)
     hi, lo = _pair(c)
-    x = (hi + lo) * u.astype(np.float64) * v.astype(np.float64)   # u v exact in float64
+    # (u + d)(v + d) exact in float64 (d = -1.5 and float32 u: sums of 25 bits at most)
+    x = (hi + lo) * (u.astype(np.float64) + d) * (v.astype(np.float64) + d)
     with np.errstate(all="ignore"):
         ref = np.exp(x) if fn == "exp" else np.array([mpmath.erfc(t) for t in x[::50]],
                                                      dtype=np.float64)
@@ -141,7 +147,7 @@ def test_float32_on_a_million_points(fn: str, c, shape: str) -> None:
         got, u, v = got[::50], u[::50], v[::50]
     keep = _normal(ref, np.float32)
     err = _ulps(got[keep], ref[keep], np.float32)
-    naive = _ulps(_naive(fn, np.float32, u, v, c)[keep], ref[keep], np.float32)
+    naive = _ulps(_naive(fn, np.float32, u, v, c, d)[keep], ref[keep], np.float32)
     print(f"| {fn}(c u v), c = {float(c):.4g}, {shape} | float32 | {err.max():.3f} ulp |"
           f" rounded product {naive.max():.0f} ulp | {err.size} points |")
     assert keep.sum() > 0.7 * u.size

@@ -36,7 +36,7 @@ Two rules keep the generated loops fast and honest:
 >>> print_expr(sp.exp(-Z / 3), {Z: "z"}, "float64")
 'vm_exp_scaled_f64(z, -0.3333333333333333, -1.850371707708594e-17)'
 >>> print_expr(sp.exp(-Z**2), {Z: "z"}, "float64")
-'vm_exp_product_f64(z, z, -1.0, 0.0)'
+'vm_exp_product_f64(z, 0.0, z, 0.0, -1.0, 0.0)'
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.pycode import PythonCodePrinter
 
 from symgrad.codegen import vecmath
-from symgrad.simplify.accuracy import coefficient_last, double_double, exact_argument
+from symgrad.simplify.accuracy import (
+    centred,
+    coefficient_last,
+    double_double,
+    exact_argument,
+    hypot_argument,
+)
 
 __all__ = ["UnsupportedExpressionError", "NumbaScalarPrinter", "print_expr", "check_printable"]
 
@@ -230,7 +236,16 @@ class NumbaScalarPrinter(PythonCodePrinter):
 
     # Route the functions PythonCodePrinter knows through our table so the
     # whitelist is the single source of what may appear in a kernel.
-    _print_log = _print_tanh = _print_sinh = _print_cosh = _print_Function
+    _print_tanh = _print_sinh = _print_cosh = _print_Function
+
+    def _print_log(self, expr: sp.log) -> str:
+        hyp = hypot_argument(sp.sqrt(expr.args[0]))
+        if hyp is None or hyp[2] != 1:
+            return self._print_Function(expr)
+        # log(u^2 + c) = 2 log(hypot(u, sqrt c)): u^2 overflows long before the log does
+        name = vecmath.function_name("hypot", self._dtype)
+        inner = f"{name}({self._print(hyp[0])}, {self._print(hyp[1])})"
+        return f"{self._lit(2)}*{vecmath.function_name('log', self._dtype)}({inner})"
     _print_sin = _print_cos = _print_atan = _print_erf = _print_Function
     _print_log1p = _print_expm1 = _print_Function
 
@@ -242,7 +257,11 @@ class NumbaScalarPrinter(PythonCodePrinter):
         hi, lo = double_double(c)
         form = "scaled" if len(factors) == 1 else "product"
         name = vecmath.function_name(f"{type(expr).__name__}_{form}", self._dtype)
-        args = [self._print(f) for f in factors] + [self._double(hi), self._double(lo)]
+        args = [self._print(factors[0])]
+        if len(factors) == 2:   # each factor u + d with its constant d apart (a two-sum)
+            parts = [centred(f) for f in factors]
+            args = [text for u, d in parts for text in (self._print(u), self._double(float(d)))]
+        args += [self._double(hi), self._double(lo)]
         return f"{name}({', '.join(args)})"
 
     _print_erfc = _print_exp = _print_exact_argument
@@ -314,6 +333,15 @@ class NumbaScalarPrinter(PythonCodePrinter):
             if abs(int(exp)) > 1:
                 prod = f"({prod})"
             return prod if exp > 0 else f"{self._lit(1)}/{prod}"
+        hyp = hypot_argument(expr)
+        if hyp is not None:
+            # sqrt(u^2 + c) as hypot: u^2 overflows long before the root does
+            u, v, n = hyp
+            name = vecmath.function_name("hypot", self._dtype)
+            h = f"{name}({self._print(u)}, {self._print(v)})"
+            prod = "*".join([h] * abs(n))
+            prod = f"({prod})" if abs(n) > 1 else prod
+            return prod if n > 0 else f"{self._lit(1)}/{prod}"
         if exp == sp.Rational(1, 2):
             return f"math.sqrt({self._print(base)})"
         if exp == -sp.Rational(1, 2):

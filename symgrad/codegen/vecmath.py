@@ -80,12 +80,13 @@ FUNCTIONS: dict[str, str] = {
     "tanh": "vm_tanh", "sinh": "vm_sinh", "cosh": "vm_cosh", "erf": "vm_erf", "erfc": "vm_erfc",
     "atan": "vm_atan", "sin": "vm_sin", "cos": "vm_cos",
 }
-#: Printing rules that are not one SymPy function: x**y, and erfc and exp of c*u or c*u*v
+#: Printing rules that are not one SymPy function: x**y, sqrt(u**2 + v**2) as hypot(u, v),
+#: and erfc and exp of c*u or c*u*v
 #: with the argument carried as a double-double (``vm_erfc_scaled_f64(u, c_hi, c_lo)``,
 #: ``vm_exp_product_f64(u, v, c_hi, c_lo)``).
 FORMS: dict[str, str] = {"pow": "vm_pow", "erfc_scaled": "vm_erfc_scaled",
                          "exp_scaled": "vm_exp_scaled", "erfc_product": "vm_erfc_product",
-                         "exp_product": "vm_exp_product"}
+                         "exp_product": "vm_exp_product", "hypot": "vm_hypot"}
 
 
 def function_name(name: str, dtype: str) -> str:

@@ -525,33 +525,58 @@ def vm_exp_scaled_f64(u, c_hi, c_lo):
 
 
 @_vm_njit(**_VM_JIT)
-def _vm_product_dd(u, v, c_hi, c_lo):
-    """(x, dx) with x + dx = c u v to about 2^-104 relative: u v as an exact FMA pair
-    p + e, then c p exactly (another FMA pair) plus the first-order terms c_hi e + c_lo p."""
-    p, e = _vm_two_prod(u, v)
+def _vm_product_dd(u, du, v, dv, c_hi, c_lo):
+    """(x, dx) with x + dx = c (u + du)(v + dv) to about 2^-100 relative, for constants
+    du, dv (0 for a plain factor; a centre, as in e^(-(z - 1)^2), whose sum would
+    otherwise round): each sum as an exact pair (two-sum), their product's leading
+    part as an exact FMA pair plus the cross terms, then times c likewise."""
+    uh, ul = _vm_two_sum(u, du)
+    vh, vl = _vm_two_sum(v, dv)
+    p, e = _vm_two_prod(uh, vh)
+    e = e + (uh * vl + ul * vh)
     x, f = _vm_two_prod(c_hi, p)
     return x, f + (c_hi * e + c_lo * p)
 
 
 @_vm_njit(**_VM_JIT)
-def vm_exp_product_f64(u, v, c_hi, c_lo):
-    """e^(c u v), float64, for a constant c = c_hi + c_lo (a double-double).
+def vm_exp_product_f64(u, du, v, dv, c_hi, c_lo):
+    """e^(c (u + du)(v + dv)), float64, for constants c = c_hi + c_lo (a double-double),
+    du and dv.
 
     As `vm_exp_scaled_f64`, for an exponent with two variable factors (a Gaussian's
     -x^2 is -1 * x * x): fl(x * x) alone is off by up to half an ulp of x^2, which e^x
-    turns into x^2/2 ulp (~370 ulp in e^(-x^2) near its underflow at x = 27). Here
-    c u v is carried as a double-double (`_vm_product_dd`).
+    turns into x^2/2 ulp (~370 ulp in e^(-x^2) near its underflow at x = 27), and
+    fl(x - 1) in e^(-(x - 1)^2) as much again. Here the argument is carried as a
+    double-double (`_vm_product_dd`).
     """
-    x, dx = _vm_product_dd(u, v, c_hi, c_lo)
+    x, dx = _vm_product_dd(u, du, v, dv, c_hi, c_lo)
     y = _vm_exp_dd(x, dx)
     return x + x if x != x else y
 
 
 @_vm_njit(**_VM_JIT)
-def vm_erfc_product_f64(u, v, c_hi, c_lo):
-    """erfc(c u v), float64, with c u v as a double-double (see `vm_erfc_scaled_f64`)."""
-    x, dx = _vm_product_dd(u, v, c_hi, c_lo)
+def vm_erfc_product_f64(u, du, v, dv, c_hi, c_lo):
+    """erfc(c (u + du)(v + dv)), float64, the argument as a double-double (see
+    `vm_exp_product_f64`, `vm_erfc_scaled_f64`)."""
+    x, dx = _vm_product_dd(u, du, v, dv, c_hi, c_lo)
     return _vm_erfc_dd(x, dx)
+
+
+@_vm_njit(**_VM_JIT)
+def vm_hypot_f64(x, y):
+    """sqrt(x^2 + y^2), float64, without overflow or underflow of the squares (within
+    1 ulp): the larger scaled into [1e-31, 1e-150] by 2^-600 above 1e150 and by 2^600
+    below 1e-150 (exact powers of two), where its square is a normal number. inf if
+    either is infinite (NaN included, as C99), else NaN propagates."""
+    ax = abs(x)
+    ay = abs(y)
+    m = ax if ax > ay else ay
+    s = 2.409919865102884e-181 if m > 1e150 else 1.0               # 2^-600
+    s = 4.149515568880993e+180 if m < 1e-150 else s                # 2^600
+    xs = ax * s
+    ys = ay * s
+    h = _vm_np.sqrt(_vm_fma(xs, xs, ys * ys)) / s
+    return _vm_np.inf if (ax == _vm_np.inf) | (ay == _vm_np.inf) else h
 
 
 @_vm_njit(**_VM_JIT)
@@ -1040,23 +1065,24 @@ def _vm_exp_dd_f32(x, dx):
 
 
 @_vm_njit(**_VM_JIT)
-def _vm_product_dd_f32(u, v, c_hi, c_lo):
-    """(x, dx) with x + dx = c u v in float32 pairs (as `_vm_product_dd`; c as a float32
-    pair taken from the float64 double-double)."""
-    u = _VM_F(u)
-    v = _VM_F(v)
+def _vm_product_dd_f32(u, du, v, dv, c_hi, c_lo):
+    """(x, dx) with x + dx = c (u + du)(v + dv) in float32 pairs (as `_vm_product_dd`;
+    du and dv exact in float32, c as a float32 pair taken from the float64 one)."""
+    uh, ul = _vm_two_sum(_VM_F(u), _VM_F(du))
+    vh, vl = _vm_two_sum(_VM_F(v), _VM_F(dv))
     ch = _VM_F(c_hi)
     cl = _VM_F((c_hi - _vm_np.float64(ch)) + c_lo)        # constants: folded by LLVM
-    p, e = _vm_two_prod_f32(u, v)
+    p, e = _vm_two_prod_f32(uh, vh)
+    e = e + (uh * vl + ul * vh)
     x, f = _vm_two_prod_f32(ch, p)
     return x, f + (ch * e + cl * p)
 
 
 @_vm_njit(**_VM_JIT)
-def vm_exp_product_f32(u, v, c_hi, c_lo):
-    """e^(c u v), native float32, with c u v as a float32 pair (see `vm_exp_product_f64`:
-    e^(-x^2) was up to ~50 ulp off in float32 near its underflow at x = 10)."""
-    x, dx = _vm_product_dd_f32(u, v, c_hi, c_lo)
+def vm_exp_product_f32(u, du, v, dv, c_hi, c_lo):
+    """e^(c (u + du)(v + dv)), native float32, the argument as a float32 pair (see
+    `vm_exp_product_f64`: e^(-x^2) was up to ~50 ulp off near its underflow at x = 10)."""
+    x, dx = _vm_product_dd_f32(u, du, v, dv, c_hi, c_lo)
     return _vm_exp_dd_f32(x, dx)
 
 
@@ -1441,10 +1467,20 @@ def _vm_erfc_dd_f32(x, dx):
 
 
 @_vm_njit(**_VM_JIT)
-def vm_erfc_product_f32(u, v, c_hi, c_lo):
-    """erfc(c u v), native float32, with c u v as a float32 pair (`_vm_product_dd_f32`)."""
-    x, dx = _vm_product_dd_f32(u, v, c_hi, c_lo)
+def vm_erfc_product_f32(u, du, v, dv, c_hi, c_lo):
+    """erfc(c (u + du)(v + dv)), native float32, the argument as a float32 pair."""
+    x, dx = _vm_product_dd_f32(u, du, v, dv, c_hi, c_lo)
     return _vm_erfc_dd_f32(x, dx)
+
+
+@_vm_njit(**_VM_JIT)
+def vm_hypot_f32(x, y):
+    """sqrt(x^2 + y^2), float32: in float64, where the squares of float32 numbers are
+    exact and cannot overflow, rounded once (inf if either is infinite, as C99)."""
+    xd = _vm_np.float64(x)
+    yd = _vm_np.float64(y)
+    h = _vm_np.float32(_vm_np.sqrt(xd * xd + yd * yd))
+    return _VM_F_INF if (abs(xd) == _vm_np.inf) | (abs(yd) == _vm_np.inf) else h
 
 
 @_vm_njit(**_VM_JIT)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, reduce
 
@@ -119,6 +119,56 @@ def _product_factors(u: sp.Expr) -> tuple[sp.Expr, ...]:
     return tuple(factors) if len(factors) == 2 else (u,)
 
 
+def centred(factor: sp.Expr) -> tuple[sp.Expr, sp.Rational]:
+    """(u, d) with ``factor`` = u + d, d a number exact in float32 (0 if there is none):
+    the kernels add d exactly (a two-sum), so e^(-(z - 1)^2) does not round z - 1.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> centred(z - 1), centred(z + sp.Rational(1, 3)), centred(2 * z)
+    ((z, -1), (z + 1/3, 0), (2*z, 0))
+    """
+    if isinstance(factor, sp.Add):
+        d, u = factor.as_independent(*factor.free_symbols, as_Add=True)
+        if isinstance(d, sp.Rational) and d != 0 and _exact_in_float32(d):
+            return u, d
+    return factor, sp.Integer(0)
+
+
+def _exact_in_float32(d: sp.Rational) -> bool:
+    q = int(d.q)
+    return q & (q - 1) == 0 and abs(int(d.p)) < 2 ** 24
+
+
+def hypot_argument(expr: sp.Pow) -> tuple[sp.Expr, sp.Expr, int] | None:
+    """(u, v, n) if ``expr`` is (u^2 + v^2)^(n/2) with n odd, v a positive number or a
+    square: a kernel evaluates it as hypot(u, v)^n, so u^2 cannot overflow (ISRU's
+    z/sqrt(z^2 + 1) was z/inf = 0 past z = 1.3e154, where it is +-1).
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> hypot_argument(1 / sp.sqrt(z**2 + 4))
+    (z, 2, -1)
+    >>> hypot_argument(sp.sqrt(z**2 - 1)) is None
+    True
+    """
+    base, ex = expr.as_base_exp()
+    if not (isinstance(base, sp.Add) and len(base.args) == 2 and ex.is_Rational
+            and ex.q == 2):
+        return None
+    sides = []
+    for term in base.args:
+        if term.is_number and term.is_positive:
+            sides.append(sp.sqrt(term))
+        elif isinstance(term, sp.Pow) and term.exp == 2:
+            sides.append(term.base)
+        else:
+            return None
+    if all(s.is_number for s in sides):
+        return None
+    if sides[0].is_number:
+        sides.reverse()
+    return sides[0], sides[1], int(ex.p)
+
+
 def coefficient_last(expr: sp.Mul) -> tuple[sp.Rational, sp.Expr] | None:
     """(c, rest) if the product c * rest should multiply its coefficient in last.
 
@@ -162,19 +212,27 @@ def _two_prod_error(a: np.ndarray | float, b: np.ndarray, p: np.ndarray) -> np.n
     return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-def _exact_argument_np(fn: type, factors: Sequence[np.ndarray], c: sp.Expr, dt: np.dtype
-                       ) -> np.ndarray:
-    """erfc or exp of c * u (* v) with the argument as a double-double x + d, as the
+def _two_sum(a: np.ndarray, b: float) -> tuple[np.ndarray, np.ndarray]:
+    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _exact_argument_np(fn: type, factors: Sequence, c: sp.Expr, dt: np.dtype) -> np.ndarray:
+    """erfc or exp of c * u or c * (u + du)(v + dv) (``factors`` [u] or [(u, du), (v, dv)])
+    with the argument as a double-double x + d, as the
     kernels evaluate it (float64 inside, one rounding to the dtype), to first order in
     the low part d: erfc(x + d) = erfc(x) - d 2/sqrt(pi) e^(-x^2), e^(x + d) = e^x + e^x d."""
     hi, lo = double_double(c)
-    u64 = np.asarray(factors[0], dtype=np.float64)
     if len(factors) == 2:
-        v64 = np.asarray(factors[1], dtype=np.float64)
-        p = u64 * v64
-        e = _two_prod_error(u64, v64, p)
+        (uh, ul), (vh, vl) = (_two_sum(np.asarray(f, dtype=np.float64), float(d))
+                              for f, d in factors)
+        p = uh * vh
+        e = _two_prod_error(uh, vh, p) + (uh * vl + ul * vh)
     else:
-        p, e = u64, np.zeros_like(u64)
+        p = np.asarray(factors[0], dtype=np.float64)
+        e = np.zeros_like(p)
     x = hi * p
     d = _two_prod_error(hi, p, x) + (hi * e + lo * p)
     d = np.where(np.isfinite(d), d, 0.0)
@@ -233,6 +291,11 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
             top = reduce(np.multiply, num) if num else dt.type(1.0)
             return top / reduce(np.multiply, den) if den else top
         if isinstance(e, sp.Pow):
+            hyp = hypot_argument(e)
+            if hyp is not None:
+                h = np.hypot(ev(hyp[0]), ev(hyp[1]))
+                prod = reduce(np.multiply, [h] * abs(hyp[2]))
+                return prod if hyp[2] > 0 else dt.type(1.0) / prod
             base, ex = e.args
             if ex.is_Integer and 0 < abs(int(ex)) <= 4:
                 b = ev(base)
@@ -261,9 +324,16 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
             return reduce(np.logical_or, [ev(a) for a in e.args])
         if isinstance(e, sp.Not):
             return np.logical_not(ev(e.args[0]))
+        if isinstance(e, sp.log):
+            hyp = hypot_argument(sp.sqrt(e.args[0]))
+            if hyp is not None and hyp[2] == 1:   # as the printer: 2 log(hypot(u, v))
+                return dt.type(2.0) * np.log(np.hypot(ev(hyp[0]), ev(hyp[1])))
         exact = exact_argument(e)
         if exact is not None:
-            return _exact_argument_np(type(e), [ev(f) for f in exact[1]], exact[0], dt)
+            if len(exact[1]) == 2:
+                parts = [centred(f) for f in exact[1]]
+                return _exact_argument_np(type(e), [(ev(u), d) for u, d in parts], exact[0], dt)
+            return _exact_argument_np(type(e), [ev(exact[1][0])], exact[0], dt)
         fn = _NUMPY_FUNCS.get(type(e))
         if fn is None:
             raise TypeError(f"no float evaluation rule for {type(e).__name__} (in {expr})")
@@ -477,21 +547,24 @@ class Choice:
 def choose(candidates: Sequence[tuple[str, sp.Expr]], exact: sp.Expr, bound: float,
            floor: float = 0.0, saved: Mapping[sp.Symbol, sp.Expr] | None = None,
            targets: Mapping[sp.Symbol, Sequence[float]] | None = None,
-           var: sp.Symbol = Z) -> Choice:
+           var: sp.Symbol = Z, fixed: Collection[sp.Expr] = ()) -> Choice:
     """The cheapest candidate within ``bound`` ulps in both dtypes, else the most accurate.
 
     Candidates come in order of preference (shortest, most readable first); duplicates
     are measured once. "Cheapest" is `evaluation_cost` (the special functions a kernel
     evaluates): a later candidate replaces an accurate earlier one only when it costs
     fewer of them (Swish's slope through one exponential instead of a cosh and an exp),
-    and is then measured like the others. "Most accurate" counts the points past the
-    bound first (a form that fails only where z**3 itself overflows beats one that
-    fails from z = 20 on), then the worst error.
+    and is then measured like the others. Where none is within the bound, two candidates
+    that fail in different places are spliced (`splices`: one below a threshold on z or
+    |z|, the other above it), unless one of them is in ``fixed``. "Most accurate" counts
+    the points past the bound first (a form that fails only where z**3 itself overflows
+    beats one that fails from z = 20 on), then the worst error.
     """
     probes = [make_probe(exact, dt, floor, saved, targets, var) for dt in DTYPES]
     seen: set[sp.Expr] = set()
     best: tuple[tuple[int, float], Choice] | None = None
     accepted: tuple[int, Choice] | None = None
+    failed: list[tuple[str, sp.Expr, list[np.ndarray]]] = []
     for label, cand in candidates:
         if cand in seen:
             continue
@@ -508,8 +581,71 @@ def choose(candidates: Sequence[tuple[str, sp.Expr]], exact: sp.Expr, bound: flo
         rank = (sum(int(np.count_nonzero(e > bound)) for e in errs), choice.ulps)
         if accepted is None and (best is None or rank < best[0]):
             best = (rank, choice)
+        if cand not in fixed:
+            failed.append((label, cand, errs))
     if accepted is not None:
         return accepted[1]
     if best is None:
         raise ValueError("choose() needs at least one candidate")
-    return best[1]
+    spliced = None
+    for label, cand, errs in splices(failed, probes, bound, var):
+        cost = evaluation_cost(cand)
+        if spliced is None or cost < spliced[0]:
+            spliced = (cost, Choice(cand, label, tuple(
+                p.measure(cand, e) for p, e in zip(probes, errs, strict=True))))
+    return spliced[1] if spliced is not None else best[1]
+
+
+def splices(failed: Sequence[tuple[str, sp.Expr, list[np.ndarray]]], probes: Sequence[Probe],
+            bound: float, var: sp.Symbol) -> list[tuple[str, sp.Expr, list[np.ndarray]]]:
+    """Piecewise forms taking one failed candidate below a threshold and another above it,
+    each where it is within ``bound``, with their errors at the probes' points.
+
+    A shifted softplus log((1 + e^z)/2) has log1p(expm1(z)/2), which overflows past
+    z = 709, and max(z, 0) + log1p(e^-|z|) - log 2, which cancels near 0: neither is
+    accurate everywhere, the splice at |z| = 2^k between them is. The threshold splits
+    either |z| (a form for small inputs, one for large) or z itself (one per side); it is
+    a power of two (exact in both dtypes) in the middle of the gap between the points
+    where the two forms fail, or 0 where that gap holds it. Each branch equals the
+    formula, so the splice is proven branch by branch (`zero.every_branch_zero`).
+    The errors of the splice are those of its branches, point by point.
+    """
+    zs = [np.asarray(p.values[var], dtype=np.float64)[p.mask] for p in probes]
+    out = []
+    for kind, key in (("|z|", np.abs), ("z", lambda x: x)):
+        # where each candidate fails, as key(z), over both dtypes
+        fails = [np.concatenate([key(z[e > bound]) for z, e in zip(zs, errs, strict=True)])
+                 for _, _, errs in failed]
+        for ia, (label_a, a, errs_a) in enumerate(failed):
+            for ib, (label_b, b, errs_b) in enumerate(failed):
+                if ia == ib or not fails[ia].size or not fails[ib].size:
+                    continue
+                # a below the threshold t, b from t on: t in (max b-fails, min a-fails]
+                t = _threshold(float(fails[ib].max()), float(fails[ia].min()))
+                if t is None:
+                    continue
+                cond = (sp.Abs(var) if kind == "|z|" else var) < t
+                inside = [key(z) < float(t) for z in zs]
+                errs = [np.where(m, ea, eb) for m, ea, eb in zip(inside, errs_a, errs_b,
+                                                                 strict=True)]
+                label = f"{label_a} where {kind} < {t}, {label_b} elsewhere"
+                out.append((label, sp.Piecewise((a, cond), (b, True)), errs))
+    return out
+
+
+def _threshold(lo: float, hi: float) -> sp.Number | None:
+    """A round number t with lo < t <= hi: 0 if the interval holds it, else the power of
+    two nearest its logarithmic middle (None if the interval is empty)."""
+    if not lo < hi:
+        return None
+    if lo < 0 <= hi:
+        return sp.Integer(0)
+    sign = 1 if lo >= 0 else -1
+    small, large = (lo, hi) if sign > 0 else (-hi, -lo)   # |t| in [small, large]
+    small = max(small, large * 2.0 ** -60)
+    k = round(math.log2(math.sqrt(small) * math.sqrt(large)))
+    for cand in (k, k + 1, k - 1):
+        t = sign * 2.0 ** cand
+        if lo < t <= hi:
+            return sign * sp.Integer(2) ** cand
+    return sp.Float(hi, 17)

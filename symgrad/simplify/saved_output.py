@@ -59,7 +59,7 @@ from symgrad.derive.elementwise import RawActivation
 from symgrad.derive.plan import ActivationPlan, Identity
 from symgrad.simplify.accuracy import Choice, choose
 from symgrad.simplify.one_exponential import through_one_exponential
-from symgrad.simplify.stable import stabilise
+from symgrad.simplify.stable import log_near_one, stabilise
 from symgrad.simplify.zero import bounded_step, breakpoints, zero_method
 
 MAX_OPS = 120
@@ -256,9 +256,17 @@ def _verified_gate(exact: sp.Expr, f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.S
 
 
 def in_z_forms(d: sp.Expr, z: sp.Symbol = Z) -> list[tuple[str, sp.Expr]]:
-    """f'(z) as derived, then the stable rules' rewrites of it (as is and term by term),
-    then each of these through one exponential (`through_one_exponential`)."""
+    """f'(z) as derived and over one denominator, then the stable rules' rewrites of it
+    (as is and term by term), then each of these through one exponential
+    (`through_one_exponential`).
+
+    Over one denominator, ISRU's slope -z^2/(z^2 + 1)^(3/2) + 1/sqrt(z^2 + 1), whose
+    terms cancel for large |z|, is (z^2 + 1)^(-3/2).
+    """
     forms = [("as derived", d)]
+    together = sp.together(d)
+    if together != d:
+        forms.append(("over one denominator", together))
     for label, base in (("", d), (" term by term", sp.expand(d, power_exp=False))):
         for logs, stable, used in _rule_rewrites(base):
             names = ", ".join(rule.name for rule in used)
@@ -274,6 +282,11 @@ def _rule_rewrites(base: sp.Expr) -> list[tuple[str, sp.Expr, tuple]]:
         stable, used = stabilise(base, distribute=False, expand=expand)
         if used:
             out.append(("" if expand else " (logs as written)", stable, used))
+    if base.has(sp.log):
+        near_one = log_near_one(base)
+        if near_one != base:
+            stable, used = stabilise(near_one, distribute=False, expand=False)
+            out.append((" (logs combined, log(w) as log1p(w - 1))", stable, used))
     return out
 
 
@@ -393,7 +406,7 @@ def in_saved_output(f: sp.Expr, d: sp.Expr, z: sp.Symbol, a: sp.Symbol,
     gated = gate_forms(f, d, z, a) if gates else []
     exact_of = {guarded: exact for _, guarded, exact in gated}
     chosen = choose(in_a + in_z + [(m, guarded) for m, guarded, _ in gated], d,
-                    DERIVATIVE_ULPS, floor=1.0, saved={a: forward}, var=z)
+                    DERIVATIVE_ULPS, floor=1.0, saved={a: forward}, var=z, fixed=exact_of)
     uses = tuple(s.name for s in (z, a) if chosen.expr.has(s))
     if chosen.expr in exact_of:
         return Rewrite(exact_of[chosen.expr], uses, chosen.label,

@@ -171,6 +171,32 @@ def _sqrt_minus_one(expr: sp.Expr) -> sp.Expr:
                            if sign < 0 else None)
 
 
+def _conjugate(expr: sp.Expr) -> sp.Expr:
+    """t + k*sqrt(w) -> d/(k*sqrt(w) - t) where it cancels (t < 0 for k > 0), when
+    d = k^2 w - t^2 is a number: Squareplus (z + sqrt(z^2 + 4))/2 cancels for z << 0
+    (it returned 0 below z = -1e8 in float64), 1/(sqrt(z^2 + 4)/2 - z/2) does not.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> _conjugate(z / 2 + sp.sqrt(z**2 + 4) / 2)
+    Piecewise((1/(-z/2 + sqrt(z**2 + 4)/2), z < 0), (z/2 + sqrt(z**2 + 4)/2, True))
+    """
+    def rewrite(add: sp.Add) -> sp.Expr:
+        for term in add.args:
+            k, root = term.as_independent(*term.free_symbols, as_Add=False)
+            if not (isinstance(root, sp.Pow) and root.exp == sp.S.Half and k.is_number):
+                continue
+            t = add - term
+            if not t.free_symbols:
+                continue
+            d = sp.expand(term**2 - t**2)
+            if d.free_symbols or d == 0:
+                continue
+            cancels = t < 0 if k.is_positive else t > 0
+            return sp.Piecewise((d / (term - t), cancels), (add, True))
+        return add
+    return expr.replace(lambda e: isinstance(e, sp.Add), rewrite)
+
+
 def _atan_complement(expr: sp.Expr) -> sp.Expr:
     """c + k*atan(u) with c = +-k*pi/2 -> k*(+-pi/2 + atan(u)), written per sign of u.
 
@@ -214,6 +240,49 @@ def _tanh_logistic(expr: sp.Expr) -> sp.Expr:
                            lambda c, u, sign: 2 * c / (1 + sp.exp(-2 * sign * u)))
 
 
+def _hyperbolic_of_log(expr: sp.Expr) -> sp.Expr:
+    """tanh(log w) -> (w^2 - 1)/(w^2 + 1), sinh(log w) -> (w - 1/w)/2, cosh likewise.
+
+    Mish, z tanh(log(1 + e^z)), rounds log(1 + e^z) to 0 below z ~ -37 (float64) and
+    returns 0 where it is z e^z; written in w = 1 + e^z it is a rational function of one
+    exponential, which `one_exponential` then evaluates without overflow or cancellation.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> _hyperbolic_of_log(sp.tanh(sp.log(1 + sp.exp(z))))
+    ((exp(z) + 1)**2 - 1)/((exp(z) + 1)**2 + 1)
+    """
+    forms = {sp.tanh: lambda w: (w**2 - 1) / (w**2 + 1),
+             sp.sinh: lambda w: (w - 1 / w) / 2, sp.cosh: lambda w: (w + 1 / w) / 2}
+    return expr.replace(
+        lambda e: type(e) in forms and isinstance(e.args[0], sp.log),
+        lambda e: forms[type(e)](e.args[0].args[0]))
+
+
+def _max_minus_argument(expr: sp.Expr) -> sp.Expr:
+    """k*Max(a, b) - k*a -> k*Max(0, b - a) in every sum holding both terms.
+
+    Log-sigmoid written log(1/(1 + e^-z)) expands to z - Max(0, z) - log1p(e^-|z|), and
+    z - Max(0, z) cancels for z > 0 (the kernel returned 0 where the value is -e^-z);
+    -Max(0, -z) is the same number without the difference.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> _max_minus_argument(z - sp.Max(0, z) - sp.log(2))
+    -Max(0, -z) - log(2)
+    """
+    def rewrite(add: sp.Add) -> sp.Expr:
+        for term in add.args:
+            k, m = term.as_coeff_Mul()
+            if not isinstance(m, sp.Max) or len(m.args) != 2:
+                continue
+            for a, b in (m.args, m.args[::-1]):
+                partner = -k * a
+                if partner in add.args:
+                    others = [t for t in add.args if t is not term and t != partner]
+                    return sp.Add(*others, k * sp.Max(0, b - a))
+        return add
+    return expr.replace(lambda e: isinstance(e, sp.Add), rewrite)
+
+
 @dataclass(frozen=True)
 class StableRule:
     """Replace ``pattern`` (with wildcard u) by ``replacement(u)``; ``note`` says why.
@@ -231,6 +300,14 @@ class StableRule:
 
 
 RULES: tuple[StableRule, ...] = (
+    StableRule(
+        "hyperbolic of a log", None, _hyperbolic_of_log,
+        r"$\tanh(\log w)$ is evaluated as $(w^2-1)/(w^2+1)$ (and $\sinh$, $\cosh$ of "
+        r"$\log w$ as $(w \mp 1/w)/2$): $\log w$ rounds to 0 where $w$ is near 1 (Mish, "
+        r"$z\tanh(\log(1+e^z))$, returned 0 below $z \approx -37$), the rational form "
+        "does not.",
+        "accuracy",
+    ),
     StableRule(
         "softplus", sp.log(1 + sp.exp(_u)),
         lambda u: sp.Max(u, 0) + sp.log(1 + sp.exp(-sp.Abs(u))),
@@ -304,6 +381,20 @@ RULES: tuple[StableRule, ...] = (
         "accuracy",
     ),
     StableRule(
+        "conjugate", None, _conjugate,
+        r"$t + k\sqrt{w}$ with $k^2 w - t^2 = d$ a number is evaluated as "
+        r"$d/(k\sqrt{w} - t)$ where the sum cancels ($t<0$ for $k>0$): Squareplus "
+        r"$(z+\sqrt{z^2+4})/2$ returned 0 below $z = -10^8$ in float64.",
+        "accuracy",
+    ),
+    StableRule(
+        "max minus its argument", None, _max_minus_argument,
+        r"$k\max(a,b) - k a$ is evaluated as $k\max(0, b-a)$: the difference cancels "
+        r"where $a$ is the larger (log-sigmoid as $z - \max(0,z) - \ldots$ returned 0 for "
+        r"$z > 0$).",
+        "accuracy",
+    ),
+    StableRule(
         "atan complement", None, _atan_complement,
         r"$\pi/2 \pm \arctan u$ is evaluated as $\mp\arctan(1/u)$ where it is small "
         r"($u<0$ resp. $u>0$): the sum cancels there (an arctan CDF returned 0 below "
@@ -338,6 +429,22 @@ def expand_logs(expr: sp.Expr, distribute: bool = True) -> sp.Expr:
     return sp.expand(expr, power_exp=False) if distribute else expr
 
 
+def log_near_one(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with its logs combined and each log(w) written log1p(w - 1), w - 1
+    expanded: a proposal (the rules then apply to w - 1), for logs of numbers near 1.
+
+    A shifted softplus log(e^z + 1) - log 2 is log1p(expm1(z)/2) this way (after the
+    expm1 rule); expanded instead, max(z, 0) + log1p(e^-|z|) - log 2 cancels near 0.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> log_near_one(sp.log(sp.exp(z) + 1) - sp.log(2))
+    log1p(exp(z)/2 - 1/2)
+    """
+    combined = sp.logcombine(expr, force=True)
+    return combined.replace(lambda e: isinstance(e, sp.log),
+                            lambda e: log1p(sp.expand(e.args[0] - 1)))
+
+
 def stabilise(expr: sp.Expr, rules: tuple[StableRule, ...] = RULES, distribute: bool = True,
               expand: bool = True) -> tuple[sp.Expr, tuple[StableRule, ...]]:
     """``expr`` with log expansion and every applicable rule; returns (stable, rules used).
@@ -368,13 +475,15 @@ def elementary(expr: sp.Basic) -> sp.Basic:
     """The special functions the rules introduce, written back in exp/log/erf.
 
     For proofs: log1p(u) = log(1 + u), expm1(u) = exp(u) - 1, erfc(u) = 1 - erf(u)
-    are definitions, and the zero tests know exp, log and erf; atan(1/u) becomes
+    are definitions, and the zero tests know exp, log and erf; tanh(log w) becomes
+    (w^2 - 1)/(w^2 + 1) (`_hyperbolic_of_log`, sinh and cosh likewise); atan(1/u) becomes
     +-pi/2 - atan(u) where the sign of u is known (`_atan_of_reciprocal`).
 
     >>> u = sp.Symbol("u", real=True)
     >>> elementary(log1p(u) + expm1(u) + sp.erfc(u))
     exp(u) + log(u + 1) - erf(u)
     """
+    expr = _hyperbolic_of_log(expr)   # tanh(log w): rational in w, as the rule writes it
     if not expr.has(log1p, expm1, sp.erfc, sp.atan):
         return expr
     return expr.replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0])) \

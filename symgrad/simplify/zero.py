@@ -376,8 +376,8 @@ def branchwise_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
 
 
 def every_branch_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
-    """"every branch" if ``expr`` holds one Piecewise and is 0 with each of its branches
-    in its place, whatever the conditions; else None.
+    """"every branch" if ``expr`` holds one outermost Piecewise and is 0 with each of its
+    branches in its place, whatever the conditions; else None.
 
     A stable form spliced by magnitude (log cosh u: log1p(2 sinh^2(u/2)) for small |u|,
     |u| + log1p(e^(-2|u|)) - log 2 beyond) has branches that are each equal to the formula
@@ -385,7 +385,10 @@ def every_branch_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     substitute expressions such as -16 + 16/(1 + t) for u, which the tools then fail to
     simplify; here each branch is proven in the variable itself.
     """
-    pieces = [p for p in expr.atoms(sp.Piecewise)]
+    every = expr.atoms(sp.Piecewise)
+    # the outermost: a splice of two forms that are Piecewise themselves (per sign of z)
+    # is proven branch by branch, each branch then by the same rule
+    pieces = [p for p in every if not any(q != p and q.has(p) for q in every)]
     if len(pieces) != 1:
         return None
     (piece,) = pieces
