@@ -52,6 +52,7 @@ from symgrad.simplify.accuracy import (
     double_double,
     exact_argument,
     hypot_argument,
+    polynomial_argument,
 )
 
 __all__ = ["UnsupportedExpressionError", "NumbaScalarPrinter", "print_expr", "check_printable"]
@@ -250,6 +251,18 @@ class NumbaScalarPrinter(PythonCodePrinter):
     _print_log1p = _print_expm1 = _print_Function
 
     def _print_exact_argument(self, expr: sp.erfc | sp.exp) -> str:
+        poly = polynomial_argument(expr)
+        if poly is not None:   # Horner's rule in double-double, one step per coefficient
+            z, coeffs = poly
+            x = self._print(z)
+            acc = f"{vecmath.function_name('dd_const', self._dtype)}" \
+                  f"({', '.join(self._double(v) for v in double_double(coeffs[0]))})"
+            step = vecmath.function_name("dd_mad", self._dtype)
+            for c in coeffs[1:]:
+                hi, lo = double_double(c) if c != 0 else (0.0, 0.0)
+                acc = f"{step}({acc}, {x}, {self._double(hi)}, {self._double(lo)})"
+            name = vecmath.function_name(f"{type(expr).__name__}_poly", self._dtype)
+            return f"{name}({acc})"
         exact = exact_argument(expr)
         if exact is None:
             return self._print_Function(expr)

@@ -81,12 +81,14 @@ FUNCTIONS: dict[str, str] = {
     "atan": "vm_atan", "sin": "vm_sin", "cos": "vm_cos",
 }
 #: Printing rules that are not one SymPy function: x**y, sqrt(u**2 + v**2) as hypot(u, v),
-#: and erfc and exp of c*u or c*u*v
+#: erfc and exp of c*u or c*u*v, and of a polynomial (Horner in double-double, ``vm_dd_mad``),
 #: with the argument carried as a double-double (``vm_erfc_scaled_f64(u, c_hi, c_lo)``,
-#: ``vm_exp_product_f64(u, v, c_hi, c_lo)``).
+#: ``vm_exp_product_f64(u, du, v, dv, c_hi, c_lo)``).
 FORMS: dict[str, str] = {"pow": "vm_pow", "erfc_scaled": "vm_erfc_scaled",
                          "exp_scaled": "vm_exp_scaled", "erfc_product": "vm_erfc_product",
-                         "exp_product": "vm_exp_product", "hypot": "vm_hypot"}
+                         "exp_product": "vm_exp_product", "hypot": "vm_hypot",
+                         "exp_poly": "vm_exp_poly", "erfc_poly": "vm_erfc_poly",
+                         "dd_const": "vm_dd_const", "dd_mad": "vm_dd_mad"}
 
 
 def function_name(name: str, dtype: str) -> str:

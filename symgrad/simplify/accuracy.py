@@ -95,10 +95,55 @@ def exact_argument(expr: sp.Basic) -> tuple[sp.Expr, tuple[sp.Expr, ...]] | None
         return None
     factors = _product_factors(u)
     if len(factors) == 2:
+        if any(_rounds_as_polynomial(centred(f)[0]) for f in factors):
+            return None   # e^(-(z^2 - 1)^2): z^2 rounds; `polynomial_argument` carries it
         return c, factors
     if c.is_Rational and all(v & (v - 1) == 0 for v in (abs(c.p), c.q)):
         return None
+    if isinstance(u, sp.Add):
+        return None   # u itself rounds: `polynomial_argument`'s, where it is a polynomial
     return c, (u,)
+
+
+def _rounds_as_polynomial(u: sp.Expr) -> bool:
+    """True if u is a polynomial in one symbol that a kernel rounds (not the bare symbol)."""
+    return (len(u.free_symbols) == 1 and not u.is_Symbol
+            and u.is_polynomial(*u.free_symbols))
+
+
+def polynomial_argument(expr: sp.Basic) -> tuple[sp.Symbol, tuple[sp.Expr, ...]] | None:
+    """(z, coefficients, leading first) if ``expr`` is erfc or exp of a polynomial in one
+    symbol z that `exact_argument` does not carry: the kernels evaluate it by Horner's rule
+    in double-double (`vm_dd_mad_f64`), so none of its roundings reaches the exponential.
+    GELU's tanh form 1/(1 + e^(-2c(z + 0.044715 z^3))) was 551 ulp off at z = -21
+    (float64), e^(z - 1) up to |z|/2 ulp.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> polynomial_argument(sp.exp(-2 * (z + z**3 / 4)))
+    (z, (-1/2, 0, -2, 0))
+    >>> polynomial_argument(sp.exp(-z**2)) is None   # exact_argument's product form
+    True
+    """
+    if not isinstance(expr, (sp.erfc, sp.exp)) or exact_argument(expr) is not None:
+        return None
+    arg = expr.args[0]
+    if len(arg.free_symbols) != 1:
+        return None
+    (z,) = arg.free_symbols
+    if not isinstance(z, sp.Symbol):
+        return None
+    try:
+        poly = sp.Poly(arg, z)
+    except sp.PolynomialError:
+        return None
+    coeffs = tuple(sp.nsimplify(c) if isinstance(c, sp.Float) else c
+                   for c in poly.all_coeffs())
+    if not all(c.is_number for c in coeffs):
+        return None
+    nonzero = sum(1 for c in coeffs if c != 0)
+    if poly.degree() < 1 or (nonzero < 2 and poly.degree() <= 2):
+        return None
+    return z, coeffs
 
 
 def _product_factors(u: sp.Expr) -> tuple[sp.Expr, ...]:
@@ -212,6 +257,23 @@ def _two_prod_error(a: np.ndarray | float, b: np.ndarray, p: np.ndarray) -> np.n
     return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
+def _polynomial_dd(x: np.ndarray, coeffs: Sequence[sp.Expr]) -> tuple[np.ndarray, np.ndarray]:
+    """The polynomial at x as a double-double (hi, lo), Horner's rule step by step as
+    `vm_dd_mad_f64` (the low parts dropped where they are not finite)."""
+    x = np.asarray(x, dtype=np.float64)
+    hi, lo = (np.full_like(x, v) for v in double_double(coeffs[0]))
+    for c in coeffs[1:]:
+        ch, cl = double_double(c) if c != 0 else (0.0, 0.0)
+        p = hi * x
+        e = _two_prod_error(hi, x, p) + lo * x
+        s, f = _two_sum(p, ch)
+        f = f + (e + cl)
+        ok = np.isfinite(f)
+        hi = np.where(ok, s + f, s)
+        lo = np.where(ok, f - (hi - s), 0.0)
+    return hi, lo
+
+
 def _two_sum(a: np.ndarray, b: float) -> tuple[np.ndarray, np.ndarray]:
     """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth)."""
     s = a + b
@@ -219,11 +281,21 @@ def _two_sum(a: np.ndarray, b: float) -> tuple[np.ndarray, np.ndarray]:
     return s, (a - (s - bb)) + (b - bb)
 
 
+def _of_double_double(fn: type, x: np.ndarray, d: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """erfc or exp of x + d, to first order in the low part d (float64 inside, one
+    rounding to the dtype): erfc(x + d) = erfc(x) - d 2/sqrt(pi) e^(-x^2),
+    e^(x + d) = e^x + e^x d."""
+    d = np.where(np.isfinite(d), d, 0.0)
+    if fn is sp.exp:
+        y = np.exp(x)
+        return (y + np.where(np.isfinite(y), y * d, 0.0)).astype(dt)
+    slope = 2.0 / math.sqrt(math.pi) * np.exp(-x * x)
+    return (_erfc_np(x) - d * slope).astype(dt)
+
+
 def _exact_argument_np(fn: type, factors: Sequence, c: sp.Expr, dt: np.dtype) -> np.ndarray:
     """erfc or exp of c * u or c * (u + du)(v + dv) (``factors`` [u] or [(u, du), (v, dv)])
-    with the argument as a double-double x + d, as the
-    kernels evaluate it (float64 inside, one rounding to the dtype), to first order in
-    the low part d: erfc(x + d) = erfc(x) - d 2/sqrt(pi) e^(-x^2), e^(x + d) = e^x + e^x d."""
+    with the argument as a double-double x + d, as the kernels evaluate it."""
     hi, lo = double_double(c)
     if len(factors) == 2:
         (uh, ul), (vh, vl) = (_two_sum(np.asarray(f, dtype=np.float64), float(d))
@@ -234,13 +306,7 @@ def _exact_argument_np(fn: type, factors: Sequence, c: sp.Expr, dt: np.dtype) ->
         p = np.asarray(factors[0], dtype=np.float64)
         e = np.zeros_like(p)
     x = hi * p
-    d = _two_prod_error(hi, p, x) + (hi * e + lo * p)
-    d = np.where(np.isfinite(d), d, 0.0)
-    if fn is sp.exp:
-        y = np.exp(x)
-        return (y + np.where(np.isfinite(y), y * d, 0.0)).astype(dt)
-    slope = 2.0 / math.sqrt(math.pi) * np.exp(-x * x)
-    return (_erfc_np(x) - d * slope).astype(dt)
+    return _of_double_double(fn, x, _two_prod_error(hi, p, x) + (hi * e + lo * p), dt)
 
 
 _NUMPY_FUNCS = {
@@ -328,6 +394,10 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
             hyp = hypot_argument(sp.sqrt(e.args[0]))
             if hyp is not None and hyp[2] == 1:   # as the printer: 2 log(hypot(u, v))
                 return dt.type(2.0) * np.log(np.hypot(ev(hyp[0]), ev(hyp[1])))
+        poly = polynomial_argument(e)
+        if poly is not None:
+            x, d = _polynomial_dd(ev(poly[0]), poly[1])
+            return _of_double_double(type(e), x, d, dt)
         exact = exact_argument(e)
         if exact is not None:
             if len(exact[1]) == 2:

@@ -171,6 +171,35 @@ def _sqrt_minus_one(expr: sp.Expr) -> sp.Expr:
                            if sign < 0 else None)
 
 
+def _ramp_difference(expr: sp.Expr) -> sp.Expr:
+    """k*Max(0, u) - k*Max(0, u - c) -> k*Min(c, Max(0, u)) for a number c > 0.
+
+    Soft clipping log((1 + e^z)/(1 + e^(z - 1))) expands to a difference of two ramps,
+    z - (z - 1) for large z, which is 0 once z - 1 rounds to z (z > 2^24 in float32);
+    the clamp is the same number without the difference.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> _ramp_difference(sp.Max(0, z) - sp.Max(0, z - 1))
+    Min(1, Max(0, z))
+    """
+    def ramp(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+        k, m = term.as_coeff_Mul()
+        if isinstance(m, sp.Max) and len(m.args) == 2 and sp.S.Zero in m.args:
+            return k, m.args[0] if m.args[1] == 0 else m.args[1]
+        return None
+
+    def rewrite(add: sp.Add) -> sp.Expr:
+        ramps = [(t, ramp(t)) for t in add.args if ramp(t) is not None]
+        for t1, (k1, u1) in ramps:
+            for t2, (k2, u2) in ramps:
+                c = sp.simplify(u1 - u2)
+                if t1 is not t2 and k2 == -k1 and c.is_number and c.is_positive:
+                    others = [t for t in add.args if t is not t1 and t is not t2]
+                    return sp.Add(*others, k1 * sp.Min(c, sp.Max(0, u1)))
+        return add
+    return expr.replace(lambda e: isinstance(e, sp.Add), rewrite)
+
+
 def _conjugate(expr: sp.Expr) -> sp.Expr:
     """t + k*sqrt(w) -> d/(k*sqrt(w) - t) where it cancels (t < 0 for k > 0), when
     d = k^2 w - t^2 is a number: Squareplus (z + sqrt(z^2 + 4))/2 cancels for z << 0
@@ -385,6 +414,12 @@ RULES: tuple[StableRule, ...] = (
         r"$t + k\sqrt{w}$ with $k^2 w - t^2 = d$ a number is evaluated as "
         r"$d/(k\sqrt{w} - t)$ where the sum cancels ($t<0$ for $k>0$): Squareplus "
         r"$(z+\sqrt{z^2+4})/2$ returned 0 below $z = -10^8$ in float64.",
+        "accuracy",
+    ),
+    StableRule(
+        "ramp difference", None, _ramp_difference,
+        r"$k\max(0,u) - k\max(0,u-c)$ ($c>0$) is evaluated as $k\min(c,\max(0,u))$: "
+        r"the difference is $u - (u - c)$ for large $u$, 0 once $u - c$ rounds to $u$.",
         "accuracy",
     ),
     StableRule(
