@@ -241,6 +241,8 @@ CUSTOM = {
     "log_one_plus_square": "log(1 + x**2)",
     # exp of a polynomial: Horner in double-double (z - 1 rounds: |z|/2 ulp)
     "exp_shifted": "exp(x - 1)",
+    # an exponent float64 rounds: x^(1/3) was ~120 ulp off at 1e308 (vm_pow_exact)
+    "signed_cube_root": "Piecewise((x**(1/3), x > 0), (-(-x)**(1/3), True))",
 }
 
 
@@ -248,7 +250,10 @@ MISH = "x*tanh(log(1 + exp(x)))"
 # GELU's tanh approximation (PyTorch's approximate="tanh", GPT-2's gelu_new)
 GELU_TANH = "x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))/2"
 #: formulas whose slope fails only past a stated |z| (tested on their own below)
-EXTRA = {"mish": MISH, "gelu_tanh": GELU_TANH}
+EXTRA = {"mish": MISH, "gelu_tanh": GELU_TANH,
+         # (z^2 + 1)^(1/3) as hypot(z, 1)^(2/3), the exponent as a double-double; its
+         # slope's z^2 overflows (inf * 0) past |z| = 1.8e19 in float32
+         "cube_root_isru": "x/(1 + x**2)**(1/3)"}
 
 
 @pytest.mark.parametrize("key", ["atan_cdf", "x_atan_cdf", "atan_saturating", "log_cosh",
@@ -287,7 +292,8 @@ def test_custom_formulas_get_an_accurate_form(scratch_registries, key, dtype):
     ("logistic_tenth", "vm_exp_scaled"), ("gaussian", "vm_exp_product"),
     ("gaussian_wide", "vm_exp_product"), ("gauss_centered", "vm_exp_product"),
     ("isru", "vm_hypot"), ("squareplus", "vm_hypot"), ("log_one_plus_square", "vm_hypot"),
-    ("gelu_tanh", "vm_exp_poly"), ("exp_shifted", "vm_exp_poly")])
+    ("gelu_tanh", "vm_exp_poly"), ("exp_shifted", "vm_exp_poly"),
+    ("cube_root_isru", "vm_pow_exact"), ("signed_cube_root", "vm_pow_exact")])
 def test_printing_rule_kernel_line(scratch_registries, key, call, dtype):
     """The compiled forward line (vecmath's exp of a double-double c*z or c*z*z, hypot
     for sqrt(z^2 + c): not the NumPy mirror in `evaluate`) is within 4 ulp over the

@@ -352,6 +352,8 @@ class NumbaScalarPrinter(PythonCodePrinter):
             u, v, n = hyp
             name = vecmath.function_name("hypot", self._dtype)
             h = f"{name}({self._print(u)}, {self._print(v)})"
+            if not isinstance(n, int):   # (z^2 + 1)^(1/3): hypot(z, 1)^(2/3)
+                return self._power(h, n)
             prod = "*".join([h] * abs(n))
             prod = f"({prod})" if abs(n) > 1 else prod
             return prod if n > 0 else f"{self._lit(1)}/{prod}"
@@ -362,14 +364,31 @@ class NumbaScalarPrinter(PythonCodePrinter):
         # Any other power: C99 pow semantics (x < 0 with a non-integer y is NaN, an odd
         # integer y keeps the sign), vectorisable; the exponent is a literal of the dtype
         # like every other one.
-        name = vecmath.function_name("pow", self._dtype)
-        return f"{name}({self._print(base)}, {self._print(exp)})"
+        return self._power(self._print(base), exp)
+
+    def _power(self, base: str, exp: sp.Expr) -> str:
+        """vm_pow of printed ``base``; a constant exponent that float64 rounds (2/3, 1/pi)
+        is passed as a double-double (`vm_pow_exact`): its rounding would cost
+        |log x| 2^-54 relative, ~250 ulp at x = 1e304."""
+        if exp.is_number and not _exact_in_float64(exp):
+            hi, lo = double_double(exp)
+            name = vecmath.function_name("pow_exact", self._dtype)
+            return f"{name}({base}, {self._double(hi)}, {self._double(lo)})"
+        return f"{vecmath.function_name('pow', self._dtype)}({base}, {self._print(exp)})"
 
     def _print_not_supported(self, expr: sp.Basic) -> str:
         raise UnsupportedExpressionError(
             f"no Numba printing rule for {type(expr).__name__}: {expr}")
 
     emptyPrinter = _print_not_supported
+
+
+def _exact_in_float64(c: sp.Expr) -> bool:
+    """True if the number ``c`` is a float64 exactly (a dyadic rational of 53 bits)."""
+    if not c.is_Rational:
+        return False
+    q = int(c.q)
+    return q & (q - 1) == 0 and abs(int(c.p)) < 2 ** 53
 
 
 def print_expr(expr: sp.Basic, symbols: dict[sp.Symbol, str], dtype: str = "float64",

@@ -84,7 +84,8 @@ FUNCTIONS: dict[str, str] = {
 #: erfc and exp of c*u or c*u*v, and of a polynomial (Horner in double-double, ``vm_dd_mad``),
 #: with the argument carried as a double-double (``vm_erfc_scaled_f64(u, c_hi, c_lo)``,
 #: ``vm_exp_product_f64(u, du, v, dv, c_hi, c_lo)``).
-FORMS: dict[str, str] = {"pow": "vm_pow", "erfc_scaled": "vm_erfc_scaled",
+FORMS: dict[str, str] = {"pow": "vm_pow", "pow_exact": "vm_pow_exact",
+                         "erfc_scaled": "vm_erfc_scaled",
                          "exp_scaled": "vm_exp_scaled", "erfc_product": "vm_erfc_product",
                          "exp_product": "vm_exp_product", "hypot": "vm_hypot",
                          "exp_poly": "vm_exp_poly", "erfc_poly": "vm_erfc_poly",

@@ -994,13 +994,27 @@ def vm_pow_f64(x, y):
     """x^y, float64, with C99/IEEE special cases: x^+-0 = 1 and 1^y = 1 (even NaN),
     (-1)^+-inf = 1; x < 0 finite with y not an integer -> NaN; an odd integer y keeps
     x's sign (-0 and -inf included); 0^y<0 = inf; |x|^+-inf and inf^y by |x| vs 1."""
+    return _vm_pow_dd(x, y, 0.0)
+
+
+@_vm_njit(**_VM_JIT)
+def vm_pow_exact_f64(x, y_hi, y_lo):
+    """x^y for a constant exponent y = y_hi + y_lo carried as a double-double (as
+    `vm_pow_f64` otherwise): x^(2/3) with 2/3 rounded is off by |log x| 2^-54 relative,
+    ~250 ulp at x = 1e304."""
+    return _vm_pow_dd(x, y_hi, y_lo)
+
+
+@_vm_njit(**_VM_JIT)
+def _vm_pow_dd(x, y, y_lo):
+    """x^(y + y_lo), |y_lo| <= ulp(y)/2: y_lo log|x| joins the product's low part."""
     ax = abs(x)
     ay = abs(y)
     ok = (ax > 0.0) & (ax < _vm_np.inf)
     hi, lo = _vm_log_dd(ax if ok else 1.0)
     yc = y if ay < _VM_POW_Y_MAX else (_VM_POW_Y_MAX if y > 0.0 else -_VM_POW_Y_MAX)
     p_hi, p_e = _vm_two_prod(yc, hi)
-    mag = _vm_exp_dd(p_hi, p_e + yc * lo)
+    mag = _vm_exp_dd(p_hi, p_e + (yc * lo + y_lo * hi))
     # |x| = 0 or inf, or y = +-inf: 0 or inf by the sign of y log|x|
     big = (ax > 1.0) == (y > 0.0)
     mag = mag if ok & (ay < _vm_np.inf) else (_vm_np.inf if big else 0.0)
@@ -1570,6 +1584,13 @@ def vm_sin_f32(x):
 def vm_pow_f32(x, y):
     """x^y, float32 (float64 evaluation, one rounding)."""
     return _vm_np.float32(vm_pow_f64(_vm_np.float64(x), _vm_np.float64(y)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_pow_exact_f32(x, y_hi, y_lo):
+    """x^y, float32, for an exponent given as a float64 double-double (a float32 2/3 would
+    cost |log x| 2^-25 relative, ~30 float32 ulp at x = 1e38)."""
+    return _vm_np.float32(_vm_pow_dd(_vm_np.float64(x), y_hi, y_lo))
 
 
 @_vm_njit(**_VM_JIT)

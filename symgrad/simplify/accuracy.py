@@ -184,20 +184,21 @@ def _exact_in_float32(d: sp.Rational) -> bool:
     return q & (q - 1) == 0 and abs(int(d.p)) < 2 ** 24
 
 
-def hypot_argument(expr: sp.Pow) -> tuple[sp.Expr, sp.Expr, int] | None:
-    """(u, v, n) if ``expr`` is (u^2 + v^2)^(n/2) with n odd, v a positive number or a
-    square: a kernel evaluates it as hypot(u, v)^n, so u^2 cannot overflow (ISRU's
-    z/sqrt(z^2 + 1) was z/inf = 0 past z = 1.3e154, where it is +-1).
+def hypot_argument(expr: sp.Pow) -> tuple[sp.Expr, sp.Expr, sp.Rational] | None:
+    """(u, v, n) if ``expr`` is (u^2 + v^2)^(n/2) for a non-integer rational n/2, v a
+    positive number or a square: a kernel evaluates it as hypot(u, v)^n, so u^2 cannot
+    overflow (ISRU's z/sqrt(z^2 + 1) was z/inf = 0 past z = 1.3e154, where it is +-1,
+    and z/(z^2 + 1)^(1/3) likewise).
 
     >>> z = sp.Symbol("z", real=True)
-    >>> hypot_argument(1 / sp.sqrt(z**2 + 4))
-    (z, 2, -1)
+    >>> hypot_argument(1 / sp.sqrt(z**2 + 4)), hypot_argument((z**2 + 1)**sp.Rational(1, 3))
+    ((z, 2, -1), (z, 1, 2/3))
     >>> hypot_argument(sp.sqrt(z**2 - 1)) is None
     True
     """
     base, ex = expr.as_base_exp()
     if not (isinstance(base, sp.Add) and len(base.args) == 2 and ex.is_Rational
-            and ex.q == 2):
+            and not ex.is_Integer):
         return None
     sides = []
     for term in base.args:
@@ -211,7 +212,8 @@ def hypot_argument(expr: sp.Pow) -> tuple[sp.Expr, sp.Expr, int] | None:
         return None
     if sides[0].is_number:
         sides.reverse()
-    return sides[0], sides[1], int(ex.p)
+    n = 2 * ex
+    return sides[0], sides[1], (int(n) if n.is_Integer else n)
 
 
 def coefficient_last(expr: sp.Mul) -> tuple[sp.Rational, sp.Expr] | None:
@@ -279,6 +281,17 @@ def _two_sum(a: np.ndarray, b: float) -> tuple[np.ndarray, np.ndarray]:
     s = a + b
     bb = s - a
     return s, (a - (s - bb)) + (b - bb)
+
+
+def _power_np(x: np.ndarray, ex: sp.Expr, dt: np.dtype) -> np.ndarray:
+    """x^ex as the kernels' vm_pow: float64 inside, the exponent as a double-double (to
+    first order: x^(e + d) = x^e (1 + d log x)), one rounding to the dtype."""
+    hi, lo = double_double(ex)
+    x64 = np.asarray(x, dtype=np.float64)
+    y = np.power(x64, hi)
+    with np.errstate(all="ignore"):
+        fix = np.where(np.isfinite(y) & (x64 > 0), y * (lo * np.log(x64)), 0.0)
+    return (y + fix).astype(dt)
 
 
 def _of_double_double(fn: type, x: np.ndarray, d: np.ndarray, dt: np.dtype) -> np.ndarray:
@@ -360,6 +373,8 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
             hyp = hypot_argument(e)
             if hyp is not None:
                 h = np.hypot(ev(hyp[0]), ev(hyp[1]))
+                if not isinstance(hyp[2], int):
+                    return _power_np(h, hyp[2], dt)
                 prod = reduce(np.multiply, [h] * abs(hyp[2]))
                 return prod if hyp[2] > 0 else dt.type(1.0) / prod
             base, ex = e.args
@@ -369,6 +384,8 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
                 return prod if ex > 0 else dt.type(1.0) / prod
             if ex == sp.Rational(1, 2):
                 return np.sqrt(ev(base))
+            if ex.is_number:
+                return _power_np(ev(base), ex, dt)
             return np.power(ev(base), ev(ex))
         if isinstance(e, (sp.Max, sp.Min)):
             fn = np.maximum if isinstance(e, sp.Max) else np.minimum
