@@ -243,6 +243,12 @@ CUSTOM = {
     "exp_shifted": "exp(x - 1)",
     # an exponent float64 rounds: x^(1/3) was ~120 ulp off at 1e308 (vm_pow_exact)
     "signed_cube_root": "Piecewise((x**(1/3), x > 0), (-(-x)**(1/3), True))",
+    # every closed form cancels to a high power of x near 0: a Taylor branch there
+    # (PyTorch's Tanhshrink was 0 below |x| ~ 1e-8, 1e18 ulp off)
+    "tanhshrink": "x - tanh(x)",
+    "expm1_minus_x": "exp(x) - 1 - x",
+    "x_minus_sin": "x - sin(x)",
+    "sinc": "sin(x)/x",                                       # its slope: 0/0 at 0
 }
 
 
@@ -340,6 +346,36 @@ def test_gelu_tanh_approximation(scratch_registries, dtype):
     inside = np.abs(z) < 1e15
     worst = _worst(z[inside], err[inside])
     assert err[inside].max() <= DERIVATIVE_ULPS, f"{plan.derivative}: {worst}"
+
+
+@pytest.mark.parametrize("key", ["tanhshrink", "sinc"])
+def test_taylor_branches_are_proven(scratch_registries, key):
+    """A Taylor branch is not an equality: its proof checks that the branch is the
+    formula's own Taylor polynomial (symbolically) and that its truncation is below half
+    an ulp where the splice uses it (against mpmath)."""
+    from symgrad.prove.identity import prove_identity
+
+    plan, extra = activation_plan(derive_elementwise(
+        sg.activation(f"acc_{key}", CUSTOM[key], replace=True)()))
+    methods = [prove_identity(ident).method for ident in (plan.identity, *extra)]
+    assert any("Taylor" in m for m in methods), methods
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanhshrink_kernel_line(scratch_registries, dtype):
+    """The compiled forward line of Tanhshrink (Horner's rule of T_64 below the splice,
+    z - tanh z above) is within 4 ulp over the whole range."""
+    plan = _plan(sg.activation("acc_tanhshrink", CUSTOM["tanhshrink"], replace=True)())
+    code, line = _kernel_line(plan.stable_forward, dtype)
+    assert "(z*z)" in code and "vm_tanh" in code, code
+    z = _points(dtype)
+    hi, lo = exact(plan.forward, z)
+    got = np.empty_like(z)
+    line(z, got)
+    normal = _normal(hi, z, dtype)
+    assert normal.sum() > 100 and np.abs(z[normal]).min() < 1e-6
+    err = ulps(got, hi, lo, dtype, 0.0)[normal]
+    assert err.max() <= FORWARD_ULPS, f"{code[:200]}: {_worst(z[normal], err)}"
 
 
 def test_sqrt_minus_one_does_not_cancel(scratch_registries):

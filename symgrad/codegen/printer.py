@@ -132,6 +132,8 @@ def check_printable(expr: sp.Basic, where: str = "expression") -> None:
     for node in sp.preorder_traversal(expr):
         if isinstance(node, _STRUCTURAL) or type(node) in _MATH_FUNCS:
             continue
+        if getattr(node, "polynomial_branch", False):   # printed as its Horner form
+            continue
         if isinstance(node, sp.functions.elementary.piecewise.ExprCondPair):
             continue
         raise UnsupportedExpressionError(

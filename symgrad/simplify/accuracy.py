@@ -44,6 +44,7 @@ from sympy.core.relational import Relational
 from symgrad.definition.exact import MAX_BITS, converged, mp_function
 from symgrad.definition.formulas import Z
 from symgrad.simplify.op_count import evaluation_cost
+from symgrad.simplify.series import TaylorPolynomial, remainder_within, taylor_candidates
 
 DTYPES = ("float32", "float64")
 
@@ -369,6 +370,8 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
                     num.append(ev(f))
             top = reduce(np.multiply, num) if num else dt.type(1.0)
             return top / reduce(np.multiply, den) if den else top
+        if isinstance(e, TaylorPolynomial):
+            return ev(e.horner())   # as the kernels: Horner's rule
         if isinstance(e, sp.Pow):
             hyp = hypot_argument(e)
             if hyp is not None:
@@ -674,13 +677,51 @@ def choose(candidates: Sequence[tuple[str, sp.Expr]], exact: sp.Expr, bound: flo
         return accepted[1]
     if best is None:
         raise ValueError("choose() needs at least one candidate")
-    spliced = None
-    for label, cand, errs in splices(failed, probes, bound, var):
+    spliced = _cheapest(splices(failed, probes, bound, var), probes)
+    # where every form cancels near 0 (z - tanh z), the Taylor polynomial is accurate
+    # there: proposed only now, lowest degree first (SymPy's series takes ~0.1-1 s), and
+    # only if the best form fails near 0 and the formula is short (a series of GELU's tanh
+    # form's slope, which fails only where z^2 overflows, ran for minutes)
+    zs = [np.asarray(p.values[var], dtype=np.float64)[p.mask] for p in probes]
+    best_errs = [p.errors(best[1].expr) for p in probes]
+    near_zero = any(bool(np.any(np.abs(z[e > bound]) < 1)) for z, e in
+                    zip(zs, best_errs, strict=True))
+    short = sp.count_ops(exact) <= TAYLOR_MAX_OPS
+    for label, cand in taylor_candidates(exact, var) if (spliced is None and near_zero
+                                                         and short) else []:
+        failed.append((label, cand, [p.errors(cand) for p in probes]))
+        # the proof's claim (`zero.every_branch_zero`) is checked here too: a splice the
+        # probe accepts but whose truncation exceeds half an ulp would fail sg.check
+        spliced = _cheapest([s for s in splices(failed, probes, bound, var)
+                             if _taylor_branch_holds(s[1])], probes)
+        if spliced is not None:
+            break
+    return spliced if spliced is not None else best[1]
+
+
+#: The longest formula (SymPy operations) whose Taylor series `choose` takes.
+TAYLOR_MAX_OPS = 40
+
+
+def _taylor_branch_holds(splice: sp.Piecewise) -> bool:
+    """For a splice whose first branch is a Taylor polynomial under |z| < r: its
+    truncation is within `series.REMAINDER` there (other splices: True)."""
+    (branch, cond), _ = splice.args
+    if not isinstance(branch, TaylorPolynomial):
+        return True
+    return remainder_within(branch, float(cond.rhs))
+
+
+def _cheapest(spliced: Sequence[tuple[str, sp.Expr, list[np.ndarray]]],
+              probes: Sequence[Probe]) -> Choice | None:
+    """The splice that costs fewest special functions (the first of equals), measured."""
+    best: tuple[int, Choice] | None = None
+    for label, cand, errs in spliced:
         cost = evaluation_cost(cand)
-        if spliced is None or cost < spliced[0]:
-            spliced = (cost, Choice(cand, label, tuple(
+        if best is None or cost < best[0]:
+            best = (cost, Choice(cand, label, tuple(
                 p.measure(cand, e) for p, e in zip(probes, errs, strict=True))))
-    return spliced[1] if spliced is not None else best[1]
+    return None if best is None else best[1]
 
 
 def splices(failed: Sequence[tuple[str, sp.Expr, list[np.ndarray]]], probes: Sequence[Probe],
@@ -692,14 +733,15 @@ def splices(failed: Sequence[tuple[str, sp.Expr, list[np.ndarray]]], probes: Seq
     z = 709, and max(z, 0) + log1p(e^-|z|) - log 2, which cancels near 0: neither is
     accurate everywhere, the splice at |z| = 2^k between them is. The threshold splits
     either |z| (a form for small inputs, one for large) or z itself (one per side); it is
-    a power of two (exact in both dtypes) in the middle of the gap between the points
-    where the two forms fail, or 0 where that gap holds it. Each branch equals the
+    a short binary number (exact in both dtypes) between the probe points where each
+    form was last seen to hold (`_threshold`), or 0 where they hold it. Each branch equals the
     formula, so the splice is proven branch by branch (`zero.every_branch_zero`).
     The errors of the splice are those of its branches, point by point.
     """
     zs = [np.asarray(p.values[var], dtype=np.float64)[p.mask] for p in probes]
     out = []
     for kind, key in (("|z|", np.abs), ("z", lambda x: x)):
+        grid = np.unique(np.concatenate([key(z) for z in zs]))
         # where each candidate fails, as key(z), over both dtypes
         fails = [np.concatenate([key(z[e > bound]) for z, e in zip(zs, errs, strict=True)])
                  for _, _, errs in failed]
@@ -707,8 +749,12 @@ def splices(failed: Sequence[tuple[str, sp.Expr, list[np.ndarray]]], probes: Seq
             for ib, (label_b, b, errs_b) in enumerate(failed):
                 if ia == ib or not fails[ia].size or not fails[ib].size:
                     continue
+                # a Taylor branch holds near 0 only: inside |z| < t, never outside
+                if isinstance(b, TaylorPolynomial) or (isinstance(a, TaylorPolynomial)
+                                                       and kind == "z"):
+                    continue
                 # a below the threshold t, b from t on: t in (max b-fails, min a-fails]
-                t = _threshold(float(fails[ib].max()), float(fails[ia].min()))
+                t = _threshold(float(fails[ib].max()), float(fails[ia].min()), grid)
                 if t is None:
                     continue
                 cond = (sp.Abs(var) if kind == "|z|" else var) < t
@@ -720,19 +766,27 @@ def splices(failed: Sequence[tuple[str, sp.Expr, list[np.ndarray]]], probes: Seq
     return out
 
 
-def _threshold(lo: float, hi: float) -> sp.Number | None:
-    """A round number t with lo < t <= hi: 0 if the interval holds it, else the power of
-    two nearest its logarithmic middle (None if the interval is empty)."""
-    if not lo < hi:
+def _threshold(lo: float, hi: float, grid: np.ndarray) -> sp.Number | None:
+    """A short binary number t with lo < t <= hi, between the probe points next to the
+    two ends (``grid``: every probe point, as |z| or z): the forms were seen to hold at
+    those points, not between them, so t stays where both were tested. 0 where that
+    range holds it, else the number with the fewest significant bits in it (a power of
+    two where one fits: exact in both dtypes). None if no probe point separates the two."""
+    above = grid[grid > lo]
+    below = grid[grid < hi]
+    if not above.size or not below.size:
         return None
-    if lo < 0 <= hi:
+    first, last = float(above.min()), float(below.max())   # t in [first, last]
+    if first > last:
+        return None
+    if first <= 0 <= last:
         return sp.Integer(0)
-    sign = 1 if lo >= 0 else -1
-    small, large = (lo, hi) if sign > 0 else (-hi, -lo)   # |t| in [small, large]
-    small = max(small, large * 2.0 ** -60)
-    k = round(math.log2(math.sqrt(small) * math.sqrt(large)))
-    for cand in (k, k + 1, k - 1):
-        t = sign * 2.0 ** cand
-        if lo < t <= hi:
-            return sign * sp.Integer(2) ** cand
-    return sp.Float(hi, 17)
+    sign = 1 if first > 0 else -1
+    small, large = (first, last) if sign > 0 else (-last, -first)
+    top = math.floor(math.log2(large))
+    for bits in range(1, 25):
+        step = 2.0 ** (top - bits + 1)
+        t = math.ceil(small / step) * step
+        if t <= large:
+            return sign * sp.Rational(int(t / step)) * sp.Integer(2) ** (top - bits + 1)
+    return None
