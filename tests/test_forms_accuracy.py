@@ -319,8 +319,9 @@ def test_printing_rule_kernel_line(scratch_registries, key, call, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_mish_through_one_exponential(scratch_registries, dtype):
-    """Mish, z tanh(log(1 + e^z)), returned 0 below z ~ -37 (float64), where it is z e^z:
-    tanh(log w) = (w^2 - 1)/(w^2 + 1) makes it a rational function of one exponential.
+    """Mish, z tanh(log(1 + e^z)): its slope had 1 - tanh^2 cancel (16.7 ulp at z = 11.4,
+    float64); tanh(log w) = (w^2 - 1)/(w^2 + 1) makes it a rational function of one
+    exponential.
     Its slope in that form computes 4z first and overflows past |z| = 8.5e37 in float32
     (inf * 0): held to the bound below 1e37, and finite nowhere else is claimed."""
     plan = _plan(sg.activation("acc_mish", MISH, replace=True)())

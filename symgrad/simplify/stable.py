@@ -272,9 +272,10 @@ def _tanh_logistic(expr: sp.Expr) -> sp.Expr:
 def _hyperbolic_of_log(expr: sp.Expr) -> sp.Expr:
     """tanh(log w) -> (w^2 - 1)/(w^2 + 1), sinh(log w) -> (w - 1/w)/2, cosh likewise.
 
-    Mish, z tanh(log(1 + e^z)), rounds log(1 + e^z) to 0 below z ~ -37 (float64) and
-    returns 0 where it is z e^z; written in w = 1 + e^z it is a rational function of one
-    exponential, which `one_exponential` then evaluates without overflow or cancellation.
+    Mish, z tanh(log(1 + e^z)): its slope tanh(s) + z sigma(z) (1 - tanh(s)^2), s the
+    softplus, was 16.7 ulp off at z = 11.4 (float64; 7.2 in float32), 1 - tanh^2 cancelling;
+    written in w = 1 + e^z both are rational functions of one exponential, which
+    `one_exponential` then evaluates without overflow or cancellation.
 
     >>> z = sp.Symbol("z", real=True)
     >>> _hyperbolic_of_log(sp.tanh(sp.log(1 + sp.exp(z))))
@@ -332,9 +333,9 @@ RULES: tuple[StableRule, ...] = (
     StableRule(
         "hyperbolic of a log", None, _hyperbolic_of_log,
         r"$\tanh(\log w)$ is evaluated as $(w^2-1)/(w^2+1)$ (and $\sinh$, $\cosh$ of "
-        r"$\log w$ as $(w \mp 1/w)/2$): $\log w$ rounds to 0 where $w$ is near 1 (Mish, "
-        r"$z\tanh(\log(1+e^z))$, returned 0 below $z \approx -37$), the rational form "
-        "does not.",
+        r"$\log w$ as $(w \mp 1/w)/2$): rational in $w$, they go through one exponential "
+        r"without cancelling (the slope of Mish, $z\tanh(\log(1+e^z))$, had "
+        r"$1-\tanh^2$ cancel: 16.7 ulp off at $z = 11.4$).",
         "accuracy",
     ),
     StableRule(
