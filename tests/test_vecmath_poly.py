@@ -40,51 +40,26 @@ def _coefficients(poly: sp.Expr) -> list[tuple[float, float]]:
     return [double_double(c) if c != 0 else (0.0, 0.0) for c in sp.Poly(poly, _z).all_coeffs()]
 
 
-# Not cached on disk: the IR is inspected, and a cached loop keeps old inlined code.
-# Degree 3 (leading coefficient, three steps); lower degrees pass leading zeros. The
-# coefficients are loop-invariant arguments, as the kernels' literals are constants.
-@njit(error_model="numpy", fastmath={"contract"})
-def _exp64(x, c0, l0, c1, l1, c2, l2, c3, l3, out):
-    for i in range(x.size):
-        acc = vk.vm_dd_const_f64(c0, l0)
-        acc = vk.vm_dd_mad_f64(acc, x[i], c1, l1)
-        acc = vk.vm_dd_mad_f64(acc, x[i], c2, l2)
-        acc = vk.vm_dd_mad_f64(acc, x[i], c3, l3)
-        out[i] = vk.vm_exp_poly_f64(acc)
+def _loop(const, mad, apply):
+    """A loop over x of apply(the degree-3 polynomial at x, Horner in double-double).
+
+    Not cached on disk: the IR is inspected, and a cached loop keeps old inlined code.
+    Lower degrees pass leading zeros. The coefficients are loop-invariant arguments, as
+    the kernels' literals are constants."""
+    @njit(error_model="numpy", fastmath={"contract"})
+    def loop(x, c0, l0, c1, l1, c2, l2, c3, l3, out):
+        for i in range(x.size):
+            acc = const(c0, l0)
+            acc = mad(acc, x[i], c1, l1)
+            acc = mad(acc, x[i], c2, l2)
+            acc = mad(acc, x[i], c3, l3)
+            out[i] = apply(acc)
+    return loop
 
 
-@njit(error_model="numpy", fastmath={"contract"})
-def _exp32(x, c0, l0, c1, l1, c2, l2, c3, l3, out):
-    for i in range(x.size):
-        acc = vk.vm_dd_const_f32(c0, l0)
-        acc = vk.vm_dd_mad_f32(acc, x[i], c1, l1)
-        acc = vk.vm_dd_mad_f32(acc, x[i], c2, l2)
-        acc = vk.vm_dd_mad_f32(acc, x[i], c3, l3)
-        out[i] = vk.vm_exp_poly_f32(acc)
-
-
-@njit(error_model="numpy", fastmath={"contract"})
-def _erfc64(x, c0, l0, c1, l1, c2, l2, c3, l3, out):
-    for i in range(x.size):
-        acc = vk.vm_dd_const_f64(c0, l0)
-        acc = vk.vm_dd_mad_f64(acc, x[i], c1, l1)
-        acc = vk.vm_dd_mad_f64(acc, x[i], c2, l2)
-        acc = vk.vm_dd_mad_f64(acc, x[i], c3, l3)
-        out[i] = vk.vm_erfc_poly_f64(acc)
-
-
-@njit(error_model="numpy", fastmath={"contract"})
-def _erfc32(x, c0, l0, c1, l1, c2, l2, c3, l3, out):
-    for i in range(x.size):
-        acc = vk.vm_dd_const_f32(c0, l0)
-        acc = vk.vm_dd_mad_f32(acc, x[i], c1, l1)
-        acc = vk.vm_dd_mad_f32(acc, x[i], c2, l2)
-        acc = vk.vm_dd_mad_f32(acc, x[i], c3, l3)
-        out[i] = vk.vm_erfc_poly_f32(acc)
-
-
-LOOPS = {("exp", np.float64): _exp64, ("exp", np.float32): _exp32,
-         ("erfc", np.float64): _erfc64, ("erfc", np.float32): _erfc32}
+LOOPS = {(fn, dtype): _loop(getattr(vk, f"vm_dd_const_{sfx}"), getattr(vk, f"vm_dd_mad_{sfx}"),
+                            getattr(vk, f"vm_{fn}_poly_{sfx}"))
+         for fn in ("exp", "erfc") for dtype, sfx in ((np.float64, "f64"), (np.float32, "f32"))}
 
 
 def _table(poly: sp.Expr) -> np.ndarray:

@@ -652,7 +652,7 @@ def choose(candidates: Sequence[tuple[str, sp.Expr]], exact: sp.Expr, bound: flo
     """
     probes = [make_probe(exact, dt, floor, saved, targets, var) for dt in DTYPES]
     seen: set[sp.Expr] = set()
-    best: tuple[tuple[int, float], Choice] | None = None
+    best: tuple[tuple[int, float], Choice, list[np.ndarray]] | None = None
     accepted: tuple[int, Choice] | None = None
     failed: list[tuple[str, sp.Expr, list[np.ndarray]]] = []
     for label, cand in candidates:
@@ -670,7 +670,7 @@ def choose(candidates: Sequence[tuple[str, sp.Expr]], exact: sp.Expr, bound: flo
             continue
         rank = (sum(int(np.count_nonzero(e > bound)) for e in errs), choice.ulps)
         if accepted is None and (best is None or rank < best[0]):
-            best = (rank, choice)
+            best = (rank, choice, errs)
         if cand not in fixed:
             failed.append((label, cand, errs))
     if accepted is not None:
@@ -683,9 +683,8 @@ def choose(candidates: Sequence[tuple[str, sp.Expr]], exact: sp.Expr, bound: flo
     # only if the best form fails near 0 and the formula is short (a series of GELU's tanh
     # form's slope, which fails only where z^2 overflows, ran for minutes)
     zs = [np.asarray(p.values[var], dtype=np.float64)[p.mask] for p in probes]
-    best_errs = [p.errors(best[1].expr) for p in probes]
     near_zero = any(bool(np.any(np.abs(z[e > bound]) < 1)) for z, e in
-                    zip(zs, best_errs, strict=True))
+                    zip(zs, best[2], strict=True))
     short = sp.count_ops(exact) <= TAYLOR_MAX_OPS
     for label, cand in taylor_candidates(exact, var) if (spliced is None and near_zero
                                                          and short) else []:

@@ -112,8 +112,7 @@ def evaluation_cost(expr: sp.Basic) -> int:
     expr = sp.sympify(expr)
     # a Taylor branch (`series.TaylorPolynomial`) calls nothing; its degree/2 multiply-adds
     # cost about as much as one exponential per 32 degrees
-    branches = expr.atoms(sp.Function) and [f for f in expr.atoms(sp.Function)
-                                            if getattr(f, "polynomial_branch", False)]
+    branches = [f for f in expr.atoms(sp.Function) if getattr(f, "polynomial_branch", False)]
     polynomial = sum(int(f.args[2]) // 32 for f in branches)
     expr = expr.xreplace({f: sp.Integer(0) for f in branches})
     funcs = {f for f in expr.atoms(sp.Function) if type(f).__name__ not in _FREE}
