@@ -49,6 +49,24 @@ def test_wrong_image_shape_names_first_layer_and_both_shapes(model, shape, call)
     assert "(n, 2, 6, 6)" in message and str(shape) in message
 
 
+def test_channels_last_images_get_the_transpose_to_pass(model) -> None:
+    with pytest.raises(InputShapeError, match=re.escape(
+            "got (3, 6, 6, 2) (channels last: pass X.transpose(0, 3, 1, 2))")):
+        model.predict(np.zeros((3, 6, 6, 2)))
+    with pytest.raises(InputShapeError) as err:       # (2, 6, 6) itself: no hint
+        model.predict(np.zeros((3, 2, 6, 5)))
+    assert "channels last" not in str(err.value)
+
+
+def test_one_channel_images_without_their_axis_get_the_index_to_pass() -> None:
+    net = Sequential(Conv2d(1, 2, 3), Flatten(), Dense(8, 2), sg.Softmax(),
+                     input_shape=(1, 4, 4))
+    model = sg.compile(net, loss="cross_entropy")
+    with pytest.raises(InputShapeError, match=re.escape("got (5, 4, 4) (no channel axis: "
+                                                        "pass X[:, None])")):
+        model.fit(np.zeros((5, 4, 4)), np.zeros(5, dtype=int), epochs=1)
+
+
 def test_first_layer_named_when_it_is_a_pooling_layer() -> None:
     net = Sequential(AvgPool2d(2), Flatten(), Dense(8, 2), sg.Softmax(), input_shape=(2, 4, 4))
     model = sg.compile(net, loss="cross_entropy")

@@ -126,10 +126,16 @@ def check_inputs(X: object, input_dim: int | tuple[int, ...], dtype: object = "f
     images = isinstance(input_dim, tuple)
     if images:
         if arr.ndim != 1 + len(input_dim) or arr.shape[1:] != input_dim:
+            c, h, w = input_dim
+            hint = ""
+            if arr.shape[1:] == (h, w, c) and c != h:
+                hint = " (channels last: pass X.transpose(0, 3, 1, 2))"
+            elif c == 1 and arr.shape[1:] == (h, w):
+                hint = " (no channel axis: pass X[:, None])"
             raise InputShapeError(
                 f"X must have shape (n, {', '.join(map(str, input_dim))}) (NCHW images) for "
                 f"the first layer {first_layer}, whose input is (C, H, W) = {input_dim}; got "
-                f"{arr.shape}")
+                f"{arr.shape}{hint}")
     else:
         if arr.ndim == 1 and input_dim == 1:
             arr = arr[:, None]
