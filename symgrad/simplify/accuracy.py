@@ -679,9 +679,10 @@ def choose(candidates: Sequence[tuple[str, sp.Expr]], exact: sp.Expr, bound: flo
         raise ValueError("choose() needs at least one candidate")
     spliced = _cheapest(splices(failed, probes, bound, var), probes)
     # where every form cancels near 0 (z - tanh z), the Taylor polynomial is accurate
-    # there: proposed only now, lowest degree first (SymPy's series takes ~0.1-1 s), and
-    # only if the best form fails near 0 and the formula is short (a series of GELU's tanh
-    # form's slope, which fails only where z^2 overflows, ran for minutes)
+    # there: proposed only now, lowest degree first (each degree's series, its mpmath
+    # remainder check and its splice search take 0.01-0.5 s), and only if the best form
+    # fails near 0 and the formula is short (GELU's tanh form's slope fails only where z^2
+    # overflows: no series helps there)
     zs = [np.asarray(p.values[var], dtype=np.float64)[p.mask] for p in probes]
     near_zero = any(bool(np.any(np.abs(z[e > bound]) < 1)) for z, e in
                     zip(zs, best[2], strict=True))

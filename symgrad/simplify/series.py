@@ -5,8 +5,9 @@ numbers near z: z - tanh z, or through one exponential (z - 1 + (z + 1)t)/(1 + t
 t = e^-2z, lose log2(3/z^2) bits and are 0 below |z| ~ 1e-8. No rule can rewrite that
 away; the Taylor polynomial T_N(z) = z^3/3 - 2z^5/15 + ... is accurate there instead, to
 a few ulps up to |z| ~ 1.35 with N = 128. `accuracy.choose` proposes T_N for N in
-`DEGREES` only when no candidate meets the bound (the series costs SymPy ~0.5 s), and
-splices it with the closed form at a threshold on |z|, each where it is accurate.
+`DEGREES` only when no candidate meets the bound, and splices it with the closed form at
+a threshold on |z|, each where it is accurate. The coefficients come from
+`power_series` (values, in milliseconds), not from SymPy's symbolic ``series``.
 
 The branch is the node `TaylorPolynomial(f, z, N)`, not the polynomial written out: the
 printout shows T_64[z - tanh z](z), the kernels and `accuracy.evaluate` evaluate its
@@ -18,9 +19,9 @@ measured against mpmath at points up to the splice's threshold (`remainder_withi
 
 >>> z = sp.Symbol("z", real=True)
 >>> t = TaylorPolynomial(z - sp.tanh(z), z, 7)
->>> t.polynomial
+>>> sp.nsimplify(t.polynomial)       # its coefficients are 128-bit numbers
 17*z**7/315 - 2*z**5/15 + z**3/3
->>> t.horner()
+>>> sp.nsimplify(t.horner())
 z**3*(z**2*(17*z**2/315 - 2/15) + 1/3)
 """
 
@@ -34,6 +35,7 @@ import numpy as np
 import sympy as sp
 
 from symgrad.definition.exact import converged, mp_function
+from symgrad.simplify.power_series import NoSeries, taylor_coefficients
 
 #: Degrees proposed, lowest first: the splice takes the first that is accurate far
 #: enough out (each costs about degree/2 multiply-adds a value in the kernel).
@@ -67,8 +69,16 @@ class TaylorPolynomial(sp.Function):
 
     @cached_property
     def polynomial(self) -> sp.Expr:
-        """The polynomial, written out."""
-        return sp.series(self.formula, self.variable, 0, self.degree + 1).removeO()
+        """The polynomial, written out: its coefficients as 128-bit numbers, from truncated
+        power series arithmetic (`power_series`; SymPy's symbolic ``series`` can take
+        minutes on a nested formula). Raises `power_series.NoSeries` where f has no
+        Taylor series at 0."""
+        z = self.variable
+        coeffs = taylor_coefficients(self.formula, z, self.degree)
+        if coeffs is None:
+            raise NoSeries(f"no Taylor series at 0 for {self.formula}")
+        return sp.Add(*(sp.Float(mpmath.nstr(c, 40), 40) * z**k
+                        for k, c in enumerate(coeffs) if c != 0))
 
     def horner(self) -> sp.Expr:
         """The polynomial as a kernel evaluates it: Horner's rule, in z^2 when every power
@@ -127,7 +137,7 @@ def taylor_candidates(f: sp.Expr, z: sp.Symbol) -> Iterator[tuple[str, sp.Expr]]
                 return
             if sp.Poly(poly, z).is_zero:
                 continue
-        except (ValueError, TypeError, NotImplementedError, sp.PolynomialError):
+        except (NoSeries, sp.PolynomialError):
             return
         yield f"Taylor polynomial of degree {n} at 0", node
 
