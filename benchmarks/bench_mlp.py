@@ -425,6 +425,39 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def compact_markdown(report: dict) -> str:
+    """One row per size, dtype and activation, the optimizers side by side: symgrad's
+    epoch and the peers' epochs over it (above 1: symgrad is faster), plus symgrad over the
+    matmul floor. The README's table; `markdown` has every column.
+
+    >>> cell = lambda ms: {"median_ms": ms, "floor_ms": 1.0}
+    >>> r = {"results": [{"size": "tiny", "dtype": "float64", "activation": "relu",
+    ...       "optimizer": "sgd", "frameworks": {"symgrad": cell(2.0), "numpy": cell(9.0),
+    ...       "torch": cell(50.0), "jax": cell(3.0)}}]}
+    >>> print(compact_markdown(r).splitlines()[-1])
+    | tiny | float64 | relu | 2.00 | 1.50 | 25.00 | 2.00 |
+    """
+    optimizers = list(dict.fromkeys(e.get("optimizer", "sgd") for e in report["results"]))
+    head = "| size | dtype | activation |" + "".join(
+        f" {o} symgrad ms | {o} jax/symgrad | {o} torch/symgrad | {o} symgrad/floor |"
+        for o in optimizers)
+    lines = [head, "|---|---|---|" + "---:|" * (4 * len(optimizers))]
+    rows: dict[tuple, dict] = {}
+    for e in report["results"]:
+        key = (e["size"], e["dtype"], e.get("activation", "relu"))
+        rows.setdefault(key, {})[e.get("optimizer", "sgd")] = e["frameworks"]
+    for (size, dtype, act), cells in rows.items():
+        line = f"| {size} | {dtype} | {act} |"
+        for o in optimizers:
+            f = cells.get(o, {})
+            sg = _ms(f.get("symgrad"))
+            line += (f" {_fmt(sg)} | {_ratio(_ms(f.get('jax')), sg)} | "
+                     f"{_ratio(_ms(f.get('torch')), sg)} | "
+                     f"{_ratio(sg, _ms(f.get('numpy'), 'floor_ms'))} |")
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def check_run_args(args: argparse.Namespace) -> None:
     """Exit with a message if --repeats, --rounds or --threads is below 1."""
     for name in ("repeats", "rounds"):
@@ -508,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:  # first: the numbers survive a closed stdout pipe
         args.json.write_text(json.dumps(report, indent=1))
     print(markdown(report))
+    print("\n" + compact_markdown(report))
     if report.get("compile_times"):
         print("\n" + compile_markdown(report["compile_times"]))
     mismatched = [f"{e['size']} {e['dtype']} {e.get('activation', 'relu')} "

@@ -301,3 +301,19 @@ def test_reports_say_which_machine_they_ran_on():
     machine.add_notes(report, load_start=0.0)
     assert report["notes"]["cpu"].startswith(report["machine"]["cpu_model"])
     assert report["machine"]["loadavg_at_start"] == 0.0
+
+
+def test_compact_table_puts_the_optimizers_of_a_cell_side_by_side():
+    import bench_mlp
+
+    def cell(ms):
+        return {"median_ms": ms, "floor_ms": 2.0}
+
+    results = [{"size": "small", "dtype": "float32", "activation": "tanh", "optimizer": opt,
+                "frameworks": {"symgrad": cell(sg), "numpy": cell(9.0), "jax": cell(6.0),
+                               "torch": cell(30.0)}}
+               for opt, sg in (("sgd", 3.0), ("adam", 4.0))]
+    lines = bench_mlp.compact_markdown({"results": results}).splitlines()
+    assert lines[0].count("symgrad ms") == 2 and "adam jax/symgrad" in lines[0]
+    assert lines[2] == ("| small | float32 | tanh | 3.00 | 2.00 | 10.00 | 1.50 | "
+                        "4.00 | 1.50 | 7.50 | 2.00 |")
