@@ -25,6 +25,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
+from run_jax import mlp_loss  # noqa: E402
 
 import symgrad as sg  # noqa: E402
 
@@ -48,16 +49,7 @@ LR = 0.05
 
 
 def _jax_epoch(activation: str):
-    f = JAX[activation]
-
-    def loss(params, xb, yb):
-        a = xb
-        for i, (W, b) in enumerate(params):
-            z = a @ W + b
-            a = f(z) if i < len(params) - 1 else z
-        return -jnp.mean(jnp.sum(jax.nn.log_softmax(a) * yb, axis=1))
-
-    grad = jax.value_and_grad(loss)
+    grad = jax.value_and_grad(mlp_loss(JAX[activation]))
 
     def step(params, batch):
         value, g = grad(params, *batch)
