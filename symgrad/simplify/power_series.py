@@ -183,13 +183,12 @@ def _function(name: str, a: Series) -> Series:
     if name == "atan":   # atan' = f' / (1 + f^2)
         one_plus = _add(_constant(1, a.known), _mul(a, a))
         return _integral(mpmath.atan(f[0]), _mul(_derivative(f), _reciprocal(one_plus)))
-    if name in ("erf", "erfc"):   # erf' = 2/sqrt(pi) e^(-f^2) f'
+    if name in ("erf", "erfc"):   # erf' = -erfc' = 2/sqrt(pi) e^(-f^2) f'
         gauss = _dense_series(_exp([-c for c in _mul(a, a).dense()]))
-        slope = _mul(_mul(gauss, _derivative(f)), _constant(2 / mpmath.sqrt(mpmath.pi), a.known))
-        erf = _integral(mpmath.erf(f[0]), slope)
-        if name == "erf":
-            return erf
-        return _add(_constant(1, a.known), _mul(erf, _constant(-1, a.known)))
+        scale = (1 if name == "erf" else -1) * 2 / mpmath.sqrt(mpmath.pi)
+        slope = _mul(_mul(gauss, _derivative(f)), _constant(scale, a.known))
+        # erfc from its own value at 0, not as 1 - erf: erfc(20) = 5e-176 would cancel
+        return _integral(mpmath.erf(f[0]) if name == "erf" else mpmath.erfc(f[0]), slope)
     raise NoSeries(f"no series rule for {name}")
 
 
