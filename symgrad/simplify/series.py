@@ -117,27 +117,24 @@ class TaylorPolynomial(sp.Function):
 
 
 def analytic_at_zero(f: sp.Expr, z: sp.Symbol) -> bool:
-    """True if f is a formula in z alone, with no kink (Abs, Max, Piecewise, ...), whose
-    series at 0 SymPy can take."""
+    """True if f is a formula in z alone with no kink (Abs, Max, Piecewise, ...): one whose
+    Taylor series at 0 `power_series` may take."""
     kinked = (sp.Abs, sp.Max, sp.Min, sp.Heaviside, sp.sign, sp.Piecewise)
     return f.free_symbols == {z} and not f.has(*kinked)
 
 
 def taylor_candidates(f: sp.Expr, z: sp.Symbol) -> Iterator[tuple[str, sp.Expr]]:
     """(label, T_N[f]) for N in `DEGREES`, lazily (each series is taken when asked for):
-    none if f is not analytic at 0, its series has other than non-negative integer
-    powers, or SymPy cannot take it."""
+    none if f is not analytic at 0 or has no Taylor series there (`power_series.NoSeries`:
+    a pole, a branch point, a function without a series rule)."""
     if not analytic_at_zero(f, z):
         return
     for n in DEGREES:
         node = TaylorPolynomial(f, z, n)
         try:
-            poly = node.polynomial
-            if poly.has(sp.Order) or not poly.is_polynomial(z) or poly.free_symbols - {z}:
-                return
-            if sp.Poly(poly, z).is_zero:
+            if node.polynomial == 0:   # f vanishes to this degree: try a higher one
                 continue
-        except (NoSeries, sp.PolynomialError):
+        except NoSeries:
             return
         yield f"Taylor polynomial of degree {n} at 0", node
 
