@@ -132,3 +132,36 @@ def test_a_complete_plan_on_disk_wins_over_one_cut_by_a_smaller_budget(tmp_path,
         REGISTRY.pop(act.entry.name, None)
         for memory in (network._ACTIVATIONS, network._OUTPUTS):
             memory.clear()
+
+
+_PROFILED_AFTER_BUDGETS = r"""
+import sys
+from symgrad.simplify.zero import run_within_budget
+
+def spin():
+    while True:
+        pass
+
+run_within_budget(lambda: 42, 5.0)        # ends in time: no stop was ever sent
+run_within_budget(spin, 0.05)             # stopped: the watchdog sent two
+def f():
+    return 1
+for hook in (sys.setprofile, sys.settrace):
+    hook(lambda *args: None)
+    for _ in range(3):
+        f()
+    hook(None)
+print("profiled and traced")
+"""
+
+
+def test_a_profiler_or_debugger_still_runs_after_budgeted_work():
+    # Clearing a pending stop with PyThreadState_SetAsyncExc(tid, NULL) left CPython's
+    # pending flag set for good: under cProfile, coverage or pdb the next call hung.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PROFILED_AFTER_BUDGETS],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "profiled and traced"

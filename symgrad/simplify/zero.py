@@ -147,6 +147,7 @@ class _Watchdog(threading.Thread):
         self.cancelled = threading.Event()
         grace = max(1.0, seconds / 2)   # for the steps after the cut to finish with fallbacks
         self.stops = ((_SoftStop, seconds), (_HardStop, seconds + grace))
+        self.raised = False   # whether a stop was sent (and may still be pending)
 
     def run(self) -> None:
         for exc, after in self.stops:
@@ -159,22 +160,50 @@ class _Watchdog(threading.Thread):
             if self.cancelled.is_set():
                 return
             self.budget.expired = True
+            self.raised = True
             _SET_ASYNC_EXC(ctypes.c_ulong(self.target), ctypes.py_object(exc))
 
     def stop(self) -> None:
         """Cancel, wait for the thread, and drop an exception it raised but not yet delivered.
 
         Retried if that very exception lands here: only two are ever raised, so this ends.
+        Must run in the working thread (the one `_flush_async_exc` drains).
         """
         while True:
             try:
                 self.cancelled.set()
                 if self.is_alive():
                     self.join()
-                _SET_ASYNC_EXC(ctypes.c_ulong(self.target), None)   # NULL: clear pending
-                return
+                break
             except BudgetExceeded:
                 continue
+        if self.raised:
+            _flush_async_exc(self.target)
+
+
+class _Flush(BaseException):
+    """Sent to the working thread by itself to take the place of an undelivered stop."""
+
+
+def _flush_async_exc(target: int) -> None:
+    """Drop an asynchronous exception still pending in the calling thread ``target``.
+
+    Why not ``PyThreadState_SetAsyncExc(target, NULL)``: CPython (3.11 at least) then
+    leaves its "async exception pending" flag set with nothing to deliver, and that flag
+    is only reset by a delivery. The interpreter checks it at every call and loop for the
+    rest of the process, and under a profiler or tracer (cProfile, coverage, pdb, an
+    IDE's debugger) it never gets past the next call: the process hangs. So a harmless
+    exception replaces the pending one and is delivered here, at the loop below, which
+    resets the flag. It is raised only between bytecodes of this function, inside the
+    ``try``: the call that sends it is inside too.
+    """
+    try:
+        _SET_ASYNC_EXC(ctypes.c_ulong(target), ctypes.py_object(_Flush))
+        for _ in range(1_000_000):   # delivered at the first backward jump, in practice
+            pass
+    except _Flush:
+        return
+    _SET_ASYNC_EXC(ctypes.c_ulong(target), None)   # pragma: no cover - never seen
 
 
 @dataclass(frozen=True)
