@@ -30,6 +30,10 @@ import symgrad as sg
 t1 = time.perf_counter()
 widths = [int(w) for w in sys.argv[1].split(",")]
 acts = {"tanh": sg.Tanh, "relu": sg.ReLU, "sigmoid": sg.Sigmoid, "gelu": sg.GELU}
+if "wave" in sys.argv[2]:   # a user's formula: its kernels hold vecmath's sin and cos
+    import sympy as sp
+    x = sp.Symbol("x", real=True)
+    acts["wave"] = sg.activation("wave", x / 2 + sp.sin(x) * sp.cos(x / 3))
 act_names = sys.argv[2].split(",")
 layers, prev = [], 64
 for w, name in zip(widths, act_names):
@@ -55,6 +59,7 @@ STEPS = [
     ("new depth and widths (6 hidden layers of 24-96)", "24,96,40,64,32,80",
      "tanh,relu,relu,tanh,relu,relu"),
     ("a new activation set (sigmoid/relu)", "32,32", "sigmoid,relu"),
+    ("a custom activation with sin and cos (wave/relu)", "32,32", "wave,relu"),
 ]
 
 

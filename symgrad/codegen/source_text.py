@@ -23,11 +23,12 @@ INLINE_JIT = JIT + ', inline="always"'
 
 # The elementwise kernels (activation, output + loss, optimizer step) add
 # fastmath={"contract"}: LLVM may fuse a*b + c into one FMA (one rounding
-# instead of two). The vecmath functions are inlined into these loops at
-# Numba-IR level and so compiled under the loop's flags, not their own:
-# without it every polynomial step was a separate multiply and add (the exp,
-# tanh and logistic loops 1.3-1.5x slower). The vecmath algorithms are written
-# for it (Cody-Waite and Dekker splits keep their products exact). The
+# instead of two): the loops' own arithmetic (the fused formula) needs it here;
+# the vecmath functions carry the same flag themselves (`_VM_JIT`) and LLVM
+# inlines them into the loops. Without it every polynomial step was a separate
+# multiply and add (the exp, tanh and logistic loops 1.3-1.5x slower). The
+# vecmath algorithms are written for it (Cody-Waite and Dekker splits keep
+# their products exact). The
 # drivers (epoch, batch passes, GEMM helpers) keep plain JIT: they only move
 # data and call BLAS, and an add of theirs must not fuse with a multiply of a
 # kernel that LLVM inlined into them (fit and an exported trainer call their
