@@ -174,11 +174,11 @@ class _Watchdog(threading.Thread):
                 self.cancelled.set()
                 if self.is_alive():
                     self.join()
-                break
+                if self.raised:
+                    _flush_async_exc(self.target)
+                return
             except BudgetExceeded:
                 continue
-        if self.raised:
-            _flush_async_exc(self.target)
 
 
 class _Flush(BaseException):
