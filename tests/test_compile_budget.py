@@ -7,6 +7,8 @@ the derivation says so.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -158,9 +160,6 @@ print("profiled and traced")
 def test_a_profiler_or_debugger_still_runs_after_budgeted_work():
     # Clearing a pending stop with PyThreadState_SetAsyncExc(tid, NULL) left CPython's
     # pending flag set for good: under cProfile, coverage or pdb the next call hung.
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-c", _PROFILED_AFTER_BUDGETS],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -203,7 +203,9 @@ def _flush_async_exc(target: int) -> None:
             pass
     except _Flush:
         return
-    _SET_ASYNC_EXC(ctypes.c_ulong(target), None)   # pragma: no cover - never seen
+    # Never seen. Clearing with NULL is then the lesser harm: a _Flush left pending
+    # would be raised later at a random place in the caller's code.
+    _SET_ASYNC_EXC(ctypes.c_ulong(target), None)   # pragma: no cover
 
 
 @dataclass(frozen=True)
