@@ -513,19 +513,35 @@ def elementary(expr: sp.Basic) -> sp.Basic:
     For proofs: log1p(u) = log(1 + u), expm1(u) = exp(u) - 1, erfc(u) = 1 - erf(u)
     are definitions, and the zero tests know exp, log and erf; tanh(log w) becomes
     (w^2 - 1)/(w^2 + 1) (`_hyperbolic_of_log`, sinh and cosh likewise); atan(1/u) becomes
-    +-pi/2 - atan(u) where the sign of u is known (`_atan_of_reciprocal`).
+    +-pi/2 - atan(u) where the sign of u is known (`_atan_of_reciprocal`); atanh(tanh u)
+    and asinh(sinh u) become u for real u (SymPy keeps them; a derivative rewritten in the
+    saved output a = f(z) holds them once f is substituted back for a).
 
     >>> u = sp.Symbol("u", real=True)
     >>> elementary(log1p(u) + expm1(u) + sp.erfc(u))
     exp(u) + log(u + 1) - erf(u)
+    >>> elementary(sp.atanh(sp.tanh(sp.tanh(u))) + sp.asinh(sp.sinh(u)))
+    u + tanh(u)
     """
     expr = _hyperbolic_of_log(expr)   # tanh(log w): rational in w, as the rule writes it
+    if expr.has(sp.atanh, sp.asinh):
+        expr = expr.replace(_inverse_of_its_function, lambda e: e.args[0].args[0])
     if not expr.has(log1p, expm1, sp.erfc, sp.atan):
         return expr
     return expr.replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0])) \
         .replace(lambda e: isinstance(e, expm1), lambda e: sp.exp(e.args[0]) - 1) \
         .replace(lambda e: isinstance(e, sp.erfc), lambda e: 1 - sp.erf(e.args[0])) \
         .replace(lambda e: isinstance(e, sp.atan), _atan_of_reciprocal)
+
+
+_INVERSE_PAIRS = {sp.atanh: sp.tanh, sp.asinh: sp.sinh}   # g(f(u)) = u for every real u
+
+
+def _inverse_of_its_function(e: sp.Basic) -> bool:
+    """e is atanh(tanh(u)) or asinh(sinh(u)) with u real."""
+    inner = type(e) in _INVERSE_PAIRS and e.args[0]
+    return bool(inner) and type(inner) is _INVERSE_PAIRS[type(e)] \
+        and inner.args[0].is_extended_real is True
 
 
 def _atan_of_reciprocal(e: sp.atan) -> sp.Expr:
