@@ -29,6 +29,10 @@ def _call(func: type) -> sp.Expr:
         return sp.Heaviside(Z, 0) + sp.Heaviside(Z)
     if func is sp.log:
         return sp.log(1 + Z**2)
+    if func is sp.acosh:
+        return func(1 + Z**2 / 2)
+    if func in (sp.asin, sp.acos, sp.atanh):   # |z/(1 + z^2)| <= 1/2
+        return func(Z / (1 + Z**2))
     return func(Z / 2)
 
 

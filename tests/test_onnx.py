@@ -3,8 +3,8 @@
 Every registered activation (hidden) and every output head, in float32 (1e-6 relative)
 and float64 (1e-12 relative; relative to the output's largest entry where values cancel
 to ~0). onnxruntime has no float64 kernel for a few valid ONNX ops (Erf, Sinh, Cosh,
-Atan); such a file is run by ONNX's reference evaluator instead, with an exact double
-erf, so the graph itself is still checked to 1e-12.
+Atan, Tan and the inverse functions); such a file is run by ONNX's reference evaluator
+instead, with an exact double erf, so the graph itself is still checked to 1e-12.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ onnx = pytest.importorskip("onnx", reason="onnx is a test extra (pip install -e 
 ort = pytest.importorskip("onnxruntime")
 
 RTOL = {"float32": 1e-6, "float64": 1e-12}
-NO_DOUBLE_KERNEL_IN_ORT = {"Erf", "Sinh", "Cosh", "Atan", "Conv", "MaxPool", "AveragePool"}
+NO_DOUBLE_KERNEL_IN_ORT = {"Erf", "Sinh", "Cosh", "Atan", "Tan", "Asin", "Acos", "Asinh",
+                           "Acosh", "Atanh", "Conv", "MaxPool", "AveragePool"}
 ELEMENTWISE = sorted(n for n, cls in REGISTRY.items() if cls.entry.kind == "elementwise")
 HEADS = [("softmax", "cross_entropy", 3), ("sigmoid", "bce", 2), ("identity", "mse", 2)]
 
@@ -97,6 +98,20 @@ def test_custom_activations_export_from_their_formula(tmp_path, X, scratch_regis
         for dtype in ("float32", "float64"):
             net = sg.Sequential(sg.Dense(3, 4), layer, sg.Dense(4, 1))
             _compare(sg.compile(net, loss="mse", dtype=dtype, seed=1), tmp_path, X)
+
+
+INVERSE_AND_TAN = {   # each function on arguments inside its domain
+    "tan": lambda x: sp.tan(sp.atan(x) / 2), "asin": lambda x: sp.asin(x / (1 + sp.Abs(x))),
+    "acos": lambda x: sp.acos(x / (1 + x**2)), "asinh": sp.asinh,
+    "acosh": lambda x: sp.acosh(2 + x**2), "atanh": lambda x: sp.atanh(sp.tanh(x) / 2)}
+
+
+@pytest.mark.parametrize("name", sorted(INVERSE_AND_TAN))
+def test_inverse_functions_and_tan_export(name, tmp_path, X, scratch_registries) -> None:
+    layer = sg.activation(f"{name}_onnx", INVERSE_AND_TAN[name](sg.var("x")))
+    for dtype in ("float32", "float64"):
+        net = sg.Sequential(sg.Dense(3, 4), layer(), sg.Dense(4, 1))
+        _compare(sg.compile(net, loss="mse", dtype=dtype, seed=1), tmp_path, X)
 
 
 def test_no_onnx_operator_names_the_layer_and_function(tmp_path, monkeypatch) -> None:

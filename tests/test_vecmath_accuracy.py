@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import mpmath
+import numba
 import numpy as np
 import pytest
 import scipy.special
@@ -76,18 +78,32 @@ DOMAINS = {
                                        4.7123890, 1e4, 1e30, 2.4e-4]),
     "cos": ((-2e6, 2e6), TRIG_POINTS, [1048576.0, 0.7853982, 1.5707964, 3.1415927,
                                        4.7123890, 1e4, 1e30, 2.4e-4]),
+    "tan": ((-2e6, 2e6), TRIG_POINTS, [1048576.0, 0.7853982, 1.5707964, 3.1415927,
+                                       4.7123890, 1e4, 1e30, 2.4e-4]),
+    # the switches of the log1p argument (2, 2^28), the x = x cut (2^-28); 1/2 and 1
+    # for atanh, asin, acos (the domain's end)
+    "asinh": ((-40.0, 40.0), [2.0, 268435456.0, 3.725290298461914e-09, 1e300],
+              [2.0, 268435456.0, 3.7252903e-09, 1e30]),
+    "acosh": ((0.5, 40.0), [1.0, 2.0, 268435456.0, 1e300], [1.0, 2.0, 268435456.0, 1e30]),
+    "atanh": ((-1.0, 1.0), [0.5, 1.0, 3.725290298461914e-09], [0.5, 1.0, 3.7252903e-09]),
+    "asin": ((-1.0, 1.0), [0.5, 1.0, 7.450580596923828e-09], [0.5, 1.0, 1e-4]),
+    "acos": ((-1.0, 1.0), [0.5, 1.0, 0.0], [0.5, 1.0, 1e-4]),
 }
 # float32 overflows sooner: there the uniform points cover its narrower finite range.
 RANGE32 = {"exp": (-105.0, 89.0), "expm1": (-20.0, 89.0), "sinh": (-90.0, 90.0),
-           "cosh": (-90.0, 90.0), "erfc": (-5.0, 11.0), "sin": (-1e4, 1e4), "cos": (-1e4, 1e4)}
+           "cosh": (-90.0, 90.0), "erfc": (-5.0, 11.0), "sin": (-1e4, 1e4), "cos": (-1e4, 1e4),
+           "tan": (-1e4, 1e4)}
 FUNCS = list(DOMAINS)
 MPMATH = {"exp": mpmath.exp, "expm1": mpmath.expm1, "log": mpmath.log,
           "log1p": mpmath.log1p, "tanh": mpmath.tanh, "sinh": mpmath.sinh,
           "cosh": mpmath.cosh, "erf": mpmath.erf, "erfc": mpmath.erfc, "atan": mpmath.atan,
-          "sin": mpmath.sin, "cos": mpmath.cos}
+          "sin": mpmath.sin, "cos": mpmath.cos, "tan": mpmath.tan, "asinh": mpmath.asinh,
+          "acosh": mpmath.acosh, "atanh": mpmath.atanh, "asin": mpmath.asin,
+          "acos": mpmath.acos}
 NUMPY = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
          "sinh": np.sinh, "cosh": np.cosh, "erf": scipy.special.erf, "erfc": scipy.special.erfc,
-         "atan": np.arctan, "sin": np.sin, "cos": np.cos}
+         "atan": np.arctan, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asinh": np.arcsinh,
+         "acosh": np.arccosh, "atanh": np.arctanh, "asin": np.arcsin, "acos": np.arccos}
 EXTENDED = np.finfo(np.longdouble).nmant >= 63   # x87 80-bit long double
 
 
@@ -263,6 +279,32 @@ def test_float64_erf_erfc_within_4_ulp(name: str) -> None:
     print(f"| {name} | float64 vs SciPy | {float(err.max()):.3f} ulp | {err.size} points |")
     assert float(err.max()) <= BOUND["float64"] + math.ceil(scipy_err), (
         f"{name}: {float(err.max()):.2f} ulp from SciPy (SciPy itself {scipy_err:.2f} ulp off)")
+
+
+# Calls a vectorised loop must not make: libm (and the LLVM intrinsics that lower to it),
+# or a vecmath function left un-inlined.
+_SCALAR_CALL = re.compile(
+    r"call [^\n]*@\"?(?:llvm\.(?:exp|exp2|log|log2|log10|pow|sin|cos|tan)\.f\d+"
+    r"|(?:a?(?:sin|cos|tan)h?|exp|expm1|log|log1p|erfc?|pow)f?\b|[\w.]*vm_\w+)")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(vecmath.FUNCTIONS))
+def test_loop_over_every_function_is_vectorised(name: str, dtype: type) -> None:
+    """The printer's every function inlines into a loop that LLVM vectorises: a vector
+    body over <n x float|double> lanes and no scalar math call (a new entry of
+    `vecmath.FUNCTIONS` is checked here without an edit)."""
+    x = np.linspace(-3, 3, 64, dtype=dtype)
+    _ours(name, x)
+    fn = getattr(vecmath_kernels, vecmath.function_name(name, x.dtype.name))
+    (sig,) = [s for s in _apply.signatures if s[0] == numba.typeof(fn) and s[1].dtype
+              == numba.from_dtype(x.dtype)]
+    # the loop's own function: its C and CPython wrappers call it by a name that holds fn's
+    ir = "\n".join(f for f in _apply.inspect_llvm(sig).split("\ndefine ")[1:]
+                   if not re.search(r"cpython|@cfunc\.", f.split("\n", 1)[0]))
+    assert re.search(r"^vector\.body\d*:", ir, re.M), f"{name}: the loop is not vectorised"
+    assert re.search(r"<\d+ x (?:float|double)>", ir), name
+    assert not _SCALAR_CALL.search(ir), f"{name}: {_SCALAR_CALL.findall(ir)[:3]}"
 
 
 def test_special_values_like_libm() -> None:

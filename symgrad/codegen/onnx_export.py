@@ -85,6 +85,8 @@ class OnnxPrinter:
     known_functions: Mapping[type, str] = {
         sp.exp: "Exp", sp.log: "Log", sp.tanh: "Tanh", sp.cosh: "Cosh", sp.sinh: "Sinh",
         sp.sin: "Sin", sp.cos: "Cos", sp.atan: "Atan", sp.erf: "Erf", sp.Abs: "Abs",
+        sp.tan: "Tan", sp.asin: "Asin", sp.acos: "Acos", sp.asinh: "Asinh",
+        sp.acosh: "Acosh", sp.atanh: "Atanh",
         sp.sign: "Sign",
     }
     # SymPy relational class -> (ONNX operator, negate the result)

@@ -102,6 +102,12 @@ _MATH_FUNCS: dict[type, str] = {
     sp.sin: "sin",
     sp.cos: "cos",
     sp.atan: "atan",
+    sp.tan: "tan",
+    sp.asin: "asin",
+    sp.acos: "acos",
+    sp.asinh: "asinh",
+    sp.acosh: "acosh",
+    sp.atanh: "atanh",
     sp.erf: "erf",
     sp.erfc: "erfc",
     log1p: "log1p",
@@ -250,6 +256,8 @@ class NumbaScalarPrinter(PythonCodePrinter):
         inner = f"{name}({self._print(hyp[0])}, {self._print(hyp[1])})"
         return f"{self._lit(2)}*{vecmath.function_name('log', self._dtype)}({inner})"
     _print_sin = _print_cos = _print_atan = _print_erf = _print_Function
+    _print_tan = _print_asin = _print_acos = _print_Function
+    _print_asinh = _print_acosh = _print_atanh = _print_Function
     _print_log1p = _print_expm1 = _print_Function
 
     def _print_exact_argument(self, expr: sp.erfc | sp.exp) -> str:

@@ -48,9 +48,15 @@ Coefficients: ``tools/fit_erf_f32.py``. tanh runs both of its branches for every
 element (x + x u g(u) below |x| = 1, 1 - 2/(e^2|x| + 1) above), each as short as its
 range allows: the exponential's error reaches tanh scaled by 1/sinh(2|x|) <= 0.28, so it
 is a degree-6 e^r (``tools/fit_tanh_f32.py``).
-sinh, cosh, atan, sin, cos and pow evaluate the float64 algorithm and round once: the
-float64 result is within ~3 float64 ulp, so the float32 value is within 0.5 + 2^-28
-float32 ulp, and the loop still vectorises (through ``<8 x double>``).
+sinh, cosh, atan, sin, cos, tan, pow and the inverse functions evaluate the float64
+algorithm and round once: the float64 result is within ~3 float64 ulp, so the float32
+value is within 0.5 + 2^-28 float32 ulp, and the loop still vectorises (through
+``<8 x double>``).
+
+tan shares sin's reduction: sin r / cos r, or -cos r / sin r in odd quadrants (|r| <=
+pi/4, so no divisor is small). asinh, acosh and atanh are one log1p each, of an argument
+that does not cancel (fdlibm's split of the range); asin x = atan(x / sqrt(1 - x^2)) with
+1 - x^2 rounded once (an FMA), acos x = 2 atan(sqrt((1 - x)/(1 + x))).
 
 Exported trainers carry this code inline: `kernel_source` returns the text
 between the two markers of `symgrad/codegen/vecmath_kernels.py`, which needs only
@@ -78,7 +84,9 @@ _END = "# ---- end kernel source ----\n"
 FUNCTIONS: dict[str, str] = {
     "exp": "vm_exp", "expm1": "vm_expm1", "log": "vm_log", "log1p": "vm_log1p",
     "tanh": "vm_tanh", "sinh": "vm_sinh", "cosh": "vm_cosh", "erf": "vm_erf", "erfc": "vm_erfc",
-    "atan": "vm_atan", "sin": "vm_sin", "cos": "vm_cos",
+    "atan": "vm_atan", "sin": "vm_sin", "cos": "vm_cos", "tan": "vm_tan",
+    "asinh": "vm_asinh", "acosh": "vm_acosh", "atanh": "vm_atanh", "asin": "vm_asin",
+    "acos": "vm_acos",
 }
 #: Printing rules that are not one SymPy function: x**y, sqrt(u**2 + v**2) as hypot(u, v),
 #: erfc and exp of c*u or c*u*v, and of a polynomial (Horner in double-double, ``vm_dd_mad``),

@@ -934,6 +934,86 @@ def vm_cos_f64(x):
     return y if ax < _vm_np.inf else x - x
 
 
+
+@_vm_njit(**_VM_JIT)
+def vm_tan_f64(x):
+    """tan, float64: the reduction of `vm_sin_f64`, then sin(r)/cos(r) in even quadrants and
+    -cos(r)/sin(r) in odd ones (|r| <= pi/4, so neither divisor is small unless r = 0,
+    i.e. x = 0); odd through the sign bit; NaN at +-inf."""
+    ax = abs(x)
+    q, r, r_lo = _vm_reduce_pio2(ax)
+    z = r * r
+    s = _vm_sin_poly(r, r_lo, z)
+    c = _vm_cos_poly(r, r_lo, z)
+    y = s / c if (q & 1) == 0 else -c / s
+    y = -y if _f2i(x) < 0 else y
+    return y if ax < _vm_np.inf else x - x
+
+
+# ---- inverse functions: through log1p, sqrt and atan ----
+_VM_LN2 = 0.6931471805599453
+_VM_TWO_P28 = 268435456.0                 # 2^28: above, asinh/acosh = log(2|x|) to 2^-56
+_VM_TWO_M28 = 3.725290298461914e-09       # 2^-28: below, asinh/atanh(x) = x
+
+
+@_vm_njit(**_VM_JIT)
+def vm_asinh_f64(x):
+    """asinh, float64, odd: log1p of t, one call for every range (fdlibm's split):
+    t = |x| + x^2/(1 + sqrt(1 + x^2)) below |x| = 2 (no cancellation near 0),
+    2|x| + 1/(|x| + sqrt(x^2 + 1)) - 1 up to 2^28, and |x| - 1 above, plus ln 2
+    (asinh x - log 2x = 1/(4x^2) is below an ulp there); x itself below 2^-28."""
+    ax = abs(x)
+    a = ax if ax < _VM_TWO_P28 else 1.0          # keeps a*a finite where it is unused
+    s = _vm_np.sqrt(_vm_fma(a, a, 1.0))
+    t = a + a * a / (1.0 + s) if ax < 2.0 else (2.0 * a + 1.0 / (s + a)) - 1.0
+    big = ax >= _VM_TWO_P28
+    t = ax - 1.0 if big else t
+    y = vm_log1p_f64(t) + (_VM_LN2 if big else 0.0)
+    y = -y if x < 0.0 else y
+    return x if (ax < _VM_TWO_M28) | (x != x) else y   # +-0 keep their sign
+
+
+@_vm_njit(**_VM_JIT)
+def vm_acosh_f64(x):
+    """acosh, float64: log1p of t with t = d + sqrt(2d + d^2), d = x - 1 (exact) below
+    x = 2, 2x - 1/(x + sqrt(x^2 - 1)) - 1 up to 2^28, x - 1 above plus ln 2; NaN below 1."""
+    a = x if x < _VM_TWO_P28 else 1.0
+    d = a - 1.0
+    t = d + _vm_np.sqrt(_vm_fma(d, d, 2.0 * d)) if a < 2.0 else \
+        (2.0 * a - 1.0 / (a + _vm_np.sqrt(_vm_fma(a, a, -1.0)))) - 1.0
+    big = x >= _VM_TWO_P28
+    t = x - 1.0 if big else t
+    y = vm_log1p_f64(t) + (_VM_LN2 if big else 0.0)
+    return y if x >= 1.0 else _vm_np.nan         # below 1, and NaN, give NaN
+
+
+@_vm_njit(**_VM_JIT)
+def vm_atanh_f64(x):
+    """atanh, float64, odd: log1p(t)/2 with t = 2|x| + 2x^2/(1 - |x|) below |x| = 1/2 and
+    2|x|/(1 - |x|) above (1 - |x| exact there); +-inf at +-1, NaN beyond."""
+    ax = abs(x)
+    w = 1.0 - ax
+    t = 2.0 * ax + 2.0 * ax * ax / w if ax < 0.5 else 2.0 * ax / w
+    y = 0.5 * vm_log1p_f64(t)
+    y = _vm_np.nan if ax > 1.0 else y
+    y = -y if x < 0.0 else y
+    return x if ax < _VM_TWO_M28 else y
+
+
+@_vm_njit(**_VM_JIT)
+def vm_asin_f64(x):
+    """asin, float64: atan(x / sqrt(1 - x^2)) with 1 - x^2 rounded once (an FMA); the
+    argument's ~1.3 ulp reach the result scaled by atan's condition number (<= 1). +-pi/2
+    at +-1 (x/0 = +-inf), NaN beyond; odd, so asin(-0) = -0."""
+    return vm_atan_f64(x / _vm_np.sqrt(_vm_fma(-x, x, 1.0)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_acos_f64(x):
+    """acos, float64: 2 atan(sqrt((1 - x)/(1 + x))), no cancellation at either end
+    (1 - x is exact near 1, 1 + x near -1); pi at -1, NaN beyond +-1."""
+    return 2.0 * vm_atan_f64(_vm_np.sqrt((1.0 - x) / (1.0 + x)))
+
 # ---- pow: x^y = e^(y log x) with log x as a double-double ----
 _VM_TWO_THIRDS_HI = 0.6666666666666666
 _VM_TWO_THIRDS_LO = 3.700743415417188e-17       # 2/3 - _VM_TWO_THIRDS_HI
@@ -1599,4 +1679,40 @@ def vm_pow_exact_f32(x, y_hi, y_lo):
 def vm_cos_f32(x):
     """cos, float32 (float64 evaluation, one rounding)."""
     return _vm_np.float32(vm_cos_f64(_vm_np.float64(x)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_tan_f32(x):
+    """tan, float32 (float64 evaluation, one rounding)."""
+    return _vm_np.float32(vm_tan_f64(_vm_np.float64(x)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_asinh_f32(x):
+    """asinh, float32 (float64 evaluation, one rounding)."""
+    return _vm_np.float32(vm_asinh_f64(_vm_np.float64(x)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_acosh_f32(x):
+    """acosh, float32 (float64 evaluation, one rounding)."""
+    return _vm_np.float32(vm_acosh_f64(_vm_np.float64(x)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_atanh_f32(x):
+    """atanh, float32 (float64 evaluation, one rounding)."""
+    return _vm_np.float32(vm_atanh_f64(_vm_np.float64(x)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_asin_f32(x):
+    """asin, float32 (float64 evaluation, one rounding)."""
+    return _vm_np.float32(vm_asin_f64(_vm_np.float64(x)))
+
+
+@_vm_njit(**_VM_JIT)
+def vm_acos_f32(x):
+    """acos, float32 (float64 evaluation, one rounding)."""
+    return _vm_np.float32(vm_acos_f64(_vm_np.float64(x)))
 # ---- end kernel source ----

@@ -26,7 +26,8 @@ from symgrad.definition.errors import UnsupportedFunctionError
 
 # Elementary functions with a direct NumPy / Numba (math module) counterpart.
 SUPPORTED_FUNCTIONS: frozenset[type] = frozenset({
-    sp.exp, sp.log, sp.tanh, sp.cosh, sp.sinh, sp.sin, sp.cos, sp.atan,
+    sp.exp, sp.log, sp.tanh, sp.cosh, sp.sinh, sp.sin, sp.cos, sp.tan, sp.atan, sp.asin,
+    sp.acos, sp.asinh, sp.acosh, sp.atanh,
     sp.erf, sp.erfc, sp.Abs, sp.Max, sp.Min, sp.Piecewise, sp.Heaviside, sp.sign,
 })
 

@@ -326,6 +326,8 @@ def _exact_argument_np(fn: type, factors: Sequence, c: sp.Expr, dt: np.dtype) ->
 _NUMPY_FUNCS = {
     sp.exp: np.exp, sp.log: np.log, log1p: np.log1p, expm1: np.expm1, sp.tanh: np.tanh,
     sp.sinh: np.sinh, sp.cosh: np.cosh, sp.sin: np.sin, sp.cos: np.cos, sp.atan: np.arctan,
+    sp.tan: np.tan, sp.asin: np.arcsin, sp.acos: np.arccos, sp.asinh: np.arcsinh,
+    sp.acosh: np.arccosh, sp.atanh: np.arctanh,
     sp.erf: _erf_np, sp.erfc: _erfc_np, sp.Abs: np.abs, sp.sign: np.sign,
 }
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,

@@ -92,8 +92,10 @@ def op_counts(expr: sp.Basic) -> OpCount:
 # What one vectorised evaluation of each function costs in a kernel (`symgrad.codegen.
 # vecmath`), in exponentials: exp, expm1, log, log1p and tanh are one range reduction
 # and one polynomial each; cosh and sinh take two exponentials; erf and erfc an
-# exponential and a long polynomial. Selects (Abs, Max, Min, Heaviside, sign) are free.
-_EVALUATION_COST = {"exp": 1, "expm1": 1, "log": 1, "log1p": 1, "tanh": 1}
+# exponential and a long polynomial; asinh, acosh and atanh are one log1p (and a square
+# root); asin and acos one atan. Selects (Abs, Max, Min, Heaviside, sign) are free.
+_EVALUATION_COST = {"exp": 1, "expm1": 1, "log": 1, "log1p": 1, "tanh": 1,
+                    "asinh": 1, "acosh": 1, "atanh": 1}
 _FREE = {"Abs", "Max", "Min", "Heaviside", "sign", "Piecewise"}
 
 

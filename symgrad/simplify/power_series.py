@@ -7,9 +7,9 @@ symbolically, and the expansions grow with every nesting: ``series(exp(exp(3*z))
 Here each node of the formula becomes its first terms as 128-bit mpmath numbers, and
 each operation costs O(N^2) multiply-adds whatever the formula: sums term by term,
 products as dot products, and every function by the differential equation it satisfies
-(g = e^f: g' = f'g; g = f^p: f g' = p f' g; sin and cos together; atan and erf through
-their derivatives, integrated). Degree 128 of a 40-operation formula takes a fraction
-of a second.
+(g = e^f: g' = f'g; g = f^p: f g' = p f' g; sin and cos together; atan, erf and the
+other inverse functions through their derivatives, integrated). Degree 128 of a
+40-operation formula takes a fraction of a second.
 
 A series is z^low (c_0 + c_1 z + ...) known through a degree, so quotients that cancel,
 sin z / z or (z - tanh z) / z^3, come out right: a term that cancels to within 2^-110 of
@@ -169,6 +169,13 @@ def _dense_series(values: list) -> Series:
     return Series(0, values, len(values) - 1)
 
 
+def _inside(fn: Callable, x, lo, hi):
+    """fn(x) for lo < x < hi (an open interval: the function is analytic there)."""
+    if not lo < x < hi:
+        raise NoSeries(f"no series at a point where the argument is {x}")
+    return fn(x)
+
+
 def _function(name: str, a: Series) -> Series:
     f = a.dense()
     if name == "exp":
@@ -180,9 +187,26 @@ def _function(name: str, a: Series) -> Series:
         if name == "tanh":
             return _mul(_dense_series(s), _reciprocal(_dense_series(c)))
         return _dense_series(s if name in ("sin", "sinh") else c)
-    if name == "atan":   # atan' = f' / (1 + f^2)
-        one_plus = _add(_constant(1, a.known), _mul(a, a))
-        return _integral(mpmath.atan(f[0]), _mul(_derivative(f), _reciprocal(one_plus)))
+    if name == "tan":
+        s, c = _sin_cos(f, hyperbolic=False)
+        return _mul(_dense_series(s), _reciprocal(_dense_series(c)))
+    if name in ("atan", "atanh"):   # atan' = f' / (1 + f^2), atanh' = f' / (1 - f^2)
+        sign = 1 if name == "atan" else -1
+        one_plus = _add(_constant(1, a.known), _mul(_mul(a, a), _constant(sign, a.known)))
+        start = mpmath.atan(f[0]) if name == "atan" else _inside(mpmath.atanh, f[0], -1, 1)
+        return _integral(start, _mul(_derivative(f), _reciprocal(one_plus)))
+    if name in ("asin", "acos", "asinh", "acosh"):
+        # asin' = -acos' = f' (1 - f^2)^(-1/2), asinh' = f' (1 + f^2)^(-1/2),
+        # acosh' = f' (f^2 - 1)^(-1/2); none is analytic where its root is 0
+        sign = {"asin": -1, "acos": -1, "asinh": 1, "acosh": 1}[name]
+        shift = -1 if name == "acosh" else 1
+        inner = _add(_constant(shift, a.known), _mul(_mul(a, a), _constant(sign, a.known)))
+        root = _dense_series(_real_power(inner.dense(), mpmath.mpf(-0.5)))
+        slope = _mul(_mul(_derivative(f), root), _constant(-1 if name == "acos" else 1,
+                                                            a.known))
+        lo, hi = {"asin": (-1, 1), "acos": (-1, 1), "asinh": (-mpmath.inf, mpmath.inf),
+                  "acosh": (1, mpmath.inf)}[name]
+        return _integral(_inside(getattr(mpmath, name), f[0], lo, hi), slope)
     if name in ("erf", "erfc"):   # erf' = -erfc' = 2/sqrt(pi) e^(-f^2) f'
         gauss = _dense_series(_exp([-c for c in _mul(a, a).dense()]))
         scale = (1 if name == "erf" else -1) * 2 / mpmath.sqrt(mpmath.pi)
