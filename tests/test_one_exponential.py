@@ -34,6 +34,10 @@ FORMULAS = [
     z * sp.exp(-3 * z / 2) / (1 + sp.exp(-z / 2)) ** 3,
     sp.sinh(z / 3) / (1 + sp.cosh(2 * z / 3)),
     sp.diff(z / (1 + sp.exp(-sp.Rational(7, 4) * z)), z),
+    # z under a root beside the exponential: a coefficient of the polynomial in t that
+    # SymPy's default domain refused (sg.compile raised PolynomialError)
+    sp.diff(sp.sqrt(z ** 2 + 1) + sp.tanh(z), z),
+    sp.sqrt(z ** 2 + 1) * (1 + sp.tanh(z) ** 2 + z * sp.tanh(z)),
 ]
 POINTS = [-60, -7.5, -1.2784645, -0.3, -1e-3, 0, 2e-4, 0.25, 1, 3.3, 9, 45]
 

@@ -62,8 +62,17 @@ def _horner(expr: sp.Expr, t: sp.Symbol) -> sp.Expr:
     """Each factor of ``expr`` that is a polynomial of degree >= 2 in t, in Horner form."""
     def one(f: sp.Expr) -> sp.Expr:
         base, power = f.as_base_exp()
-        if base.is_polynomial(t) and sp.degree(base, t) >= 2:
-            return sp.horner(sp.expand(base), wrt=t) ** power
+        if not base.is_polynomial(t):
+            return f
+        try:
+            if sp.degree(base, t) >= 2:
+                return sp.horner(sp.expand(base), wrt=t) ** power
+        except sp.PolynomialError:
+            # a coefficient holds z under a root (sqrt(z^2 + 1) beside tanh z), which
+            # SymPy's default domain cannot take: the expression domain can
+            poly = sp.Poly(sp.expand(base), t, domain=sp.EX)
+            if poly.degree() >= 2:
+                return sp.horner(poly) ** power
         return f
     return sp.Mul(*[one(f) for f in sp.Mul.make_args(expr)])
 
