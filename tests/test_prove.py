@@ -41,6 +41,19 @@ def test_branchwise_proof_of_piecewise_rewrite():
     assert zero_method(wrong.subs(a, f) - sp.diff(f, z)) is None
 
 
+def test_a_kink_where_no_closed_form_root_exists_is_proven_through_a_symbol(scratch_registries):
+    # softplus's stable rule on u = 3z/2 + tanh(z/2): u = 0 has no closed-form root, so
+    # no breakpoint in z; sg.compile of log(1 + exp(u)) raised ProofError
+    u = 3 * z / 2 + sp.tanh(z / 2)
+    stable = sp.log(1 + sp.exp(-sp.Abs(u))) + sp.Max(0, u)
+    assert "as a symbol" in zero_method(sp.log(1 + sp.exp(u)) - stable)
+    assert zero_method(sp.log(1 + sp.exp(u)) - stable - sp.Max(0, u) / 100) is None
+    act = sg.activation("softplus_of_u", sp.log(1 + sp.exp(u.subs(z, sg.var("x")))),
+                        replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), act(), sg.Dense(3, 1)), loss="mse")
+    assert sg.check(model).ok
+
+
 def test_congruence_inside_abs_and_conditions():
     lhs = sp.Piecewise((y, sp.Abs(y - sp.log(1 + sp.exp(z))) <= 1), (0, True))
     rhs = sp.Piecewise((y, sp.Abs(sp.Max(z, 0) + sp.log(1 + sp.exp(-sp.Abs(z))) - y) <= 1),

@@ -407,6 +407,32 @@ def branchwise_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     return None
 
 
+def opaque_kink_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
+    """Prove ``expr == 0`` with a non-linear kink argument u(z) replaced by a real symbol w.
+
+    softplus's stable form log1p(e^-|u|) + max(0, u) of log(1 + e^u) kinks where u = 0;
+    for u = 3z/2 + tanh(z/2) that point has no closed form, so `branchwise_zero` finds
+    no breakpoint. But if the expression with u written as w is 0 for every real w (and
+    z), it is 0 at w = u(z) in particular: a stronger claim, proven branch by branch in w.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> u = z + sp.tanh(z)
+    >>> opaque_kink_zero(sp.log(1 + sp.exp(u)) - sp.log(1 + sp.exp(-sp.Abs(u)))
+    ...                  - sp.Max(0, u))
+    'kink argument z + tanh(z) as a symbol: branchwise'
+    """
+    for g in dict.fromkeys(_kink_arguments(expr)):
+        if g.is_Symbol or not g.free_symbols or g.has(*KINKED):
+            continue
+        w = sp.Dummy("w", real=True)
+        replaced = expr.xreplace({g: w, -g: -w})
+        if replaced.has(w):
+            method = branchwise_zero(replaced, max_ops)
+            if method is not None:
+                return f"kink argument {g} as a symbol: {method}"
+    return None
+
+
 def every_branch_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     """"every branch" if ``expr`` holds one outermost Piecewise and is 0 with each of its
     branches in its place, whatever the conditions; else None.
@@ -468,7 +494,8 @@ def zero_method(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
         quick = sp.piecewise_fold(expr)
         if quick == 0 or (not quick.has(*KINKED) and smooth_zero(quick, max_ops)):
             return "piecewise_fold"
-        return every_branch_zero(expr, max_ops) or branchwise_zero(expr, max_ops)
+        return every_branch_zero(expr, max_ops) or branchwise_zero(expr, max_ops) \
+            or opaque_kink_zero(expr, max_ops)
     return smooth_zero(expr, max_ops)
 
 
