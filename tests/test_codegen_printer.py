@@ -135,3 +135,14 @@ def test_unbound_symbol_and_partial_piecewise_raise() -> None:
         print_expr(sp.Piecewise((Z, Z > 0)), SYMS)
     with pytest.raises(ValueError, match="dtype"):
         print_expr(Z, SYMS, "float16")
+
+
+@pytest.mark.parametrize("expr,big", [(sp.sqrt(4 * Z**2 / 9 + 1), 2e200 / 3),
+                                      (1 / sp.sqrt(2 * Z**2 + 3), 1 / (math.sqrt(2) * 1e200))])
+def test_a_scaled_square_under_a_root_prints_as_hypot(expr, big: float) -> None:
+    """sqrt(c u^2 + v^2) is hypot(sqrt(c) u, v): c z^2 overflows at |z| ~ 1e154 long before
+    the root does (the formula gave inf and 0 at z = 1e200, where it is finite)."""
+    code = print_expr(expr, SYMS)
+    assert "vm_hypot_f64(" in code, code
+    assert _evaluate(code, 1e200, 0.0) == pytest.approx(big, rel=1e-15)
+    assert _evaluate(code, -0.7, 0.0) == pytest.approx(float(expr.subs(Z, -0.7)), rel=1e-15)

@@ -194,6 +194,8 @@ def hypot_argument(expr: sp.Pow) -> tuple[sp.Expr, sp.Expr, sp.Rational] | None:
     >>> z = sp.Symbol("z", real=True)
     >>> hypot_argument(1 / sp.sqrt(z**2 + 4)), hypot_argument((z**2 + 1)**sp.Rational(1, 3))
     ((z, 2, -1), (z, 1, 2/3))
+    >>> hypot_argument(sp.sqrt(4*z**2/9 + 1))
+    (2*z/3, 1, 1)
     >>> hypot_argument(sp.sqrt(z**2 - 1)) is None
     True
     """
@@ -203,10 +205,12 @@ def hypot_argument(expr: sp.Pow) -> tuple[sp.Expr, sp.Expr, sp.Rational] | None:
         return None
     sides = []
     for term in base.args:
+        coeff, rest = term.as_coeff_Mul()
         if term.is_number and term.is_positive:
             sides.append(sp.sqrt(term))
-        elif isinstance(term, sp.Pow) and term.exp == 2:
-            sides.append(term.base)
+        elif isinstance(rest, sp.Pow) and rest.exp == 2 and coeff.is_positive:
+            # c w^2 = (sqrt(c) w)^2: one rounding in u, to which hypot(u, v) is not sensitive
+            sides.append(rest.base if coeff == 1 else sp.sqrt(coeff) * rest.base)
         else:
             return None
     if all(s.is_number for s in sides):
