@@ -54,6 +54,35 @@ def test_a_kink_where_no_closed_form_root_exists_is_proven_through_a_symbol(scra
     assert sg.check(model).ok
 
 
+def test_a_kink_whose_root_depends_on_another_variable_is_proven_through_a_symbol(
+        scratch_registries):
+    # a margin loss for labels y in {0, 1}: softplus(-(2y - 1) z); its stable form kinks
+    # where z(1 - 2y) = 0, a root whose coefficient holds y (sg.compile: ProofError)
+    u = z * (1 - 2 * y)
+    stable = sp.log(1 + sp.exp(-sp.Abs(2 * y * z - z))) + sp.Max(0, z - 2 * y * z)
+    assert "as a symbol" in zero_method(sp.log(sp.exp(u) + 1) - stable)
+    assert zero_method(sp.log(sp.exp(u) + 1) - stable + sp.Max(0, z) / 7) is None
+    p, t = sp.symbols("p t", real=True)
+    margin = sg.loss("margin_prove", sp.log(1 + sp.exp(-(2 * t - 1) * p)), prediction=p,
+                     target=t, replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.Tanh(), sg.Dense(3, 1)), loss=margin)
+    assert sg.check(model).ok
+
+
+def test_float32_kernel_is_checked_against_a_float64_reference(scratch_registries):
+    # log(1 + (p - y)^2/4): the kernel evaluates log1p, a float32 reference log(1 + u),
+    # which rounded 1 + u and was 8.5e-6 off where the kernel was 4.6e-6 off: the two
+    # differed by 1.3e-5 > 1e-5 and a right kernel failed sg.check
+    p, t = sp.symbols("p t", real=True)
+    cauchy = sg.loss("cauchy_prove", sp.log(1 + (p - t) ** 2 / 4), prediction=p, target=t,
+                     replace=True)
+    X = np.random.default_rng(0).normal(size=(128, 3))
+    net = sg.Sequential(sg.Dense(3, 5), sg.Tanh(), sg.Dense(5, 1), sg.Sigmoid())
+    model = sg.compile(net, loss=cauchy, optimizer=sg.Adam(lr=0.01), dtype="float32")
+    model.fit(X, (X[:, 0] > 0).astype(float), epochs=5, batch_size=32, seed=0)
+    assert sg.check(model).ok
+
+
 def test_congruence_inside_abs_and_conditions():
     lhs = sp.Piecewise((y, sp.Abs(y - sp.log(1 + sp.exp(z))) <= 1), (0, True))
     rhs = sp.Piecewise((y, sp.Abs(sp.Max(z, 0) + sp.log(1 + sp.exp(-sp.Abs(z))) - y) <= 1),

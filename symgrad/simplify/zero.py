@@ -411,9 +411,11 @@ def opaque_kink_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     """Prove ``expr == 0`` with a non-linear kink argument u(z) replaced by a real symbol w.
 
     softplus's stable form log1p(e^-|u|) + max(0, u) of log(1 + e^u) kinks where u = 0;
-    for u = 3z/2 + tanh(z/2) that point has no closed form, so `branchwise_zero` finds
-    no breakpoint. But if the expression with u written as w is 0 for every real w (and
-    z), it is 0 at w = u(z) in particular: a stronger claim, proven branch by branch in w.
+    for u = 3z/2 + tanh(z/2) that point has no closed form, and for u = z(1 - 2y) (a
+    margin loss) it lies at z = 0 or y = 1/2, a root whose coefficient holds the other
+    variable, so `branchwise_zero` finds no breakpoint. But if the expression with u
+    written as w is 0 for every real w (and z), it is 0 at w = u(z) in particular: a
+    stronger claim, proven branch by branch in w.
 
     >>> z = sp.Symbol("z", real=True)
     >>> u = z + sp.tanh(z)
@@ -421,6 +423,10 @@ def opaque_kink_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
     ...                  - sp.Max(0, u))
     'kink argument z + tanh(z) as a symbol: branchwise'
     """
+    # u must read the same wherever it occurs: exp(z*(1 - 2y)) beside |2yz - z|
+    expr = expr.replace(lambda e: isinstance(e, sp.Function) and not isinstance(e, sp.Piecewise)
+                        and any(isinstance(arg, (sp.Add, sp.Mul)) for arg in e.args),
+                        lambda e: e.func(*[sp.expand_mul(arg) for arg in e.args]))
     for g in dict.fromkeys(_kink_arguments(expr)):
         if g.is_Symbol or not g.free_symbols or g.has(*KINKED):
             continue
