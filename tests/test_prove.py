@@ -139,6 +139,20 @@ def test_float32_model_proves_with_float32_tolerance():
     assert all(np.isfinite(e.max_error) for e in report)
 
 
+def test_float32_identity_beyond_float32s_range_is_compared_in_float64(scratch_registries):
+    # log(e^(4x^2) + 1): the raw side overflows float32 beyond |z| ~ 4.7, so most samples
+    # of the domain (-10, 10) were inf and sg.check of a float32 model raised ProofError
+    act = sg.activation("steep_softplus", sp.log(sp.exp(4 * sg.var("x") ** 2) + 1),
+                        replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(2, 2), act(), sg.Dense(2, 1)), loss="mse",
+                       dtype="float32")
+    assert sg.check(model).ok
+    ident = next(i for i in model.plan.identities if "stable forward form" in i.name)
+    wrong = dataclasses.replace(ident, simplified=ident.simplified * (1 + sp.Rational(1, 1000)))
+    with pytest.raises(sg.ProofError, match="fails numerically"):
+        prove_numeric(wrong, "float32")
+
+
 def test_finite_differences_survive_samples_sitting_on_a_kink():
     # Zero biases after a ReLU that is off for a row put that row exactly at the
     # LeakyReLU's kink in every batch (found by hypothesis, seed 26): the check must
