@@ -79,15 +79,30 @@ def test_overfull_boxes_are_read_from_the_log_with_their_source(tmp_path, pdflat
     from symgrad.render.document import OverfullBoxError, overfull_boxes
 
     doc = Derivation("Too wide")
-    doc.section("S").add(text="fine", math=" + ".join(f"y_{{{k}}}" for k in range(90)))
+    # one brace group: no top-level + where `break_rows` could break it
+    doc.section("S").add(text="fine", math="{" + " + ".join(f"y_{{{k}}}" for k in range(90)) + "}")
     tex = doc.to_tex(tmp_path / "wide.tex")
     compile_tex(tex)                      # compiles: not an error unless strict
     boxes = overfull_boxes(tmp_path / "wide.log")
     assert len(boxes) == 1 and boxes[0].startswith("Overfull \\hbox (")
-    assert "| y_{0} + y_{1}" in boxes[0]  # the display it came from
+    assert "| {y_{0} + y_{1}" in boxes[0]  # the display it came from
     with pytest.raises(OverfullBoxError, match="1 overfull box") as err:
         doc.to_tex(tmp_path / "wide2.tex", strict=True)
     assert err.value.boxes == overfull_boxes(tmp_path / "wide2.log")
+
+
+def test_a_long_sum_is_broken_into_rows_that_fit_the_page(tmp_path, pdflatex):
+    """A display of 90 terms (a user's long derivative) is broken at its top-level + signs,
+    also inside one \\left( ... \\right), and compiles without an overfull box."""
+    doc = Derivation("Long")
+    terms = " + ".join(rf"\frac{{y_{{{k}}}}}{{2}}" for k in range(90))
+    doc.section("S").add(math="f'(z) = " + terms)
+    doc.section("T").add(math=r"dZ = dA \odot \left(" + terms + r"\right)")
+    latex = doc.latex()
+    assert r"f'(z) &= \frac{y_{0}}{2}" in latex and latex.count(r"&\quad ") >= 6
+    assert latex.count(r"\right.") == latex.count(r"\left. ") >= 3
+    tex = doc.to_tex(tmp_path / "long.tex")
+    compile_tex(tex, strict=True)
 
 
 def test_the_suite_fails_a_test_whose_document_runs_off_the_page(tmp_path, pdflatex):
@@ -102,7 +117,7 @@ def test_the_suite_fails_a_test_whose_document_runs_off_the_page(tmp_path, pdfla
         "from symgrad.render.document import Derivation\n\n"
         "def _doc(n):\n"
         "    d = Derivation('Wide')\n"
-        "    d.section('S').add(math=' + '.join(f'y_{{{k}}}' for k in range(n)))\n"
+        "    d.section('S').add(math='{' + ' + '.join(f'y_{{{k}}}' for k in range(n)) + '}')\n"
         "    return d\n\n"
         "def test_wide(tmp_path):\n"
         "    _doc(90).to_tex(tmp_path / 'w.tex')\n\n"

@@ -120,7 +120,9 @@ def test_example_documents_fit_the_page(name, tmp_path, recorded, pdflatex, caps
 def test_the_check_finds_an_equation_that_is_too_wide(tmp_path, pdflatex):
     # The detector itself: a display far wider than the page is reported with its source.
     doc = Derivation("Too wide")
-    doc.section("S").add(math=" + ".join(f"x_{{{k}}}" for k in range(80)), plain="x")
+    # one brace group: `break_rows` finds no top-level + to break it at
+    doc.section("S").add(math="{" + " + ".join(f"x_{{{k}}}" for k in range(80)) + "}",
+                         plain="x")
     problems = page_report({1: doc}, [], tmp_path)
     assert len(problems) == 1 and "Overfull \\hbox" in problems[0]
     assert "x_{79}" not in problems[0] and "x_{0} + x_{1}" in problems[0]

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from symgrad.render.latex_text import latex_to_text
+from symgrad.render.line_breaks import break_rows
 
 if TYPE_CHECKING:
     from symgrad.render.worksheet import BlankChoice, Worksheet
@@ -106,9 +107,16 @@ def _aligned(math: str) -> str:
     return math
 
 
+# The widest row a displayed equation may have, in em: A4 with 2 cm margins at 11 pt is
+# about 44 em, less an equation number; `math_width` errs on the wide side (5-10 %).
+DISPLAY_EM = 40.0
+
+
 def _display(math: str, tag: str) -> list[str]:
-    """A displayed equation for pdflatex (multi-row math as one ``aligned`` block)."""
-    return [r"\begin{equation*}", _aligned(math) + tag, r"\end{equation*}"]
+    """A displayed equation for pdflatex (multi-row math as one ``aligned`` block); rows
+    wider than the page are broken at a top-level + or - (`break_rows`)."""
+    return [r"\begin{equation*}", _aligned(break_rows(math, DISPLAY_EM)) + tag,
+            r"\end{equation*}"]
 
 
 def equation_tag(step: Step, numbers: dict[int, int]) -> str:

@@ -1,0 +1,52 @@
+"""Displayed equations wider than the page are broken at a top-level + or - (issue 10's
+"nothing runs off the page", for a user's formulas too). The pdflatex side is in
+tests/test_document.py; here the cuts themselves."""
+
+from __future__ import annotations
+
+import re
+
+from symgrad.render.line_breaks import break_rows, math_width
+
+TERM = r"\frac{z^{2}}{z + 1}"
+LONG = " + ".join([TERM] * 14)
+
+
+def _balanced(row: str) -> bool:
+    return len(re.findall(r"\\left\b", row)) == len(re.findall(r"\\right\b", row)) \
+        and row.count("{") == row.count("}")
+
+
+def test_a_short_row_is_left_alone():
+    assert break_rows(r"f'(z) = 1 - a^{2}", 40.0) == r"f'(z) = 1 - a^{2}"
+
+
+def test_a_long_sum_breaks_after_the_equals_sign_into_rows_that_fit():
+    out = break_rows("f'(z) = " + LONG, 40.0)
+    rows = out.split(r" \\ ")
+    assert rows[0].startswith(r"f'(z) &= ") and all(r.startswith(r"&\quad + ") for r in rows[1:])
+    assert all(math_width(r) <= 40.0 for r in rows) and all(_balanced(r) for r in rows)
+    assert out.replace(r" \\ &\quad", "").replace("&=", "=").count(TERM) == 14
+
+
+def test_a_sum_inside_left_right_breaks_with_invisible_delimiters():
+    rows = break_rows(r"dZ = dA \odot \left(" + LONG + r"\right)", 40.0).split(r" \\ ")
+    assert len(rows) >= 2 and rows[0].endswith(r"\right.") and r"\left. " in rows[1]
+    assert all(_balanced(r) for r in rows)
+
+
+def test_unary_signs_and_brace_groups_are_not_cut():
+    out = break_rows("f(z) = - {" + LONG + "}", 40.0)
+    assert out == "f(z) = - {" + LONG + "}"   # nothing outside the group to break at
+
+
+def test_a_wide_left_side_breaks_too_and_the_equals_starts_a_row():
+    out = break_rows(LONG + " = " + LONG, 40.0)
+    rows = out.split(r" \\ ")
+    assert rows[0].startswith("&") and any(r.startswith("&= ") for r in rows)
+    assert all(math_width(r) <= 40.0 for r in rows)
+
+
+def test_rows_of_an_environment_stay_inside_it():
+    cases = r"f(z) = \begin{cases} " + LONG + r" & z > 0 \\ 0 & \text{otherwise} \end{cases}"
+    assert break_rows(cases, 40.0) == cases
