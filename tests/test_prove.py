@@ -83,6 +83,28 @@ def test_float32_kernel_is_checked_against_a_float64_reference(scratch_registrie
     assert sg.check(model).ok
 
 
+def test_float32_kernel_check_allows_the_rounding_conditioning_forces_but_no_more(
+        scratch_registries):
+    # sin(e^(3z + 1)): e^(3z + 1) ~ 1e3 rounds by ~6e-5 in float32, and sin passes that on:
+    # kernel and reference differed by 2.7e-5 > 1e-5 without either being wrong
+    from symgrad.prove.check import check_kernel
+
+    act = sg.activation("sin_exp_prove", sp.sin(sp.exp(3 * sg.var("x") + 1)), replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(4, 6), act(), sg.Dense(6, 2), sg.Softmax()),
+                       loss="cross_entropy", optimizer=sg.Adam(lr=0.01), dtype="float32")
+    X = np.random.default_rng(0).normal(size=(128, 4))
+    model.fit(X, (X[:, 0] > X[:, 1]).astype(int), epochs=3, batch_size=32, seed=0)
+    assert check_kernel(model)
+    right = model.compiled_backward
+    for name in ("dense0.W", "dense1.b"):   # a kernel 1 % off in one gradient fails
+        def off(X, Y, name=name):
+            loss, grads = right(X, Y)
+            return loss, {**grads, name: grads[name] * 1.01}
+        model.compiled_backward = off
+        with pytest.raises(sg.ProofError, match=name.replace(".", r"\.")):
+            check_kernel(model)
+
+
 def test_congruence_inside_abs_and_conditions():
     lhs = sp.Piecewise((y, sp.Abs(y - sp.log(1 + sp.exp(z))) <= 1), (0, True))
     rhs = sp.Piecewise((y, sp.Abs(sp.Max(z, 0) + sp.log(1 + sp.exp(-sp.Abs(z))) - y) <= 1),

@@ -198,13 +198,30 @@ def check_gradients(model, seed: int = 0, rows: int = 5, attempts: int = 2
             for name, err in errors.items()]
 
 
+def _kernel_errors(loss_k: float, grads_k: dict, loss_r: float, grads_r: dict
+                   ) -> dict[str, float]:
+    """Relative errors of a kernel's loss and of each gradient (to its largest entry)."""
+    errors = {"loss": abs(float(loss_k) - float(loss_r)) / max(abs(float(loss_r)), 1e-300)}
+    for name, ref in grads_r.items():
+        ref = np.asarray(ref, dtype=np.float64)
+        got = np.asarray(grads_k[name], dtype=np.float64)
+        scale = max(float(np.abs(ref).max(initial=0.0)), 1e-300)
+        errors[name] = float(np.abs(got - ref).max(initial=0.0)) / scale
+    return errors
+
+
 def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
     """The compiled kernel's loss and gradients vs the NumPy reference on one batch.
 
     Compiles the model's kernels (``model.compiled_backward``) if it has not yet, so
     an expression the kernel printer cannot handle fails here, not at ``fit``. Each
-    gradient tensor is compared relative to its largest entry, in the model's dtype,
-    against the reference in float64 on the same rounded inputs and parameters.
+    gradient tensor is compared relative to its largest entry. A float32 kernel is
+    compared with the reference run in float64 on the same rounded inputs and
+    parameters, within 1e-5 or four times the worst error of the reference's own
+    float32 run, whichever is larger: a formula's conditioning forces that much rounding on any
+    float32 evaluation (sin(e^(3z+1)) inherits e^(3z+1)'s), and a float32 reference
+    compared with the kernel directly failed right kernels where it rounded worse
+    (log(1 + u) beside the kernel's log1p). A wrong kernel is off by far more.
     """
     compiled = getattr(model, "compiled_backward", None)
     if compiled is None:
@@ -217,22 +234,24 @@ def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
     except Exception as exc:   # noqa: BLE001 - reported with its cause, as a failed proof
         raise ProofError(f"the kernel could not be compiled or run: "
                          f"{type(exc).__name__}: {exc}") from exc
-    # The reference runs in float64 on the kernel's own (rounded) inputs and parameters:
-    # a float32 reference would carry float32 rounding of its own, and where it rounds
-    # worse than the kernel (log(1 + u) beside the kernel's log1p) a right kernel failed.
-    rounded = {k: np.asarray(v, dtype=dtype).astype(np.float64) for k, v in model.params.items()}
-    X64, Y64 = (np.asarray(a, dtype=dtype).astype(np.float64) for a in (X, Y))
-    loss_r, grads_r = model.reference.backward(rounded, X64.reshape(X64.shape[0], -1), Y64)
-    errors = {"loss": abs(float(loss_k) - float(loss_r)) / max(abs(float(loss_r)), 1e-300)}
-    for name, ref in grads_r.items():
-        ref = np.asarray(ref, dtype=np.float64)
-        got = np.asarray(grads_k[name], dtype=np.float64)
-        scale = max(float(np.abs(ref).max(initial=0.0)), 1e-300)
-        errors[name] = float(np.abs(got - ref).max(initial=0.0)) / scale
+    loss_r, grads_r = model.backward(X, Y)
+    errors = _kernel_errors(loss_k, grads_k, loss_r, grads_r)
+    bounds = dict.fromkeys(errors, tol)
+    if dtype != "float64":
+        rounded = {k: np.asarray(v, dtype=dtype).astype(np.float64)
+                   for k, v in model.params.items()}
+        X64, Y64 = (np.asarray(a, dtype=dtype).astype(np.float64) for a in (X, Y))
+        exact = model.reference.backward(rounded, X64.reshape(X64.shape[0], -1), Y64)
+        errors = _kernel_errors(loss_k, grads_k, *exact)
+        # the float32 reference's own error, its worst over the loss and every gradient:
+        # one ill-conditioned activation reaches them all, by chance more in one of them
+        floor = max(_kernel_errors(loss_r, grads_r, *exact).values())
+        bounds = dict.fromkeys(errors, max(tol, 4 * floor))
     for name, err in errors.items():
-        if not err <= tol:
+        if not err <= bounds[name]:
             raise ProofError(f"compiled kernel disagrees with the NumPy reference on "
-                             f"{name!r}: relative error {err:.3g} > {tol:g} ({dtype})")
+                             f"{name!r}: relative error {err:.3g} > {bounds[name]:.3g} "
+                             f"({dtype})")
     return [ReportEntry(f"kernel {name}", "kernel",
                         f"compiled vs NumPy reference ({dtype}, {rows} rows)", err)
             for name, err in errors.items()]
