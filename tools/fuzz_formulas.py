@@ -12,7 +12,9 @@ in float64 and float32, three epochs of Adam, then ``sg.check``. A line per form
 Found with it (2026-12-02): a root of z beside tanh crashed ``sg.compile``
 (PolynomialError); softplus of a non-linear or two-variable argument failed its proof;
 sqrt(4x^2/9 + 1) overflowed where hypot does not; float32 checks failed on a float32
-reference less accurate than the kernel, and on identities beyond float32's range.
+reference less accurate than the kernel, on the rounding an ill-conditioned formula
+(sin(e^(3x+1))) forces on any float32 evaluation, and on identities beyond float32's
+range.
 A formula takes 5-15 s on an empty cache.
 """
 
