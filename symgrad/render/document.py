@@ -108,7 +108,7 @@ def _aligned(math: str) -> str:
 
 
 # The widest row a displayed equation may have, in em: A4 with 2 cm margins at 11 pt is
-# about 44 em, less an equation number; `math_width` errs on the wide side (5-10 %).
+# about 44 em, less an equation number and some room for the error of `latex_em`.
 DISPLAY_EM = 40.0
 
 
