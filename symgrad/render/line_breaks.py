@@ -4,9 +4,10 @@ A user's activation can make a derivative of a dozen terms, one row of 230 pt mo
 the page holds. `break_rows` estimates each row's printed width from its LaTeX source
 (`symgrad.simplify.limit.latex_em`, the estimate the limit tables break their lines by,
 in em) and, where a row is too wide, breaks it before a binary + or - that is outside
-every brace group, continuing on a new row aligned after the ``=``. A sum inside one ``\left( ... \right)`` breaks too, each piece
-closed by the invisible ``\right.`` / ``\left.``. A single term wider than the page
-stays as it is (a fraction or a product of factors is not broken).
+every brace group, continuing on a new row aligned after the ``=``. A sum inside one
+``\left( ... \right)`` breaks too, each piece closed by the invisible ``\right.`` /
+``\left.``. A single term wider than the page stays as it is (a fraction or a product
+of factors is not broken).
 
 >>> rows = break_rows(r"f'(z) = " + " + ".join([r"\frac{z^{2}}{z + 1}"] * 14), 40.0)
 >>> rows.count(r"\\"), rows.startswith(r"f'(z) &= ")
