@@ -8,7 +8,7 @@ Here each node of the formula becomes its first terms as 128-bit mpmath numbers,
 each operation costs O(N^2) multiply-adds whatever the formula: sums term by term,
 products as dot products, and every function by the differential equation it satisfies
 (g = e^f: g' = f'g; g = f^p: f g' = p f' g; sin and cos together; atan, erf and the
-other inverse functions through their derivatives, integrated). Degree 128 of a
+other inverse functions through their derivative as SymPy writes it, integrated). Degree 128 of a
 40-operation formula takes a fraction of a second.
 
 A series is z^low (c_0 + c_1 z + ...) known through a degree, so quotients that cancel,
@@ -169,11 +169,22 @@ def _dense_series(values: list) -> Series:
     return Series(0, values, len(values) - 1)
 
 
-def _inside(fn: Callable, x, lo, hi):
-    """fn(x) for lo < x < hi (an open interval: the function is analytic there)."""
-    if not lo < x < hi:
-        raise NoSeries(f"no series at a point where the argument is {x}")
-    return fn(x)
+# Functions whose derivative SymPy writes without the function itself (atan' = 1/(1 + x^2),
+# erf' = 2 e^(-x^2)/sqrt(pi), asin' = 1/sqrt(1 - x^2), ...): their series is the integral
+# of F'(x) x', F' derived by `sympy.diff` and expanded by this module like any formula.
+_BY_DERIVATIVE = frozenset({"atan", "atanh", "asin", "acos", "asinh", "acosh", "erf", "erfc"})
+
+
+def _by_derivative(func: type, x: sp.Expr, z: sp.Symbol, known: int, memo: dict) -> Series:
+    """F(x) as a series: F(x(0)) (mpmath, its own value: erfc(20) = 5e-176 is not 1 - erf)
+    plus the integral of F'(x) x'; where F is not analytic at x(0), F' has no series."""
+    inner = _series(x, z, known, memo)
+    start = getattr(mpmath, func.__name__)(inner.dense()[0])
+    if not isinstance(start, mpmath.mpf):
+        raise NoSeries(f"{func.__name__} is not real at {inner.dense()[0]}")
+    arg = sp.Dummy("x")
+    slope = _series(sp.diff(func(arg), arg).subs(arg, x), z, known, memo)
+    return _integral(start, _mul(slope, _derivative(inner.dense())))
 
 
 def _function(name: str, a: Series) -> Series:
@@ -190,29 +201,6 @@ def _function(name: str, a: Series) -> Series:
     if name == "tan":
         s, c = _sin_cos(f, hyperbolic=False)
         return _mul(_dense_series(s), _reciprocal(_dense_series(c)))
-    if name in ("atan", "atanh"):   # atan' = f' / (1 + f^2), atanh' = f' / (1 - f^2)
-        sign = 1 if name == "atan" else -1
-        one_plus = _add(_constant(1, a.known), _mul(_mul(a, a), _constant(sign, a.known)))
-        start = mpmath.atan(f[0]) if name == "atan" else _inside(mpmath.atanh, f[0], -1, 1)
-        return _integral(start, _mul(_derivative(f), _reciprocal(one_plus)))
-    if name in ("asin", "acos", "asinh", "acosh"):
-        # asin' = -acos' = f' (1 - f^2)^(-1/2), asinh' = f' (1 + f^2)^(-1/2),
-        # acosh' = f' (f^2 - 1)^(-1/2); none is analytic where its root is 0
-        sign = {"asin": -1, "acos": -1, "asinh": 1, "acosh": 1}[name]
-        shift = -1 if name == "acosh" else 1
-        inner = _add(_constant(shift, a.known), _mul(_mul(a, a), _constant(sign, a.known)))
-        root = _dense_series(_real_power(inner.dense(), mpmath.mpf(-0.5)))
-        slope = _mul(_mul(_derivative(f), root), _constant(-1 if name == "acos" else 1,
-                                                            a.known))
-        lo, hi = {"asin": (-1, 1), "acos": (-1, 1), "asinh": (-mpmath.inf, mpmath.inf),
-                  "acosh": (1, mpmath.inf)}[name]
-        return _integral(_inside(getattr(mpmath, name), f[0], lo, hi), slope)
-    if name in ("erf", "erfc"):   # erf' = -erfc' = 2/sqrt(pi) e^(-f^2) f'
-        gauss = _dense_series(_exp([-c for c in _mul(a, a).dense()]))
-        scale = (1 if name == "erf" else -1) * 2 / mpmath.sqrt(mpmath.pi)
-        slope = _mul(_mul(gauss, _derivative(f)), _constant(scale, a.known))
-        # erfc from its own value at 0, not as 1 - erf: erfc(20) = 5e-176 would cancel
-        return _integral(mpmath.erf(f[0]) if name == "erf" else mpmath.erfc(f[0]), slope)
     raise NoSeries(f"no series rule for {name}")
 
 
@@ -253,6 +241,8 @@ def _series(expr: sp.Expr, z: sp.Symbol, known: int, memo: dict) -> Series:
         name, (x,) = type(expr).__name__, expr.args
         if name in ("expm1", "log1p"):   # SymPy's codegen functions, by their definitions
             out = _series(sp.exp(x) - 1 if name == "expm1" else sp.log(1 + x), z, known, memo)
+        elif name in _BY_DERIVATIVE:
+            out = _by_derivative(type(expr), x, z, known, memo)
         else:
             out = _function(name, _series(x, z, known, memo))
     else:
