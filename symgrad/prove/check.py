@@ -218,8 +218,8 @@ def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
     gradient tensor is compared relative to its largest entry. A float32 kernel is
     compared with the reference run in float64 on the same rounded inputs and
     parameters, within 1e-5 or four times the worst error of the reference's own
-    float32 run, whichever is larger: a formula's conditioning forces that much rounding on any
-    float32 evaluation (sin(e^(3z+1)) inherits e^(3z+1)'s), and a float32 reference
+    float32 run, whichever is larger: a formula's conditioning forces that much rounding
+    on any float32 evaluation (sin(e^(3z+1)) inherits e^(3z+1)'s), and a float32 reference
     compared with the kernel directly failed right kernels where it rounded worse
     (log(1 + u) beside the kernel's log1p). A wrong kernel is off by far more.
     """
@@ -234,10 +234,10 @@ def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
     except Exception as exc:   # noqa: BLE001 - reported with its cause, as a failed proof
         raise ProofError(f"the kernel could not be compiled or run: "
                          f"{type(exc).__name__}: {exc}") from exc
-    loss_r, grads_r = model.backward(X, Y)
-    errors = _kernel_errors(loss_k, grads_k, loss_r, grads_r)
-    bounds = dict.fromkeys(errors, tol)
-    if dtype != "float64":
+    reference = model.backward(X, Y)   # in the model's dtype
+    if dtype == "float64":
+        errors, bound = _kernel_errors(loss_k, grads_k, *reference), tol
+    else:
         rounded = {k: np.asarray(v, dtype=dtype).astype(np.float64)
                    for k, v in model.params.items()}
         X64, Y64 = (np.asarray(a, dtype=dtype).astype(np.float64) for a in (X, Y))
@@ -245,13 +245,12 @@ def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
         errors = _kernel_errors(loss_k, grads_k, *exact)
         # the float32 reference's own error, its worst over the loss and every gradient:
         # one ill-conditioned activation reaches them all, by chance more in one of them
-        floor = max(_kernel_errors(loss_r, grads_r, *exact).values())
-        bounds = dict.fromkeys(errors, max(tol, 4 * floor))
+        floor = max(_kernel_errors(*reference, *exact).values())
+        bound = max(tol, 4 * floor)
     for name, err in errors.items():
-        if not err <= bounds[name]:
+        if not err <= bound:
             raise ProofError(f"compiled kernel disagrees with the NumPy reference on "
-                             f"{name!r}: relative error {err:.3g} > {bounds[name]:.3g} "
-                             f"({dtype})")
+                             f"{name!r}: relative error {err:.3g} > {bound:.3g} ({dtype})")
     return [ReportEntry(f"kernel {name}", "kernel",
                         f"compiled vs NumPy reference ({dtype}, {rows} rows)", err)
             for name, err in errors.items()]
