@@ -15,6 +15,7 @@ sigmoid(128) keep none of it.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import mpmath
@@ -51,7 +52,23 @@ MP_FUNCS = {
 }
 
 START_BITS = 170      # ~50 digits
-MAX_BITS = 4096
+MAX_BITS = 8192
+
+
+def start_bits(args: list[float]) -> int:
+    """The first precision for ``args``: 50 digits plus twice each argument's binary exponent.
+
+    A cancellation inside the formula costs as many bits as the arguments' scale: at
+    z = 1e-300, e^z - 1 and cos z - 1 are 0 below 1000 and 2000 bits, and so at 50 and
+    100 digits alike, which looks converged when the cancelled part is one term of a
+    sum (2z + (e^z - 1) would read 2z, not 3z). Twice the exponent covers a square
+    (cos z - 1 ~ z^2/2; sqrt(z^2 + 1) - z at z = 1e300).
+
+    >>> start_bits([1.5]), start_bits([1e-300]), start_bits([0.0, -2.0])
+    (172, 2162, 174)
+    """
+    scale = max((abs(math.frexp(a)[1]) for a in args if a and math.isfinite(a)), default=0)
+    return START_BITS + 2 * scale
 
 
 def value_at(fn, args: list[float], bits: int):
@@ -65,7 +82,7 @@ def value_at(fn, args: list[float], bits: int):
 
 
 def converged(fn, args: list[float], trust_zero: bool = True):
-    """fn(args) at 50 digits, repeated at twice the precision until two results agree.
+    """fn(args) at `start_bits`, repeated at twice the precision until two results agree.
 
     50 digits are not always enough: log(1 + e^-108) needs 47 digits just to see the
     e^-108, and 1 - sigmoid(700) is 0 (a division by zero downstream) below 1010 bits.
@@ -74,10 +91,10 @@ def converged(fn, args: list[float], trust_zero: bool = True):
     to 0 at low precision, such as exp(2x)(1 - tanh x) at x = 128, is not taken as 0).
     The form chooser keeps ``True``: its accuracy bounds were set with that reference.
     """
-    bits, prev = START_BITS, None
-    while bits <= MAX_BITS:
+    bits, prev = start_bits(args), None
+    while True:
         v = value_at(fn, args, bits)
-        last = bits * 2 > MAX_BITS
+        last = bits >= MAX_BITS
         if v is not None and prev is not None:
             with mpmath.workprec(bits):
                 if v == 0 and prev == 0 and not trust_zero:
@@ -88,8 +105,9 @@ def converged(fn, args: list[float], trust_zero: bool = True):
                         return v
                 elif v == prev or abs(v - prev) <= abs(v) * mpmath.mpf(2) ** -80:
                     return v
-        prev, bits = v, bits * 2
-    return None
+        if last:
+            return None
+        prev, bits = v, min(bits * 2, MAX_BITS)
 
 
 @lru_cache(maxsize=256)
