@@ -249,7 +249,14 @@ CUSTOM = {
     "expm1_minus_x": "exp(x) - 1 - x",
     "x_minus_sin": "x - sin(x)",
     "sinc": "sin(x)/x",                                       # its slope: 0/0 at 0
+    # polynomials cancel near their roots as written; factored, each root is exact
+    "linear_root": "3*x/2 + 3/2",
+    "quadratic_roots": "2*x**2 + x",
+    "cubic_roots": "x**3 - x",
+    "tanh_of_linear": "tanh(3*x/2 + 3/2)",
 }
+ROOTS = {"linear_root": (-1.0,), "quadratic_roots": (-0.5,), "cubic_roots": (-1.0, 1.0),
+         "tanh_of_linear": (-1.0,)}
 
 
 MISH = "x*tanh(log(1 + exp(x)))"
@@ -290,6 +297,22 @@ def test_custom_formulas_get_an_accurate_form(scratch_registries, key, dtype):
     assert err.max() <= FORWARD_ULPS, f"{key} {dtype}: {plan.stable_forward}: {_worst(z, err)}"
     z, err = derivative_errors(plan, dtype)
     assert err.max() <= DERIVATIVE_ULPS, f"{key} {dtype}: {plan.derivative}: {_worst(z, err)}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("key", sorted(ROOTS))
+def test_forward_is_accurate_next_to_a_root(scratch_registries, key, dtype):
+    """Within 4 ulp a few hundred ulps either side of each root (factored forms):
+    3x/2 + 3/2 as written was 32 ulp off at x = -1.01 in float32."""
+    plan = _plan(sg.activation(f"acc_{key}", CUSTOM[key], replace=True)())
+    eps = float(np.finfo(dtype).eps)
+    steps = np.concatenate([np.arange(1, 300), 2.0 ** np.arange(9, 20)])
+    z = np.unique(np.concatenate([r * (1 + sign * steps * eps) for r in ROOTS[key]
+                                  for sign in (-1, 1)]).astype(dtype))
+    hi, lo = exact(plan.forward, z)
+    with np.errstate(all="ignore"):
+        err = ulps(evaluate(plan.stable_forward, {Z: z}, dtype), hi, lo, dtype, 0.0)
+    assert err.max() <= FORWARD_ULPS, f"{plan.stable_forward}: {_worst(z, err)}"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

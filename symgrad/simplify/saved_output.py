@@ -267,11 +267,12 @@ def in_z_forms(d: sp.Expr, z: sp.Symbol = Z) -> list[tuple[str, sp.Expr]]:
     together = sp.together(d)
     if together != d:
         forms.append(("over one denominator", together))
+    factored = factored_forms(forms)
     for label, base in (("", d), (" term by term", sp.expand(d, power_exp=False))):
         for logs, stable, used in _rule_rewrites(base):
             names = ", ".join(rule.name for rule in used)
             forms.append((f"stable rules{label}{logs}: {names}", stable))
-    return forms + one_exponential_forms(forms, z)
+    return forms + one_exponential_forms(forms, z) + factored
 
 
 def _rule_rewrites(base: sp.Expr) -> list[tuple[str, sp.Expr, tuple]]:
@@ -287,6 +288,51 @@ def _rule_rewrites(base: sp.Expr) -> list[tuple[str, sp.Expr, tuple]]:
         if near_one != base:
             stable, used = stabilise(near_one, distribute=False, expand=False)
             out.append((" (logs combined, log(w) as log1p(w - 1))", stable, used))
+    return out
+
+
+#: The longest form (SymPy operations) `factored_forms` factors (each takes 2-10 ms).
+FACTOR_MAX_OPS = 40
+
+
+def factored_forms(forms: list[tuple[str, sp.Expr]]) -> list[tuple[str, sp.Expr]]:
+    """Each short form with its polynomial sums factored over the rationals, where that
+    changes it.
+
+    A polynomial cancels near its roots as written: 3z/2 + 3/2 rounds 3z/2 and then
+    loses that rounding's relative size near z = -1 (32 ulp off in float32), and
+    2z^2 + z near z = -1/2. Factored, the root is a factor's own exact cancellation
+    (z + 1 is exact near -1), 3(z + 1)/2 and z(2z + 1) are within an ulp. Sums inside
+    function arguments are factored too (tanh(3(z + 1)/2)); only sums of powers of the
+    symbols are, never one over exponentials (SymPy would factor e^(z/500) - 1 into
+    cyclotomic polynomials of e^(z/500)). Like every candidate, a factored form is
+    measured, and taken only where the forms before it miss the bound.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> factored_forms([("as written", 2*z**2 + z), ("other", sp.exp(z) - 1)])
+    [('as written, factored', z*(2*z + 1))]
+    >>> factored_forms([("slope", sp.exp(3*z/2 + sp.Rational(3, 2)) + z**2 - 1)])
+    [('slope, factored', (z - 1)*(z + 1) + exp(3*(z + 1)/2))]
+    """
+    def factor_sum(e: sp.Add) -> sp.Expr:
+        # the terms that are powers of the symbols, factored together; the others kept
+        poly = [t for t in e.args if t.free_symbols and t.is_polynomial()]
+        rest = [t for t in e.args if t not in poly]
+        if len(poly) + bool(rest and any(r.is_Number for r in rest)) < 2:
+            return e
+        poly += [r for r in rest if r.is_Number]
+        return sp.Add(sp.factor(sp.Add(*poly)), *[r for r in rest if not r.is_Number])
+
+    out = []
+    for label, form in forms:
+        if sp.count_ops(form) > FACTOR_MAX_OPS:
+            continue
+        try:
+            factored = form.replace(lambda e: e.is_Add, factor_sum)
+        except (sp.PolynomialError, NotImplementedError, TypeError, ValueError):
+            continue
+        if factored != form:
+            out.append((f"{label}, factored", factored))
     return out
 
 
@@ -432,7 +478,8 @@ def choose_forward(f: sp.Expr, given: sp.Expr | None, z: sp.Symbol = Z) -> Choic
         for logs, stable, used in _rule_rewrites(base):
             candidates.append((label + "; " + " ".join(rule.note for rule in used) + logs,
                                stable))
-    candidates += one_exponential_forms(candidates, z)
+    factored = factored_forms(candidates)
+    candidates += one_exponential_forms(candidates, z) + factored
     return choose(candidates, f, FORWARD_ULPS, floor=0.0, var=z)
 
 
