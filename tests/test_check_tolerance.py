@@ -16,7 +16,7 @@ import sympy as sp
 
 import symgrad as sg
 from symgrad.definition.activations import REGISTRY
-from symgrad.prove.check import check_gradients
+from symgrad.prove.check import check_gradients, check_kernel
 from symgrad.prove.identity import ProofError
 
 x = sp.Symbol("x", real=True)
@@ -94,3 +94,22 @@ def test_an_activation_outside_its_domain_is_named_not_called_a_wrong_gradient()
     with pytest.raises(ProofError, match=r"activation check_log_domain of dense0 gives nan "
                                          r"at z = -[0-9.e-]+, outside its domain"):
         check_gradients(model)
+
+
+def test_a_float32_reference_that_overflows_is_named_not_compared() -> None:
+    """A float32 network whose loss overflows on the check's batch (found by the CNN fuzzer:
+    e^(3z) layers): the kernel check says what overflows, instead of "relative error nan >
+    inf", and the float64 model of the same weights still checks."""
+    exp3 = sg.activation("check_exp3", "exp(3*x)", replace=True)
+    net = sg.Sequential(sg.Dense(3, 4), exp3(), sg.Dense(4, 1))
+    model = sg.compile(net, loss="mse", dtype="float32")
+    model.params["dense0.b"][:] = 0.0
+    model.params["dense1.b"][:] = 0.0
+    model.params["dense0.W"][:] = 10.0     # e^(3z) past float32's 3.4e38 at z = 30
+    model.params["dense1.W"][:] = 1.0
+    with pytest.raises(ProofError, match=r"the float32 reference's 'loss'.* is not finite "
+                                         r"there: .*overflows"):
+        check_kernel(model)
+    wide = sg.compile(net, loss="mse", dtype="float64")
+    wide.set_params({k: v.astype(np.float64) for k, v in model.params.items()})
+    assert all(e.max_error <= 1e-12 for e in check_kernel(wide))

@@ -141,28 +141,38 @@ def _fd_error(an: float, fd: float, fd2: float, size: float, h: float) -> float:
     return abs(fd - an) / allowance
 
 
-def _require_finite_loss(model, params: dict, X: np.ndarray, Y: np.ndarray) -> None:
-    """`ProofError` naming the first activation that is not finite on the check's batch
-    (e.g. log or sqrt of a negative z): finite differences cannot check a NaN."""
+def _first_overflow(model, params: dict, X: np.ndarray) -> str:
+    """", the activation A of L gives inf at z = ..., ..." for the first activation that is
+    not finite on ``X`` where its input is; "" if there is none."""
     with np.errstate(all="ignore"):
-        loss = float(model.reference.loss(params, X, Y))
-        if np.isfinite(loss):
-            return
         fwd = model.reference.forward(params, X)
-    where = ""
     acts = iter(fwd["A"][1:])
     for layer, z in zip(model.plan.layers, fwd["Z"], strict=True):
+        if not np.isfinite(z).all():
+            k = tuple(np.argwhere(~np.isfinite(z))[0])
+            return (f": {layer.name}'s weighted sum is {z[k]} (its inputs are finite, "
+                    f"the sum overflows)")
         a = next(acts) if layer.activation is not None else z
         bad = ~np.isfinite(a) & np.isfinite(z)
         if layer.activation is not None and bad.any():
             k = np.argwhere(bad)[0]
             kind = "outside its domain" if np.isnan(a[tuple(k)]) else "it overflows there"
-            where = (f": the activation {layer.activation.name} of {layer.name} gives "
-                     f"{a[tuple(k)]} at z = {z[tuple(k)]:.6g}, {kind}")
-            break
+            return (f": the activation {layer.activation.name} of {layer.name} gives "
+                    f"{a[tuple(k)]} at z = {z[tuple(k)]:.6g}, {kind}")
+    return ""
+
+
+def _require_finite_loss(model, params: dict, X: np.ndarray, Y: np.ndarray) -> None:
+    """`ProofError` naming the first activation that is not finite on the check's batch
+    (e.g. log or sqrt of a negative z): finite differences cannot check a NaN."""
+    with np.errstate(all="ignore"):
+        loss = float(model.reference.loss(params, X, Y))
+    if np.isfinite(loss):
+        return
     raise ProofError(f"the loss on the check's sample batch ({X.shape[0]} rows of standard "
-                     f"normal inputs) is {loss}{where}; finite differences need a network "
-                     "that is finite there (use an activation defined for every real z)")
+                     f"normal inputs) is {loss}{_first_overflow(model, params, X)}; finite "
+                     "differences need a network that is finite there (use an activation "
+                     "defined for every real z)")
 
 
 def check_gradients(model, seed: int = 0, rows: int = 5, attempts: int = 2
@@ -234,7 +244,24 @@ def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
     except Exception as exc:   # noqa: BLE001 - reported with its cause, as a failed proof
         raise ProofError(f"the kernel could not be compiled or run: "
                          f"{type(exc).__name__}: {exc}") from exc
-    reference = model.backward(X, Y)   # in the model's dtype
+    with np.errstate(all="ignore"):   # an overflow is reported below, by name
+        reference = model.backward(X, Y)   # in the model's dtype
+    bad = [name for name, v in (("loss", reference[0]), *reference[1].items())
+           if not np.isfinite(v).all()]
+    if bad:
+        # nothing to compare with: the reference overflows too (a float32 network of
+        # e^(3z) layers past z = 30), and a ratio of two infinities says nothing
+        params = {k: np.asarray(v, dtype=dtype) for k, v in model.params.items()}
+        where = _first_overflow(model, params, np.asarray(X, dtype=dtype))
+        if not where:
+            with np.errstate(all="ignore"):
+                top = float(np.abs(model.predict_proba(X) if hasattr(model, "predict_proba")
+                                   else model.predict(X)).max())
+            where = (f": every layer's output is finite (the network's up to {top:.3g}), "
+                     + ("the loss overflows" if "loss" in bad else "the backward pass overflows"))
+        raise ProofError(f"the kernel cannot be checked on the sample batch ({X.shape[0]} "
+                         f"rows of standard normal inputs): the {dtype} reference's "
+                         f"{', '.join(map(repr, bad))} is not finite there{where}")
     if dtype == "float64":
         errors, bound = _kernel_errors(loss_k, grads_k, *reference), tol
     else:
