@@ -79,6 +79,7 @@ def test_bad_specs_name_the_problem_and_write_nothing(tmp_path) -> None:
         "Dense(2,8) Tanh; import os": "after 'Tanh'",
         "Dense(2,8) Tanh(__import__)": "Tanh",
         "Dense(2,x) Tanh Dense(8,1)": "Dense takes two positive ints",
+        "Dense(2,8) Tanh Dense(8,1": "the parenthesis after 'Dense' is not closed",
         "missing_file.py": "no such Python file",
     }
     for spec, needle in cases.items():

@@ -141,6 +141,9 @@ def parse_spec(text: str) -> Sequential:
             raise SpecError(f"SPEC position {pos}: expected a layer such as Dense(2,16) or ReLU, "
                             f"found {rest!r}")
         end = match.end()
+        if text[end:].lstrip().startswith("("):   # the regex stops before an unclosed "("
+            raise SpecError(f"SPEC position {end}: the parenthesis after {match.group(0)!r} "
+                            f"is not closed: {text[pos:pos + 40]!r}")
         if end < len(text) and not re.match(r"\s|,|->", text[end:end + 2]):
             raise SpecError(f"SPEC position {end}: expected a space between layers after "
                             f"{match.group(0)!r}, found {text[end:end + 30]!r}")
