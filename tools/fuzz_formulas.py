@@ -8,14 +8,27 @@ in float64 and float32, three epochs of Adam, then ``sg.check``. A line per form
 
     python tools/fuzz_formulas.py --seeds 0:40            # random activations
     python tools/fuzz_formulas.py --losses                # the custom losses below
+    python tools/fuzz_formulas.py --cnn --seeds 0:20      # random CNNs, random activations
+    python tools/fuzz_formulas.py --latex --seeds 0:20    # + each derivation through pdflatex
+
+``--cnn`` puts each random activation after the convolution of a random CNN (image and
+kernel sizes, stride, padding, max or average pooling, a second convolution, one of three
+heads) and also saves and reloads the weights (predictions must be bit-identical) and runs
+the float32 network in onnxruntime (within 1e-4 of ``predict``). ``--latex`` writes each
+float64 model's derivation and compiles it with pdflatex (``strict``: an overfull box fails).
 
 Found with it (2026-12-02): a root of z beside tanh crashed ``sg.compile``
 (PolynomialError); softplus of a non-linear or two-variable argument failed its proof;
 sqrt(4x^2/9 + 1) overflowed where hypot does not; float32 checks failed on a float32
 reference less accurate than the kernel, on the rounding an ill-conditioned formula
 (sin(e^(3x+1))) forces on any float32 evaluation, and on identities beyond float32's
-range.
-A formula takes 5-15 s on an empty cache.
+range. With ``--cnn`` (2026-12-02, evening): the exact reference missed a cancellation
+inside one term of a sum at tiny z (2z + (e^z - 1) read 2z at 50 and 100 digits alike;
+`symgrad.definition.exact.start_bits`); polynomials were evaluated as written, 32 ulp
+off next to a root (3z/2 + 3/2 at z = -1; now factored, `factored_forms`); a float32
+network whose loss overflows on sg.check's batch failed with "relative error nan > inf"
+(now named).
+A formula takes 5-15 s on an empty cache (a CNN 20-45 s).
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -69,13 +83,75 @@ def random_formula(rng: np.random.Generator, depth: int) -> sp.Expr:
     return a + b if k < 0.75 else a * b
 
 
+def random_cnn(rng: np.random.Generator, act: Callable[[], object]
+               ) -> tuple[sg.Sequential, str, tuple[int, int, int]]:
+    """A seeded random small CNN with ``act`` after its convolutions, its loss, its input shape."""
+    c, h, w = int(rng.integers(1, 4)), int(rng.integers(6, 13)), int(rng.integers(6, 13))
+    layers: list[object] = []
+    shape = (c, h, w)
+    for _ in range(int(rng.integers(1, 3))):   # one or two convolutions
+        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pad = tuple(min(int(rng.integers(0, 3)), kk) for kk in k)
+        out = int(rng.integers(1, 5))
+        hw = tuple((n + 2 * pp - kk) // s + 1
+                   for n, pp, kk, s in zip(shape[1:], pad, k, stride, strict=True))
+        if min(hw) < 2:
+            break
+        layers += [sg.Conv2d(shape[0], out, k, stride=stride, padding=pad), act()]
+        shape = (out, *hw)
+        if min(shape[1:]) >= 2 and rng.random() < 0.7:
+            kind = sg.MaxPool2d if rng.random() < 0.5 else sg.AvgPool2d
+            pool = kind(2, int(rng.integers(1, 3)))
+            layers.append(pool)
+            shape = (out, *((n - 2) // pool.stride[0] + 1 for n in shape[1:]))
+    head = int(rng.integers(3))
+    flat = shape[0] * shape[1] * shape[2]
+    layers += [sg.Flatten(), sg.Dense(flat, 5), act(), sg.Dense(5, (3, 1, 2)[head])]
+    layers.append((sg.Softmax(), sg.Sigmoid(), sg.Identity())[head])
+    loss = ("cross_entropy", "bce", "mse")[head]
+    return sg.Sequential(*layers, input_shape=(c, h, w)), loss, (c, h, w)
+
+
+def round_trips(model: sg.Model, X: np.ndarray, folder: str) -> None:
+    """Saved and reloaded weights predict bit-identically; float32 ONNX agrees within 1e-4."""
+    import os
+
+    path = os.path.join(folder, "weights.npz")
+    model.save(path)
+    again = sg.compile(model.net, loss=model.loss_entry, optimizer=sg.Adam(lr=0.01),
+                       dtype=model.dtype.name, seed=1)
+    again.load(path)
+    if not np.array_equal(again.predict(X), model.predict(X), equal_nan=True):
+        raise AssertionError("predictions differ after save and load")
+    if model.dtype == np.float32:
+        import onnxruntime as ort
+
+        onnx_path = model.to_onnx(os.path.join(folder, "model.onnx"))
+        session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: X})[0]
+        want = model.predict_proba(X) if hasattr(model, "predict_proba") else model.predict(X)
+        finite = np.isfinite(want)   # a formula that overflows does so in both
+        err = float(np.max(np.abs(got.reshape(want.shape) - want)[finite], initial=0.0))
+        if not err <= 1e-4 * max(1.0, float(np.max(np.abs(want[finite]), initial=0.0))):
+            raise AssertionError(f"onnxruntime differs from predict by {err:.3g}")
+
+
+def printout(model: sg.Model, folder: str) -> None:
+    """The derivation through pdflatex; `OverfullBoxError` if anything runs off the page."""
+    import os
+
+    if model.dtype == np.float64:
+        model.derivation.to_tex(os.path.join(folder, "derivation.tex"), strict=True)
+
+
 def _timeout(*_: object) -> None:
     raise TimeoutError("over the per-formula time limit")
 
 
 def run(label: str, build: Callable[[str], sg.Model], train: Callable[[sg.Model], None],
-        limit: int) -> bool:
-    """Build, train and check one model per dtype; print one line; True if it passed."""
+        limit: int, after: Callable[[sg.Model], None] | None = None) -> bool:
+    """Build, train and check one model per dtype (then ``after`` it); one line; True if passed."""
     start = time.time()
     signal.alarm(limit)
     try:
@@ -83,6 +159,8 @@ def run(label: str, build: Callable[[str], sg.Model], train: Callable[[sg.Model]
             model = build(dtype)
             train(model)
             ok = sg.check(model).ok
+            if after is not None:
+                after(model)
         notes = "; ".join(model.plan.notes)
         print(f"ok   {label} check={ok} {time.time() - start:.1f}s"
               + (f" NOTES {notes[:200]}" if notes else ""), flush=True)
@@ -94,10 +172,37 @@ def run(label: str, build: Callable[[str], sg.Model], train: Callable[[sg.Model]
         signal.alarm(0)
 
 
+def run_cnn(seed: int, formula: sp.Expr, act: Callable[[], object], limit: int,
+            latex: bool = False) -> bool:
+    """`run` on a `random_cnn` of ``act`` with its round trips (and its printout)."""
+    rng = np.random.default_rng(seed + 10_000)
+    net, loss, shape = random_cnn(rng, act)
+    images = rng.normal(size=(48, *shape))
+    heads = {"cross_entropy": rng.integers(0, 3, 48), "bce": rng.integers(0, 2, 48),
+             "mse": rng.normal(size=(48, 2))}
+    y = heads[loss]
+    folder = tempfile.mkdtemp(prefix="fuzz_cnn_")
+
+    def train(model: sg.Model) -> None:
+        X = images.astype(model.dtype)
+        try:
+            model.fit(X, y, epochs=2, batch_size=16, seed=0)
+        except sg.TrainingDivergedError:
+            pass
+
+    layers = " ".join(type(layer).__name__ for layer in net.layers)
+    return run(f"{seed:4d} {formula} | {shape} {layers} {loss}", lambda dt: sg.compile(
+        net, loss=loss, optimizer=sg.Adam(lr=0.01), dtype=dt), train, limit,
+        lambda m: (round_trips(m, images.astype(m.dtype), folder),
+                   printout(m, folder) if latex else None))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0:20", help="range of formula seeds, start:stop")
     ap.add_argument("--losses", action="store_true", help="the custom losses instead")
+    ap.add_argument("--cnn", action="store_true", help="random CNNs around the activations")
+    ap.add_argument("--latex", action="store_true", help="compile each derivation (pdflatex)")
     ap.add_argument("--limit", type=int, default=300, help="seconds per formula")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGALRM, _timeout)
@@ -128,10 +233,15 @@ def main(argv: list[str] | None = None) -> int:
             if not formula.has(x):
                 continue
             act = sg.activation(f"fuzz{seed}", formula, replace=True)
+            if args.cnn:
+                failures += not run_cnn(seed, formula, act, args.limit, args.latex)
+                continue
             net = sg.Sequential(sg.Dense(4, 6), act(), sg.Dense(6, 2), sg.Softmax())
+            folder = tempfile.mkdtemp(prefix="fuzz_mlp_")
             failures += not run(f"{seed:4d} {formula}", lambda dt, n=net: sg.compile(
                 n, loss="cross_entropy", optimizer=sg.Adam(lr=0.01), dtype=dt),
-                lambda m: fit(m, labels), args.limit)
+                lambda m: fit(m, labels), args.limit,
+                (lambda m, f=folder: printout(m, f)) if args.latex else None)
     print(f"{failures} failed", flush=True)
     return min(failures, 100)
 
