@@ -105,6 +105,15 @@ def test_a_long_sum_is_broken_into_rows_that_fit_the_page(tmp_path, pdflatex):
     compile_tex(tex, strict=True)
 
 
+def test_wide_equations_side_by_side_fit_the_page(tmp_path, pdflatex):
+    """Two fractions joined by \\qquad, each narrower than the page but not both."""
+    frac = r"\frac{" + " ".join([r"\tan{\left(\frac{z}{2} \right)}"] * 8) + "}{3 z}"
+    doc = Derivation("Side by side")
+    doc.section("S").add(math=rf"f'(z) = {frac}, \qquad f'(Z_{{1}}) = {frac}")
+    assert doc.latex().count("&= ") == 2
+    compile_tex(doc.to_tex(tmp_path / "side.tex"), strict=True)
+
+
 def test_the_suite_fails_a_test_whose_document_runs_off_the_page(tmp_path, pdflatex):
     """conftest.py compiles every to_tex of a test: a wide document fails its test."""
     import shutil

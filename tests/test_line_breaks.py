@@ -51,3 +51,17 @@ def test_a_wide_left_side_breaks_too_and_the_equals_starts_a_row():
 def test_rows_of_an_environment_stay_inside_it():
     cases = r"f(z) = \begin{cases} " + LONG + r" & z > 0 \\ 0 & \text{otherwise} \end{cases}"
     assert break_rows(cases, 40.0) == cases
+
+
+def test_equations_side_by_side_are_set_one_per_row_when_too_wide():
+    """f'(z) = ..., \\qquad f'(Z) = ... (a CNN activation's printout, found by
+    tools/fuzz_formulas.py --cnn --latex): two fractions that each fit, not side by side."""
+    frac = r"\frac{" + " ".join([r"\tan{\left(z \right)}"] * 8) + "}{3}"
+    out = break_rows(rf"f'(z) = {frac}, \qquad f'(Z_{{1}}) = {frac}", 40.0)
+    rows = out.split(r" \\ ")
+    assert rows == [rf"f'(z) &= {frac},", rf"f'(Z_{{1}}) &= {frac}"]
+    assert all(latex_em(r) <= 40.0 for r in rows)
+    narrow = r"a = 1, \qquad b = 2"
+    assert break_rows(narrow, 40.0) == narrow   # what fits stays side by side
+    inner = r"g = \left(" + LONG + r" \qquad " + LONG + r"\right)"
+    assert r"\qquad" in break_rows(inner, 40.0)   # inside \left( ... \right): not a gap

@@ -6,8 +6,9 @@ the page holds. `break_rows` estimates each row's printed width from its LaTeX s
 in em) and, where a row is too wide, breaks it before a binary + or - that is outside
 every brace group, continuing on a new row aligned after the ``=``. A sum inside one
 ``\left( ... \right)`` breaks too, each piece closed by the invisible ``\right.`` /
-``\left.``. A single term wider than the page stays as it is (a fraction or a product
-of factors is not broken).
+``\left.``. Equations set side by side (``f'(z) = ..., \qquad f'(Z) = ...``) go one per
+row first. A single term wider than the page stays as it is (a fraction or a product of
+factors is not broken).
 
 >>> rows = break_rows(r"f'(z) = " + " + ".join([r"\frac{z^{2}}{z + 1}"] * 14), 40.0)
 >>> rows.count(r"\\"), rows.startswith(r"f'(z) &= ")
@@ -99,26 +100,70 @@ def _break_row(row: str, limit: float) -> list[str]:
 
 def _top_level_rows(math: str) -> list[str]:
     r"""``math`` cut at its row breaks ``\\`` outside environments (cases, matrices)."""
-    rows, env, start, i = [], 0, 0, 0
-    while i < len(math):
-        if math.startswith(r"\begin", i):
-            env += 1
-        elif math.startswith(r"\end", i):
-            env -= 1
-        elif math.startswith(r"\\", i) and env == 0:
-            rows.append(math[start:i])
-            start = i + 2
-            i += 2
+    cuts = [i for i, token in _top_level(math) if token == "\\"]
+    return [math[a:b].removeprefix("\\\\")
+            for a, b in zip([0, *cuts], [*cuts, len(math)], strict=True)]
+
+
+def _top_level(row: str):
+    r"""(index, token) of each command or character of ``row`` outside braces,
+    ``\left ... \right`` and environments (a command's token is its name)."""
+    depth, i = 0, 0
+    while i < len(row):
+        if row[i] == "\\":
+            m = _COMMAND.match(row, i)
+            word = m.group(1)
+            depth -= word in ("right", "end")
+            if depth == 0:
+                yield i, word
+            depth += word in ("left", "begin")
+            i = m.end()
             continue
-        i += 2 if math[i] == "\\" else 1
-    rows.append(math[start:])
-    return rows
+        depth -= row[i] == "}"
+        if depth == 0:
+            yield i, row[i]
+        depth += row[i] == "{"
+        i += 1
+
+
+def _qquad_pieces(row: str) -> list[str]:
+    r"""``row`` cut at each top-level ``\qquad`` (`_top_level`): the gap between two
+    equations set side by side (``f'(z) = ..., \qquad f'(Z) = ...``).
+
+    >>> _qquad_pieces(r"a = 1, \qquad b = \left(x \qquad y\right)")
+    ['a = 1,', 'b = \\left(x \\qquad y\\right)']
+    """
+    cuts = [i for i, token in _top_level(row) if token == "qquad"]
+    pieces = [row[a:b].removeprefix(r"\qquad").strip()
+              for a, b in zip([0, *cuts], [*cuts, len(row)], strict=True)]
+    return [piece for piece in pieces if piece]
+
+
+def _aligned_at_equals(row: str) -> str:
+    """``row`` with its first top-level `` = `` as the alignment point (``&=``), unless it
+    has one (an ``&`` inside cases or a matrix does not count)."""
+    tokens = dict(_top_level(row))
+    if "&" in tokens.values():
+        return row
+    equals = [i for i, token in tokens.items() if token == "="]
+    return row[:equals[0]] + "&" + row[equals[0]:] if equals else "&" + row
 
 
 def break_rows(math: str, limit: float) -> str:
-    """``math`` with every row wider than ``limit`` em broken (see module doc)."""
+    """``math`` with every row wider than ``limit`` em broken (see module doc).
+
+    A row of equations set side by side (``\\qquad`` between them) that is too wide is
+    first set one equation per row; each is then broken like any other row.
+    """
     rows = _top_level_rows(math)
-    broken = [r for row in rows for r in _break_row(row.strip(), limit)]
+    broken = []
+    for row in rows:
+        pieces = _qquad_pieces(row.strip()) if latex_em(row) > limit else [row.strip()]
+        if len(pieces) > 1:
+            broken += [_aligned_at_equals(r) for piece in pieces
+                       for r in _break_row(piece, limit)]
+        else:
+            broken += _break_row(row.strip(), limit)
     if len(broken) == len(rows):
         return math
     return r" \\ ".join(broken)
