@@ -143,3 +143,19 @@ def test_convolutional_network(dtype, tmp_path) -> None:
     graph = onnx.load(str(tmp_path / "model.onnx")).graph
     assert [d.dim_value or d.dim_param for d in graph.input[0].type.tensor_type.shape.dim] == \
         ["n", 2, 9, 9]
+
+
+@pytest.mark.parametrize("formula", ["x - tanh(x)", "5*x*asinh(3*x/2)/2 + x"])
+def test_a_taylor_branch_exports_as_its_polynomial(formula, tmp_path, X, scratch_registries):
+    """Forms that cancel near 0 evaluate a Taylor polynomial there (TaylorPolynomial);
+    the file holds it in Horner form, as the kernels do (found by fuzz_formulas --cnn)."""
+    from symgrad.simplify.series import TaylorPolynomial
+
+    layer = sg.activation(f"taylor_onnx_{len(formula)}", formula)
+    for dtype in ("float32", "float64"):
+        model = sg.compile(sg.Sequential(sg.Dense(3, 4), layer(), sg.Dense(4, 1)), loss="mse",
+                           dtype=dtype, seed=1)
+        act = model.plan.layers[0].activation
+        assert act.stable_forward.has(TaylorPolynomial) or act.derivative.has(TaylorPolynomial)
+        scale = np.logspace(-9, 0, len(X))[:, None]   # rows whose z reach the branch
+        _compare(model, tmp_path, X * scale)

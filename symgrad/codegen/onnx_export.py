@@ -184,6 +184,8 @@ class OnnxPrinter:
 
     # -- functions -----------------------------------------------------------------------
     def _print_Function(self, expr: sp.Function) -> str:
+        if getattr(expr, "polynomial_branch", False):   # a Taylor branch: as the kernels do
+            return self.emit(expr.horner())
         op = self.known_functions.get(type(expr))
         if op is None or len(expr.args) != 1:
             # A function with an elementary definition (expm1 -> exp(x) - 1, log1p, Cbrt, ...)
