@@ -339,3 +339,20 @@ def test_matrix_lines_are_read_from_the_plan_not_retyped(plans):
     text = network_derivation(dataclasses.replace(plan, backward=eqs)).text()
     assert "dW2 = 3 * A1.T @ dZ2    (3 x n) . (n x 1) -> 3 x 1" in text
     assert re.search(r"^(\(\d+\)|    )\s*dW2 = 3 \* A1\.T @ dZ2$", text, re.M)
+
+
+def test_a_splice_threshold_prints_as_a_power_of_two(tmp_path, pdflatex, scratch_registries):
+    """x tanh(x)'s slope is spliced at |z| = 2**124 (one exponential below, as derived
+    above). Its 38 digits ran 112 pt off the page in five displays; now 2^{124}."""
+    from symgrad.render.document import compile_tex
+
+    x = sg.var("x")
+    act = sg.activation("render_xtanh", x * sp.tanh(x), replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), act(), sg.Dense(3, 1)), loss="mse")
+    doc = model.derivation
+    assert r"< 2^{124}" in doc.latex() and "< 2**124" in doc.text()
+    assert "21267647932558653966460912964485513216" not in doc.latex() + doc.text()
+    compile_tex(doc.to_tex(tmp_path / "xtanh.tex"), strict=True)
+    assert layer_latex(sp.Rational(-3, 2**40) * Z) == r"- \frac{3 z}{2^{40}}"
+    assert layer_latex(sp.Abs(Z) < sp.Rational(3, 2**40)) == r"\left|{z}\right| < 3 \cdot 2^{-40}"
+    assert layer_str(sp.Integer(1000) + Z) == "z + 1000"

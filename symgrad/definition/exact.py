@@ -21,7 +21,8 @@ from functools import lru_cache
 import mpmath
 import sympy as sp
 
-__all__ = ["MP_FUNCS", "converged", "mp_function", "value_at"]
+__all__ = ["MP_FUNCS", "binary_parts", "binary_text", "converged", "mp_function",
+           "start_bits", "value_at"]
 
 _HUGE = mpmath.mpf(2) ** 100   # |argument| past which exp/erf results are 0, 1 or inf anyway
 
@@ -114,3 +115,39 @@ def converged(fn, args: list[float], trust_zero: bool = True):
 def mp_function(expr: sp.Expr, variables: tuple[sp.Symbol, ...]):
     """``expr`` as an mpmath function of ``variables`` (guarded functions above)."""
     return sp.lambdify(variables, expr, modules=[MP_FUNCS, "mpmath"])
+
+
+def binary_parts(x: sp.Basic, min_exponent: int = 20) -> tuple[int, int] | None:
+    """(m, e) with x = m * 2**e and m odd, for a rational x far from 1 (|e| >= min_exponent)
+    with a short mantissa (|m| < 2**24); None for any other number.
+
+    The accuracy splices put their thresholds at such numbers (exact in both dtypes):
+    2**124 reads better as that than as its 38 digits.
+
+    >>> binary_parts(sp.Integer(2) ** 124), binary_parts(sp.Rational(-3, 2**40))
+    ((1, 124), (-3, -40))
+    >>> binary_parts(sp.Integer(1000)), binary_parts(sp.Integer(3**40)), binary_parts(sp.pi)
+    (None, None, None)
+    """
+    if not isinstance(x, sp.Rational) or x == 0:
+        return None
+    num, den = int(x.p), int(x.q)
+    if den & (den - 1):          # not a power of two
+        return None
+    twos = (abs(num) & -abs(num)).bit_length() - 1
+    m, e = num >> twos, twos - (den.bit_length() - 1)
+    return (m, e) if abs(e) >= min_exponent and abs(m) < 2**24 else None
+
+
+def binary_text(x: sp.Basic) -> str:
+    """``x`` as plain text, ``2**124`` (or ``3*2**-40``) where `binary_parts` applies.
+
+    >>> binary_text(sp.Integer(2) ** 124), binary_text(sp.Rational(1, 2))
+    ('2**124', '1/2')
+    """
+    parts = binary_parts(x)
+    if parts is None:
+        return str(x)
+    m, e = parts
+    power = f"2**{e}" if e > 0 else f"2**({e})"
+    return power if m == 1 else f"-{power}" if m == -1 else f"{m}*{power}"

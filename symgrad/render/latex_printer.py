@@ -32,6 +32,8 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
+from symgrad.definition.exact import binary_parts, binary_text
+
 # One entry per renamed symbol: (LaTeX, plain text). Kept as pairs so the
 # LaTeX and text renderings can never disagree about which symbol is which.
 SymbolNames = Mapping[sp.Symbol, tuple[str, str]]
@@ -47,6 +49,17 @@ def _iverson_relation(expr: sp.Heaviside) -> str | None:
     if h0 == 1:
         return ">="
     return None
+
+
+def _binary_latex(x: sp.Rational) -> str | None:
+    r"""``2^{124}`` / ``3 \cdot 2^{-40}`` for a number `binary_parts` splits, else None
+    (a splice threshold of 2**124 printed in its 38 digits ran off the page)."""
+    parts = binary_parts(x)
+    if parts is None:
+        return None
+    m, e = parts
+    power = f"2^{{{e}}}"
+    return power if m == 1 else f"- {power}" if m == -1 else rf"{m} \cdot {power}"
 
 
 def indicator_condition(expr: sp.Basic) -> sp.Basic | None:
@@ -92,6 +105,9 @@ class LayerLatexPrinter(LatexPrinter):
     def _print_HadamardProduct(self, expr: sp.HadamardProduct) -> str:
         return r" \odot ".join(self._print(arg) for arg in expr.args)
 
+    def _print_Rational(self, expr: sp.Rational) -> str:   # Integer's too (no own method)
+        return _binary_latex(expr) or super()._print_Rational(expr)
+
     def _print_Heaviside(self, expr: sp.Heaviside, exp: str | None = None) -> str:
         rel = _iverson_relation(expr)
         if rel is None:
@@ -126,6 +142,12 @@ class LayerStrPrinter(StrPrinter):
         if expr in self._names:
             return self._names[expr][1]
         return super()._print_Symbol(expr)
+
+    def _print_Integer(self, expr: sp.Integer) -> str:
+        return binary_text(expr)
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        return binary_text(expr)
 
     def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
         if expr.name in self._matrices:

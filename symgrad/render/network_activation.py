@@ -271,16 +271,10 @@ def _gone(act: ActivationPlan) -> str:
     return f", and evaluates no {' or '.join(gone)}" if gone else ""
 
 
-def _power_of_two(x: sp.Expr) -> str:
-    """2^-100 in LaTeX rather than its 31 decimal digits."""
-    k = sp.log(x, 2)
-    return f"2^{{{k}}}" if k.is_Integer else sp.latex(x)
-
-
 def _gate_guard(doc: Derivation, act: ActivationPlan, j: int, f_name: str) -> None:
     """The appendix line for a derivative that divides by z: what the kernel does at 0."""
     (at_zero, near_zero), _ = act.evaluated_derivative.args
-    bound_tex = _power_of_two(near_zero.rhs)
+    bound_tex = layer_latex(near_zero.rhs)   # 2^{-100}, not its 31 digits
     doc.appendix(EVALUATION_APPENDIX).add(
         text=(f"Layer {j}, {f_name}: the backward pass divides by $z$; where "
               f"$|z| < {bound_tex}$ it evaluates the limit instead (there $a/z$ would be "

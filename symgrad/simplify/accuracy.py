@@ -41,7 +41,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.core.relational import Relational
 
-from symgrad.definition.exact import MAX_BITS, converged, mp_function
+from symgrad.definition.exact import MAX_BITS, binary_text, converged, mp_function
 from symgrad.definition.formulas import Z
 from symgrad.simplify.op_count import evaluation_cost
 from symgrad.simplify.series import TaylorPolynomial, remainder_within, taylor_candidates
@@ -767,7 +767,7 @@ def splices(failed: Sequence[tuple[str, sp.Expr, list[np.ndarray]]], probes: Seq
                 inside = [key(z) < float(t) for z in zs]
                 errs = [np.where(m, ea, eb) for m, ea, eb in zip(inside, errs_a, errs_b,
                                                                  strict=True)]
-                label = f"{label_a} where {kind} < {t}, {label_b} elsewhere"
+                label = f"{label_a} where {kind} < {binary_text(t)}, {label_b} elsewhere"
                 out.append((label, sp.Piecewise((a, cond), (b, True)), errs))
     return out
 
