@@ -65,3 +65,13 @@ def test_equations_side_by_side_are_set_one_per_row_when_too_wide():
     assert break_rows(narrow, 40.0) == narrow   # what fits stays side by side
     inner = r"g = \left(" + LONG + r" \qquad " + LONG + r"\right)"
     assert r"\qquad" in break_rows(inner, 40.0)   # inside \left( ... \right): not a gap
+
+
+def test_a_row_broken_at_its_equals_is_aligned_even_with_cases_in_it():
+    """An & inside a cases environment is not the row's alignment point: the first row of
+    'raw = simplified', broken at the =, got none and sat in the right-aligned column, so
+    the block was as wide as both sides (154 pt over; fuzz_formulas --latex, seed 249)."""
+    side = " + ".join([r"Z^{3} \left(\begin{cases} 1 & \text{for}\: Z > 0 \\ e^{Z} & "
+                       r"\text{otherwise} \end{cases}\right)"] * 3)
+    rows = break_rows(f"{side} = {side}", 40.0).split(r" \\ &")
+    assert rows[0].startswith("&") and all(not r.startswith(" ") for r in rows)

@@ -92,10 +92,9 @@ def _break_row(row: str, limit: float) -> list[str]:
     rows.append(piece(start, len(row)))
     if len(rows) == 1:
         return [row]
-    first = rows[0]
-    if "&" not in first:
-        first = first.replace(" = ", " &= ", 1) if " = " in first else "&" + first
-    return [first] + [("&" if r.startswith("=") else r"&\quad ") + r for r in rows[1:]]
+    # an & inside cases does not align the row: only a top-level one does
+    return [_aligned_at_equals(rows[0])] + [("&" if r.startswith("=") else r"&\quad ") + r
+                                            for r in rows[1:]]
 
 
 def _top_level_rows(math: str) -> list[str]:
