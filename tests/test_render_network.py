@@ -356,3 +356,19 @@ def test_a_splice_threshold_prints_as_a_power_of_two(tmp_path, pdflatex, scratch
     assert layer_latex(sp.Rational(-3, 2**40) * Z) == r"- \frac{3 z}{2^{40}}"
     assert layer_latex(sp.Abs(Z) < sp.Rational(3, 2**40)) == r"\left|{z}\right| < 3 \cdot 2^{-40}"
     assert layer_str(sp.Integer(1000) + Z) == "z + 1000"
+
+
+def test_a_long_accuracy_note_breaks_inside_its_formula(tmp_path, pdflatex, scratch_registries):
+    """The plan's note quotes the form that missed the accuracy bound as code: typewriter
+    type that may break after ( and , (as one prose token it ran 1.7 pt off the page;
+    fuzz_formulas --latex, seed 276)."""
+    from symgrad.render.document import compile_tex
+
+    x = sg.var("x")
+    act = sg.activation("render_note", sp.log(sp.exp(sp.Piecewise(
+        (4 * x, x > 0), (sp.exp(4 * x) - 1, True))) + 1), replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), act(), sg.Dense(3, 1)), loss="mse")
+    (note,) = model.plan.notes
+    assert "its derivative as `Piecewise(" in note
+    assert r"\texttt{Piecewise(\allowbreak{}(\allowbreak{}4," in model.derivation.latex()
+    compile_tex(model.derivation.to_tex(tmp_path / "note.tex"), strict=True)

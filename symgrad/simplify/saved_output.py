@@ -501,7 +501,7 @@ def activation_plan(raw: RawActivation, out_symbol: sp.Symbol = A
     if misses:
         accuracy_note = (f"activation {raw.name!r}: no evaluation form within the accuracy "
                          "bound was found; "
-                         + "; ".join(f"its {what} as {form} is off by {off}"
+                         + "; ".join(f"its {what} as `{form}` is off by {off}"
                                      for what, form, off in misses)
                          + " (inf: not finite where the exact value is)")
     uses = tuple(("a" if s == out_symbol.name else s) for s in found.uses)
