@@ -114,6 +114,15 @@ def test_wide_equations_side_by_side_fit_the_page(tmp_path, pdflatex):
     compile_tex(doc.to_tex(tmp_path / "side.tex"), strict=True)
 
 
+def test_a_wide_fraction_of_products_fits_the_page(tmp_path, pdflatex):
+    """\\frac{2 z (...)(...)(...)}{D}, each factor a sum: broken between the factors."""
+    factor = r"\left(" + " + ".join([r"\tanh{\left(\frac{z}{2} \right)}"] * 5) + r"\right)"
+    doc = Derivation("Fraction")
+    doc.section("S").add(math=rf"f'(z) = \frac{{2 z {factor} {factor} {factor}}}{{4 - z^{{2}}}}")
+    assert r"\cdot \left(" in doc.latex()
+    compile_tex(doc.to_tex(tmp_path / "fraction.tex"), strict=True)
+
+
 def test_the_suite_fails_a_test_whose_document_runs_off_the_page(tmp_path, pdflatex):
     """conftest.py compiles every to_tex of a test: a wide document fails its test."""
     import shutil

@@ -75,3 +75,17 @@ def test_a_row_broken_at_its_equals_is_aligned_even_with_cases_in_it():
                        r"\text{otherwise} \end{cases}\right)"] * 3)
     rows = break_rows(f"{side} = {side}", 40.0).split(r" \\ &")
     assert rows[0].startswith("&") and all(not r.startswith(" ") for r in rows)
+
+
+def test_a_wide_fraction_breaks_between_the_factors_of_its_numerator():
+    """A derivative that SymPy returns over one denominator: \\frac{2 z (...) (...)}{D}
+    cannot break, \\frac{2 z}{D} (...) (...) can, at its products (\\cdot) and inside each
+    factor's sum (fuzz_formulas --latex, seed 285: 92 pt off the page)."""
+    factor = r"\left(" + " + ".join([r"\tanh{\left(z \right)}"] * 6) + r"\right)"
+    row = rf"f'(z) = \frac{{2 z {factor} {factor} {factor}}}{{4 - z^{{2}}}}"
+    rows = break_rows(row, 40.0).split(r" \\ ")
+    assert rows[0].startswith(r"f'(z) &= \frac{2 z}{4 - z^{2}} \left(")
+    assert all(r.startswith(r"&\quad \cdot \left(") for r in rows[1:]) and len(rows) == 3
+    assert all(latex_em(r) <= 40.0 for r in rows) and all(_balanced(r) for r in rows)
+    # every factor is still there, once
+    assert break_rows(row, 40.0).count(r"\tanh{\left(z \right)}") == 18

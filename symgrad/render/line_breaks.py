@@ -7,8 +7,10 @@ in em) and, where a row is too wide, breaks it before a binary + or - that is ou
 every brace group, continuing on a new row aligned after the ``=``. A sum inside one
 ``\left( ... \right)`` breaks too, each piece closed by the invisible ``\right.`` /
 ``\left.``. Equations set side by side (``f'(z) = ..., \qquad f'(Z) = ...``) go one per
-row first. A single term wider than the page stays as it is (a fraction or a product of
-factors is not broken).
+row first. A product breaks between factors in parentheses (the next row starts with
+``\cdot``), and a fraction too wide for the page is written ``\frac{c}{D} (...) (...)``
+first, so that its numerator's factors can break. What is left (one factor or one
+function call wider than the page) stays as it is.
 
 >>> rows = break_rows(r"f'(z) = " + " + ".join([r"\frac{z^{2}}{z + 1}"] * 14), 40.0)
 >>> rows.count(r"\\"), rows.startswith(r"f'(z) &= ")
@@ -23,11 +25,26 @@ from symgrad.simplify.limit import latex_em
 
 _COMMAND = re.compile(r"\\([A-Za-z]+|.)")
 _LHS_EM = 20.0               # a left side wider than this may be broken too
+_SHORT = 0.4                 # a row cut between whole terms is at least this full
+
+
+#: The "depth" of a cut between two factors of a product (before a top-level \left( that
+#: follows a factor): its row goes on with a \cdot.
+PRODUCT = -1
+
+
+def _ends_a_factor(text: str) -> bool:
+    r"""Whether ``text`` ends with a factor (a closing \right), brace or a letter/digit), so
+    that a \left( after it multiplies, rather than opens an argument (\tanh{\left(z\right)}
+    is inside braces anyway) or follows an operator."""
+    tail = text.rstrip()
+    return bool(tail) and (tail.endswith((r"\right)", "}")) or tail[-1].isalnum())
 
 
 def _split_points(row: str) -> list[tuple[int, int]]:
     r"""(index, \left depth) of every binary + or - outside braces and environments,
-    after the row's first top-level = (or &) if it has one."""
+    after the row's first top-level = (or &) if it has one; cuts between the factors of
+    a top-level product have the depth `PRODUCT`."""
     points: list[tuple[int, int, bool]] = []
     equals: list[int] = []
     brace = left = env = 0
@@ -36,6 +53,9 @@ def _split_points(row: str) -> list[tuple[int, int]]:
     while i < len(row):
         ch = row[i]
         if ch == "\\":
+            if left == 0 and brace == 0 and env == 0 and row.startswith(r"\left(", i) \
+                    and _ends_a_factor(row[:i]):
+                points.append((i, PRODUCT, seen_equals))   # between two factors of a product
             m = _COMMAND.match(row, i)
             word = m.group(1)
             left += (word == "left") - (word == "right")
@@ -72,29 +92,85 @@ def _break_row(row: str, limit: float) -> list[str]:
     """
     if latex_em(row) <= limit:
         return [row]
+    row = _unfold_fractions(row, limit)
     cuts = {i: d for i, d in _split_points(row) if d <= 1}
     if not cuts:
         return [row]
 
     def piece(a: int, b: int) -> str:
-        text = (r"\left. " if cuts.get(a) == 1 else "") + row[a:b].strip()
+        text = {1: r"\left. ", PRODUCT: r"\cdot "}.get(cuts.get(a), "") + row[a:b].strip()
         return text + (r" \right." if cuts.get(b) == 1 else "")
 
-    rows, start, previous = [], 0, None
+    rows, start, previous, outer = [], 0, None, None
     for cut in [*sorted(cuts), len(row)]:
         if latex_em(piece(start, cut)) > limit and previous is not None and previous > start:
-            rows.append(piece(start, previous))
-            start = previous
+            # rather between whole terms or factors than inside parentheses, unless that
+            # leaves a short row
+            at = outer if outer is not None and outer > start and \
+                latex_em(piece(start, outer)) >= _SHORT * limit else previous
+            rows.append(piece(start, at))
+            start = at
         if row[cut:cut + 1] == "=" and cut > start:   # a wide left side ends its rows here
             rows.append(piece(start, cut))
             start = cut
         previous = cut
+        if cuts.get(cut, 0) != 1:
+            outer = cut
     rows.append(piece(start, len(row)))
     if len(rows) == 1:
         return [row]
     # an & inside cases does not align the row: only a top-level one does
     return [_aligned_at_equals(rows[0])] + [("&" if r.startswith("=") else r"&\quad ") + r
                                             for r in rows[1:]]
+
+
+def _unfold_fractions(row: str, limit: float) -> str:
+    r"""Each top-level ``\frac{c N}{D}`` wider than ``limit`` as ``\frac{c}{D} N``, N being
+    its factors in parentheses, so that they (and their terms) can go on rows of their
+    own: a fraction cannot be broken.
+
+    >>> _unfold_fractions(r"f = \frac{2 a \left(x\right) \left(y\right)}{b}", 1.0)
+    'f = \\frac{2 a}{b} \\left(x\\right) \\left(y\\right)'
+    >>> _unfold_fractions(r"f = \frac{\left(x\right)^{2}}{b}", 1.0)
+    'f = \\frac{1}{b} \\left(x\\right)^{2}'
+    """
+    out, last = [], 0
+    for i, token in list(_top_level(row)):
+        if token != "frac" or i < last:
+            continue
+        num_end = _group_end(row, i + len(r"\frac"))
+        den_end = _group_end(row, num_end)
+        if num_end < 0 or den_end < 0:
+            continue
+        whole = row[i:den_end]
+        if latex_em(whole) <= limit:
+            continue
+        numerator = row[i + len(r"\frac") + 1:num_end - 1]
+        # the factors in parentheses go out; what stands before them stays on top
+        first = next((j for j, token in _top_level(numerator) if token == "left"), None)
+        if not first:   # None (nothing to break at) or 0 (the numerator is one group)
+            top, rest = ("1", numerator) if first == 0 else (None, None)
+        else:
+            top, rest = numerator[:first].strip(), numerator[first:]
+        if top in ("-", "+"):
+            top += "1"
+        if top is None:
+            continue
+        out += [row[last:i], r"\frac{" + top + "}" + row[num_end:den_end] + " " + rest]
+        last = den_end
+    return "".join(out) + row[last:] if out else row
+
+
+def _group_end(text: str, start: int) -> int:
+    """The index after the brace group that opens at ``text[start]``; -1 if none does."""
+    if text[start:start + 1] != "{":
+        return -1
+    depth = 0
+    for j in range(start, len(text)):
+        depth += (text[j] == "{") - (text[j] == "}")
+        if depth == 0:
+            return j + 1
+    return -1
 
 
 def _top_level_rows(math: str) -> list[str]:
