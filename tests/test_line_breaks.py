@@ -88,4 +88,31 @@ def test_a_wide_fraction_breaks_between_the_factors_of_its_numerator():
     assert all(r.startswith(r"&\quad \cdot \left(") for r in rows[1:]) and len(rows) == 3
     assert all(latex_em(r) <= 40.0 for r in rows) and all(_balanced(r) for r in rows)
     # every factor is still there, once
-    assert break_rows(row, 40.0).count(r"\tanh{\left(z \right)}") == 18
+    assert break_rows(row, 40.0).count(r"\tanh") == 18
+
+
+def test_a_row_with_nothing_to_cut_after_its_equals_breaks_at_the_equals():
+    """raw = \\begin{cases} ... \\end{cases}: the cases cannot break, the = can (a logcosh
+    loss on a sigmoid output ran 1.9 pt off the page; fuzz_formulas --losses --latex)."""
+    lhs = r"\log{\left(\cosh{\left(y - \frac{1}{1 + e^{- Z_{2}}} \right)} \right)}"
+    cases = (r"\begin{cases} " + " + ".join([r"\sinh{\left(\frac{y}{2} \right)}"] * 5)
+             + r" & \text{for}\: y < 16 \\ y & \text{otherwise} \end{cases}")
+    rows = break_rows(f"{lhs} = {cases}", 40.0).split(r" \\ ")
+    # (the call's braces dropped: \log\left(...\right) prints the same and can break)
+    assert rows[0] == "&" + lhs.replace(r"\log{", r"\log", 1)[:-1]
+    assert rows[1].startswith("&= \\begin{cases}")
+    short = r"f(z) = " + cases   # a left side as short as f(z) keeps its row
+    assert break_rows(short, 40.0) == short
+
+
+def test_rows_after_the_first_leave_room_for_the_left_side():
+    """A continuation row sits right of the left side's column: a loss's long log argument
+    ran 84 pt off the page though the row alone fit (fuzz_formulas --losses --latex)."""
+    lhs = r"\log{\left(\frac{\left(- y + \frac{1}{1 + e^{- Z_{2}}}\right)^{2}}{4} + 1 \right)}"
+    arg = " + ".join([r"y^{2} e^{2 Z_{2}}"] * 9)
+    out = break_rows(rf"{lhs} = - 2 \log{{\left(1 + e^{{- Z_{{2}}}} \right)}} + "
+                     rf"\log{{\left({arg} \right)}} - 2 \log{{\left(2 \right)}}", 40.0)
+    rows = out.split(r" \\ ")
+    column = latex_em(rows[0].split("&=")[0]) + 1.0
+    assert len(rows) >= 3 and all(latex_em(r) + column <= 40.0 for r in rows[1:])
+    assert r"\right." in out   # the log's argument itself is broken

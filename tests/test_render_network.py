@@ -372,3 +372,20 @@ def test_a_long_accuracy_note_breaks_inside_its_formula(tmp_path, pdflatex, scra
     assert "its derivative as `Piecewise(" in note
     assert r"\texttt{Piecewise(\allowbreak{}(\allowbreak{}4," in model.derivation.latex()
     compile_tex(model.derivation.to_tex(tmp_path / "note.tex"), strict=True)
+
+
+@pytest.mark.parametrize("name, formula", [
+    ("logcosh", lambda p, y: sp.log(sp.cosh(p - y))),          # raw = cases: cut at the =
+    ("cauchy", lambda p, y: sp.log(1 + (p - y) ** 2 / 4)),     # a long log argument
+])
+def test_custom_losses_on_a_sigmoid_fit_the_page(name, formula, tmp_path, pdflatex,
+                                                 scratch_registries):
+    """Two custom losses of tools/fuzz_formulas.py --losses --latex whose printouts ran
+    1.9 and 84 pt off the page."""
+    from symgrad.render.document import compile_tex
+
+    p, y = sp.symbols("p y", real=True)
+    loss = sg.loss(f"render_{name}", formula(p, y), prediction=p, target=y, replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(4, 5), sg.Tanh(), sg.Dense(5, 1), sg.Sigmoid()),
+                       loss=loss)
+    compile_tex(model.derivation.to_tex(tmp_path / f"{name}.tex"), strict=True)

@@ -222,9 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             loss = sg.loss(f"fuzz_{name}", formula, prediction=p, target=t, replace=True)
             for head in (sg.Identity, sg.Sigmoid):
                 net = sg.Sequential(sg.Dense(4, 5), sg.Tanh(), sg.Dense(5, 1), head())
+                folder = tempfile.mkdtemp(prefix="fuzz_loss_")
                 failures += not run(f"{name} + {head.__name__}", lambda dt, n=net, L=loss:
                                     sg.compile(n, loss=L, optimizer=sg.Adam(lr=0.01), dtype=dt),
-                                    lambda m: fit(m, labels.astype(float)), args.limit)
+                                    lambda m: fit(m, labels.astype(float)), args.limit,
+                                    (lambda m, f=folder: printout(m, f)) if args.latex else None)
     else:
         start, stop = (int(s) for s in args.seeds.split(":"))
         for seed in range(start, stop):

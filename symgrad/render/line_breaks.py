@@ -25,9 +25,13 @@ from symgrad.simplify.limit import latex_em
 
 _COMMAND = re.compile(r"\\([A-Za-z]+|.)")
 _LHS_EM = 20.0               # a left side wider than this may be broken too
+_LHS_SOFT_EM = 8.0           # ... and one wider than this may end its row at the =
 _SHORT = 0.4                 # a row cut between whole terms is at least this full
 
 
+#: The "depth" of a cut before the first = of a row whose left side is not wide: taken
+#: like any other cut (only where needed), its row starts with the =.
+EQUALS = -2
 #: The "depth" of a cut between two factors of a product (before a top-level \left( that
 #: follows a factor): its row goes on with a \cdot.
 PRODUCT = -1
@@ -35,10 +39,16 @@ PRODUCT = -1
 
 def _ends_a_factor(text: str) -> bool:
     r"""Whether ``text`` ends with a factor (a closing \right), brace or a letter/digit), so
-    that a \left( after it multiplies, rather than opens an argument (\tanh{\left(z\right)}
-    is inside braces anyway) or follows an operator."""
-    tail = text.rstrip()
-    return bool(tail) and (tail.endswith((r"\right)", "}")) or tail[-1].isalnum())
+    that a \left( after it multiplies. Not after a function's name (\log\left(x\right)
+    is a call: `_unbrace_calls` writes SymPy's \log{\left(x\right)} so) or an operator."""
+    tail = _POWER_AT_END.sub("", text.rstrip())
+    if not tail or _NAME_AT_END.search(tail):
+        return False
+    return tail.endswith((r"\right)", "}")) or tail[-1].isalnum()
+
+
+_POWER_AT_END = re.compile(r"\^\{[^{}]*\}$")
+_NAME_AT_END = re.compile(r"\\(?:[A-Za-z]+|operatorname\{[^{}]*\})$")
 
 
 def _split_points(row: str) -> list[tuple[int, int]]:
@@ -81,6 +91,10 @@ def _split_points(row: str) -> list[tuple[int, int]]:
         # its terms may break too, and so may the = (the row after it starts with it)
         return sorted([(i, d) for i, d, behind in points if not behind]
                       + [(equals[0], 0)] + after)
+    # the = itself, where nothing after it fits beside a left side of some width (raw =
+    # cases); a short one (f(z)) would gain nothing from a row of its own
+    if equals and latex_em(row[:equals[0]]) > _LHS_SOFT_EM:
+        return sorted(after + [(equals[0], EQUALS)])
     return after
 
 
@@ -92,7 +106,7 @@ def _break_row(row: str, limit: float) -> list[str]:
     """
     if latex_em(row) <= limit:
         return [row]
-    row = _unfold_fractions(row, limit)
+    row = _unbrace_calls(_unfold_fractions(row, limit))
     cuts = {i: d for i, d in _split_points(row) if d <= 1}
     if not cuts:
         return [row]
@@ -101,18 +115,29 @@ def _break_row(row: str, limit: float) -> list[str]:
         text = {1: r"\left. ", PRODUCT: r"\cdot "}.get(cuts.get(a), "") + row[a:b].strip()
         return text + (r" \right." if cuts.get(b) == 1 else "")
 
+    # Rows after the first sit right of the left side's column (and a \quad); a row that
+    # starts at that = gives the left side a row of its own, and there is no column.
+    align = next((i for i, token in _top_level(row) if token in ("=", "&")), None)
+    column = latex_em(row[:align]) + 1.0 if align else 0.0
+
     rows, start, previous, outer = [], 0, None, None
+
+    def new_row(at: int) -> None:
+        nonlocal start, column
+        rows.append(piece(start, at))
+        start = at
+        if at == align:
+            column = 0.0
+
     for cut in [*sorted(cuts), len(row)]:
-        if latex_em(piece(start, cut)) > limit and previous is not None and previous > start:
+        if latex_em(piece(start, cut)) + (column if start else 0.0) > limit \
+                and previous is not None and previous > start:
             # rather between whole terms or factors than inside parentheses, unless that
             # leaves a short row
-            at = outer if outer is not None and outer > start and \
-                latex_em(piece(start, outer)) >= _SHORT * limit else previous
-            rows.append(piece(start, at))
-            start = at
-        if row[cut:cut + 1] == "=" and cut > start:   # a wide left side ends its rows here
-            rows.append(piece(start, cut))
-            start = cut
+            new_row(outer if outer is not None and outer > start and
+                    latex_em(piece(start, outer)) >= _SHORT * limit else previous)
+        if row[cut:cut + 1] == "=" and cuts.get(cut) == 0 and cut > start:
+            new_row(cut)   # a wide left side ends its rows here
         previous = cut
         if cuts.get(cut, 0) != 1:
             outer = cut
@@ -159,6 +184,33 @@ def _unfold_fractions(row: str, limit: float) -> str:
         out += [row[last:i], r"\frac{" + top + "}" + row[num_end:den_end] + " " + rest]
         last = den_end
     return "".join(out) + row[last:] if out else row
+
+
+# A function call as SymPy prints it, \log{\left(x \right)} or \operatorname{erf}^{2}{\left(
+# ...: the name, an optional power, then the argument's brace group (not \frac, \sqrt, ...).
+_CALL = re.compile(r"\\(?:log|exp|sinh|cosh|tanh|sin|cos|tan|operatorname\{[A-Za-z0-9]+\})"
+                   r"(?:\^\{[^{}]*\})?\{(?=\\left\()")
+
+
+def _unbrace_calls(row: str) -> str:
+    r"""``row`` with the braces around each top-level function argument dropped:
+    ``\log{\left(a + b\right)}`` as ``\log\left(a + b\right)``, the same print, but now
+    its sum can break like any sum in parentheses (a row cannot break inside braces).
+
+    >>> _unbrace_calls(r"\log{\left(a + b \right)} + \frac{\left(c\right)}{2}")
+    '\\log\\left(a + b \\right) + \\frac{\\left(c\\right)}{2}'
+    """
+    out, pos = [], 0
+    for m in _CALL.finditer(row):
+        if m.start() < pos:   # inside a call already copied
+            continue
+        open_ = m.end() - 1
+        close = _group_end(row, open_) - 1
+        if close < 0 or not row[:close].rstrip().endswith(r"\right)"):
+            continue
+        out += [row[pos:open_], row[open_ + 1:close]]
+        pos = close + 1
+    return "".join(out) + row[pos:] if out else row
 
 
 def _group_end(text: str, start: int) -> int:
