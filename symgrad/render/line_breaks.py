@@ -1,4 +1,4 @@
-r"""Break a displayed equation that is wider than the page at its top-level + and -.
+r"""Break a displayed equation that is wider than the page: between terms, factors, equations.
 
 A user's activation can make a derivative of a dozen terms, one row of 230 pt more than
 the page holds. `break_rows` estimates each row's printed width from its LaTeX source
@@ -9,8 +9,10 @@ every brace group, continuing on a new row aligned after the ``=``. A sum inside
 ``\left.``. Equations set side by side (``f'(z) = ..., \qquad f'(Z) = ...``) go one per
 row first. A product breaks between factors in parentheses (the next row starts with
 ``\cdot``), and a fraction too wide for the page is written ``\frac{c}{D} (...) (...)``
-first, so that its numerator's factors can break. What is left (one factor or one
-function call wider than the page) stays as it is.
+first, so that its numerator's factors can break; a function's argument breaks like any
+sum in parentheses. Rows after the first are measured with the left side's column before
+them. What is left (one factor wider than the page, a long value inside a cases
+environment) stays as it is.
 
 >>> rows = break_rows(r"f'(z) = " + " + ".join([r"\frac{z^{2}}{z + 1}"] * 14), 40.0)
 >>> rows.count(r"\\"), rows.startswith(r"f'(z) &= ")
