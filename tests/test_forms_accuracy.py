@@ -254,9 +254,12 @@ CUSTOM = {
     "quadratic_roots": "2*x**2 + x",
     "cubic_roots": "x**3 - x",
     "tanh_of_linear": "tanh(3*x/2 + 3/2)",
+    # a root that is no float: the constant is added as hi + lo (`constant_last`)
+    "linear_third": "2*x + 4/3",
+    "tanh_third": "tanh(x - 1/3)",
 }
 ROOTS = {"linear_root": (-1.0,), "quadratic_roots": (-0.5,), "cubic_roots": (-1.0, 1.0),
-         "tanh_of_linear": (-1.0,)}
+         "tanh_of_linear": (-1.0,), "linear_third": (-2 / 3,), "tanh_third": (1 / 3,)}
 
 
 MISH = "x*tanh(log(1 + exp(x)))"
@@ -338,6 +341,23 @@ def test_printing_rule_kernel_line(scratch_registries, key, call, dtype):
     assert normal.sum() > 100
     err = ulps(got, hi, lo, dtype, 0.0)[normal]
     assert err.max() <= FORWARD_ULPS, f"{code}: {_worst(z[normal], err)}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("key", ["linear_third", "tanh_third"])
+def test_kernel_line_next_to_a_root_that_is_no_float(scratch_registries, key, dtype):
+    """The compiled line adds 4/3 as hi + lo: within 4 ulp next to the root -2/3, where
+    2z + fl(4/3) kept fl(4/3)'s rounding as its whole value (700 float32 ulp)."""
+    plan = _plan(sg.activation(f"acc_{key}", CUSTOM[key], replace=True)())
+    code, line = _kernel_line(plan.stable_forward, dtype)
+    eps = float(np.finfo(dtype).eps)
+    z = np.unique(np.concatenate([ROOTS[key][0] * (1 + sign * np.arange(1, 300) * eps)
+                                  for sign in (-1, 1)]).astype(dtype))
+    hi, lo = exact(plan.forward, z)
+    got = np.empty_like(z)
+    line(z, got)
+    err = ulps(got, hi, lo, dtype, 0.0)
+    assert err.max() <= FORWARD_ULPS, f"{code}: {_worst(z, err)}"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -49,6 +49,7 @@ from symgrad.codegen import vecmath
 from symgrad.simplify.accuracy import (
     centred,
     coefficient_last,
+    constant_last,
     double_double,
     exact_argument,
     hypot_argument,
@@ -209,6 +210,15 @@ class NumbaScalarPrinter(PythonCodePrinter):
         if isinstance(item, sp.Number) and item >= 0:
             return self._print(item)
         return super().parenthesize(item, level, strict)
+
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        # A constant the dtype cannot hold is added as hi + lo (`constant_last`): next to
+        # a root of the sum its rounding was the whole value.
+        split = constant_last(expr, self._dtype)
+        if split is None:
+            return super()._print_Add(expr, order)
+        rest, hi, lo = split
+        return f"(({self._print(rest)}) + {self._lit(hi)} + {self._lit(lo)})"
 
     def _print_Mul(self, expr: sp.Mul) -> str:
         # A coefficient above 1 multiplies last: -2*z*a overflowed at z = -9e307 (then

@@ -253,6 +253,35 @@ def double_double(c: sp.Expr) -> tuple[float, float]:
     return hi, float(exact - sp.Float(hi, 50))
 
 
+def constant_last(expr: sp.Add, dtype: str) -> tuple[sp.Expr, float, float] | None:
+    """(rest, hi, lo) if the sum ``expr`` has a rational constant term c that ``dtype``
+    cannot hold: a kernel adds it last, as (rest + hi) + lo, hi + lo = c to twice the
+    dtype's precision.
+
+    Next to a root the rest cancels c: 2z + 4/3 at z = -2/3 keeps the rounding of 4/3
+    as its whole value (700 float32 ulp at z = -0.6666666); (2z + hi) is exact there
+    (Sterbenz) and + lo leaves one rounding. Elsewhere lo changes the last bit at most.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> constant_last(2*z + sp.Rational(4, 3), "float32")
+    (2*z, 1.3333333730697632, -3.973643103449831e-08)
+    >>> constant_last(2*z + sp.Rational(3, 2), "float64") is None
+    True
+    """
+    terms = expr.as_ordered_terms()
+    constants = [t for t in terms if isinstance(t, sp.Rational)]   # SymPy keeps one at most
+    if len(terms) < 2 or len(constants) != 1:
+        return None
+    c = constants[0]
+    terms.remove(c)
+    dt = np.dtype(dtype)
+    exact = sp.N(c, 50)
+    hi = float(dt.type(float(exact)))
+    if sp.Rational(hi) == c:
+        return None
+    return sp.Add(*terms), hi, float(dt.type(float(exact - sp.Float(hi, 50))))
+
+
 def _two_prod_error(a: np.ndarray | float, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     """a*b - p exactly (p = fl(a*b)), Dekker's product on 26/27-bit halves."""
     def split(x):
@@ -361,6 +390,9 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
         if e is sp.true or e is sp.false:
             return np.full(shape, bool(e))
         if isinstance(e, sp.Add):
+            split = constant_last(e, dtype)
+            if split is not None:   # as the printer: (rest + hi) + lo
+                return (ev(split[0]) + dt.type(split[1])) + dt.type(split[2])
             # The order the code printers write the terms in: rounding depends on it.
             return reduce(np.add, [ev(a) for a in e.as_ordered_terms()])
         if isinstance(e, sp.Mul):
