@@ -150,8 +150,7 @@ def _first_overflow(model, params: dict, X: np.ndarray) -> str:
     for layer, z in zip(model.plan.layers, fwd["Z"], strict=True):
         if not np.isfinite(z).all():
             k = tuple(np.argwhere(~np.isfinite(z))[0])
-            return (f": {layer.name}'s weighted sum is {z[k]} (its inputs are finite, "
-                    f"the sum overflows)")
+            return f": {layer.name}'s weighted sum is {z[k]}"   # (or what feeds it)
         a = next(acts) if layer.activation is not None else z
         bad = ~np.isfinite(a) & np.isfinite(z)
         if layer.activation is not None and bad.any():
