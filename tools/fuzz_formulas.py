@@ -27,7 +27,10 @@ inside one term of a sum at tiny z (2z + (e^z - 1) read 2z at 50 and 100 digits 
 `symgrad.definition.exact.start_bits`); polynomials were evaluated as written, 32 ulp
 off next to a root (3z/2 + 3/2 at z = -1; now factored, `factored_forms`); a float32
 network whose loss overflows on sg.check's batch failed with "relative error nan > inf"
-(now named).
+(now named); to_onnx refused a Taylor branch. With ``--latex``: printouts ran off the page
+where two equations stood side by side, where a splice threshold printed as 38 digits,
+where a fraction, a product or a function's argument could not break, and where a cases
+block took the alignment point (all broken or shortened now, `render/line_breaks.py`).
 A formula takes 5-15 s on an empty cache (a CNN 20-45 s).
 """
 
