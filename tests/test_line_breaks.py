@@ -116,3 +116,23 @@ def test_rows_after_the_first_leave_room_for_the_left_side():
     column = latex_em(rows[0].split("&=")[0]) + 1.0
     assert len(rows) >= 3 and all(latex_em(r) + column <= 40.0 for r in rows[1:])
     assert r"\right." in out   # the log's argument itself is broken
+
+
+def test_a_product_breaks_before_an_iverson_bracket():
+    """(...) [u > 0]: a kinked activation's slope times its mask (fuzz_formulas --cnn
+    --latex, seed 86: 8 and 41 pt off the page)."""
+    factor = r"\left(" + " + ".join([r"\tanh{\left(z \right)}"] * 6) + r"\right)"
+    mask = r"\left[" + " + ".join([r"\log{\left(z \right)}"] * 5) + r" > 0\right]"
+    rows = break_rows(f"f'(z) = {factor} {mask}", 40.0).split(r" \\ ")
+    assert rows[1].startswith(r"&\quad \cdot \left[")
+    assert all(latex_em(r) <= 40.0 for r in rows)
+
+
+def test_a_later_row_of_an_aligned_display_leaves_room_for_the_first_left_side():
+    """f'(Z) &= ... \\\\ &= (39 em): the second row sits right of f'(Z), 8 pt over the
+    page although it alone fit (fuzz_formulas --cnn --latex, seed 86)."""
+    terms = r"\frac{z^{2}}{z + 1}"
+    second = " + ".join([terms] * 10)
+    assert 36.0 < latex_em(second) <= 40.0
+    out = break_rows(rf"f'(Z_{{\mathrm{{conv0}}}}) &= z \\ &= {second}", 40.0)
+    assert out.count(r" \\ ") == 2

@@ -34,8 +34,8 @@ _SHORT = 0.4                 # a row cut between whole terms is at least this fu
 #: The "depth" of a cut before the first = of a row whose left side is not wide: taken
 #: like any other cut (only where needed), its row starts with the =.
 EQUALS = -2
-#: The "depth" of a cut between two factors of a product (before a top-level \left( that
-#: follows a factor): its row goes on with a \cdot.
+#: The "depth" of a cut between two factors of a product (before a top-level \left( or an
+#: Iverson bracket \left[ that follows a factor): its row goes on with a \cdot.
 PRODUCT = -1
 
 
@@ -65,8 +65,8 @@ def _split_points(row: str) -> list[tuple[int, int]]:
     while i < len(row):
         ch = row[i]
         if ch == "\\":
-            if left == 0 and brace == 0 and env == 0 and row.startswith(r"\left(", i) \
-                    and _ends_a_factor(row[:i]):
+            if left == 0 and brace == 0 and env == 0 \
+                    and row.startswith((r"\left(", r"\left["), i) and _ends_a_factor(row[:i]):
                 points.append((i, PRODUCT, seen_equals))   # between two factors of a product
             m = _COMMAND.match(row, i)
             word = m.group(1)
@@ -285,14 +285,19 @@ def break_rows(math: str, limit: float) -> str:
     first set one equation per row; each is then broken like any other row.
     """
     rows = _top_level_rows(math)
+    # A row that starts at its alignment point (&= ...) sits right of the first row's left
+    # side: its room is the page less that column.
+    first_align = next((i for i, token in _top_level(rows[0]) if token == "&"), None)
+    lead = latex_em(rows[0][:first_align]) if first_align else 0.0
     broken = []
-    for row in rows:
-        pieces = _qquad_pieces(row.strip()) if latex_em(row) > limit else [row.strip()]
+    for k, row in enumerate(rows):
+        room = limit - lead if k and row.lstrip().startswith("&") else limit
+        pieces = _qquad_pieces(row.strip()) if latex_em(row) > room else [row.strip()]
         if len(pieces) > 1:
             broken += [_aligned_at_equals(r) for piece in pieces
-                       for r in _break_row(piece, limit)]
+                       for r in _break_row(piece, room)]
         else:
-            broken += _break_row(row.strip(), limit)
+            broken += _break_row(row.strip(), room)
     if len(broken) == len(rows):
         return math
     return r" \\ ".join(broken)
