@@ -254,8 +254,7 @@ def check_kernel(model, seed: int = 0, rows: int = 5) -> list[ReportEntry]:
         where = _first_overflow(model, params, np.asarray(X, dtype=dtype))
         if not where:
             with np.errstate(all="ignore"):
-                top = float(np.abs(model.predict_proba(X) if hasattr(model, "predict_proba")
-                                   else model.predict(X)).max())
+                top = float(np.abs(model.predict_proba(X)).max())   # any head's outputs
             where = (f": every layer's output is finite (the network's up to {top:.3g}), "
                      + ("the loss overflows" if "loss" in bad else "the backward pass overflows"))
         raise ProofError(f"the kernel cannot be checked on the sample batch ({X.shape[0]} "

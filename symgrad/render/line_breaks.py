@@ -88,14 +88,15 @@ def _split_points(row: str) -> list[tuple[int, int]]:
                 points.append((i, left, seen_equals))   # binary: a term stands before it
         i += 1
     after = [(i, d) for i, d, behind in points if behind or not seen_equals]
-    if equals and latex_em(row[:equals[0]]) > _LHS_EM:
+    lhs_em = latex_em(row[:equals[0]]) if equals else 0.0
+    if lhs_em > _LHS_EM:
         # a left side too wide for a row of its own (an identity raw = simplified):
         # its terms may break too, and so may the = (the row after it starts with it)
         return sorted([(i, d) for i, d, behind in points if not behind]
                       + [(equals[0], 0)] + after)
     # the = itself, where nothing after it fits beside a left side of some width (raw =
     # cases); a short one (f(z)) would gain nothing from a row of its own
-    if equals and latex_em(row[:equals[0]]) > _LHS_SOFT_EM:
+    if lhs_em > _LHS_SOFT_EM:
         return sorted(after + [(equals[0], EQUALS)])
     return after
 

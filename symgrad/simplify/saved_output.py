@@ -315,13 +315,12 @@ def factored_forms(forms: list[tuple[str, sp.Expr]]) -> list[tuple[str, sp.Expr]
     [('slope, factored', (z - 1)*(z + 1) + exp(3*(z + 1)/2))]
     """
     def factor_sum(e: sp.Add) -> sp.Expr:
-        # the terms that are powers of the symbols, factored together; the others kept
-        poly = [t for t in e.args if t.free_symbols and t.is_polynomial()]
-        rest = [t for t in e.args if t not in poly]
-        if len(poly) + bool(rest and any(r.is_Number for r in rest)) < 2:
+        # the terms that are powers of the symbols (and a number), factored together
+        poly = [t for t in e.args if t.is_Number or (t.free_symbols and t.is_polynomial())]
+        if len(poly) < 2 or all(t.is_Number for t in poly):
             return e
-        poly += [r for r in rest if r.is_Number]
-        return sp.Add(sp.factor(sp.Add(*poly)), *[r for r in rest if not r.is_Number])
+        rest = [t for t in e.args if t not in poly]
+        return sp.Add(sp.factor(sp.Add(*poly)), *rest)
 
     out = []
     for label, form in forms:
