@@ -49,8 +49,11 @@ def test_a_wide_left_side_breaks_too_and_the_equals_starts_a_row():
 
 
 def test_rows_of_an_environment_stay_inside_it():
+    """The cases block's own rows stay its rows: a wide value breaks inside its cell."""
     cases = r"f(z) = \begin{cases} " + LONG + r" & z > 0 \\ 0 & \text{otherwise} \end{cases}"
-    assert break_rows(cases, 40.0) == cases
+    out = break_rows(cases, 40.0)
+    assert out.startswith(r"f(z) = \begin{cases} \begin{aligned}[t]&")
+    assert out.endswith(r"\end{aligned} & z > 0 \\ 0 & \text{otherwise} \end{cases}")
 
 
 def test_equations_side_by_side_are_set_one_per_row_when_too_wide():
@@ -136,3 +139,27 @@ def test_a_later_row_of_an_aligned_display_leaves_room_for_the_first_left_side()
     assert 36.0 < latex_em(second) <= 40.0
     out = break_rows(rf"f'(Z_{{\mathrm{{conv0}}}}) &= z \\ &= {second}", 40.0)
     assert out.count(r" \\ ") == 2
+
+
+def test_a_wide_value_inside_cases_breaks_inside_its_own_column():
+    r"""A cases block cannot break between its rows, so a value too wide for its column
+    is set as a nested aligned[t] block; the condition stays beside its first row. Before,
+    nothing broke inside an environment (376 pt off the page, fuzz_formulas seed 13)."""
+    condition = r"z + \frac{4}{3} > 0"
+    row = r"f'(z) = \begin{cases} 0 & z < 0 \\ " + LONG + " & " + condition + r" \end{cases}"
+    out = break_rows(row, 40.0)
+    assert out.startswith(r"f'(z) = \begin{cases} 0 & z < 0 \\ \begin{aligned}[t]&")
+    inner = out[out.index(r"\begin{aligned}[t]"):out.index(r"\end{aligned}")]
+    rows = inner.removeprefix(r"\begin{aligned}[t]").split(r" \\ ")
+    assert len(rows) >= 2 and all(r.startswith(r"&\quad + ") for r in rows[1:])
+    assert out.endswith(r"\end{aligned} & " + condition + r" \end{cases}")
+    assert latex_em(out) <= 40.0 and all(_balanced(r) for r in rows)
+    assert out.count(TERM) == 14
+
+
+def test_an_environment_is_as_wide_as_its_widest_row():
+    cases = r"\begin{cases} a & z < 0 \\ " + LONG + r" & z > 0 \end{cases}"
+    assert latex_em(cases) < latex_em(LONG) + latex_em("z > 0") + 2.5
+    assert latex_em(cases) > latex_em(LONG) + latex_em("z > 0")
+    two_rows = r"\begin{aligned}&" + LONG + r" \\ &\quad " + LONG + r"\end{aligned}"
+    assert abs(latex_em(two_rows) - latex_em(r"\quad " + LONG)) < 1e-9

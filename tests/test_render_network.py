@@ -389,3 +389,19 @@ def test_custom_losses_on_a_sigmoid_fit_the_page(name, formula, tmp_path, pdflat
     model = sg.compile(sg.Sequential(sg.Dense(4, 5), sg.Tanh(), sg.Dense(5, 1), sg.Sigmoid()),
                        loss=loss)
     compile_tex(model.derivation.to_tex(tmp_path / f"{name}.tex"), strict=True)
+
+
+def test_a_kinked_activation_with_a_long_derivative_fits_the_page(tmp_path, pdflatex,
+                                                                  scratch_registries):
+    """Its branch-by-branch display is a cases block whose values are sums of four long
+    fractions: 376 pt off the page (fuzz_formulas --latex, seed 13) until cases values
+    could break."""
+    from symgrad.render.document import compile_tex
+
+    x = sg.var("x")
+    formula = (3 * x / 2 + sp.Rational(2, 3)) * sp.atanh(sp.tanh(x + 1) / 2) \
+        * sp.erf(x + sp.Rational(3, 2)) * sp.Max(0, x + sp.Rational(4, 3))
+    act = sg.activation("render_kinked", formula, replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), act(), sg.Dense(3, 1)), loss="mse")
+    assert r"\begin{cases} \begin{aligned}[t]&" in model.derivation.latex()
+    compile_tex(model.derivation.to_tex(tmp_path / "kinked.tex"), strict=True)

@@ -109,6 +109,9 @@ def _break_row(row: str, limit: float) -> list[str]:
     """
     if latex_em(row) <= limit:
         return [row]
+    row = _break_cases(row, limit)
+    if latex_em(row) <= limit:
+        return [row]
     row = _unbrace_calls(_unfold_fractions(row, limit))
     cuts = {i: d for i, d in _split_points(row) if d <= 1}
     if not cuts:
@@ -150,6 +153,57 @@ def _break_row(row: str, limit: float) -> list[str]:
     # an & inside cases does not align the row: only a top-level one does
     return [_aligned_at_equals(rows[0])] + [("&" if r.startswith("=") else r"&\quad ") + r
                                             for r in rows[1:]]
+
+
+def _break_cases(row: str, limit: float) -> str:
+    r"""``row`` with each value of its top-level cases environments that is too wide for
+    its column broken into rows of a nested ``\begin{aligned}[t]`` (`_break_row`); the
+    condition stays beside the value's first row. A cases block cannot break between
+    its own rows and the next row, so its values are what must fit.
+
+    >>> wide = " + ".join([r"\frac{z^{2}}{z + 1}"] * 12)
+    >>> out = _break_cases(r"f = \begin{cases} 0 & z < 0 \\ " + wide + r" & z > 0 \end{cases}", 40)
+    >>> out.count(r"\begin{aligned}[t]"), out.count(r"\quad")
+    (1, 1)
+    """
+    out, last, begin = [], 0, None
+    for i, token in list(_top_level(row)):
+        if token == "begin" and row.startswith(r"\begin{cases}", i):
+            begin = i
+        elif token == "end" and begin is not None:
+            start = begin + len(r"\begin{cases}")
+            before = row[:begin]
+            equals = next((j for j, t in _top_level(before) if t == "="), None)
+            if equals is not None and latex_em(before[:equals]) > _LHS_SOFT_EM:
+                before = before[equals:]   # `_break_row` may give the left side its own row
+            body = _break_case_values(row[start:i], limit - latex_em(before))
+            out += [row[last:start], body]
+            last, begin = i, None
+    return "".join(out) + row[last:] if out else row
+
+
+def _break_case_values(body: str, room: float) -> str:
+    """The rows of a cases body with every value wider than its column broken; ``room``
+    is the page left of the cases brace."""
+    rows = [[cell.strip() for cell in _top_level_cut(text, "&")]
+            for text in _top_level_cut(body, "\\")]
+    condition = max((latex_em(" & ".join(cells[1:])) for cells in rows), default=0.0)
+    # the brace, the column gap and the widest condition; a value keeps at least 40 %
+    column = max(room - condition - 2.0, _SHORT * room)
+    for cells in rows:
+        pieces = _break_row(cells[0], column) if latex_em(cells[0]) > column else [cells[0]]
+        if len(pieces) > 1:
+            cells[0] = r"\begin{aligned}[t]" + r" \\ ".join(pieces) + r"\end{aligned}"
+    return " " + r" \\ ".join(" & ".join(cells) for cells in rows) + " "
+
+
+def _top_level_cut(text: str, token: str) -> list[str]:
+    """``text`` cut at each top-level ``token`` (`_top_level`: outside braces,
+    ``\\left ... \\right`` and environments), the token dropped."""
+    cuts = [i for i, t in _top_level(text) if t == token]
+    width = 2 if token == "\\" else 1
+    return [text[a + (width if k else 0):b]
+            for k, (a, b) in enumerate(zip([0, *cuts], [*cuts, len(text)], strict=True))]
 
 
 def _unfold_fractions(row: str, limit: float) -> str:
@@ -228,13 +282,6 @@ def _group_end(text: str, start: int) -> int:
     return -1
 
 
-def _top_level_rows(math: str) -> list[str]:
-    r"""``math`` cut at its row breaks ``\\`` outside environments (cases, matrices)."""
-    cuts = [i for i, token in _top_level(math) if token == "\\"]
-    return [math[a:b].removeprefix("\\\\")
-            for a, b in zip([0, *cuts], [*cuts, len(math)], strict=True)]
-
-
 def _top_level(row: str):
     r"""(index, token) of each command or character of ``row`` outside braces,
     ``\left ... \right`` and environments (a command's token is its name)."""
@@ -285,7 +332,7 @@ def break_rows(math: str, limit: float) -> str:
     A row of equations set side by side (``\\qquad`` between them) that is too wide is
     first set one equation per row; each is then broken like any other row.
     """
-    rows = _top_level_rows(math)
+    rows = _top_level_cut(math, "\\")   # the rows, cut at \\ outside environments
     # A row that starts at its alignment point (&= ...) sits right of the first row's left
     # side: its room is the page less that column.
     first_align = next((i for i, token in _top_level(rows[0]) if token == "&"), None)
@@ -299,6 +346,6 @@ def break_rows(math: str, limit: float) -> str:
                        for r in _break_row(piece, room)]
         else:
             broken += _break_row(row.strip(), room)
-    if len(broken) == len(rows):
+    if broken == [row.strip() for row in rows]:
         return math
     return r" \\ ".join(broken)

@@ -221,7 +221,11 @@ def _em(tokens: list[str], i: int, end: int) -> tuple[float, int]:
             width += inner
             i = b + (1 if b < end and tokens[b] == "}" else 0)
             continue
-        if tok in (r"\begin", r"\end"):
+        if tok == r"\begin":
+            w, i = _environment(tokens, i, end)
+            width += w
+            continue
+        if tok == r"\end":   # a stray one (its \begin is outside this range)
             a, b = _group(tokens, i + 1)
             i = b + 1
             continue
@@ -237,6 +241,50 @@ def _em(tokens: list[str], i: int, end: int) -> tuple[float, int]:
             width += 0.55
         i += 1
     return width, i
+
+
+# The room an environment's layout adds to its widest row: a column gap per & (cases and
+# matrices set their columns 1 em apart; aligned joins them), and the brace or brackets.
+_ENV_GAP = {"cases": 1.0, "matrix": 1.0, "pmatrix": 1.0, "bmatrix": 1.0, "array": 1.0}
+_ENV_FRAME = {"cases": 0.9, "pmatrix": 0.8, "bmatrix": 0.8}
+
+
+def _environment(tokens: list[str], i: int, end: int) -> tuple[float, int]:
+    r"""(width, index after it) of the environment whose ``\begin`` is ``tokens[i]``: its
+    widest row, not the sum of its rows (each row's cells and the gaps between them).
+
+    >>> round(latex_em(r"\begin{cases} 0 & z < 0 \\ z + z + z & z > 0 \end{cases}"), 1)
+    7.6
+    """
+    a, b = _group(tokens, i + 1)
+    name = "".join(tokens[a:b])
+    j = b + (1 if b < end and tokens[b] == "}" else 0)
+    if j < end and tokens[j] == "[":   # an optional argument: aligned[t]
+        while j < end and tokens[j] != "]":
+            j += 1
+        j += 1
+    rows, cells, start, depth, brace = [], [], j, 0, 0
+    k = j
+    while k < end:
+        tok = tokens[k]
+        brace += {"{": 1, "}": -1}.get(tok, 0)
+        if brace == 0 and tok in (r"\begin", r"\end"):
+            if tok == r"\end" and depth == 0:
+                break
+            depth += 1 if tok == r"\begin" else -1
+        elif brace == 0 and depth == 0 and tok in ("&", "\\\\"):
+            cells.append(_em(tokens, start, k)[0])
+            start = k + 1
+            if tok != "&":
+                rows.append(cells)
+                cells = []
+        k += 1
+    cells.append(_em(tokens, start, k)[0])
+    rows.append(cells)
+    gap = _ENV_GAP.get(name, 0.0)
+    width = max(sum(row) + gap * (len(row) - 1) for row in rows) + _ENV_FRAME.get(name, 0.0)
+    a, b = _group(tokens, k + 1)   # past \end{name}
+    return width, b + (1 if b < end and tokens[b] == "}" else 0)
 
 
 _FUNCTIONS = {"sin", "cos", "tan", "tanh", "log", "exp", "lim", "max", "min", "sinh", "cosh"}
