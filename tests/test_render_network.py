@@ -405,3 +405,25 @@ def test_a_kinked_activation_with_a_long_derivative_fits_the_page(tmp_path, pdfl
     model = sg.compile(sg.Sequential(sg.Dense(2, 3), act(), sg.Dense(3, 1)), loss="mse")
     assert r"\begin{cases} \begin{aligned}[t]&" in model.derivation.latex()
     compile_tex(model.derivation.to_tex(tmp_path / "kinked.tex"), strict=True)
+
+
+def test_a_long_switching_expression_is_named_not_printed_twice(tmp_path, pdflatex,
+                                                                scratch_registries):
+    """max(0, g(z))'s mask switches where a long g(z) is 0: the kink display printed g(z)
+    inside the bracket and again under the bar, 41 pt off the page in a CNN
+    (fuzz_formulas --cnn --latex, seed 86). Now g(z) is named once in the prose."""
+    from symgrad.render.document import compile_tex
+
+    x = sg.var("x")
+    formula = sp.Max(0, sp.log(sp.exp(2 * x / 3) + 1) + sp.tanh(x + 1))
+    act = sg.activation("render_switch", formula, replace=True)
+    net = sg.Sequential(sg.Conv2d(1, 2, 3), act(), sg.Flatten(), sg.Dense(8, 1), sg.Sigmoid(),
+                        input_shape=(1, 4, 4))
+    doc = sg.compile(net, loss="bce").derivation
+    latex = doc.latex()
+    assert r"It switches where $s = 0$, with $s = \tanh" in latex
+    assert r"\left.\left[s > 0\right]\right|_{s = 0} = 0" in latex
+    assert "at s = 0: " in doc.text()
+    compile_tex(doc.to_tex(tmp_path / "switch.tex"), strict=True)
+    relu = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.ReLU(), sg.Dense(3, 1)), loss="mse")
+    assert "It switches at $A_1 = 0$. At" in relu.derivation.latex()   # a short one stays

@@ -22,6 +22,7 @@ from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import SymbolNames, indicator_condition, layer_latex, layer_str
 from symgrad.render.network_names import dmat, function_tex, layer_names, mat, mtex, parenthesize
 from symgrad.render.prose import latex_safe_prose
+from symgrad.simplify.limit import latex_em
 from symgrad.simplify.step_algebra import (
     AlgebraLine,
     branch_rewrite_steps,
@@ -310,18 +311,35 @@ def _kinks(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]]:
 def _kink_steps(sec: Section, expr: sp.Expr, names: SymbolNames) -> None:
     """Explain each step in f': a mask, and the value used where f' does not exist."""
     for term, x, c, used in _kinks(expr):
-        t_tex, t_txt = layer_latex(term, names), layer_str(term, names)
         x_tex, x_txt = layer_latex(x, names), layer_str(x, names)
         mask = isinstance(term, sp.Heaviside) or indicator_condition(term) is not None
         text = ("This step is a mask: 1 lets the error through, 0 blocks it. " if mask else
                 "This term has branches. ")
-        text += (f"It switches at ${x_tex} = {sp.latex(c)}$. At the kink of $f$ the derivative "
-                 "does not exist; symgrad uses the branch whose condition holds, the same in "
-                 "this printout and in the numbers:")
+        if latex_em(x_tex) > _SWITCH_EM:
+            # written once in the prose and named: in the display it stood twice (in the
+            # bracket and under the bar), one line wider than the page (fuzz_formulas seed 86)
+            short = _unused_symbol(expr)
+            text += f"It switches where ${short} = {sp.latex(c)}$, with ${short} = {x_tex}$."
+            term, x_tex, x_txt = term.subs(x, short), sp.latex(short), short.name
+        else:
+            text += f"It switches at ${x_tex} = {sp.latex(c)}$."
+        t_tex, t_txt = layer_latex(term, names), layer_str(term, names)
+        text += (" At the kink of $f$ the derivative does not exist; symgrad uses the branch "
+                 "whose condition holds, the same in this printout and in the numbers:")
         sec.add(text=text,
                 math=rf"\left.{t_tex}\right|_{{{x_tex} = {sp.latex(c)}}} = "
                      f"{layer_latex(used, names)}",
                 plain=f"at {x_txt} = {sp.sstr(c)}: {t_txt} = {layer_str(used, names)}")
+
+
+#: A switching expression wider than this (em) is named in the prose, not printed twice.
+_SWITCH_EM = 8.0
+
+
+def _unused_symbol(expr: sp.Expr) -> sp.Symbol:
+    """A one-letter symbol (s, u, v, w) that ``expr`` does not use."""
+    used = {sym.name for sym in expr.free_symbols}
+    return sp.Symbol(next(n for n in "suvw" if n not in used), real=True)
 
 
 def odot_tex(da: str, deriv: sp.Expr, deriv_tex: str) -> str:
