@@ -257,9 +257,14 @@ CUSTOM = {
     # a root that is no float: the constant is added as hi + lo (`constant_last`)
     "linear_third": "2*x + 4/3",
     "tanh_third": "tanh(x - 1/3)",
+    # ... and a coefficient that is no float: c*z + d as one FMA and low parts (`affine_last`;
+    # 32 float64 ulp at z = -0.6 before)
+    "linear_fifths": "5*x/3 + 1",
+    "tanh_affine": "tanh(7*x/5 - 2/3)",
 }
 ROOTS = {"linear_root": (-1.0,), "quadratic_roots": (-0.5,), "cubic_roots": (-1.0, 1.0),
-         "tanh_of_linear": (-1.0,), "linear_third": (-2 / 3,), "tanh_third": (1 / 3,)}
+         "tanh_of_linear": (-1.0,), "linear_third": (-2 / 3,), "tanh_third": (1 / 3,),
+         "linear_fifths": (-3 / 5,), "tanh_affine": (10 / 21,)}
 
 
 MISH = "x*tanh(log(1 + exp(x)))"
@@ -344,7 +349,7 @@ def test_printing_rule_kernel_line(scratch_registries, key, call, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("key", ["linear_third", "tanh_third"])
+@pytest.mark.parametrize("key", ["linear_third", "tanh_third", "linear_fifths", "tanh_affine"])
 def test_kernel_line_next_to_a_root_that_is_no_float(scratch_registries, key, dtype):
     """The compiled line adds 4/3 as hi + lo: within 4 ulp next to the root -2/3, where
     2z + fl(4/3) kept fl(4/3)'s rounding as its whole value (700 float32 ulp)."""

@@ -47,6 +47,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from symgrad.codegen import vecmath
 from symgrad.simplify.accuracy import (
+    affine_last,
     centred,
     coefficient_last,
     constant_last,
@@ -212,6 +213,14 @@ class NumbaScalarPrinter(PythonCodePrinter):
         return super().parenthesize(item, level, strict)
 
     def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        # c*u + d with a coefficient the dtype cannot hold: fma(P, u, R)/Q with integers
+        # (`affine_last`); next to the root -d/c the rounding of c was the whole value.
+        affine = affine_last(expr, self._dtype)
+        if affine is not None:
+            rest, u, constants = affine
+            parts = ", ".join([self._print(u), *(self._double(v) for v in constants)])
+            call = f"{vecmath.function_name('affine', self._dtype)}({parts})"
+            return call if rest == 0 else f"({self._print(rest)} + {call})"
         # A constant the dtype cannot hold is added as hi + lo (`constant_last`): next to
         # a root of the sum its rounding was the whole value.
         split = constant_last(expr, self._dtype)

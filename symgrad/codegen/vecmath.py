@@ -97,7 +97,8 @@ FORMS: dict[str, str] = {"pow": "vm_pow", "pow_exact": "vm_pow_exact",
                          "exp_scaled": "vm_exp_scaled", "erfc_product": "vm_erfc_product",
                          "exp_product": "vm_exp_product", "hypot": "vm_hypot",
                          "exp_poly": "vm_exp_poly", "erfc_poly": "vm_erfc_poly",
-                         "dd_const": "vm_dd_const", "dd_mad": "vm_dd_mad"}
+                         "dd_const": "vm_dd_const", "dd_mad": "vm_dd_mad",
+                         "affine": "vm_affine"}
 
 
 def function_name(name: str, dtype: str) -> str:

@@ -556,6 +556,18 @@ def vm_dd_mad_f64(acc, x, c_hi, c_lo):
 
 
 @_vm_njit(**_VM_JIT)
+def vm_affine_f64(u, big, small, q, c, d, limit):
+    """c*u + d for rational constants c = big/q and d = small/q with integers big, small
+    and q (`symgrad.simplify.accuracy.affine_last`): fma(big, u, small)/q, two roundings,
+    so that next to the root -d/c the rounding of c is not the whole value; fma(c, u, d)
+    where |u| >= limit and big*u could overflow (there c*u dwarfs d). NaN and +-inf take
+    the second form."""
+    near = _vm_fma(big, u, small) / q
+    far = _vm_fma(c, u, d)
+    return near if abs(u) < limit else far
+
+
+@_vm_njit(**_VM_JIT)
 def vm_dd_const_f64(c_hi, c_lo):
     """The leading coefficient of a polynomial argument as a double-double."""
     return c_hi, c_lo
@@ -1224,6 +1236,12 @@ def vm_dd_mad_f32(acc, x, c_hi, c_lo):
     ok = abs(f) < _VM_F_INF                 # NaN low parts past overflow: see the f64 one
     hi = s + f if ok else s
     return hi, (f - (hi - s)) if ok else _VM_F_ZERO
+
+
+@_vm_njit(**_VM_JIT)
+def vm_affine_f32(u, big, small, q, c, d, limit):
+    """c*u + d, float32: `vm_affine_f64` of the float32 u, rounded once more."""
+    return _VM_F(vm_affine_f64(_vm_np.float64(u), big, small, q, c, d, limit))
 
 
 @_vm_njit(**_VM_JIT)

@@ -175,14 +175,16 @@ def centred(factor: sp.Expr) -> tuple[sp.Expr, sp.Rational]:
     """
     if isinstance(factor, sp.Add):
         d, u = factor.as_independent(*factor.free_symbols, as_Add=True)
-        if isinstance(d, sp.Rational) and d != 0 and _exact_in_float32(d):
+        if isinstance(d, sp.Rational) and d != 0 and _held_by(d, "float32"):
             return u, d
     return factor, sp.Integer(0)
 
 
-def _exact_in_float32(d: sp.Rational) -> bool:
-    q = int(d.q)
-    return q & (q - 1) == 0 and abs(int(d.p)) < 2 ** 24
+def _held_by(c: sp.Rational, dtype: str) -> bool:
+    """Whether the rational ``c`` is a number of ``dtype`` (a dyadic rational that fits)."""
+    q = int(c.q)
+    bits = 24 if dtype == "float32" else 53
+    return q & (q - 1) == 0 and abs(int(c.p)) < 2 ** bits
 
 
 def hypot_argument(expr: sp.Pow) -> tuple[sp.Expr, sp.Expr, sp.Rational] | None:
@@ -280,6 +282,58 @@ def constant_last(expr: sp.Add, dtype: str) -> tuple[sp.Expr, float, float] | No
     if sp.Rational(hi) == c:
         return None
     return sp.Add(*terms), hi, float(dt.type(float(exact - sp.Float(hi, 50))))
+
+
+def affine_last(expr: sp.Add, dtype: str
+                ) -> tuple[sp.Expr, sp.Expr, tuple[float, float, float, float, float, float]
+                           ] | None:
+    """(rest, u, (P, R, Q, c, d, limit)) if the sum ``expr`` is rest + c*u + d with
+    rational constants c = p/q and d = r/s and ``dtype`` cannot hold c: a kernel evaluates
+    c*u + d as fma(P, u, R)/Q with the integers P = ps, R = rq, Q = qs (two roundings in
+    float64, `vm_affine_f64`), or as fma(c, u, d) where |u| >= limit and P*u could overflow
+    (there c*u is far larger than d, so nothing cancels).
+
+    Next to the root -d/c the rounding of c is the whole value, as that of d is for
+    `constant_last`: 5z/3 + 1 was 32 ulp off at z = -0.6 in float64, tanh(5z/3 + 1)
+    likewise; low parts of c and d (double-doubles) still left 4 ulp at the float nearest
+    the root of z/10 - 1/7.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> affine_last(5*z/3 + 1, "float64")
+    (0, z, (5.0, 3.0, 3.0, 1.6666666666666667, 1.0, 1.7976931348623158e+307))
+    >>> affine_last(z/2 + sp.Rational(1, 3), "float64") is None   # c = 1/2 is exact
+    True
+    """
+    terms = expr.as_ordered_terms()
+    constants = [t for t in terms if isinstance(t, sp.Rational)]
+    if len(terms) < 2 or len(constants) != 1:
+        return None
+    d = constants[0]
+    for k, term in enumerate(terms):
+        c, u = term.as_coeff_Mul()
+        if term is d or not isinstance(c, sp.Rational) or u.is_number or _held_by(c, dtype):
+            continue
+        big, q = c.p * d.q, c.q * d.q
+        small = d.p * c.q
+        if max(abs(big), abs(small), q) >= 2 ** 53:   # not exact as floats: as written
+            return None
+        rest = sp.Add(*(t for j, t in enumerate(terms) if j != k and t is not d))
+        limit = float(np.finfo(np.float64).max) / abs(big) / 2
+        return rest, u, (float(big), float(small), float(q), float(c), float(d), limit)
+    return None
+
+
+def affine_np(u: np.ndarray, parts: Sequence[float], dt: np.dtype) -> np.ndarray:
+    """`vm_affine_f64` in NumPy, rounded to ``dt``: fma(P, u, R)/Q (the FMA from an exact
+    product and sum, within one float64 rounding of it), c*u + d from ``limit`` on."""
+    big, small, q, c, d, limit = parts
+    x = np.asarray(u, dtype=np.float64)
+    with np.errstate(all="ignore"):   # the branch not taken may overflow
+        p = big * x
+        s, f = _two_sum(p, small)
+        near = (s + (f + _two_prod_error(big, x, p))) / q
+        out = np.where(np.abs(x) < limit, near, c * x + d)
+        return out.astype(dt) if dt != np.float64 else out
 
 
 def _two_prod_error(a: np.ndarray | float, b: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -390,6 +444,11 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Symbol, np.ndarray], dtype: str)
         if e is sp.true or e is sp.false:
             return np.full(shape, bool(e))
         if isinstance(e, sp.Add):
+            affine = affine_last(e, dtype)
+            if affine is not None:   # as the printer: rest + vm_affine(u, c..., d...)
+                rest, u, parts = affine
+                value = affine_np(ev(u), parts, dt)
+                return value if rest == 0 else ev(rest) + value
             split = constant_last(e, dtype)
             if split is not None:   # as the printer: (rest + hi) + lo
                 return (ev(split[0]) + dt.type(split[1])) + dt.type(split[2])
