@@ -117,14 +117,17 @@ def _normal(hi: np.ndarray, z: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def forward_errors(plan, dtype: str):
-    """(points, error in ulps) where f is normal."""
+    """(points, error in ulps) where f is normal, and inf wherever f is finite (0 or
+    subnormal too) and the form is not: e^(-z) max(0, z) as written was NaN at z = -1000."""
     z = _points(dtype)
     hi, lo = exact(plan.forward, z)
     normal = _normal(hi, z, dtype)
     with np.errstate(all="ignore"):
         got = evaluate(plan.stable_forward, {Z: z}, dtype)
         err = ulps(got, hi, lo, dtype, 0.0)
-    return z[normal], err[normal]
+    finite = np.isfinite(hi) & (np.abs(hi) <= float(np.finfo(dtype).max))
+    keep = normal | (finite & ~np.isfinite(got))
+    return z[keep], err[keep]
 
 
 def derivative_errors(plan, dtype: str):
@@ -261,6 +264,10 @@ CUSTOM = {
     # 32 float64 ulp at z = -0.6 before)
     "linear_fifths": "5*x/3 + 1",
     "tanh_affine": "tanh(7*x/5 - 2/3)",
+    # a factor that vanishes times one that overflows: inf * 0 = NaN as written, where the
+    # value is 0 (forward and slope); branch by branch, the 0 is selected (`folded_forms`)
+    "max_times_decay": "Max(0, x)*exp(-x)",
+    "min_times_growth": "Min(0, x)*exp(x)",
 }
 ROOTS = {"linear_root": (-1.0,), "quadratic_roots": (-0.5,), "cubic_roots": (-1.0, 1.0),
          "tanh_of_linear": (-1.0,), "linear_third": (-2 / 3,), "tanh_third": (1 / 3,),
@@ -479,3 +486,24 @@ def test_a_form_past_the_bound_is_said_in_the_plan_notes(scratch_registries):
     assert "derivative" in note and "inf ulp (float32" in note and "float64" in note
     plain = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.Swish(), sg.Dense(3, 1)), loss="mse")
     assert not [n for n in plain.plan.notes if "accuracy bound" in n]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_vanishing_factor_keeps_a_network_finite(scratch_registries, dtype):
+    """max(0, z) e^(-z) in a network: a unit at z = -1000 made the loss and every gradient
+    NaN (inf * 0) until the branch-by-branch form selected the 0; the compiled kernels
+    and the NumPy reference agree there."""
+    act = sg.activation("acc_max_decay_net", CUSTOM["max_times_decay"], replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(1, 2), act(), sg.Dense(2, 1)), loss="mse",
+                       dtype=dtype)
+    model.set_params({"dense0.W": np.array([[1.0, -1.0]]), "dense0.b": np.zeros(2),
+                      "dense1.W": np.ones((2, 1)), "dense1.b": np.zeros(1)})
+    X = np.array([[-1000.0], [-90.0], [0.5], [3.0], [1000.0]])
+    y = np.linspace(-1, 1, 5)[:, None]
+    loss, grads = model.compiled_backward(X, y)
+    ref_loss, ref_grads = model.backward(X, y)
+    assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    assert loss == pytest.approx(ref_loss, rel=tol)
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, ref_grads[name], rtol=tol, atol=tol)

@@ -615,19 +615,23 @@ def ulp_errors(got: np.ndarray, hi: np.ndarray, lo: np.ndarray, dtype: str, floo
     return np.where(np.isfinite(g), err, np.inf)
 
 
-def compared_points(hi: np.ndarray, z: np.ndarray, dtype: str, floor: float) -> np.ndarray:
-    """Points where the form is held to the bound.
+def compared_points(hi: np.ndarray, z: np.ndarray, dtype: str, floor: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(points measured, those of them where only a finite value is required).
 
     The exact value must be finite in the dtype. For a relative measure (floor 0) it
-    must also be normal with room for a factor z: a product z*g(z) cannot be more
-    accurate than g(z), and g(z) is subnormal there (Swish at z = -712 in float64).
+    must also be normal with room for a factor z to be held to the bound: a product
+    z*g(z) cannot be more accurate than g(z), and g(z) is subnormal there (Swish at
+    z = -712 in float64). Where it is 0 or that small, the form must still be finite:
+    e^(-z) max(0, z) as written is inf * 0 = NaN at z = -1000, where it is 0.
     """
     info = np.finfo(np.dtype(dtype))
     ok = np.isfinite(hi) & (np.abs(hi) <= float(info.max))
+    loose = np.zeros_like(ok)
     if floor == 0:
         room = np.maximum(1.0, np.abs(np.asarray(z, dtype=np.float64)))
-        ok &= np.abs(hi) >= float(info.tiny) * room
-    return ok
+        loose = ok & (np.abs(hi) < float(info.tiny) * room)
+    return ok, loose
 
 
 @dataclass(frozen=True)
@@ -638,9 +642,10 @@ class Probe:
     values: dict[sp.Symbol, np.ndarray]   # inputs of the candidates, in the dtype
     hi: np.ndarray
     lo: np.ndarray
-    mask: np.ndarray                      # points held to the bound
+    mask: np.ndarray                      # points measured
     floor: float
     var: sp.Symbol = Z
+    loose: np.ndarray | None = None       # of the mask: only a finite value required there
 
     def errors(self, candidate: sp.Expr) -> np.ndarray:
         """Errors in ulps at the points held to the bound (inf: no float evaluation)."""
@@ -648,7 +653,10 @@ class Probe:
             got = evaluate(candidate, self.values, self.dtype)
         except (TypeError, ValueError, KeyError):
             return np.full(int(self.mask.sum()), np.inf)
-        err = ulp_errors(got, self.hi, self.lo, self.dtype, self.floor)[self.mask]
+        err = ulp_errors(got, self.hi, self.lo, self.dtype, self.floor)
+        if self.loose is not None:
+            err = np.where(self.loose & np.isfinite(err), 0.0, err)
+        err = err[self.mask]
         return np.where(np.isnan(err), np.inf, err)
 
     def measure(self, candidate: sp.Expr, err: np.ndarray | None = None) -> Accuracy:
@@ -700,14 +708,14 @@ def make_probe(exact: sp.Expr, dtype: str, floor: float,
                        key=lambda kv: kv[0].name))
     values = _grid(var, dtype, key)
     hi, lo = _exact_at_samples(sp.sympify(exact), dtype, var, key)
-    mask = compared_points(hi, values[var], dtype, floor)
+    mask, loose = compared_points(hi, values[var], dtype, floor)
     for sym, form in (saved or {}).items():
         values[sym] = evaluate(form, values, dtype)
         # Where the forward value itself overflowed, the backward pass reads inf whatever
         # its form (z*atan(z) at z = -3e38 in float32); the forward form is measured on
         # its own (`choose_forward`).
         mask &= np.isfinite(values[sym])
-    return Probe(dtype, values, hi, lo, mask, floor, var)
+    return Probe(dtype, values, hi, lo, mask, floor, var, loose)
 
 
 def worst_error(candidate: sp.Expr, exact: sp.Expr, dtype: str, floor: float = 0.0,

@@ -272,7 +272,7 @@ def in_z_forms(d: sp.Expr, z: sp.Symbol = Z) -> list[tuple[str, sp.Expr]]:
         for logs, stable, used in _rule_rewrites(base):
             names = ", ".join(rule.name for rule in used)
             forms.append((f"stable rules{label}{logs}: {names}", stable))
-    return forms + one_exponential_forms(forms, z) + factored
+    return forms + one_exponential_forms(forms, z) + factored + folded_forms(forms)
 
 
 def _rule_rewrites(base: sp.Expr) -> list[tuple[str, sp.Expr, tuple]]:
@@ -332,6 +332,34 @@ def factored_forms(forms: list[tuple[str, sp.Expr]]) -> list[tuple[str, sp.Expr]
             continue
         if factored != form:
             out.append((f"{label}, factored", factored))
+    return out
+
+
+def folded_forms(forms: list[tuple[str, sp.Expr]]) -> list[tuple[str, sp.Expr]]:
+    """Each short form with a max, min or step written branch by branch, folded through
+    its products and sums (`sympy.piecewise_fold`), where that makes it one Piecewise.
+
+    A factor that vanishes on a branch is then the exact 0 of that branch, not a
+    product with it: e^(-z) max(0, z) as written is inf * 0 = NaN at z = -1000, where
+    its value is 0; folded, z <= 0 selects the 0 (a select, so the kernel still
+    vectorises). Like every candidate it is measured, and taken only where the forms
+    before it miss the bound.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> folded_forms([("as written", sp.exp(-z) * sp.Max(0, z)), ("other", z**2)])
+    [('as written, branch by branch', Piecewise((0, z <= 0), (z*exp(-z), True)))]
+    """
+    out = []
+    for label, form in forms:
+        if not form.has(sp.Max, sp.Min, sp.Heaviside, sp.Piecewise) \
+                or sp.count_ops(form) > FACTOR_MAX_OPS:
+            continue
+        try:
+            folded = sp.piecewise_fold(form.rewrite(sp.Piecewise))
+        except (TypeError, ValueError, NotImplementedError):
+            continue
+        if isinstance(folded, sp.Piecewise) and folded != form:
+            out.append((f"{label}, branch by branch", folded))
     return out
 
 
@@ -477,8 +505,8 @@ def choose_forward(f: sp.Expr, given: sp.Expr | None, z: sp.Symbol = Z) -> Choic
         for logs, stable, used in _rule_rewrites(base):
             candidates.append((label + "; " + " ".join(rule.note for rule in used) + logs,
                                stable))
-    factored = factored_forms(candidates)
-    candidates += one_exponential_forms(candidates, z) + factored
+    factored, folded = factored_forms(candidates), folded_forms(candidates)
+    candidates += one_exponential_forms(candidates, z) + factored + folded
     return choose(candidates, f, FORWARD_ULPS, floor=0.0, var=z)
 
 
