@@ -265,7 +265,7 @@ CUSTOM = {
     "linear_fifths": "5*x/3 + 1",
     "tanh_affine": "tanh(7*x/5 - 2/3)",
     # a factor that vanishes times one that overflows: inf * 0 = NaN as written, where the
-    # value is 0 (forward and slope); branch by branch, the 0 is selected (`folded_forms`)
+    # value is 0 (forward and slope); a select takes the 0 (`zero_selected_forms`)
     "max_times_decay": "Max(0, x)*exp(-x)",
     "min_times_growth": "Min(0, x)*exp(x)",
 }

@@ -163,3 +163,18 @@ def test_an_environment_is_as_wide_as_its_widest_row():
     assert latex_em(cases) > latex_em(LONG) + latex_em("z > 0")
     two_rows = r"\begin{aligned}&" + LONG + r" \\ &\quad " + LONG + r"\end{aligned}"
     assert abs(latex_em(two_rows) - latex_em(r"\quad " + LONG)) < 1e-9
+
+
+def test_a_product_inside_parentheses_breaks_between_its_factors():
+    r"""dA \odot (u (v + w) + s (t + r)) with wide factors: the sum inside the outer
+    parentheses broke at its +, and then each product was one row too wide (123 pt in a
+    CNN printout, fuzz_formulas --cnn --latex seed 132). The factors break too: the row
+    closes with \right. and the next goes on with \left. \cdot."""
+    half = " + ".join([TERM] * 7)
+    factor = r"\left(" + half + r"\right)"
+    row = r"dZ = dA \odot \left(" + factor + " " + factor + " + " + factor + " " + factor \
+        + r"\right)"
+    rows = break_rows(row, 40.0).split(r" \\ ")
+    assert any(r.startswith(r"&\quad \left. \cdot \left(") for r in rows), rows
+    assert all(latex_em(r) <= 40.0 for r in rows) and all(_balanced(r) for r in rows)
+    assert sum(r.count(TERM) for r in rows) == 28

@@ -37,6 +37,11 @@ EQUALS = -2
 #: The "depth" of a cut between two factors of a product (before a top-level \left( or an
 #: Iverson bracket \left[ that follows a factor): its row goes on with a \cdot.
 PRODUCT = -1
+#: ... and between two factors of a product inside one ``\left( ... \right)``: its row
+#: closes with ``\right.`` and the next goes on with ``\left. \cdot``.
+INNER_PRODUCT = -3
+#: The cuts that sit inside one pair of parentheses.
+_INNER = (1, INNER_PRODUCT)
 
 
 def _ends_a_factor(text: str) -> bool:
@@ -56,7 +61,8 @@ _NAME_AT_END = re.compile(r"\\(?:[A-Za-z]+|operatorname\{[^{}]*\})$")
 def _split_points(row: str) -> list[tuple[int, int]]:
     r"""(index, \left depth) of every binary + or - outside braces and environments,
     after the row's first top-level = (or &) if it has one; cuts between the factors of
-    a top-level product have the depth `PRODUCT`."""
+    a top-level product have the depth `PRODUCT`, those of a product inside one pair of
+    parentheses `INNER_PRODUCT`."""
     points: list[tuple[int, int, bool]] = []
     equals: list[int] = []
     brace = left = env = 0
@@ -65,9 +71,10 @@ def _split_points(row: str) -> list[tuple[int, int]]:
     while i < len(row):
         ch = row[i]
         if ch == "\\":
-            if left == 0 and brace == 0 and env == 0 \
+            if left <= 1 and brace == 0 and env == 0 \
                     and row.startswith((r"\left(", r"\left["), i) and _ends_a_factor(row[:i]):
-                points.append((i, PRODUCT, seen_equals))   # between two factors of a product
+                # between two factors of a product
+                points.append((i, INNER_PRODUCT if left else PRODUCT, seen_equals))
             m = _COMMAND.match(row, i)
             word = m.group(1)
             left += (word == "left") - (word == "right")
@@ -118,8 +125,9 @@ def _break_row(row: str, limit: float) -> list[str]:
         return [row]
 
     def piece(a: int, b: int) -> str:
-        text = {1: r"\left. ", PRODUCT: r"\cdot "}.get(cuts.get(a), "") + row[a:b].strip()
-        return text + (r" \right." if cuts.get(b) == 1 else "")
+        text = {1: r"\left. ", PRODUCT: r"\cdot ", INNER_PRODUCT: r"\left. \cdot "
+                }.get(cuts.get(a), "") + row[a:b].strip()
+        return text + (r" \right." if cuts.get(b) in _INNER else "")
 
     # Rows after the first sit right of the left side's column (and a \quad); a row that
     # starts at that = gives the left side a row of its own, and there is no column.
@@ -145,7 +153,7 @@ def _break_row(row: str, limit: float) -> list[str]:
         if row[cut:cut + 1] == "=" and cuts.get(cut) == 0 and cut > start:
             new_row(cut)   # a wide left side ends its rows here
         previous = cut
-        if cuts.get(cut, 0) != 1:
+        if cuts.get(cut, 0) not in _INNER:
             outer = cut
     rows.append(piece(start, len(row)))
     if len(rows) == 1:

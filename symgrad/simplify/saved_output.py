@@ -272,7 +272,7 @@ def in_z_forms(d: sp.Expr, z: sp.Symbol = Z) -> list[tuple[str, sp.Expr]]:
         for logs, stable, used in _rule_rewrites(base):
             names = ", ".join(rule.name for rule in used)
             forms.append((f"stable rules{label}{logs}: {names}", stable))
-    return forms + one_exponential_forms(forms, z) + factored + folded_forms(forms)
+    return forms + one_exponential_forms(forms, z) + factored + zero_selected_forms(forms)
 
 
 def _rule_rewrites(base: sp.Expr) -> list[tuple[str, sp.Expr, tuple]]:
@@ -335,32 +335,53 @@ def factored_forms(forms: list[tuple[str, sp.Expr]]) -> list[tuple[str, sp.Expr]
     return out
 
 
-def folded_forms(forms: list[tuple[str, sp.Expr]]) -> list[tuple[str, sp.Expr]]:
-    """Each short form with a max, min or step written branch by branch, folded through
-    its products and sums (`sympy.piecewise_fold`), where that makes it one Piecewise.
+def zero_selected_forms(forms: list[tuple[str, sp.Expr]]) -> list[tuple[str, sp.Expr]]:
+    """Each form with every product that has a step among its factors (max(0, u),
+    min(0, u), a Heaviside step, a two-branch Piecewise with a 0 branch) written as a
+    select: 0 where the step vanishes, the product elsewhere.
 
-    A factor that vanishes on a branch is then the exact 0 of that branch, not a
-    product with it: e^(-z) max(0, z) as written is inf * 0 = NaN at z = -1000, where
-    its value is 0; folded, z <= 0 selects the 0 (a select, so the kernel still
-    vectorises). Like every candidate it is measured, and taken only where the forms
-    before it miss the bound.
+    A product with a vanishing factor is not 0 where another factor overflows: e^(-z)
+    max(0, z) as written is inf * 0 = NaN at z = -1000, where its value is 0. The select
+    takes the 0 (and the kernel still vectorises). Like every candidate it is measured,
+    and taken only where the forms before it miss the bound.
 
     >>> z = sp.Symbol("z", real=True)
-    >>> folded_forms([("as written", sp.exp(-z) * sp.Max(0, z)), ("other", z**2)])
-    [('as written, branch by branch', Piecewise((0, z <= 0), (z*exp(-z), True)))]
+    >>> zero_selected_forms([("as written", sp.exp(-z) * sp.Max(0, z)), ("other", z**2)])
+    [('as written, 0 where a step vanishes', Piecewise((0, z <= 0), (exp(-z)*Max(0, z), True)))]
     """
+    def gated(e: sp.Basic) -> bool:   # a product with a step among its factors
+        return e.is_Mul and any(_vanishes_where(f) is not None for f in e.args)
+
+    def select(e: sp.Mul) -> sp.Piecewise:
+        where = [_vanishes_where(f) for f in e.args]
+        return sp.Piecewise((0, sp.Or(*(c for c in where if c is not None))), (e, True))
+
     out = []
     for label, form in forms:
-        if not form.has(sp.Max, sp.Min, sp.Heaviside, sp.Piecewise) \
-                or sp.count_ops(form) > FACTOR_MAX_OPS:
+        if not any(gated(e) for e in sp.preorder_traversal(form)):
             continue
-        try:
-            folded = sp.piecewise_fold(form.rewrite(sp.Piecewise))
-        except (TypeError, ValueError, NotImplementedError):
-            continue
-        if isinstance(folded, sp.Piecewise) and folded != form:
-            out.append((f"{label}, branch by branch", folded))
+        selected = form.replace(gated, select)
+        if selected != form:
+            out.append((f"{label}, 0 where a step vanishes", selected))
     return out
+
+
+def _vanishes_where(factor: sp.Basic) -> sp.Basic | None:
+    """The condition under which the step ``factor`` is 0 (None: not such a step)."""
+    if isinstance(factor, (sp.Max, sp.Min)) and len(factor.args) == 2 and 0 in factor.args:
+        u = factor.args[1] if factor.args[0] == 0 else factor.args[0]
+        return u <= 0 if isinstance(factor, sp.Max) else u >= 0
+    if isinstance(factor, sp.Heaviside):
+        at_zero = factor.args[1] if len(factor.args) > 1 else sp.S.Half
+        return factor.args[0] <= 0 if at_zero == 0 else factor.args[0] < 0
+    if isinstance(factor, sp.Piecewise) and len(factor.args) == 2 \
+            and factor.args[1].cond == sp.true:
+        (first, cond), (second, _) = factor.args
+        if first == 0:
+            return cond
+        if second == 0:
+            return sp.Not(cond)
+    return None
 
 
 def one_exponential_forms(forms: list[tuple[str, sp.Expr]], z: sp.Symbol = Z
@@ -505,8 +526,8 @@ def choose_forward(f: sp.Expr, given: sp.Expr | None, z: sp.Symbol = Z) -> Choic
         for logs, stable, used in _rule_rewrites(base):
             candidates.append((label + "; " + " ".join(rule.note for rule in used) + logs,
                                stable))
-    factored, folded = factored_forms(candidates), folded_forms(candidates)
-    candidates += one_exponential_forms(candidates, z) + factored + folded
+    factored, selected = factored_forms(candidates), zero_selected_forms(candidates)
+    candidates += one_exponential_forms(candidates, z) + factored + selected
     return choose(candidates, f, FORWARD_ULPS, floor=0.0, var=z)
 
 
