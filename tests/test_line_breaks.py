@@ -178,3 +178,14 @@ def test_a_product_inside_parentheses_breaks_between_its_factors():
     assert any(r.startswith(r"&\quad \left. \cdot \left(") for r in rows), rows
     assert all(latex_em(r) <= 40.0 for r in rows) and all(_balanced(r) for r in rows)
     assert sum(r.count(TERM) for r in rows) == 28
+
+
+def test_a_wide_fraction_over_a_sum_breaks_between_the_terms_of_its_numerator():
+    r"""\frac{a + b + ...}{D} wider than the page: written \frac{1}{D} \left(a + b + ...\right),
+    whose terms break like any sum in parentheses (a loss's expanded slope ran 175 pt off
+    the page, fuzz_formulas --random-losses --latex seed 3)."""
+    row = r"\frac{\partial l}{\partial p} = \frac{" + LONG + r"}{2 \left(p^{2} + 1\right)^{2}}"
+    rows = break_rows(row, 40.0).split(r" \\ ")
+    assert rows[0].startswith(r"\frac{\partial l}{\partial p} &= \frac{1}{2 \left(p^{2} + 1")
+    assert len(rows) >= 2 and all(latex_em(r) <= 40.0 for r in rows)
+    assert all(_balanced(r) for r in rows) and sum(r.count(TERM) for r in rows) == 14

@@ -8,6 +8,7 @@ in float64 and float32, three epochs of Adam, then ``sg.check``. A line per form
 
     python tools/fuzz_formulas.py --seeds 0:40            # random activations
     python tools/fuzz_formulas.py --losses                # the custom losses below
+    python tools/fuzz_formulas.py --random-losses --seeds 0:20   # random formulas of p - y
     python tools/fuzz_formulas.py --cnn --seeds 0:20      # random CNNs, random activations
     python tools/fuzz_formulas.py --latex --seeds 0:20    # + each derivation through pdflatex
 
@@ -200,10 +201,28 @@ def run_cnn(seed: int, formula: sp.Expr, act: Callable[[], object], limit: int,
                    printout(m, folder) if latex else None))
 
 
+def run_random_loss(seed: int, formula: sp.Expr, fit: Callable, labels: np.ndarray,
+                    limit: int, latex: bool) -> bool:
+    """`run` on a small MLP whose loss is the random ``formula`` of p and y, under an
+    identity and a sigmoid head (its printout too with ``latex``)."""
+    loss = sg.loss(f"fuzz_loss{seed}", formula, prediction=p, target=t, replace=True)
+    passed = True
+    for head in (sg.Identity, sg.Sigmoid):
+        net = sg.Sequential(sg.Dense(4, 5), sg.Tanh(), sg.Dense(5, 1), head())
+        folder = tempfile.mkdtemp(prefix="fuzz_rloss_")
+        passed &= run(f"{seed:4d} loss {formula} + {head.__name__}", lambda dt, n=net:
+                      sg.compile(n, loss=loss, optimizer=sg.Adam(lr=0.01), dtype=dt),
+                      lambda m: fit(m, labels.astype(float)), limit,
+                      (lambda m, f=folder: printout(m, f)) if latex else None)
+    return passed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0:20", help="range of formula seeds, start:stop")
     ap.add_argument("--losses", action="store_true", help="the custom losses instead")
+    ap.add_argument("--random-losses", action="store_true",
+                    help="random formulas of p - y as losses (identity and sigmoid heads)")
     ap.add_argument("--cnn", action="store_true", help="random CNNs around the activations")
     ap.add_argument("--latex", action="store_true", help="compile each derivation (pdflatex)")
     ap.add_argument("--limit", type=int, default=300, help="seconds per formula")
@@ -236,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
             rng = np.random.default_rng(seed)
             formula = random_formula(rng, int(rng.integers(1, 4)))
             if not formula.has(x):
+                continue
+            if args.random_losses:
+                failures += not run_random_loss(seed, formula.subs(x, p - t), fit, labels,
+                                                args.limit, args.latex)
                 continue
             act = sg.activation(f"fuzz{seed}", formula, replace=True)
             if args.cnn:

@@ -238,7 +238,9 @@ def _unfold_fractions(row: str, limit: float) -> str:
         numerator = row[i + len(r"\frac") + 1:num_end - 1]
         # the factors in parentheses go out; what stands before them stays on top
         first = next((j for j, token in _top_level(numerator) if token == "left"), None)
-        if not first:   # None (nothing to break at) or 0 (the numerator is one group)
+        if _is_sum(numerator):   # a sum goes out whole, in parentheses its terms can break
+            top, rest = "1", r"\left(" + numerator.strip() + r"\right)"
+        elif not first:   # None (nothing to break at) or 0 (the numerator is one group)
             top, rest = ("1", numerator) if first == 0 else (None, None)
         else:
             top, rest = numerator[:first].strip(), numerator[first:]
@@ -249,6 +251,18 @@ def _unfold_fractions(row: str, limit: float) -> str:
         out += [row[last:i], r"\frac{" + top + "}" + row[num_end:den_end] + " " + rest]
         last = den_end
     return "".join(out) + row[last:] if out else row
+
+
+def _is_sum(text: str) -> bool:
+    """Whether ``text`` has a binary + or - outside braces and parentheses.
+
+    >>> _is_sum("- 5 p^{2} + 10 p y"), _is_sum(r"2 \\left(a + b\\right)"), _is_sum("-a")
+    (True, False, False)
+    """
+    tokens = list(_top_level(text))
+    return any(token in "+-" and text[:i].strip() != "" and
+               text[:i].rstrip()[-1:] not in ("(", "=", "&", ",", "+", "-")
+               for i, token in tokens)
 
 
 # A function call as SymPy prints it, \log{\left(x \right)} or \operatorname{erf}^{2}{\left(
