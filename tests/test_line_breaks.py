@@ -101,8 +101,9 @@ def test_a_row_with_nothing_to_cut_after_its_equals_breaks_at_the_equals():
     cases = (r"\begin{cases} " + " + ".join([r"\sinh{\left(\frac{y}{2} \right)}"] * 5)
              + r" & \text{for}\: y < 16 \\ y & \text{otherwise} \end{cases}")
     rows = break_rows(f"{lhs} = {cases}", 40.0).split(r" \\ ")
-    # (the call's braces dropped: \log\left(...\right) prints the same and can break)
-    assert rows[0] == "&" + lhs.replace(r"\log{", r"\log", 1)[:-1]
+    # (the calls' braces dropped: \log\left(...\right) prints the same and can break)
+    assert rows[0] == "&" + lhs.replace(r"\log{", r"\log", 1)[:-1].replace(
+        r"\cosh{", r"\cosh", 1).replace(r"\right)}", r"\right)", 1)
     assert rows[1].startswith("&= \\begin{cases}")
     short = r"f(z) = " + cases   # a left side as short as f(z) keeps its row
     assert break_rows(short, 40.0) == short
@@ -189,3 +190,16 @@ def test_a_wide_fraction_over_a_sum_breaks_between_the_terms_of_its_numerator():
     assert rows[0].startswith(r"\frac{\partial l}{\partial p} &= \frac{1}{2 \left(p^{2} + 1")
     assert len(rows) >= 2 and all(latex_em(r) <= 40.0 for r in rows)
     assert all(_balanced(r) for r in rows) and sum(r.count(TERM) for r in rows) == 14
+
+
+def test_a_sum_deep_inside_calls_and_a_fraction_breaks():
+    r"""tan(atan(long sum)/2): the sum sat inside a fraction inside two calls, where no cut
+    was allowed (56 pt off the page, fuzz_formulas --random-losses seed 10). The fraction
+    is written \frac{1}{2} atan(...), the calls lose their braces, and the cut closes both
+    open parentheses with \right. (reopened on the next row with \left.)."""
+    row = r"l = - \tan\left(\frac{\operatorname{atan}{\left(" + LONG + r" \right)}}{2} \right)"
+    rows = break_rows(row, 40.0).split(r" \\ ")
+    assert rows[0].startswith(r"l &= - \tan\left(\frac{1}{2} \operatorname{atan}\left(")
+    assert rows[0].endswith(r"\right. \right.") and rows[1].startswith(r"&\quad \left. \left. + ")
+    assert all(latex_em(r) <= 40.0 for r in rows) and all(_balanced(r) for r in rows)
+    assert sum(r.count(TERM) for r in rows) == 14

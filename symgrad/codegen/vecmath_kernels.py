@@ -558,7 +558,7 @@ def vm_dd_mad_f64(acc, x, c_hi, c_lo):
 @_vm_njit(**_VM_JIT)
 def vm_affine_f64(u, big, small, q, c, d, limit):
     """c*u + d for rational constants c = big/q and d = small/q with integers big, small
-    and q (`symgrad.simplify.accuracy.affine_last`): fma(big, u, small)/q, two roundings,
+    and q (the printer's `affine_last` form): fma(big, u, small)/q, two roundings,
     so that next to the root -d/c the rounding of c is not the whole value; fma(c, u, d)
     where |u| >= limit and big*u could overflow (there c*u dwarfs d). NaN and +-inf take
     the second form."""

@@ -107,9 +107,11 @@ def _aligned(math: str) -> str:
     return math
 
 
-# The widest row a displayed equation may have, in em: A4 with 2 cm margins at 11 pt is
-# about 44 em, less an equation number and some room for the error of `latex_em`.
-DISPLAY_EM = 40.0
+# The widest row a displayed equation may have, in `latex_em`'s em: A4 with 2 cm margins
+# is 481 pt, and pdflatex sets math at 11 pt at 12.3-12.8 pt per estimated em (fractions
+# and cases blocks the widest), so 38.5 em (40 let a row of two cases blocks run 6.5 pt
+# off the page). amsmath moves an equation number that does not fit to a row of its own.
+DISPLAY_EM = 38.5
 
 
 def _display(math: str, tag: str) -> list[str]:

@@ -22,6 +22,7 @@ environment) stays as it is.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from symgrad.simplify.limit import latex_em
 
@@ -31,17 +32,13 @@ _LHS_SOFT_EM = 8.0           # ... and one wider than this may end its row at th
 _SHORT = 0.4                 # a row cut between whole terms is at least this full
 
 
-#: The "depth" of a cut before the first = of a row whose left side is not wide: taken
-#: like any other cut (only where needed), its row starts with the =.
-EQUALS = -2
-#: The "depth" of a cut between two factors of a product (before a top-level \left( or an
-#: Iverson bracket \left[ that follows a factor): its row goes on with a \cdot.
-PRODUCT = -1
-#: ... and between two factors of a product inside one ``\left( ... \right)``: its row
-#: closes with ``\right.`` and the next goes on with ``\left. \cdot``.
-INNER_PRODUCT = -3
-#: The cuts that sit inside one pair of parentheses.
-_INNER = (1, INNER_PRODUCT)
+class Cut(NamedTuple):
+    r"""A place where a row may break: before a binary + or -, between two factors of a
+    product, or at the first =."""
+
+    depth: int              # \left ... \right pairs open there: closed by \right., reopened
+    factor: bool = False    # between two factors (the next row goes on with \cdot)
+    forced: bool = False    # the = after a left side too wide to share its row
 
 
 def _ends_a_factor(text: str) -> bool:
@@ -58,12 +55,12 @@ _POWER_AT_END = re.compile(r"\^\{[^{}]*\}$")
 _NAME_AT_END = re.compile(r"\\(?:[A-Za-z]+|operatorname\{[^{}]*\})$")
 
 
-def _split_points(row: str) -> list[tuple[int, int]]:
-    r"""(index, \left depth) of every binary + or - outside braces and environments,
-    after the row's first top-level = (or &) if it has one; cuts between the factors of
-    a top-level product have the depth `PRODUCT`, those of a product inside one pair of
-    parentheses `INNER_PRODUCT`."""
-    points: list[tuple[int, int, bool]] = []
+def _split_points(row: str) -> dict[int, Cut]:
+    r"""Every place the row may break, outside braces and environments (inside any number
+    of \left ... \right pairs), after the row's first top-level = (or &) if it has one:
+    each binary + or -, each \left( or \left[ that follows a factor (a product), and the
+    first = where the left side is wide."""
+    points: list[tuple[int, Cut, bool]] = []
     equals: list[int] = []
     brace = left = env = 0
     seen_equals = False
@@ -71,10 +68,9 @@ def _split_points(row: str) -> list[tuple[int, int]]:
     while i < len(row):
         ch = row[i]
         if ch == "\\":
-            if left <= 1 and brace == 0 and env == 0 \
-                    and row.startswith((r"\left(", r"\left["), i) and _ends_a_factor(row[:i]):
-                # between two factors of a product
-                points.append((i, INNER_PRODUCT if left else PRODUCT, seen_equals))
+            if brace == 0 and env == 0 and row.startswith((r"\left(", r"\left["), i) \
+                    and _ends_a_factor(row[:i]):
+                points.append((i, Cut(left, factor=True), seen_equals))
             m = _COMMAND.match(row, i)
             word = m.group(1)
             left += (word == "left") - (word == "right")
@@ -92,69 +88,77 @@ def _split_points(row: str) -> list[tuple[int, int]]:
                 seen_equals = True
             elif ch in "+-" and row[i - 1:i] == " " and row[i + 1:i + 2] == " " \
                     and row[:i].rstrip()[-1:] not in ("", "=", "&", "(", ","):
-                points.append((i, left, seen_equals))   # binary: a term stands before it
+                points.append((i, Cut(left), seen_equals))   # binary: a term before it
         i += 1
-    after = [(i, d) for i, d, behind in points if behind or not seen_equals]
+    cuts = {i: cut for i, cut, behind in points if behind or not seen_equals}
     lhs_em = latex_em(row[:equals[0]]) if equals else 0.0
     if lhs_em > _LHS_EM:
         # a left side too wide for a row of its own (an identity raw = simplified):
-        # its terms may break too, and so may the = (the row after it starts with it)
-        return sorted([(i, d) for i, d, behind in points if not behind]
-                      + [(equals[0], 0)] + after)
-    # the = itself, where nothing after it fits beside a left side of some width (raw =
-    # cases); a short one (f(z)) would gain nothing from a row of its own
-    if lhs_em > _LHS_SOFT_EM:
-        return sorted(after + [(equals[0], EQUALS)])
-    return after
+        # its terms may break too, and the = does (the row after it starts with it)
+        cuts.update({i: cut for i, cut, behind in points if not behind})
+        cuts[equals[0]] = Cut(0, forced=True)
+    elif lhs_em > _LHS_SOFT_EM:
+        # the = itself, where nothing after it fits beside a left side of some width (raw
+        # = cases); a short one (f(z)) would gain nothing from a row of its own
+        cuts[equals[0]] = Cut(0)
+    return dict(sorted(cuts.items()))
 
 
 def _break_row(row: str, limit: float) -> list[str]:
     """``row`` as one or more rows of at most ``limit`` em where split points allow.
 
-    Greedy: each row takes as many terms as fit. A cut inside a ``\\left( ... \\right)``
-    pair (depth 1) closes the row with ``\\right.`` and opens the next with ``\\left.``.
+    Greedy: each row takes as many terms as fit, and ends at the shallowest cut that
+    leaves it at least `_SHORT` full. A cut inside ``\\left( ... \\right)`` pairs closes
+    the row with a ``\\right.`` for each and opens the next with as many ``\\left.``.
     """
     if latex_em(row) <= limit:
         return [row]
     row = _break_cases(row, limit)
     if latex_em(row) <= limit:
         return [row]
-    row = _unbrace_calls(_unfold_fractions(row, limit))
-    cuts = {i: d for i, d in _split_points(row) if d <= 1}
+    row = _unfold_fractions(_unbrace_calls(row), limit)
+    cuts = _split_points(row)
     if not cuts:
         return [row]
 
     def piece(a: int, b: int) -> str:
-        text = {1: r"\left. ", PRODUCT: r"\cdot ", INNER_PRODUCT: r"\left. \cdot "
-                }.get(cuts.get(a), "") + row[a:b].strip()
-        return text + (r" \right." if cuts.get(b) in _INNER else "")
+        text = row[a:b].strip()
+        if a in cuts:
+            text = r"\left. " * cuts[a].depth + (r"\cdot " if cuts[a].factor else "") + text
+        return text + r" \right." * (cuts[b].depth if b in cuts else 0)
 
     # Rows after the first sit right of the left side's column (and a \quad); a row that
     # starts at that = gives the left side a row of its own, and there is no column.
     align = next((i for i, token in _top_level(row) if token in ("=", "&")), None)
     column = latex_em(row[:align]) + 1.0 if align else 0.0
 
-    rows, start, previous, outer = [], 0, None, None
+    rows, start, fitted = [], 0, []
 
     def new_row(at: int) -> None:
-        nonlocal start, column
+        nonlocal start, column, fitted
         rows.append(piece(start, at))
-        start = at
+        start, fitted = at, [c for c in fitted if c > at]
         if at == align:
             column = 0.0
 
-    for cut in [*sorted(cuts), len(row)]:
-        if latex_em(piece(start, cut)) + (column if start else 0.0) > limit \
-                and previous is not None and previous > start:
-            # rather between whole terms or factors than inside parentheses, unless that
-            # leaves a short row
-            new_row(outer if outer is not None and outer > start and
-                    latex_em(piece(start, outer)) >= _SHORT * limit else previous)
-        if row[cut:cut + 1] == "=" and cuts.get(cut) == 0 and cut > start:
+    def best_end() -> int:
+        # the shallowest cut that leaves the row at least _SHORT full (the latest of them)
+        # rather than the deepest last one: between whole terms or factors, not inside
+        # parentheses, where that costs little
+        for depth in sorted({cuts[c].depth for c in fitted}):
+            full = [c for c in fitted if cuts[c].depth <= depth
+                    and latex_em(piece(start, c)) >= _SHORT * limit]
+            if full:
+                return full[-1]
+        return fitted[-1]
+
+    for cut in [*cuts, len(row)]:
+        if latex_em(piece(start, cut)) + (column if start else 0.0) > limit and fitted:
+            new_row(best_end())
+        if cut in cuts and cuts[cut].forced and cut > start:
             new_row(cut)   # a wide left side ends its rows here
-        previous = cut
-        if cuts.get(cut, 0) not in _INNER:
-            outer = cut
+        if cut < len(row):
+            fitted.append(cut)
     rows.append(piece(start, len(row)))
     if len(rows) == 1:
         return [row]
@@ -180,24 +184,40 @@ def _break_cases(row: str, limit: float) -> str:
             begin = i
         elif token == "end" and begin is not None:
             start = begin + len(r"\begin{cases}")
-            before = row[:begin]
-            equals = next((j for j, t in _top_level(before) if t == "="), None)
-            if equals is not None and latex_em(before[:equals]) > _LHS_SOFT_EM:
-                before = before[equals:]   # `_break_row` may give the left side its own row
-            body = _break_case_values(row[start:i], limit - latex_em(before))
+            body = _break_case_values(row[start:i], limit - _lead_em(row, begin), limit)
             out += [row[last:start], body]
             last, begin = i, None
     return "".join(out) + row[last:] if out else row
 
 
-def _break_case_values(body: str, room: float) -> str:
+def _lead_em(row: str, at: int) -> float:
+    """The width in front of ``row[at]`` once `_break_row` has broken the row before it:
+    from the row's last top-level + or - before ``at`` (where a continuation row can
+    start, right of the left side's column), or from its = where the left side may get a
+    row of its own (not one aligned already), else from the row's start."""
+    before = row[:at]
+    tokens = list(_top_level(before))
+    equals = next((j for j, t in tokens if t in ("=", "&")), None)
+    column = latex_em(before[:equals]) + 1.0 if equals is not None else 0.0
+    term = [j for j, t in tokens if t in "+-" and before[j - 1:j] == " "
+            and before[j + 1:j + 2] == " " and (equals is None or j > equals)]
+    if term:
+        return column + latex_em(before[term[-1]:])
+    aligned = any(t == "&" for _, t in tokens)   # set in a column already: it stays
+    if equals is not None and not aligned and latex_em(before[:equals]) > _LHS_SOFT_EM:
+        return latex_em(before[equals:])
+    return latex_em(before)
+
+
+def _break_case_values(body: str, room: float, limit: float) -> str:
     """The rows of a cases body with every value wider than its column broken; ``room``
-    is the page left of the cases brace."""
+    is the page left of the cases brace, ``limit`` a whole row."""
     rows = [[cell.strip() for cell in _top_level_cut(text, "&")]
             for text in _top_level_cut(body, "\\")]
     condition = max((latex_em(" & ".join(cells[1:])) for cells in rows), default=0.0)
-    # the brace, the column gap and the widest condition; a value keeps at least 40 %
-    column = max(room - condition - 2.0, _SHORT * room)
+    # the brace, the column gap and the widest condition; a value keeps at least 40 % of
+    # a row (a narrower one would cut it into pieces of a few symbols)
+    column = max(room - condition - 2.0, _SHORT * limit)
     for cells in rows:
         pieces = _break_row(cells[0], column) if latex_em(cells[0]) > column else [cells[0]]
         if len(pieces) > 1:
@@ -225,7 +245,7 @@ def _unfold_fractions(row: str, limit: float) -> str:
     'f = \\frac{1}{b} \\left(x\\right)^{2}'
     """
     out, last = [], 0
-    for i, token in list(_top_level(row)):
+    for i, token in list(_outside_braces(row, 1)):   # inside one \left( too (cut at depth 1)
         if token != "frac" or i < last:
             continue
         num_end = _group_end(row, i + len(r"\frac"))
@@ -242,6 +262,8 @@ def _unfold_fractions(row: str, limit: float) -> str:
             top, rest = "1", r"\left(" + numerator.strip() + r"\right)"
         elif not first:   # None (nothing to break at) or 0 (the numerator is one group)
             top, rest = ("1", numerator) if first == 0 else (None, None)
+        elif _NAME_AT_END.search(_POWER_AT_END.sub("", numerator[:first].rstrip())):
+            top, rest = "1", numerator   # one call, \log\left(...\right): kept whole
         else:
             top, rest = numerator[:first].strip(), numerator[first:]
         if top in ("-", "+"):
@@ -287,7 +309,7 @@ def _unbrace_calls(row: str) -> str:
         close = _group_end(row, open_) - 1
         if close < 0 or not row[:close].rstrip().endswith(r"\right)"):
             continue
-        out += [row[pos:open_], row[open_ + 1:close]]
+        out += [row[pos:open_], _unbrace_calls(row[open_ + 1:close])]   # nested calls too
         pos = close + 1
     return "".join(out) + row[pos:] if out else row
 
@@ -322,6 +344,31 @@ def _top_level(row: str):
         if depth == 0:
             yield i, row[i]
         depth += row[i] == "{"
+        i += 1
+
+
+def _outside_braces(row: str, left_depth: int):
+    r"""(index, token) of each command or character of ``row`` outside braces and
+    environments and inside at most ``left_depth`` ``\left ... \right`` pairs (a
+    command's token is its name): `_top_level` with ``left_depth`` 0."""
+    brace = env = left = 0
+    i = 0
+    while i < len(row):
+        if row[i] == "\\":
+            m = _COMMAND.match(row, i)
+            word = m.group(1)
+            env -= word == "end"
+            left -= word == "right"
+            if brace == env == 0 and left <= left_depth:
+                yield i, word
+            env += word == "begin"
+            left += word == "left"
+            i = m.end()
+            continue
+        brace -= row[i] == "}"
+        if brace == env == 0 and left <= left_depth:
+            yield i, row[i]
+        brace += row[i] == "{"
         i += 1
 
 

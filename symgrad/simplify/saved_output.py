@@ -356,11 +356,27 @@ def zero_selected_forms(forms: list[tuple[str, sp.Expr]]) -> list[tuple[str, sp.
         where = [_vanishes_where(f) for f in e.args]
         return sp.Piecewise((0, sp.Or(*(c for c in where if c is not None))), (e, True))
 
+    def merged(e: sp.Add) -> sp.Basic:
+        # terms that vanish under the same condition share one select (one cases block)
+        groups: dict[sp.Basic, list[sp.Expr]] = {}
+        rest = []
+        for term in e.args:
+            if isinstance(term, sp.Piecewise) and len(term.args) == 2 \
+                    and term.args[0].expr == 0 and term.args[1].cond == sp.true:
+                groups.setdefault(term.args[0].cond, []).append(term.args[1].expr)
+            else:
+                rest.append(term)
+        if all(len(g) < 2 for g in groups.values()):
+            return e
+        return sp.Add(*rest, *(sp.Piecewise((0, c), (sp.Add(*g), True))
+                               for c, g in groups.items()))
+
     out = []
     for label, form in forms:
         if not any(gated(e) for e in sp.preorder_traversal(form)):
             continue
         selected = form.replace(gated, select)
+        selected = selected.replace(lambda e: e.is_Add, merged)
         if selected != form:
             out.append((f"{label}, 0 where a step vanishes", selected))
     return out
