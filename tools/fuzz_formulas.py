@@ -32,6 +32,12 @@ network whose loss overflows on sg.check's batch failed with "relative error nan
 where two equations stood side by side, where a splice threshold printed as 38 digits,
 where a fraction, a product or a function's argument could not break, and where a cases
 block took the alignment point (all broken or shortened now, `render/line_breaks.py`).
+Next session (2026-12-02, night): a long value inside a cases block, a product inside
+parentheses, a fraction over a sum and a sum inside a fraction inside two calls ran off
+the page (each breaks now); max(0, z) e^(-z) was inf * 0 = NaN at z = -1000 and no note
+said so (now a select, `zero_selected_forms`); 5z/3 + 1 rounded 5/3 next to its root
+(`vm_affine`); a trained CNN's float64 kernel check failed on a gradient that cancels.
+``--random-losses`` builds each random formula of p - y as a loss.
 A formula takes 5-15 s on an empty cache (a CNN 20-45 s).
 """
 
