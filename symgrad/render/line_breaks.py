@@ -4,15 +4,16 @@ A user's activation can make a derivative of a dozen terms, one row of 230 pt mo
 the page holds. `break_rows` estimates each row's printed width from its LaTeX source
 (`symgrad.simplify.limit.latex_em`, the estimate the limit tables break their lines by,
 in em) and, where a row is too wide, breaks it before a binary + or - that is outside
-every brace group, continuing on a new row aligned after the ``=``. A sum inside one
-``\left( ... \right)`` breaks too, each piece closed by the invisible ``\right.`` /
-``\left.``. Equations set side by side (``f'(z) = ..., \qquad f'(Z) = ...``) go one per
-row first. A product breaks between factors in parentheses (the next row starts with
-``\cdot``), and a fraction too wide for the page is written ``\frac{c}{D} (...) (...)``
-first, so that its numerator's factors can break; a function's argument breaks like any
-sum in parentheses. Rows after the first are measured with the left side's column before
-them. What is left (one factor wider than the page, a long value inside a cases
-environment) stays as it is.
+every brace group, continuing on a new row aligned after the ``=``. A sum inside
+``\left( ... \right)`` pairs breaks too, each piece closed by the invisible ``\right.``
+and reopened by ``\left.``, one for each pair open at the cut. Equations set side by side
+(``f'(z) = ..., \qquad f'(Z) = ...``) go one per row first. A product breaks between
+factors in parentheses (the next row starts with ``\cdot``), and a fraction too wide for
+the page is written ``\frac{c}{D} (...) (...)`` or ``\frac{1}{D} (...)`` first, so that
+its numerator can break; a function's argument breaks like any sum in parentheses, and a
+value too wide for its column of a cases block becomes a nested ``aligned[t]`` block.
+Rows after the first are measured with the left side's column before them. What is left
+(one factor wider than the page, with nothing outside braces to cut) stays as it is.
 
 >>> rows = break_rows(r"f'(z) = " + " + ".join([r"\frac{z^{2}}{z + 1}"] * 14), 40.0)
 >>> rows.count(r"\\"), rows.startswith(r"f'(z) &= ")
