@@ -261,3 +261,21 @@ def test_float64_kernel_check_allows_the_cancellation_of_a_trained_network(
         model.compiled_backward = off
         with pytest.raises(sg.ProofError, match=name.replace(".", r"\.")):
             check_kernel(model)
+
+
+def test_a_loss_whose_slope_simplifies_to_a_cosh_of_p_minus_y_is_proven(scratch_registries):
+    """atanh(tanh(7(p - y)/2)/2) as a loss: SymPy simplifies dl/dp to 14/(3 cosh(7p - 7y) + 5),
+    and the prover could not show it equal to the raw slope (rewritten in exponentials of
+    7p/2 - 7y/2 and 7p - 7y, powsimp and cancel took 50 s), so sg.check failed a right
+    model (fuzz_formulas --random-losses, seed 31). In one w = e^(7(p - y)/2) it is a
+    rational function: proven in a tenth of a second."""
+    from symgrad.simplify.zero import zero_method
+
+    p, y = sp.symbols("p y", real=True)
+    u = sp.Rational(7, 2) * (p - y)
+    raw = (sp.Rational(7, 4) - 7 * sp.tanh(u)**2 / 4) / (1 - sp.tanh(u)**2 / 4)
+    assert zero_method(raw - 14 / (3 * sp.cosh(7 * p - 7 * y) + 5)) == "rewrite(exp)"
+    loss = sg.loss("prove_atanh_half", sp.atanh(sp.tanh(u) / 2), prediction=p, target=y,
+                   replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(3, 4), sg.Tanh(), sg.Dense(4, 1)), loss=loss)
+    assert sg.check(model).ok
