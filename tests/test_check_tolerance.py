@@ -113,3 +113,39 @@ def test_a_float32_reference_that_overflows_is_named_not_compared() -> None:
     wide = sg.compile(net, loss="mse", dtype="float64")
     wide.set_params({k: v.astype(np.float64) for k, v in model.params.items()})
     assert all(e.max_error <= 1e-12 for e in check_kernel(wide))
+
+
+@pytest.fixture(scope="module")
+def oscillating_cnn():
+    """fuzz_formulas --cnn seed 152, rebuilt by the fuzzer's own code: sin(e^(3z + 1)) after
+    a convolution, trained two epochs. Its loss oscillates faster than the step 1e-6 in one
+    conv weight: the central difference read 89353 for a slope of -146345, and
+    Richardson's truncation estimate (33828) missed that, so sg.check failed a right
+    model."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "fuzz_formulas.py"
+    spec = importlib.util.spec_from_file_location("fuzz_formulas", path)
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    rng = np.random.default_rng(152)
+    formula = fuzz.random_formula(rng, int(rng.integers(1, 4)))
+    assert formula == sp.sin(sp.exp(3 * fuzz.x + 1))   # else the generator changed: rebuild
+    act = sg.activation("check_fuzz152", formula, replace=True)
+    rng = np.random.default_rng(10_152)
+    net, loss, shape = fuzz.random_cnn(rng, act)
+    images = rng.normal(size=(48, *shape))
+    rng.integers(0, 3, 48), rng.integers(0, 2, 48)   # the fuzzer's other heads' targets
+    y = rng.normal(size=(48, 2))
+    model = sg.compile(net, loss=loss, optimizer=sg.Adam(lr=0.01), dtype="float64")
+    model.fit(images, y, epochs=2, batch_size=16, seed=0)
+    yield model
+    REGISTRY.pop("check_fuzz152", None)
+
+
+def test_a_loss_that_oscillates_faster_than_the_step_is_checked_with_shorter_steps(
+        oscillating_cnn):
+    assert max(e.max_error for e in check_gradients(oscillating_cnn)) <= 1e-5
+    with pytest.raises(ProofError, match="disagrees with central finite differences"):
+        check_gradients(_wrong(oscillating_cnn))
