@@ -105,6 +105,19 @@ def test_a_long_sum_is_broken_into_rows_that_fit_the_page(tmp_path, pdflatex):
     compile_tex(tex, strict=True)
 
 
+def test_a_display_taller_than_the_page_breaks_across_pages(tmp_path, pdflatex):
+    """600 long terms make about 70 rows: as one aligned block they ran off the bottom of
+    the page (a loss's expanded slope: 983 pt, fuzz_formulas --random-losses seed 50);
+    as align* they continue on the next page, and the tag stays."""
+    doc = Derivation("Tall")
+    terms = " + ".join(rf"\frac{{y_{{{k}}} z^{{2}}}}{{z + {k}}}" for k in range(600))
+    doc.section("S").add(math="f'(z) = " + terms)
+    latex = doc.latex()
+    assert latex.count(r"\begin{align*}") == 1 and r"\begin{aligned}" not in latex
+    pdf = compile_tex(doc.to_tex(tmp_path / "tall.tex"), strict=True)
+    assert pdf.exists()
+
+
 def test_wide_equations_side_by_side_fit_the_page(tmp_path, pdflatex):
     """Two fractions joined by \\qquad, each narrower than the page but not both."""
     frac = r"\frac{" + " ".join([r"\tan{\left(\frac{z}{2} \right)}"] * 8) + "}{3 z}"

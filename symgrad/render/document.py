@@ -114,11 +114,20 @@ def _aligned(math: str) -> str:
 DISPLAY_EM = 38.5
 
 
+#: A display of more rows than this is set as ``align*``, which may break across pages
+#: (``\allowdisplaybreaks``); an ``aligned`` block cannot, and a 36-row expansion of a
+#: loss's slope ran 983 pt off the bottom of the page.
+TALL_ROWS = 16
+
+
 def _display(math: str, tag: str) -> list[str]:
-    """A displayed equation for pdflatex (multi-row math as one ``aligned`` block); rows
-    wider than the page are broken at a top-level + or - (`break_rows`)."""
-    return [r"\begin{equation*}", _aligned(break_rows(math, DISPLAY_EM)) + tag,
-            r"\end{equation*}"]
+    """A displayed equation for pdflatex (multi-row math as one ``aligned`` block, or as
+    ``align*`` if it has more than `TALL_ROWS` rows); rows wider than the page are
+    broken at a top-level + or - (`break_rows`)."""
+    broken = break_rows(math, DISPLAY_EM)
+    if broken.count(r"\\") >= TALL_ROWS:
+        return [r"\begin{align*}", broken + tag, r"\end{align*}"]
+    return [r"\begin{equation*}", _aligned(broken) + tag, r"\end{equation*}"]
 
 
 def equation_tag(step: Step, numbers: dict[int, int]) -> str:
