@@ -203,3 +203,16 @@ def test_a_sum_deep_inside_calls_and_a_fraction_breaks():
     assert rows[0].endswith(r"\right. \right.") and rows[1].startswith(r"&\quad \left. \left. + ")
     assert all(latex_em(r) <= 40.0 for r in rows) and all(_balanced(r) for r in rows)
     assert sum(r.count(TERM) for r in rows) == 14
+
+
+def test_a_sign_after_an_operator_is_not_a_cut():
+    r"""dA \odot - \frac{...}{...}: the minus is the fraction's sign. Taken for a cut, it left
+    "dA \odot" alone on a row and the fraction 3.5 pt too wide on the next
+    (fuzz_formulas --cnn --latex seed 166)."""
+    from symgrad.render.line_breaks import _split_points
+
+    for operator in (r"\odot", r"\cdot", r"\times", "=", "(", ","):
+        row = rf"dZ = dA {operator} - \frac{{a}}{{3}} + b"
+        cuts = _split_points(row)
+        assert row.index(" - ") + 1 not in cuts, operator
+        assert row.index(" + ") + 1 in cuts          # a binary + still is one

@@ -52,6 +52,18 @@ def _ends_a_factor(text: str) -> bool:
     return tail.endswith((r"\right)", "}")) or tail[-1].isalnum()
 
 
+def _ends_a_term(text: str) -> bool:
+    r"""Whether a + or - after ``text`` is binary: not after an operator or a relation
+    (dA \odot - \frac{...}: that minus is the fraction's sign, not a place to cut).
+
+    >>> _ends_a_term(r"a + b"), _ends_a_term(r"dA \odot"), _ends_a_term("f = ")
+    (True, False, False)
+    """
+    return not _OPERATOR_AT_END.search(text.rstrip()) and bool(text.strip())
+
+
+_OPERATOR_AT_END = re.compile(r"(?:\\(?:odot|cdot|times|otimes|circ|pm|mp|to|leq|geq|le|ge"
+                              r"|neq|ne|approx|equiv|quad|qquad|left[(\[.]?)|[=&(,<>+\-*/])$")
 _POWER_AT_END = re.compile(r"\^\{[^{}]*\}$")
 _NAME_AT_END = re.compile(r"\\(?:[A-Za-z]+|operatorname\{[^{}]*\})$")
 
@@ -88,7 +100,7 @@ def _split_points(row: str) -> dict[int, Cut]:
                     equals.append(i)
                 seen_equals = True
             elif ch in "+-" and row[i - 1:i] == " " and row[i + 1:i + 2] == " " \
-                    and row[:i].rstrip()[-1:] not in ("", "=", "&", "(", ","):
+                    and _ends_a_term(row[:i]):
                 points.append((i, Cut(left), seen_equals))   # binary: a term before it
         i += 1
     cuts = {i: cut for i, cut, behind in points if behind or not seen_equals}
@@ -282,10 +294,7 @@ def _is_sum(text: str) -> bool:
     >>> _is_sum("- 5 p^{2} + 10 p y"), _is_sum(r"2 \\left(a + b\\right)"), _is_sum("-a")
     (True, False, False)
     """
-    tokens = list(_top_level(text))
-    return any(token in "+-" and text[:i].strip() != "" and
-               text[:i].rstrip()[-1:] not in ("(", "=", "&", ",", "+", "-")
-               for i, token in tokens)
+    return any(token in "+-" and _ends_a_term(text[:i]) for i, token in _top_level(text))
 
 
 # A function call as SymPy prints it, \log{\left(x \right)} or \operatorname{erf}^{2}{\left(
