@@ -216,3 +216,16 @@ def test_a_sign_after_an_operator_is_not_a_cut():
         cuts = _split_points(row)
         assert row.index(" - ") + 1 not in cuts, operator
         assert row.index(" + ") + 1 in cuts          # a binary + still is one
+
+
+def test_a_fraction_that_fits_alone_but_not_after_its_prefix_unfolds():
+    r"""dA \odot - \frac{(A)(B)}{D}: the fraction alone fit the page, so it was not unfolded,
+    and with the prefix in front the row ran 46 pt off (fuzz_formulas --cnn --latex seed
+    166). It is measured against what is left of its row."""
+    a = r"\left(" + " + ".join([TERM] * 5) + r"\right)"
+    b = r"\left(" + " + ".join([TERM] * 4) + r"\right)"
+    fraction = r"\frac{" + a + " " + b + r"}{z^{2} + 1}"
+    assert latex_em(fraction) < 38.5 < latex_em(r"dZ = dA \odot - " + fraction)
+    rows = break_rows(r"dZ = dA \odot - " + fraction, 38.5).split(r" \\ ")
+    assert rows[0].startswith(r"dZ &= dA \odot - \frac{1}{z^{2} + 1}")
+    assert all(latex_em(r) <= 38.5 for r in rows) and all(_balanced(r) for r in rows)

@@ -213,7 +213,8 @@ def _lead_em(row: str, at: int) -> float:
     equals = next((j for j, t in tokens if t in ("=", "&")), None)
     column = latex_em(before[:equals]) + 1.0 if equals is not None else 0.0
     term = [j for j, t in tokens if t in "+-" and before[j - 1:j] == " "
-            and before[j + 1:j + 2] == " " and (equals is None or j > equals)]
+            and before[j + 1:j + 2] == " " and (equals is None or j > equals)
+            and _ends_a_term(before[:j])]
     if term:
         return column + latex_em(before[term[-1]:])
     aligned = any(t == "&" for _, t in tokens)   # set in a column already: it stays
@@ -248,7 +249,7 @@ def _top_level_cut(text: str, token: str) -> list[str]:
 
 
 def _unfold_fractions(row: str, limit: float) -> str:
-    r"""Each top-level ``\frac{c N}{D}`` wider than ``limit`` as ``\frac{c}{D} N``, N being
+    r"""Each top-level ``\frac{c N}{D}`` too wide for its row as ``\frac{c}{D} N``, N being
     its factors in parentheses, so that they (and their terms) can go on rows of their
     own: a fraction cannot be broken.
 
@@ -266,7 +267,9 @@ def _unfold_fractions(row: str, limit: float) -> str:
         if num_end < 0 or den_end < 0:
             continue
         whole = row[i:den_end]
-        if latex_em(whole) <= limit:
+        # too wide for what is left of its row once the row breaks before it (dA \odot -
+        # \frac{...}{...}: the fraction alone fit, not after its prefix)
+        if latex_em(whole) <= limit - _lead_em(row, i):
             continue
         numerator = row[i + len(r"\frac") + 1:num_end - 1]
         # the factors in parentheses go out; what stands before them stays on top
