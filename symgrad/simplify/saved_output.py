@@ -87,11 +87,20 @@ def tidy(expr: sp.Expr, max_ops: int = MAX_OPS) -> sp.Expr:
     """
     if isinstance(expr, sp.Piecewise):
         return sp.Piecewise(*[(tidy(e, max_ops), c) for e, c in expr.args])
-    forms = [expr]
-    if sp.count_ops(expr) <= max_ops:
-        forms = [sp.factor(expr), sp.cancel(expr), expr, sp.simplify(expr)]
+    if sp.count_ops(expr) > max_ops:
+        return flip_sign(expr)
+    forms = [sp.factor(expr), sp.cancel(expr), expr]
     # Ties go to the earliest form: factored products read like the lecture notes.
-    return min((flip_sign(f) for f in forms), key=lambda e: sp.count_ops(e))
+    best = min((flip_sign(f) for f in forms), key=lambda e: sp.count_ops(e))
+    simplified = flip_sign(sp.simplify(expr))
+    # simplify's rewrites (trigonometric, hyperbolic, radicals) are taken only where the
+    # prover can show them (sg.check proves every identity): SymPy turned a loss's slope
+    # into 14/(3 cosh(7p - 7y) + 5) and the nested tan(atan(tan(atan(u)/2))/2) into forms
+    # no zero test confirmed, and sg.check failed a right model
+    if sp.count_ops(simplified) < sp.count_ops(best) \
+            and zero_method(simplified - expr, max_ops) is not None:
+        return simplified
+    return best
 
 
 def flip_sign(expr: sp.Expr) -> sp.Expr:
