@@ -143,8 +143,21 @@ def round_trips(model: sg.Model, X: np.ndarray, folder: str) -> None:
         want = model.predict_proba(X) if hasattr(model, "predict_proba") else model.predict(X)
         finite = np.isfinite(want)   # a formula that overflows does so in both
         err = float(np.max(np.abs(got.reshape(want.shape) - want)[finite], initial=0.0))
-        if not err <= 1e-4 * max(1.0, float(np.max(np.abs(want[finite]), initial=0.0))):
-            raise AssertionError(f"onnxruntime differs from predict by {err:.3g}")
+        # ONNX runs its float32 operators one by one, as NumPy's float32 reference does:
+        # where the formula is ill-conditioned (sin(e^(3z + 1))) both round by far more
+        # than 1e-4, so allow 4x that reference's own error against float64
+        params = {k: np.asarray(v, dtype=np.float32) for k, v in model.params.items()}
+        rows = X.reshape(X.shape[0], -1).astype(np.float32)
+        with np.errstate(all="ignore"):
+            low = model.reference.forward(params, rows)["P"].reshape(want.shape)
+            high = model.reference.forward({k: v.astype(np.float64) for k, v in params.items()},
+                                           rows.astype(np.float64))["P"].reshape(want.shape)
+        both = finite & np.isfinite(low) & np.isfinite(high)
+        floor = float(np.max(np.abs(low - high)[both], initial=0.0))
+        scale = max(1.0, float(np.max(np.abs(want[finite]), initial=0.0)))
+        if not err <= 1e-4 * scale + 4 * floor:
+            raise AssertionError(f"onnxruntime differs from predict by {err:.3g} (the float32 "
+                                 f"NumPy reference by {floor:.3g})")
 
 
 def printout(model: sg.Model, folder: str) -> None:
