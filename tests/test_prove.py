@@ -292,3 +292,39 @@ def test_simplify_rewrites_the_prover_cannot_show_are_not_taken(scratch_registri
                    replace=True)
     model = sg.compile(sg.Sequential(sg.Dense(3, 4), sg.Tanh(), sg.Dense(4, 1)), loss=loss)
     assert sg.check(model).ok
+
+
+def test_float32_kernel_check_allows_the_rounding_of_its_inputs(scratch_registries):
+    """A diverged CNN (fuzz_formulas --cnn seed 173, rebuilt by the fuzzer's code): logits
+    near 2e26 whose 9e24 differences make the loss. The kernel's loss was 1.2e-5 off, the
+    float32 reference's by chance 3e-7, and the bound of four times the latter failed a
+    right kernel. The bound also takes what one float32 rounding of every input and
+    parameter moves the result by; a kernel a thousandth off still fails."""
+    import importlib.util
+
+    from symgrad.prove.check import check_kernel
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "fuzz_formulas.py"
+    spec = importlib.util.spec_from_file_location("fuzz_formulas", path)
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    rng = np.random.default_rng(173)
+    formula = fuzz.random_formula(rng, int(rng.integers(1, 4)))
+    act = sg.activation("fuzz173_prove", formula, replace=True)
+    rng = np.random.default_rng(10_173)
+    net, loss, shape = fuzz.random_cnn(rng, act)
+    X = rng.normal(size=(48, *shape))
+    y = rng.integers(0, 3, 48)
+    model = sg.compile(net, loss=loss, optimizer=sg.Adam(lr=0.01), dtype="float32")
+    with pytest.raises(sg.TrainingDivergedError):
+        model.fit(X, y, epochs=2, batch_size=16, seed=0)
+    entries = check_kernel(model)
+    assert max(e.max_error for e in entries) > 1e-5   # still the case that failed
+    right = model.compiled_backward
+
+    def off(X, Y):
+        loss, grads = right(X, Y)
+        return loss * 1.001, grads
+    model.compiled_backward = off
+    with pytest.raises(sg.ProofError, match="'loss'"):
+        check_kernel(model)
