@@ -328,3 +328,19 @@ def test_float32_kernel_check_allows_the_rounding_of_its_inputs(scratch_registri
     model.compiled_backward = off
     with pytest.raises(sg.ProofError, match="'loss'"):
         check_kernel(model)
+
+
+def test_the_softplus_rule_on_a_quadratic_argument_is_proven(scratch_registries):
+    """log(e^((z + 2/3)(z + 4)) + 1)^2: the stable softplus form has kinks where the
+    quadratic argument is 0, and the branch-by-branch proof split regions only at the
+    roots of linear kink arguments, so sg.check failed (fuzz_formulas seed 354)."""
+    from symgrad.simplify.zero import breakpoints
+
+    x = sg.var("x")
+    quadratic = (x + sp.Rational(2, 3)) * (x + 4)
+    assert breakpoints(sp.Abs(quadratic), x) == [-4, sp.Rational(-2, 3)]
+    act = sg.activation("prove_softplus_quadratic", sp.log(sp.exp(quadratic) + 1)**2,
+                        replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(4, 6), act(), sg.Dense(6, 2), sg.Softmax()),
+                       loss="cross_entropy")
+    assert sg.check(model).ok

@@ -367,13 +367,28 @@ def _kink_arguments(expr: sp.Expr) -> list[sp.Expr]:
 
 
 def breakpoints(expr: sp.Expr, var: sp.Symbol) -> list[sp.Expr] | None:
-    """Sorted distinct roots in ``var`` of the kink arguments that are linear in ``var``."""
+    """Sorted distinct roots in ``var`` of the kink arguments that are linear in ``var``,
+    and the rational roots of those that are polynomials with numeric coefficients (the
+    softplus rule on (z + 2/3)(z + 4) puts its kinks at -4 and -2/3).
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> breakpoints(sp.Abs((z + sp.Rational(2, 3)) * (z + 4)) + sp.Max(0, z - 1), z)
+    [-4, -2/3, 1]
+    """
     points: list[sp.Expr] = []
     for g in _kink_arguments(expr):
         if not g.has(var) or g.has(*KINKED):
             continue
         poly = sp.Poly(g, var) if g.is_polynomial(var) else None
-        if poly is None or poly.degree() != 1:
+        if poly is None or poly.degree() < 1:
+            continue
+        if poly.degree() > 1:
+            if not any(c.free_symbols for c in poly.all_coeffs()):
+                # its linear factors over the rationals; an irreducible factor's roots stay
+                # unsplit, and a region with one inside cannot be decided (not shown)
+                points += [-f.all_coeffs()[1] / f.all_coeffs()[0]
+                           for f in (sp.Poly(a, var) for a, _ in sp.factor_list(g, var)[1])
+                           if f.degree() == 1]
             continue
         c1, c0 = poly.all_coeffs()
         if c1.free_symbols:
