@@ -227,6 +227,42 @@ def test_a_stop_swallowed_by_a_gc_callback_still_ends_the_step():
         gc.callbacks.remove(spin_until_expired)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_hard_stop_swallowed_by_a_gc_callback_is_sent_again():
+    """Both stops can land in a gc callback, which drops them: the watchdog sends the
+    hard stop again until the work ends, so the entry is still abandoned (a full-suite
+    run once saw a derivation run on past its budget this way)."""
+    import gc
+    import time
+
+    from symgrad.simplify import zero
+
+    seen = {}
+
+    def swallow_both_stops(phase, info):
+        budget = getattr(zero._local, "budget", None)
+        while budget is not None:          # Python bytecode: the stops land in here
+            if budget.expired:
+                seen.setdefault("expired", time.monotonic())
+                if time.monotonic() > seen["expired"] + 1.5:   # past the hard stop
+                    return
+
+    def work():
+        begin = time.monotonic()
+        while time.monotonic() < begin + 8:
+            for _ in range(20_000):   # SymPy's work, between two collections
+                pass
+            gc.collect(0)             # young objects only: quick, as most collections are
+        return "ran to the end"
+
+    gc.callbacks.append(swallow_both_stops)
+    try:
+        got = zero.run_within_budget(work, 0.05)
+    finally:
+        gc.callbacks.remove(swallow_both_stops)
+    assert not got.completed and got.result is None
+
+
 def test_float64_kernel_check_allows_the_cancellation_of_a_trained_network(
         scratch_registries):
     """A trained CNN whose conv gradient (1e-4) is a difference of terms near 0.35: kernel and

@@ -79,6 +79,9 @@ class _HardStop(BudgetExceeded):
     """Deadline plus grace: whatever still runs is abandoned; the whole entry falls back."""
 
 
+_RESEND_S = 0.25   # wall seconds between hard stops while the work still runs
+
+
 _SET_ASYNC_EXC = getattr(getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None)
 
 
@@ -130,7 +133,7 @@ def _thread_clock() -> Callable[[], float]:
 
 class _Watchdog(threading.Thread):
     """Raises `_SoftStop` in the thread that made it after ``seconds`` of its CPU time,
-    then `_HardStop` after a grace period; `stop()` cancels both.
+    then `_HardStop` after a grace period, repeated until `stop()` cancels it.
 
     Before the soft stop it marks ``budget.expired``: an asynchronous exception that
     lands in a garbage-collector callback or a ``__del__`` is only reported by Python,
@@ -162,11 +165,16 @@ class _Watchdog(threading.Thread):
             self.budget.expired = True
             self.raised = True
             _SET_ASYNC_EXC(ctypes.c_ulong(self.target), ctypes.py_object(exc))
+        # A hard stop that landed in a gc callback or a __del__ was dropped and the work
+        # runs on, so it is sent again until the work ends (stop() cancels this).
+        while not self.cancelled.wait(_RESEND_S):
+            _SET_ASYNC_EXC(ctypes.c_ulong(self.target), ctypes.py_object(_HardStop))
 
     def stop(self) -> None:
         """Cancel, wait for the thread, and drop an exception it raised but not yet delivered.
 
-        Retried if that very exception lands here: only two are ever raised, so this ends.
+        Retried if a stop lands here: once ``cancelled`` is set the watchdog sends at most
+        one more, so this ends.
         Must run in the working thread (the one `_flush_async_exc` drains).
         """
         while True:
