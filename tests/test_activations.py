@@ -165,11 +165,37 @@ def test_untranslatable_function_is_rejected_at_definition():
         sg.activation("undefined_fn", f(x))
 
 
-def test_derivative_leaving_unsupported_functions_is_rejected():
-    x = sg.var("x")
-    # Heaviside itself is fine in a formula, but its derivative is a DiracDelta.
-    with pytest.raises(DefinitionError, match="DiracDelta|derivative"):
-        sg.activation("step", sp.Heaviside(x, 0))
+@pytest.mark.parametrize("formula", [sp.Heaviside(sp.Symbol("x", real=True), 0),
+                                     sp.sign(sp.Symbol("x", real=True) - 1)])
+def test_a_piecewise_constant_activation_is_rejected(formula):
+    # Its derivative is 0 wherever it exists: nothing would train through it.
+    with pytest.raises(DefinitionError, match="piecewise constant.*no gradient"):
+        sg.activation("step", formula)
+
+
+@pytest.mark.parametrize("formula, slope", [
+    ("x*Heaviside(x)", "Heaviside(z)"),
+    ("x*Heaviside(x**2 - 1)", "Heaviside(z**2 - 1)"),
+    ("x + x*Heaviside(sin(x), 0)", "1 + Heaviside(sin(z), 0)"),
+    ("sign(x)*x**2", "2*z*sign(z)"),
+])
+def test_steps_in_a_formula_give_the_derivative_almost_everywhere(formula, slope, tmp_path,
+                                                                  monkeypatch):
+    """SymPy's derivative of a step has DiracDelta terms; they are zero off the step, so
+    the derivative is the a.e. one (as PyTorch's and JAX's for `where`), and it compiles,
+    trains and passes sg.check (finite differences away from the steps)."""
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    act = sg.activation("test_step_ae", formula, replace=True)
+    try:
+        plan, _ = _plan(act)
+        assert plan.derivative_raw == sp.sympify(slope, locals={"z": Z})
+        model = sg.compile(sg.Sequential(sg.Dense(2, 4), act(), sg.Dense(4, 1)), loss="mse")
+        rng = np.random.default_rng(1)
+        X = rng.normal(size=(40, 2))
+        model.fit(X, X[:, :1] * X[:, 1:], epochs=2, verbose=0)
+        assert sg.check(model).ok
+    finally:
+        REGISTRY.pop("test_step_ae", None)
 
 
 def test_softmax_kind_must_be_exp():

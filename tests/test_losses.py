@@ -122,6 +122,25 @@ def test_loss_definition_errors():
         sg.compile(_net("mse"), loss="nope")
     with pytest.raises(sg.definition.errors.UnsupportedFunctionError, match="zeta"):
         sg.loss("z", sp.zeta(a - c))
+    p, y = sg.var("p"), sg.var("y")
+    with pytest.raises(DefinitionError, match="piecewise constant.*never move"):
+        sg.loss("zero_one", sp.Heaviside(-p * y))   # dl/dp = 0 wherever it exists
+
+
+def test_a_step_in_a_loss_gives_its_derivative_almost_everywhere(tmp_path, monkeypatch):
+    """An asymmetric square (twice the weight above the target): SymPy's dl/dp carries
+    DiracDelta(p - y), zero off p = y; the loss compiles and passes sg.check."""
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    p, y = sg.var("p"), sg.var("y")
+    sg.loss("test_asym_square", (p - y)**2 * (1 + sp.Heaviside(p - y)), replace=True)
+    try:
+        model = sg.compile(_net("mse"), loss="test_asym_square")
+        rng = np.random.default_rng(2)
+        X = rng.normal(size=(30, 2))
+        model.fit(X, X[:, 0] - X[:, 1], epochs=2, verbose=0)
+        assert sg.check(model).ok
+    finally:
+        sg.definition.losses.LOSSES.pop("test_asym_square", None)
 
 
 def test_softmax_needs_cross_entropy_and_vice_versa():

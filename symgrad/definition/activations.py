@@ -245,7 +245,13 @@ def check_activation(entry: ActivationEntry) -> None:
     """The checks that need SymPy's work: the derivative exists and uses only supported
     functions, and a ``stable=`` form equals the formula (numerically, two parameter sets)."""
     what = f"activation {entry.name!r}"
-    derivative = differentiate(entry.forward(dict(entry.defaults)), Z, what)
+    forward = entry.forward(dict(entry.defaults))
+    derivative = differentiate(forward, Z, what)
+    if derivative == 0:
+        raise DefinitionError(
+            f"{what}: {forward} is piecewise constant, its derivative is 0 wherever it exists "
+            "(SymPy's DiracDelta terms are zero off the steps): no gradient would flow back "
+            "through it. Use a smooth or piecewise-linear formula (e.g. Max(0, z))")
     check_supported(derivative, f"{what} (derivative {derivative})")
     if entry.stable is not None:
         check_user_stable(entry.formula, entry.stable, [entry.variable], dict(entry.defaults),

@@ -140,6 +140,11 @@ def check_loss(entry: LossEntry) -> None:
     """The check that needs SymPy's work: dl/dp exists and uses only supported functions."""
     what = f"loss {entry.name!r}"
     derivative = differentiate(entry.bound(), P, what)
+    if derivative == 0:
+        raise DefinitionError(
+            f"{what}: {entry.bound()} is piecewise constant in the prediction, dl/dp is 0 "
+            "wherever it exists (SymPy's DiracDelta terms are zero off the steps): training "
+            "would never move. Use a smooth surrogate (e.g. a hinge Max(0, 1 - y*p))")
     check_supported(derivative, f"{what} (derivative {derivative})")
 
 
