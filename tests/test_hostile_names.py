@@ -80,6 +80,11 @@ DANGEROUS_LATEX = [
     r"\csname input\endcsname{x}", r"\begin{filecontents}{x}", r"\end{document}",
     r"\newcommand{\x}{y}", r"\usepackage{shellesc}", r"\directlua{os.execute('id')}",
     r"\pdfprimitive\input", r"\everyeof{x}", r"\^^69nput{x}", "a{b", "a}b{", "}{",
+    # expl3 reads files with names a deny-list missed; conditionals and a lone \left or
+    # \right unbalance the document (fuzzing, 2026-12-03)
+    r"\ExplSyntaxOn\file_input:n{/etc/passwd}\ExplSyntaxOff", r"\iffalse", r"\fi",
+    r"\ifx ab\else c\fi", r"\left(", r"x\right)", r"{\left(}\right)", r"\newline x",
+    r"\relax", r"\show\x", r"\@", r"\/",
     r"50% off", r"a#1", r"$x$", r"a&b", r"a\\b", "\\sigma\n\\input{x}", "\u03c3",
     "\u202e\\sigma", "\\", r"\lowercase{\INPUT}", r"\string\input",
 ]
@@ -100,7 +105,8 @@ def test_latex_arguments_refuse_primitives_specials_and_unbalanced_braces(latex)
 
 @pytest.mark.parametrize("latex", [r"\operatorname{Mish}", r"\mathrm{sw}", r"\sigma",
                                    r"\widetilde{\tanh}", r"\sigma_{\text{my}}", r"\{x\}",
-                                   r"\operatorname{log\,cosh}", r"f^{(2)}", r"\newline x"])
+                                   r"\operatorname{log\,cosh}", r"f^{(2)}",
+                                   r"\left(\tfrac{1}{2}\right)^{\prime}", r"\big|x\big|"])
 def test_ordinary_latex_names_are_accepted(latex):
     Act = sg.activation("act_ok", sg.tanh(x), latex=latex, replace=True)
     assert Act.entry.latex == latex
@@ -135,6 +141,37 @@ def test_plain_text_op_templates_refuse_dollars(part):
     with pytest.raises(DefinitionError, match=f"{part} template.*'\\$'"):
         sg.register_scalar_op("op_d", "x0", latex="{0}", registry=ScalarOpRegistry(),
                               **{part: "$\\input{{x}}$ {0}" if part == "text" else "$\\input$"})
+
+
+def _use(command: str) -> str:
+    """``command`` as it is written in a formula: with a delimiter, after a sum, with
+    arguments (extra braces are harmless to a command that takes none)."""
+    if command in ("left", "right"):
+        return r"\left( x \right)"
+    if command.startswith(("big", "Big")):
+        return rf"\{command}( x \{command})" if command[-1] not in "lr" else \
+            rf"\{command[:-1]}l( x \{command[:-1]}r)"
+    if command in ("limits", "nolimits"):
+        return rf"\sum\{command}_{{i}} x"
+    return rf"\{command}{{x}}{{y}}"
+
+
+def test_every_allowed_latex_command_compiles_in_the_documents_math(pdflatex, tmp_path):
+    """The allow-list holds only commands that typeset in the documents' math mode, with
+    their preamble: a name the user is allowed to write never breaks the document."""
+    from symgrad.definition.latex_input import ALLOWED_COMMANDS, ALLOWED_SYMBOLS, check_latex
+    from symgrad.render.document import compile_tex, standalone_tex
+
+    rows = [_use(c) for c in sorted(ALLOWED_COMMANDS)]
+    rows += [rf"x\{c}y" for c in sorted(ALLOWED_SYMBOLS)]
+    for row in rows:
+        check_latex(row, "row")
+    body = "\n".join([r"\begin{align*}", " \\\\\n".join(f"&{r}" for r in rows),
+                      r"\end{align*}"])
+    tex = tmp_path / "allowed.tex"
+    tex.write_text(standalone_tex(body))
+    compile_tex(tex)    # raises with pdflatex's log on any error
+    assert tex.with_suffix(".pdf").stat().st_size > 0
 
 
 @pytest.mark.parametrize("label", ["a\nb", "a\u202eb", "a\u200bb", "x$\\input{y}$",
