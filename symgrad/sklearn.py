@@ -91,7 +91,7 @@ def _build_model(n_in: int, hidden: Sequence[int], hidden_act: ActivationLayer, 
         layers.append(Dense(sizes[i], sizes[i + 1]))
         layers.append(copy.copy(hidden_act) if i < len(sizes) - 2 else head)
     net = Sequential(*layers)
-    key = (tuple(sizes), hidden_act.key, head.key, loss.name, loss.formula,
+    key = (tuple(sizes), hidden_act.key, head.key, loss.name, loss.formula, loss.latex,
            tuple(sorted(loss.params.items())))
     plan = _PLANS.get(key)
     if plan is None:

@@ -85,3 +85,23 @@ def test_a_new_process_reuses_the_derivation(cache):
     outs = [subprocess.run([sys.executable, "-c", script, which], capture_output=True,
                            text=True, check=True).stdout for which in ("first", "second")]
     assert outs[0] == outs[1] == "1 - a**2 p - y\n"
+
+
+def test_a_new_latex_name_is_not_served_from_the_cache(cache):
+    """The plan carries the LaTeX name into every printout: a process that defines the
+    same formula under another latex= must print its own (fuzzing found the first
+    process's name in the second's derivation)."""
+    script = textwrap.dedent(r"""
+        import sys
+        import symgrad as sg
+        p, y = sg.var("p"), sg.var("y")
+        act = sg.activation("memo_tex", "x*sin(x)", latex=sys.argv[1])
+        loss = sg.loss("memo_tex_loss", (p - y)**4, latex=sys.argv[1])
+        model = sg.compile(sg.Sequential(sg.Dense(2, 3), act(), sg.Dense(3, 1)), loss=loss)
+        tex = model.derivation.latex()
+        print(tex.count(sys.argv[1]) >= 2, "AAA" in tex, "BBB" in tex)
+    """)
+    outs = [subprocess.run([sys.executable, "-c", script, latex], capture_output=True,
+                           text=True, check=True).stdout.split()
+            for latex in (r"\operatorname{AAA}", r"\operatorname{BBB}")]
+    assert outs == [["True", "True", "False"], ["True", "False", "True"]]

@@ -164,9 +164,10 @@ class ActivationLayer:
 
     @property
     def key(self) -> tuple:
-        """Cache key: identical (entry, parameters) derive once."""
+        """Cache key: identical (entry, parameters) derive once. The LaTeX name is in it:
+        the plan carries it into every printout."""
         return (self.entry.name, self.entry.formula, self.entry.stable, self.entry.kind,
-                tuple(sorted(self.params.items())))
+                self.entry.latex, tuple(sorted(self.params.items())))
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v:g}" for k, v in self.params.items())

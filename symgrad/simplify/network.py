@@ -135,7 +135,7 @@ def _activation(layer: ActivationLayer, seconds: float
 
 def _output(layer: ActivationLayer, loss: LossEntry, seconds: float
             ) -> tuple[OutputPlan, str | None]:
-    key = (layer.key, loss.name, loss.formula, tuple(sorted(loss.params.items())))
+    key = (layer.key, loss.name, loss.formula, loss.latex, tuple(sorted(loss.params.items())))
     if layer.entry.kind == "softmax":
         # Fixed-size algebra on exp(z) (no user formula to blow up), and no raw form to
         # fall back to: the per-element p - y only exists after the fusion.
