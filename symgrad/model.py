@@ -315,6 +315,7 @@ def compile(net: Sequential, loss: str | LossEntry = "mse", optimizer: object = 
     or 4); past it the unsimplified derivative is used and ``model.plan.notes`` (and the
     derivation) say so. Bad input raises before any symbolic work.
     """
+    from symgrad.runtime.optimizers import get_optimizer
     from symgrad.simplify.zero import symbolic_budget as budget_seconds
 
     if not isinstance(net, Sequential):
@@ -323,6 +324,9 @@ def compile(net: Sequential, loss: str | LossEntry = "mse", optimizer: object = 
     dt = as_dtype(dtype)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be 0 or more (it seeds NumPy's generator), got {seed}")
+    get_optimizer(optimizer)   # a typo fails here, not at fit after the derivation
     seconds = budget_seconds(symbolic_budget)
     params = init_params(net, int(seed), init, dt)
     plan = derive_network(net, entry, seconds)

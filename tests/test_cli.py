@@ -88,7 +88,25 @@ def test_bad_specs_name_the_problem_and_write_nothing(tmp_path) -> None:
         assert needle in proc.stderr and "Traceback" not in proc.stderr, (spec, proc.stderr)
     proc = run("derive", SPEC, "--loss", "nope", "-o", "out.txt", cwd=tmp_path)
     assert proc.returncode == 1 and "unknown loss 'nope'" in proc.stderr
+    (tmp_path / "spec_int_loss.py").write_text("import symgrad as sg\n"
+                                             "net = sg.Sequential(sg.Dense(2, 1))\nloss = 42\n")
+    proc = run("derive", "spec_int_loss.py", "-o", "out.txt", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "`loss` must be a loss name" in proc.stderr and "int 42" in proc.stderr
+    (tmp_path / "spec_int_loss.py").unlink()
     assert _files(tmp_path) == set()
+
+
+@pytest.mark.parametrize("rows_y", [80, 5])
+def test_train_refuses_an_npz_whose_targets_do_not_match_its_rows(tmp_path, rows_y) -> None:
+    """More targets than rows trained silently on the wrong labels; fewer raised an
+    IndexError traceback (fuzzing). Now one line naming both shapes, and no weights."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X=rng.normal(size=(40, 2)), y=rng.integers(0, 2, rows_y))
+    proc = run("train", SPEC, "--data", "d.npz", "--loss", "bce", "-o", "w.npz", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"has {rows_y} rows" in proc.stderr and "'X' 40" in proc.stderr
+    assert _files(tmp_path) == {"d.npz"}
 
 
 def test_spec_parser_never_evaluates() -> None:

@@ -59,6 +59,26 @@ def test_optimizer_registry_and_validation() -> None:
     assert isinstance(get_optimizer("adamw"), AdamW)
     with pytest.raises(ValueError, match="unknown optimizer"):
         get_optimizer("rmsprop")
+    with pytest.raises(ValueError, match=r"the class Adam, not an instance; pass Adam\(\)"):
+        get_optimizer(Adam)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(optimizer="adma"), "unknown optimizer 'adma'"),
+    (dict(optimizer=3), "unknown optimizer 3"),
+    (dict(optimizer=Adam), "class Adam"),
+    (dict(seed=-1), "seed must be 0 or more"),
+])
+def test_compile_refuses_a_bad_optimizer_or_seed_before_any_symbolic_work(bad, match,
+                                                                          monkeypatch):
+    import symgrad as sg
+    from symgrad import model
+
+    def never(*args, **kwargs):
+        raise AssertionError("derived before the arguments were checked")
+    monkeypatch.setattr(model, "derive_network", never)
+    with pytest.raises(ValueError, match=match):
+        sg.compile(sg.Sequential(sg.Dense(2, 1)), **bad)
     with pytest.raises(ValueError, match="lr"):
         SGD(lr=-1.0)
     with pytest.raises(ValueError, match="nesterov"):

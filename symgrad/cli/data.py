@@ -84,6 +84,10 @@ def _load_npz(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, l
     if X.ndim not in (2, 4):
         raise DataFileError(f"{path}: array 'X' must be 2-d (rows, features) or, for an "
                             f"image network, 4-d (n, C, H, W); got {X.shape}")
+    if y.ndim == 0 or y.shape[0] != X.shape[0]:
+        raise DataFileError(f"{path}: array {ykey!r} has {y.shape[0] if y.ndim else 'no'} rows "
+                            f"{y.shape}, array 'X' {X.shape[0]} {X.shape}: one target per "
+                            "row of X is needed")
     return X.astype(np.float64), y, [f"x{i}" for i in range(int(np.prod(X.shape[1:])))]
 
 

@@ -46,6 +46,7 @@ from symgrad.definition.layers import (
     MaxPool2d,
     Sequential,
 )
+from symgrad.definition.losses import LossEntry
 
 # Image layers by their SPEC names, with the keyword arguments each accepts.
 _IMAGE_LAYERS = {"conv2d": (Conv2d, {"stride", "padding", "bias", "init"}),
@@ -199,5 +200,9 @@ def load_spec(spec: str) -> tuple[Sequential, object]:
         if not isinstance(net, Sequential):
             raise SpecError(f"{spec}: the file must define `net = sg.Sequential(...)`, "
                             f"found {type(net).__name__ if net is not None else 'no net'}")
-        return net, namespace.get("loss")
+        loss = namespace.get("loss")
+        if loss is not None and not isinstance(loss, (str, LossEntry)):
+            raise SpecError(f"{spec}: `loss` must be a loss name such as 'mse' or an "
+                            f"sg.loss(...) entry, found {type(loss).__name__} {loss!r:.60}")
+        return net, loss
     return parse_spec(spec), None

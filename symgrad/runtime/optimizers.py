@@ -255,6 +255,9 @@ def get_optimizer(spec: Optimizer | str | None) -> Optimizer:
         return spec
     if isinstance(spec, str) and spec.lower() in _REGISTRY:
         return _REGISTRY[spec.lower()]()
+    if isinstance(spec, type) and issubclass(spec, Optimizer):
+        raise ValueError(f"optimizer: got the class {spec.__name__}, not an instance; pass "
+                         f"{spec.__name__}() or e.g. {spec.__name__}(lr=0.01)")
     raise ValueError(f"unknown optimizer {spec!r}; use one of {sorted(_REGISTRY)} or an instance")
 
 
