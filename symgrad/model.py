@@ -80,16 +80,19 @@ def init_params(net: Sequential, seed: int = 0, init: str | None = None,
 
 class Parameters(OrderedDict):
     """A model's parameters by name; an array assigned to a name must be one of the
-    model's parameters, of its shape, and finite.
+    model's parameters, of its shape, of numbers, and finite in the model's dtype.
 
-    ``model.params["dense0.W"] = W`` with a NaN or inf in ``W``, a wrong shape or a
-    name the network does not have raises ``ValueError`` naming the parameter (as
-    `fit` refuses NaN data), before anything is replaced. Writes into an array in
-    place (``model.params["dense0.W"][0, 0] = nan``) are not seen here.
+    ``model.params["dense0.W"] = W`` with a NaN or inf in ``W`` (also 1e300 in a float32
+    model), a wrong shape, strings, or a name the network does not have raises
+    ``ValueError`` naming the parameter (as `fit` refuses NaN data), before anything is
+    replaced; a parameter cannot be deleted (``save`` would write a file ``load``
+    refuses). Writes into an array in place (``model.params["dense0.W"][0, 0] = nan``)
+    are not seen here.
     """
 
-    def __init__(self, values: Mapping[str, np.ndarray], shapes: Mapping[str, tuple]) -> None:
-        self.shapes = dict(shapes)
+    def __init__(self, values: Mapping[str, np.ndarray], shapes: Mapping[str, tuple],
+                 dtype: object = "float64") -> None:
+        self.shapes, self.dtype = dict(shapes), np.dtype(dtype)
         missing = [name for name in self.shapes if name not in values]
         if missing:
             raise ValueError(f"params: parameter {missing[0]!r} is missing; the network's "
@@ -106,15 +109,26 @@ class Parameters(OrderedDict):
         if np.shape(value) != tuple(self.shapes[name]):
             raise ValueError(f"params: {name!r} must have shape {tuple(self.shapes[name])}, "
                              f"got {np.shape(value)}")
-        check_finite_param(name, value)
+        kind = np.asarray(value).dtype.kind
+        if kind not in "iuf":
+            raise ValueError(f"params: {name!r} must hold real numbers, got an array of dtype "
+                             f"{np.asarray(value).dtype}")
+        _check_finite_values({name: value}, self.dtype, "params: ")
 
     def __setitem__(self, name: str, value: np.ndarray) -> None:
         self._check(name, value)
         super().__setitem__(name, value)
 
+    def _refuse_removal(self, *args: object) -> None:
+        raise ValueError("params: a parameter cannot be removed (the network needs every one; "
+                         "save would write a file load refuses); assign a new array of the "
+                         "same shape instead")
+
+    __delitem__ = pop = popitem = clear = _refuse_removal
+
     def __reduce__(self):
         # Pickled with its shapes (OrderedDict's own reduce would call Parameters()).
-        return (Parameters, (OrderedDict(self), self.shapes))
+        return (Parameters, (OrderedDict(self), self.shapes, self.dtype))
 
 
 def _check_finite_values(values: Mapping[str, object], dtype: np.dtype, where: str) -> None:
@@ -124,7 +138,12 @@ def _check_finite_values(values: Mapping[str, object], dtype: np.dtype, where: s
         check_finite_param(name, arr, where)
         if arr.dtype.kind in "iuf":
             with np.errstate(over="ignore"):
-                check_finite_param(name, arr.astype(dtype), f"{where}(as {dtype}) ")
+                cast = arr.astype(dtype)
+            if not np.isfinite(cast).all():
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(cast))[0])
+                raise ValueError(f"{where}parameter {name} holds {arr[bad]:g} at index {bad}, "
+                                 f"which overflows the model's {dtype} (largest "
+                                 f"{np.finfo(dtype).max:.4g}); weights must be finite")
 
 
 class Model:
@@ -273,8 +292,7 @@ class Model:
 
     @params.setter
     def params(self, values: Mapping[str, np.ndarray]) -> None:
-        _check_finite_values(values, self.dtype, "params: ")
-        self._param_store = Parameters(values, self._param_shapes)
+        self._param_store = Parameters(values, self._param_shapes, self.dtype)
 
     def to_onnx(self, path: str) -> str:
         """Write the network and its current weights as an ONNX model (needs ``onnx``)."""

@@ -145,3 +145,53 @@ def test_one_row_with_a_zero_stride_is_read_like_its_copy(dtype) -> None:
     model.fit(copy, np.array([1]), epochs=2, batch_size=1)
     for name, value in model.params.items():
         np.testing.assert_array_equal(after_view[name], value)
+
+
+def test_model_params_refuse_removal_strings_and_values_that_overflow_the_dtype(tmp_path):
+    """Fuzzing: `del model.params[name]`, strings and 1e300 in a float32 model were
+    accepted, and save() then wrote a file load() refuses. Now each is refused on the
+    spot, naming the parameter, and the model still saves and loads."""
+    model = sg.compile(sg.Sequential(sg.Dense(3, 4), sg.Tanh(), sg.Dense(4, 2)),
+                       dtype="float32")
+    before = {k: v.copy() for k, v in model.params.items()}
+    for remove in (lambda p: p.__delitem__("dense0.b"), lambda p: p.pop("dense0.b"),
+                   lambda p: p.popitem(), lambda p: p.clear()):
+        with pytest.raises(ValueError, match="cannot be removed"):
+            remove(model.params)
+    with pytest.raises(ValueError, match=r"dense0.W holds 1e\+300 .* overflows .* float32"):
+        model.params["dense0.W"] = np.full((3, 4), 1e300)
+    with pytest.raises(ValueError, match="'dense1.b' must hold real numbers.*<U1"):
+        model.params["dense1.b"] = np.array(["1", "2"])
+    with pytest.raises(ValueError, match="'dense1.b' must hold real numbers"):
+        model.params = {**model.params, "dense1.b": np.array(["1", "2"])}
+    assert list(model.params) == list(before)
+    for name, value in before.items():
+        np.testing.assert_array_equal(model.params[name], value)
+    model.save(tmp_path / "w.npz")
+    model.load(tmp_path / "w.npz")
+
+
+def test_a_finite_value_that_overflows_float32_is_named_as_such(recwarn):
+    """1e39 is finite: the message names it and float32, not "inf", and no NumPy
+    overflow warning leaks (fuzzing)."""
+    model = sg.compile(sg.Sequential(sg.Dense(2, 1)), dtype="float32")
+    X = np.zeros((3, 2))
+    X[1, 1] = -1e39
+    with pytest.raises(InputShapeError, match=r"X holds -1e\+39 at row 1, column 1, which "
+                                              r"overflows float32"):
+        model.predict(X)
+    with pytest.raises(InputShapeError, match=r"targets holds 1e\+40 at row 2.*float32"):
+        model.fit(np.zeros((3, 2)), np.array([0.0, 1.0, 1e40]), verbose=0)
+    with pytest.raises(InputShapeError, match="non-finite value inf"):   # a real inf
+        model.predict(np.full((1, 2), np.inf))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_saving_into_a_missing_folder_names_the_users_path(tmp_path):
+    model = sg.compile(sg.Sequential(sg.Dense(2, 1)))
+    with pytest.raises(FileNotFoundError, match=r"w.npz: cannot write it, the folder .*nowhere"
+                                                 r" does not exist"):
+        model.save(tmp_path / "nowhere" / "w.npz")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        model.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []

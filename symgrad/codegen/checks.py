@@ -76,8 +76,13 @@ def first_nonfinite(arr: np.ndarray, chunk: int = 32768) -> tuple[int, ...] | No
     return None
 
 
-def check_finite(arr: np.ndarray, what: str, error: type = InputShapeError) -> None:
-    """Raise ``error`` naming ``what``, the value and its row (and column) if any is NaN/inf."""
+def check_finite(arr: np.ndarray, what: str, error: type = InputShapeError,
+                 original: np.ndarray | None = None) -> None:
+    """Raise ``error`` naming ``what``, the value and its row (and column) if any is NaN/inf.
+
+    ``original``: the values before the cast to ``arr``'s dtype; a value finite there
+    is named as an overflow of the dtype (1e39 in float32), not as a NaN/inf.
+    """
     bad = first_nonfinite(arr)
     if bad is None:
         return
@@ -89,6 +94,9 @@ def check_finite(arr: np.ndarray, what: str, error: type = InputShapeError) -> N
         where = f"image {bad[0]}, (channel, row, column) = {tuple(int(i) for i in bad[1:])}"
     else:
         where = f"index {bad}"
+    if original is not None and np.isfinite(original[bad]):
+        raise error(f"{what} holds {original[bad]:g} at {where}, which overflows {arr.dtype} "
+                    f"(largest {np.finfo(arr.dtype).max:.4g}): scale the data or use float64")
     raise error(f"{what} has a non-finite value {arr[bad]} at {where}")
 
 
@@ -144,9 +152,11 @@ def check_inputs(X: object, input_dim: int | tuple[int, ...], dtype: object = "f
                                   f"layer (dense0: in_dim={input_dim}), got {arr.shape}")
     if arr.shape[0] == 0:
         raise InputShapeError("X has no rows")
-    arr = c_array(arr, dtype)
+    given = arr
+    with np.errstate(over="ignore"):   # an overflow is reported below, naming the value
+        arr = c_array(arr, dtype)
     # Images are checked before flattening, so a NaN is located as (image, c, h, w).
-    check_finite(arr, "X")
+    check_finite(arr, "X", original=given)
     return arr.reshape(arr.shape[0], -1) if images else arr
 
 
@@ -188,8 +198,10 @@ def check_targets(y: object, output_dim: int, reduction: str, n: int | None = No
                               f"Dense layer's out_dim={output_dim}, got {arr.shape}")
     if n is not None and arr.shape[0] != n:
         raise InputShapeError(f"X has {n} rows but the targets have {arr.shape[0]}")
-    arr = c_array(arr, dtype)
-    check_finite(arr, "targets")
+    given = arr
+    with np.errstate(over="ignore"):
+        arr = c_array(arr, dtype)
+    check_finite(arr, "targets", original=given)
     if reduction == "rows" and arr.size:
         sums = arr.sum(axis=1)
         bad = np.flatnonzero(np.abs(sums - 1) > 1e-3)

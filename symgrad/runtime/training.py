@@ -298,5 +298,5 @@ def set_params(model, values: Mapping[str, np.ndarray]) -> None:
             raise ValueError(f"set_params: parameter {name} has shape {arr.shape}, "
                              f"the model expects {model.params[name].shape}")
         new[name] = np.ascontiguousarray(arr, dtype=model.dtype).copy()
-    model.params.clear()
-    model.params.update(new)
+    for name in names:   # the same mapping, every entry replaced (each one checked)
+        model.params[name] = new[name]

@@ -139,5 +139,10 @@ def write_user_file(path: str | os.PathLike, write: Callable[[BinaryIO], None], 
     ``write`` receives the open binary temporary file.
     """
     target = Path(os.path.abspath(os.fspath(path)))
+    if not target.parent.is_dir():   # else the error would name our temporary file
+        raise FileNotFoundError(f"{os.fspath(path)}: cannot write it, the folder "
+                                f"{target.parent} does not exist")
+    if target.is_dir():
+        raise IsADirectoryError(f"{os.fspath(path)}: is a folder; give a file name")
     remove_stale_temporaries(target.parent, tag)
     _write(target, write, tag, suffix, umask_mode())
