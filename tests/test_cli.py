@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +214,19 @@ def test_export_runs_standalone_and_checks_weights(tmp_path, data_dir) -> None:
                 "w.npz", "-o", "other.py", cwd=tmp_path)
     assert other.returncode == 1 and "dense0.W has shape (2, 8)" in other.stderr
     assert not (tmp_path / "other.py").exists()
+
+
+@pytest.mark.parametrize("file_name", ["trainer.py", "my-trainer.py", "class.py"])
+def test_the_printed_usage_of_an_export_runs(tmp_path, file_name) -> None:
+    """`import my-trainer` is not Python: for a name that cannot be imported the usage
+    loads the file by its path. The printed lines run as they are (fuzzing)."""
+    sg.compile(parse_spec(SPEC), loss="bce", seed=3).save(tmp_path / "w.npz")
+    proc = run("export", SPEC, "--loss", "bce", "--weights", "w.npz", "-o", file_name,
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    usage = proc.stdout.split("use it with:\n", 1)[1]
+    code = "import numpy as np\nX = np.zeros((3, 2))\n" + textwrap.dedent(usage) + \
+        "assert P.shape == (3, 1)\n"
+    ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=600)
+    assert ran.returncode == 0, (usage, ran.stderr)

@@ -8,6 +8,7 @@ to a temporary file in the same folder, then renamed).
 from __future__ import annotations
 
 import argparse
+import keyword
 import sys
 import tempfile
 from pathlib import Path
@@ -158,7 +159,15 @@ def export(args: argparse.Namespace) -> int:
     model = compile_spec(args)
     model.load(args.weights)   # names and shapes must fit before anything is written
     model.export(str(out))
-    print(f"trainer written to {out}; use it with:\n"
-          f"    import {out.stem}\n    {out.stem}.load_weights({str(args.weights)!r})\n"
-          f"    P = {out.stem}.predict(X)")
+    name = out.stem
+    if name.isidentifier() and not keyword.iskeyword(name):
+        load = f"    import {name}\n"
+    else:   # 'bad-name' or 'class' cannot follow `import`: load the file by its path
+        name = "trainer"
+        load = ("    import importlib.util\n"
+                f"    spec = importlib.util.spec_from_file_location('trainer', {str(out)!r})\n"
+                "    trainer = importlib.util.module_from_spec(spec)\n"
+                "    spec.loader.exec_module(trainer)\n")
+    print(f"trainer written to {out}; use it with:\n{load}"
+          f"    {name}.load_weights({str(args.weights)!r})\n    P = {name}.predict(X)")
     return 0
