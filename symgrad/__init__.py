@@ -54,7 +54,7 @@ from symgrad.definition.value import Value
 # them into symgrad.definition.value when imported (the definition stage imports no
 # later stage): importing both here means `import symgrad` always installs them.
 from symgrad.derive import scalar_backward as _scalar_backward  # noqa: F401
-from symgrad.derive.scalar import grad, symbolic
+from symgrad.derive.scalar import GraphTooDeepError, symbolic
 from symgrad.model import Model, compile
 from symgrad.prove.check import ProofReport, check
 from symgrad.prove.identity import ProofError
@@ -72,6 +72,7 @@ from symgrad.runtime.divergence import TrainingDivergedError
 from symgrad.runtime.history import History
 from symgrad.runtime.optimizers import SGD, Adam, AdamW, Optimizer
 from symgrad.runtime.weights_io import WeightsFileError
+from symgrad.simplify.scalar_grad import grad
 from symgrad.store.folder import CacheWarning
 
 __all__ = [
@@ -91,5 +92,5 @@ __all__ = [
     # training
     "History", "Callback", "EarlyStopping", "ModelCheckpoint", "SGD", "Adam", "AdamW",
     "Optimizer", "TrainingDivergedError",
-    "WeightsFileError", "CacheWarning",
+    "WeightsFileError", "CacheWarning", "GraphTooDeepError",
 ]

@@ -11,7 +11,7 @@ import symgrad as sg
 from symgrad.definition.convention import with_heaviside_convention
 from symgrad.definition.scalar_ops import SCALAR_OPS
 from symgrad.definition.value import ScalarDomainError, apply
-from symgrad.derive.scalar import node_symbols
+from symgrad.derive.scalar import node_symbols, numeric_local_derivatives
 
 OP_NAMES = SCALAR_OPS.names()
 EXPONENTS = (2.0, 3.0, -1.0, 0.5)
@@ -34,9 +34,12 @@ def graphs(draw):
         operands = [draw(st.sampled_from(pool)) for _ in range(op.arity)]
         params = {p: draw(st.sampled_from(EXPONENTS)) for p in op.params}
         try:
-            pool.append(apply(name, *operands, **params))
-        except ScalarDomainError:
-            continue  # e.g. log of a negative: that op is simply not added
+            node = apply(name, *operands, **params)
+            args = (*(x.data for x in operands), *node.params, node.data)
+            [fn(*args) for fn in numeric_local_derivatives(op)]
+        except (ScalarDomainError, ArithmeticError):
+            continue  # log of a negative, x**0.5 at 0 (an infinite slope): not added
+        pool.append(node)
     # Combine the last two nodes so earlier ones (and reuse) matter more often.
     root = pool[-1] + pool[-2] if len(pool) > n_leaves + 1 else pool[-1] * 1.5
     return root, leaves

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
 
 import symgrad as sg
 from symgrad.definition.value import MalformedGraphError, ScalarDomainError, apply
+from symgrad.derive.scalar import node_symbols
 from symgrad.graph.topo import CycleError, topological_order
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -133,6 +136,40 @@ def test_unlabelled_leaves_get_stable_names_and_constants_stay_numbers():
     assert sg.grad(dup1 * dup2, dup2) == sp.Symbol("a", real=True)
 
 
+@pytest.mark.parametrize("labels", [("a", "a", "a_2"), ("a_2", "a", "a"), ("v_1", "", "v_1_2"),
+                                    ("a", "a", "a", "a_3", "a_2")])
+def test_generated_names_never_take_a_label_of_another_node(labels):
+    # "a" twice gets "a_2" for the second one, unless some other node is labelled a_2.
+    nodes = [sg.Value(float(i + 2), label=name) for i, name in enumerate(labels)]
+    y = nodes[0]
+    for i, node in enumerate(nodes[1:], start=1):
+        y = y + node * (i + 1) * node   # distinct coefficients: merged nodes would show
+    names = node_symbols(y)
+    leaf_names = [names[id(n)] for n in nodes]
+    assert len(set(leaf_names)) == len(nodes)
+    assert len(sg.symbolic(y).free_symbols) == len(nodes)
+    for node in nodes:
+        y.backward()
+        slope = sg.grad(y, node)
+        value = slope.subs({names[id(n)]: n.data for n in nodes})
+        assert float(value) == node.grad
+
+
+def test_grad_of_a_deep_chain_returns_within_the_symbolic_budget(monkeypatch):
+    # simplify of a 12-deep tanh chain's derivative takes minutes; past the budget
+    # the derivative comes back as differentiated, still equal to the slope.
+    monkeypatch.setenv("SYMGRAD_SYMBOLIC_BUDGET", "0.5")
+    x = sg.Value(0.3, label="x")
+    y = x
+    for _ in range(12):
+        y = y.tanh()
+    start = time.monotonic()
+    slope = sg.grad(y, x)
+    assert time.monotonic() - start < 30   # a hang guard, not a timing test
+    y.backward()
+    assert float(slope.subs(sp.Symbol("x", real=True), 0.3)) == pytest.approx(x.grad, rel=1e-14)
+
+
 def test_grad_refuses_nodes_outside_the_graph_and_constants():
     a, b = sg.Value(1.0, label="a"), sg.Value(2.0, label="b")
     with pytest.raises(ValueError, match="not part of the graph"):
@@ -198,6 +235,21 @@ def test_backward_on_a_malformed_graph_names_node_and_operand():
         sg.Value.backward(3.0)
 
 
+def test_data_set_to_an_int_or_a_numpy_scalar_after_construction_is_used_as_a_float():
+    # micrograd code writes p.data = 3 or a NumPy scalar; the constructor accepts both.
+    x = sg.Value(2.0, label="x")
+    y = x * x + x
+    x.data = 3
+    y.backward()
+    assert x.grad == 7.0 and type(x.data) is float
+    x.data = np.float32(0.5)
+    y.backward()
+    assert x.grad == 2.0 and type(x.data) is float
+    x.data = True
+    with pytest.raises(MalformedGraphError, match=r"'x' has data True; need a finite real"):
+        y.backward()
+
+
 def test_micrograd_attributes():
     a, b = sg.Value(2.0, label="a"), sg.Value(3.0, label="b")
     c = a * b
@@ -213,3 +265,23 @@ def test_relu_kink_uses_the_same_subgradient_convention_as_networks():
     y.backward()
     assert x.grad == 0.0
     assert sg.grad(y, x) == sp.Heaviside(sp.Symbol("x", real=True), 0)
+
+
+def test_a_graph_too_deep_for_sympy_gets_a_clear_error_naming_the_call_and_depth():
+    x = sg.Value(0.5, label="x")
+    y = x
+    for _ in range(400):
+        y = y.sin()
+    y.label = "y"
+    y.backward()   # the numeric path is iterative: any depth
+    assert x.grad != 0.0
+    calls = {"symbolic": lambda: sg.symbolic(y), "grad": lambda: sg.grad(y, x),
+             r"derivation\(steps='rules'\)": lambda: sg.derivation(y, steps="rules")}
+    for name, call in calls.items():
+        with pytest.raises(sg.GraphTooDeepError, match=rf"^{name}: .*'y' is 400 ops deep"):
+            call()
+    # Cut at an intermediate node 50 ops below y, the symbolic form is within reach.
+    mid = y
+    for _ in range(50):
+        mid = mid.operands[0]
+    assert sg.grad(y, mid).has(sp.cos)

@@ -419,7 +419,8 @@ _builtin("neg", lambda x0: -x0, latex="-{0}", text="-{0}", symbol="neg")
 _builtin(
     "pow", lambda x0, k: x0**k, params=("k",), latex="{0}^{{{k}}}", text="{0}**{k}",
     symbol="**{k}",
-    domain=lambda x0, k: sp.Or(x0 > 0, sp.And(sp.Eq(k, sp.floor(k)), sp.Or(k >= 0, sp.Ne(x0, 0)))),
+    domain=lambda x0, k: sp.Or(x0 > 0, sp.And(sp.Eq(x0, 0), k >= 0),
+                               sp.And(x0 < 0, sp.Eq(k, sp.floor(k)))),
 )
 _builtin("exp", sp.exp, latex=r"e^{{{0}}}", text="exp({0})", arity=1)
 _builtin("log", sp.log, latex=r"\log\left({0}\right)", text="log({0})", arity=1,

@@ -57,7 +57,8 @@ def describe(node: Value) -> str:
     return f"<unlabelled {node.op} node {node.data!r}>"
 
 
-def _check_data(data: object, label: object) -> float:
+def checked_data(data: object, label: object) -> float:
+    """``data`` as a finite float, or a TypeError/ValueError naming the node ``label``."""
     if isinstance(data, bool) or not isinstance(data, Real):
         raise TypeError(
             f"Value {label!r}: data must be a real number, got {data!r} ({type(data).__name__})"
@@ -82,7 +83,7 @@ class Value:
             raise TypeError(f"Value label must be a str, got {label!r} for data {data!r}")
         if label:   # no newlines/RTL overrides/'$'; LaTeX labels (\theta) must be safe LaTeX
             check_value_label(label)
-        self.data = _check_data(data, label)
+        self.data = checked_data(data, label)
         self.grad = 0.0
         self.label = label
         self.op: str | None = None
@@ -131,7 +132,7 @@ class Value:
                 f"cannot apply {opname!r} to Value {describe(self)} (data {self.data!r}) "
                 f"and {other!r} ({type(other).__name__}); use a Value or a real number"
             )
-        const = Value(_check_data(other, f"constant in {opname} with {self.label or self.data}"))
+        const = Value(checked_data(other, f"constant in {opname} with {self.label or self.data}"))
         const._const = True
         return const
 

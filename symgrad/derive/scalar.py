@@ -2,11 +2,12 @@
 
 For every registry op SymPy differentiates the op's formula with respect to
 each operand, once; the result is simplified (bounded: small expressions
-only) and, for unary ops, rewritten in the op's own output ``o`` when that
-form is shorter -- this is how ``1 - o**2`` for tanh and ``o*(1 - o)`` for the
-sigmoid *emerge* (by substituting ``o`` for the formula, or by solving
-``o = f(x)`` for a sub-expression), never by looking a name up. Each rewrite
-is recorded as an `Identity` for the prove stage.
+only) and rewritten in the op's own output ``o`` when that form is shorter --
+this is how ``1 - o**2`` for tanh and ``o*(1 - o)`` for the sigmoid *emerge*
+(by substituting ``o`` for the formula, or by solving ``o = f(x)`` for a
+sub-expression), never by looking a name up; for ops of several operands only
+the substitution is tried (``-o/x1`` for a quotient). Each rewrite is recorded
+as an `Identity` for the prove stage.
 
 >>> from symgrad.definition.scalar_ops import SCALAR_OPS
 >>> [d.used for d in local_derivatives(SCALAR_OPS["mul"])]
@@ -19,7 +20,8 @@ o*(1 - o)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -27,7 +29,7 @@ import sympy as sp
 
 from symgrad.definition.convention import differentiate
 from symgrad.definition.scalar_ops import ScalarOp, param_symbol
-from symgrad.definition.value import Value, op_of
+from symgrad.definition.value import Value, describe, op_of
 from symgrad.derive.plan import Identity
 from symgrad.graph.scalar import graph_order
 
@@ -137,6 +139,26 @@ def in_terms_of_output(
     return best if sp.count_ops(best) < sp.count_ops(deriv) else None
 
 
+def _with_output_factor(deriv: sp.Expr, formula: sp.Expr, out: sp.Symbol = OUT) -> sp.Expr | None:
+    """``deriv`` with the op's output ``o`` in place of the whole formula, if that is cheaper.
+
+    For an op of several operands the operands stay (d(x0/x1)/dx1 = -o/x1): the
+    gain is one operation less and, more than that, no intermediate that can
+    underflow or overflow where the derivative itself is finite (x1**2 is 0 for
+    |x1| < 1e-154, o/x1 is not).
+
+    >>> x0, x1 = sp.symbols("x0 x1", real=True)
+    >>> _with_output_factor(-x0 / x1**2, x0 / x1)
+    -o/x1
+    >>> _with_output_factor(x1, x0 * x1) is None
+    True
+    """
+    direct = deriv.subs(formula, out)
+    if direct == deriv or _cost(direct) >= _cost(deriv):
+        return None
+    return direct
+
+
 @cache
 def local_derivatives(op: ScalarOp) -> tuple[LocalDerivative, ...]:
     """SymPy's derivative of ``op.formula`` w.r.t. each operand (cached per op)."""
@@ -147,6 +169,8 @@ def local_derivatives(op: ScalarOp) -> tuple[LocalDerivative, ...]:
         in_output = None
         if op.arity == 1 and not op.params:
             in_output = in_terms_of_output(simplified, op.formula, x)
+        elif not op.params:
+            in_output = _with_output_factor(simplified, op.formula)
         used = in_output if in_output is not None else simplified
         identity = Identity(
             name=f"{op.name}: d/d{x}",
@@ -203,23 +227,74 @@ def node_symbols(root: Value) -> dict[int, sp.Symbol]:
     names are stable for a given graph.
     """
     order = graph_order(root)
-    taken = {n.label for n in order if n.label and not n._const}
+    # Every label is reserved up front, so a generated name ("a_2" for the
+    # second "a", "v_3" for an unlabelled node) never lands on a label the
+    # user chose for a different node: two nodes sharing a symbol would
+    # silently merge in every derivative.
+    used = {n.label for n in order if n.label and not n._const}
     names: dict[int, sp.Symbol] = {}
-    seen: dict[str, int] = {}
+    first: set[str] = set()
     auto = 0
     for n in order:
         if n._const:
             continue
-        if n.label:
-            seen[n.label] = seen.get(n.label, 0) + 1
-            name = n.label if seen[n.label] == 1 else f"{n.label}_{seen[n.label]}"
+        if n.label and n.label not in first:
+            first.add(n.label)
+            name = n.label
+        elif n.label:
+            k = 2
+            while f"{n.label}_{k}" in used:
+                k += 1
+            name = f"{n.label}_{k}"
         else:
             auto += 1
-            while f"v_{auto}" in taken:
+            while f"v_{auto}" in used:
                 auto += 1
             name = f"v_{auto}"
+        used.add(name)
         names[id(n)] = sp.Symbol(name, real=True)
     return names
+
+
+class GraphTooDeepError(ValueError):
+    """A scalar graph too deep for SymPy's recursive algorithms (a clear RecursionError)."""
+
+
+def depth(root: Value) -> int:
+    """The number of ops on the longest path from a leaf to ``root``.
+
+    >>> x = Value(0.5)
+    >>> depth(x.sin().sin() + x)
+    3
+    """
+    deepest: dict[int, int] = {}
+    for n in graph_order(root):
+        deepest[id(n)] = 1 + max(deepest[id(c)] for c in n.operands) if n.operands else 0
+    return deepest[id(root)]
+
+
+@contextmanager
+def sympy_depth_guard(root: Value, what: str) -> Iterator[None]:
+    """Turn SymPy's RecursionError on a deep graph into a `GraphTooDeepError` that says why.
+
+    SymPy builds, compares and simplifies expressions recursively, a few Python
+    frames per level of nesting, so a chain of a few hundred ops exceeds
+    Python's recursion limit. The numeric paths are iterative and have no limit.
+    """
+    try:
+        yield
+    except (RecursionError, GraphTooDeepError):
+        # An inner guard (symbolic inside grad) converted it already: the outer
+        # name is the one the user called.
+        import sys
+
+        raise GraphTooDeepError(
+            f"{what}: the graph of {describe(root)} is {depth(root)} ops deep, and SymPy's "
+            f"recursive algorithms exceed Python's recursion limit ({sys.getrecursionlimit()}) "
+            "on an expression nested that deep. Value.backward() and derivation(steps='chain' "
+            "or 'limit') work at any depth; for a symbolic form, stop at an intermediate node: "
+            "symbolic(y, cut=(mid,)) or grad(y, mid)"
+        ) from None
 
 
 def symbolic(node: Value, cut: tuple[Value, ...] = ()) -> sp.Expr:
@@ -236,39 +311,16 @@ def symbolic(node: Value, cut: tuple[Value, ...] = ()) -> sp.Expr:
     names = node_symbols(node)
     cut_ids = {id(c) for c in cut}
     exprs: dict[int, sp.Expr] = {}
-    for n in graph_order(node):
-        if n._const:
-            exprs[id(n)] = _number(n.data)
-        elif n.op is None or id(n) in cut_ids:
-            exprs[id(n)] = names[id(n)]
-        else:
-            op = op_of(n)
-            mapping = {x: exprs[id(c)] for x, c in zip(op.operands, n.operands, strict=True)}
-            for p, v in zip(op.params, n.params, strict=True):
-                mapping[param_symbol(p)] = _number(v)
-            exprs[id(n)] = op.formula.xreplace(mapping)
+    with sympy_depth_guard(node, "symbolic"):
+        for n in graph_order(node, stop=cut):
+            if n._const:
+                exprs[id(n)] = _number(n.data)
+            elif n.op is None or id(n) in cut_ids:
+                exprs[id(n)] = names[id(n)]
+            else:
+                op = op_of(n)
+                mapping = {x: exprs[id(c)] for x, c in zip(op.operands, n.operands, strict=True)}
+                for p, v in zip(op.params, n.params, strict=True):
+                    mapping[param_symbol(p)] = _number(v)
+                exprs[id(n)] = op.formula.xreplace(mapping)
     return exprs[id(node)]
-
-
-def grad(node: Value, wrt: Value) -> sp.Expr:
-    """The simplified symbolic derivative d(node)/d(wrt).
-
-    ``wrt`` may be a leaf or an intermediate node of ``node``'s graph (then it
-    is held as a symbol, which is what backpropagation's ``wrt.grad`` means).
-
-    >>> a, b, c, f = (Value(v, label=n) for v, n in [(2, "a"), (-3, "b"), (10, "c"), (-2, "f")])
-    >>> L = (a * b + c) * f
-    >>> grad(L, a)
-    b*f
-    """
-    order = graph_order(node)
-    if not any(n is wrt for n in order):
-        raise ValueError(
-            f"grad: {wrt!r} is not part of the graph of {node!r}; "
-            "pass a node the expression was built from"
-        )
-    if wrt._const:
-        raise ValueError(f"grad: {wrt!r} is a constant (a plain number in the expression)")
-    sym = node_symbols(node)[id(wrt)]
-    expr = symbolic(node, cut=() if wrt.op is None else (wrt,))
-    return sp.simplify(differentiate(expr, sym))

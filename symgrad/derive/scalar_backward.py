@@ -19,7 +19,10 @@ does): micrograd's ``value.backward()`` keeps working.
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import is_
+from math import isfinite, nan
+from operator import attrgetter, is_
+
+import sympy as sp
 
 from symgrad.definition.scalar_ops import SCALAR_OPS, ScalarOp
 from symgrad.definition.value import (
@@ -29,6 +32,7 @@ from symgrad.definition.value import (
     install_backward,
     operand_values,
 )
+from symgrad.derive.scalar import OUT, local_derivatives, numeric_local_derivatives
 from symgrad.derive.scalar_steps import StepError, backward_step
 from symgrad.graph.scalar import backward_plan, graph_order
 
@@ -59,24 +63,43 @@ class _Steps(dict):
 _STEPS = _Steps()
 
 
-def _run(root: Value, ops: list[Value], leaves: list[Value]) -> None:
-    """Zero every grad, seed ``root.grad = 1`` and run each op node's step in reverse order.
-
-    If anything fails, every grad of the graph is reset to 0 and the error
-    explains it: a malformed graph as `graph_order` reports it (bad operand
-    count, unknown op), a derivative that cannot be evaluated at this point
-    (e.g. overflow) as `ScalarDomainError` naming the node.
-    """
+def _zero(root: Value, ops: list[Value], leaves: list[Value]) -> None:
     for node in leaves:
         node.grad = 0.0
     for node in ops:
         node.grad = 0.0
     root.grad = 1.0
+
+
+def _run(root: Value, ops: list[Value], leaves: list[Value]) -> None:
+    """Zero every grad, seed ``root.grad = 1`` and run each op node's step in reverse order.
+
+    The printed steps run first. Float arithmetic can fail (``0.0**-1``) or give
+    inf/nan where the derivative is finite (``-o/x1`` can overflow only where
+    it is truly huge, but a user's formula may not be so kind); then the pass is
+    redone carefully, node by node (`_careful_pass`). If anything fails, every
+    grad of the graph is reset to 0 and the error explains it: a malformed
+    graph as `graph_order` reports it (bad operand count, unknown op), a
+    derivative that cannot be evaluated at this point as `ScalarDomainError`
+    naming the node.
+    """
+    _zero(root, ops, leaves)
     steps = _STEPS
     node = root
     try:
-        for node in reversed(ops):
-            steps[node.op](node)
+        try:
+            for node in reversed(ops):
+                steps[node.op](node)
+            fast = (all(map(isfinite, map(_GRAD, ops)))
+                    and all(map(isfinite, map(_GRAD, leaves))))
+        except (ArithmeticError, ValueError) as exc:
+            if isinstance(exc, StepError):
+                raise
+            fast = False
+        if not fast:
+            _zero(root, ops, leaves)
+            for node in reversed(ops):
+                _careful_step(node)
     except Exception as exc:
         for n in ops:
             n.grad = 0.0
@@ -90,6 +113,64 @@ def _run(root: Value, ops: list[Value], leaves: list[Value]) -> None:
                 "the graph were reset to 0"
             ) from None
         raise
+
+
+_GRAD = attrgetter("grad")
+
+
+def _careful_step(node: Value) -> None:
+    """One node's step with every local derivative checked: float first, else `exact_locals`.
+
+    Raises OverflowError when a finite local derivative times the node's finite
+    grad leaves the float range (the gradient itself is too large).
+    """
+    if not isfinite(node.grad):
+        raise OverflowError(f"its own gradient is {node.grad}")
+    op = SCALAR_OPS[node.op]
+    args = (*(x.data for x in node.operands), *node.params, node.data)
+    try:
+        locals_ = [float(fn(*args)) for fn in numeric_local_derivatives(op)]
+        exact = not all(map(isfinite, locals_))
+    except (ArithmeticError, ValueError):
+        exact = True
+    if exact:
+        locals_ = exact_locals(node)
+    for i, (x, local) in enumerate(zip(node.operands, locals_, strict=True)):
+        contribution = node.grad * local
+        if not isfinite(contribution):
+            raise OverflowError(f"the gradient {node.grad!r} times d/dx{i} = {local!r} "
+                                "overflows the float range")
+        x.grad += contribution
+
+
+def exact_locals(node: Value) -> list[float]:
+    """The local derivatives of ``node`` evaluated by SymPy, for where float arithmetic fails.
+
+    The printed step can fail where the derivative is finite: ``k*x**(k - 1)``
+    at ``k = 0, x = 0`` divides by zero before the factor ``k`` makes it 0, and
+    ``exp(x)/(1 + exp(x))`` overflows at ``x = 800`` though it is 1. Here the
+    node's parameters go into the derivative first (so ``0*x**-1`` is 0), then
+    its operands and output as exact numbers, and the value is evaluated to 30
+    digits. A derivative that is infinite, undefined or beyond the float range
+    there raises ArithmeticError.
+
+    >>> x = Value(0.0); exact_locals(x ** 0)
+    [0.0]
+    """
+    op = SCALAR_OPS[node.op]
+    values = {s: sp.Float(v, 30) for s, v in zip(op.param_symbols, node.params, strict=True)}
+    values.update({s: sp.Rational(x.data) for s, x in zip(op.operands, node.operands,
+                                                          strict=True)})
+    values[OUT] = sp.Rational(node.data)
+    locals_ = []
+    for d in local_derivatives(op):
+        value = d.used.subs(values).evalf(30)
+        number = float(value) if value.is_number and value.is_extended_real else nan
+        if not isfinite(number):
+            raise ArithmeticError(
+                f"d/dx{d.wrt} = {d.used} is {value.evalf(4)} there, not a finite float")
+        locals_.append(number)
+    return locals_
 
 
 def backward(root: Value) -> None:

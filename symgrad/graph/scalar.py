@@ -1,6 +1,6 @@
 """The graph of a scalar `Value`: its nodes in a topological order, validated on the way.
 
-Two walks. `graph_order` checks every node (a `Value` with finite float data,
+Two walks. `graph_order` checks every node (a `Value` with finite real data, made a float,
 a registered op, the op's number of operands) and names the culprit of a
 tampered graph in a `MalformedGraphError`; derivations and drawings use it.
 `backward_plan` is the hot path of ``Value.backward``: a node is always created
@@ -20,9 +20,10 @@ topologically after one visit each; anything unexpected falls back to
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 from symgrad.definition.scalar_ops import SCALAR_OPS
-from symgrad.definition.value import MalformedGraphError, Value, describe
+from symgrad.definition.value import MalformedGraphError, Value, checked_data, describe
 from symgrad.graph.topo import topological_order
 
 __all__ = ["graph_order", "backward_plan"]
@@ -35,7 +36,13 @@ def _checked_children(node: object) -> tuple[Value, ...]:
         raise MalformedGraphError(f"graph node {node!r} is a {type(node).__name__}, not a Value")
     data = node.data
     if type(data) is not float or not math.isfinite(data):
-        raise MalformedGraphError(f"node {describe(node)} has data {data!r}; need a finite float")
+        # micrograd code sets ``p.data = 3`` or a NumPy scalar after construction;
+        # what the constructor accepts is accepted here too, as a float.
+        try:
+            node.data = checked_data(data, node.label)
+        except (TypeError, ValueError):
+            raise MalformedGraphError(
+                f"node {describe(node)} has data {data!r}; need a finite real number") from None
     if node.op is None:
         return ()
     op = SCALAR_OPS._ops.get(node.op) or SCALAR_OPS[node.op]  # fast path, else UnknownOpError
@@ -53,10 +60,17 @@ def _checked_children(node: object) -> tuple[Value, ...]:
     return node.operands
 
 
-def graph_order(root: Value) -> list[Value]:
-    """All nodes of ``root``'s graph, operands before the nodes that use them (validated)."""
+def graph_order(root: Value, stop: Collection[Value] = ()) -> list[Value]:
+    """All nodes of ``root``'s graph, operands before the nodes that use them (validated).
+
+    Nodes in ``stop`` count as leaves: the walk does not go below them.
+    """
     if not isinstance(root, Value):
         raise MalformedGraphError(f"backward/derivation needs a Value root, got {root!r}")
+    if stop:
+        stop_ids = {id(n) for n in stop}
+        return topological_order(
+            root, lambda n: () if id(n) in stop_ids else _checked_children(n))
     return topological_order(root, _checked_children)
 
 

@@ -32,7 +32,13 @@ from sympy.printing.latex import LatexPrinter, greek_letters_set, modifier_dict,
 from symgrad.definition.convention import differentiate
 from symgrad.definition.latex_input import check_latex, check_value_label
 from symgrad.definition.value import Value, op_of
-from symgrad.derive.scalar import OUT, local_derivatives, node_symbols, numeric_local_derivatives
+from symgrad.derive.scalar import (
+    OUT,
+    local_derivatives,
+    node_symbols,
+    numeric_local_derivatives,
+    sympy_depth_guard,
+)
 from symgrad.derive.scalar import _number as as_number
 from symgrad.derive.scalar_backward import gradients
 from symgrad.graph.scalar import graph_order
@@ -212,7 +218,8 @@ def derivation(root: Value, steps: str = "chain", h: float = 1e-4) -> Derivation
     if "rules" in parts:
         from symgrad.render.scalar_rules import rule_sections
 
-        rule_sections(doc, root, order, sym)
+        with sympy_depth_guard(root, "derivation(steps='rules')"):
+            rule_sections(doc, root, order, sym)
 
     doc.section(f"Start: $\\partial {top_tex} / \\partial {top_tex} = 1$",
                 plain=f"Start: d{top_txt}/d{top_txt} = 1").add(
@@ -244,7 +251,8 @@ def derivation(root: Value, steps: str = "chain", h: float = 1e-4) -> Derivation
     if "slope" in parts:
         from symgrad.render.slope import slope_section
 
-        slope_section(doc, root, h)
+        with sympy_depth_guard(root, "derivation(steps='slope')"):
+            slope_section(doc, root, h)
     _evaluation_appendix(doc, order, sym)
     return doc
 
@@ -390,10 +398,11 @@ def _evaluation_appendix(doc: ScalarDerivation, order: list[Value], sym) -> None
             proof = prove_identity(d.identity)
             named = {x: sym(c) for x, c in zip(op.operands, n.operands, strict=True)}
             raw = d.raw.xreplace(named)
-            used = d.in_output.xreplace({OUT: sym(n)})
+            used = d.in_output.xreplace({OUT: sym(n), **named})
+            source = ", not its operand" if op.arity == 1 else " and its operands"
             sec = doc.appendix("How backward() evaluates the local derivatives")
             sec.add(text=f"For a {op.name} node such as ${tex(sym(n))}$ the local "
-                         f"derivative is evaluated from the node's own output, not its operand "
+                         f"derivative is evaluated from the node's own output{source} "
                          f"(checked by SymPy, and at {proof.points} random points: largest "
                          f"difference {proof.max_error:.2g}):",
                     math=f"{tex(raw)} = {tex(used)}",
