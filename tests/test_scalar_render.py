@@ -129,6 +129,22 @@ def test_limit_derivation_compiles_with_pdflatex(tmp_path, pdflatex):
     assert pdf2.read_bytes().startswith(b"%PDF")
 
 
+@pytest.mark.parametrize("label", ["α", "hidden_layer_bias_01", "θ_1", "naïve x"])
+def test_unusual_labels_compile_in_every_kind_of_step_without_overfull_boxes(
+        tmp_path, pdflatex, label):
+    # Greek letters transliterate to \ensuremath{\alpha}, never $...$ (which would close the
+    # surrounding math); a long label in prose may break after an underscore.
+    a, b = sg.Value(0.5, label=label), sg.Value(1.5, label="b")
+    y = (a * b).tanh() + a.relu()
+    y.label = "y"
+    doc = sg.derivation(y, steps="rules+limit+slope")
+    assert "textbackslash" not in doc.latex()
+    pdf = doc.to_tex(tmp_path / "labels.tex", strict=True)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    log = (tmp_path / "labels.log").read_text(encoding="latin-1")
+    assert "invalid in math mode" not in log
+
+
 def test_draw_writes_png_and_svg(tmp_path):
     o = neuron()
     o.backward()
@@ -150,3 +166,24 @@ def test_draw_handles_every_op_and_rejects_unknown_suffixes(tmp_path):
     with pytest.raises(ValueError, match=r"'\.pdf'.*\.png"):
         sg.draw(total, tmp_path / "g.pdf")
     assert not (tmp_path / "g.pdf").exists()
+
+
+@pytest.mark.parametrize("x", [0.0, 1.5])
+def test_slope_at_a_kink_says_it_is_a_kink_not_a_float_error(x):
+    c = sg.Value(x, label="c")
+    y = (c * 2).relu() + c
+    y.label = "y"
+    text = sg.derivation(y, steps="slope").text()
+    assert ("has a kink at c = 0.0" in text) == (x == 0.0)
+    if x == 0.0:
+        # One step to the right measures the right-hand slope 2 + 1; the convention gives 0 + 1.
+        assert "= 3.0\n    exact dy/dc = 1.0; error 2" in text
+
+
+def test_the_quotient_appendix_names_every_operand_of_its_output_form():
+    a, b = sg.Value(3.0, label="a"), sg.Value(2.0, label="b")
+    y = a / b
+    y.label = "y"
+    text = sg.derivation(y).text()
+    assert "(dy/db)_local = d/db[a/b] = -a/b**2 = -y/b = -0.75" in text
+    assert "-a/b**2 = -y/b\n" in text and "x1" not in text

@@ -65,10 +65,30 @@ def escape_latex_prose(text: str) -> str:
     out = []
     for part in parts:
         if part.startswith("$") and part.endswith("$") and len(part) > 1:
-            out.append(part)
+            out.append(_breakable_names(part))
         else:
             out.append(_escape_with_code(part))
     return "".join(out)
+
+
+_TEXT_NAME = re.compile(r"\\text\{([^{}]*\\_[^{}]*)\}")
+
+
+def _breakable_names(math: str) -> str:
+    r"""Inline math where a long ``\text{...}`` name may break after each underscore.
+
+    A name set as ``\text{hidden\_layer\_bias}`` is one box that the paragraph
+    cannot break: in prose it runs past the margin. Cut into one ``\text`` per
+    piece with ``\allowbreak`` between them it prints the same and may break.
+
+    >>> print(_breakable_names(r"$\text{hidden\_bias} + b$"))
+    $\text{hidden\_}\allowbreak{}\text{bias} + b$
+    """
+    def cut(match: re.Match) -> str:
+        *heads, last = match.group(1).split(r"\_")
+        boxes = [rf"\text{{{p}\_}}" for p in heads] + ([rf"\text{{{last}}}"] if last else [])
+        return r"\allowbreak{}".join(boxes)
+    return _TEXT_NAME.sub(cut, math)
 
 
 # A backtick pair around code; doubled backticks (LaTeX's ``quotes'') are not code.

@@ -71,8 +71,8 @@ _NAME_AT_END = re.compile(r"\\(?:[A-Za-z]+|operatorname\{[^{}]*\})$")
 def _split_points(row: str) -> dict[int, Cut]:
     r"""Every place the row may break, outside braces and environments (inside any number
     of \left ... \right pairs), after the row's first top-level = (or &) if it has one:
-    each binary + or -, each \left( or \left[ that follows a factor (a product), and the
-    first = where the left side is wide."""
+    each binary + or -, each \left( or \left[ that follows a factor (a product), each
+    later = of a chain, and the first = where the left side is wide."""
     points: list[tuple[int, Cut, bool]] = []
     equals: list[int] = []
     brace = left = env = 0
@@ -98,6 +98,8 @@ def _split_points(row: str) -> dict[int, Cut]:
             if ch in "=&" and left == 0:
                 if ch == "=" and not seen_equals:
                     equals.append(i)
+                elif ch == "=":   # a chain a = b = c: the next row may start at its =
+                    points.append((i, Cut(0), True))
                 seen_equals = True
             elif ch in "+-" and row[i - 1:i] == " " and row[i + 1:i + 2] == " " \
                     and _ends_a_term(row[:i]):

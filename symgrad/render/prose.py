@@ -3,10 +3,11 @@
 Our own sentences are ASCII; but a stable-form note, an identity name or an
 assumption written by another stage may contain Unicode math (sigma, times,
 partial, minus). pdflatex with ``inputenc`` rejects most of those, so each
-known character becomes inline math and anything else is transliterated.
+known character becomes ``\\ensuremath`` math (right in text and inside math
+alike) and anything else is transliterated.
 
 >>> latex_safe_prose("softplus(z) − y·z, no overflow in σ")
-'softplus(z) - y$\\\\cdot$z, no overflow in $\\\\sigma$'
+'softplus(z) - y\\\\ensuremath{\\\\cdot}z, no overflow in \\\\ensuremath{\\\\sigma}'
 >>> latex_safe_prose("naïve")
 'naive'
 """
@@ -62,16 +63,27 @@ def escape_latex_text(text: str) -> str:
     return "".join(out)
 
 
+def _as_ensuremath(latex: str) -> str:
+    r"""``$\cdot$`` as ``\ensuremath{\cdot}``: right in text and in math alike.
+
+    A transliterated label also lands inside math (``\text{...}`` in an
+    equation), and a ``$`` there would end the math early.
+    """
+    if len(latex) > 1 and latex.startswith("$") and latex.endswith("$"):
+        return rf"\ensuremath{{{latex[1:-1]}}}"
+    return latex
+
+
 def latex_safe_prose(text: str) -> str:
-    """Replace non-ASCII characters by LaTeX (inline math) or ASCII."""
+    """Replace non-ASCII characters by LaTeX (``\\ensuremath`` math) or ASCII."""
     out = []
     for ch in text:
         if ord(ch) < 128:
             out.append(ch)
         elif ch in _UNICODE_TO_LATEX:
-            out.append(_UNICODE_TO_LATEX[ch])
+            out.append(_as_ensuremath(_UNICODE_TO_LATEX[ch]))
         elif ch in _GREEK:
-            out.append(rf"$\{_GREEK[ch]}$")
+            out.append(rf"\ensuremath{{\{_GREEK[ch]}}}")
         else:
             # Accented letters keep their base letter; anything else is named.
             ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()

@@ -49,7 +49,7 @@ class SlopeReport:
     stored: float       # x + h as stored (the nearest double)
     taken: float        # stored - x: the step actually taken
     over_taken: float   # (f1 - f0) / taken
-    second: float       # f''(x) from SymPy (its truncation error is h/2 * f'')
+    second: float       # f''(x) from SymPy (its truncation error is h/2 * f''); nan at a kink
 
     @property
     def error(self) -> float:
@@ -107,7 +107,12 @@ def slope_report(root: Value, leaf: Value, h: float = 1e-4) -> SlopeReport:
         recompute(root)
     sym = names[id(leaf)]
     at = {names[id(n)]: n.data for n in graph_order(root) if n.op is None and not n._const}
-    second = float(sp.diff(symbolic(root), sym, 2).xreplace(at))
+    second_at = sp.diff(symbolic(root), sym, 2).xreplace(at)
+    # At a kink (relu at 0) f'' is an impulse, DiracDelta(0), not a number: nan.
+    try:
+        second = math.nan if second_at.has(sp.DiracDelta) else float(second_at)
+    except TypeError:   # zoo, nan or a symbol left over: no number to report
+        second = math.nan
     taken = stored - x
     return SlopeReport(name=str(sym), x=x, h=float(h), f0=f0, f1=f1, slope=(f1 - f0) / h,
                        exact=exact, stored=stored, taken=taken, over_taken=(f1 - f0) / taken,
@@ -131,15 +136,27 @@ def slope_section(doc: Derivation, root: Value, h: float = 1e-4) -> None:
         r = slope_report(root, leaf, h)
         x_t, x_p, t_t, t_p = tex(names[id(leaf)]), plain(names[id(leaf)]), tex(top), plain(top)
         m = _math_number
+        # Two displays, not one aligned block: each breaks on its own, so a long input
+        # name on the left of the quotient does not push the other row off the page.
         sec.add(
-            math=(rf"\frac{{{t_t}({x_t} + h) - {t_t}({x_t})}}{{h}} &= "
+            math=(rf"\frac{{{t_t}({x_t} + h) - {t_t}({x_t})}}{{h}} = "
                   rf"\frac{{{m(repr(r.f1))} - {m(repr(r.f0))}}}{{{m(f'{h:g}')}}} = "
-                  rf"{m(repr(r.slope))} \\"
-                  rf"\frac{{\partial {t_t}}}{{\partial {x_t}}} &= {m(repr(r.exact))}, "
-                  rf"\quad \text{{error }} {m(f'{r.error:.4g}')}"),
+                  rf"{m(repr(r.slope))}"),
             plain=(f"slope ({t_p}({x_p} + h) - {t_p}({x_p}))/h = ({r.f1!r} - {r.f0!r})/{h:g} = "
-                   f"{r.slope!r}\nexact d{t_p}/d{x_p} = {r.exact!r}; error {r.error:.4g}"))
+                   f"{r.slope!r}"))
+        sec.add(
+            math=(rf"\frac{{\partial {t_t}}}{{\partial {x_t}}} = {m(repr(r.exact))}, "
+                  rf"\quad \text{{error }} {m(f'{r.error:.4g}')}"),
+            plain=f"exact d{t_p}/d{x_p} = {r.exact!r}; error {r.error:.4g}")
         if r.error == 0.0:
+            continue
+        if not math.isfinite(r.second):
+            sec.add(text=(
+                f"Why not {_prose_number(repr(r.exact))}: ${t_t}$ has a kink at "
+                f"${x_t}$ = {_prose_number(repr(r.x))} (SymPy's $f''$ is an impulse there), so "
+                f"the step to the right measures the slope on the right of the kink, while the "
+                f"derivative takes the value of the kink convention. This difference is not "
+                f"a float error and does not shrink with h."))
             continue
         step_rel = (r.taken - h) / h
         step_part = r.exact * step_rel

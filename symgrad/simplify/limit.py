@@ -584,7 +584,7 @@ def _fallback(formula, x, h, derivative, output, show: _Show) -> list[LimitStep]
                            f"as ${lh}$ goes to 0 gives:", show.latex(value), show.text(value),
                            value, relation="->")]
         return steps + _closing(value, formula, x, derivative, output, show)
-    note = (f"The quotient does not cancel for a general {show.text(x)} and SymPy cannot take "
+    note = (f"The quotient does not cancel for a general ${show.latex(x)}$ and SymPy cannot take "
             f"the limit symbolically (the formula need not be smooth everywhere); "
             f"differentiating it gives")
     return [show.step("SymPy differentiates", note + ":", show.latex(derivative),
