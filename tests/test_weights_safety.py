@@ -187,3 +187,23 @@ def test_user_files_get_the_umask_mode_and_cache_files_stay_private(tmp_path, um
     for name in ("w.npz", "trainer.py"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == expected, name
     assert stat.S_IMODE(os.stat(tmp_path / "cache_entry").st_mode) == 0o600
+
+
+def test_saving_over_a_file_keeps_its_mode_and_a_symlink_stays_a_symlink(tmp_path) -> None:
+    # What open(path, "wb") does: the old file's mode stays, a link's target is written.
+    target = tmp_path / "w.npz"
+    save_weights(target, {"w": np.zeros(2)})
+    os.chmod(target, 0o600)
+    save_weights(target, {"w": np.ones(2)})
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target.name)
+    save_weights(link, {"w": np.full(2, 7.0)})
+    assert link.is_symlink() and os.readlink(link) == target.name
+    np.testing.assert_array_equal(np.load(target)["w"], np.full(2, 7.0))
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    # A link into a folder that does not exist is named as the user gave it.
+    dangling = tmp_path / "gone.npz"
+    dangling.symlink_to(tmp_path / "missing" / "w.npz")
+    with pytest.raises(FileNotFoundError, match=r"gone\.npz: cannot write it"):
+        save_weights(dangling, {"w": np.zeros(2)})

@@ -7,8 +7,9 @@ A reader (or a crash) sees either the old file or the complete new one, never
 half. Two flavours:
 
 - cache entries stay private to the user (mode 0600, what ``mkstemp`` gives);
-- files the user asked for (saved weights, exported trainers) get the mode the
-  user's umask gives any new file (0644 under umask 022), like ``open()`` would.
+- files the user asked for (saved weights, exported trainers) get the mode
+  ``open()`` would give: the umask's for a new file (0644 under umask 022), the
+  old mode for a file written over; a symlink is followed, not replaced.
 
 A process killed mid-write (``kill -9``) leaves its temporary file behind. The
 temporary names carry the writer's pid and host
@@ -134,15 +135,23 @@ def atomic_write(path: Path, data: str | bytes, tag: str = "cache") -> None:
 
 def write_user_file(path: str | os.PathLike, write: Callable[[BinaryIO], None], tag: str,
                     suffix: str = "") -> None:
-    """Write a file the user asked for: atomically, with the umask's mode, stale temps cleaned.
+    """Write a file the user asked for: atomically, with the mode ``open()`` would give.
 
+    As ``open(path, "wb")`` would: a symlink is followed (its target is
+    replaced, the link stays), and a file that exists keeps its permission bits;
+    a new file gets the umask's mode. Stale temporaries are cleaned.
     ``write`` receives the open binary temporary file.
     """
-    target = Path(os.path.abspath(os.fspath(path)))
+    target = Path(os.path.realpath(os.fspath(path)))
     if not target.parent.is_dir():   # else the error would name our temporary file
         raise FileNotFoundError(f"{os.fspath(path)}: cannot write it, the folder "
                                 f"{target.parent} does not exist")
     if target.is_dir():
         raise IsADirectoryError(f"{os.fspath(path)}: is a folder; give a file name")
+    try:
+        existing = os.stat(target)
+        mode = stat.S_IMODE(existing.st_mode) if stat.S_ISREG(existing.st_mode) else umask_mode()
+    except FileNotFoundError:
+        mode = umask_mode()
     remove_stale_temporaries(target.parent, tag)
-    _write(target, write, tag, suffix, umask_mode())
+    _write(target, write, tag, suffix, mode)
