@@ -32,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -216,6 +217,30 @@ def _flush_async_exc(target: int) -> None:
     _SET_ASYNC_EXC(ctypes.c_ulong(target), None)   # pragma: no cover
 
 
+def _quiet_swallowed_stops() -> None:
+    """Keep Python from printing "Exception ignored in ..." for a stop that landed in a
+    gc callback, a weakref callback or a ``__del__``.
+
+    Python drops such an exception and reports it through `sys.unraisablehook`. A stop
+    dropped there is expected and handled (`Budget.expired`, the resent hard stop), so
+    the report would only alarm the user. Every other report goes to the hook that was
+    installed before (a test runner's, say), which is looked up again on each install.
+    """
+    current = sys.unraisablehook
+    if getattr(current, "_symgrad_quiet", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, BudgetExceeded) or (
+                isinstance(unraisable.exc_type, type)
+                and issubclass(unraisable.exc_type, BudgetExceeded)):
+            return
+        current(unraisable)
+
+    hook._symgrad_quiet = True   # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
 @dataclass(frozen=True)
 class Bounded:
     """What `run_within_budget` got: the result, whether it ran to the end, and the cuts."""
@@ -240,6 +265,8 @@ def run_within_budget(work: Callable[[], T], seconds: float) -> Bounded:
         return Bounded(work(), True, ())
     budget = Budget(seconds)
     watchdog = _Watchdog(budget) if _SET_ASYNC_EXC is not None else None
+    if watchdog is not None:
+        _quiet_swallowed_stops()
     result, completed = None, False
     try:
         try:
