@@ -294,11 +294,16 @@ class Model:
     def params(self, values: Mapping[str, np.ndarray]) -> None:
         self._param_store = Parameters(values, self._param_shapes, self.dtype)
 
-    def to_onnx(self, path: str) -> str:
-        """Write the network and its current weights as an ONNX model (needs ``onnx``)."""
+    def to_onnx(self, path: str, dtype: str | None = None) -> str:
+        """Write the network and its current weights as an ONNX model (needs ``onnx``).
+
+        ``dtype`` ("float32" or "float64"; default the model's): the file's input,
+        weights and output type. onnxruntime's CPU provider has no float64 Conv,
+        pooling or Erf: export a float64 CNN with ``dtype="float32"`` to run it there.
+        """
         from symgrad.codegen.onnx_export import to_onnx
 
-        return to_onnx(self, path)
+        return to_onnx(self, path, dtype)
 
     def set_params(self, values: Mapping[str, np.ndarray]) -> None:
         """Replace the parameters by copies of ``values`` (same names and shapes, finite)."""

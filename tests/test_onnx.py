@@ -145,6 +145,24 @@ def test_convolutional_network(dtype, tmp_path) -> None:
         ["n", 2, 9, 9]
 
 
+def test_a_float64_cnn_exported_as_float32_runs_on_onnxruntime(tmp_path) -> None:
+    """onnxruntime's CPU provider has no float64 Conv: dtype="float32" gives a file it runs."""
+    from symgrad.definition.layers import Conv2d, Flatten, MaxPool2d
+
+    net = sg.Sequential(Conv2d(1, 2, 3), sg.GELU(), MaxPool2d(2), Flatten(), Dense(8, 3),
+                        sg.Softmax(), input_shape=(1, 6, 6))
+    model = sg.compile(net, loss="cross_entropy", dtype="float64", seed=2)
+    X = np.random.default_rng(3).normal(size=(10, 1, 6, 6))
+    path = model.to_onnx(str(tmp_path / "m.onnx"), dtype="float32")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"X": X.astype(np.float32)})[0]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, model.predict_proba(X), rtol=1e-5, atol=1e-6)
+    with pytest.raises(OnnxExportError, match="dtype must be 'float32' or 'float64', got 'float16'"):
+        model.to_onnx(str(tmp_path / "h.onnx"), dtype="float16")
+    assert not (tmp_path / "h.onnx").exists()
+
+
 @pytest.mark.parametrize("formula", ["x - tanh(x)", "5*x*asinh(3*x/2)/2 + x"])
 def test_a_taylor_branch_exports_as_its_polynomial(formula, tmp_path, X, scratch_registries):
     """Forms that cancel near 0 evaluate a Taylor polynomial there (TaylorPolynomial);

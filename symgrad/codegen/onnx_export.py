@@ -273,15 +273,37 @@ def _feature_node(g: _Graph, model, feature, current: str) -> str:
     return OnnxPrinter(g, {Z: out}, where).emit(act.stable_forward)
 
 
-def build_onnx(model) -> object:
-    """The `onnx.ModelProto` of a compiled symgrad `Model` with its current weights."""
+def onnx_dtype(model, dtype: object = None) -> np.dtype:
+    """The dtype of the exported file: ``dtype`` if given (float32 or float64), else the model's.
+
+    >>> onnx_dtype(None, "float32")
+    dtype('float32')
+    """
+    if dtype is None:
+        return np.dtype(model.dtype)
+    try:
+        chosen = np.dtype(dtype)
+    except TypeError:
+        chosen = None
+    if chosen not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise OnnxExportError(f"to_onnx: dtype must be 'float32' or 'float64', got {dtype!r}")
+    return chosen
+
+
+def build_onnx(model, dtype: object = None) -> object:
+    """The `onnx.ModelProto` of a compiled symgrad `Model` with its current weights.
+
+    ``dtype`` (float32 or float64; default the model's) is the type of the file's input,
+    weights and output: a float64 model exported as float32 runs on onnxruntime's CPU
+    provider, which has no float64 Conv, MaxPool, AveragePool or Erf.
+    """
+    dtype = onnx_dtype(model, dtype)
     try:
         import onnx
         from onnx import TensorProto, helper
     except ImportError:   # pragma: no cover - the optional extra is missing
         raise ImportError('to_onnx needs the onnx package: pip install "symgrad[onnx]"') from None
     plan = model.plan
-    dtype = np.dtype(model.dtype)
     elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[dtype.name]
     g = _Graph(dtype)
     current = "X"
@@ -324,9 +346,12 @@ def build_onnx(model) -> object:
     return proto
 
 
-def to_onnx(model, path: str | os.PathLike) -> str:
-    """Write ``model`` (weights included) to ``path`` as ONNX, atomically; returns the path."""
-    proto = build_onnx(model)   # every error happens before the file is touched
+def to_onnx(model, path: str | os.PathLike, dtype: object = None) -> str:
+    """Write ``model`` (weights included) to ``path`` as ONNX, atomically; returns the path.
+
+    ``dtype``: see `build_onnx`.
+    """
+    proto = build_onnx(model, dtype)   # every error happens before the file is touched
     path = os.fspath(path)
     # Atomic, the umask's mode, stale temporaries of a killed write cleaned (as Model.save).
     write_user_file(path, lambda handle: handle.write(proto.SerializeToString()), "onnx",
