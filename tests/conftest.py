@@ -29,6 +29,18 @@ def pdflatex() -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def fuzz():
+    """``tools/fuzz_formulas.py`` as a module: tests rebuild the models its runs failed on."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "fuzz_formulas.py"
+    spec = importlib.util.spec_from_file_location("fuzz_formulas", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def page_problems(tex: Path, compiled: bool) -> list[str]:
     """Overfull boxes of a written .tex file; compiled in a scratch folder unless it was.
 

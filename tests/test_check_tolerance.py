@@ -116,19 +116,12 @@ def test_a_float32_reference_that_overflows_is_named_not_compared() -> None:
 
 
 @pytest.fixture(scope="module")
-def oscillating_cnn():
+def oscillating_cnn(fuzz):
     """fuzz_formulas --cnn seed 152, rebuilt by the fuzzer's own code: sin(e^(3z + 1)) after
     a convolution, trained two epochs. Its loss oscillates faster than the step 1e-6 in one
     conv weight: the central difference read 89353 for a slope of -146345, and
     Richardson's truncation estimate (33828) missed that, so sg.check failed a right
     model."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "tools" / "fuzz_formulas.py"
-    spec = importlib.util.spec_from_file_location("fuzz_formulas", path)
-    fuzz = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fuzz)
     rng = np.random.default_rng(152)
     formula = fuzz.random_formula(rng, int(rng.integers(1, 4)))
     assert formula == sp.sin(sp.exp(3 * fuzz.x + 1))   # else the generator changed: rebuild

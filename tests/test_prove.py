@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -299,19 +298,13 @@ def test_a_hard_stop_swallowed_by_a_gc_callback_is_sent_again():
 
 
 def test_float64_kernel_check_allows_the_cancellation_of_a_trained_network(
-        scratch_registries):
+        scratch_registries, fuzz):
     """A trained CNN whose conv gradient (1e-4) is a difference of terms near 0.35: kernel and
     reference differed by 1.7e-12 > 1e-12 relative, both right (fuzz_formulas --cnn, seed
     120, rebuilt here by the fuzzer's own code). The float64 bound follows the reference's
     own float32 error, scaled by 2^-29; a kernel a millionth off still fails."""
-    import importlib.util
-
     from symgrad.prove.check import _batch, _kernel_errors, check_kernel
 
-    path = Path(__file__).resolve().parents[1] / "tools" / "fuzz_formulas.py"
-    spec = importlib.util.spec_from_file_location("fuzz_formulas", path)
-    fuzz = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fuzz)
     act = sg.activation("fuzz120_prove", "log(exp(3*x) + 1)", replace=True)
     rng = np.random.default_rng(10_120)
     net, loss, shape = fuzz.random_cnn(rng, act)
@@ -365,20 +358,14 @@ def test_simplify_rewrites_the_prover_cannot_show_are_not_taken(scratch_registri
     assert sg.check(model).ok
 
 
-def test_float32_kernel_check_allows_the_rounding_of_its_inputs(scratch_registries):
+def test_float32_kernel_check_allows_the_rounding_of_its_inputs(scratch_registries, fuzz):
     """A diverged CNN (fuzz_formulas --cnn seed 173, rebuilt by the fuzzer's code): logits
     near 2e26 whose 9e24 differences make the loss. The kernel's loss was 1.2e-5 off, the
     float32 reference's by chance 3e-7, and the bound of four times the latter failed a
     right kernel. The bound also takes what one float32 rounding of every input and
     parameter moves the result by; a kernel a thousandth off still fails."""
-    import importlib.util
-
     from symgrad.prove.check import check_kernel
 
-    path = Path(__file__).resolve().parents[1] / "tools" / "fuzz_formulas.py"
-    spec = importlib.util.spec_from_file_location("fuzz_formulas", path)
-    fuzz = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fuzz)
     rng = np.random.default_rng(173)
     formula = fuzz.random_formula(rng, int(rng.integers(1, 4)))
     act = sg.activation("fuzz173_prove", formula, replace=True)
