@@ -118,8 +118,27 @@ class _ActivationToken:
         return cls if self.params is None else cls(**self.params)
 
 
+_NETWORK_PARAMS = ("hidden_layer_sizes", "activation", "loss", "dtype")
+
+
+def _tokenized(act: object) -> object:
+    if isinstance(act, ActivationLayer) or (isinstance(act, type)
+                                             and issubclass(act, ActivationLayer)):
+        return _ActivationToken(act)
+    return act
+
+
+def _restored(act: object) -> object:
+    return act.restore() if isinstance(act, _ActivationToken) else act
+
+
 class _SymgradEstimator(BaseEstimator):
-    """Shared parameters, fit loop and pickling of the two estimators."""
+    """Shared parameters, fit loop and pickling of the two estimators.
+
+    ``learning_rate`` is the step size of an optimizer given by name (``"adam"``,
+    ``"sgd"``, ...); an `Optimizer` instance keeps its own ``lr`` and ``learning_rate``
+    is not used (search over the instance's ``lr`` instead).
+    """
 
     def __init__(self, hidden_layer_sizes: Sequence[int] = (32,), activation: object = "relu",
                  loss: str | LossEntry = "auto", optimizer: str | Optimizer = "adam",
@@ -165,6 +184,9 @@ class _SymgradEstimator(BaseEstimator):
         rng = check_random_state(self.random_state)
         init_seed, fit_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=2))
         self.model_ = self._new_model(X.shape[1], n_out, init_seed)
+        # What the network was built from: set_params after fit must not change what a
+        # pickle (or deepcopy) of the fitted estimator rebuilds.
+        self.fit_config_ = {k: getattr(self, k) for k in _NETWORK_PARAMS}
         self.history_ = self.model_.fit(X, Y, epochs=int(self.epochs),
                                         batch_size=int(self.batch_size),
                                         shuffle=bool(self.shuffle), seed=fit_seed,
@@ -174,7 +196,7 @@ class _SymgradEstimator(BaseEstimator):
 
     def _outputs(self, X: object) -> np.ndarray:
         check_is_fitted(self, "model_")
-        Xa = validate_data(self, X, reset=False, dtype=as_dtype(self.dtype))
+        Xa = validate_data(self, X, reset=False, dtype=np.dtype(self.model_.dtype))
         return self.model_.predict_proba(Xa)
 
     def _n_outputs(self) -> int:
@@ -183,10 +205,11 @@ class _SymgradEstimator(BaseEstimator):
     # -- pickling: hyperparameters + weights, never compiled code ------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
-        act = state.get("activation")
-        if isinstance(act, ActivationLayer) or (isinstance(act, type)
-                                                 and issubclass(act, ActivationLayer)):
-            state["activation"] = _ActivationToken(act)
+        state["activation"] = _tokenized(state.get("activation"))
+        if "fit_config_" in state:
+            config = dict(state["fit_config_"])
+            config["activation"] = _tokenized(config["activation"])
+            state["fit_config_"] = config
         model = state.pop("model_", None)
         if model is not None:
             state["_weights"] = {k: np.array(v) for k, v in model.params.items()}
@@ -195,13 +218,20 @@ class _SymgradEstimator(BaseEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        if isinstance(state.get("activation"), _ActivationToken):
-            state["activation"] = state["activation"].restore()
+        state["activation"] = _restored(state.get("activation"))
+        if "fit_config_" in state:
+            config = dict(state["fit_config_"])
+            config["activation"] = _restored(config["activation"])
+            state["fit_config_"] = config
         weights = state.pop("_weights", None)
         seed = state.pop("_seed", 0)
         super().__setstate__(state)
         if weights is not None:
-            self.model_ = self._new_model(self.n_features_in_, self._n_outputs(), seed)
+            # Built as it was fitted, whatever set_params changed since.
+            fitted = copy.copy(self)
+            for name, value in getattr(self, "fit_config_", {}).items():
+                setattr(fitted, name, value)
+            self.model_ = fitted._new_model(self.n_features_in_, fitted._n_outputs(), seed)
             self.model_.set_params(weights)
 
 
@@ -210,7 +240,8 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
 
     Two classes: one sigmoid output with binary cross-entropy (``loss="auto"`` or
     ``"bce"``). More: a softmax output with cross-entropy (``"auto"`` or
-    ``"cross_entropy"``), or one sigmoid per class with ``"bce"``. ``activation`` is
+    ``"cross_entropy"``), or one sigmoid per class with ``"bce"`` (`predict_proba`
+    normalises the k one-vs-rest sigmoids so that rows sum to 1). ``activation`` is
     the hidden layers' activation: any registered name (``"relu"``, ``"gelu"``, ...),
     an activation class made with `symgrad.activation`, or a layer such as
     ``LeakyReLU(0.2)``.
@@ -250,6 +281,12 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
         P = self._outputs(X)
         if P.shape[1] == 1:
             return np.column_stack([1.0 - P[:, 0], P[:, 0]])
+        if self.model_.plan.output.kind != "softmax":
+            # One sigmoid per class ("bce"): one-vs-rest scores, normalised so that each
+            # row sums to 1 as a probability must (rows where all underflow: uniform).
+            total = P.sum(axis=1, keepdims=True)
+            return np.divide(P, total, out=np.full_like(P, 1.0 / P.shape[1]),
+                             where=total > 0)
         return P
 
     def predict(self, X: object) -> np.ndarray:
@@ -289,7 +326,8 @@ class SymgradRegressor(RegressorMixin, _SymgradEstimator):
 
     def predict(self, X: object) -> np.ndarray:
         """Predictions: shape (n,) if fit saw a 1-d y, else (n, k)."""
-        P = self._outputs(X)
+        # float64 whatever the model computes in, as scikit-learn's regressors return.
+        P = self._outputs(X).astype(np.float64, copy=False)
         return P[:, 0] if self._y_1d else P
 
     def __sklearn_tags__(self):

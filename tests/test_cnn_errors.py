@@ -132,7 +132,7 @@ BAD_NETS = {
         DefinitionError, ["layer 3", "Conv2d(1 -> 1", "follows Dense layer 2"]),
     "activation right after Flatten": (
         (Conv2d(1, 2, 3), Flatten(), sg.ReLU(), Dense(18, 1)), (1, 5, 5), DefinitionError,
-        ["layer 2", "Relu()", "follows Flatten"]),
+        ["layer 2", "ReLU()", "follows Flatten"]),
     "Dense without Flatten": (
         (Conv2d(1, 2, 3), Dense(18, 1)), (1, 5, 5), DefinitionError,
         ["layer 1 Dense(18 -> 1)", "Flatten()"]),

@@ -23,6 +23,12 @@ from symgrad.sklearn import SymgradClassifier, SymgradRegressor
 _CHECKED = [
     SymgradClassifier(hidden_layer_sizes=(8,), learning_rate=0.05, epochs=40, batch_size=16),
     SymgradRegressor(hidden_layer_sizes=(8,), learning_rate=0.05, epochs=40, batch_size=16),
+    # one sigmoid per class (rows of predict_proba must still sum to 1), a layer instance
+    # as the activation (it must pickle), float32 (predictions still float64)
+    SymgradClassifier(hidden_layer_sizes=(8,), loss="bce", activation=sg.LeakyReLU(0.2),
+                      learning_rate=0.05, epochs=40, batch_size=16),
+    SymgradRegressor(hidden_layer_sizes=(8,), dtype="float32", learning_rate=0.05, epochs=40,
+                     batch_size=16),
 ]
 
 
@@ -117,3 +123,30 @@ def test_pickle_custom_activation_in_a_new_process(tmp_path, blobs, scratch_regi
                            str(tmp_path / "X.npy")], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     np.testing.assert_array_equal(np.load(out), est.predict_proba(X / 10))
+
+
+def test_a_pickle_rebuilds_the_network_that_was_fitted_not_the_current_params(blobs) -> None:
+    X, y = blobs
+    clf = SymgradClassifier(hidden_layer_sizes=(6,), activation="tanh", epochs=3,
+                            random_state=0).fit(X, y)
+    before = clf.predict_proba(X)
+    clf.set_params(activation="relu", hidden_layer_sizes=(4, 4), loss="bce", dtype="float32")
+    for copy_of in (pickle.loads(pickle.dumps(clf)), __import__("copy").deepcopy(clf)):
+        np.testing.assert_array_equal(copy_of.predict_proba(X), before)
+        assert copy_of.activation == "relu"   # the hyperparameters are kept as set
+    refit = clone(clf).fit(X, y)               # and a new fit uses them
+    assert refit.model_.dtype == "float32" and len(refit.model_.plan.layers) == 3
+
+
+def test_builtin_and_custom_activation_layers_pickle(scratch_registries) -> None:
+    for layer in (sg.ReLU(), sg.LeakyReLU(0.2), sg.ELU(0.5), sg.GELU(), sg.SiLU(), sg.Tanh()):
+        back = pickle.loads(pickle.dumps(layer))
+        assert type(back) is type(layer) and back.params == layer.params
+    assert repr(sg.LeakyReLU(0.2)) == "LeakyReLU(alpha=0.2)"
+    Cube = sg.activation("pickle_cube", "x**3 + x")
+    assert pickle.loads(pickle.dumps(Cube())).entry.name == "pickle_cube"
+    data = pickle.dumps(Cube())
+    from symgrad.definition.activations import REGISTRY
+    del REGISTRY["pickle_cube"]
+    with pytest.raises(sg.DefinitionError, match="'pickle_cube' is not registered"):
+        pickle.loads(data)

@@ -14,11 +14,11 @@ case-insensitive, with optional numeric parameters. Anything else is an error th
 names the position and what was expected.
 
 >>> parse_spec("Dense(2,16) ReLU Dense(16,1) Sigmoid")
-Sequential(Dense(2 -> 16), Relu(), Dense(16 -> 1), Sigmoid())
+Sequential(Dense(2 -> 16), ReLU(), Dense(16 -> 1), Sigmoid())
 >>> parse_spec("Input(1,6,6) Conv2d(1,2,3) ReLU AvgPool2d(2) Flatten Dense(8,1)")
-Sequential(Conv2d(1 -> 2, kernel 3x3), Relu(), AvgPool2d(2x2), Flatten(), Dense(8 -> 1))
+Sequential(Conv2d(1 -> 2, kernel 3x3), ReLU(), AvgPool2d(2x2), Flatten(), Dense(8 -> 1))
 >>> parse_spec("Dense(2,4) leaky_relu(0.2) Dense(4,1)")
-Sequential(Dense(2 -> 4), LeakyRelu(alpha=0.2), Dense(4 -> 1))
+Sequential(Dense(2 -> 4), LeakyReLU(alpha=0.2), Dense(4 -> 1))
 >>> parse_spec("Dense(2,4) __import__('os')")
 Traceback (most recent call last):
 ...

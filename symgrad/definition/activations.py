@@ -173,6 +173,26 @@ class ActivationLayer:
         inner = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"{type(self).__name__}({inner})"
 
+    def __reduce__(self) -> tuple:
+        # The classes are made by `activation` at run time and live in the registry, not
+        # under their names in a module: pickle (joblib, a fitted GridSearchCV) finds the
+        # layer by its registered name.
+        return (registered_layer, (self.entry.name, dict(self.params)))
+
+
+def registered_layer(name: str, params: dict[str, float]) -> ActivationLayer:
+    """The layer of the registered activation ``name`` with ``params`` (how pickles load).
+
+    >>> registered_layer("leaky_relu", {"alpha": 0.2})
+    LeakyReLU(alpha=0.2)
+    """
+    cls = REGISTRY.get(name)
+    if cls is None:
+        raise DefinitionError(
+            f"activation {name!r} is not registered in this process: run its "
+            f"sg.activation({name!r}, ...) definition before loading what uses it")
+    return cls(**params)
+
 
 REGISTRY: dict[str, type[ActivationLayer]] = {}
 BUILTIN_NAMES: set[str] = set()   # filled once the built-ins below are registered
@@ -259,7 +279,8 @@ def check_activation(entry: ActivationEntry) -> None:
                           what)
 
 
-def _register(entry: ActivationEntry, replace: bool) -> type[ActivationLayer]:
+def _register(entry: ActivationEntry, replace: bool,
+              class_name: str | None = None) -> type[ActivationLayer]:
     name, what = entry.name, f"activation {entry.name!r}"
     existing = REGISTRY.get(name)
     if existing is not None and _same_entry(existing.entry, entry):
@@ -270,7 +291,7 @@ def _register(entry: ActivationEntry, replace: bool) -> type[ActivationLayer]:
             f"{what} is already registered ({origin}: {sp.sstr(existing.entry.formula)}) with a "
             f"different definition; pass replace=True to replace it everywhere it is looked up "
             f"by name, or choose another name")
-    cls = type(_class_name(name), (ActivationLayer,), {
+    cls = type(class_name or _class_name(name), (ActivationLayer,), {
         "entry": entry,
         "__doc__": f"Activation layer {name}: a = {sp.sstr(entry.formula)} (registry entry).",
         "__module__": __name__,
@@ -288,31 +309,37 @@ def _same_entry(old: ActivationEntry, new: ActivationEntry) -> bool:
 
 
 # --- built-ins: parsed and registered exactly as a user's ------------------------------
-def _builtin(name: str, formula: sp.Expr, latex: str, *, stable: sp.Expr | None = None,
-             kind: Kind = "elementwise", **params: float) -> type[ActivationLayer]:
+def _builtin(class_name: str, name: str, formula: sp.Expr, latex: str, *,
+             stable: sp.Expr | None = None, kind: Kind = "elementwise",
+             **params: float) -> type[ActivationLayer]:
     """`activation` without `check_activation`: that runs for every built-in in
-    tests/test_activations.py instead of at every import (~0.2 s of SymPy work)."""
-    return _register(_entry(name, formula, latex, stable, kind, params), replace=False)
+    tests/test_activations.py instead of at every import (~0.2 s of SymPy work).
+    ``class_name`` is the name the class is exported under (ReLU, not Relu)."""
+    return _register(_entry(name, formula, latex, stable, kind, params), replace=False,
+                     class_name=class_name)
 
 
 _x = sp.Symbol("x", real=True)
 _alpha = sp.Symbol("alpha", real=True)
 
-Identity = _builtin("identity", _x, r"\operatorname{id}")
-Tanh = _builtin("tanh", sp.tanh(_x), r"\tanh")
-Sigmoid = _builtin("sigmoid", sigmoid(_x), r"\sigma",
+Identity = _builtin("Identity", "identity", _x, r"\operatorname{id}")
+Tanh = _builtin("Tanh", "tanh", sp.tanh(_x), r"\tanh")
+Sigmoid = _builtin("Sigmoid", "sigmoid", sigmoid(_x), r"\sigma",
                    stable=(1 + sp.tanh(_x / 2)) / 2)   # no exp overflow for x << 0
-ReLU = _builtin("relu", sp.Max(0, _x), r"\operatorname{ReLU}")
-LeakyReLU = _builtin("leaky_relu", sp.Piecewise((_x, _x > 0), (_alpha * _x, True)),
+ReLU = _builtin("ReLU", "relu", sp.Max(0, _x), r"\operatorname{ReLU}")
+LeakyReLU = _builtin("LeakyReLU", "leaky_relu",
+                     sp.Piecewise((_x, _x > 0), (_alpha * _x, True)),
                      r"\operatorname{LeakyReLU}", alpha=0.01)
-ELU = _builtin("elu", sp.Piecewise((_x, _x > 0), (_alpha * (sp.exp(_x) - 1), True)),
+ELU = _builtin("ELU", "elu", sp.Piecewise((_x, _x > 0), (_alpha * (sp.exp(_x) - 1), True)),
                r"\operatorname{ELU}", alpha=1.0)
-Softplus = _builtin("softplus", sp.log(1 + sp.exp(_x)), r"\operatorname{softplus}",
+Softplus = _builtin("Softplus", "softplus", sp.log(1 + sp.exp(_x)),
+                    r"\operatorname{softplus}",
                     stable=sp.Max(_x, 0) + sp.log(1 + sp.exp(-sp.Abs(_x))))
-GELU = _builtin("gelu", _x * (1 + sp.erf(_x / sp.sqrt(2))) / 2, r"\operatorname{GELU}")
-Swish = _builtin("swish", _x * sigmoid(_x), r"\operatorname{swish}")
-SiLU = _builtin("silu", _x * sigmoid(_x), r"\operatorname{SiLU}")
-Softmax = _builtin("softmax", sp.exp(_x), r"\operatorname{softmax}", kind="softmax")
+GELU = _builtin("GELU", "gelu", _x * (1 + sp.erf(_x / sp.sqrt(2))) / 2,
+                r"\operatorname{GELU}")
+Swish = _builtin("Swish", "swish", _x * sigmoid(_x), r"\operatorname{swish}")
+SiLU = _builtin("SiLU", "silu", _x * sigmoid(_x), r"\operatorname{SiLU}")
+Softmax = _builtin("Softmax", "softmax", sp.exp(_x), r"\operatorname{softmax}", kind="softmax")
 BUILTIN_NAMES.update(REGISTRY)
 
 __all__ = [
