@@ -247,3 +247,22 @@ def test_check_activation_refuses_a_wrong_stable_form():
                             stable=sp.log(1 + sp.exp(-sp.Abs(x))))
     with pytest.raises(DefinitionError, match="wrong_stable"):
         check_activation(wrong)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_kink_away_from_zero_keeps_its_branch_just_past_it(dtype, scratch_registries):
+    # Leaky hard-tanh: slope 1e-4 past z = 1 where f = 1. Mapped to a > 1, the condition
+    # failed for z up to 1.0003 in float32 (a rounds to 1) and the slope 1 was used.
+    s = 1e-4
+    act = sg.activation("kink_at_one", "Piecewise((1 + (x - 1)*s, x > 1), (x, x > -1), "
+                        "(-1 + (x + 1)*s, True))", s=s)
+    z = np.array([1 + 1e-6, 1 + 1e-5, 1 + 1e-4, 1.0003, 1.01, 0.5, -1.5])
+    n = len(z)
+    model = sg.compile(sg.Sequential(sg.Dense(1, n), act(), sg.Dense(n, n)), loss="mse",
+                       dtype=dtype)
+    model.params = {"dense0.W": np.zeros((1, n)), "dense0.b": z, "dense1.W": np.eye(n),
+                    "dense1.b": np.zeros(n)}
+    X = np.ones((1, 1))
+    _, grads = model.compiled_backward(X, model.predict_proba(X) - 1)
+    slope = grads["dense0.b"] / grads["dense1.b"]   # f'(z): dense1 is the identity
+    np.testing.assert_allclose(slope, [s] * 5 + [1, s], rtol=1e-6)

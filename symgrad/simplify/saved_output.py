@@ -433,6 +433,24 @@ def _branches(d: sp.Expr) -> list[tuple[sp.Expr, sp.Basic]] | None:
     return None
 
 
+def _faithful_in_floats(f: sp.Expr, z: sp.Symbol, c: sp.Expr, fc: sp.Expr) -> bool:
+    """Whether ``z > c`` and ``a > f(c)`` agree in floating point near the kink ``c``.
+
+    In real numbers they agree for an increasing f; in floats the first doubles past c
+    must also give values of f that round past f(c). They do when f moves at least
+    twice as fast as the doubles do: |f'| * |c| >= 2 |f(c)| on both sides (a spacing of
+    the doubles at c times |f'| covers two spacings at f(c)). A flat outer branch (slope
+    1e-4 past a kink at f(c) = 1) does not: a rounds to f(c) for 3e-4 past c in float32
+    and the other branch's slope was used. With f(c) = 0 the sign alone decides: exact.
+    """
+    for side in (1, -1):
+        h = side * sp.Rational(1, 10**6)
+        slope = abs(float((f.subs(z, c + h) - fc) / h))
+        if slope * abs(float(c)) < 2 * abs(float(fc)):
+            return False
+    return True
+
+
 def _map_condition(cond: sp.Basic, f: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> sp.Basic | None:
     """z > c  ->  a > f(c), if f is increasing around c (flipped if decreasing)."""
     if cond in (sp.true, sp.false):
@@ -450,6 +468,8 @@ def _map_condition(cond: sp.Basic, f: sp.Expr, z: sp.Symbol, a: sp.Symbol) -> sp
     eps = sp.Rational(1, 1000)
     slope = np.sign(float(f.subs(z, c + eps) - f.subs(z, c - eps)))
     if slope == 0 or not fc.is_number:
+        return None
+    if fc != 0 and not _faithful_in_floats(f, z, c, fc):
         return None
     # Rewrite "lhs op rhs" as "z op' c" by its truth table at c +/- 1, then map.
     above = bool(cond.subs(z, c + 1))
