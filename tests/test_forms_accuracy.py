@@ -507,3 +507,18 @@ def test_a_vanishing_factor_keeps_a_network_finite(scratch_registries, dtype):
     assert loss == pytest.approx(ref_loss, rel=tol)
     for name, g in grads.items():
         np.testing.assert_allclose(g, ref_grads[name], rtol=tol, atol=tol)
+
+
+def test_an_output_delta_past_the_bound_is_said_in_the_plan_notes(scratch_registries):
+    """A focal loss on a sigmoid: its slope holds log(1 - p), -inf once p rounds to 1 (z >= 37
+    in float64, y = 0), in every form tried; the plan said nothing and fit would have met a
+    NaN gradient. Every built-in output + loss pairing stays silent."""
+    focal = sg.loss("acc_focal", "-(y*(1 - p)**2*log(p) + (1 - y)*p**2*log(1 - p))")
+    model = sg.compile(sg.Sequential(sg.Dense(2, 1), sg.Sigmoid()), loss=focal)
+    (note,) = [n for n in model.plan.notes if "acc_focal" in n]
+    assert "no form of dl/dz within the accuracy bound" in note and "inf ulp" in note
+    for head, loss, k in [(sg.Sigmoid(), "bce", 1), (sg.Softmax(), "cross_entropy", 3),
+                          (sg.Identity(), "mse", 2), (sg.Identity(), "huber", 2),
+                          (sg.Tanh(), "mse", 1), (sg.Softplus(), "mae", 1)]:
+        plain = sg.compile(sg.Sequential(sg.Dense(2, k), head), loss=loss)
+        assert not [n for n in plain.plan.notes if "accuracy bound" in n], (head, loss)

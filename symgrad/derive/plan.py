@@ -145,6 +145,7 @@ class OutputPlan:
     # The loss as evaluated, when it differs from ``loss_from_logits`` (softmax: in zmax
     # and sumexp instead of lse); proven equal by one of ``identities``.
     stable_loss: sp.Expr | None = None
+    accuracy_note: str = ""   # set where no form of dl/dz met the accuracy bound
 
     @property
     def evaluated_prediction(self) -> sp.Expr:

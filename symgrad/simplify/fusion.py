@@ -42,13 +42,14 @@ from symgrad.definition.losses import LossEntry
 from symgrad.definition.supported import LAMBDIFY_MODULES
 from symgrad.derive.elementwise import derive_elementwise
 from symgrad.derive.plan import LSE, SUMEXP, ZMAX, Identity, OutputPlan
-from symgrad.simplify.accuracy import choose
+from symgrad.simplify.accuracy import Choice, choose
 from symgrad.simplify.saved_output import (
     DERIVATIVE_ULPS,
     choose_forward,
     flip_sign,
     in_saved_output,
     one_exponential_forms,
+    shortfall,
     tidy,
 )
 from symgrad.simplify.stable import OVERFLOW_RULES, expand_logs, stabilise
@@ -106,7 +107,7 @@ def _targets(y_dom: tuple[float, float]) -> tuple[float, ...]:
 
 
 def choose_delta(step_a: sp.Expr, step_b: sp.Expr, exact: sp.Expr, prediction: sp.Expr,
-                 y_dom: tuple[float, float]) -> sp.Expr:
+                 y_dom: tuple[float, float]) -> Choice:
     """dl/dz = Step A * Step B in the shortest form that is accurate over the whole range.
 
     ``exact`` is dl/dz from the raw formulas, in z and y; ``prediction`` the form p is
@@ -121,9 +122,8 @@ def choose_delta(step_a: sp.Expr, step_b: sp.Expr, exact: sp.Expr, prediction: s
         if used:
             candidates.append((f"{label}, stable rules", stable))
     candidates += one_exponential_forms(candidates)
-    chosen = choose(candidates, exact, DERIVATIVE_ULPS, floor=1.0, saved={P: prediction},
-                    targets={Y: _targets(y_dom)})
-    return chosen.expr
+    return choose(candidates, exact, DERIVATIVE_ULPS, floor=1.0, saved={P: prediction},
+                  targets={Y: _targets(y_dom)})
 
 
 def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
@@ -135,8 +135,15 @@ def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     step_b = in_saved_output(f, raw.derivative_raw, Z, P, stable_p).expr
     delta_raw = sp.Mul(step_a, step_b, evaluate=False)
     y_dom = _y_domain(loss)
-    delta = choose_delta(step_a, step_b, step_a_raw.subs(P, f) * raw.derivative_raw,
-                         stable_p, y_dom)
+    delta_choice = choose_delta(step_a, step_b, step_a_raw.subs(P, f) * raw.derivative_raw,
+                                stable_p, y_dom)
+    delta = delta_choice.expr
+    # No form met the bound: the most accurate is used, and the plan says where it fails
+    # (a focal loss's log(1 - p) is -inf once p rounds to 1, in every form tried).
+    off = shortfall(delta_choice, DERIVATIVE_ULPS)
+    accuracy_note = (f"output {raw.name!r} + loss {loss.name!r}: no form of dl/dz within the "
+                     f"accuracy bound was found; `{delta}` is off by {off} (inf: not finite "
+                     "where the exact value is)") if off else ""
     uses = tuple(s for s in ("p", "y", "z") if delta.has(sp.Symbol(s, real=True)))
     naive = l_py.subs(P, f)
     stable, used = stabilise(naive, OVERFLOW_RULES)
@@ -158,7 +165,7 @@ def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     note = " ".join(rule.note for rule in used) or PLAIN_NOTE
     return OutputPlan(raw.name, raw.latex, "elementwise", f, loss.name, loss.latex, l_py,
                       stable, note, step_a, step_b, delta_raw, delta, uses, loss.reduction,
-                      tuple(identities), stable_p)
+                      tuple(identities), stable_p, accuracy_note=accuracy_note)
 
 
 def sum_to_one(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> sp.Expr:

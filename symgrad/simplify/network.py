@@ -207,8 +207,9 @@ def derive_network(net: Sequential, loss: str | LossEntry,
                     notes[said] = None
         layers.append(DensePlan(i, f"dense{i}", dense.in_dim, dense.out_dim, dense.bias, plan))
     output, note = _output(out_act, entry, seconds)
-    if note:
-        notes[note] = None
+    for said in (note, output.accuracy_note):   # budget, accuracy
+        if said:
+            notes[said] = None
     for ident in output.identities:
         identities.setdefault(ident.name, ident)
     grads, eqs = matrix_backward([(d.in_dim, d.out_dim, d.bias) for d, _ in blocks],
