@@ -20,6 +20,7 @@ o*(1 - o)
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -286,8 +287,6 @@ def sympy_depth_guard(root: Value, what: str) -> Iterator[None]:
     except (RecursionError, GraphTooDeepError):
         # An inner guard (symbolic inside grad) converted it already: the outer
         # name is the one the user called.
-        import sys
-
         raise GraphTooDeepError(
             f"{what}: the graph of {describe(root)} is {depth(root)} ops deep, and SymPy's "
             f"recursive algorithms exceed Python's recursion limit ({sys.getrecursionlimit()}) "

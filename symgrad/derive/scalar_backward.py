@@ -77,7 +77,7 @@ def _run(root: Value, ops: list[Value], leaves: list[Value]) -> None:
     The printed steps run first. Float arithmetic can fail (``0.0**-1``) or give
     inf/nan where the derivative is finite (``-o/x1`` can overflow only where
     it is truly huge, but a user's formula may not be so kind); then the pass is
-    redone carefully, node by node (`_careful_pass`). If anything fails, every
+    redone carefully, node by node (`_careful_step`). If anything fails, every
     grad of the graph is reset to 0 and the error explains it: a malformed
     graph as `graph_order` reports it (bad operand count, unknown op), a
     derivative that cannot be evaluated at this point as `ScalarDomainError`
@@ -158,7 +158,8 @@ def exact_locals(node: Value) -> list[float]:
     [0.0]
     """
     op = SCALAR_OPS[node.op]
-    values = {s: sp.Float(v, 30) for s, v in zip(op.param_symbols, node.params, strict=True)}
+    # Every float is an exact rational: parameters, operands and output alike.
+    values = {s: sp.Rational(v) for s, v in zip(op.param_symbols, node.params, strict=True)}
     values.update({s: sp.Rational(x.data) for s, x in zip(op.operands, node.operands,
                                                           strict=True)})
     values[OUT] = sp.Rational(node.data)
