@@ -509,13 +509,44 @@ def test_a_vanishing_factor_keeps_a_network_finite(scratch_registries, dtype):
         np.testing.assert_allclose(g, ref_grads[name], rtol=tol, atol=tol)
 
 
-def test_an_output_delta_past_the_bound_is_said_in_the_plan_notes(scratch_registries):
-    """A focal loss on a sigmoid: its slope holds log(1 - p), -inf once p rounds to 1 (z >= 37
-    in float64, y = 0), in every form tried; the plan said nothing and fit would have met a
-    NaN gradient. Every built-in output + loss pairing stays silent."""
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_focal_loss_on_a_sigmoid_keeps_its_slope_finite(scratch_registries, dtype):
+    """Its slope holds log(1 - p), -inf once p rounds to 1 (z >= 37 in float64, y = 0),
+    times p - 1 = 0: NaN where the exact slope is 1, and 0 * log 0 at z = -1000. Written
+    from the logits (log(1 - p) = -softplus(z), 1 - p = 1/(e^z + 1)) it is finite and
+    within a few ulp everywhere, against 60-digit mpmath."""
+    import mpmath as mp
+
     focal = sg.loss("acc_focal", "-(y*(1 - p)**2*log(p) + (1 - y)*p**2*log(1 - p))")
-    model = sg.compile(sg.Sequential(sg.Dense(2, 1), sg.Sigmoid()), loss=focal)
-    (note,) = [n for n in model.plan.notes if "acc_focal" in n]
+    z = np.array([-1000.0, -740.0, -100.0, -36.0, -3.0, 0.5, 17.0, 30.0, 36.0, 37.0, 40.0,
+                  100.0, 1000.0])
+    model = sg.compile(sg.Sequential(sg.Dense(1, z.size), sg.Sigmoid()), loss=focal,
+                       dtype=dtype)
+    assert not model.plan.notes
+    model.set_params({"dense0.W": np.zeros((1, z.size)), "dense0.b": z})
+    for target in (0.0, 1.0, 0.25):
+        _, grads = model.compiled_backward(np.ones((1, 1)), np.full((1, z.size), target))
+        got = grads["dense0.b"] * z.size
+
+        def loss(zv, target=target):
+            y = mp.mpf(target)
+            s, t = 1 / (1 + mp.exp(-zv)), 1 / (1 + mp.exp(zv))   # p and 1 - p
+            return -(y * t**2 * mp.log(s) + (1 - y) * s**2 * mp.log(t))
+
+        with mp.workdps(60):
+            exact = np.array([float(mp.diff(loss, mp.mpf(v))) for v in z], dtype=dtype)
+        tiny = np.finfo(dtype).tiny
+        np.testing.assert_allclose(got, exact, rtol=8 * np.finfo(dtype).eps, atol=tiny,
+                                   err_msg=f"y = {target}")
+
+
+def test_an_output_delta_past_the_bound_is_said_in_the_plan_notes(scratch_registries):
+    """A Poisson loss p - y log p on a softplus output: its slope holds expm1(-p)/p, 0/0
+    once p underflows (z <= -745) in every form tried; the plan must say so, where fit
+    would meet a NaN gradient. Every built-in output + loss pairing stays silent."""
+    poisson = sg.loss("acc_poisson", "p - y*log(p)")
+    model = sg.compile(sg.Sequential(sg.Dense(2, 1), sg.Softplus()), loss=poisson)
+    (note,) = [n for n in model.plan.notes if "acc_poisson" in n]
     assert "no form of dl/dz within the accuracy bound" in note and "inf ulp" in note
     for head, loss, k in [(sg.Sigmoid(), "bce", 1), (sg.Softmax(), "cross_entropy", 3),
                           (sg.Identity(), "mse", 2), (sg.Identity(), "huber", 2),

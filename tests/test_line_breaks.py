@@ -229,3 +229,21 @@ def test_a_fraction_that_fits_alone_but_not_after_its_prefix_unfolds():
     rows = break_rows(r"dZ = dA \odot - " + fraction, 38.5).split(r" \\ ")
     assert rows[0].startswith(r"dZ &= dA \odot - \frac{1}{z^{2} + 1}")
     assert all(latex_em(r) <= 38.5 for r in rows) and all(_balanced(r) for r in rows)
+
+
+def test_a_row_ended_far_back_leaves_no_overwide_rest():
+    """A row ends at its shallowest cut, which can lie far back; the rest up to the cut
+    being placed was then set as one row however wide (a focal loss's delta ran 1.4 pt off
+    the page): rows are ended until the rest fits."""
+    def log_sum(sign: str) -> str:
+        return (r"\left(- \operatorname{log1p}\left(e^{- \left|{Z_2}\right|} \right) - "
+                rf"\max\left(0, {sign}Z_2\right)\right)")
+    math = (r"\text{simplified: } \frac{\partial l}{\partial Z_2} = p^{3} \left(1 - y\right) - "
+            r"\frac{2 p \left(- p \left(y - 1\right) " + log_sum("") + r" - \frac{y "
+            + log_sum("- ") + r"}{e^{Z_2} + 1}\right)}{e^{Z_2} + 1} - "
+            r"\frac{y}{\left(e^{Z_2} + 1\right)^{3}}")
+    rows = break_rows(math, 38.5).split(r" \\ ")
+    column = latex_em(r"\text{simplified: } \frac{\partial l}{\partial Z_2} ") + 1.0
+    assert len(rows) >= 3
+    assert all(latex_em(r) + (column if k else 0.0) <= 38.5 for k, r in enumerate(rows))
+    assert all(_balanced(r) for r in rows)

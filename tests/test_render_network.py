@@ -377,6 +377,8 @@ def test_a_long_accuracy_note_breaks_inside_its_formula(tmp_path, pdflatex, scra
 @pytest.mark.parametrize("name, formula", [
     ("logcosh", lambda p, y: sp.log(sp.cosh(p - y))),          # raw = cases: cut at the =
     ("cauchy", lambda p, y: sp.log(1 + (p - y) ** 2 / 4)),     # a long log argument
+    ("focal", lambda p, y: -(y * (1 - p) ** 2 * sp.log(p)       # its delta in the logits
+                             + (1 - y) * p ** 2 * sp.log(1 - p))),
 ])
 def test_custom_losses_on_a_sigmoid_fit_the_page(name, formula, tmp_path, pdflatex,
                                                  scratch_registries):
@@ -427,3 +429,14 @@ def test_a_long_switching_expression_is_named_not_printed_twice(tmp_path, pdflat
     compile_tex(doc.to_tex(tmp_path / "switch.tex"), strict=True)
     relu = sg.compile(sg.Sequential(sg.Dense(2, 3), sg.ReLU(), sg.Dense(3, 1)), loss="mse")
     assert "It switches at $A_1 = 0$. At" in relu.derivation.latex()   # a short one stays
+
+
+def test_a_delta_with_its_logs_in_the_logits_says_why(scratch_registries):
+    """A focal loss's delta is evaluated with log(1 - p) written in the logits (a NaN
+    otherwise where p rounds to 1): Step C says so instead of "nothing cancels"."""
+    focal = sg.loss("render_focal_c", "-(y*(1 - p)**2*log(p) + (1 - y)*p**2*log(1 - p))")
+    model = sg.compile(sg.Sequential(sg.Dense(2, 1), sg.Sigmoid()), loss=focal)
+    text = model.derivation.text()
+    assert "evaluates every log, and every sum of p alone, in the logits Z_1" in text
+    assert "Nothing cancels here" not in text
+    assert "log1p(exp(-Abs(Z1)))" in text

@@ -168,7 +168,9 @@ def _break_row(row: str, limit: float) -> list[str]:
         return fitted[-1]
 
     for cut in [*cuts, len(row)]:
-        if latex_em(piece(start, cut)) + (column if start else 0.0) > limit and fitted:
+        # a row ended at a shallow cut far back can leave the rest still too wide for
+        # its new row: end rows until it fits or no cut is left before this one
+        while latex_em(piece(start, cut)) + (column if start else 0.0) > limit and fitted:
             new_row(best_end())
         if cut in cuts and cuts[cut].forced and cut > start:
             new_row(cut)   # a wide left side ends its rows here

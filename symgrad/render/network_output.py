@@ -171,6 +171,11 @@ def _step_b_lines(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
                 plain=f"{lhs[1]} = {raw_txt}\n{' ' * len(lhs[1])} = {new_txt}")
 
 
+def _logs_of_p(expr: sp.Expr) -> bool:
+    """Whether ``expr`` takes a log of something in the prediction p."""
+    return any(log.has(P) for log in expr.atoms(sp.log))
+
+
 def _step_c_elementwise(sec: Section, plan: NetworkPlan, names: SymbolNames) -> None:
     out, L = plan.output, len(plan.layers)
     z_tex = mat("Z", L)[0]
@@ -190,6 +195,12 @@ def _step_c_elementwise(sec: Section, plan: NetworkPlan, names: SymbolNames) -> 
     trivial = out.step_a == 1 or out.step_b == 1
     if trivial:
         text = "Step C: multiply A and B; one factor is 1, so the other is the error:"
+    elif _logs_of_p(product) and not _logs_of_p(out.delta):
+        # simplify.fusion.from_logits: the form chosen has its logs in the logits
+        text = (f"Step C: multiply A and B. As written, a log of $p$ is $-\\infty$ where $p$ "
+                f"rounds to 0 or 1, beside a factor that is 0 there (NaN, where the exact "
+                f"slope is an ordinary number); so the kernel evaluates every log, and every "
+                f"sum of $p$ alone, in the logits ${z_tex}$, where they stay finite:")
     elif sp.count_ops(out.delta) < sp.count_ops(product):
         text = ("Step C: multiply A and B. The common factors cancel, and what is left is "
                 "the error the backward pass starts from:")

@@ -106,13 +106,38 @@ def _targets(y_dom: tuple[float, float]) -> tuple[float, ...]:
     return tuple(lo + (hi - lo) * t for t in (0.15, 0.9))
 
 
+def from_logits(expr: sp.Expr, forward: sp.Expr) -> sp.Expr:
+    """``expr`` with every log(u(p)) and every sum in p alone written in the logit z
+    (p = ``forward``), simplified and stabilised.
+
+    Once p rounds to 1 (or to 0), log(1 - p) (or log p) is -inf and its factor p - 1 (or
+    p) is 0: NaN, where the exact slope is an ordinary number (a focal loss on a sigmoid,
+    z >= 37 in float64). In z the log is finite: log(1 - sigmoid(z)) = -softplus(z); and
+    1 - p, which cancels as p nears 1, is 1/(e^z + 1).
+
+    >>> from symgrad.definition.activations import Sigmoid
+    >>> f = derive_elementwise(Sigmoid()).forward
+    >>> from_logits((P - 1) * sp.log(1 - P), f)
+    -(-log1p(exp(-Abs(z))) - Max(0, z))/(exp(z) + 1)
+    """
+    def log_in_z(log: sp.log) -> sp.Expr:
+        return stabilise(log.subs(P, forward), distribute=False)[0]
+
+    def sum_in_z(total: sp.Add) -> sp.Expr:
+        return stabilise(sp.factor(sp.cancel(total.subs(P, forward))), distribute=False)[0]
+
+    expr = expr.replace(lambda e: isinstance(e, sp.log) and e.has(P), log_in_z)
+    return expr.replace(lambda e: isinstance(e, sp.Add) and e.free_symbols == {P}, sum_in_z)
+
+
 def choose_delta(step_a: sp.Expr, step_b: sp.Expr, exact: sp.Expr, prediction: sp.Expr,
-                 y_dom: tuple[float, float]) -> Choice:
+                 y_dom: tuple[float, float], forward: sp.Expr | None = None) -> Choice:
     """dl/dz = Step A * Step B in the shortest form that is accurate over the whole range.
 
     ``exact`` is dl/dz from the raw formulas, in z and y; ``prediction`` the form p is
-    evaluated by. The cancelled product reads best (p - y) but may overflow where the
-    plain product does not (Swish + MSE); the accuracy check decides.
+    evaluated by, ``forward`` the activation as defined (for `from_logits`). The
+    cancelled product reads best (p - y) but may overflow where the plain product does
+    not (Swish + MSE); the accuracy check decides.
     """
     product = step_a * step_b
     short = tidy(product)
@@ -121,6 +146,10 @@ def choose_delta(step_a: sp.Expr, step_b: sp.Expr, exact: sp.Expr, prediction: s
         stable, used = stabilise(base, distribute=False)
         if used:
             candidates.append((f"{label}, stable rules", stable))
+    if forward is not None:
+        for label, base in (("cancelled", short), ("product", product)):
+            if base.has(sp.log):
+                candidates.append((f"{label}, logs and sums in z", from_logits(base, forward)))
     candidates += one_exponential_forms(candidates)
     return choose(candidates, exact, DERIVATIVE_ULPS, floor=1.0, saved={P: prediction},
                   targets={Y: _targets(y_dom)})
@@ -136,7 +165,7 @@ def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     delta_raw = sp.Mul(step_a, step_b, evaluate=False)
     y_dom = _y_domain(loss)
     delta_choice = choose_delta(step_a, step_b, step_a_raw.subs(P, f) * raw.derivative_raw,
-                                stable_p, y_dom)
+                                stable_p, y_dom, f)
     delta = delta_choice.expr
     # No form met the bound: the most accurate is used, and the plan says where it fails
     # (a focal loss's log(1 - p) is -inf once p rounds to 1, in every form tried).
@@ -153,8 +182,9 @@ def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
         Identity(f"{raw.name}: Step B, dp/dz in p", raw.derivative_raw, step_b, {P: f},
                  {Z: (-4.0, 4.0)}),
         Identity(f"{loss.name}: Step A, dl/dp simplified", step_a_raw, step_a, {}, domain),
+        # A delta with logs in z (`from_logits`) is proven with p = f(z).
         Identity(f"{raw.name} + {loss.name}: Step C, Step A * Step B = delta", delta_raw, delta,
-                 {}, domain),
+                 *(({P: f}, {Z: (-4.0, 4.0), Y: y_dom}) if delta.has(Z) else ({}, domain))),
     ]
     if stable != naive:
         identities.append(Identity(f"{raw.name} + {loss.name}: stable loss from logits", naive,
