@@ -17,6 +17,7 @@ import sympy as sp
 from symgrad.definition.activations import ActivationLayer
 from symgrad.definition.convention import differentiate
 from symgrad.definition.formulas import Z
+from symgrad.derive.seams import smooth_seams
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,10 @@ class RawActivation:
 
 
 def derive_elementwise(layer: ActivationLayer) -> RawActivation:
-    """f'(z) = sympy.diff(f(z), z) with the kink convention of `symgrad.definition.convention`."""
+    """f'(z) = sympy.diff(f(z), z) with the kink convention of `symgrad.definition.convention`,
+    and the slope itself where branches meet smoothly (`symgrad.derive.seams`)."""
     entry = layer.entry
     forward = layer.forward
+    derivative = differentiate(forward, Z, f"activation {entry.name!r}")
     return RawActivation(entry.name, entry.latex, forward, entry.stable_forward(layer.params),
-                         differentiate(forward, Z, f"activation {entry.name!r}"), entry.kind)
+                         smooth_seams(forward, derivative, Z), entry.kind)

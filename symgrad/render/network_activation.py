@@ -18,6 +18,7 @@ from sympy.core.relational import Relational
 
 from symgrad.definition.formulas import A, Z
 from symgrad.derive.plan import ActivationPlan, DensePlan, Identity
+from symgrad.derive.seams import pinned_seams
 from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import SymbolNames, indicator_condition, layer_latex, layer_str
 from symgrad.render.network_names import dmat, function_tex, layer_names, mat, mtex, parenthesize
@@ -202,11 +203,12 @@ def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -
                  "the equal, numerically stable form",
             math=f"f(z) = {layer_latex(act.stable_forward, canon)}",
             plain=f"f(z) = {layer_str(act.stable_forward, canon)}")
+    sympy_slope, seams = pinned_seams(act.derivative_raw)
     sec.add(text="SymPy differentiates the formula:",
-            math=f"f'(z) = {layer_latex(act.derivative_raw, canon)}",
-            plain=f"f'(z) = {layer_str(act.derivative_raw, canon)}")
-    branch_steps(sec, act.forward, act.derivative_raw, canon, ("f(z)", "f(z)"),
-                 ("f'(z)", "f'(z)"))
+            math=f"f'(z) = {layer_latex(sympy_slope, canon)}",
+            plain=f"f'(z) = {layer_str(sympy_slope, canon)}")
+    branch_steps(sec, act.forward, sympy_slope, canon, ("f(z)", "f(z)"), ("f'(z)", "f'(z)"))
+    _seam_steps(sec, sympy_slope, seams, canon)
     free = act.derivative.free_symbols
     raw_tex, raw_txt = layer_latex(act.derivative_raw, names), layer_str(act.derivative_raw, names)
     new_tex, new_txt = layer_latex(act.derivative, names), layer_str(act.derivative, names)
@@ -240,7 +242,7 @@ def activation_section(doc: Derivation, layer: DensePlan, act: ActivationPlan) -
         _gate_guard(doc, act, j, f_name)
     else:
         sec.add(text=_saved_sentence(act, j))
-    _kink_steps(sec, act.derivative, names)
+    _kink_steps(sec, act.derivative, names, tuple(c for c, _ in seams), act.forward)
     sec.add(text="The error passes through the activation as an elementwise product:",
             math=f"{dz_tex} = " + odot_tex(da_tex, act.derivative, new_tex),
             plain=f"{dz_txt} = " + odot_txt(da_txt, act.derivative, new_txt))
@@ -308,9 +310,39 @@ def _kinks(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]]:
     return found
 
 
-def _kink_steps(sec: Section, expr: sp.Expr, names: SymbolNames) -> None:
-    """Explain each step in f': a mask, and the value used where f' does not exist."""
+def _seam_steps(sec: Section, sympy_slope: sp.Expr, seams: tuple[tuple[sp.Expr, sp.Expr], ...],
+                names: SymbolNames) -> None:
+    """Say where branches meet with one slope, and that this slope is used there."""
+    for c, slope in seams:
+        convention = sympy_slope.subs(Z, c)
+        sec.add(text=(f"At $z = {sp.latex(c)}$ the branches meet with the same slope from both "
+                      f"sides, ${sp.latex(slope)}$: $f$ is differentiable there, and that "
+                      f"slope is used (the convention for a true kink, each step taking its "
+                      f"value where its condition fails, would give "
+                      f"${sp.latex(convention)}$):"),
+                math=(rf"f'({sp.latex(c)}) = \lim_{{z \to {sp.latex(c)}}} f'(z) = "
+                      f"{layer_latex(slope, names)}"),
+                plain=f"f'({sp.sstr(c)}) = lim_(z -> {sp.sstr(c)}) f'(z) = "
+                      f"{layer_str(slope, names)}")
+
+
+def _at_a_seam(term: sp.Expr, x: sp.Expr, c: sp.Expr, seams: tuple[sp.Expr, ...],
+               forward: sp.Expr) -> bool:
+    """Whether a step switches at one of the pinned seams (explained by `_seam_steps`); its
+    argument ``x`` may be written in the saved output a = ``forward``."""
+    if isinstance(term, sp.Piecewise) and any(isinstance(cond, sp.Eq) for _, cond in term.args):
+        return True
+    x = x.subs(A, forward)
+    return x.free_symbols == {Z} and any(sp.simplify(x.subs(Z, s) - c) == 0 for s in seams)
+
+
+def _kink_steps(sec: Section, expr: sp.Expr, names: SymbolNames,
+                seams: tuple[sp.Expr, ...] = (), forward: sp.Expr = Z) -> None:
+    """Explain each step in f': a mask, and the value used where f' does not exist (not at
+    ``seams``, the points where f' exists and is pinned to its slope)."""
     for term, x, c, used in _kinks(expr):
+        if seams and _at_a_seam(term, x, c, seams, forward):
+            continue
         x_tex, x_txt = layer_latex(x, names), layer_str(x, names)
         mask = isinstance(term, sp.Heaviside) or indicator_condition(term) is not None
         text = ("This step is a mask: 1 lets the error through, 0 blocks it. " if mask else

@@ -401,6 +401,30 @@ def _kink_arguments(expr: sp.Expr) -> list[sp.Expr]:
     return out
 
 
+# A kink argument that is no polynomial (e^(2z)/2 - 1/2, expm1(2z)) is solved by SymPy only
+# when it is this small: solveset on a long one can take seconds and rarely succeeds.
+_ROOT_SOLVE_OPS = 12
+
+
+def _closed_form_roots(g: sp.Expr, var: sp.Symbol) -> list[sp.Expr]:
+    """The real roots of a non-polynomial ``g`` in ``var`` alone, where SymPy finds a
+    finite set in closed form; else none (the region it bounds stays undecided).
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> _closed_form_roots(sp.Rational(1, 2) - sp.exp(2 * z) / 2, z)
+    [0]
+    """
+    if g.free_symbols != {var} or sp.count_ops(g) > _ROOT_SOLVE_OPS:
+        return []
+    try:
+        roots = sp.solveset(elementary(g), var, sp.S.Reals)
+    except (NotImplementedError, ValueError, TypeError):
+        return []
+    if not isinstance(roots, sp.FiniteSet) or len(roots) > 4:
+        return []
+    return [r for r in roots if r.is_real and r.is_finite]
+
+
 def breakpoints(expr: sp.Expr, var: sp.Symbol) -> list[sp.Expr] | None:
     """Sorted distinct roots in ``var`` of the kink arguments that are linear in ``var``,
     and the rational roots of those that are polynomials with numeric coefficients (the
@@ -415,7 +439,10 @@ def breakpoints(expr: sp.Expr, var: sp.Symbol) -> list[sp.Expr] | None:
         if not g.has(var) or g.has(*KINKED):
             continue
         poly = sp.Poly(g, var) if g.is_polynomial(var) else None
-        if poly is None or poly.degree() < 1:
+        if poly is None:
+            points += _closed_form_roots(g, var)
+            continue
+        if poly.degree() < 1:
             continue
         if poly.degree() > 1:
             if not any(c.free_symbols for c in poly.all_coeffs()):
@@ -439,6 +466,37 @@ def breakpoints(expr: sp.Expr, var: sp.Symbol) -> list[sp.Expr] | None:
         return None  # breakpoints not ordered by constants: cannot split regions
 
 
+def _decide_steps(expr: sp.Expr, t: sp.Symbol) -> sp.Expr:
+    """Replace each Heaviside and sign whose argument keeps one sign over t in (0, oo) by
+    its value there (SymPy evaluates H(-t) itself, not H(1/2 - e^(2t)/2)); the others stay.
+
+    >>> t = sp.Symbol("t", real=True)
+    >>> _decide_steps(sp.Heaviside(sp.Rational(1, 2) - sp.exp(2 * t) / 2, 0) + sp.sign(t), t)
+    1
+    """
+    region = sp.Interval.open(0, sp.oo)
+
+    def sign_over_region(arg: sp.Expr) -> int | None:
+        if arg.free_symbols != {t} or sp.count_ops(arg) > _ROOT_SOLVE_OPS:
+            return None
+        g = elementary(arg)
+        try:
+            if sp.solveset(g > 0, t, region) == region:
+                return 1
+            if sp.solveset(g < 0, t, region) == region:
+                return -1
+        except (NotImplementedError, ValueError, TypeError):
+            return None
+        return None
+
+    subs = {}
+    for step in expr.atoms(sp.Heaviside, sp.sign):
+        side = sign_over_region(step.args[0])
+        if side is not None:
+            subs[step] = sp.Integer(side) if isinstance(step, sp.sign) else sp.Integer(side > 0)
+    return expr.xreplace(subs) if subs else expr
+
+
 def _decide(expr: sp.Expr, t: sp.Symbol) -> sp.Expr | None:
     """Replace every relational in ``expr`` by True/False over t in (0, oo), or None."""
     rels = [r for r in expr.atoms(Relational) if r not in (sp.true, sp.false)]
@@ -448,7 +506,7 @@ def _decide(expr: sp.Expr, t: sp.Symbol) -> sp.Expr | None:
         if rel.free_symbols - {t}:
             return None
         try:
-            sol = sp.solveset(rel, t, region)
+            sol = sp.solveset(rel.func(elementary(rel.lhs - rel.rhs), 0), t, region)
         except (NotImplementedError, ValueError, TypeError):
             return None
         if sol == region:
@@ -478,6 +536,8 @@ def branchwise_zero(expr: sp.Expr, max_ops: int = MAX_OPS) -> str | None:
                 if e2 is None:
                     return None
                 e = e2.xreplace({tr: t})
+            if e.has(sp.Heaviside, sp.sign):
+                e = _decide_steps(e.xreplace({t: tr}), tr).xreplace({tr: t})
             e = sp.piecewise_fold(e)
             if isinstance(e, sp.Piecewise) or smooth_zero(e, max_ops) is None:
                 return None
