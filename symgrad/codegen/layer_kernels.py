@@ -45,10 +45,15 @@ _LK_INLINE = dict(_LK_JIT, inline="always")
 
 @_lk_njit(**_LK_JIT)
 def lk_zero_rows(arr, rows):
-    """arr[:rows] = 0: the backward scatters add into a cleared input gradient."""
-    for r in range(rows):
-        for c in range(arr.shape[1]):
-            arr[r, c] = 0.0
+    """arr[:rows] = 0: the backward scatters add into a cleared input gradient.
+
+    One flat loop: over rows, then a run-time count of a few channels, it ran as scalar
+    remainder code (max-pool backward, float32, batches of 64, with the clearing: 4
+    channels of 6x6 18.6 -> 16.5 us, LeNet pool1 346 -> 291 us; one noisy run each).
+    """
+    flat = arr.reshape(-1)
+    for t in range(rows * arr.shape[1]):
+        flat[_lk_u(t)] = 0.0
 
 
 @_lk_njit(**_LK_JIT)
