@@ -32,11 +32,17 @@ class RawActivation:
     kind: str
 
 
-def derive_elementwise(layer: ActivationLayer) -> RawActivation:
+def derive_elementwise(layer: ActivationLayer, seams: bool = True) -> RawActivation:
     """f'(z) = sympy.diff(f(z), z) with the kink convention of `symgrad.definition.convention`,
-    and the slope itself where branches meet smoothly (`symgrad.derive.seams`)."""
+    and the slope itself where branches meet smoothly (`symgrad.derive.seams`).
+
+    ``seams=False`` skips that search (SymPy's solveset, unbounded in time): for the
+    fallback plans built after the symbolic budget ran out.
+    """
     entry = layer.entry
     forward = layer.forward
     derivative = differentiate(forward, Z, f"activation {entry.name!r}")
+    if seams:
+        derivative = smooth_seams(forward, derivative, Z)
     return RawActivation(entry.name, entry.latex, forward, entry.stable_forward(layer.params),
-                         smooth_seams(forward, derivative, Z), entry.kind)
+                         derivative, entry.kind)
