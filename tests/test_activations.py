@@ -165,6 +165,18 @@ def test_untranslatable_function_is_rejected_at_definition():
         sg.activation("undefined_fn", f(x))
 
 
+@pytest.mark.parametrize("formula", ["Piecewise((x, x > 0))",
+                                     "Piecewise((x**2, x > 1), (x, x > -1))",
+                                     "tanh(x) + Piecewise((x, x > 0))"])
+def test_a_piecewise_without_a_default_branch_is_rejected_at_definition(formula):
+    """Undefined where no condition holds: a bare TypeError deep in the simplify stage, or
+    an error only at the first prediction, until the definition checked it."""
+    with pytest.raises(UnsupportedFunctionError, match=r"no default branch.*\(0, True\)"):
+        sg.activation("pw_no_default", formula)
+    with pytest.raises(UnsupportedFunctionError, match="no default branch"):
+        sg.loss("pw_no_default_loss", formula.replace("x", "(p - y)"))
+
+
 @pytest.mark.parametrize("formula", [sp.Heaviside(sp.Symbol("x", real=True), 0),
                                      sp.sign(sp.Symbol("x", real=True) - 1)])
 def test_a_piecewise_constant_activation_is_rejected(formula):

@@ -75,7 +75,9 @@ def unsupported_nodes(expr: sp.Basic) -> list[sp.Basic]:
 
 
 def check_supported(expr: sp.Basic, where: str) -> None:
-    """Raise `UnsupportedFunctionError` naming ``where`` if ``expr`` leaves the whitelist."""
+    """Raise `UnsupportedFunctionError` naming ``where`` if ``expr`` leaves the whitelist,
+    or holds a Piecewise without a last ``(value, True)`` branch (undefined where no
+    condition holds; it failed deep in the simplify stage, or at the first prediction)."""
     bad = unsupported_nodes(expr)
     if bad:
         names = sorted({type(n).__name__ for n in bad})
@@ -84,3 +86,10 @@ def check_supported(expr: sp.Basic, where: str) -> None:
             f"{where}: uses {', '.join(names)} (in {bad[0]}), which the code printer cannot "
             f"translate; supported functions are {allowed} plus +, *, ** and comparisons"
         )
+    for pw in sp.preorder_traversal(expr):
+        if isinstance(pw, sp.Piecewise) and pw.args[-1].cond is not sp.true:
+            branches = ", ".join(f"({value}, {cond})" for value, cond in pw.args)
+            raise UnsupportedFunctionError(
+                f"{where}: {pw} has no default branch, so it is undefined where none of its "
+                f"conditions holds; end it with a branch (value, True), e.g. "
+                f"Piecewise({branches}, (0, True))")
