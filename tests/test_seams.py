@@ -24,14 +24,16 @@ SMOOTH = {   # formula: (seam, slope there)
     "shifted": (sp.Max(1, z) + sp.Min(0, z - 1), 1, 1),
     "two maxima": (sp.Max(0, z**3) + sp.Max(0, -z**3) + sp.Max(z, 0) + sp.Min(z, 0), 0, 1),
 }
-KINKED = {
+KINKED = {   # the convention's value is a side's slope (or between them): unchanged
     "relu": sp.Max(0, z),
     "abs": sp.Abs(z),
-    "leaky": sp.Max(z, z / 10),
-    "max of cubic": sp.Max(z, z**3),
     "elu": sp.Piecewise((z, z > 0), (HALF * (sp.exp(z) - 1), True)),
     "a jump": sp.Heaviside(z - 1) * z,
-    "min + 2 max": sp.Min(z, 0) + 2 * sp.Max(z, 0),
+}
+LEFT = {   # steps reading 0 + 0 at a kink, neither side's slope: the left slope is used
+    "leaky": (sp.Max(z, z / 10), {0: sp.Rational(1, 10)}),
+    "max of cubic": (sp.Max(z, z**3), {-1: 1, 1: 1}),
+    "min + 2 max": (sp.Min(z, 0) + 2 * sp.Max(z, 0), {0: 1}),
 }
 
 
@@ -52,6 +54,18 @@ def test_a_smooth_seam_gets_its_slope(name):
 def test_a_true_kink_keeps_the_convention(name):
     d = differentiate(KINKED[name], z)
     assert smooth_seams(KINKED[name], d, z) == d
+
+
+@pytest.mark.parametrize("name", LEFT)
+def test_a_kink_whose_steps_read_no_slope_gets_the_left_one(name):
+    """max(z, z/10) at 0: its steps gave 0 + 0, outside the subdifferential [1/10, 1];
+    the built-in LeakyReLU gives alpha there (its left slope), and so does this now."""
+    f, expected = LEFT[name]
+    d = differentiate(f, z)
+    pinned = smooth_seams(f, d, z)
+    for c, slope in expected.items():
+        assert pinned.subs(z, c) == slope != d.subs(z, c)
+        assert float(d.subs(z, c - 1e-9)) == pytest.approx(float(slope), rel=1e-6)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -76,6 +90,14 @@ def test_celu_as_a_formula_has_slope_one_at_zero(scratch_registries, dtype):
         np.testing.assert_allclose(slopes, exact, rtol=1e-6 if dtype == "float32" else 1e-14)
     if dtype == "float64":
         model.check()
+
+
+def test_the_printout_says_why_a_kink_takes_its_left_slope(scratch_registries):
+    leaky = sg.activation("seam_leaky", "Max(x, x/10)")
+    model = sg.compile(sg.Sequential(sg.Dense(2, 3), leaky(), sg.Dense(3, 1)), loss="mse")
+    text = model.derivation.text()
+    assert "At z = 0 f has a kink, slope 1/10 on the left and 1 on the right" in text
+    assert "f'(0) = lim_(z -> 0-) f'(z) = 1/10" in text
 
 
 def test_the_printout_says_where_the_slope_is_pinned(scratch_registries):

@@ -7,7 +7,9 @@ max(0, z) + min(0, a(e^(z/a) - 1)) gets 0 + 0 at z = 0, where its slope is 1 (bo
 sides are 1; a slope of 0 is not even a subgradient). `smooth_seams` finds every point
 where a step of f' switches, takes f' just left and just right of it with each step
 resolved, and where f is continuous and the two sides agree, pins f' there to that
-common value. True kinks (ReLU, |z|, a leaky slope) keep the convention.
+common value. True kinks (ReLU, |z|) keep the convention; where the steps' value at a kink
+is neither side's slope nor between them (max(z, z/10) at 0: 0 + 0), the left slope is
+used, as the convention gives ReLU'(0) = 0 and LeakyReLU'(0) = alpha.
 
 >>> z = sp.Symbol("z", real=True)
 >>> f = sp.Max(0, z) + sp.Min(0, sp.exp(z) - 1)
@@ -18,6 +20,8 @@ common value. True kinks (ReLU, |z|, a leaky slope) keep the convention.
 Piecewise((1, Eq(z, 0)), (exp(z)*Heaviside(-z, 0) + Heaviside(z, 0), True))
 >>> smooth_seams(sp.Max(0, z), sp.Heaviside(z, 0), z)   # a true kink: unchanged
 Heaviside(z, 0)
+>>> smooth_seams(sp.Max(z, z / 10), sp.Heaviside(z, 0) + sp.Heaviside(-z, 0) / 10, z)
+Piecewise((1/10, Eq(z, 0)), (Heaviside(-z, 0)/10 + Heaviside(z, 0), True))
 """
 
 from __future__ import annotations
@@ -110,22 +114,37 @@ def _same(a: sp.Expr, b: sp.Expr) -> bool:
     return sp.simplify(a - b) == 0
 
 
+def side_values(expr: sp.Expr, var: sp.Symbol, c: sp.Expr) -> tuple[sp.Expr | None, ...]:
+    """(limit from the left, limit from the right) of ``expr`` at ``c``; None where one
+    is not a finite number."""
+    return _side_value(expr, var, c, -1), _side_value(expr, var, c, 1)
+
+
+def _between(value: sp.Expr, a: sp.Expr, b: sp.Expr) -> bool:
+    lo, hi = sorted((sp.N(a, _DIGITS), sp.N(b, _DIGITS)))
+    v = sp.N(value, _DIGITS)
+    return bool(lo <= v <= hi)
+
+
 def smooth_seams(forward: sp.Expr, derivative: sp.Expr, var: sp.Symbol) -> sp.Expr:
-    """``derivative`` with its value pinned to the slope at every seam of ``forward``
-    where f is continuous and f' has the same limit from both sides (see module doc)."""
+    """``derivative`` pinned at each switch point of its steps where f is continuous and
+    the steps' value there is no slope of f: to the slope where both sides agree (a seam,
+    see module doc), else to the left slope, the convention's value for ReLU'(0) = 0 and
+    LeakyReLU'(0) = alpha (max(z, z/10) read 0 + 0 at 0: neither side's slope, and no
+    subgradient). A value between the two sides (sign(0) = 0 for |z|) stays."""
     points = _points(_switch_arguments(derivative, var), var)
     pinned = []
     for c in points:
         try:
-            left = _side_value(derivative, var, c, -1)
-            right = _side_value(derivative, var, c, 1)
-            if left is None or right is None or not _same(left, right):
+            left, right = side_values(derivative, var, c)
+            if left is None or right is None:
                 continue
-            f_sides = [_side_value(forward, var, c, s) for s in (-1, 1)]
+            f_sides = side_values(forward, var, c)
             f_at = sp.simplify(forward.subs(var, c))
             if any(v is None or not _same(v, f_at) for v in f_sides):
                 continue   # f jumps here: no slope exists
-            if not _same(sp.simplify(derivative.subs(var, c)), left):
+            at = sp.simplify(derivative.subs(var, c))
+            if _same(left, right) and not _same(at, left) or not _between(at, left, right):
                 pinned.append((left, sp.Eq(var, c)))
         except (ValueError, TypeError, ZeroDivisionError):
             continue   # a side SymPy cannot evaluate: the convention stays

@@ -18,7 +18,7 @@ from sympy.core.relational import Relational
 
 from symgrad.definition.formulas import A, Z
 from symgrad.derive.plan import ActivationPlan, DensePlan, Identity
-from symgrad.derive.seams import pinned_seams
+from symgrad.derive.seams import pinned_seams, side_values
 from symgrad.render.document import Derivation, Section
 from symgrad.render.latex_printer import SymbolNames, indicator_condition, layer_latex, layer_str
 from symgrad.render.network_names import dmat, function_tex, layer_names, mat, mtex, parenthesize
@@ -312,18 +312,29 @@ def _kinks(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]]:
 
 def _seam_steps(sec: Section, sympy_slope: sp.Expr, seams: tuple[tuple[sp.Expr, sp.Expr], ...],
                 names: SymbolNames) -> None:
-    """Say where branches meet with one slope, and that this slope is used there."""
+    """Say where f' is pinned (`symgrad.derive.seams`): branches that meet with one slope,
+    or a kink whose steps read a value that is neither side's slope."""
     for c, slope in seams:
         convention = sympy_slope.subs(Z, c)
-        sec.add(text=(f"At $z = {sp.latex(c)}$ the branches meet with the same slope from both "
-                      f"sides, ${sp.latex(slope)}$: $f$ is differentiable there, and that "
-                      f"slope is used (the convention for a true kink, each step taking its "
-                      f"value where its condition fails, would give "
-                      f"${sp.latex(convention)}$):"),
-                math=(rf"f'({sp.latex(c)}) = \lim_{{z \to {sp.latex(c)}}} f'(z) = "
-                      f"{layer_latex(slope, names)}"),
-                plain=f"f'({sp.sstr(c)}) = lim_(z -> {sp.sstr(c)}) f'(z) = "
-                      f"{layer_str(slope, names)}")
+        left, right = side_values(sympy_slope, Z, c)
+        c_tex = sp.latex(c)
+        if right is not None and sp.simplify(left - right) == 0:
+            text = (f"At $z = {c_tex}$ the branches meet with the same slope from both sides, "
+                    f"${sp.latex(slope)}$: $f$ is differentiable there, and that slope is used "
+                    f"(the convention for a true kink, each step taking its value where its "
+                    f"condition fails, would give ${sp.latex(convention)}$):")
+            math = rf"f'({c_tex}) = \lim_{{z \to {c_tex}}} f'(z) = {layer_latex(slope, names)}"
+            plain = (f"f'({sp.sstr(c)}) = lim_(z -> {sp.sstr(c)}) f'(z) = "
+                     f"{layer_str(slope, names)}")
+        else:
+            text = (f"At $z = {c_tex}$ $f$ has a kink, slope ${sp.latex(left)}$ on the left and "
+                    f"${sp.latex(right)}$ on the right; its steps there read "
+                    f"${sp.latex(convention)}$, neither side's slope nor between them, so the "
+                    "left slope is used, as for ReLU'(0) = 0:")
+            math = rf"f'({c_tex}) = \lim_{{z \to {c_tex}^-}} f'(z) = {layer_latex(slope, names)}"
+            plain = (f"f'({sp.sstr(c)}) = lim_(z -> {sp.sstr(c)}-) f'(z) = "
+                     f"{layer_str(slope, names)}")
+        sec.add(text=text, math=math, plain=plain)
 
 
 def _at_a_seam(term: sp.Expr, x: sp.Expr, c: sp.Expr, seams: tuple[sp.Expr, ...],
