@@ -553,3 +553,38 @@ def test_an_output_delta_past_the_bound_is_said_in_the_plan_notes(scratch_regist
                           (sg.Tanh(), "mse", 1), (sg.Softplus(), "mae", 1)]:
         plain = sg.compile(sg.Sequential(sg.Dense(2, k), head), loss=loss)
         assert not [n for n in plain.plan.notes if "accuracy bound" in n], (head, loss)
+
+
+LOSS_VALUE_CASES = [
+    # (loss, head, head as a formula in x, logits): inf or NaN from the logits before
+    ("log(1 + (p - y)**2)", "Sigmoid", "1/(1 + exp(-x))", [300.0, 360.0, 700.0, -700.0]),
+    ("(log(1 + p) - log(1 + y))**2", "Sigmoid", "1/(1 + exp(-x))", [700.0, 720.0, -30.0]),
+    ("-(1 - y)*log(1 - p)", "Tanh", "tanh(x)", [10.0, 20.0, 300.0, -20.0]),
+    ("p - y*log(p)", "Softplus", "log(1 + exp(x))", [-30.0, -40.0, -300.0, 0.5, 50.0]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(LOSS_VALUE_CASES)))
+def test_a_custom_loss_value_is_finite_and_accurate_from_any_logit(scratch_registries, case):
+    """The loss of a batch was evaluated from the logits only: the Poisson loss on a
+    softplus was log(log 1) = -inf from z = -37, the tanh head's log(1 - tanh z) log 0
+    from z = 19, the Cauchy loss 0 * inf in y^2 e^(2z) from z = 355 (helper-34, bug 6).
+    Compiled and reference losses against 800-digit mpmath, float64."""
+    import mpmath as mp
+
+    formula, head, head_formula, zs = LOSS_VALUE_CASES[case]
+    loss = sg.loss(f"acc_loss_value_{case}", formula)
+    model = sg.compile(sg.Sequential(sg.Dense(1, 1), getattr(sg, head)()), loss=loss)
+    x, p, y = sp.symbols("x p y", real=True)
+    exact_loss = sp.sympify(formula, locals={"p": p, "y": y}).subs(
+        p, sp.sympify(head_formula, locals={"x": x}))
+    for zv in zs:
+        model.set_params({"dense0.W": np.zeros((1, 1)), "dense0.b": np.array([zv])})
+        for target in (0.0, 0.3):
+            with mp.workdps(800):   # 1 - tanh(300) and log(1 + e^-300) keep their digits
+                exact = float(sp.lambdify((x, y), exact_loss, "mpmath")(mp.mpf(zv), mp.mpf(target)))
+            X, Y = np.ones((1, 1)), np.full((1, 1), target)
+            got = model.compiled_backward(X, Y)[0]
+            ref = model.backward(X, Y)[0]
+            for value in (got, ref):
+                assert value == pytest.approx(exact, rel=1e-13, abs=1e-15), (zv, target)

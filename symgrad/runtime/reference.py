@@ -81,7 +81,8 @@ class ReferenceEvaluator:
         out = plan.output
         self.softmax = out.kind == "softmax"
         self._pred = vectorise(out.evaluated_prediction, [Z, LSE, ZMAX, SUMEXP])
-        self._loss = vectorise(out.evaluated_loss, [Z, Y, LSE, ZMAX, SUMEXP])
+        # the loss as evaluated may read the prediction p (simplify.fusion.choose_loss)
+        self._loss = vectorise(out.evaluated_loss, [Z, Y, LSE, ZMAX, SUMEXP, P])
         self._delta = vectorise(out.delta, [Z, P, Y])
 
     @staticmethod
@@ -154,7 +155,8 @@ class ReferenceEvaluator:
              cache: dict | None = None) -> float:
         """Mean loss of the batch, computed from the logits in the stable form."""
         cache = cache or self.forward(params, X)
-        elems = self._loss(cache["Z"][-1], Yt, cache["lse"], cache["zmax"], cache["sumexp"])
+        elems = self._loss(cache["Z"][-1], Yt, cache["lse"], cache["zmax"], cache["sumexp"],
+                           cache["P"])
         return float(elems.sum(dtype=np.float64) * self.scale(X.shape[0]))
 
     def backward(self, params: Mapping[str, np.ndarray], X: np.ndarray, Yt: np.ndarray

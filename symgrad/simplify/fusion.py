@@ -52,7 +52,7 @@ from symgrad.simplify.saved_output import (
     shortfall,
     tidy,
 )
-from symgrad.simplify.stable import OVERFLOW_RULES, expand_logs, stabilise
+from symgrad.simplify.stable import OVERFLOW_RULES, RULES, expand_logs, stabilise
 
 SOFTMAX_SIZES = (2, 3, 4)   # explicit vector lengths the softmax fusion is proven on
 SOFTMAX_SHOWN = 3           # the size whose Jacobian is kept for the printout
@@ -155,6 +155,36 @@ def choose_delta(step_a: sp.Expr, step_b: sp.Expr, exact: sp.Expr, prediction: s
                   targets={Y: _targets(y_dom)})
 
 
+# The loss of a batch is a reported sum: lost digits below the loss's own size (or below
+# 1) do not matter, an inf or a NaN does (fit would stop as diverged).
+LOSS_ULPS = DERIVATIVE_ULPS
+
+
+def choose_loss(stable: sp.Expr, naive: sp.Expr, loss_in_p: sp.Expr, forward: sp.Expr,
+                prediction: sp.Expr, y_dom: tuple[float, float]) -> Choice:
+    """The form each element's loss is evaluated in: ``stable`` (the loss from the logits,
+    as printed) unless it misses the accuracy bound where another form does not.
+
+    From the logits, a custom loss can be inf or NaN where its value is an ordinary
+    number: a Poisson loss p - y log p on a softplus as log(log(1 + e^-|z|) + max(z, 0))
+    is log 0 from z = -37 (its value there is 12 for y = 0.3); log(1 + (p - y)^2) on a
+    sigmoid, its fraction multiplied out, has 0 * inf in y^2 e^(2z). Also measured: the
+    loss as written in p (p from its stable form), every stable rule (log1p among them),
+    and the logs and sums of p written in z (`from_logits`).
+    """
+    # log1p last: log(1 - tanh z) as log1p(-tanh z) is still log 0 once tanh z rounds to 1,
+    # where log(2/(e^(2z) + 1)) = log 2 - softplus(2z) is not
+    first = tuple(rule for rule in RULES if rule.name != "log1p")
+    log1p_last = stabilise(stabilise(naive, first, distribute=False, expand=False)[0],
+                           distribute=False)[0]
+    candidates = [("from the logits", stable), ("in p", loss_in_p),
+                  ("every stable rule", stabilise(naive, distribute=False)[0]),
+                  ("every stable rule, log1p last", log1p_last),
+                  ("logs and sums in z", from_logits(loss_in_p, forward))]
+    return choose(candidates, naive, LOSS_ULPS, floor=1.0, saved={P: prediction},
+                  targets={Y: _targets(y_dom)})
+
+
 def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     raw = derive_elementwise(layer)
     f, l_py = raw.forward, loss.bound()
@@ -192,10 +222,23 @@ def _elementwise(layer: ActivationLayer, loss: LossEntry) -> OutputPlan:
     if stable_p != f:
         identities.append(Identity(f"{raw.name}: stable forward form", f, stable_p, {},
                                    {Z: (-10.0, 10.0)}))
+    loss_choice = choose_loss(stable, naive, l_py, f, stable_p, y_dom)
+    evaluated = None
+    if loss_choice.expr != stable:
+        evaluated = loss_choice.expr
+        identities.append(Identity(f"{raw.name} + {loss.name}: loss as evaluated ("
+                                   f"{loss_choice.label})", naive, evaluated, {P: f},
+                                   {Z: (-10.0, 10.0), Y: y_dom}))
+    off = shortfall(loss_choice, LOSS_ULPS)
+    if off:
+        accuracy_note = " ".join(filter(None, (accuracy_note, (
+            f"output {raw.name!r} + loss {loss.name!r}: no form of the loss within the "
+            f"accuracy bound was found; `{loss_choice.expr}` is off by {off} (inf: not "
+            "finite where the exact value is)"))))
     note = " ".join(rule.note for rule in used) or PLAIN_NOTE
     return OutputPlan(raw.name, raw.latex, "elementwise", f, loss.name, loss.latex, l_py,
                       stable, note, step_a, step_b, delta_raw, delta, uses, loss.reduction,
-                      tuple(identities), stable_p, accuracy_note=accuracy_note)
+                      tuple(identities), stable_p, evaluated, accuracy_note=accuracy_note)
 
 
 def sum_to_one(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> sp.Expr:
