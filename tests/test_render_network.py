@@ -440,3 +440,13 @@ def test_a_delta_with_its_logs_in_the_logits_says_why(scratch_registries):
     assert "evaluates every log, and every sum of p alone, in the logits Z_1" in text
     assert "Nothing cancels here" not in text
     assert "log1p(exp(-Abs(Z1)))" in text
+
+
+def test_a_loss_evaluated_in_another_form_is_shown_beside_the_stable_one(scratch_registries):
+    """A Poisson loss on a softplus: the loss from the logits is log 0 from z = -37, so
+    the kernels evaluate it in p; the evaluation appendix shows both."""
+    poisson = sg.loss("render_poisson", "p - y*log(p)")
+    model = sg.compile(sg.Sequential(sg.Dense(2, 1), sg.Softplus()), loss=poisson)
+    text = model.derivation.text()
+    assert "so the kernels evaluate the equal form below" in text
+    assert "l = p - y*log(p)" in text

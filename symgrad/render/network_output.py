@@ -81,6 +81,14 @@ def output_section(doc: Derivation, plan: NetworkPlan) -> None:
               + latex_safe_prose(out.stable_note)),
         math=rf"l = {layer_latex(out.loss_from_logits, names)}",
         plain=f"l = {layer_str(out.loss_from_logits, names)}")
+    if out.kind == "elementwise" and out.stable_loss is not None:
+        # simplify.fusion.choose_loss: that form misses the accuracy bound somewhere
+        doc.appendix(EVALUATION_APPENDIX).add(
+            text=(f"{where}: that form is inf, NaN or inaccurate for some logits, so the "
+                  "kernels evaluate the equal form below (the most accurate measured, proven "
+                  "equal by sg.check):"),
+            math=rf"l = {layer_latex(out.stable_loss, names)}",
+            plain=f"l = {layer_str(out.stable_loss, names)}")
     textbook_section(doc, plan)
 
 
