@@ -278,3 +278,13 @@ def test_a_kink_away_from_zero_keeps_its_branch_just_past_it(dtype, scratch_regi
     _, grads = model.compiled_backward(X, model.predict_proba(X) - 1)
     slope = grads["dense0.b"] / grads["dense1.b"]   # f'(z): dense1 is the identity
     np.testing.assert_allclose(slope, [s] * 5 + [1, s], rtol=1e-6)
+
+
+@pytest.mark.parametrize("formula", ["x + nan", "Max(x, oo)", "x*zoo", "x + Inf",
+                                     sp.Symbol("x", real=True) + sp.oo,
+                                     sp.Symbol("x", real=True) * sp.nan])
+def test_an_infinite_or_undefined_constant_is_named_as_such(formula):
+    """'nan' parsed as a second variable: "has free variables: nan, x" hid the problem
+    (helper-34); SymPy's x + oo is oo, which was refused as having no variable."""
+    with pytest.raises(DefinitionError, match="is not a finite number"):
+        sg.activation("not_finite", formula)

@@ -70,6 +70,10 @@ def _check_formula(formula: object, what: str, params: Iterable[str] = (),
                                   "(nor a string formula)") from exc
         if not isinstance(expr, sp.Expr):
             raise DefinitionError(f"{what}: formula {formula!r} is not a SymPy expression")
+        infinite = [a for a in (sp.nan, sp.oo, -sp.oo, sp.zoo) if expr.has(a)]
+        if infinite:   # x + oo is oo: refused here, not as "no variable" later
+            raise DefinitionError(f"{what}: formula {expr} holds {infinite[0]}, which is not "
+                                  "a finite number: a formula holds finite constants only")
     if like is not None:
         by_name = {s.name: s for s in like.free_symbols}
         expr = expr.xreplace({s: by_name[s.name] for s in expr.free_symbols

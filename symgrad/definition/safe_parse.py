@@ -151,6 +151,11 @@ class _Builder:
             return CONSTANTS[ident]
         if ident in FUNCTIONS:
             raise self.fail(node, f"function {ident} must be called, e.g. {ident}(x)")
+        if ident.lower() in _NOT_FINITE:
+            # SymPy's names for these; as a new variable 'nan' the error said "two free
+            # variables", which hides the problem
+            raise self.fail(node, f"{ident} is not a finite number: a formula holds finite "
+                                  "constants only")
         if self.new_symbols and ident.isascii() and not ident.startswith("_"):
             return sp.Symbol(ident, real=True)
         allowed = self.names_hint or ", ".join(self.symbols) or "none"
@@ -192,6 +197,10 @@ class _Builder:
         piecewise = fn is sp.Piecewise
         args = [self.build(a, sub, in_piecewise=piecewise) for a in node.args]
         return fn(*args)
+
+
+# Names of infinite or undefined values (SymPy's and NumPy's spellings), refused by name.
+_NOT_FINITE = frozenset({"nan", "oo", "zoo", "inf", "infinity"})
 
 
 def _digits(number: sp.Number) -> int:
