@@ -92,18 +92,20 @@ def test_celu_as_a_formula_has_slope_one_at_zero(scratch_registries, dtype):
         model.check()
 
 
+def _printout(name: str, formula: str) -> str:
+    act = sg.activation(name, formula)
+    return sg.compile(sg.Sequential(sg.Dense(2, 3), act(), sg.Dense(3, 1)),
+                      loss="mse").derivation.text()
+
+
 def test_the_printout_says_why_a_kink_takes_its_left_slope(scratch_registries):
-    leaky = sg.activation("seam_leaky", "Max(x, x/10)")
-    model = sg.compile(sg.Sequential(sg.Dense(2, 3), leaky(), sg.Dense(3, 1)), loss="mse")
-    text = model.derivation.text()
+    text = _printout("seam_leaky", "Max(x, x/10)")
     assert "At z = 0 f has a kink, slope 1/10 on the left and 1 on the right" in text
     assert "f'(0) = lim_(z -> 0-) f'(z) = 1/10" in text
 
 
 def test_the_printout_says_where_the_slope_is_pinned(scratch_registries):
-    celu = sg.activation("seam_print", "Max(0, x) + Min(0, exp(x) - 1)")
-    model = sg.compile(sg.Sequential(sg.Dense(2, 3), celu(), sg.Dense(3, 1)), loss="mse")
-    text = model.derivation.text()
+    text = _printout("seam_print", "Max(0, x) + Min(0, exp(x) - 1)")
     assert "At z = 0 the branches meet with the same slope from both sides, 1" in text
     assert "would give 0" in text
     assert "f'(0) = lim_(z -> 0) f'(z) = 1" in text
