@@ -23,6 +23,11 @@ USAGE = '''
 #     trainer.load_weights("weights.npz")          # names/shapes as PARAM_NAMES/SHAPES
 #     loss, acc = trainer.train_epoch(X, Y, batch_size=32, seed=0)  # hyper: HYPER_DEFAULT
 #     P = trainer.predict(X)                       # Y: (n, OUTPUT_DIM) target rows
+#
+# Import it as a module (import, or importlib.import_module with its folder on sys.path):
+# loaded by importlib.util.spec_from_file_location without an entry in sys.modules, its
+# kernels compile the first time, but Numba's disk cache cannot load them in the next
+# process (ModuleNotFoundError: '<dynamic>').
 # ---------------------------------------------------------------------------
 '''
 
