@@ -181,6 +181,25 @@ def test_kernel_equals_reference_in_both_im2col_layouts() -> None:
                                atol=RTOL["float64"] * np.abs(P).max())
 
 
+@pytest.mark.parametrize("padding", [0, 1])
+def test_kernel_equals_reference_through_a_one_channel_middle_conv(padding: int) -> None:
+    """A conv whose input has one channel, stride 1, below another layer: its transposed
+    col2im takes the contiguous (step 1) runs, which no other case reaches."""
+    from symgrad.codegen.layer_kernels import lk_rk
+
+    net = Sequential(Conv2d(2, 1, 3), sg.Tanh(), Conv2d(1, 3, 3, padding=padding), sg.ReLU(),
+                     Flatten(), Dense(3 * (5 + 2 * padding) ** 2, 2), sg.Softmax(),
+                     input_shape=(2, 9, 9))
+    assert not lk_rk.py_func(1, 3)
+    model = sg.compile(net, loss="cross_entropy", dtype="float64", seed=1)
+    model.set_params(random_params(model, seed=2))
+    X, y = _bands(np.random.default_rng(3), net.input_shape, 2)
+    loss, grads = model.backward(X, y)
+    k_loss, k_grads = model.compiled_backward(X, y)
+    assert abs(k_loss - loss) <= RTOL["float64"] * abs(loss)
+    _assert_grads_close(k_grads, grads, RTOL["float64"], f"one-channel middle conv p{padding}")
+
+
 def _layer_kernels_module(folder, name: str):
     """The shared image-layer loops, compiled uncached from their source in ``folder``."""
     import importlib.util
