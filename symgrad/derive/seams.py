@@ -49,18 +49,30 @@ def _switch_arguments(expr: sp.Expr, var: sp.Symbol) -> list[sp.Expr]:
     return [a for a in found if a.has(var) and a.free_symbols == {var}]
 
 
+def closed_form_roots(g: sp.Expr, var: sp.Symbol, most: int | None = None) -> list[sp.Expr]:
+    """The real roots of ``g`` in ``var`` where SymPy's solveset finds a finite set in
+    closed form (of at most ``most`` roots); else none. Shared with the prover's region
+    split (`symgrad.simplify.zero.breakpoints`).
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> closed_form_roots(sp.Rational(1, 2) - sp.exp(2 * z) / 2, z)
+    [0]
+    """
+    try:
+        roots = sp.solveset(g, var, sp.S.Reals)
+    except (NotImplementedError, ValueError, TypeError):
+        return []
+    if not isinstance(roots, sp.FiniteSet) or (most is not None and len(roots) > most):
+        return []
+    return [r for r in sorted(roots, key=sp.default_sort_key) if r.is_real and r.is_finite]
+
+
 def _points(arguments: list[sp.Expr], var: sp.Symbol) -> list[sp.Expr]:
     """The real zeros of ``arguments`` SymPy finds in closed form (at most _MAX_SEAMS)."""
     points: list[sp.Expr] = []
     for arg in arguments:
-        try:
-            zeros = sp.solveset(arg, var, sp.S.Reals)
-        except (NotImplementedError, ValueError, TypeError):
-            continue
-        if not isinstance(zeros, sp.FiniteSet):
-            continue
-        for c in sorted(zeros, key=sp.default_sort_key):
-            if c.is_real and c.is_finite and c not in points:
+        for c in closed_form_roots(arg, var):
+            if c not in points:
                 points.append(c)
             if len(points) >= _MAX_SEAMS:
                 return points

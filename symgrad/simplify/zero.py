@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 import sympy as sp
 from sympy.core.relational import Relational
 
+from symgrad.derive.seams import closed_form_roots
 from symgrad.simplify.series import TaylorPolynomial, remainder_within
 from symgrad.simplify.stable import elementary
 
@@ -416,13 +417,7 @@ def _closed_form_roots(g: sp.Expr, var: sp.Symbol) -> list[sp.Expr]:
     """
     if g.free_symbols != {var} or sp.count_ops(g) > _ROOT_SOLVE_OPS:
         return []
-    try:
-        roots = sp.solveset(elementary(g), var, sp.S.Reals)
-    except (NotImplementedError, ValueError, TypeError):
-        return []
-    if not isinstance(roots, sp.FiniteSet) or len(roots) > 4:
-        return []
-    return [r for r in roots if r.is_real and r.is_finite]
+    return closed_form_roots(elementary(g), var, most=4)
 
 
 def breakpoints(expr: sp.Expr, var: sp.Symbol) -> list[sp.Expr] | None:
