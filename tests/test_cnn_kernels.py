@@ -242,12 +242,14 @@ def _max_pool_numpy(x4: np.ndarray, k: int, s: int) -> tuple[np.ndarray, int]:
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_max_pool_kernels_equal_numpy_for_every_channel_count(dtype: str, tmp_path) -> None:
     """lk_maxpool splits the channels into blocks of 8, 4 and 1; channel counts 1-19 take
-    every mix of them, with disjoint (k = s = 2) and overlapping (k = 3, s = 2) windows,
-    and the backward routes each window's dY to its first maximum."""
+    every mix of them, with disjoint windows that tile the image (k = s = 2), leave its
+    last row and column out (k = s = 2 on 7x7) or leave gaps (k = 2, s = 3), and
+    overlapping ones (k = 3, s = 2); the backward routes each window's dY to its first
+    maximum and clears every other cell."""
     lk = _layer_kernels_module(tmp_path, f"lk_pool_{dtype}")
     rng = np.random.default_rng(3)
     for c in range(1, 20):
-        for k, s, h in ((2, 2, 6), (3, 2, 7)):
+        for k, s, h in ((2, 2, 6), (2, 2, 7), (2, 3, 8), (3, 2, 7)):
             x4 = rng.standard_normal((3, h, h, c)).astype(dtype)
             x4[0, :2, :2] = 0.5                       # a tied window
             want, o = _max_pool_numpy(x4, k, s)
@@ -256,7 +258,7 @@ def test_max_pool_kernels_equal_numpy_for_every_channel_count(dtype: str, tmp_pa
             lk.lk_maxpool(x4.reshape(-1, c), *sizes, got)
             np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"C={c} k={k}")
             dy = rng.standard_normal((3 * o * o, c)).astype(dtype)
-            dx = np.empty((3 * h * h, c), dtype)
+            dx = np.full((3 * h * h, c), np.nan, dtype)     # every cell must be written
             lk.lk_maxpool_back(x4.reshape(-1, c), dy, *sizes, dx)
             ref = np.zeros_like(x4)
             taken = np.zeros(want.shape, bool)
