@@ -119,3 +119,30 @@ def test_target_helpers():
     np.testing.assert_array_equal(one_hot(np.array([1, 0]), 2), [[0, 1], [1, 0]])
     np.testing.assert_array_equal(prepare_targets(np.array([1.0, 2.0]), 1, "elements"),
                                   [[1.0], [2.0]])
+
+
+@pytest.mark.parametrize("dtype, z", [("float64", 1e300), ("float32", 1e20)])
+@pytest.mark.parametrize("name, formula", [
+    ("root_minus_one", "sqrt(1 + x**2) - 1"), ("log_square", "log(1 + x**2)"),
+    ("cube_root", "(x**2 + 1)**(1/3)"), ("isru_half", "x/sqrt(1 + x**2/2)")])
+def test_reference_evaluates_a_root_of_a_square_like_the_kernels(name, formula, dtype, z,
+                                                                 scratch_registries) -> None:
+    """The kernels print sqrt(u^2 + c), (u^2 + c)^r and log(u^2 + c) through hypot; the
+    reference did not, and was inf (or 0) where the kernels are finite and right: no
+    oracle there. f(z) as the output of Dense(1, 1) -> f -> Dense(1, 1) with unit weights,
+    f'(z) as the ratio of the two biases' gradients."""
+    act = sg.activation(f"ref_hypot_{name}", formula, replace=True)
+    model = sg.compile(sg.Sequential(sg.Dense(1, 1), act(), sg.Dense(1, 1)), loss="mae",
+                       dtype=dtype)
+    dt = np.dtype(dtype)
+    model.params = {"dense0.W": np.zeros((1, 1), dt), "dense0.b": np.array([z], dt),
+                    "dense1.W": np.ones((1, 1), dt), "dense1.b": np.zeros(1, dt)}
+    one = np.ones((1, 1), dt)
+    f_kernel, f_ref = model.predict_proba(one)[0, 0], model.forward(one)[0, 0]
+    assert np.isfinite(f_kernel) and f_kernel != 0, f_kernel
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(f_ref, f_kernel, rtol=rtol)
+    target = np.array([[float(f_kernel) * 0.5]], dt)
+    grads = [g for _, g in (model.compiled_backward(one, target), model.backward(one, target))]
+    slopes = [g["dense0.b"][0] / g["dense1.b"][0] for g in grads]
+    np.testing.assert_allclose(slopes[1], slopes[0], rtol=rtol, atol=0)

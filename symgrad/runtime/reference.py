@@ -33,11 +33,40 @@ from symgrad.definition.formulas import A, P, Y, Z
 from symgrad.definition.layer_kinds import layer_kind
 from symgrad.definition.supported import LAMBDIFY_MODULES
 from symgrad.derive.plan import LSE, SUMEXP, ZMAX, NetworkPlan
+from symgrad.simplify.accuracy import hypot_argument
+
+
+class Hypot(sp.Function):
+    """hypot(u, v) = sqrt(u^2 + v^2) without forming u^2: lambdify prints it as np.hypot."""
+
+    nargs = 2
+
+
+def through_hypot(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with (u^2 + v^2)^(n/2) as Hypot(u, v)^n and log(u^2 + v^2) as 2 log Hypot(u, v).
+
+    The kernels print these shapes so (`symgrad.simplify.accuracy.hypot_argument`): u^2
+    overflows long before the root or the log does. The reference must evaluate the same
+    function where the kernels are finite, or it is no oracle there
+    (sqrt(1 + z^2) - 1 was inf at z = 1e300, where the kernels give 1e300).
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> through_hypot(z / sp.sqrt(z**2 + 1)), through_hypot(sp.log(z**2 + 4))
+    (z/Hypot(z, 1), 2*log(Hypot(z, 2)))
+    """
+    def as_hypot(e: sp.Expr) -> sp.Expr:
+        if isinstance(e, sp.log):
+            hyp = hypot_argument(sp.sqrt(e.args[0]))
+            return e if hyp is None or hyp[2] != 1 else 2 * sp.log(Hypot(hyp[0], hyp[1]))
+        hyp = hypot_argument(e)
+        return e if hyp is None else Hypot(hyp[0], hyp[1]) ** hyp[2]
+
+    return expr.replace(lambda e: isinstance(e, (sp.Pow, sp.log)), as_hypot)
 
 
 def vectorise(expr: sp.Expr, args: list[sp.Symbol]) -> Callable[..., np.ndarray]:
     """``lambdify`` with results broadcast to the first argument's shape and dtype."""
-    fn = sp.lambdify(args, expr, modules=LAMBDIFY_MODULES)
+    fn = sp.lambdify(args, through_hypot(expr), modules=[{"Hypot": np.hypot}, *LAMBDIFY_MODULES])
 
     def call(*values: np.ndarray) -> np.ndarray:
         first = values[0]
