@@ -122,11 +122,16 @@ def output_body(out: OutputPlan, dtype: str, classify: bool) -> str:
     s(f"scale = {cast}({scale})")
     if out.kind == "softmax":
         exp, log = vecmath.function_name("exp", dtype), vecmath.function_name("log", dtype)
+        # The shifted logits' exponentials in one flat pass over D: row by row, a row of
+        # 10 classes is shorter than the vector loop and ran exp scalar (the row passes
+        # left have no function call per element).
+        row_max = ("zmax = ZL[i, 0]", "for j in range(1, k):", "    zmax = max(zmax, ZL[i, j])")
+        s("for i in range(m):", *("    " + line for line in row_max),
+          "    for j in range(k):", "        D[i, j] = ZL[i, j] - zmax",
+          "Df = D.reshape(-1)", "for t in range(m * k):", f"    Df[t] = {exp}(Df[t])")
         s("for i in range(m):")
         s.indent()
-        s("zmax = ZL[i, 0]", "for j in range(1, k):", "    zmax = max(zmax, ZL[i, j])",
-          "for j in range(k):", f"    D[i, j] = {exp}(ZL[i, j] - zmax)",
-          f"acc = {cast}(0.0)", "for j in range(k):", "    acc += D[i, j]")
+        s(*row_max, f"acc = {cast}(0.0)", "for j in range(k):", "    acc += D[i, j]")
         if any(e.has(LSE) for e in (out.evaluated_prediction, out.evaluated_loss, out.delta)):
             s(f"lse = zmax + {log}(acc)")   # only plans still written through lse
         if sp.log(SUMEXP) in uses:
