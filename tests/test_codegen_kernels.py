@@ -210,3 +210,23 @@ def test_dense_loop_mixes_biases_activations_and_identity(dtype, tol) -> None:
                                    err_msg=name)
     src = model.source
     assert "fwd_b(out, theta[b_at:b_at + n_out]" in src and "fwd(out" in src
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_activation_that_calls_a_function_runs_it_over_the_flat_batch(dtype) -> None:
+    """A row loop of run-time length vectorises only whole vectors: rows of 4 channels ran
+    tanh scalar (2304 x 4, float32: 15.6 us against 6-8 flat). f with a function call runs
+    flat after a bias pass; ReLU-like f (selects only) stays fused with the bias add, where
+    a second pass would cost more than the scalar remainder (48 -> 93 us on 36864 x 8)."""
+    from symgrad.codegen.elementwise_kernels import activation_body
+
+    def forward_with_bias(layer) -> str:
+        model = sg_compile(Sequential(Dense(3, 4), layer, Dense(4, 2)), loss="mse", dtype=dtype)
+        return activation_body(model.plan.layers[0].activation, dtype).split("def fwd(")[0]
+
+    for layer in (acts.Tanh(), acts.Sigmoid(), acts.GELU(), acts.Swish()):
+        body = forward_with_bias(layer)
+        assert re.search(r"for k in range\(z_\.size\):\n.*\n(.*\n)?\s+z_\[k\] = .*vm_", body), body
+    for layer in (acts.ReLU(), acts.LeakyReLU()):
+        body = forward_with_bias(layer)
+        assert "z_" not in body and "Z[i, j] = " in body, body
