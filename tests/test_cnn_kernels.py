@@ -100,6 +100,14 @@ def _assert_grads_close(got: dict, want: dict, rtol: float, label: str) -> None:
                                    err_msg=f"{label} {name}")
 
 
+def _assert_kernel_equals_reference(model, X, y, dtype: str, label: str) -> None:
+    """The compiled backward's loss and gradients equal the NumPy reference's to RTOL."""
+    loss, grads = model.backward(X, y)
+    k_loss, k_grads = model.compiled_backward(X, y)
+    assert abs(k_loss - loss) <= RTOL[dtype] * abs(loss)
+    _assert_grads_close(k_grads, grads, RTOL[dtype], label)
+
+
 # ------------------------------------------------------------------ kernel vs reference
 def test_kernel_equals_reference(setup) -> None:
     model = setup.reset()
@@ -119,10 +127,7 @@ def test_kernel_equals_reference_for_other_channel_counts(c1: int, c2: int) -> N
     model = sg.compile(_m64_net(c1, c2), loss="cross_entropy", dtype="float64", seed=4)
     model.set_params(random_params(model, seed=6))
     X, y = _bands(np.random.default_rng(c1 * c2), (2, 9, 8), 3)
-    loss, grads = model.backward(X, y)
-    k_loss, k_grads = model.compiled_backward(X, y)
-    assert abs(k_loss - loss) <= RTOL["float64"] * abs(loss)
-    _assert_grads_close(k_grads, grads, RTOL["float64"], f"m64 with {c1}, {c2} channels")
+    _assert_kernel_equals_reference(model, X, y, "float64", f"m64 with {c1}, {c2} channels")
 
 
 # One of the random CNNs through the kernel too (each new model costs ~10 s of Numba
@@ -144,10 +149,7 @@ def test_kernel_equals_reference_on_random_cnns(label: str, dtype: str, convs: i
     assert any(p >= k for x in layers for p, k in zip(x.padding, x.kernel, strict=True))
     model = sg.compile(case.net, loss=case.loss, dtype=dtype, seed=1)
     model.set_params(random_params(model, seed=2))
-    loss, grads = model.backward(case.X, case.y)
-    k_loss, k_grads = model.compiled_backward(case.X, case.y)
-    assert abs(k_loss - loss) <= RTOL[dtype] * abs(loss)
-    _assert_grads_close(k_grads, grads, RTOL[dtype], label)
+    _assert_kernel_equals_reference(model, case.X, case.y, dtype, label)
     P = model.forward(case.X)
     np.testing.assert_allclose(model.predict_proba(case.X), P, rtol=0,
                                atol=RTOL[dtype] * np.abs(P).max())
@@ -172,10 +174,7 @@ def test_kernel_equals_reference_in_both_im2col_layouts() -> None:
     model = sg.compile(net, loss="cross_entropy", dtype="float64", seed=1)
     model.set_params(random_params(model, seed=2))
     X, y = _bands(np.random.default_rng(3), net.input_shape, 3)
-    loss, grads = model.backward(X, y)
-    k_loss, k_grads = model.compiled_backward(X, y)
-    assert abs(k_loss - loss) <= RTOL["float64"] * abs(loss)
-    _assert_grads_close(k_grads, grads, RTOL["float64"], "layouts")
+    _assert_kernel_equals_reference(model, X, y, "float64", "layouts")
     P = model.forward(X)
     np.testing.assert_allclose(model.predict_proba(X), P, rtol=0,
                                atol=RTOL["float64"] * np.abs(P).max())
@@ -194,10 +193,7 @@ def test_kernel_equals_reference_through_a_one_channel_middle_conv(padding: int)
     model = sg.compile(net, loss="cross_entropy", dtype="float64", seed=1)
     model.set_params(random_params(model, seed=2))
     X, y = _bands(np.random.default_rng(3), net.input_shape, 2)
-    loss, grads = model.backward(X, y)
-    k_loss, k_grads = model.compiled_backward(X, y)
-    assert abs(k_loss - loss) <= RTOL["float64"] * abs(loss)
-    _assert_grads_close(k_grads, grads, RTOL["float64"], f"one-channel middle conv p{padding}")
+    _assert_kernel_equals_reference(model, X, y, "float64", f"one-channel middle conv p{padding}")
 
 
 def _layer_kernels_module(folder, name: str):
