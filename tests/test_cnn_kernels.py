@@ -121,9 +121,8 @@ def test_kernel_equals_reference(setup) -> None:
 
 @pytest.mark.parametrize(("c1", "c2"), [(5, 9), (8, 13), (12, 4), (17, 7)])
 def test_kernel_equals_reference_for_other_channel_counts(c1: int, c2: int) -> None:
-    """m64's layer kinds with channel counts that take every channel block of the pooling
-    loops (8, 4, 1; `layer_kernels.lk_maxpool`) and both im2col layouts: the same driver,
-    loaded from the cache, since only widths change."""
+    """m64's layer kinds with other channel counts: the same driver, loaded from the cache,
+    since only widths change."""
     model = sg.compile(_m64_net(c1, c2), loss="cross_entropy", dtype="float64", seed=4)
     model.set_params(random_params(model, seed=6))
     X, y = _bands(np.random.default_rng(c1 * c2), (2, 9, 8), 3)
@@ -155,26 +154,22 @@ def test_kernel_equals_reference_on_random_cnns(label: str, dtype: str, convs: i
                                atol=RTOL[dtype] * np.abs(P).max())
 
 
-def _layouts_net() -> Sequential:
-    """Convs on both sides of the im2col layout switch (`layer_kernels.lk_rk`)."""
+def _stacked_convs_net() -> Sequential:
+    """Three convs, strides 1 and 2 in each direction, all padded, odd sizes."""
     return Sequential(Conv2d(4, 6, (3, 4), stride=(1, 2), padding=1), sg.Tanh(),
                       Conv2d(6, 2, (2, 3), stride=2, padding=1), sg.ReLU(),
                       Conv2d(2, 3, (3, 2), padding=1), sg.Sigmoid(), MaxPool2d(2),
                       Flatten(), Dense(12, 3), sg.Softmax(), input_shape=(4, 9, 10))
 
 
-def test_kernel_equals_reference_in_both_im2col_layouts() -> None:
-    """(R, K) im2col for kw*C >= 16 (first layer, and a middle one with col2im), the
-    transposed (K, R) one below (with its col2im); padding, strides and odd sizes."""
-    from symgrad.codegen.layer_kernels import lk_rk
-
-    net = _layouts_net()
-    convs = [x for x in net if isinstance(x, Conv2d)]
-    assert [lk_rk.py_func(c.in_ch, c.kernel[1]) for c in convs] == [True, True, False]
+def test_kernel_equals_reference_through_stacked_strided_padded_convs() -> None:
+    """im2col and col2im with whole-row runs (column stride 1) and runs of one sample
+    block (stride 2), both above other layers (their col2im runs), with padding."""
+    net = _stacked_convs_net()
     model = sg.compile(net, loss="cross_entropy", dtype="float64", seed=1)
     model.set_params(random_params(model, seed=2))
     X, y = _bands(np.random.default_rng(3), net.input_shape, 3)
-    _assert_kernel_equals_reference(model, X, y, "float64", "layouts")
+    _assert_kernel_equals_reference(model, X, y, "float64", "stacked convs")
     P = model.forward(X)
     np.testing.assert_allclose(model.predict_proba(X), P, rtol=0,
                                atol=RTOL["float64"] * np.abs(P).max())
@@ -182,14 +177,10 @@ def test_kernel_equals_reference_in_both_im2col_layouts() -> None:
 
 @pytest.mark.parametrize("padding", [0, 1])
 def test_kernel_equals_reference_through_a_one_channel_middle_conv(padding: int) -> None:
-    """A conv whose input has one channel, stride 1, below another layer: its transposed
-    col2im takes the contiguous (step 1) runs, which no other case reaches."""
-    from symgrad.codegen.layer_kernels import lk_rk
-
+    """A conv whose input has one channel, stride 1, below another layer (its col2im)."""
     net = Sequential(Conv2d(2, 1, 3), sg.Tanh(), Conv2d(1, 3, 3, padding=padding), sg.ReLU(),
                      Flatten(), Dense(3 * (5 + 2 * padding) ** 2, 2), sg.Softmax(),
                      input_shape=(2, 9, 9))
-    assert not lk_rk.py_func(1, 3)
     model = sg.compile(net, loss="cross_entropy", dtype="float64", seed=1)
     model.set_params(random_params(model, seed=2))
     X, y = _bands(np.random.default_rng(3), net.input_shape, 2)
@@ -224,73 +215,107 @@ def test_layer_loop_names_are_the_functions_of_their_source() -> None:
 
 
 def _max_pool_numpy(x4: np.ndarray, k: int, s: int) -> tuple[np.ndarray, int]:
-    """Max pooling (k x k windows, stride s) of an NHWC batch of square images, and the
+    """Max pooling (k x k windows, stride s) of an NCHW batch of square images, and the
     output side."""
-    n, h, w, c = x4.shape
+    n, c, h, w = x4.shape
     oh, ow = (h - k) // s + 1, (w - k) // s + 1
-    best = np.full((n, oh, ow, c), -np.inf, x4.dtype)
+    best = np.full((n, c, oh, ow), -np.inf, x4.dtype)
     for p in range(k):
         for q in range(k):
-            best = np.maximum(best, x4[:, p:p + (oh - 1) * s + 1:s, q:q + (ow - 1) * s + 1:s])
+            best = np.maximum(best, x4[..., p:p + (oh - 1) * s + 1:s, q:q + (ow - 1) * s + 1:s])
     return best, oh
 
 
+def _as_map(x4: np.ndarray) -> np.ndarray:
+    """An NCHW batch as the kernels' channel-major map (CHWN), in its (n*H*W, C) workspace."""
+    n, c, h, w = x4.shape
+    return np.ascontiguousarray(x4.transpose(1, 2, 3, 0)).reshape(n * h * w, c)
+
+
+def _from_map(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The NCHW batch of ``shape`` held in a channel-major map."""
+    n, c, h, w = shape
+    return flat.reshape(c, h, w, n).transpose(3, 0, 1, 2)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_max_pool_kernels_equal_numpy_for_every_channel_count(dtype: str, tmp_path) -> None:
-    """lk_maxpool splits the channels into blocks of 8, 4 and 1; channel counts 1-19 take
-    every mix of them, with disjoint windows that tile the image (k = s = 2), leave its
-    last row and column out (k = s = 2 on 7x7) or leave gaps (k = 2, s = 3), and
-    overlapping ones (k = 3, s = 2); the backward routes each window's dY to its first
-    maximum and clears every other cell."""
+def test_max_pool_kernels_equal_numpy_for_every_batch_size(dtype: str, tmp_path) -> None:
+    """lk_maxpool and its backward run over the m samples of each window position; batch
+    sizes 1-19 leave every remainder of the vector loop, with disjoint windows that tile
+    the image (k = s = 2), leave its last row and column out (k = s = 2 on 7x7) or leave
+    gaps (k = 2, s = 3), and overlapping ones (k = 3, s = 2); the backward routes each
+    window's dY to its first maximum and clears every other cell."""
     lk = _layer_kernels_module(tmp_path, f"lk_pool_{dtype}")
     rng = np.random.default_rng(3)
-    for c in range(1, 20):
+    for m in range(1, 20):
+        c = 1 + m % 3
         for k, s, h in ((2, 2, 6), (2, 2, 7), (2, 3, 8), (3, 2, 7)):
-            x4 = rng.standard_normal((3, h, h, c)).astype(dtype)
-            x4[0, :2, :2] = 0.5                       # a tied window
+            x4 = rng.standard_normal((m, c, h, h)).astype(dtype)
+            x4[0, :, :2, :2] = 0.5                    # a tied window
             want, o = _max_pool_numpy(x4, k, s)
-            got = np.empty((3 * o * o, c), dtype)
-            sizes = (3, h, h, c, k, k, s, s, o, o)
-            lk.lk_maxpool(x4.reshape(-1, c), *sizes, got)
-            np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"C={c} k={k}")
-            dy = rng.standard_normal((3 * o * o, c)).astype(dtype)
-            dx = np.full((3 * h * h, c), np.nan, dtype)     # every cell must be written
-            lk.lk_maxpool_back(x4.reshape(-1, c), dy, *sizes, dx)
+            got = np.empty((m * o * o, c), dtype)
+            sizes = (m, h, h, c, k, k, s, s, o, o)
+            lk.lk_maxpool(_as_map(x4), *sizes, got)
+            np.testing.assert_array_equal(_from_map(got, want.shape), want,
+                                          err_msg=f"m={m} k={k}")
+            dy4 = rng.standard_normal(want.shape).astype(dtype)
+            dx = np.full((m * h * h, c), np.nan, dtype)     # every cell must be written
+            lk.lk_maxpool_back(_as_map(x4), _as_map(dy4), *sizes, dx)
             ref = np.zeros_like(x4)
             taken = np.zeros(want.shape, bool)
             for p in range(k):
                 for q in range(k):
-                    win = (slice(None), slice(p, p + (o - 1) * s + 1, s),
-                           slice(q, q + (o - 1) * s + 1, s))
+                    win = (..., slice(p, p + (o - 1) * s + 1, s), slice(q, q + (o - 1) * s + 1, s))
                     hit = (x4[win] == want) & ~taken
-                    ref[win] += np.where(hit, dy.reshape(want.shape), 0)
+                    ref[win] += np.where(hit, dy4, 0)
                     taken |= hit
             # overlapping windows add several dY into one element, in another order
-            np.testing.assert_allclose(dx.reshape(ref.shape), ref, rtol=0,
-                                       atol=8 * np.finfo(dtype).eps * np.abs(dy).max(),
-                                       err_msg=f"backward C={c} k={k}")
+            np.testing.assert_allclose(_from_map(dx, x4.shape), ref, rtol=0,
+                                       atol=8 * np.finfo(dtype).eps * np.abs(dy4).max(),
+                                       err_msg=f"backward m={m} k={k}")
+
+
+# Each image-layer loop with the arguments of one call (3 samples of 2 channels, 6x6,
+# a 3x3 kernel, stride 1 or 2, padding 1; 2x2 pooling).
+_CONV = (3, 6, 6, 2, 3, 3)
+_POOL = (3, 6, 6, 2, 2, 2, 2, 2, 3, 3)
+
+
+def _loop_calls(dtype: str) -> dict[str, tuple]:
+    x, cols = np.ones((3 * 36, 2), dtype), np.zeros((3 * 36, 18), dtype)
+    y, rows = np.ones((3 * 9, 2), dtype), np.zeros((3, 72), dtype)
+    return {"lk_im2col": (x, *_CONV, 1, 1, 1, 1, 6, 6, cols),
+            "lk_im2col ": (x, *_CONV, 2, 2, 1, 1, 3, 3, cols[:27]),
+            "lk_col2im": (cols, *_CONV, 1, 1, 1, 1, 6, 6, x),
+            "lk_col2im ": (cols[:27], *_CONV, 2, 2, 1, 1, 3, 3, x),
+            "lk_maxpool": (x, *_POOL, y), "lk_maxpool_back": (x, y, *_POOL, x.copy()),
+            "lk_avgpool": (x, *_POOL, y), "lk_avgpool_back": (y, *_POOL, x.copy()),
+            "lk_add_bias": (x, np.ones(2, dtype)), "lk_row_sums": (x, np.zeros(2, dtype)),
+            "lk_rows_to_map": (rows, x), "lk_map_to_rows": (x, rows), "lk_zero": (x,)}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_im2col_and_col2im_runs_are_vector_copies(dtype: str, tmp_path) -> None:
-    """The run copies of both im2col layouts, and their col2im, load whole vectors.
+def test_image_layer_loops_are_vector_code(dtype: str, tmp_path) -> None:
+    """Every data-moving loop of the image layers loads or stores whole vectors.
 
-    A signed flat index carries a wraparound test per element that kept LLVM from
-    vectorising these loops (no vector load at all in the loops this replaced); a
-    regression to scalar copies costs LeNet most of its epoch time.
+    They run over the m samples of a channel-major map; a signed flat index (a
+    wraparound test per element), a loop-carried sum or a branch per sample keeps LLVM
+    from vectorising them, and a regression to scalar loops costs a small CNN most of
+    its epoch time.
     """
     import re
 
     lk = _layer_kernels_module(tmp_path, f"lk_vector_{dtype}")
-    x, cols = np.ones((2 * 36, 3), dtype), np.zeros((2 * 16, 27), dtype)
-    args = (2, 6, 6, 3, 3, 3, 1, 1, 0, 0, 4, 4)
     element = "float" if dtype == "float32" else "double"
-    for forward, backward in (("lk_im2col_rows", "lk_col2im_rows"), ("lk_im2col_t", "lk_col2im_t")):
-        getattr(lk, forward)(x, *args, cols)
-        getattr(lk, backward)(cols, *args, x)
-        for name in (forward, backward):
-            ir = "".join(getattr(lk, name).inspect_llvm().values())
-            assert re.search(rf"= load <\d+ x {element}>", ir), f"{name}: no vector load"
+    calls = _loop_calls(dtype)
+    for key, args in calls.items():
+        getattr(lk, key.strip())(*args)
+    from symgrad.codegen.libraries import LAYER_LINKS
+
+    assert {key.strip() for key in calls} == set(LAYER_LINKS)
+    for name in set(LAYER_LINKS) - {"lk_zero"}:   # LLVM makes lk_zero a memset call
+        ir = "".join(getattr(lk, name).inspect_llvm().values())
+        assert re.search(rf"(load|store) <\d+ x {element}>", ir), f"{name}: no vector code"
 
 
 def test_kernel_routes_max_pool_ties_like_the_reference(m64) -> None:

@@ -133,19 +133,22 @@ def test_fused_sgd_cites_gradient_and_update_on_the_gemm(fused):
 def test_cnn_lines(cnn):
     src = cnn.source
     # Image layer indices: conv0 0, maxpool0 1, conv1 2, avgpool0 3, flatten0 4.
-    assert _cited(src, "conv1.dW")[0].startswith("_mm_tn(FC2, FD2, FGW2,")
-    assert _cited(src, "conv1.dW")[1].startswith("lk_conv_weight_grad(FGW2, gCW2)")
-    assert _cited(src, "conv1.dX")[0].startswith("_mm_nt(FD2, FW2, FC2,")
+    # Channel-major maps: the kernel (O, C, kh, kw) is the GEMM's (O, K) as it is.
+    assert _cited(src, "conv1.dW") == [
+        "_mm_nt(lk_cm(FD2, G[2, 3]), lk_cm(FC2, G[2, 0] * 4), lk_cm(gCW2, G[2, 3]), ONE, ZERO, ab)"]
+    assert _cited(src, "conv1.dX")[0].startswith(
+        "_mm_tn(lk_cm(CW2, G[2, 3]), lk_cm(FD2, G[2, 3]), lk_cm(FC2, G[2, 0] * 4),")
     assert _cited(src, "conv1.dX")[1].startswith("lk_col2im(FC2,")
-    assert _cited(src, "conv0.db") == ["_column_sums(FD0, gCb0)"]
+    assert _cited(src, "conv0.db") == ["lk_row_sums(FD0, gCb0)"]
     assert _cited(src, "maxpool0.dX")[0].startswith("lk_maxpool_back(FA0, FD1,")
     assert _cited(src, "avgpool0.dX")[0].startswith("lk_avgpool_back(FD3,")
-    assert _cited(src, "flatten0.dX")[0].startswith("lk_rows_to_map(FD4,")
+    assert _cited(src, "flatten0.dX") == ["lk_rows_to_map(FD4, FD3)"]
     assert _cited(src, "dF")[0].startswith(
         "_mm_nt(_dense_view(Dbuf, 0, m, n0), _dense_view(theta, LT[0, 2], m0, n0), FD4,")
     assert re.match(r"a\d_bwd\(FD2, FA2, FA2\)", _cited(src, "conv1.dZ")[0])   # tanh'
-    assert _cited(src, "conv1.fwd")[2].startswith("_mm(FC2, FW2, FA2,")
-    assert re.match(r"a\d_fwd_b\(FA2, Cb2\)", _cited(src, "conv1.fwd")[3])   # bias + tanh
+    assert _cited(src, "conv1.fwd")[1].startswith("_mm(lk_cm(CW2, G[2, 3]), lk_cm(FC2,")
+    assert re.match(r"a\d_fwd_cb\(lk_cm\(FA2, G\[2, 3\]\), Cb2\)",
+                    _cited(src, "conv1.fwd")[2])   # bias + tanh, one bias per channel row
     # conv0 is the first layer with parameters: no dX below it.
     assert "conv0.dX" not in kernel_lines(src)
 

@@ -363,19 +363,23 @@ def test_float32_kernel_check_allows_the_rounding_of_its_inputs(scratch_registri
     near 2e26 whose 9e24 differences make the loss. The kernel's loss was 1.2e-5 off, the
     float32 reference's by chance 3e-7, and the bound of four times the latter failed a
     right kernel. The bound also takes what one float32 rounding of every input and
-    parameter moves the result by; a kernel a thousandth off still fails."""
+    parameter moves the result by; a kernel a thousandth off still fails.
+
+    The kernels' summation order decides how far off the loss is: since the image layers
+    sum over channel-major maps, the fuzzer's own weights give 4.8e-6, so these are drawn
+    with seed 45 and trained two epochs (no divergence): without that allowance the right
+    kernel failed there (loss 1.28e-5 > 1e-5)."""
     from symgrad.prove.check import check_kernel
 
     rng = np.random.default_rng(173)
     formula = fuzz.random_formula(rng, int(rng.integers(1, 4)))
     act = sg.activation("fuzz173_prove", formula, replace=True)
-    rng = np.random.default_rng(10_173)
-    net, loss, shape = fuzz.random_cnn(rng, act)
-    X = rng.normal(size=(48, *shape))
-    y = rng.integers(0, 3, 48)
-    model = sg.compile(net, loss=loss, optimizer=sg.Adam(lr=0.01), dtype="float32")
-    with pytest.raises(sg.TrainingDivergedError):
-        model.fit(X, y, epochs=2, batch_size=16, seed=0)
+    net, loss, shape = fuzz.random_cnn(np.random.default_rng(10_173), act)
+    data = np.random.default_rng(10_173)
+    X = data.normal(size=(48, *shape))
+    y = data.integers(0, 3, 48)
+    model = sg.compile(net, loss=loss, optimizer=sg.Adam(lr=0.01), dtype="float32", seed=45)
+    model.fit(X, y, epochs=2, batch_size=16, seed=0)
     entries = check_kernel(model)
     assert max(e.max_error for e in entries) > 1e-5   # still the case that failed
     right = model.compiled_backward

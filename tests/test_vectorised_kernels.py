@@ -2,8 +2,8 @@
 
 A network with every registered elementwise activation as a hidden layer is
 generated as a standalone module (the exported form: vecmath and every shared
-kernel inline, one ``a<k>_fwd_b`` / ``a<k>_bwd`` pair per activation) in each dtype
-and compiled once. In the optimised LLVM IR:
+kernel inline, one ``a<k>_fwd_b`` / ``a<k>_bwd`` pair per activation, and the
+``a<k>_fwd_cb`` image layers call) in each dtype and compiled once. In the optimised LLVM IR:
 
 * every activation's fused loop -- forward (bias + f) and backward (times f') --
   has a vectorised body (a ``vector.body`` block of LLVM's loop vectoriser): each
@@ -130,6 +130,24 @@ def test_every_fused_loop_is_vectorised(compiled, part: str) -> None:
         checked += 1
     assert checked >= len(HIDDEN) - 1
     assert re.search(r"vm_(tanh|exp|erfc?)_f(32|64)\(", source)
+
+
+def test_every_channel_bias_loop_is_vectorised(compiled) -> None:
+    """``fwd_cb`` (bias per row: a convolution's channel-major map, then f) of every
+    activation, compiled here on a map of 3 channels: vector code, no scalar math."""
+    source, module = compiled
+    names = _kernels(source, "fwd_cb")
+    assert len(names) == len(HIDDEN)
+    dtype = np.float32 if "DTYPE = np.float32" in source else np.float64
+    for name in names:
+        saves_z = "Zs" in _function_source(source, name).split(":", 1)[0]
+        z = np.linspace(-3, 3, 3 * WIDTH).astype(dtype).reshape(3, WIDTH)
+        args = (z, np.ones(3, dtype)) + ((np.empty_like(z),) if saves_z else ())
+        _dispatcher(module, name)(*args)
+        ir = _llvm(module, name)
+        assert re.search(r"^vector\.body\d*:", ir, re.M), f"{name}: its loop is not vectorised"
+        calls = sorted(set(_SCALAR_MATH.findall(ir)))
+        assert not calls, f"{name} still calls scalar math: {calls}"
 
 
 # The batch passes (_forward, _backward) are inlined into their callers: the exported

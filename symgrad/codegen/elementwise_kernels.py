@@ -8,8 +8,9 @@ every model that uses it. The per-model driver (`symgrad.codegen.kernels`) only
 calls them.
 
 * activation ``a``: ``fwd_b(Z, b[, Zs])`` adds the bias and applies f in place
-  (saving z where the derivative reads it), ``fwd(Z[, Zs])`` the same without a
-  bias, ``bwd(D, A, Zs)`` multiplies D by the derived f'(a or z);
+  (saving z where the derivative reads it), ``fwd_cb`` the same with one bias per row
+  (a convolution's channel-major map), ``fwd(Z[, Zs])`` the same without a bias,
+  ``bwd(D, A, Zs)`` multiplies D by the derived f'(a or z);
 * output: ``_output(ZL, Yb, D, P, want_delta)``, the fused output activation +
   loss (prediction, stable loss from the logits, delta = scale * dL/dz, correct
   count); D must have a row per batch row (it is scratch when no delta is wanted);
@@ -36,7 +37,7 @@ from symgrad.derive.plan import LSE, SUMEXP, ZMAX, ActivationPlan, OutputPlan
 __all__ = ["activation_body", "output_body", "optimizer_body", "shared_module_source",
            "ACTIVATION_FUNCTIONS", "activation_links", "optimizer_links", "OUTPUT_LINKS"]
 
-ACTIVATION_FUNCTIONS = ("fwd_b", "fwd", "bwd")
+ACTIVATION_FUNCTIONS = ("fwd_b", "fwd_cb", "fwd", "bwd")
 
 
 def dtype_cast(dtype: str) -> str:
@@ -76,6 +77,14 @@ def activation_body(act: ActivationPlan, dtype: str, prefix: str = "") -> str:
         if zs:
             s("            Zs[i, j] = z")
         s(f"            Z[i, j] = {forward}", "", "")
+    # An image map is channel-major (C, H*W*m): the bias is one value per row, and the
+    # rows are long, so one fused loop per row vectorises for every f.
+    s(f"@njit({KERNEL_JIT})", f"def {prefix}fwd_cb(Z, b{zs}):",
+      f'    """Z[c] = {name}(Z[c] + b[c]) in place, per channel row'
+      + (", z saved in Zs" if zs else "") + '."""',
+      "    for i in range(Z.shape[0]):", "        bi = b[i]", "        for j in range(Z.shape[1]):",
+      "            z = Z[i, j] + bi", *(["            Zs[i, j] = z"] if zs else []),
+      f"            Z[i, j] = {forward}", "", "")
     s(f"@njit({KERNEL_JIT})", f"def {prefix}fwd(Z{zs}):",
       f'    """Z = {name}(Z) in place' + (", z saved in Zs" if zs else "") + '."""',
       *flat_loop)
@@ -216,7 +225,7 @@ def activation_links(act: ActivationPlan) -> dict[str, str]:
     see `symgrad.codegen.linked_calls`): batch matrices, a bias vector; lower case where
     the kernel only reads."""
     zs = " A2" if saves_z(act) else ""
-    return {"fwd_b": "A2 a1" + zs, "fwd": "A2" + zs, "bwd": "A2 a2 a2"}
+    return {"fwd_b": "A2 a1" + zs, "fwd_cb": "A2 a1" + zs, "fwd": "A2" + zs, "bwd": "A2 a2 a2"}
 
 
 OUTPUT_LINKS = {"_output": "a2 a2 A2 A2 b"}

@@ -8,14 +8,15 @@ pass. The loops themselves are shape-generic and shared
 The activation after a layer is its shared kernel (`elementwise_kernels`), called
 with the bias in the pass after the convolution's GEMM, exactly as for Dense layers.
 
-Buffers are maps of shape (m * H * W, C) (NHWC, see `layer_kernels`); in the names
-below ``j`` is the image layer's index: ``FA{j}`` its output (after the activation),
-``FZ{j}`` its saved pre-activation, ``FD{j}`` the gradient of the loss w.r.t. its
-output (multiplied in place by the activation's derivative), ``FC{j}`` a
-convolution's im2col matrix ((R, K), or (K, R) in the same buffer when kw*C is small,
-see `layer_kernels.lk_rk`; reused for dcols in the backward pass), ``FW{j}`` and
-``FGW{j}`` its kernel and kernel gradient in GEMM layout. ``FX`` is the input batch
-as a map.
+Buffers are maps: m * H * W * C values, declared as (m * H * W, C) rows, holding the
+channel-major (C, H*W*m) matrix `layer_kernels.lk_cm` views them as (CHWN, see
+`layer_kernels`). In the names below ``j`` is the image layer's index: ``FA{j}`` its
+output (after the activation), ``FZ{j}`` its saved pre-activation, ``FD{j}`` the
+gradient of the loss w.r.t. its output (multiplied in place by the activation's
+derivative), ``FC{j}`` a convolution's (K, R) im2col matrix (reused for dcols in the
+backward pass). ``FX`` is the input batch as a map. A convolution's kernel ``CW{j}``
+(PyTorch's (O, C, kh, kw)) and its gradient enter the GEMMs as they are, seen as
+(O, C*kh*kw).
 """
 
 from __future__ import annotations
@@ -96,11 +97,18 @@ def _map_buffers(feature: FeaturePlan) -> list[Workspace]:
 
 
 def _conv_buffers(feature: FeaturePlan) -> list[Workspace]:
-    layer = feature.layer
-    j = feature.index
-    k = f"{_g(j, 'C_in')} * {layer.kernel[0] * layer.kernel[1]}"
-    return [(f"FC{j}", _out_rows(j), k, 0), (f"FW{j}", 0, _g(j, "C_out"), k),
-            (f"FGW{j}", 0, _g(j, "C_out"), k)] + _map_buffers(feature)
+    return [(f"FC{feature.index}", _out_rows(feature.index), _k(feature), 0)] \
+        + _map_buffers(feature)
+
+
+def _k(f: FeaturePlan) -> str:
+    """A convolution's K = C_in * kh * kw: the rows of its im2col matrix."""
+    return f"{_g(f.index, 'C_in')} * {f.layer.kernel[0] * f.layer.kernel[1]}"
+
+
+def _cm(buffer: str, rows: str) -> str:
+    """The channel-major (rows, ...) view of a workspace or kernel (`lk_cm`)."""
+    return f"lk_cm({buffer}, {rows})"
 
 
 def _window_args(feature: FeaturePlan) -> str:
@@ -118,16 +126,20 @@ def _window_args(feature: FeaturePlan) -> str:
 
 
 def _activation_pass(s, feature: FeaturePlan, prefix, bias: str | None) -> None:
-    """The pass after a layer: add the bias, save z, apply the activation (shared kernels)."""
+    """The pass after a layer: add the bias (one per channel row), save z, apply the
+    activation (shared kernels)."""
     j, act = feature.index, feature.activation
     if act is None:
         if bias is not None:
-            s(_cited(f"_add_bias(FA{j}, {bias})", feature, "fwd"))
+            s(_cited(f"lk_add_bias(FA{j}, {bias})", feature, "fwd"))
         return
-    zs = f", FZ{j}" if _saves_z(feature) else ""
     if bias is not None:
-        s(_cited(f"{prefix(act)}fwd_b(FA{j}, {bias}{zs})", feature, "fwd", "act"))
+        rows = _g(j, "C_out")
+        zs = f", {_cm(f'FZ{j}', rows)}" if _saves_z(feature) else ""
+        s(_cited(f"{prefix(act)}fwd_cb({_cm(f'FA{j}', rows)}, {bias}{zs})", feature, "fwd",
+                 "act"))
     else:
+        zs = f", FZ{j}" if _saves_z(feature) else ""
         s(_cited(f"{prefix(act)}fwd(FA{j}{zs})", feature, "act"))
 
 
@@ -142,45 +154,33 @@ def _derivative_pass(s, feature: FeaturePlan, prefix) -> None:
       _cited(f"{prefix(act)}bwd(FD{j}, FA{j}, {saved})", feature, "dZ"))
 
 
-def _by_layout(rows: str, transposed: str, f: FeaturePlan) -> str:
-    """One statement: ``rows`` for an (R, K) im2col matrix, else ``transposed`` for (K, R).
-
-    The driver picks at run time (`layer_kernels.lk_rk`; channel counts live in
-    G). A conditional expression, not an if block, keeps each equation's kernel line one
-    line, as the printout's appendix lists it.
-    """
-    return f"{rows} if lk_rk({_g(f.index, 'C_in')}, {f.layer.kernel[1]}) else {transposed}"
-
-
 class _Conv:
-    """Convolution as im2col + GEMM; for few input channels the im2col matrix is kept
-    transposed, (K, R) (`layer_kernels.lk_rk`): the loops and GEMMs follow it."""
+    """Convolution as im2col + GEMM on channel-major maps: Z = W @ cols, dW = dZ @ cols.T,
+    dcols = W.T @ dZ, with W the PyTorch kernel seen as (O, K) (`layer_kernels`)."""
 
     buffers = staticmethod(_conv_buffers)
 
     @staticmethod
     def forward(s, f: FeaturePlan, features, prefix) -> None:
         j, layer = f.index, f.layer
-        s(_cited(f"lk_conv_weights(CW{j}, FW{j})", f, "fwd"),
-          _cited(f"lk_im2col({_src(features, j)}, {_window_args(f)}, FC{j})", f, "fwd"),
-          _cited(_by_layout(f"_mm(FC{j}, FW{j}, FA{j}, ONE, ZERO, ab)",
-                            f"_mm_tn(lk_kr(FC{j}), FW{j}, FA{j}, ONE, ZERO, ab)", f), f, "fwd"))
+        o, k = _g(j, "C_out"), _k(f)
+        s(_cited(f"lk_im2col({_src(features, j)}, {_window_args(f)}, FC{j})", f, "fwd"),
+          _cited(f"_mm({_cm(f'CW{j}', o)}, {_cm(f'FC{j}', k)}, {_cm(f'FA{j}', o)}, ONE, ZERO, "
+                 "ab)", f, "fwd"))
         _activation_pass(s, f, prefix, f"Cb{j}" if layer.bias else None)
 
     @staticmethod
     def backward(s, f: FeaturePlan, features, prefix) -> None:
         j, layer = f.index, f.layer
+        o, k = _g(j, "C_out"), _k(f)
         _derivative_pass(s, f, prefix)
-        s(_cited(_by_layout(f"_mm_tn(FC{j}, FD{j}, FGW{j}, ONE, ZERO, ab)",
-                            f"_mm(lk_kr(FC{j}), FD{j}, FGW{j}, ONE, ZERO, ab)", f), f, "dW",
-                 note="dW = cols.T @ dZ (correlation)"),
-          _cited(f"lk_conv_weight_grad(FGW{j}, gCW{j})", f, "dW"))
+        s(_cited(f"_mm_nt({_cm(f'FD{j}', o)}, {_cm(f'FC{j}', k)}, {_cm(f'gCW{j}', o)}, ONE, "
+                 "ZERO, ab)", f, "dW", note="dW = dZ @ cols.T (correlation)"))
         if layer.bias:
-            s(_cited(f"_column_sums(FD{j}, gCb{j})", f, "db", note="db = sum of dZ over n, i, j"))
+            s(_cited(f"lk_row_sums(FD{j}, gCb{j})", f, "db", note="db = sum of dZ over n, i, j"))
         if _needs_dx(f, features):
-            s(_cited(_by_layout(f"_mm_nt(FD{j}, FW{j}, FC{j}, ONE, ZERO, ab)",
-                                f"_mm_nt(FW{j}, FD{j}, lk_kr(FC{j}), ONE, ZERO, ab)", f),
-                     f, "dX", note="dcols = dZ @ W.T"),
+            s(_cited(f"_mm_tn({_cm(f'CW{j}', o)}, {_cm(f'FD{j}', o)}, {_cm(f'FC{j}', k)}, ONE, "
+                     "ZERO, ab)", f, "dX", note="dcols = W.T @ dZ"),
               _cited(f"lk_col2im(FC{j}, {_window_args(f)}, FD{j - 1})", f, "dX",
                      note="full convolution"))
 
@@ -218,15 +218,13 @@ class _Flatten:
     @staticmethod
     def forward(s, f: FeaturePlan, features, prefix) -> None:
         j = f.index
-        s(_cited(f"lk_map_to_rows({_src(features, j)}, m, {_g(j, 'H_in')} * {_g(j, 'W_in')}, "
-                 f"{_g(j, 'C_in')}, FA{j})", f, "fwd"))
+        s(_cited(f"lk_map_to_rows({_src(features, j)}, FA{j})", f, "fwd"))
 
     @staticmethod
     def backward(s, f: FeaturePlan, features, prefix) -> None:
         j = f.index
         if _needs_dx(f, features):
-            s(_cited(f"lk_rows_to_map(FD{j}, m, {_g(j, 'H_in')} * {_g(j, 'W_in')}, "
-                     f"{_g(j, 'C_in')}, FD{j - 1})", f, "dX"))
+            s(_cited(f"lk_rows_to_map(FD{j}, FD{j - 1})", f, "dX"))
 
 
 EMITTERS: dict[str, object] = {"conv2d": _Conv(), "maxpool2d": _Pool("maxpool"),
@@ -262,8 +260,7 @@ def deltas(features: tuple[FeaturePlan, ...]) -> list[Workspace]:
 
 def emit_forward(s, features: tuple[FeaturePlan, ...], prefix) -> None:
     """The image layers' forward pass: X (NCHW rows) to the flattened features."""
-    s(f"lk_rows_to_map(X, m, {_g(0, 'H_in')} * {_g(0, 'W_in')}, {_g(0, 'C_in')}, FX)"
-      "  # NCHW rows -> (m*H*W, C) map")
+    s("lk_rows_to_map(X, FX)  # NCHW rows (m, C*H*W) -> the channel-major map, (C*H*W, m)")
     for f in features:
         settings = ", ".join(f"{k} {v}" for k, v in f.layer.config()
                              if k in ("kernel", "stride", "padding", "bias"))

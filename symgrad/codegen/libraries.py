@@ -34,25 +34,24 @@ def linked_calls_source() -> str:
 
 # Every function of the image-layer loops (tests check this against the source).
 LAYER_FUNCTIONS = (
-    "lk_zero_rows", "lk_rows_to_map", "lk_map_to_rows", "lk_window_columns",
-    "lk_im2col_rows", "lk_col2im_rows", "lk_rk", "lk_kr", "lk_window_rows", "lk_im2col_t",
-    "lk_col2im_t", "lk_im2col", "lk_col2im", "lk_conv_weights", "lk_conv_weight_grad",
-    "lk_maxpool", "lk_maxpool_back", "lk_avgpool", "lk_avgpool_back")
+    "lk_cm", "lk_zero", "lk_rows_to_map", "lk_map_to_rows", "lk_window_rows", "lk_im2col",
+    "lk_col2im", "lk_add_bias", "lk_row_sums", "lk_maxpool", "lk_maxpool_back", "lk_avgpool",
+    "lk_avgpool_back")
 
 # The argument types drivers call the data-moving kernels with (the module's ``LINK``,
-# see `symgrad.codegen.linked_calls`): maps and im2col matrices are 2-D, PyTorch-layout
-# weights 4-D, sizes int64; lower case where the kernel only reads. lk_rk and lk_kr (a
-# test and a view) stay ordinary calls.
+# see `symgrad.codegen.linked_calls`): maps and im2col matrices are 2-D workspaces,
+# sizes int64; lower case where the kernel only reads. lk_cm (a view) stays an ordinary
+# call.
 _SIZES_POOL = " ".join(["i"] * 10)     # m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow
 _SIZES_CONV = " ".join(["i"] * 12)     # ... and the padding ph, pw
 LAYER_LINKS = {
-    "lk_zero_rows": "A2 i",
-    "lk_rows_to_map": "a2 i i i A2",
-    "lk_map_to_rows": "a2 i i i A2",
+    "lk_zero": "A2",
+    "lk_rows_to_map": "a2 A2",
+    "lk_map_to_rows": "a2 A2",
     "lk_im2col": f"a2 {_SIZES_CONV} A2",
     "lk_col2im": f"a2 {_SIZES_CONV} A2",
-    "lk_conv_weights": "a4 A2",
-    "lk_conv_weight_grad": "a2 A4",
+    "lk_add_bias": "A2 a1",
+    "lk_row_sums": "a2 A1",
     "lk_maxpool": f"a2 {_SIZES_POOL} A2",
     "lk_maxpool_back": f"a2 a2 {_SIZES_POOL} A2",
     "lk_avgpool": f"a2 {_SIZES_POOL} A2",
