@@ -281,17 +281,17 @@ _CONV = (3, 6, 6, 2, 3, 3)
 _POOL = (3, 6, 6, 2, 2, 2, 2, 2, 3, 3)
 
 
-def _loop_calls(dtype: str) -> dict[str, tuple]:
+def _loop_calls(dtype: str) -> list[tuple[str, tuple]]:
     x, cols = np.ones((3 * 36, 2), dtype), np.zeros((3 * 36, 18), dtype)
     y, rows = np.ones((3 * 9, 2), dtype), np.zeros((3, 72), dtype)
-    return {"lk_im2col": (x, *_CONV, 1, 1, 1, 1, 6, 6, cols),
-            "lk_im2col ": (x, *_CONV, 2, 2, 1, 1, 3, 3, cols[:27]),
-            "lk_col2im": (cols, *_CONV, 1, 1, 1, 1, 6, 6, x),
-            "lk_col2im ": (cols[:27], *_CONV, 2, 2, 1, 1, 3, 3, x),
-            "lk_maxpool": (x, *_POOL, y), "lk_maxpool_back": (x, y, *_POOL, x.copy()),
-            "lk_avgpool": (x, *_POOL, y), "lk_avgpool_back": (y, *_POOL, x.copy()),
-            "lk_add_bias": (x, np.ones(2, dtype)), "lk_row_sums": (x, np.zeros(2, dtype)),
-            "lk_rows_to_map": (rows, x), "lk_map_to_rows": (x, rows), "lk_zero": (x,)}
+    return [("lk_im2col", (x, *_CONV, 1, 1, 1, 1, 6, 6, cols)),
+            ("lk_im2col", (x, *_CONV, 2, 2, 1, 1, 3, 3, cols[:27])),
+            ("lk_col2im", (cols, *_CONV, 1, 1, 1, 1, 6, 6, x)),
+            ("lk_col2im", (cols[:27], *_CONV, 2, 2, 1, 1, 3, 3, x)),
+            ("lk_maxpool", (x, *_POOL, y)), ("lk_maxpool_back", (x, y, *_POOL, x.copy())),
+            ("lk_avgpool", (x, *_POOL, y)), ("lk_avgpool_back", (y, *_POOL, x.copy())),
+            ("lk_add_bias", (x, np.ones(2, dtype))), ("lk_row_sums", (x, np.zeros(2, dtype))),
+            ("lk_rows_to_map", (rows, x)), ("lk_map_to_rows", (x, rows)), ("lk_zero", (x,))]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -308,11 +308,11 @@ def test_image_layer_loops_are_vector_code(dtype: str, tmp_path) -> None:
     lk = _layer_kernels_module(tmp_path, f"lk_vector_{dtype}")
     element = "float" if dtype == "float32" else "double"
     calls = _loop_calls(dtype)
-    for key, args in calls.items():
-        getattr(lk, key.strip())(*args)
+    for name, args in calls:
+        getattr(lk, name)(*args)
     from symgrad.codegen.libraries import LAYER_LINKS
 
-    assert {key.strip() for key in calls} == set(LAYER_LINKS)
+    assert {name for name, _ in calls} == set(LAYER_LINKS)
     for name in set(LAYER_LINKS) - {"lk_zero"}:   # LLVM makes lk_zero a memset call
         ir = "".join(getattr(lk, name).inspect_llvm().values())
         assert re.search(rf"(load|store) <\d+ x {element}>", ir), f"{name}: no vector code"

@@ -59,32 +59,33 @@ def activation_body(act: ActivationPlan, dtype: str, prefix: str = "") -> str:
     flat_loop = ["    z_ = Z.reshape(Z.size)", *(["    zs_ = Zs.reshape(Zs.size)"] if zs else []),
                  "    for k in range(z_.size):", "        z = z_[k]",
                  *(["        zs_[k] = z"] if zs else []), f"        z_[k] = {forward}", "", ""]
+
+    def row_loop(bias: str, row_start: tuple[str, ...] = ()) -> list[str]:
+        """Bias + f fused in one loop over each row (z saved where f' reads it)."""
+        return ["    for i in range(Z.shape[0]):", *("        " + line for line in row_start),
+                "        for j in range(Z.shape[1]):", f"            z = Z[i, j] + {bias}",
+                *(["            Zs[i, j] = z"] if zs else []), f"            Z[i, j] = {forward}",
+                "", ""]
     s(f"@njit({KERNEL_JIT})", f"def {prefix}fwd_b(Z, b{zs}):",
       f'    """Z = {name}(Z + b) in place' + (", z saved in Zs" if zs else "") + '."""')
     if re.search(r"\b(vm_\w+|math\.\w+)\(", forward):
         # f calls a function: it runs as one flat loop over the contiguous batch, the bias
         # added row by row first. LLVM vectorises a row loop of run-time length for whole
-        # vectors only and leaves the rest to scalar code, so rows of 4 or 12 channels (a
-        # 4-channel convolution: 2304 rows of 4) ran tanh scalar, 2-5x slower than flat;
-        # the extra pass costs 0-5 % where the rows were whole vectors.
+        # vectors only and leaves the rest to scalar code, so a Dense layer whose width is
+        # not a multiple of the vector (12, or 100 in float64) ran tanh scalar, 2-5x slower
+        # than flat (measured on rows of 4: 2304 x 4 tanh, 15.6 -> 6-8 us); the extra pass
+        # costs 0-5 % where the rows were whole vectors.
         s("    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
           "            Z[i, j] += b[j]", *flat_loop)
     else:
         # Arithmetic and selects only (ReLU): scalar remainder code is cheap, a second
         # pass is not (ReLU on 36864 rows of 8, float64: 48 us fused, 93 us in two passes).
-        s("    for i in range(Z.shape[0]):", "        for j in range(Z.shape[1]):",
-          "            z = Z[i, j] + b[j]")
-        if zs:
-            s("            Zs[i, j] = z")
-        s(f"            Z[i, j] = {forward}", "", "")
+        s(*row_loop("b[j]"))
     # An image map is channel-major (C, H*W*m): the bias is one value per row, and the
     # rows are long, so one fused loop per row vectorises for every f.
     s(f"@njit({KERNEL_JIT})", f"def {prefix}fwd_cb(Z, b{zs}):",
       f'    """Z[c] = {name}(Z[c] + b[c]) in place, per channel row'
-      + (", z saved in Zs" if zs else "") + '."""',
-      "    for i in range(Z.shape[0]):", "        bi = b[i]", "        for j in range(Z.shape[1]):",
-      "            z = Z[i, j] + bi", *(["            Zs[i, j] = z"] if zs else []),
-      f"            Z[i, j] = {forward}", "", "")
+      + (", z saved in Zs" if zs else "") + '."""', *row_loop("bi", ("bi = b[i]",)))
     s(f"@njit({KERNEL_JIT})", f"def {prefix}fwd(Z{zs}):",
       f'    """Z = {name}(Z) in place' + (", z saved in Zs" if zs else "") + '."""',
       *flat_loop)

@@ -239,7 +239,7 @@ def lk_maxpool_back(src, dy, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dsrc)
     best = _lk_np.empty(m, dtype=src.dtype)
     # the arg-max's window position p*kw + q, in the data's dtype: selects of one width
     at = _lk_np.empty(m, dtype=src.dtype)
-    place = _lk_np.arange(kh * kw).astype(src.dtype)
+    position = src.dtype.type
     for c in range(c_dim):
         for i in range(oh):
             for j in range(ow):
@@ -247,11 +247,11 @@ def lk_maxpool_back(src, dy, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dsrc)
                 s0 = ((c * h_in + i * sh) * w_in + j * sw) * m
                 for n in range(m):
                     best[n] = sf[_lk_u(s0 + n)]
-                    at[n] = place[0]
+                    at[n] = position(0)
                 for p in range(kh):
                     for q in range(kw):
                         s1 = _lk_u(s0 + (p * w_in + q) * m)
-                        k = place[p * kw + q]
+                        k = position(p * kw + q)
                         for n in range(m):
                             v = sf[s1 + _lk_u(n)]
                             take = v > best[n]
@@ -260,7 +260,7 @@ def lk_maxpool_back(src, dy, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dsrc)
                 for p in range(kh):
                     for q in range(kw):
                         s1 = _lk_u(s0 + (p * w_in + q) * m)
-                        k = place[p * kw + q]
+                        k = position(p * kw + q)
                         for n in range(m):
                             xf[s1 + _lk_u(n)] += gf[r0 + _lk_u(n)] if at[n] == k else 0.0
 
