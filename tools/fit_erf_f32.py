@@ -5,25 +5,27 @@ prints the polynomials as the kernel file holds them (`poly_lines.two_chain_line
 the worst error of each approximation with its float32-rounded coefficients, evaluated
 exactly (mpmath) on a fine grid: the approximation alone, not float32 arithmetic.
 
-Three polynomials:
+Two polynomials and a rational function:
 
 * ``S(z) = erf(x)/x - 1`` with z = x^2, for |x| <= 1: degree 6, minimax *absolute* error.
   erf(x) = x + x S(x^2) keeps 2/sqrt(pi) (which float32 rounds by 2^-24.2 relative) out of
-  the rounded coefficients; erfc(x) = (1 - x) - x S for |x| <= 1/2.
-* ``G(t) = x e^(x^2) erfc(x)`` with t = 1/x, for x in [1/2, 10.125]: degree 18 in
-  v = t - T0 (|v| < 0.96), minimax *relative* error. G is smooth and tends to 1/sqrt(pi),
-  so erfc(x) = e^(-x^2) t G(t) has its steep parts (e^(-x^2), 1/x) outside the polynomial.
-  The constant term is a float32 pair (high, low): at v = 0 the value is the constant
-  alone, so its rounding (up to 2^-25 relative) could not be refitted away.
-* The same G for erf's tail, x in [1, 4] (erf rounds to 1 beyond 3.92): degree 9 in
-  v = t - T1 (|v| <= 3/8). erf = 1 - erfc there needs erfc to a few of its own ulps only
-  (erfc/erf < 0.19 and its ulp is at least 4 times finer), so erf takes this short one.
+  the rounded coefficients.
+* ``G(t) = x e^(x^2) erfc(x)`` with t = 1/x, for erf's tail, x in [1, 4] (erf rounds to 1
+  beyond 3.92): degree 9 in v = t - T1 (|v| <= 3/8). erf = 1 - erfc there needs erfc to a
+  few of its own ulps only (erfc/erf < 0.19 and its ulp is at least 4 times finer).
+* ``erfcx(a) = e^(a^2) erfc(a) = P(a)/Q(a)`` for a in [0, 10.125], degrees 5 and 6, minimax
+  *relative* error, float64 coefficients: erfc for float32 results is evaluated in float64
+  (`_vm_erfc_for_f32`) as e^(-a^2) P/Q and rounded once, so 2^-30 is plenty. The fit's
+  coefficients come out positive, so Horner's rule cancels nothing for a >= 0.
 
 Method: Lawson's iteratively reweighted least squares (converges to the minimax fit) on
-3000 Chebyshev-spaced points, values from mpmath at 40 digits. Then each coefficient is
-rounded to float32 in turn, lowest degree first, and the remaining ones are refitted
-(rounding them all at once would cost ~2^-25, as much as the fit). The solver's basis is
-v/max|v| (conditioning); the printed coefficients are in v itself.
+3000 Chebyshev-spaced points, values from mpmath at 40 digits. Polynomials: each
+coefficient is then rounded to float32 in turn, lowest degree first, and the remaining
+ones are refitted (rounding them all at once would cost ~2^-25, as much as the fit). The
+solver's basis is v/max|v| (conditioning); the printed coefficients are in v itself. The
+rational function: the linearised problem P - f Q = 0, weighted by 1/(f Q) of the previous
+iterate (so the residual is the relative error), in a Chebyshev basis; the result is
+converted to powers of a exactly (mpmath) and normalised to Q(0) = 1.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ mpmath.mp.dps = 40
 N_POINTS = 3000
 ITERATIONS = 60
 ERFC_CUT = 10.125      # erfc(x) is below half the smallest float32 subnormal beyond
-T0 = float(np.float32(1.05))   # centre of t = 1/x in [1/10.125, 2]
 T1 = float(np.float32(0.625))  # centre of t = 1/x in [1/4, 1]
 
 
@@ -79,11 +80,10 @@ def _lawson(basis: np.ndarray, y: np.ndarray, scale: np.ndarray, known: np.ndarr
     return best[1]
 
 
-def fit_poly(f, lo: float, hi: float, deg: int, relative: bool, centre: float = 0.0,
-             split_constant: bool = False) -> np.ndarray:
+def fit_poly(f, lo: float, hi: float, deg: int, relative: bool, centre: float = 0.0
+             ) -> np.ndarray:
     """Float32 coefficients, lowest degree first, of a polynomial in v = x - centre that
-    approximates f(x) on [lo, hi] (minimax relative or absolute error). With
-    ``split_constant`` the constant term comes back as two float32 (high, low), first."""
+    approximates f(x) on [lo, hi] (minimax relative or absolute error)."""
     x = _grid(lo, hi)
     y = np.array([float(f(mpmath.mpf(float(v)))) for v in x])
     v = x - centre
@@ -94,16 +94,66 @@ def fit_poly(f, lo: float, hi: float, deg: int, relative: bool, centre: float = 
     known = np.zeros(deg + 1)
     free = list(range(deg + 1))
     theta = _lawson(basis, y, scale, known, free)
-    for i in range(1 if split_constant else 0, deg + 1):   # round one, refit the others
+    for i in range(deg + 1):   # round one, refit the others
         known[i] = float(np.float32(theta[i] / powers[i])) * powers[i]
         free.remove(i)
         if free:
             theta = _lawson(basis, y, scale, known, free)
     coef = np.where(np.isin(np.arange(deg + 1), free), theta, known) / powers
-    if not split_constant:
-        return coef.astype(np.float32)
-    c0 = np.float32(coef[0])
-    return np.concatenate([[c0, np.float32(coef[0] - float(c0))], coef[1:]]).astype(np.float32)
+    return coef.astype(np.float32)
+
+
+def erfcx(a: mpmath.mpf) -> mpmath.mpf:
+    """e^(a^2) erfc(a), the scaled complementary error function."""
+    return mpmath.erfc(a) * mpmath.exp(a * a)
+
+
+def _chebyshev_to_powers(coef: np.ndarray, lo: float, hi: float) -> list[mpmath.mpf]:
+    """sum c_k T_k(s), s = (2a - lo - hi)/(hi - lo), as coefficients of powers of a (exact)."""
+    s_of_a = [mpmath.mpf(-(lo + hi)) / (hi - lo), mpmath.mpf(2) / (hi - lo)]   # s = c0 + c1 a
+    out = [mpmath.mpf(0)] * len(coef)
+    t_prev, t_cur = [mpmath.mpf(1)], s_of_a[:]          # T_0, T_1 as powers of a
+    for k, c in enumerate(coef):
+        t_k = t_prev if k == 0 else t_cur
+        for i, v in enumerate(t_k):
+            out[i] += mpmath.mpf(float(c)) * v
+        if k >= 1:   # T_{k+1} = 2 s T_k - T_{k-1}
+            nxt = [mpmath.mpf(0)] * (len(t_cur) + 1)
+            for i, v in enumerate(t_cur):
+                nxt[i] += 2 * s_of_a[0] * v
+                nxt[i + 1] += 2 * s_of_a[1] * v
+            for i, v in enumerate(t_prev):
+                nxt[i] -= v
+            t_prev, t_cur = t_cur, nxt
+    return out
+
+
+def fit_rational(f, lo: float, hi: float, n: int, m: int) -> tuple[list[float], list[float]]:
+    """Float64 coefficients (lowest degree first, Q[0] = 1) of P/Q, degrees
+    n and m, minimax relative error to f on [lo, hi]."""
+    a = _grid(lo, hi)
+    y = np.array([float(f(mpmath.mpf(float(v)))) for v in a])
+    s = (2 * a - lo - hi) / (hi - lo)
+    tp = np.polynomial.chebyshev.chebvander(s, n)
+    tq = np.polynomial.chebyshev.chebvander(s, m)
+    # unknowns: P's n + 1 coefficients, Q's but the first (fixed to 1)
+    lhs = np.hstack([tp, -y[:, None] * tq[:, 1:]])
+    q_prev = np.ones_like(a)
+    w = np.full(a.size, 1.0 / a.size)
+    best = (np.inf, None)
+    for _ in range(3 * ITERATIONS):
+        weight = np.sqrt(w) / (y * q_prev)
+        sol, *_ = np.linalg.lstsq(lhs * weight[:, None], y * tq[:, 0] * weight, rcond=None)
+        pc, qc = sol[:n + 1], np.concatenate([[1.0], sol[n + 1:]])
+        q_prev = tq @ qc
+        err = np.abs((tp @ pc) / q_prev / y - 1)
+        if err.max() < best[0]:
+            best = (err.max(), (pc, qc))
+        w = w * np.sqrt(err)       # Lawson, as `_lawson`
+        w /= w.sum()
+    pc, qc = best[1]
+    p_pow, q_pow = _chebyshev_to_powers(pc, lo, hi), _chebyshev_to_powers(qc, lo, hi)
+    return [float(c / q_pow[0]) for c in p_pow], [float(c / q_pow[0]) for c in q_pow]
 
 
 def _horner(coef, v: mpmath.mpf) -> mpmath.mpf:
@@ -131,14 +181,14 @@ def main() -> None:
     print(f"# S(z) = erf(x)/x - 1, z = x^2 in [0, 1]: worst absolute error {e_s:.3g}"
           f" (2^{np.log2(e_s):.1f})")
     print(_horner_lines("z", s))
-    g = fit_poly(erfc_g, 1 / ERFC_CUT, 2.0, 18, relative=True, centre=T0, split_constant=True)
-    c0 = mpmath.mpf(float(g[0])) + mpmath.mpf(float(g[1]))
-    e_g = worst_error(erfc_g, lambda t: _horner([c0, *g[2:]], t - mpmath.mpf(T0)),
-                      1 / ERFC_CUT, 2.0, relative=True)
-    print(f"# G(t) = x e^(x^2) erfc(x), t = 1/x in [1/{ERFC_CUT}, 2], v = t - {T0!r}:"
-          f" worst relative error {e_g:.3g} (2^{np.log2(e_g):.1f})")
-    print(_horner_lines("v", g[2:]) + "   # times v, then + c0")
-    print(f"c0 = _VM_F({float(g[0])!r}), c0_lo = _VM_F({float(g[1])!r})")
+    p, q = fit_rational(erfcx, 0.0, ERFC_CUT, 5, 6)
+    e_r = worst_error(erfcx, lambda a: _horner(p, a) / _horner(q, a), 0.0, ERFC_CUT,
+                      relative=True)
+    print(f"# erfcx(a) = P(a)/Q(a), a in [0, {ERFC_CUT}]: worst relative error {e_r:.3g}"
+          f" (2^{np.log2(e_r):.1f}); float64, one chain each")
+    for name, coef in (("p", p), ("q", q)):
+        print(f"    {name} = {coef[-1]!r}")
+        print("\n".join(f"    {name} = {name} * a + {c!r}" for c in coef[-2::-1]))
     g1 = fit_poly(erfc_g, 0.25, 1.0, 9, relative=True, centre=T1)
     e_g1 = worst_error(erfc_g, lambda t: _horner(g1, t - mpmath.mpf(T1)), 0.25, 1.0,
                        relative=True)

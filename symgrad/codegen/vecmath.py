@@ -37,13 +37,14 @@ product's rounding into ~1000 ulp. exp(c*u) likewise (``vm_exp_scaled_f64``): ex
 condition number |x| would make it up to ~350 ulp. So do both of c*u*v, u**2 included
 (``vm_exp_product_f64``: a Gaussian e^(-x^2) was ~370 ulp off near its underflow).
 
-float32: exp, expm1, log, log1p, tanh, erf, erfc and erfc(c*u) are native float32
-code (shorter polynomials, 16 lanes with AVX-512: they carry sigmoid, swish, tanh,
-ELU, softplus and GELU). erfc is e^(-x^2) G(1/x) / x with G a polynomial, and a
-float32 result would collect ~10 roundings, so the factors that scale it (x^2, 1/x,
-G, their product, e^r) are carried as float32 pairs and rounded once: within 1.1
-float32 ulp, 2.2x faster than the float64 route. erf = 1 - erfc beyond |x| = 1 needs
-erfc to a few of its own ulps only, and takes a short version of it (5x faster).
+float32: exp, expm1, log, log1p, tanh and erf are native float32 code (shorter
+polynomials, 16 lanes with AVX-512: they carry sigmoid, swish, tanh, ELU and
+softplus). erfc (GELU's forward) is evaluated in float64 to 2^-32 and rounded once:
+e^(-a^2) P(a)/Q(a) with a rational erfcx of degrees 5/6, where float32 would collect
+~10 roundings. A float32 version carrying each of them as a float32 pair was within
+1.0 ulp but took ~120 vector operations a value; this one ~40 at half the lanes, 1.6x
+faster in GELU's loop and within 0.51 ulp. erf = 1 - erfc beyond |x| = 1 needs erfc
+to a few of its own ulps only, and takes a short float32 version of it.
 Coefficients: ``tools/fit_erf_f32.py``. tanh runs both of its branches for every
 element (x + x u g(u) below |x| = 1, 1 - 2/(e^2|x| + 1) above), each as short as its
 range allows: the exponential's error reaches tanh scaled by 1/sinh(2|x|) <= 0.28, so it
