@@ -93,6 +93,20 @@ def test_first_nonfinite_finds_the_first_bad_value_anywhere(dtype) -> None:
             assert first_nonfinite(bad, chunk=97) == np.unravel_index(flat[0], shape)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n", [4097, 4111, 33_000, 200_003])
+def test_one_bad_value_is_seen_at_any_place_of_a_long_array(dtype, n) -> None:
+    """Past 4096 values the test is one reduction (a dot product): a single NaN, inf or
+    -inf turns it non-finite wherever it sits -- first, last, in a vector remainder."""
+    arr = np.random.default_rng(2).standard_normal(n).astype(dtype)
+    assert first_nonfinite(arr) is None
+    for i in [0, 1, 7, 15, n // 2, n - 17, n - 9, n - 2, n - 1]:
+        for value in (np.nan, np.inf, -np.inf):
+            bad = arr.copy()
+            bad[i] = value
+            assert first_nonfinite(bad) == (i,), (i, value)
+
+
 def test_nan_or_inf_weights_are_refused_by_fit_and_predict(classifier) -> None:
     net, X = classifier
     model = sg.compile(net, loss="cross_entropy")

@@ -268,7 +268,8 @@ def trainer_for(model) -> Trainer:
     opt = get_optimizer(model.optimizer)
     if not isinstance(model.optimizer, Optimizer):
         model.optimizer = opt   # a name or None resolved once, so its state persists
-    key = (id(model.plan), np.dtype(model.dtype).name, opt.key, id(opt))
+    # model.dtype as it is: np.dtype(...).name cost 2-3 us a call, and fit runs this each time
+    key = (id(model.plan), model.dtype, opt.key, id(opt))
     cached = getattr(model, "_trainer", None)
     if cached is not None and cached[0] == key:
         return cached[1]
