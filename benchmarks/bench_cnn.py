@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list (numpy is always run: it is the reference and the floor)")
     ap.add_argument("--repeats", type=int, default=11, help="timed epochs per cell (median)")
     ap.add_argument("--rounds", type=int, default=1,
-                    help="run every framework this many times per size, order rotated, epoch "
-                         "times pooled (steadier medians on a shared machine)")
+                    help="run every framework this many times per size, order rotated; each "
+                         "cell takes its best round's median (a slow process is left out)")
     ap.add_argument("--json", type=Path, help="also write the full results here")
     ap.add_argument("--threads", type=int, default=None,
                     help="cap and pin every framework's thread pools to N cores (default: each "

@@ -144,21 +144,32 @@ def weights_over(out: Path, framework: str, tag: str, tol: float,
 
 
 def _merge(row: dict, fw: str, res: dict) -> None:
-    """Add one round's result for ``fw`` to its cell: pool epoch times, keep the worst diff."""
+    """Add one round's result for ``fw`` to its cell: its time is the best round's median.
+
+    Whole processes can run slow on these shared machines (benchmarks/README.md: about
+    one medium process in six ran every epoch ~1.6x slower, for every framework). Pooling
+    the rounds' epochs let such a process supply half the sample, and a cell's ratio
+    then said which framework drew the slow process. The fastest round's median is the
+    one that ran undisturbed, taken alike for every framework and for the NumPy floor;
+    the pooled median stays in the JSON (``pooled_median_ms``). Keeps the worst diff.
+    """
     if fw not in row or "error" in row[fw]:
-        row[fw] = dict(res, rounds=1, floor_rounds_ms=[res["floor_ms"]] if "floor_ms" in res
-                       else [])
+        row[fw] = dict(res, rounds=1, round_medians_ms=[res["median_ms"]],
+                       pooled_median_ms=res["median_ms"],
+                       floor_rounds_ms=[res["floor_ms"]] if "floor_ms" in res else [])
         return
     if "error" in res:
         return
     cell = row[fw]
     cell["rounds"] += 1
     cell["times_ms"] = cell["times_ms"] + res["times_ms"]
-    cell["median_ms"] = statistics.median(cell["times_ms"])
+    cell["round_medians_ms"].append(res["median_ms"])
+    cell["median_ms"] = min(cell["round_medians_ms"])
+    cell["pooled_median_ms"] = statistics.median(cell["times_ms"])
     cell["compile_ms"] = min(cell["compile_ms"], res["compile_ms"])
     if "floor_ms" in res:
         cell["floor_rounds_ms"].append(res["floor_ms"])
-        cell["floor_ms"] = statistics.median(cell["floor_rounds_ms"])
+        cell["floor_ms"] = min(cell["floor_rounds_ms"])
     if res.get("loss_diff_vs_numpy") is not None:
         cell["loss_diff_vs_numpy"] = max(cell.get("loss_diff_vs_numpy") or 0.0,
                                          res["loss_diff_vs_numpy"])
@@ -496,8 +507,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list (numpy is always run: it is the reference and the floor)")
     ap.add_argument("--repeats", type=int, default=11, help="timed epochs per cell (median)")
     ap.add_argument("--rounds", type=int, default=1,
-                    help="run every framework this many times per size, order rotated, epoch "
-                         "times pooled (steadier medians on a shared machine)")
+                    help="run every framework this many times per size, order rotated; each "
+                         "cell takes its best round's median (a slow process is left out)")
     ap.add_argument("--json", type=Path, help="also write the full results here")
     ap.add_argument("--threads", type=int, default=None,
                     help="cap every framework's thread pools at N (default: each library's own, "

@@ -317,3 +317,20 @@ def test_compact_table_puts_the_optimizers_of_a_cell_side_by_side():
     assert lines[0].count("symgrad ms") == 2 and "adam jax/symgrad" in lines[0]
     assert lines[2] == ("| small | float32 | tanh | 3.00 | 2.00 | 10.00 | 1.50 | "
                         "4.00 | 1.50 | 7.50 | 2.00 |")
+
+
+def test_rounds_take_each_frameworks_best_round():
+    """A cell's time is its fastest round's median (a slow process left out), the floor's
+    likewise; the pooled median of every epoch stays beside it."""
+    import bench_mlp
+
+    row: dict = {}
+    for median, times, floor in [(30.0, [29.0, 30.0, 31.0], 20.0),
+                                 (45.0, [44.0, 45.0, 46.0], 27.0),
+                                 (32.0, [31.0, 32.0, 33.0], 21.0)]:
+        bench_mlp._merge(row, "symgrad", {"median_ms": median, "times_ms": times,
+                                          "compile_ms": 1.0, "floor_ms": floor})
+    cell = row["symgrad"]
+    assert cell["rounds"] == 3 and cell["round_medians_ms"] == [30.0, 45.0, 32.0]
+    assert cell["median_ms"] == 30.0 and cell["floor_ms"] == 20.0
+    assert cell["pooled_median_ms"] == 32.0
