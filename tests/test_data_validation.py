@@ -96,7 +96,7 @@ def test_first_nonfinite_finds_the_first_bad_value_anywhere(dtype) -> None:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("n", [4097, 4111, 33_000, 200_003])
 def test_one_bad_value_is_seen_at_any_place_of_a_long_array(dtype, n) -> None:
-    """Past 4096 values the test is one reduction (a dot product): a single NaN, inf or
+    """Past 4096 values the test is one reduction (a sum): a single NaN, inf or
     -inf turns it non-finite wherever it sits -- first, last, in a vector remainder."""
     arr = np.random.default_rng(2).standard_normal(n).astype(dtype)
     assert first_nonfinite(arr) is None
