@@ -279,12 +279,7 @@ def batch_parts(batch_size):
 # 0.86-1.07; every activation on batches of 1-3 M multiply-adds down to 0.40. So: parts
 # of at least DENSE_PART_ROWS rows, at least DENSE_SPLIT_MACS multiply-adds of forward
 # GEMM work a batch, and loop work (ROW_LOOP_COST: special-function evaluations a row)
-# of DENSE_SPLIT_SHARE of it. float32 only: on the AVX-512 machine of 2026-12-03 every
-# float64 split measured lost, serial/split 0.27-0.69 (GELU and Swish, SGD and Adam, at
-# 64-128-64-10, 64-512-512-10 and 300-512-10), and a user's Mish at 300-512-10 trained
-# at 130 ms an epoch instead of 43; float32 there 0.59-1.21. (OpenBLAS's own thread,
-# woken when the epoch puts its thread count back, spins beside the parts: with the count
-# held at 1 around several epochs the float64 split took 40 ms, as serial.)
+# of DENSE_SPLIT_SHARE of it.
 DENSE_PART_ROWS = 32
 DENSE_SPLIT_MACS = 8_000_000
 DENSE_SPLIT_SHARE = 0.01
@@ -296,7 +291,7 @@ ROW_LOOP_COST = sum(int(n_out) * ACTIVATION_COST[code]
 def dense_parts(batch_size):
     """Into how many parts _epoch_split splits each batch of a Dense-only model: 1 (the
     serial _epoch) unless the batch's work is worth a split (see DENSE_SPLIT_MACS)."""
-    if (not SPLIT_EPOCH or DTYPE != np.float32 or batch_size * ROW_MACS < DENSE_SPLIT_MACS
+    if (not SPLIT_EPOCH or batch_size * ROW_MACS < DENSE_SPLIT_MACS
             or ROW_LOOP_COST < DENSE_SPLIT_SHARE * ROW_MACS):
         return 1
     return max(1, min(batch_parts(batch_size), batch_size // DENSE_PART_ROWS))
