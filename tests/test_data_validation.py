@@ -209,3 +209,23 @@ def test_saving_into_a_missing_folder_names_the_users_path(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder"):
         model.save(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_argument_checks_call_no_blas(monkeypatch) -> None:
+    """The checks `fit` runs before each epoch use reductions that do not reach BLAS: a
+    multi-threaded BLAS call there wakes OpenBLAS's pool thread, which then spins beside a
+    split epoch's parts (LeNet float64: 218-238 ms an epoch instead of 125-153, with
+    `np.dot(x, x)` as the NaN test; docs/design.md)."""
+    def no_blas(*args, **kwargs):
+        raise AssertionError("a BLAS call in the argument checks")
+
+    for name in ("dot", "vdot", "inner", "matmul", "tensordot", "einsum"):
+        monkeypatch.setattr(np, name, no_blas)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((4096, 40))
+    labels = rng.integers(0, 3, 4096)
+    Xa, Ya = check_xy(X, labels, 40, 3, "rows", False, "float64")
+    assert first_nonfinite(Xa) is None and Ya.shape == (4096, 3)
+    X[100, 7] = np.nan
+    with pytest.raises(ValueError, match=r"row 100, column 7"):
+        check_xy(X, labels, 40, 3, "rows", False, "float64")
