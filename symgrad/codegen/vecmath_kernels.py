@@ -1494,6 +1494,9 @@ def vm_erf_f32(x):
     return x + x if x != x else y
 
 
+_VM_ERFC_CUT = 10.125   # erfc is below half the smallest float32 subnormal beyond
+
+
 @_vm_njit(**_VM_JIT)
 def _vm_erfc_for_f32(x):
     """erfc(x) in float64 to about 2^-32 relative: a float32 result rounds it once.
@@ -1507,7 +1510,7 @@ def _vm_erfc_for_f32(x):
     the float32 double-float scheme this replaced, and within 0.51 ulp instead of 1.
     """
     a = abs(x)
-    a = a if a < 10.125 else 10.125            # NaN -> 10.125: the bit tricks stay finite
+    a = a if a < _VM_ERFC_CUT else _VM_ERFC_CUT  # NaN -> the cut: the bit tricks stay finite
     # erfcx(a) = e^(a^2) erfc(a) = P(a)/Q(a), degrees 5 and 6, positive coefficients
     # (nothing cancels for a >= 0), relative error 2^-33.5 (tools/fit_erf_f32.py)
     p = 0.009993838191871352
@@ -1553,16 +1556,17 @@ def vm_erfc_scaled_f32(u, c_hi, c_lo):
     the float32 product would cost up to x^2 ulp (GELU's tail at z = -13: ~90 ulp).
     """
     u = _vm_np.float64(_VM_F(u))
-    x = u * c_hi
-    x = x if abs(x) > 10.125 else x + u * c_lo   # erfc is 0 or 2 there; inf + -inf is NaN
-    return _VM_F(_vm_erfc_for_f32(x))
+    return _vm_erfc_dd_f32(u * c_hi, u * c_lo)
 
 
 @_vm_njit(**_VM_JIT)
 def _vm_erfc_dd_f32(x, dx):
-    """erfc(x + dx), float32, for an argument carried as a float32 pair."""
+    """erfc(x + dx), float32, for an argument carried as a pair (float32 or float64 parts).
+
+    Past the cut erfc is 0 or 2 whatever dx is, and dx may be NaN there (inf - inf).
+    """
     x = _vm_np.float64(x)
-    x = x if abs(x) > 10.125 else x + _vm_np.float64(dx)   # an inf x may come with a NaN dx
+    x = x if abs(x) > _VM_ERFC_CUT else x + _vm_np.float64(dx)
     return _VM_F(_vm_erfc_for_f32(x))
 
 
