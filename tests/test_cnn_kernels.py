@@ -260,7 +260,8 @@ def test_max_pool_kernels_equal_numpy_for_every_batch_size(dtype: str, tmp_path)
                                           err_msg=f"m={m} k={k}")
             dy4 = rng.standard_normal(want.shape).astype(dtype)
             dx = np.full((m * h * h, c), np.nan, dtype)     # every cell must be written
-            lk.lk_maxpool_back(_as_map(x4), _as_map(dy4), *sizes, dx)
+            lk.lk_maxpool_back(_as_map(x4), _as_map(dy4), *sizes, dx,
+                               np.empty((2 * m, 1), dtype))
             ref = np.zeros_like(x4)
             taken = np.zeros(want.shape, bool)
             for p in range(k):
@@ -288,9 +289,11 @@ def _loop_calls(dtype: str) -> list[tuple[str, tuple]]:
             ("lk_im2col", (x, *_CONV, 2, 2, 1, 1, 3, 3, cols[:27])),
             ("lk_col2im", (cols, *_CONV, 1, 1, 1, 1, 6, 6, x)),
             ("lk_col2im", (cols[:27], *_CONV, 2, 2, 1, 1, 3, 3, x)),
-            ("lk_maxpool", (x, *_POOL, y)), ("lk_maxpool_back", (x, y, *_POOL, x.copy())),
+            ("lk_maxpool", (x, *_POOL, y)),
+            ("lk_maxpool_back", (x, y, *_POOL, x.copy(), np.empty((6, 1), dtype))),
             ("lk_avgpool", (x, *_POOL, y)), ("lk_avgpool_back", (y, *_POOL, x.copy())),
-            ("lk_add_bias", (x, np.ones(2, dtype))), ("lk_row_sums", (x, np.zeros(2, dtype))),
+            ("lk_add_bias", (x, np.ones(2, dtype))),
+            ("lk_row_sums", (x, np.zeros(2, dtype), np.empty((1, 16), dtype))),
             ("lk_rows_to_map", (rows, x)), ("lk_map_to_rows", (x, rows)), ("lk_zero", (x,))]
 
 

@@ -14,9 +14,10 @@ channel-major (C, H*W*m) matrix `layer_kernels.lk_cm` views them as (CHWN, see
 output (after the activation), ``FZ{j}`` its saved pre-activation, ``FD{j}`` the
 gradient of the loss w.r.t. its output (multiplied in place by the activation's
 derivative), ``FC{j}`` a convolution's (K, R) im2col matrix (reused for dcols in the
-backward pass). ``FX`` is the input batch as a map. A convolution's kernel ``CW{j}``
-(PyTorch's (O, C, kh, kw)) and its gradient enter the GEMMs as they are, seen as
-(O, C*kh*kw).
+backward pass), ``FS{j}`` its bias gradient's 16 partial sums, ``FP{j}`` a max
+pooling's 2 values per sample for its backward. ``FX`` is the input batch as a map.
+A convolution's kernel ``CW{j}`` (PyTorch's (O, C, kh, kw)) and its gradient enter
+the GEMMs as they are, seen as (O, C*kh*kw).
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ def _map_buffers(feature: FeaturePlan) -> list[Workspace]:
 
 
 def _conv_buffers(feature: FeaturePlan) -> list[Workspace]:
-    return [(f"FC{feature.index}", _out_rows(feature.index), _k(feature), 0)] \
-        + _map_buffers(feature)
+    out = [(f"FC{feature.index}", _out_rows(feature.index), _k(feature), 0)]
+    if feature.layer.bias:   # the bias gradient's partial sums (`lk_row_sums`, _LK_LANES)
+        out.append((f"FS{feature.index}", 0, 16, 1))
+    return out + _map_buffers(feature)
 
 
 def _k(f: FeaturePlan) -> str:
@@ -177,7 +180,8 @@ class _Conv:
         s(_cited(f"_mm_nt({_cm(f'FD{j}', o)}, {_cm(f'FC{j}', k)}, {_cm(f'gCW{j}', o)}, ONE, "
                  "ZERO, ab)", f, "dW", note="dW = dZ @ cols.T (correlation)"))
         if layer.bias:
-            s(_cited(f"lk_row_sums(FD{j}, gCb{j})", f, "db", note="db = sum of dZ over n, i, j"))
+            s(_cited(f"lk_row_sums(FD{j}, gCb{j}, FS{j})", f, "db",
+                     note="db = sum of dZ over n, i, j"))
         if _needs_dx(f, features):
             s(_cited(f"_mm_tn({_cm(f'CW{j}', o)}, {_cm(f'FD{j}', o)}, {_cm(f'FC{j}', k)}, ONE, "
                      "ZERO, ab)", f, "dX", note="dcols = W.T @ dZ"),
@@ -189,9 +193,10 @@ class _Pool:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    @staticmethod
-    def buffers(f: FeaturePlan) -> list[Workspace]:
-        return _map_buffers(f)
+    def buffers(self, f: FeaturePlan) -> list[Workspace]:
+        # max pooling's backward keeps each sample's running maximum and its position
+        scratch = [(f"FP{f.index}", 2, 1, 0)] if self.name == "maxpool" else []
+        return scratch + _map_buffers(f)
 
     def forward(self, s, f: FeaturePlan, features, prefix) -> None:
         j = f.index
@@ -205,7 +210,7 @@ class _Pool:
             return
         if self.name == "maxpool":
             s(_cited(f"lk_maxpool_back({_src(features, j)}, FD{j}, {_window_args(f)}, "
-                     f"FD{j - 1})", f, "dX"))
+                     f"FD{j - 1}, FP{j})", f, "dX"))
         else:
             s(_cited(f"lk_avgpool_back(FD{j}, {_window_args(f)}, FD{j - 1})", f, "dX"))
 

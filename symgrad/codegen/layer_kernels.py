@@ -172,20 +172,21 @@ def lk_add_bias(z, b):
 
 
 @_lk_njit(**_LK_JIT)
-def lk_row_sums(d, g):
+def lk_row_sums(d, g, partial):
     """g[c] = sum of row c of the channel-major map d: a convolution's db = sum of dZ
     over n, i, j.
 
     A sum in one variable is a chain LLVM may not reorder (no fastmath), so it cannot
-    vectorise: each row is summed into up to `_LK_LANES` partial sums, then those in
-    order. Their count is a run-time value on purpose: a loop of constant length 16 is
-    unrolled, and the unrolled adds were not vectorised (acc may alias d).
+    vectorise: each row is summed into up to `_LK_LANES` partial sums (``partial``, a
+    workspace of that many values: no allocation per batch), then those in order. Their
+    count is a run-time value on purpose: a loop of constant length 16 is unrolled, and
+    the unrolled adds were not vectorised (acc may alias d).
     """
     dc = lk_cm(d, g.size)
     r_dim = dc.shape[1]
     flat = dc.reshape(-1)
-    lanes = max(1, min(_LK_LANES, r_dim))
-    acc = _lk_np.empty(lanes, dtype=d.dtype)
+    acc = partial.reshape(-1)
+    lanes = max(1, min(_LK_LANES, acc.size, r_dim))
     full = r_dim - r_dim % lanes
     for c in range(g.size):
         base = c * r_dim
@@ -225,20 +226,22 @@ def lk_maxpool(src, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dst):
 
 
 @_lk_njit(**_LK_JIT)
-def lk_maxpool_back(src, dy, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dsrc):
+def lk_maxpool_back(src, dy, m, h_in, w_in, c_dim, kh, kw, sh, sw, oh, ow, dsrc, scratch):
     """dsrc: each window's dY added at its first maximum (row-major order in the window).
 
     Per window, two passes over its positions, each a select over the m samples (no
     branch, no scatter): the first finds each sample's first arg-max (strict >: ties
-    keep the first), the second adds dY where the position is it.
+    keep the first), the second adds dY where the position is it. ``scratch`` holds 2m
+    values (a workspace: no allocation per batch): the running maximum and its position.
     """
     lk_zero(dsrc)
     sf = src.reshape(-1)
     gf = dy.reshape(-1)
     xf = dsrc.reshape(-1)
-    best = _lk_np.empty(m, dtype=src.dtype)
+    both = scratch.reshape(-1)
+    best = both[:m]
     # the arg-max's window position p*kw + q, in the data's dtype: selects of one width
-    at = _lk_np.empty(m, dtype=src.dtype)
+    at = both[m:2 * m]
     position = src.dtype.type
     for c in range(c_dim):
         for i in range(oh):

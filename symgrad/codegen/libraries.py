@@ -51,9 +51,9 @@ LAYER_LINKS = {
     "lk_im2col": f"a2 {_SIZES_CONV} A2",
     "lk_col2im": f"a2 {_SIZES_CONV} A2",
     "lk_add_bias": "A2 a1",
-    "lk_row_sums": "a2 A1",
+    "lk_row_sums": "a2 A1 A2",
     "lk_maxpool": f"a2 {_SIZES_POOL} A2",
-    "lk_maxpool_back": f"a2 a2 {_SIZES_POOL} A2",
+    "lk_maxpool_back": f"a2 a2 {_SIZES_POOL} A2 A2",
     "lk_avgpool": f"a2 {_SIZES_POOL} A2",
     "lk_avgpool_back": f"a2 {_SIZES_POOL} A2",
 }
