@@ -25,6 +25,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
+from mlp_setup import warm_up  # noqa: E402
 from run_jax import mlp_loss  # noqa: E402
 
 import symgrad as sg  # noqa: E402
@@ -79,6 +80,9 @@ def probe(activation: str, dims: tuple[int, ...], n: int, batch: int, dtype: str
     ys = jnp.asarray(np.eye(dims[-1], dtype=dtype)[y].reshape(n // batch, batch, -1))
     params, _ = epoch(params, xs, ys)
     jax.block_until_ready(params)
+    # Untimed epochs of each first, by time (mlp_setup.warm_up says why).
+    warm_up(lambda: model.fit(X, y, epochs=1, batch_size=batch, shuffle=False, verbose=0))
+    warm_up(lambda: jax.block_until_ready(epoch(params, xs, ys)))
     t_sg, t_jax = [], []
     for _ in range(repeats):
         t = time.perf_counter()

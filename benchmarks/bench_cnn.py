@@ -46,6 +46,7 @@ from bench_mlp import (  # noqa: E402
     warn_openblas_env,
 )
 from cnn_setup import DTYPES, SIZES, flops_per_epoch  # noqa: E402
+from mlp_setup import WARMUP_S  # noqa: E402
 
 FRAMEWORKS = ("numpy", "symgrad", "torch", "jax")
 PEERS = ("symgrad", "torch", "jax")
@@ -56,10 +57,12 @@ PHASE_TEXT = {"cold": "cold", "warm": "warm", "resized": "changed widths (warm)"
 
 
 def run_cnn_worker(framework: str, size: str, dtypes: list[str], repeats: int, out: Path,
-                   timeout: float, threads: int | None = None) -> dict:
+                   timeout: float, threads: int | None = None, warmup: float = WARMUP_S
+                   ) -> dict:
     """Run cnn_worker.py for one framework and one size; return its JSON report."""
     cmd = [sys.executable, str(HERE / "cnn_worker.py"), framework, "--sizes", size,
-           "--dtypes", ",".join(dtypes), "--repeats", str(repeats), "--out", str(out)]
+           "--dtypes", ",".join(dtypes), "--repeats", str(repeats), "--warmup", str(warmup),
+           "--out", str(out)]
     return run_json_worker(cmd, framework, out, timeout, threads)
 
 
@@ -81,7 +84,7 @@ def verified(res: dict, dtype: str) -> bool:
 
 def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats: int,
             workdir: Path, timeout: float, log=print, threads: int | None = None,
-            rounds: int = 1) -> dict:
+            rounds: int = 1, warmup: float = WARMUP_S) -> dict:
     """Run every framework for every size; gather timings, sanity diffs and notes."""
     rows: dict[tuple[str, str], dict] = {}
     notes: dict[str, str] = {}
@@ -95,7 +98,7 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
             done: list[tuple[str, dict]] = []
             for fw in frameworks[k:] + frameworks[:k]:
                 t0 = time.perf_counter()
-                rep = run_cnn_worker(fw, size, dtypes, repeats, out, timeout, threads)
+                rep = run_cnn_worker(fw, size, dtypes, repeats, out, timeout, threads, warmup)
                 log(f"  {size:<6} round {rnd + 1} {fw:<8} {time.perf_counter() - t0:6.1f} s"
                     + (f"  ({rep['missing']})" if "missing" in rep else ""))
                 if "missing" in rep:
@@ -251,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                     help="comma list (numpy is always run: it is the reference and the floor)")
     ap.add_argument("--repeats", type=int, default=11, help="timed epochs per cell (median)")
+    ap.add_argument("--warmup", type=float, default=WARMUP_S,
+                    help="seconds of untimed epochs before each cell's timed ones")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run every framework this many times per size, order rotated; each "
                          "cell takes its best round's median (a slow process is left out)")
@@ -279,14 +284,15 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench_cnn_") as tmp:
         report = collect(sizes, dtypes, frameworks, args.repeats, Path(tmp), args.timeout,
-                         log=log, threads=args.threads, rounds=args.rounds)
+                         log=log, threads=args.threads, rounds=args.rounds, warmup=args.warmup)
     if "symgrad" in frameworks and not args.no_compile_times:
         report["compile_times"] = compile_times(sizes, dtypes, args.timeout, args.threads, log)
     for fw in FRAMEWORKS:
         if fw not in frameworks:
             report["notes"][fw] = "not run (left out of --frameworks)"
     report["config"] = {"sizes": sizes, "dtypes": dtypes, "repeats": args.repeats,
-                        "rounds": args.rounds, "threads": args.threads or "default"}
+                        "warmup_s": args.warmup, "rounds": args.rounds,
+                        "threads": args.threads or "default"}
     machine.add_notes(report, load_start)
     if args.json:  # first: the numbers survive a closed stdout pipe
         args.json.write_text(json.dumps(report, indent=1))

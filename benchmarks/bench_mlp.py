@@ -34,7 +34,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import machine  # noqa: E402
-from mlp_setup import ACTIVATIONS, ADAM, DTYPES, OPTIMIZERS, SIZES, flops_per_epoch  # noqa: E402
+from mlp_setup import (  # noqa: E402
+    ACTIVATIONS,
+    ADAM,
+    DTYPES,
+    OPTIMIZERS,
+    SIZES,
+    WARMUP_S,
+    flops_per_epoch,
+)
 
 FRAMEWORKS = ("numpy", "symgrad", "torch", "jax")
 # Largest acceptable |w - w_numpy| after one epoch; far above rounding, far below a real bug.
@@ -77,11 +85,11 @@ def pin_to_cores(threads: int | None):
 
 def run_worker(framework: str, size: str, dtypes: str, repeats: int, out: Path,
                timeout: float, threads: int | None = None, activations: str = "relu",
-               optimizers: str = "sgd") -> dict:
+               optimizers: str = "sgd", warmup: float = WARMUP_S) -> dict:
     """Run worker.py for one framework and one size; return its JSON report."""
     cmd = [sys.executable, str(HERE / "worker.py"), framework, "--sizes", size,
            "--dtypes", dtypes, "--activations", activations, "--optimizers", optimizers,
-           "--repeats", str(repeats), "--out", str(out)]
+           "--repeats", str(repeats), "--warmup", str(warmup), "--out", str(out)]
     return run_json_worker(cmd, framework, out, timeout, threads)
 
 
@@ -182,7 +190,7 @@ def _merge(row: dict, fw: str, res: dict) -> None:
 def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats: int,
             workdir: Path, timeout: float, log=print, threads: int | None = None,
             rounds: int = 1, activations: list[str] | None = None,
-            optimizers: list[str] | None = None) -> dict:
+            optimizers: list[str] | None = None, warmup: float = WARMUP_S) -> dict:
     """Run every framework for every size; gather timings, sanity diffs and notes."""
     activations = activations or ["relu"]
     optimizers = optimizers or ["sgd"]
@@ -200,7 +208,7 @@ def collect(sizes: list[str], dtypes: list[str], frameworks: list[str], repeats:
             for fw in order:
                 t0 = time.perf_counter()
                 rep = run_worker(fw, size, ",".join(dtypes), repeats, out, timeout, threads,
-                                 ",".join(activations), ",".join(optimizers))
+                                 ",".join(activations), ",".join(optimizers), warmup)
                 log(f"  {size:<6} round {rnd + 1} {fw:<8} {time.perf_counter() - t0:6.1f} s"
                     + (f"  ({rep['missing']})" if "missing" in rep else ""))
                 if "missing" in rep:
@@ -506,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                     help="comma list (numpy is always run: it is the reference and the floor)")
     ap.add_argument("--repeats", type=int, default=11, help="timed epochs per cell (median)")
+    ap.add_argument("--warmup", type=float, default=WARMUP_S,
+                    help="seconds of untimed epochs before each cell's timed ones")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run every framework this many times per size, order rotated; each "
                          "cell takes its best round's median (a slow process is left out)")
@@ -536,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         report = collect(sizes, dtypes, frameworks, args.repeats, Path(tmp), args.timeout,
                          log=lambda s: print(s, file=sys.stderr, flush=True),
                          threads=args.threads, rounds=args.rounds, activations=activations,
-                         optimizers=optimizers)
+                         optimizers=optimizers, warmup=args.warmup)
     if "symgrad" in frameworks and not args.no_compile_times:
         report["compile_times"] = compile_times(
             sizes, dtypes, args.timeout, args.threads,
@@ -547,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
             report["notes"][fw] = "not run (left out of --frameworks)"
     report["config"] = {"sizes": sizes, "dtypes": dtypes, "activations": activations,
                         "optimizers": optimizers, "repeats": args.repeats,
-                        "rounds": args.rounds, "threads": args.threads or "default"}
+                        "warmup_s": args.warmup, "rounds": args.rounds,
+                        "threads": args.threads or "default"}
     machine.add_notes(report, load_start)
     if args.json:  # first: the numbers survive a closed stdout pipe
         args.json.write_text(json.dumps(report, indent=1))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from cnn_setup import make_problem
-from mlp_setup import median_ms
+from mlp_setup import WARMUP_S, median_ms, warm_up
 from worker import load_runner
 
 # framework -> (module, trainer class)
@@ -32,8 +32,10 @@ RUNNERS = {
 }
 
 
-def bench_one(cls, size: str, dtype: str, repeats: int, out: Path, name: str) -> dict:
-    """First epoch (compile included) for the sanity check, one warm-up, then ``repeats`` timed."""
+def bench_one(cls, size: str, dtype: str, repeats: int, out: Path, name: str,
+              warmup_s: float = WARMUP_S) -> dict:
+    """First epoch (compile included) for the sanity check, ``warmup_s`` seconds of
+    untimed epochs (`mlp_setup.warm_up`), then ``repeats`` timed."""
     problem = make_problem(size, dtype)
     t0 = time.perf_counter()
     trainer = cls(problem)
@@ -42,17 +44,18 @@ def bench_one(cls, size: str, dtype: str, repeats: int, out: Path, name: str) ->
     loss1 = trainer.epoch()
     first_ms = (time.perf_counter() - t0) * 1e3
     np.savez(out / f"{name}_{problem.tag}.npz", **trainer.weights())
-    trainer.epoch()  # warm-up: caches, thread pools, any lazy second-call work
+    warmup_epochs = warm_up(trainer.epoch, warmup_s)   # caches, thread pools, clocks
     med, times = median_ms(trainer.epoch, repeats)
     res = {
         "size": size, "dtype": dtype, "setup_ms": setup_ms, "first_epoch_ms": first_ms,
-        "median_ms": med, "times_ms": times, "loss_epoch1": loss1,
+        "median_ms": med, "times_ms": times, "warmup_epochs": warmup_epochs,
+        "loss_epoch1": loss1,
         # Compile (or tracing) cost: what the first epoch and setup cost beyond a warm epoch.
         "compile_ms": max(setup_ms + first_ms - med, 0.0),
     }
     if name == "numpy":
         from run_cnn_numpy import gemm_floor_ms
-        res["floor_ms"] = gemm_floor_ms(problem, repeats)
+        res["floor_ms"] = gemm_floor_ms(problem, repeats, warmup_s)
     return res
 
 
@@ -62,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="tiny,lenet")
     ap.add_argument("--dtypes", default="float64,float32")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--warmup", type=float, default=WARMUP_S,
+                    help="seconds of untimed epochs before the timed ones")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             for dtype in args.dtypes.split(","):
                 try:
                     report["results"].append(bench_one(cls, size, dtype, args.repeats, args.out,
-                                                       name))
+                                                       name, args.warmup))
                 except Exception as exc:
                     report["results"].append({"size": size, "dtype": dtype,
                                               "error": f"{type(exc).__name__}: {exc}",

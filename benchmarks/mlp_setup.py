@@ -220,6 +220,33 @@ def flops_per_epoch(size: Size) -> int:
     return size.n_batches * sum(2 * m * k * n for m, k, n in matmul_shapes(size))
 
 
+# Seconds of untimed epochs before the timed ones (`warm_up`; the workers' --warmup).
+WARMUP_S = 0.2
+
+
+def warm_up(fn: Callable[[], object], seconds: float = WARMUP_S) -> int:
+    """Call ``fn`` once, then again until ``seconds`` have passed; return the call count.
+
+    By time, not by count: a tiny network's epoch takes 0.1-0.3 ms, and the first
+    dozen after setup ran up to 2.5x slower than the ones after them (the tiny CNN
+    in symgrad: 0.65, 0.53, 0.44, 0.35 ... 0.26 ms, while the core's clock and the
+    worker threads' wake-ups settle). One warm-up epoch left the timed median on that
+    slope, and the GEMM floor, timed after NumPy's own epochs, off it. A 100 ms epoch
+    is warm after one call, as before. Every framework and both floors use this.
+
+    >>> calls = []
+    >>> warm_up(lambda: calls.append(1), seconds=0.0)
+    1
+    """
+    start = time.perf_counter()
+    fn()
+    calls = 1
+    while time.perf_counter() - start < seconds:
+        fn()
+        calls += 1
+    return calls
+
+
 def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
     """Run ``fn`` ``repeats`` times; return the median and all wall times in ms."""
     times = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from cnn_setup import CnnProblem, CnnSize, gemms, param_layers
-from mlp_setup import median_ms
+from mlp_setup import WARMUP_S, median_ms, warm_up
 from numpy.lib.stride_tricks import sliding_window_view
 
 
@@ -173,7 +173,7 @@ class NumpyCnnTrainer:
         return {k: v.copy() for k, v in self.params.items()}
 
 
-def gemm_floor_ms(problem: CnnProblem, repeats: int) -> float:
+def gemm_floor_ms(problem: CnnProblem, repeats: int, warmup_s: float = WARMUP_S) -> float:
     """Median time of just one epoch's im2col matrix products (`cnn_setup.gemms`).
 
     ``np.dot`` into preallocated outputs, the same shapes, dtype and transposed
@@ -196,5 +196,5 @@ def gemm_floor_ms(problem: CnnProblem, repeats: int) -> float:
             for a, b, out in ops:
                 np.dot(a, b, out=out)
 
-    epoch()  # warm-up: BLAS thread pool, page faults
+    warm_up(epoch, warmup_s)   # BLAS thread pool, page faults, the core's clock
     return median_ms(epoch, repeats)[0]

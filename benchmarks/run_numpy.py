@@ -7,7 +7,7 @@ weights after one epoch are the yardstick of the sanity column.
 from __future__ import annotations
 
 import numpy as np
-from mlp_setup import ADAM, Problem, activation_numpy, matmul_shapes, median_ms
+from mlp_setup import ADAM, WARMUP_S, Problem, activation_numpy, matmul_shapes, median_ms, warm_up
 
 
 class NumpyTrainer:
@@ -94,7 +94,7 @@ def _halves_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.dot(a[:, :k], b[:k]) + np.dot(a[:, k:], b[k:])
 
 
-def matmul_floor_ms(problem: Problem, repeats: int) -> float:
+def matmul_floor_ms(problem: Problem, repeats: int, warmup_s: float = WARMUP_S) -> float:
     """Median time of just one epoch's matrix products: np.dot into preallocated outputs.
 
     Same shapes and dtype as the training step, operands transposed exactly where
@@ -123,5 +123,5 @@ def matmul_floor_ms(problem: Problem, repeats: int) -> float:
             for a, b, out in ops:
                 np.dot(a, b, out=out)
 
-    epoch()  # warm-up: BLAS thread pool, page faults
+    warm_up(epoch, warmup_s)   # BLAS thread pool, page faults, the core's clock
     return median_ms(epoch, repeats)[0]

@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-from mlp_setup import full_loss, make_problem, median_ms
+from mlp_setup import WARMUP_S, full_loss, make_problem, median_ms, warm_up
 
 # framework -> (module, trainer class)
 RUNNERS = {
@@ -42,8 +42,10 @@ def save_weights(path: Path, weights: list[tuple[np.ndarray, np.ndarray]]) -> No
 
 
 def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name: str,
-              activation: str = "relu", optimizer: str = "sgd") -> dict:
-    """First epoch (compile included) for the sanity check, one warm-up, then ``repeats`` timed."""
+              activation: str = "relu", optimizer: str = "sgd", warmup_s: float = WARMUP_S
+              ) -> dict:
+    """First epoch (compile included) for the sanity check, ``warmup_s`` seconds of
+    untimed epochs (`warm_up`), then ``repeats`` timed."""
     problem = make_problem(size, dtype, activation, optimizer)
     t0 = time.perf_counter()
     trainer = cls(problem)
@@ -61,19 +63,19 @@ def bench_one(module, cls, size: str, dtype: str, repeats: int, out: Path, name:
                            ("numpy32r", cls(problem, reordered=True))):
             run.epoch()
             save_weights(out / f"{label}_{problem.tag}.npz", run.weights())
-    trainer.epoch()  # warm-up: caches, thread pools, any lazy second-call work
+    warmup_epochs = warm_up(trainer.epoch, warmup_s)   # caches, thread pools, clocks
     med, times = median_ms(trainer.epoch, repeats)
     res = {
         "size": size, "dtype": dtype, "activation": activation, "optimizer": optimizer,
         "setup_ms": setup_ms, "first_epoch_ms": first_ms,
-        "median_ms": med, "times_ms": times, "loss_epoch1": loss1,
-        "full_loss_after_epoch1": full_loss(problem, weights),
+        "median_ms": med, "times_ms": times, "warmup_epochs": warmup_epochs,
+        "loss_epoch1": loss1, "full_loss_after_epoch1": full_loss(problem, weights),
         # Compile (or tracing) cost: what the first epoch and setup cost beyond a warm epoch.
         "compile_ms": max(setup_ms + first_ms - med, 0.0),
     }
     if name == "numpy":
         from run_numpy import matmul_floor_ms
-        res["floor_ms"] = matmul_floor_ms(problem, repeats)
+        res["floor_ms"] = matmul_floor_ms(problem, repeats, warmup_s)
     extra = getattr(trainer, "extra_info", None)
     if callable(extra):
         res.update(extra())
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--activations", default="relu")
     ap.add_argument("--optimizers", default="sgd")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--warmup", type=float, default=WARMUP_S,
+                    help="seconds of untimed epochs before the timed ones")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -114,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         for size, dtype, act, opt in cases:
             try:
                 report["results"].append(
-                    bench_one(module, cls, size, dtype, args.repeats, args.out, name, act, opt))
+                    bench_one(module, cls, size, dtype, args.repeats, args.out, name, act, opt,
+                              args.warmup))
             except Exception as exc:
                 report["results"].append({"size": size, "dtype": dtype, "activation": act,
                                           "optimizer": opt,

@@ -143,7 +143,8 @@ def _run_bench(tmp_path: Path, frameworks: str, env_path: Path | None = None) ->
                    PYTHONPATH=f"{env_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     proc = subprocess.run(
         [sys.executable, str(BENCH / "bench_cnn.py"), "--sizes", "tiny", "--dtypes", "float64",
-         "--repeats", "1", "--frameworks", frameworks, "--no-compile-times", "--json", str(out)],
+         "--repeats", "1", "--warmup", "0", "--frameworks", frameworks, "--no-compile-times",
+         "--json", str(out)],
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
@@ -182,7 +183,7 @@ def test_missing_peers_show_na_and_the_run_goes_on(tmp_path):
 
 def _fake_worker(perturb: float):
     """A run_cnn_worker that trains the real NumPy reference and a 'symgrad' off by ``perturb``."""
-    def run(framework, size, dtypes, repeats, out, timeout, threads=None):
+    def run(framework, size, dtypes, repeats, out, timeout, threads=None, warmup=0.0):
         out.mkdir(parents=True, exist_ok=True)
         results = []
         for dtype in dtypes:

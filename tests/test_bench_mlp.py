@@ -158,7 +158,8 @@ def _run_bench(tmp_path: Path, frameworks: str, env_path: Path | None = None,
     proc = subprocess.run(
         [sys.executable, str(BENCH / "bench_mlp.py"), "--sizes", "tiny", "--dtypes", "float64",
          "--activations", activations, "--optimizers", optimizers,
-         "--repeats", "1", "--frameworks", frameworks, "--no-compile-times", "--json", str(out)],
+         "--repeats", "1", "--warmup", "0", "--frameworks", frameworks, "--no-compile-times",
+         "--json", str(out)],
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
