@@ -187,6 +187,20 @@ def test_kernel_equals_reference_through_a_one_channel_middle_conv(padding: int)
     _assert_kernel_equals_reference(model, X, y, "float64", f"one-channel middle conv p{padding}")
 
 
+@pytest.mark.parametrize(("activation", "maxima"), [(sg.GELU, "FZ1"), (sg.Tanh, "FM1")])
+def test_max_pool_with_an_activation_routes_dy_by_its_maxima(activation, maxima: str) -> None:
+    """The pool's backward compares each window with its maxima before the activation:
+    the saved z where the activation's derivative reads z (GELU), else a copy (tanh's
+    derivative reads a, and a = tanh(max) is not the window's maximum)."""
+    net = Sequential(Conv2d(2, 3, 3), MaxPool2d(2), activation(), Conv2d(3, 2, 2), sg.Tanh(),
+                     Flatten(), Dense(2 * 2 * 2, 2), sg.Softmax(), input_shape=(2, 8, 8))
+    model = sg.compile(net, loss="cross_entropy", dtype="float64", seed=1)
+    model.set_params(random_params(model, seed=2))
+    assert f"lk_maxpool_back(FA0, {maxima}, FD1," in model.source
+    X, y = _bands(np.random.default_rng(5), net.input_shape, 2)
+    _assert_kernel_equals_reference(model, X, y, "float64", f"max pool, then {activation}")
+
+
 def _layer_kernels_module(folder, name: str):
     """The shared image-layer loops, compiled uncached from their source in ``folder``."""
     import importlib.util
@@ -260,8 +274,8 @@ def test_max_pool_kernels_equal_numpy_for_every_batch_size(dtype: str, tmp_path)
                                           err_msg=f"m={m} k={k}")
             dy4 = rng.standard_normal(want.shape).astype(dtype)
             dx = np.full((m * h * h, c), np.nan, dtype)     # every cell must be written
-            lk.lk_maxpool_back(_as_map(x4), _as_map(dy4), *sizes, dx,
-                               np.empty((2 * m, 1), dtype))
+            lk.lk_maxpool_back(_as_map(x4), got, _as_map(dy4), *sizes, dx,
+                               np.empty((m, 1), dtype))
             ref = np.zeros_like(x4)
             taken = np.zeros(want.shape, bool)
             for p in range(k):
@@ -290,7 +304,8 @@ def _loop_calls(dtype: str) -> list[tuple[str, tuple]]:
             ("lk_col2im", (cols, *_CONV, 1, 1, 1, 1, 6, 6, x)),
             ("lk_col2im", (cols[:27], *_CONV, 2, 2, 1, 1, 3, 3, x)),
             ("lk_maxpool", (x, *_POOL, y)),
-            ("lk_maxpool_back", (x, y, *_POOL, x.copy(), np.empty((6, 1), dtype))),
+            ("lk_maxpool_back", (x, y, y, *_POOL, x.copy(), np.empty((3, 1), dtype))),
+            ("lk_copy", (x, x.copy())),
             ("lk_avgpool", (x, *_POOL, y)), ("lk_avgpool_back", (y, *_POOL, x.copy())),
             ("lk_add_bias", (x, np.ones(2, dtype))),
             ("lk_row_sums", (x, np.zeros(2, dtype), np.empty((1, 16), dtype))),

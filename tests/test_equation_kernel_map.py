@@ -140,7 +140,7 @@ def test_cnn_lines(cnn):
         "_mm_tn(lk_cm(CW2, G[2, 3]), lk_cm(FD2, G[2, 3]), lk_cm(FC2, G[2, 0] * 4),")
     assert _cited(src, "conv1.dX")[1].startswith("lk_col2im(FC2,")
     assert _cited(src, "conv0.db") == ["lk_row_sums(FD0, gCb0, FS0)"]
-    assert _cited(src, "maxpool0.dX")[0].startswith("lk_maxpool_back(FA0, FD1,")
+    assert _cited(src, "maxpool0.dX")[0].startswith("lk_maxpool_back(FA0, FA1, FD1,")
     assert _cited(src, "avgpool0.dX")[0].startswith("lk_avgpool_back(FD3,")
     assert _cited(src, "flatten0.dX") == ["lk_rows_to_map(FD4, FD3)"]
     assert _cited(src, "dF")[0].startswith(

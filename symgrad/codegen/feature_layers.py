@@ -15,7 +15,8 @@ output (after the activation), ``FZ{j}`` its saved pre-activation, ``FD{j}`` the
 gradient of the loss w.r.t. its output (multiplied in place by the activation's
 derivative), ``FC{j}`` a convolution's (K, R) im2col matrix (reused for dcols in the
 backward pass), ``FS{j}`` its bias gradient's 16 partial sums, ``FP{j}`` a max
-pooling's 2 values per sample for its backward. ``FX`` is the input batch as a map.
+pooling's value per sample for its backward, ``FM{j}`` its maxima kept before an
+activation that saves no z. ``FX`` is the input batch as a map.
 A convolution's kernel ``CW{j}`` (PyTorch's (O, C, kh, kw)) and its gradient enter
 the GEMMs as they are, seen as (O, C*kh*kw).
 """
@@ -189,18 +190,34 @@ class _Conv:
                      note="full convolution"))
 
 
+def _pool_maxima(f: FeaturePlan) -> str:
+    """The buffer that holds a max pooling's output before its activation, which its
+    backward compares each window with: FA{j} without an activation, the saved z
+    FZ{j} where the activation's derivative reads z, else FM{j}, a copy kept for it."""
+    j = f.index
+    if f.activation is None:
+        return f"FA{j}"
+    return f"FZ{j}" if _saves_z(f) else f"FM{j}"
+
+
 class _Pool:
     def __init__(self, name: str) -> None:
         self.name = name
 
     def buffers(self, f: FeaturePlan) -> list[Workspace]:
-        # max pooling's backward keeps each sample's running maximum and its position
-        scratch = [(f"FP{f.index}", 2, 1, 0)] if self.name == "maxpool" else []
-        return scratch + _map_buffers(f)
+        if self.name != "maxpool":
+            return _map_buffers(f)
+        # max pooling's backward: each sample's dY not yet routed (1 value per sample)
+        out = [(f"FP{f.index}", 1, 1, 0)]
+        if _pool_maxima(f).startswith("FM"):
+            out.append((f"FM{f.index}", _out_rows(f.index), _g(f.index, "C_out"), 0))
+        return out + _map_buffers(f)
 
     def forward(self, s, f: FeaturePlan, features, prefix) -> None:
         j = f.index
         s(_cited(f"lk_{self.name}({_src(features, j)}, {_window_args(f)}, FA{j})", f, "fwd"))
+        if self.name == "maxpool" and _pool_maxima(f).startswith("FM"):
+            s(_cited(f"lk_copy(FA{j}, FM{j})", f, "fwd", note="the maxima, for the backward"))
         _activation_pass(s, f, prefix, None)
 
     def backward(self, s, f: FeaturePlan, features, prefix) -> None:
@@ -209,8 +226,8 @@ class _Pool:
         if not _needs_dx(f, features):
             return
         if self.name == "maxpool":
-            s(_cited(f"lk_maxpool_back({_src(features, j)}, FD{j}, {_window_args(f)}, "
-                     f"FD{j - 1}, FP{j})", f, "dX"))
+            s(_cited(f"lk_maxpool_back({_src(features, j)}, {_pool_maxima(f)}, FD{j}, "
+                     f"{_window_args(f)}, FD{j - 1}, FP{j})", f, "dX"))
         else:
             s(_cited(f"lk_avgpool_back(FD{j}, {_window_args(f)}, FD{j - 1})", f, "dX"))
 

@@ -35,8 +35,8 @@ def linked_calls_source() -> str:
 # Every function of the image-layer loops (tests check this against the source).
 LAYER_FUNCTIONS = (
     "lk_cm", "lk_zero", "lk_rows_to_map", "lk_map_to_rows", "lk_window_rows", "lk_im2col",
-    "lk_col2im", "lk_add_bias", "lk_row_sums", "lk_maxpool", "lk_maxpool_back", "lk_avgpool",
-    "lk_avgpool_back")
+    "lk_col2im", "lk_add_bias", "lk_row_sums", "lk_maxpool", "lk_maxpool_back", "lk_copy",
+    "lk_avgpool", "lk_avgpool_back")
 
 # The argument types drivers call the data-moving kernels with (the module's ``LINK``,
 # see `symgrad.codegen.linked_calls`): maps and im2col matrices are 2-D workspaces,
@@ -53,7 +53,8 @@ LAYER_LINKS = {
     "lk_add_bias": "A2 a1",
     "lk_row_sums": "a2 A1 A2",
     "lk_maxpool": f"a2 {_SIZES_POOL} A2",
-    "lk_maxpool_back": f"a2 a2 {_SIZES_POOL} A2 A2",
+    "lk_maxpool_back": f"a2 a2 a2 {_SIZES_POOL} A2 A2",
+    "lk_copy": "a2 A2",
     "lk_avgpool": f"a2 {_SIZES_POOL} A2",
     "lk_avgpool_back": f"a2 {_SIZES_POOL} A2",
 }
