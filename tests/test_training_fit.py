@@ -156,6 +156,34 @@ def test_diverging_loss_stops_and_keeps_last_finite_weights() -> None:
         np.testing.assert_array_equal(m.params[name], value)
 
 
+def test_divergence_restores_the_optimizer_state_with_the_weights() -> None:
+    """After a diverged epoch the optimizer state (momentum velocities, step count) is the
+    one from the end of the last good epoch too, as the weights are: equal to a twin's
+    that trained just those epochs."""
+    from symgrad.runtime.training import trainer_for
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)) * 10
+    y = X @ np.array([1.0, -2.0, 3.0]) * 100
+    net = Sequential(Dense(3, 8), acts.Tanh(), Dense(8, 1))
+    m = sg_compile(net, loss="mse", optimizer=sg.SGD(lr=10.0, momentum=0.9))
+    start = {k: v.copy() for k, v in m.params.items()}
+    with pytest.raises(sg.TrainingDivergedError, match="restored") as err:
+        m.fit(X, y, epochs=50, batch_size=8, seed=0)
+    done = len(err.value.history.epochs)
+    assert done >= 1   # a good epoch to go back to, and a state that is not zeros
+    twin = sg_compile(net, loss="mse", optimizer=sg.SGD(lr=10.0, momentum=0.9))
+    twin.set_params(start)
+    twin.fit(X, y, epochs=done, batch_size=8, seed=0)
+    state, twin_state = trainer_for(m).state, trainer_for(twin).state
+    assert sorted(state) == sorted(twin_state) and int(state["t"][0]) == 8 * done
+    assert any(np.abs(v).max() > 0 for k, v in state.items() if k != "t")
+    for name, value in twin_state.items():
+        np.testing.assert_array_equal(state[name], value, err_msg=name)
+    for name, value in twin.params.items():
+        np.testing.assert_array_equal(m.params[name], value, err_msg=name)
+
+
 def test_save_load_round_trip(model, data, tmp_path) -> None:
     X, y = data
     model.fit(X, y, epochs=1, batch_size=32, seed=0)

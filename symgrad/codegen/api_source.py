@@ -34,6 +34,18 @@ class WeightsFileError(ValueError):
 API = _API_HEAD + checks_source() + '''
 
 
+# The checks above call these two; the library's checks.py has NumPy versions.
+def all_finite(arr):
+    """True if no value of the float array arr is NaN or inf (one compiled loop)."""
+    return _count_nonfinite(arr.reshape(-1)) == 0
+
+
+def one_hot_labels(labels, k, dtype):
+    """One-hot rows of the integer labels, or None if one lies outside [0, k)."""
+    out = np.zeros((labels.shape[0], k), dtype=as_dtype(dtype))
+    return out if _fill_one_hot(labels, out) else None
+
+
 # ---------------------------------------------------------------------------
 # NumPy-level API (also the API of an exported standalone module).
 # ---------------------------------------------------------------------------

@@ -126,7 +126,21 @@ def _gemm_helpers(s: _Src, cblas: bool = False) -> None:
       "        for e in range(8 * n):", "            acc[e] += flat[s0 + np.uint64(e)]",
       "    for j in range(n):", "        total = acc[j]", "        for k in range(1, 8):",
       "            total += acc[k * n + j]", "        for i in range(full, rows):",
-      "            total += D[i, j]", "        g[j] = total", "", "")
+      "            total += D[i, j]", "        g[j] = total", "", "",
+      f"@njit({_JIT})", "def _count_nonfinite(flat):",
+      '    """How many values of the 1-D array flat are NaN or inf: the argument checks\'',
+      "    test of a whole array (the API's all_finite). v - v is 0 for every finite v,",
+      "    NaN otherwise, and cannot overflow; a count, not an early exit, keeps the loop",
+      '    one vector reduction (the tiny CNN\'s X, 32768 values: 2.0 us, NumPy\'s sum 7.3)."""',
+      "    bad = 0", "    for i in range(flat.size):", "        v = flat[i]",
+      "        bad += (v - v) != 0", "    return bad", "", "",
+      f"@njit({_JIT})", "def _fill_one_hot(labels, out):",
+      '    """out[i, labels[i]] = 1 for every row of the zeroed out; False as soon as a',
+      "    label lies outside [0, k) (the API's one_hot_labels: one pass where NumPy's",
+      '    min, max and fancy index took three)."""',
+      "    k = out.shape[1]", "    for i in range(labels.shape[0]):", "        c = labels[i]",
+      "        if c < 0 or c >= k:", "            return False", "        out[i, c] = 1",
+      "    return True", "", "")
 
 
 def _gemm_header(s: _Src, dtype: str, cblas: bool = False) -> None:

@@ -497,7 +497,8 @@ def kernel_sources(plan: NetworkPlan, dtype: str, optimizer,
         'functions are imported from its driver."""', "", "import numpy as np", "",
         f"from {module_name(driver, 'driver')} import BLAS_PINNED, {', '.join(names)}"
         "  # noqa: F401",
-        f"from {output_module} import _output  # noqa: F401", "", ""])
+        f"from {output_module} import _output  # noqa: F401",
+        f"from {gemm_name} import _count_nonfinite, _fill_one_hot  # noqa: F401", "", ""])
     sources.append(("kernels", api + _constants(plan, dtype, optimizer) + _API))
     return sources
 
@@ -532,8 +533,10 @@ def generate_module_source(plan: NetworkPlan, dtype: str, optimizer,
       vecmath.kernel_source().rstrip("\n"), "# ---- end of vecmath ----", "", "")
     if gemm_module:
         s("# The GEMM helpers are shared by every kernel module of this dtype (compiled once).",
-          f"from {gemm_module} import BLAS_PINNED, _add_bias, _column_sums, _dense_view, "
-          "_mm, _mm_nt, _mm_tn, _pin_blas, _sum_parts  # noqa: F401", "")
+          f"from {gemm_module} import BLAS_PINNED, _add_bias, _column_sums, "
+          "_count_nonfinite, _dense_view, _fill_one_hot, _mm, _mm_nt, _mm_tn, _pin_blas, "
+          "_sum_parts"
+          "  # noqa: F401", "")
     else:
         _gemm_header(s, dtype)
         s(f"DTYPE = np.{dtype}", "")

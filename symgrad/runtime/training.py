@@ -21,8 +21,9 @@ from functools import cached_property
 
 import numpy as np
 
+from symgrad.codegen import checks
 from symgrad.codegen.cache import load_source
-from symgrad.codegen.checks import check_params, first_nonfinite
+from symgrad.codegen.checks import check_params
 from symgrad.codegen.kernels import generate_module_source, kernel_sources
 from symgrad.codegen.layout import is_classification
 from symgrad.definition.errors import InputShapeError
@@ -55,7 +56,14 @@ class Trainer:
         self._module = None
         self.state: dict[str, np.ndarray] | None = None
         self._state_owner: tuple[int, ...] = ()
-        self._rollback: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
+        # The parameter arrays the last full check accepted (held, so their ids stay
+        # theirs), and the buffers that hold their values: the flat Dense buffer once,
+        # the other parameters each.
+        self._prepared: tuple[np.ndarray, ...] = ()
+        self._param_buffers: list[np.ndarray] = []
+        # (live, copy) pairs of the rollback snapshot, and what they were built for.
+        self._snapshot: list[tuple[np.ndarray, np.ndarray]] = []
+        self._snapshot_of: tuple[object, ...] = ()
 
     @property
     def module(self):
@@ -64,6 +72,9 @@ class Trainer:
             for stem, source in self.sources:
                 module = load_source(source, stem=stem)
             self._module = module   # the last one: the API module
+            # Its compiled finite test and one-hot rows, for every check from now on
+            # (fit tests X and every parameter at each call).
+            checks.install_compiled(module)
         return self._module
 
     @property
@@ -85,48 +96,46 @@ class Trainer:
         for name, arr in check_params(params, names, shapes, self.dtype).items():
             if arr is not params[name] or not arr.flags.writeable:
                 params[name] = arr.copy()   # a converted (or read-only) array: own a copy
-        if self.module._flat_buffer(params) is None:
+        flat = self.module._flat_buffer(params)
+        if flat is None:
             # The kernels take the Dense parameters as one flat buffer: hold them as views
             # of one (once), so that no training call has to pack and unpack them.
             for name, arr in self.module.flat_params(params).items():
                 params[name] = arr
-        shapes = dict(zip(names, shapes, strict=True))
-        owner = tuple(id(params[name]) for name in shapes)
+            flat = self.module._flat_buffer(params)
+        owner = tuple(id(params[name]) for name in names)
         if self.state is None or owner != self._state_owner:
             # New parameter arrays (set_params, assignment, dtype change): fresh optimizer state.
             self.state = self.module.init_state(params)
             self._state_owner = owner
+        self._prepared = tuple(params[name] for name in names)
+        dense = {name for name, _, _ in self.module.DENSE_SLOTS}
+        self._param_buffers = [flat] + [params[name] for name in names if name not in dense]
         return params
 
     def _unchanged(self, params: dict[str, np.ndarray]) -> bool:
         """True if ``params`` are the arrays the last call prepared, all finite.
 
         Then nothing needs converting and the checks above can only pass: the same array
-        objects (so the same shapes, dtype and layout), the Dense ones still views of one
-        flat buffer, which one reduction tests for NaN/inf instead of one per parameter
-        (about a quarter of a tiny MLP's `fit` Python time, under cProfile). Anything
-        else takes the full path, whose errors name the parameter.
+        objects (held since, so an id cannot name a new one), the Dense ones views of
+        the flat buffer they were views of then (a view's base never changes), tested
+        for NaN/inf once through it. Their shape, strides and writeable flag can be
+        set in place, so those are compared. Anything else takes the full path, whose
+        errors name the parameter.
         """
         if self.state is None or not isinstance(params, dict):
             return False
-        names = self.module.PARAM_NAMES
         try:
-            arrays = [params[name] for name in names]
-        except KeyError:
-            return False
-        if tuple(map(id, arrays)) != self._state_owner:
-            return False
-        # an id can be reused by a new array once the old one is gone: its layout too
-        for arr, (shape, strides) in zip(arrays, self._layouts, strict=True):
-            if not isinstance(arr, np.ndarray) or arr.dtype != self.dtype \
-                    or arr.shape != shape or arr.strides != strides or not arr.flags.writeable:
+            if not all(params[name] is arr for name, arr in
+                       zip(self.module.PARAM_NAMES, self._prepared, strict=True)):
                 return False
-        flat = self.module._flat_buffer(params)
-        if flat is None or first_nonfinite(flat) is not None:
+        except (KeyError, ValueError):   # a name gone, or nothing prepared yet
             return False
-        dense = {name for name, _, _ in self.module.DENSE_SLOTS}
-        return all(first_nonfinite(arr) is None
-                   for name, arr in zip(names, arrays, strict=True) if name not in dense)
+        for arr, (shape, strides) in zip(self._prepared, self._layouts, strict=True):
+            if arr.dtype != self.dtype or arr.shape != shape or arr.strides != strides \
+                    or not arr.flags.writeable:
+                return False
+        return all(map(checks.all_finite, self._param_buffers))
 
     @cached_property
     def _layouts(self) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -160,22 +169,36 @@ class Trainer:
         Xa, Ya = prepare_xy(self.plan, X, y, self.dtype, "compiled_backward")
         return self.module._loss_and_grads_rows(Xa, Ya, self.prepare_params(params))
 
-    def _rollback_copy(self, params: dict[str, np.ndarray]
-                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """The parameters and optimizer state as they are now, to restore if the epoch diverges.
+    def _take_snapshot(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Copy the parameters and optimizer state as they are now, to restore if the
+        epoch diverges; returns the (live array, copy) pairs.
 
-        Copied into buffers kept from call to call: a fresh copy of a medium float64 MLP
-        with Adam (5.6 MB) cost 1.4 ms per epoch, mostly page faults, against 0.16 ms.
+        Into buffers kept from call to call (a fresh copy of a medium float64 MLP with
+        Adam, 5.6 MB, cost 1.4 ms per epoch, mostly page faults, against 0.16 ms), one
+        per buffer that holds values: the flat Dense buffer once, not each of its views,
+        and likewise the optimizer state's rows (a tiny CNN: 5 copies instead of 9).
+        Rebuilt when `prepare_params` accepted other arrays or made a new state.
         """
-        for held, live in zip(self._rollback, (params, self.state), strict=True):
-            for name, value in live.items():
-                buf = held.get(name)
-                if buf is None or buf.shape != value.shape or buf.dtype != value.dtype:
-                    held[name] = buf = np.empty_like(value)
-                np.copyto(buf, value)
-            for name in [k for k in held if k not in live]:
-                del held[name]
-        return self._rollback
+        built_for = (self._prepared, self.state)
+        if len(self._snapshot_of) != 2 or any(
+                a is not b for a, b in zip(built_for, self._snapshot_of, strict=True)):
+            live = {id(a): a for a in self._param_buffers}
+            dense_state = self.module._states(self.state)
+            for value in self.state.values():
+                base = value.base if isinstance(value.base, np.ndarray) else None
+                held = base if base is not None and not dense_state[1] \
+                    and base is dense_state[0] else value
+                live.setdefault(id(held), held)
+            self._snapshot = [(a, np.empty_like(a)) for a in live.values()]
+            self._snapshot_of = built_for
+        for value, copy in self._snapshot:
+            np.copyto(copy, value)
+        return self._snapshot
+
+    def _restore(self, snapshot: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Put the snapshot's values back into the live arrays (after a diverged epoch)."""
+        for value, copy in snapshot:
+            value[...] = copy
 
     # -- training --------------------------------------------------------
     def fit(self, params: dict[str, np.ndarray], X: object, y: object, *, epochs: int = 1,
@@ -214,7 +237,9 @@ class Trainer:
         # Numba compiles (or loads from its cache) on the first call: say so in the log.
         compiles_first = not mod.epoch_compiled(bs)   # (.signatures costs ~10 us a call)
         for epoch in range(int(epochs)):
-            saved = self._rollback_copy(params)
+            if epoch:   # a callback may have assigned or changed parameters: check again
+                params = self.prepare_params(params)
+            snapshot = self._take_snapshot()
             start = time.perf_counter()
             if orders is not None:
                 ep_order, ep_seed = orders[min(epoch, orders.shape[0] - 1)], -1
@@ -224,15 +249,12 @@ class Trainer:
             loss, acc = mod._train_epoch(Xa, Ya, bs, hyper, ep_order, ep_seed, params,
                                          self.state)
             elapsed = time.perf_counter() - start
-            # A sum is NaN/inf if any term is (one reduction, no temporary mask).
-            finite = np.isfinite(loss) and np.isfinite(sum(float(v.sum()) for v in params.values()))
+            # the buffers prepare_params found for these arrays: the flat one for all Dense
+            finite = np.isfinite(loss) and all(map(checks.all_finite, self._param_buffers))
             if not finite:
-                for name, value in saved[0].items():
-                    params[name][...] = value
-                for name, value in saved[1].items():
-                    self.state[name][...] = value
-                cause = explain_divergence(mod, self.plan, self.optimizer, *saved, Xa, Ya, bs,
-                                           hyper, ep_order, ep_seed)
+                self._restore(snapshot)   # the values from before this epoch, replayed:
+                cause = explain_divergence(mod, self.plan, self.optimizer, params, self.state,
+                                           Xa, Ya, bs, hyper, ep_order, ep_seed)
                 if cause is None:   # the replay stayed finite: only the generic advice is left
                     cause = f"try a smaller learning rate (now {self.optimizer!r})"
                 message = (
