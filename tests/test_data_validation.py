@@ -229,3 +229,22 @@ def test_argument_checks_call_no_blas(monkeypatch) -> None:
     X[100, 7] = np.nan
     with pytest.raises(ValueError, match=r"row 100, column 7"):
         check_xy(X, labels, 40, 3, "rows", False, "float64")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "longdouble", "float32"])
+def test_float_labels_of_any_width_pass_the_compiled_checks(classifier, dtype: str) -> None:
+    """Once a trainer is loaded the checks test arrays with its compiled loop (float32 and
+    float64 only): float16 or long double class labels go to NumPy's test instead, a NaN
+    among them is named, and integral ones train."""
+    from symgrad.codegen import checks
+
+    net, X = classifier
+    model = sg.compile(net, loss="cross_entropy")
+    y = (X[:, 0] > 0).astype(np.int64)
+    model.fit(X, y, epochs=1, batch_size=16)
+    assert checks.all_finite.__module__ != checks.__name__   # the compiled one is installed
+    model.fit(X, y.astype(dtype), epochs=1, batch_size=16)
+    bad = y.astype(dtype)
+    bad[5] = np.nan
+    with pytest.raises(InputShapeError, match=r"non-finite value nan at row 5"):
+        model.fit(X, bad, epochs=1, batch_size=16)

@@ -36,8 +36,11 @@ API = _API_HEAD + checks_source() + '''
 
 # The checks above call these two; the library's checks.py has NumPy versions.
 def all_finite(arr):
-    """True if no value of the float array arr is NaN or inf (one compiled loop)."""
-    return _count_nonfinite(arr.reshape(-1)) == 0
+    """True if no value of the float array arr is NaN or inf (one compiled loop for
+    float32 and float64; NumPy's mask for the others, float16 labels say)."""
+    if arr.dtype.char in "fd":
+        return _count_nonfinite(arr.reshape(-1)) == 0
+    return bool(np.isfinite(arr).all())
 
 
 def one_hot_labels(labels, k, dtype):
