@@ -176,7 +176,7 @@ class Trainer:
         Into buffers kept from call to call (a fresh copy of a medium float64 MLP with
         Adam, 5.6 MB, cost 1.4 ms per epoch, mostly page faults, against 0.16 ms), one
         per buffer that holds values: the flat Dense buffer once, not each of its views,
-        and likewise the optimizer state's rows (a tiny CNN: 5 copies instead of 9).
+        and likewise the optimizer state's rows (the tiny CNN with Adam: 9 copies, not 13).
         Rebuilt when `prepare_params` accepted other arrays or made a new state.
         """
         built_for = (self._prepared, self.state)
