@@ -63,7 +63,7 @@ class Trainer:
         self._param_buffers: list[np.ndarray] = []
         # (live, copy) pairs of the rollback snapshot, and what they were built for.
         self._snapshot: list[tuple[np.ndarray, np.ndarray]] = []
-        self._snapshot_of: tuple[object, ...] = ()
+        self._snapshot_of: tuple[object, object] = (None, None)
 
     @property
     def module(self):
@@ -179,18 +179,15 @@ class Trainer:
         and likewise the optimizer state's rows (the tiny CNN with Adam: 9 copies, not 13).
         Rebuilt when `prepare_params` accepted other arrays or made a new state.
         """
-        built_for = (self._prepared, self.state)
-        if len(self._snapshot_of) != 2 or any(
-                a is not b for a, b in zip(built_for, self._snapshot_of, strict=True)):
+        prepared, state = self._snapshot_of
+        if prepared is not self._prepared or state is not self.state:
             live = {id(a): a for a in self._param_buffers}
-            dense_state = self.module._states(self.state)
+            rows, packed = self.module._states(self.state)   # the Dense state's rows
             for value in self.state.values():
-                base = value.base if isinstance(value.base, np.ndarray) else None
-                held = base if base is not None and not dense_state[1] \
-                    and base is dense_state[0] else value
+                held = rows if not packed and value.base is rows else value
                 live.setdefault(id(held), held)
             self._snapshot = [(a, np.empty_like(a)) for a in live.values()]
-            self._snapshot_of = built_for
+            self._snapshot_of = (self._prepared, self.state)
         for value, copy in self._snapshot:
             np.copyto(copy, value)
         return self._snapshot
